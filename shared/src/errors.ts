@@ -1,0 +1,67 @@
+/**
+ * One error registry for both daemons. Every error carries a stable `code`
+ * (`HYBRID_ERR_<AREA>_<DETAIL>`); callers switch on `code`, never on the message or `instanceof`.
+ * Every code here is documented in docs/errors.md (a unit test keeps the two in step).
+ *
+ * Add new codes to `ErrorCodes` in the section of your area; keep the table sorted by area.
+ */
+
+export const ErrorCodes = {
+  // --- general -------------------------------------------------------------------------------
+  HYBRID_ERR_INTERNAL: 'internal invariant broken',
+  // --- config --------------------------------------------------------------------------------
+  HYBRID_ERR_CONFIG_INVALID: 'configuration is invalid',
+  HYBRID_ERR_CONFIG_READ: 'configuration file cannot be read',
+  HYBRID_ERR_CONFIG_PARSE: 'configuration file is not valid YAML',
+  HYBRID_ERR_CONFIG_ENV: 'environment override is invalid',
+  HYBRID_ERR_CONFIG_ARGV: 'command-line option is invalid',
+  // --- kernel / sockets ----------------------------------------------------------------------
+  HYBRID_ERR_MPTCP_UNAVAILABLE: 'kernel MPTCP is not available',
+  HYBRID_ERR_MPTCP_FALLBACK: 'connection fell back to plain TCP',
+  HYBRID_ERR_SOCKET_SYSCALL: 'socket system call failed',
+  HYBRID_ERR_SOCKET_ADDRESS: 'socket address is invalid',
+  HYBRID_ERR_TUN_SYSCALL: 'TUN device system call failed'
+} as const
+
+export type ErrorCode = keyof typeof ErrorCodes
+
+export interface HybridErrorOptions {
+  cause?: unknown
+  /** Extra, structured detail for logs (never secrets). */
+  detail?: Readonly<Record<string, unknown>>
+}
+
+/** Base of every error the project throws on purpose. */
+export class HybridError extends Error {
+  readonly code: ErrorCode
+  readonly detail: Readonly<Record<string, unknown>> | undefined
+
+  constructor (code: ErrorCode, message?: string, options: HybridErrorOptions = {}) {
+    super(message ?? ErrorCodes[code], options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'HybridError'
+    this.code = code
+    this.detail = options.detail
+  }
+}
+
+/** Configuration problems: thrown at start-up or on reload, never on the data path. */
+export class ConfigError extends HybridError {
+  override name = 'ConfigError'
+}
+
+/** A system call (socket, setsockopt, ioctl …) failed; `errno` is the kernel's answer. */
+export class SyscallError extends HybridError {
+  override name = 'SyscallError'
+  readonly errno: number
+  readonly syscall: string
+
+  constructor (code: ErrorCode, syscall: string, errno: number, message: string, options: HybridErrorOptions = {}) {
+    super(code, message, options)
+    this.errno = errno
+    this.syscall = syscall
+  }
+}
+
+export function isHybridError (err: unknown): err is HybridError {
+  return err instanceof HybridError
+}
