@@ -20,7 +20,17 @@ export const ErrorCodes = {
   HYBRID_ERR_MPTCP_FALLBACK: 'connection fell back to plain TCP',
   HYBRID_ERR_SOCKET_SYSCALL: 'socket system call failed',
   HYBRID_ERR_SOCKET_ADDRESS: 'socket address is invalid',
-  HYBRID_ERR_TUN_SYSCALL: 'TUN device system call failed'
+  HYBRID_ERR_TUN_SYSCALL: 'TUN device system call failed',
+  // --- convert (RFC 8803) --------------------------------------------------------------------
+  HYBRID_ERR_CONVERT_BAD_MAGIC: 'Convert header magic number is not 0x2263',
+  HYBRID_ERR_CONVERT_BAD_LENGTH: 'Convert header Total Length is 0',
+  HYBRID_ERR_CONVERT_UNSUPPORTED_VERSION: 'Convert version is not supported',
+  HYBRID_ERR_CONVERT_MALFORMED: 'Convert message is malformed',
+  HYBRID_ERR_CONVERT_UNSUPPORTED_TLV: 'Convert TLV type is unknown or not allowed in this direction',
+  HYBRID_ERR_CONVERT_DUPLICATE_TLV: 'Convert TLV type appears twice',
+  HYBRID_ERR_CONVERT_BAD_DESTINATION: 'Convert Connect destination is not allowed',
+  HYBRID_ERR_CONVERT_UNSUPPORTED_TCP_OPTION: 'Convert Connect requests a TCP option that cannot be honoured',
+  HYBRID_ERR_CONVERT_ENCODE: 'Convert message cannot be encoded'
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes
