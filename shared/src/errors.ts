@@ -30,7 +30,23 @@ export const ErrorCodes = {
   HYBRID_ERR_CONVERT_DUPLICATE_TLV: 'Convert TLV type appears twice',
   HYBRID_ERR_CONVERT_BAD_DESTINATION: 'Convert Connect destination is not allowed',
   HYBRID_ERR_CONVERT_UNSUPPORTED_TCP_OPTION: 'Convert Connect requests a TCP option that cannot be honoured',
-  HYBRID_ERR_CONVERT_ENCODE: 'Convert message cannot be encoded'
+  HYBRID_ERR_CONVERT_ENCODE: 'Convert message cannot be encoded',
+  // --- socks5 (RFC 1928 / RFC 1929) ------------------------------------------------------------
+  HYBRID_ERR_SOCKS5_BAD_VERSION: 'SOCKS5 VER field is not 5',
+  HYBRID_ERR_SOCKS5_NO_METHODS: 'SOCKS5 greeting offers no method (NMETHODS 0)',
+  HYBRID_ERR_SOCKS5_NO_ACCEPTABLE_METHOD: 'SOCKS5 peers share no acceptable authentication method',
+  HYBRID_ERR_SOCKS5_AUTH_BAD_VERSION: 'SOCKS5 username/password sub-negotiation VER is not 1',
+  HYBRID_ERR_SOCKS5_AUTH_BAD_LENGTH: 'SOCKS5 username or password length is 0',
+  HYBRID_ERR_SOCKS5_AUTH_FAILED: 'SOCKS5 username/password authentication failed',
+  HYBRID_ERR_SOCKS5_BAD_RESERVED: 'SOCKS5 reserved byte is not 0',
+  HYBRID_ERR_SOCKS5_COMMAND_NOT_SUPPORTED: 'SOCKS5 command is not CONNECT',
+  HYBRID_ERR_SOCKS5_ADDRESS_TYPE_NOT_SUPPORTED: 'SOCKS5 address type is unknown',
+  HYBRID_ERR_SOCKS5_BAD_DOMAIN: 'SOCKS5 DOMAINNAME is not a valid host name',
+  HYBRID_ERR_SOCKS5_BAD_PORT: 'SOCKS5 destination port is 0',
+  HYBRID_ERR_SOCKS5_HANDSHAKE_TOO_LARGE: 'SOCKS5 handshake exceeds its byte budget',
+  HYBRID_ERR_SOCKS5_BAD_REPLY: 'SOCKS5 server answer is malformed',
+  HYBRID_ERR_SOCKS5_REQUEST_FAILED: 'SOCKS5 server refused the request (REP not 0)',
+  HYBRID_ERR_SOCKS5_ENCODE: 'SOCKS5 message cannot be encoded'
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes
