@@ -21,6 +21,12 @@ export const ErrorCodes = {
   HYBRID_ERR_SOCKET_SYSCALL: 'socket system call failed',
   HYBRID_ERR_SOCKET_ADDRESS: 'socket address is invalid',
   HYBRID_ERR_TUN_SYSCALL: 'TUN device system call failed',
+  // --- destination policy / DNS (concentrator) ----------------------------------------------
+  HYBRID_ERR_POLICY_DENIED: 'destination refused by the destination policy',
+  HYBRID_ERR_POLICY_INVALID_DESTINATION: 'destination is not a valid address or host name',
+  HYBRID_ERR_DNS_FAILED: 'name resolution failed',
+  HYBRID_ERR_DNS_TIMEOUT: 'name resolution timed out',
+  HYBRID_ERR_DNS_BUSY: 'no DNS lookup slot free',
   // --- convert (RFC 8803) --------------------------------------------------------------------
   HYBRID_ERR_CONVERT_BAD_MAGIC: 'Convert header magic number is not 0x2263',
   HYBRID_ERR_CONVERT_BAD_LENGTH: 'Convert header Total Length is 0',
