@@ -1,0 +1,32 @@
+/**
+ * CPE limits and timeouts (defaults from ../shared/design/security-and-operations.md §1; the CPE uses
+ * 16 KiB buffers, half the concentrator's, as it runs on small routers).
+ */
+import { Type, type Static } from 'typebox'
+import { Limits } from '../../shared/src/codec/limits.ts'
+import { integerOption, msOption } from '../../shared/src/config/schema-helpers.ts'
+
+export const CpeLimitsSchema = Type.Object({
+  /** SOCKS5 greeting → request deadline for LAN clients (mode `socks5`). Unit ms. Default 10000. */
+  handshakeTimeoutMs: msOption(10_000, 'SOCKS5 handshake deadline for LAN clients (greeting to reply), then destroy', 100, 600_000),
+  /** Deadline for the concentrator's Convert reply (mode `convert`). Unit ms. Default 6000. */
+  convertTimeoutMs: msOption(6_000, 'deadline for the concentrator\'s Convert reply', 100, 600_000),
+  /** Deadline for the MPTCP connect to the concentrator. Unit ms. Default 10000. */
+  connectTimeoutMs: msOption(10_000, 'deadline for the MPTCP connect to the concentrator', 100, 600_000),
+  /** A relayed connection with no bytes either way for this long is closed. Unit ms. Default 3600000 (1 h). */
+  idleTimeoutMs: msOption(3_600_000, 'close a relayed connection idle for this long (no bytes either way)'),
+  /** After the first FIN, the other direction must finish within this time. Unit ms. Default 45000. */
+  halfCloseTimeoutMs: msOption(45_000, 'after the first FIN, the other direction must end within this time', 100),
+  /** Concurrent intercepted connections; 0 = floor((RLIMIT_NOFILE − 64) / 2). Default 0. */
+  maxConnections: integerOption({ default: 0, minimum: 0, maximum: 1_048_576, unit: 'connections', description: 'concurrent relayed connections; 0: derived from the fd limit, floor((RLIMIT_NOFILE - 64) / 2)' }),
+  /** Concurrent connections from one LAN source address. Default 1024. */
+  perSourceMaxConnections: integerOption({ default: 1024, minimum: 1, maximum: 1_048_576, unit: 'connections', description: 'concurrent connections from one LAN source address' }),
+  /** LAN bytes buffered before the concentrator leg is up. Unit bytes. Default 16384 (hard cap). */
+  earlyDataMaxBytes: integerOption({ default: Limits.earlyDataMaxBytes, minimum: 0, maximum: Limits.earlyDataMaxBytes, unit: 'bytes', description: 'LAN bytes held before the concentrator leg is up (pipelining, TFO data)' }),
+  /** Stream buffer high-water mark per socket. Unit bytes. Default 16384. */
+  highWaterMark: integerOption({ default: 16_384, minimum: 1024, maximum: 1_048_576, unit: 'bytes', description: 'socket stream high-water mark (backpressure threshold)' }),
+  /** Drain deadline on SIGTERM before remaining connections are destroyed. Unit ms. Default 25000. */
+  drainTimeoutMs: msOption(25_000, 'on SIGTERM: drain deadline before the remaining connections are destroyed', 0, 300_000)
+}, { additionalProperties: false, default: {}, description: 'limits and timeouts' })
+
+export type CpeLimits = Static<typeof CpeLimitsSchema>

@@ -1,0 +1,49 @@
+/**
+ * Configuration sections both daemons share: `log`, `management`, `mptcp`. Each daemon composes them
+ * in its own `config.ts`; later issues add sections next to these.
+ */
+import { Type, type Static } from 'typebox'
+import { portOption, stringEnum } from './schema-helpers.ts'
+
+export const LogLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const
+export type LogLevel = typeof LogLevels[number]
+
+export const LogSchema = Type.Object({
+  /** pino level: `fatal` … `trace`. Default `info`. Also `--log-level` and `HYBRID_*_LOG__LEVEL`. */
+  level: stringEnum([...LogLevels], 'log level (info: lifecycle and config; debug: connection open/close; trace: handshake detail)', 'info')
+}, { additionalProperties: false, default: {}, description: 'logging (JSON lines on stdout)' })
+export type LogConfig = Static<typeof LogSchema>
+
+/** `management` section; only the default port differs between the daemons. */
+export function managementSchema (defaultPort: number) {
+  return Type.Object({
+    listen: Type.Object({
+      /** Address of the management HTTP server (/livez, /readyz, /metrics). IP literal. Default `127.0.0.1`. */
+      host: Type.String({ format: 'ip', default: '127.0.0.1', description: 'management server address (IP literal; loopback or a management VLAN only)' }),
+      /** TCP port of the management server. Default 9090 (concentrator) / 9091 (CPE). */
+      port: portOption('management server port', defaultPort)
+    }, { additionalProperties: false, default: {}, description: 'where the management server listens' }),
+    /** Bearer token required by the management API; unset means no authentication (loopback only!). Secret. Default: unset. */
+    token: Type.Optional(Type.String({ minLength: 16, maxLength: 256, secret: true, description: 'bearer token for the management API (at least 16 characters); unset: no authentication' }))
+  }, { additionalProperties: false, default: {}, description: 'management HTTP API' })
+}
+export type ManagementConfig = Static<ReturnType<typeof managementSchema>>
+
+export const MptcpSchema = Type.Object({
+  /**
+   * What to do when kernel MPTCP is unavailable at start-up: `fail` exits with
+   * HYBRID_ERR_MPTCP_UNAVAILABLE, `fallback` runs on plain TCP and logs a warning. Default `fail`.
+   */
+  onUnavailable: stringEnum(['fail', 'fallback'], 'kernel MPTCP missing at start-up: fail (exit) or fallback (plain TCP, warn)', 'fail')
+}, { additionalProperties: false, default: {}, description: 'Multipath TCP' })
+export type MptcpConfig = Static<typeof MptcpSchema>
+
+/** A socket address to listen on or to dial: IP literal plus port. */
+export function endpointProperties (what: string) {
+  return {
+    /** IP literal (IPv4 or IPv6). */
+    host: Type.String({ format: 'ip', description: `${what} address (IP literal)` }),
+    /** TCP port 1–65535. */
+    port: portOption(`${what} port`)
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Reading the YAML configuration file. Syntax errors name the file, line and column; later
+ * validation problems can be located in the file through `locate`.
+ */
+import { readFileSync } from 'node:fs'
+import { LineCounter, parseDocument, isMap, isNode, type Document } from 'yaml'
+import type { ConfigProblem } from './problem.ts'
+
+export interface FileSource {
+  /** The parsed mapping, or undefined when the file could not be read or parsed. */
+  data: Record<string, unknown> | undefined
+  problems: ConfigProblem[]
+  /** Line and column (1-based) of the node at `segments`, or of its nearest existing ancestor. */
+  locate: (segments: readonly (string | number)[]) => { line: number, column: number } | undefined
+}
+
+const noLocation = (): undefined => undefined
+
+export function readConfigFile (file: string): FileSource {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    const message = `cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`
+    return { data: undefined, problems: [{ path: '', message, source: 'file', origin: file }], locate: noLocation }
+  }
+  return parseConfigText(text, file)
+}
+
+/** Parse YAML text (exported for tests and reloads). */
+export function parseConfigText (text: string, file: string): FileSource {
+  const lineCounter = new LineCounter()
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
+  const problems: ConfigProblem[] = doc.errors.map((e) => {
+    const pos = lineCounter.linePos(e.pos[0])
+    const first = e.message.split('\n')[0] ?? e.message
+    const p: ConfigProblem = { path: '', message: `YAML syntax error: ${first}`, source: 'file', origin: file }
+    return { ...p, line: pos.line, column: pos.col }
+  })
+  if (problems.length > 0) return { data: undefined, problems, locate: noLocation }
+  const locate = locator(doc, lineCounter)
+  const value: unknown = doc.toJS({ maxAliasCount: 100 })
+  if (value === null || value === undefined) return { data: {}, problems, locate }
+  if (!isMap(doc.contents)) {
+    const at = locate([])
+    const p: ConfigProblem = { path: '', message: 'top level must be a mapping of keys', source: 'file', origin: file }
+    return { data: undefined, problems: [at === undefined ? p : { ...p, ...at }], locate }
+  }
+  return { data: value as Record<string, unknown>, problems, locate }
+}
+
+function locator (doc: Document, lc: LineCounter): FileSource['locate'] {
+  return (segments) => {
+    for (let n = segments.length; n >= 0; n--) {
+      const node: unknown = n === 0 ? doc.contents : doc.getIn(segments.slice(0, n), true)
+      if (isNode(node) && node.range !== undefined && node.range !== null) {
+        const pos = lc.linePos(node.range[0])
+        return { line: pos.line, column: pos.col }
+      }
+    }
+    return undefined
+  }
+}
