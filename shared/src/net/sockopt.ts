@@ -1,0 +1,257 @@
+/**
+ * The kernel socket layer: MPTCP/TCP socket creation, the socket options Node lacks (TFO,
+ * IP_TRANSPARENT, SO_MARK, SO_BINDTODEVICE …) and the MPTCP/TCP introspection getters.
+ * Everything that calls libc goes through here (and `syscall.ts`, `mptcp-full-info-reader.ts`);
+ * see docs/mptcp-socket-layer.md and shared/design/kernel-and-node.md §2–5.
+ *
+ * Setters and getters take a raw fd, a `net.Socket` or a `net.Server`. Failed calls throw a
+ * `SyscallError` (code HYBRID_ERR_SOCKET_SYSCALL) naming call, option and errno. Getters that are
+ * expected to fail on non-MPTCP sockets (MPTCP_INFO, MPTCP_FULL_INFO) return `undefined` instead.
+ */
+import type net from 'node:net'
+import { HybridError, SyscallError } from '../errors.ts'
+import { decodeSockaddr, encodeSockaddr, SockaddrSize, type SocketAddress } from '../codec/sockaddr.ts'
+import { decodeMptcpInfo, MPTCP_INFO_BYTES, type MptcpFullInfo, type MptcpInfo } from '../codec/mptcp-info.ts'
+import { decodeTcpInfo, TCP_INFO_BYTES, type TcpInfo } from '../codec/tcp-info.ts'
+import { lastErrno, libc } from './libc.ts'
+import { MptcpFullInfoReader } from './mptcp-full-info-reader.ts'
+import {
+  bindFd, closeFd, describeErrno, Errno, getsockoptInt, getsockoptInto, listenFd,
+  setsockoptBytes, setsockoptInt, syscallError
+} from './syscall.ts'
+
+/** Linux constants (x86_64/arm/arm64/riscv uapi; kernel-and-node.md §3). */
+export const Linux = {
+  AF_INET: 2,
+  AF_INET6: 10,
+  SOCK_STREAM: 1,
+  SOCK_NONBLOCK: 0x800,
+  SOCK_CLOEXEC: 0x80000,
+  IPPROTO_TCP: 6,
+  IPPROTO_MPTCP: 262,
+  SOL_SOCKET: 1,
+  SO_REUSEADDR: 2,
+  SO_BINDTODEVICE: 25,
+  SO_MARK: 36,
+  SO_PROTOCOL: 38,
+  SO_DOMAIN: 39,
+  SOL_IP: 0,
+  IP_TRANSPARENT: 19,
+  SO_ORIGINAL_DST: 80,
+  SOL_IPV6: 41,
+  IPV6_V6ONLY: 26,
+  IPV6_TRANSPARENT: 75,
+  IP6T_SO_ORIGINAL_DST: 80,
+  TCP_INFO: 11,
+  TCP_FASTOPEN: 23,
+  TCP_FASTOPEN_CONNECT: 30,
+  TCP_FASTOPEN_NO_COOKIE: 34,
+  SOL_MPTCP: 284,
+  MPTCP_INFO: 1,
+  MPTCP_FULL_INFO: 4
+} as const
+
+export type SocketProtocol = 'mptcp' | 'tcp'
+export type MptcpUnavailablePolicy = 'fail' | 'fallback'
+export type FallbackReason = 'mptcp_unavailable'
+/** A raw fd, or a Node socket/server whose fd is used. */
+export type SocketTarget = number | net.Socket | net.Server
+
+/**
+ * The fd behind a Node socket or server. This is the ONLY place that touches Node's internal
+ * `_handle` (kernel-and-node.md §2); if Node changes it, only this function needs updating.
+ */
+export function socketFd (target: SocketTarget): number {
+  if (typeof target === 'number') return target
+  const fd = (target as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd
+  if (typeof fd !== 'number' || fd < 0) {
+    throw new HybridError('HYBRID_ERR_SOCKET_SYSCALL', 'socket has no file descriptor (destroyed, not connected yet, or not a TCP socket)')
+  }
+  return fd
+}
+
+export interface OpenSocketOptions {
+  family: 4 | 6
+  protocol?: SocketProtocol
+  onMptcpUnavailable?: MptcpUnavailablePolicy
+  onFallback?: (reason: FallbackReason) => void
+}
+
+export interface OpenedSocket {
+  fd: number
+  /** What was actually created (`tcp` after a fallback). */
+  protocol: SocketProtocol
+}
+
+/** errnos of socket(…, IPPROTO_MPTCP) on a kernel without (enabled) MPTCP. */
+const mptcpMissing = new Set<number>([Errno.EPROTONOSUPPORT, Errno.ENOPROTOOPT, Errno.EINVAL])
+
+/**
+ * socket(AF_INET|AF_INET6, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC, IPPROTO_MPTCP|IPPROTO_TCP).
+ * Without kernel MPTCP: throws HYBRID_ERR_MPTCP_UNAVAILABLE (policy 'fail', the default) or
+ * creates a TCP socket and calls `onFallback('mptcp_unavailable')` (policy 'fallback').
+ */
+export function openStreamSocket (opts: OpenSocketOptions): OpenedSocket {
+  const domain = opts.family === 4 ? Linux.AF_INET : Linux.AF_INET6
+  const type = Linux.SOCK_STREAM | Linux.SOCK_NONBLOCK | Linux.SOCK_CLOEXEC
+  const what = `${opts.family === 4 ? 'AF_INET' : 'AF_INET6'}, SOCK_STREAM`
+  if ((opts.protocol ?? 'mptcp') === 'mptcp') {
+    const fd = libc.socket(domain, type, Linux.IPPROTO_MPTCP) as number
+    if (fd >= 0) return { fd, protocol: 'mptcp' }
+    const errno = lastErrno()
+    if (!mptcpMissing.has(errno)) throw syscallError('socket', `${what}, IPPROTO_MPTCP`, errno)
+    if (opts.onMptcpUnavailable !== 'fallback') throw mptcpUnavailable(errno)
+    opts.onFallback?.('mptcp_unavailable')
+  }
+  const fd = libc.socket(domain, type, Linux.IPPROTO_TCP) as number
+  if (fd < 0) throw syscallError('socket', `${what}, IPPROTO_TCP`, lastErrno())
+  return { fd, protocol: 'tcp' }
+}
+
+function mptcpUnavailable (errno: number): SyscallError {
+  const message = `kernel MPTCP is not available: socket(…, IPPROTO_MPTCP) failed with ${describeErrno(errno)}. ` +
+    'Enable it with `sysctl net.mptcp.enabled=1` (per network namespace) on a kernel >= 5.6 built with ' +
+    'CONFIG_MPTCP=y (CONFIG_MPTCP_IPV6 for IPv6), or allow fallback to TCP (onMptcpUnavailable: \'fallback\').'
+  return new SyscallError('HYBRID_ERR_MPTCP_UNAVAILABLE', 'socket', errno, message, { detail: { syscall: 'socket', errno } })
+}
+
+export { closeFd }
+
+/** bind(2) to an IP literal (HYBRID_ERR_SOCKET_ADDRESS for anything else). */
+export function bindSocket (target: SocketTarget, host: string, port: number): void {
+  bindFd(socketFd(target), encodeSockaddr(host, port), `${host}:${port}`)
+}
+
+export function listenSocket (target: SocketTarget, backlog: number): void {
+  listenFd(socketFd(target), backlog, `backlog ${backlog}`)
+}
+
+// --- setters ------------------------------------------------------------------------------
+
+/** TCP_FASTOPEN_CONNECT: connect() returns at once; the SYN leaves with the first write(). */
+export function setFastOpenConnect (target: SocketTarget, on = true): void {
+  setsockoptInt(socketFd(target), Linux.IPPROTO_TCP, Linux.TCP_FASTOPEN_CONNECT, on ? 1 : 0, 'IPPROTO_TCP, TCP_FASTOPEN_CONNECT')
+}
+
+/** TCP_FASTOPEN on a listener: queue length of pending TFO requests (server side). */
+export function setFastOpenQueue (target: SocketTarget, qlen: number): void {
+  setsockoptInt(socketFd(target), Linux.IPPROTO_TCP, Linux.TCP_FASTOPEN, qlen, 'IPPROTO_TCP, TCP_FASTOPEN')
+}
+
+/** TCP_FASTOPEN_NO_COOKIE: send SYN data without a cookie (server needs tcp_fastopen 0x200). */
+export function setFastOpenNoCookie (target: SocketTarget, on = true): void {
+  setsockoptInt(socketFd(target), Linux.IPPROTO_TCP, Linux.TCP_FASTOPEN_NO_COOKIE, on ? 1 : 0, 'IPPROTO_TCP, TCP_FASTOPEN_NO_COOKIE')
+}
+
+/** IP_TRANSPARENT / IPV6_TRANSPARENT (CAP_NET_ADMIN or CAP_NET_RAW); MPTCP subflows inherit it. */
+export function setTransparent (target: SocketTarget, family: 4 | 6, on = true): void {
+  const fd = socketFd(target)
+  if (family === 4) setsockoptInt(fd, Linux.SOL_IP, Linux.IP_TRANSPARENT, on ? 1 : 0, 'SOL_IP, IP_TRANSPARENT')
+  else setsockoptInt(fd, Linux.SOL_IPV6, Linux.IPV6_TRANSPARENT, on ? 1 : 0, 'SOL_IPV6, IPV6_TRANSPARENT')
+}
+
+/** SO_MARK (CAP_NET_ADMIN), e.g. for per-WAN policy routing. */
+export function setMark (target: SocketTarget, mark: number): void {
+  setsockoptInt(socketFd(target), Linux.SOL_SOCKET, Linux.SO_MARK, mark | 0, 'SOL_SOCKET, SO_MARK')
+}
+
+/** SO_BINDTODEVICE (CAP_NET_RAW); an empty name removes the binding. */
+export function setBindToDevice (target: SocketTarget, device: string): void {
+  const name = Buffer.from(`${device}\0`, 'utf8')
+  if (name.byteLength > 16) throw new HybridError('HYBRID_ERR_SOCKET_ADDRESS', `interface name too long: ${JSON.stringify(device)}`)
+  setsockoptBytes(socketFd(target), Linux.SOL_SOCKET, Linux.SO_BINDTODEVICE, name, `SOL_SOCKET, SO_BINDTODEVICE ${device}`)
+}
+
+export function setReuseAddr (target: SocketTarget, on = true): void {
+  setsockoptInt(socketFd(target), Linux.SOL_SOCKET, Linux.SO_REUSEADDR, on ? 1 : 0, 'SOL_SOCKET, SO_REUSEADDR')
+}
+
+export function setV6Only (target: SocketTarget, on = true): void {
+  setsockoptInt(socketFd(target), Linux.SOL_IPV6, Linux.IPV6_V6ONLY, on ? 1 : 0, 'SOL_IPV6, IPV6_V6ONLY')
+}
+
+// --- getters ------------------------------------------------------------------------------
+
+/** SO_PROTOCOL: 'mptcp' (262) or 'tcp' (6). A client MPTCP socket that fell back stays 'mptcp'. */
+export function socketProtocol (target: SocketTarget): SocketProtocol {
+  const proto = getsockoptInt(socketFd(target), Linux.SOL_SOCKET, Linux.SO_PROTOCOL, 'SOL_SOCKET, SO_PROTOCOL')
+  return proto === Linux.IPPROTO_MPTCP ? 'mptcp' : 'tcp'
+}
+
+/** SO_DOMAIN as an IP version. */
+export function socketFamily (target: SocketTarget): 4 | 6 {
+  const domain = getsockoptInt(socketFd(target), Linux.SOL_SOCKET, Linux.SO_DOMAIN, 'SOL_SOCKET, SO_DOMAIN')
+  return domain === Linux.AF_INET6 ? 6 : 4
+}
+
+const mptcpInfoBuf = Buffer.alloc(MPTCP_INFO_BYTES)
+
+/** True when the kernel answers a SOL_MPTCP getsockopt with "not MPTCP" (fallback or plain TCP). */
+function notMptcp (n: number): boolean {
+  return n === -Errno.EOPNOTSUPP || n === -Errno.ENOPROTOOPT
+}
+
+/** MPTCP_INFO; `undefined` on a plain-TCP or fallen-back socket (EOPNOTSUPP / ENOPROTOOPT). */
+export function mptcpInfo (target: SocketTarget): MptcpInfo | undefined {
+  const n = getsockoptInto(socketFd(target), Linux.SOL_MPTCP, Linux.MPTCP_INFO, mptcpInfoBuf)
+  if (notMptcp(n)) return undefined
+  if (n < 0) throw syscallError('getsockopt', 'SOL_MPTCP, MPTCP_INFO', -n)
+  return decodeMptcpInfo(mptcpInfoBuf.subarray(0, n))
+}
+
+/**
+ * True when the connection does not run MPTCP: the kernel answers SOL_MPTCP getsockopts with
+ * EOPNOTSUPP/ENOPROTOOPT (a fallen-back MPTCP socket, or the plain-TCP socket an MPTCP listener
+ * accepts from a TCP-only client), or MPTCP_INFO has the FALLBACK flag. On a socket created as
+ * plain TCP it is also true.
+ */
+export function isMptcpFallback (target: SocketTarget): boolean {
+  const n = getsockoptInto(socketFd(target), Linux.SOL_MPTCP, Linux.MPTCP_INFO, mptcpInfoBuf)
+  if (notMptcp(n)) return true
+  if (n < 0) throw syscallError('getsockopt', 'SOL_MPTCP, MPTCP_INFO', -n)
+  return n >= 12 && (mptcpInfoBuf.readUInt32LE(8) & 0x1) !== 0
+}
+
+const tcpInfoBuf = Buffer.alloc(TCP_INFO_BYTES)
+
+/** TCP_INFO (on an MPTCP socket: the initial/first subflow; works on fallback sockets too). */
+export function tcpInfo (target: SocketTarget): TcpInfo {
+  const n = getsockoptInto(socketFd(target), Linux.IPPROTO_TCP, Linux.TCP_INFO, tcpInfoBuf)
+  if (n < 0) throw syscallError('getsockopt', 'IPPROTO_TCP, TCP_INFO', -n)
+  const info = decodeTcpInfo(tcpInfoBuf.subarray(0, n))
+  if (info === undefined) throw syscallError('getsockopt', `IPPROTO_TCP, TCP_INFO returned only ${n} bytes`, Errno.EINVAL)
+  return info
+}
+
+let sharedReader: MptcpFullInfoReader | undefined
+
+/**
+ * MPTCP_FULL_INFO: the connection plus every subflow (addresses joined with per-subflow tcp_info)
+ * in one consistent snapshot; `undefined` on plain/fallback sockets (and kernels < 6.5).
+ * Pass your own `reader` to control the native buffers' lifetime; otherwise a process-wide reader
+ * (≈ 4.4 KB of native memory, allocated on first use) is reused.
+ */
+export function mptcpFullInfo (target: SocketTarget, reader?: MptcpFullInfoReader): MptcpFullInfo | undefined {
+  const r = reader ?? (sharedReader ??= new MptcpFullInfoReader())
+  return r.read(socketFd(target))
+}
+
+const origDstBuf = Buffer.alloc(SockaddrSize.in6)
+
+/**
+ * SO_ORIGINAL_DST (IPv4: SOL_IP, IPv6: SOL_IPV6 = IP6T_SO_ORIGINAL_DST): the destination before an
+ * nft/iptables REDIRECT or DNAT. Throws (typically ENOENT) when conntrack has no NAT entry. With
+ * TPROXY the original destination is simply `socket.localAddress`/`localPort`.
+ */
+export function originalDestination (target: SocketTarget): { address: string, port: number, family: 4 | 6 } {
+  const fd = socketFd(target)
+  const family = socketFamily(fd)
+  const level = family === 4 ? Linux.SOL_IP : Linux.SOL_IPV6
+  const len = family === 4 ? SockaddrSize.in : SockaddrSize.in6
+  const what = family === 4 ? 'SOL_IP, SO_ORIGINAL_DST' : 'SOL_IPV6, IP6T_SO_ORIGINAL_DST'
+  const n = getsockoptInto(fd, level, Linux.SO_ORIGINAL_DST, origDstBuf, len)
+  if (n < 0) throw syscallError('getsockopt', what, -n)
+  const addr: SocketAddress | undefined = decodeSockaddr(origDstBuf.subarray(0, n))
+  if (addr === undefined) throw syscallError('getsockopt', `${what} returned an unknown address`, Errno.EINVAL)
+  return { address: addr.address, port: addr.port, family: addr.family }
+}
