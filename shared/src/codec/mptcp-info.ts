@@ -176,7 +176,8 @@ export function decodeMptcpFullInfo (header: Uint8Array, subflowInfo: Uint8Array
   if (h === undefined) return undefined
   const info = decodeMptcpInfo(header.subarray(MPTCP_FULL_INFO_HEADER_BYTES))
   if (info === undefined) return undefined
-  const count = Math.min(h.numSubflows, h.sizeArraysUser)
+  // Bounded by the bytes actually provided, whatever the header claims.
+  const count = Math.min(h.numSubflows, h.sizeArraysUser, slots(subflowInfo, h.sizeSfInfoUser), slots(tcpInfo, h.sizeTcpInfoUser))
   const subflows: MptcpSubflow[] = []
   for (let i = 0; i < count; i++) {
     const sf = decodeSubflow(
@@ -186,6 +187,10 @@ export function decodeMptcpFullInfo (header: Uint8Array, subflowInfo: Uint8Array
     if (sf !== undefined) subflows.push(sf)
   }
   return { info, header: h, numSubflows: h.numSubflows, subflows }
+}
+
+function slots (bytes: Uint8Array, stride: number): number {
+  return stride > 0 ? Math.floor(bytes.byteLength / stride) : 0
 }
 
 function slice (bytes: Uint8Array, index: number, stride: number): Uint8Array {

@@ -131,16 +131,17 @@ export function formatIpv4 (b: Uint8Array): string {
 }
 
 /**
- * RFC 5952 text form, as Node prints `remoteAddress`: lower-case hex, the longest run (first on a
- * tie) of two or more zero groups as `::`, IPv4-mapped addresses as `::ffff:a.b.c.d`.
+ * RFC 5952 text form exactly as glibc's inet_ntop prints it (and so Node's `remoteAddress`):
+ * lower-case hex, the first longest run of two or more zero groups as `::`, and a dotted tail for
+ * IPv4-mapped (`::ffff:192.0.2.1`) and IPv4-compatible (`::192.0.2.1`) addresses.
  */
 export function formatIpv6 (b: Uint8Array): string {
   const groups: number[] = []
   for (let i = 0; i < 16; i += 2) groups.push(((b[i] ?? 0) << 8) | (b[i + 1] ?? 0))
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `::ffff:${formatIpv4(b.subarray(12, 16))}`
-  }
   const [start, len] = longestZeroRun(groups)
+  if (start === 0 && (len === 6 || (len === 5 && groups[5] === 0xffff))) {
+    return `::${len === 5 ? 'ffff:' : ''}${formatIpv4(b.subarray(12, 16))}`
+  }
   const hex = groups.map((g) => g.toString(16))
   if (len < 2) return hex.join(':')
   return `${hex.slice(0, start).join(':')}::${hex.slice(start + len).join(':')}`
