@@ -22,6 +22,11 @@ function setOwn (target: Container, key: string | number, value: unknown): void 
   Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true })
 }
 
+/** Own properties only: `__proto__` must never reach Object.prototype. */
+function ownValue (target: Container, key: string | number): unknown {
+  return Object.hasOwn(target, key) ? target[key] : undefined
+}
+
 function cloneJson (v: unknown): unknown {
   if (Array.isArray(v)) return v.map(cloneJson)
   if (isPlainObject(v)) {
@@ -51,10 +56,11 @@ export class LayeredConfig {
     let node: Container = this.root
     for (let i = 0; i < segments.length - 1; i++) {
       const seg = segments[i] as string | number
-      let next = node[seg]
+      let next = ownValue(node, seg)
       if (typeof next !== 'object' || next === null) {
         next = typeof segments[i + 1] === 'number' ? [] : {}
         setOwn(node, seg, next)
+        this.#origins.set(toPointer(segments.slice(0, i + 1)), origin) // created here: unknown-key errors land on it
       }
       node = next as Container
     }
@@ -76,7 +82,7 @@ export class LayeredConfig {
   #merge (target: Container, src: Record<string, unknown>, at: (string | number)[], origin: Origin): void {
     for (const [key, value] of Object.entries(src)) {
       const path = [...at, key]
-      const current = target[key]
+      const current = ownValue(target, key)
       if (isPlainObject(current) && isPlainObject(value)) {
         this.#merge(current, value, path, origin)
       } else {

@@ -19,10 +19,13 @@ function typeOf (node: SchemaNode): string {
   let t = node.type ?? 'any'
   if (node.type === 'array' && node.items?.type !== undefined) t = `${node.items.type}[]`
   if (node.format !== undefined) t += ` (${node.format})`
-  const min = node.minimum ?? node.minLength ?? node.minItems
-  const max = node.maximum ?? node.maxLength ?? node.maxItems
-  if (min !== undefined || max !== undefined) t += ` ${min ?? ''}–${max ?? ''}`
-  return t
+  return t + range(node.minimum, node.maximum, '') + range(node.minLength, node.maxLength, ' chars') +
+    range(node.minItems, node.maxItems, ' items')
+}
+
+function range (min: number | undefined, max: number | undefined, what: string): string {
+  if (min === undefined && max === undefined) return ''
+  return `, ${min ?? 0}–${max ?? '∞'}${what}`
 }
 
 function defaultOf (node: SchemaNode, required: boolean): string {
@@ -43,7 +46,8 @@ export function describeSchema (schema: TSchema): ReferenceRow[] {
 
 function walk (node: SchemaNode, key: string, required: boolean, rows: ReferenceRow[]): void {
   if (key !== '') {
-    rows.push({ key, type: typeOf(node), default: defaultOf(node, required), unit: node.unit ?? '', description: node.description ?? '' })
+    const description = (node.description ?? '') + (node.secret === true ? ' (secret: redacted in --print-config and logs)' : '')
+    rows.push({ key, type: typeOf(node), default: defaultOf(node, required), unit: node.unit ?? '', description })
   }
   const container = node.type === 'array' ? node.items : node
   if (container?.properties === undefined) return

@@ -1,0 +1,64 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { childFor, connLogger, createLogger } from '../../../shared/src/log.ts'
+
+function memory (): { write: (s: string) => void, lines: () => Record<string, unknown>[] } {
+  const chunks: string[] = []
+  return {
+    write: (s: string) => { chunks.push(s) },
+    lines: () => chunks.join('').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
+  }
+}
+
+test('JSON lines with level label, name, time and message', () => {
+  const out = memory()
+  const log = createLogger({ level: 'info', name: 'hybrid-test', destination: out })
+  log.info({ mode: 'socks5' }, 'started')
+  log.debug('hidden at info')
+  const [line, ...rest] = out.lines()
+  assert.equal(rest.length, 0)
+  assert.equal(line?.['level'], 'info')
+  assert.equal(line?.['name'], 'hybrid-test')
+  assert.equal(line?.['msg'], 'started')
+  assert.equal(line?.['mode'], 'socks5')
+  assert.match(String(line?.['time']), /^\d{4}-\d\d-\d\dT/)
+})
+
+test('credentials and tokens are redacted at any depth up to four levels', () => {
+  const out = memory()
+  const log = createLogger({ level: 'info', name: 't', destination: out })
+  log.info({
+    token: 'S1',
+    password: 'S2',
+    headers: { authorization: 'Bearer S3' },
+    config: { management: { token: 'S4', listen: { port: 1 } } },
+    deep: { a: { b: { secret: 'S5' } } }
+  }, 'x')
+  const text = JSON.stringify(out.lines())
+  for (const secret of ['S1', 'S2', 'S3', 'S4', 'S5']) assert.ok(!text.includes(secret), `${secret} leaked: ${text}`)
+  const line = out.lines()[0] as { token: string, config: { management: { token: string, listen: { port: number } } } }
+  assert.equal(line.token, '[redacted]')
+  assert.equal(line.config.management.token, '[redacted]')
+  assert.equal(line.config.management.listen.port, 1)
+})
+
+test('childFor adds the component; connLogger adds connId and only known keys', () => {
+  const out = memory()
+  const root = createLogger({ level: 'debug', name: 't', destination: out })
+  const relay = childFor(root, 'relay')
+  const conn = connLogger(relay, 42, { mode: 'convert', src: '192.0.2.1:1234', ...({ msg: 'injected', level: 99 } as object) })
+  conn.debug('open')
+  const line = out.lines()[0]
+  assert.equal(line?.['component'], 'relay')
+  assert.equal(line?.['connId'], 42)
+  assert.equal(line?.['mode'], 'convert')
+  assert.equal(line?.['src'], '192.0.2.1:1234')
+  assert.equal(line?.['msg'], 'open')
+  assert.equal(line?.['level'], 'debug')
+})
+
+test('level silent logs nothing', () => {
+  const out = memory()
+  createLogger({ level: 'silent', name: 't', destination: out }).fatal('x')
+  assert.deepEqual(out.lines(), [])
+})
