@@ -9,6 +9,11 @@ import { buildEchoValue, cookieFromMissingCookieValue } from '../../../../shared
 import { HybridError } from '../../../../shared/src/errors.ts'
 import { hex, negativeVectors, positiveVectors } from '../../../fixtures/convert-vectors.ts'
 
+const vec = (i: number): string => {
+  const v = positiveVectors[i]
+  assert.ok(v !== undefined)
+  return v.hex
+}
 const decodeOk = (bytes: Uint8Array, side: 'converter' | 'client'): ConvertMessage => {
   const r = decodeConvertMessage(bytes, { side })
   assert.ok(r !== undefined && r.ok, `expected a message, got ${JSON.stringify(r)}`)
@@ -44,18 +49,20 @@ test('every negative vector gets the expected reaction on the converter side', (
 })
 
 test('decoded fields: Connect address families, options, cookie, errors', () => {
-  const v4 = findConvertTlv(decodeOk(hex(positiveVectors[7]?.hex ?? ''), 'converter'), 10)
+  const v4 = findConvertTlv(decodeOk(hex(vec(7)), 'converter'), 10)
   assert.deepEqual(v4?.destination, { family: 4, address: '192.0.2.10' })
-  assert.equal(v4?.port, 443)
-  const v6 = findConvertTlv(decodeOk(hex(positiveVectors[5]?.hex ?? ''), 'converter'), 10)
+  assert.equal(v4.port, 443)
+  const v6 = findConvertTlv(decodeOk(hex(vec(5)), 'converter'), 10)
   assert.deepEqual(v6?.destination, { family: 6, address: '2001:db8::1' })
-  const opts = findConvertTlv(decodeOk(hex(positiveVectors[6]?.hex ?? ''), 'converter'), 10)?.options
-  assert.deepEqual(opts?.map((o) => [o.kind, o.data.length]), [[30, 0], [34, 0]])
-  const cookie = findConvertTlv(decodeOk(hex(positiveVectors[7]?.hex ?? ''), 'converter'), 22)
-  assert.deepEqual(Buffer.from(cookie?.cookie ?? []), hex('c0c1c2c3c4c5c6c7'))
+  const opts = findConvertTlv(decodeOk(hex(vec(6)), 'converter'), 10)
+  assert.deepEqual(opts?.options.map((o) => [o.kind, o.data.length]), [[30, 0], [34, 0]])
+  const cookie = findConvertTlv(decodeOk(hex(vec(7)), 'converter'), 22)
+  assert.ok(cookie !== undefined)
+  assert.deepEqual(Buffer.from(cookie.cookie), hex('c0c1c2c3c4c5c6c7'))
   const err = findConvertTlv(decodeOk(hex('01 02 22 63 1e 01 61 03'), 'client'), 30)
-  assert.equal(err?.code, 97)
-  assert.deepEqual([...err?.value ?? []], [3])
+  assert.ok(err !== undefined)
+  assert.equal(err.code, 97)
+  assert.deepEqual([...err.value], [3])
 })
 
 test('builders produce the §9 bytes', () => {
@@ -69,13 +76,13 @@ test('builders produce the §9 bytes', () => {
   assert.deepEqual(buildConvertError(97, Uint8Array.of(3)), hex('01 02 22 63 1e 01 61 03'))
   assert.deepEqual(
     buildConvertConnect({ port: 443, destination: { family: 4, address: '192.0.2.10' }, options: [{ kind: 30, data: new Uint8Array(0) }, { kind: 34, data: new Uint8Array(0) }] }),
-    hex(positiveVectors[6]?.hex ?? ''))
+    hex(vec(6)))
   assert.deepEqual(
     buildConvertConnect({ port: 443, destination: { family: 4, address: '192.0.2.10' }, cookie: hex('c0c1c2c3c4c5c6c7') }),
-    hex(positiveVectors[7]?.hex ?? ''))
+    hex(vec(7)))
   assert.deepEqual(
     buildConvertConnect({ port: 80, destination: { family: 6, address: '2001:DB8:0::1' } }),
-    hex(positiveVectors[5]?.hex ?? ''))
+    hex(vec(5)))
 })
 
 test('Connect builder appends application data in the same allocation', () => {
@@ -120,7 +127,7 @@ test('encoder refuses what the wire cannot carry', () => {
 })
 
 test('private TLVs: accepted only when configured, on either side', () => {
-  const bytes = hex(`01 07 22 63 ${positiveVectors[4]?.hex.slice(12) ?? ''} c8 01 00 00`)
+  const bytes = hex(`01 07 22 63 ${vec(4).slice(12)} c8 01 00 00`)
   const r = decodeConvertMessage(bytes, { side: 'converter', privateTypes: new Set([200]) })
   assert.ok(r?.ok === true)
   assert.deepEqual(r.message.tlvs[1], { type: 'private', code: 200, value: Buffer.alloc(2) })
@@ -131,7 +138,7 @@ test('private TLVs: accepted only when configured, on either side', () => {
 })
 
 test('client side rejects converter-only mistakes: Info, Connect, Cookie in a reply → Error 2', () => {
-  for (const h of ['01 02 22 63 01 01 00 00', positiveVectors[4]?.hex ?? '', '01 03 22 63 16 02 00 00 c0 c1 c2 c3']) {
+  for (const h of ['01 02 22 63 01 01 00 00', vec(4), '01 03 22 63 16 02 00 00 c0 c1 c2 c3']) {
     const r = decodeConvertMessage(hex(h), { side: 'client' })
     assert.ok(r?.ok === false && r.failure.action === 'reply' && r.failure.reply.code === 2, h)
   }
@@ -140,6 +147,6 @@ test('client side rejects converter-only mistakes: Info, Connect, Cookie in a re
 })
 
 test('incomplete input is "need more", never a failure', () => {
-  const full = hex(positiveVectors[7]?.hex ?? '')
+  const full = hex(vec(7))
   for (let n = 0; n < full.length; n++) assert.equal(decodeConvertMessage(full.subarray(0, n), { side: 'converter' }), undefined)
 })
