@@ -22,7 +22,7 @@ export interface LoadConfigOptions {
   file?: string | undefined
   /** Environment (pass `process.env` from main.ts, a literal in tests). */
   env?: Readonly<Record<string, string | undefined>>
-  /** Variable prefix including the trailing underscore: `HYBRID_CPE_` or `HYBRID_CONC_`. */
+  /** Variable prefix including the trailing underscore: `HYBRID_CPE_` or `HYBRID_CONC_`; unset: `env` is ignored. */
   envPrefix?: string
   argv?: ArgvOverrides
 }
@@ -36,11 +36,13 @@ export function loadConfig<T extends TObject> (schema: T, options: LoadConfigOpt
   const layers = new LayeredConfig(defaults)
   const problems: ConfigProblem[] = []
   const file = options.file === undefined ? undefined : readConfigFile(options.file)
-  if (file !== undefined && options.file !== undefined) {
+  if (file !== undefined && options.file !== undefined) { // (both: narrows options.file)
     problems.push(...file.problems)
     if (file.data !== undefined) layers.mergeTree(file.data, { source: 'file', origin: options.file })
   }
-  const env = envOverrides(asNode(schema), options.env ?? {}, options.envPrefix ?? '\0')
+  const env = options.envPrefix === undefined
+    ? { overrides: [], problems: [] }
+    : envOverrides(asNode(schema), options.env ?? {}, options.envPrefix)
   const argv = argvOverrides(asNode(schema), options.argv ?? {})
   problems.push(...env.problems, ...argv.problems)
   applyOverrides(layers, [...env.overrides, ...argv.overrides])
