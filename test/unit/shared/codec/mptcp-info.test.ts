@@ -15,12 +15,32 @@ function fullInfo (prefix: string): ReturnType<typeof decodeMptcpFullInfo> {
 
 /** Byte just past each length-dependent field: defined iff the returned length reaches it. */
 const mptcpInfoFieldEnd: Partial<Record<keyof MptcpInfo, number>> = {
-  localAddrUsed: 41, localAddrMax: 42, csumEnabled: 43, retransmits: 48, bytesRetrans: 56, bytesSent: 64,
-  bytesReceived: 72, bytesAcked: 80, subflowsTotal: 81, endpAddAddrMax: 82, lastDataSentMs: 88, lastDataRecvMs: 92, lastAckRecvMs: 96
+  localAddrUsed: 41,
+  localAddrMax: 42,
+  csumEnabled: 43,
+  retransmits: 48,
+  bytesRetrans: 56,
+  bytesSent: 64,
+  bytesReceived: 72,
+  bytesAcked: 80,
+  subflowsTotal: 81,
+  endpAddAddrMax: 82,
+  lastDataSentMs: 88,
+  lastDataRecvMs: 92,
+  lastAckRecvMs: 96
 }
 const tcpInfoFieldEnd: Partial<Record<keyof TcpInfo, number>> = {
-  pacingRate: 112, bytesAcked: 128, bytesReceived: 136, segsOut: 140, segsIn: 144, minRttUs: 152,
-  deliveryRate: 168, bytesSent: 208, bytesRetrans: 216, sndWnd: 232, rcvWnd: 236
+  pacingRate: 112,
+  bytesAcked: 128,
+  bytesReceived: 136,
+  segsOut: 140,
+  segsIn: 144,
+  minRttUs: 152,
+  deliveryRate: 168,
+  bytesSent: 208,
+  bytesRetrans: 216,
+  sndWnd: 232,
+  rcvWnd: 236
 }
 
 test('MPTCP_INFO captured on this kernel (96 bytes): established MPTCP, two subflows, byte counters match Node', () => {
