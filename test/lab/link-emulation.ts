@@ -64,6 +64,8 @@ export interface EmulateOptions {
   noDrain?: boolean
   /** Release timer: 'precise' (worker thread, default) or 'node' (setTimeout; measurements only). */
   timer?: 'precise' | 'node'
+  /** Scheduling priority of the delay-line process (nice value, default -10). */
+  nice?: number
 }
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -78,7 +80,8 @@ export async function emulateAccess (ns: Netns, opts: EmulateOptions): Promise<E
   await ns.exec(['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1',
     'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0',
     `net.ipv4.conf.${opts.cpeSide}.rp_filter=0`, `net.ipv4.conf.${opts.coreSide}.rp_filter=0`])
-  const child = ns.spawn(['env', 'UV_THREADPOOL_SIZE=8', process.execPath, '--import', 'tsx', MAIN,
+  // nice -10: the emulated link's timing should not depend on what else the host is doing
+  const child = ns.spawn(['nice', '-n', String(opts.nice ?? -10), 'env', 'UV_THREADPOOL_SIZE=8', process.execPath, '--import', 'tsx', MAIN,
     '--up', tun.up, '--down', tun.down, '--params', JSON.stringify(lineParams(opts.profile)),
     ...(opts.seed !== undefined ? ['--seed', String(opts.seed)] : []), ...(opts.noDrain === true ? ['--no-drain'] : []),
     '--timer', opts.timer ?? 'precise'],
