@@ -83,6 +83,9 @@ async function main (): Promise<void> {
     }
   })
   const hosts = values.listen ?? []
+  // A kept lab outlives the CLI that reads our pipes: never die of EPIPE.
+  process.stdout.on('error', () => {})
+  process.stderr.on('error', () => {})
   await startLabServers({ hosts, http: values.http, echo: values.echo, flow: values.flow })
   process.stdout.write(JSON.stringify({ type: 'ready', pid: process.pid, hosts, http: values.http, echo: values.echo, flow: values.flow }) + '\n')
 }

@@ -58,6 +58,11 @@ export interface Lab {
   startScript: (role: LabRole, script: string, args: readonly string[]) => Promise<ChildProcess>
   /** Stop everything and delete the namespaces. Idempotent. */
   teardown: () => Promise<void>
+  /**
+   * Let the lab outlive this process: the link emulation moves to a detached keeper process inside
+   * the lab's `dsl` namespace (keeper.ts), the servers are released. Returns the keeper's PID.
+   */
+  keep: () => Promise<number>
 }
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -162,19 +167,7 @@ class LabImpl implements Lab {
 
   async startScript (role: LabRole, script: string, args: readonly string[]): Promise<ChildProcess> {
     const child = this.spawn(role, [process.execPath, '--import', 'tsx', script, ...args])
-    let stderr = ''
-    child.stderr?.on('data', (b: Buffer) => { stderr = (stderr + b.toString()).slice(-4000) })
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new Error(`${script} in ${role}: not ready after ${READY_TIMEOUT_MS} ms: ${stderr.trim()}`)) }, READY_TIMEOUT_MS)
-      const lines = createInterface({ input: child.stdout! })
-      lines.on('line', (l) => {
-        if (!l.includes('"ready"')) return
-        clearTimeout(timer)
-        lines.close()
-        resolve()
-      })
-      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${script} in ${role} exited (${String(code)}): ${stderr.trim()}`)) })
-    })
+    await waitReady(child, script, role)
     return child
   }
 
@@ -206,6 +199,21 @@ class LabImpl implements Lab {
     return { up: tx(a.routerCoreIf), down: tx(a.routerCpeIf) }
   }
 
+  async keep (): Promise<number> {
+    for (const name of ACCESS_NAMES) await this.access[name].emulation?.stop()
+    const keeper = this.ns.dsl.spawn([process.execPath, '--import', 'tsx', 'test/lab/keeper.ts', '--prefix', this.prefix,
+      '--dsl', this.access.dsl.profile.name, '--lte', this.access.lte.profile.name], { cwd: REPO_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    this.#children.add(keeper)
+    await waitReady(keeper, 'keeper.ts', 'dsl')
+    for (const child of this.#children) {
+      child.stdout?.destroy()
+      child.stderr?.destroy()
+      child.unref()
+    }
+    this.#children.clear()
+    return keeper.pid ?? -1
+  }
+
   async teardown (): Promise<void> {
     this.#teardown ??= this.#doTeardown()
     await this.#teardown
@@ -219,6 +227,25 @@ class LabImpl implements Lab {
     await removeNamespaces(this.prefix)
     this.#log(`lab ${this.prefix}* removed`)
   }
+}
+
+/** Wait for a child's `{"type":"ready"}` line; rejects with its stderr if it exits or times out. */
+async function waitReady (child: ChildProcess, script: string, role: string): Promise<void> {
+  let stderr = ''
+  child.stderr?.on('data', (b: Buffer) => { stderr = (stderr + b.toString()).slice(-4000) })
+  await new Promise<void>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! })
+    const onExit = (code: number | null): void => { clearTimeout(timer); reject(new Error(`${script} in ${role} exited (${String(code)}): ${stderr.trim()}`)) }
+    const timer = setTimeout(() => { reject(new Error(`${script} in ${role}: not ready after ${READY_TIMEOUT_MS} ms: ${stderr.trim()}`)) }, READY_TIMEOUT_MS)
+    lines.on('line', (l) => {
+      if (!l.includes('"ready"')) return
+      clearTimeout(timer)
+      child.off('exit', onExit)
+      lines.close()
+      resolve()
+    })
+    child.once('exit', onExit)
+  })
 }
 
 /**

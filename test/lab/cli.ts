@@ -1,0 +1,138 @@
+/**
+ * `npm run lab`: build the hybrid-access testbed in network namespaces, run a demo transfer in
+ * each direction with a live view, print a summary, then tear the lab down (also on Ctrl-C or an
+ * error) unless --keep is given. See docs/lab.md.
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import { ADDRESS_PLAN } from './addresses.ts'
+import { modeUnavailable, runDemo, type LabMode } from './demo.ts'
+import { getProfile, type AccessProfile } from './link-profile.ts'
+import { formatAccessGuide, formatSummary } from './summary.ts'
+import { buildLab, type Lab } from './topology.ts'
+
+export const USAGE = `Usage: npm run lab -- [options]
+
+Builds the hybrid-access lab (namespaces <prefix>lan, cpe, dsl, lte, hag, inet), runs one
+download and one upload over a single MPTCP connection with a live view, prints a summary and
+removes the lab again.
+
+Options:
+  --mode <m>        mptcp (default: kernel MPTCP only, cpe -> concentrator service address).
+                    socks5 | convert | transparent come with their issues.
+  --seconds <n>     duration of each transfer (default 10, 1..600)
+  --dsl <profile>   DSL access profile from test/lab/profiles.yaml (default vdsl)
+  --lte <profile>   LTE access profile (default lte)
+  --json            print the summary as JSON on stdout (live view and progress go to stderr)
+  --keep            leave the lab running and print how to reach every host (npm run lab:down removes it)
+  --prefix <p>      namespace prefix (default ha-; must start with ha- or hat-)
+  -h, --help        this text
+`
+
+export interface LabCliOptions {
+  mode: LabMode
+  seconds: number
+  dsl: string
+  lte: string
+  json: boolean
+  keep: boolean
+  prefix: string
+}
+
+/** Parse the command line: options, `'help'`, or an error message (usage error). Pure. */
+export function parseLabArgs (argv: readonly string[]): LabCliOptions | 'help' | { error: string } {
+  let values
+  try {
+    values = parseArgs({
+      args: [...argv],
+      options: {
+        mode: { type: 'string', default: 'mptcp' },
+        seconds: { type: 'string', default: '10' },
+        dsl: { type: 'string', default: 'vdsl' },
+        lte: { type: 'string', default: 'lte' },
+        json: { type: 'boolean', default: false },
+        keep: { type: 'boolean', default: false },
+        prefix: { type: 'string', default: 'ha-' },
+        help: { type: 'boolean', short: 'h', default: false }
+      }
+    }).values
+  } catch (err) {
+    return { error: (err as Error).message }
+  }
+  if (values.help) return 'help'
+  const modeError = modeUnavailable(values.mode)
+  if (modeError !== undefined) return { error: modeError }
+  const seconds = Number(values.seconds)
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) return { error: `--seconds must be an integer in 1..600, got ${values.seconds}` }
+  if (!/^hat?-[a-z0-9-]{0,20}$/.test(values.prefix)) return { error: `--prefix must start with ha- or hat- (lower-case letters, digits, -), got ${values.prefix}` }
+  return { mode: values.mode as LabMode, seconds, dsl: values.dsl, lte: values.lte, json: values.json, keep: values.keep, prefix: values.prefix }
+}
+
+/** What is missing to run the lab here (undefined when nothing is). */
+export function missingPrerequisite (): string | undefined {
+  if (process.getuid?.() !== 0) return 'the lab needs root (it creates network namespaces): run it with sudo'
+  for (const tool of ['ip', 'tc']) {
+    try { execFileSync(tool, ['-V'], { stdio: 'ignore' }) } catch { return `'${tool}' (iproute2) is not installed or not on PATH` }
+  }
+  if (!existsSync('/proc/sys/net/mptcp/enabled')) return 'this kernel has no MPTCP (/proc/sys/net/mptcp missing; needs CONFIG_MPTCP, kernel >= 6.6)'
+  if (readFileSync('/proc/sys/net/mptcp/enabled', 'utf8').trim() !== '1') return 'kernel MPTCP is disabled: sysctl -w net.mptcp.enabled=1'
+  if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing (the link emulation needs TUN devices)'
+  return undefined
+}
+
+async function main (argv: readonly string[]): Promise<number> {
+  const opts = parseLabArgs(argv)
+  if (opts === 'help') { process.stdout.write(USAGE); return 0 }
+  if ('error' in opts) { process.stderr.write(`lab: ${opts.error}\n\n${USAGE}`); return 2 }
+  const missing = missingPrerequisite()
+  if (missing !== undefined) { process.stderr.write(`lab: ${missing}\n`); return 1 }
+  let profiles: { dsl: AccessProfile, lte: AccessProfile }
+  try {
+    profiles = { dsl: getProfile(opts.dsl), lte: getProfile(opts.lte) }
+  } catch (err) {
+    process.stderr.write(`lab: ${(err as Error).message}\n`)
+    return 2
+  }
+  const progress = (m: string): void => { process.stderr.write(`lab: ${m}\n`) }
+  const out = (s: string): void => { (opts.json ? process.stderr : process.stdout).write(s.endsWith('\n') ? s : s + '\n') }
+  let lab: Lab | undefined
+  let interrupted = false
+  let kept = false
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (interrupted) return
+    interrupted = true
+    progress(`${sig}: tearing the lab down`)
+    const done = (): never => process.exit(130)
+    if (lab === undefined) done()
+    else lab.teardown().then(done, done)
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    lab = await buildLab({ prefix: opts.prefix, profiles, log: progress })
+    progress(`demo: ${opts.mode}, ${opts.seconds} s download then ${opts.seconds} s upload on one connection`)
+    const summary = await runDemo(lab, { mode: opts.mode, seconds: opts.seconds, live: out })
+    if (opts.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n')
+    else out('\n' + formatSummary(summary))
+    if (opts.keep) {
+      const pid = await lab.keep()
+      kept = true
+      out(`\n${formatAccessGuide(opts.prefix, ADDRESS_PLAN)}(link emulation kept alive by PID ${pid} in ${opts.prefix}dsl)`)
+    }
+    return 0
+  } catch (err) {
+    if (!interrupted) process.stderr.write(`lab: ${err instanceof Error ? err.message : String(err)}\n`)
+    return 1
+  } finally {
+    if (lab !== undefined && !kept && !interrupted) await lab.teardown()
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then((code) => process.exit(code), (err: unknown) => {
+    process.stderr.write(`lab: ${String(err)}\n`)
+    process.exit(1)
+  })
+}
