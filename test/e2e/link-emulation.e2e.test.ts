@@ -23,9 +23,9 @@ const skip = e2eSkipReason()
 test('link emulation: delay, rate, loss, live change, blackhole', { skip: skip ?? false, timeout: 120_000 }, async (t) => {
   await removeNamespaces(PREFIX)
   const lab: ThreeNodeLab = await createThreeNodeLab(PREFIX)
-  let em: EmulatedAccess | undefined
+  const held: { em?: EmulatedAccess } = {}
   t.after(async () => {
-    await em?.stop()
+    await held.em?.stop()
     await lab.destroy()
   })
   await startEcho(lab)
@@ -33,8 +33,8 @@ test('link emulation: delay, rate, loss, live change, blackhole', { skip: skip ?
   // the path's own RTT (two Node processes, veths) without emulation
   const base = median((await probe(lab, ADDR.server4, { count: 20, intervalMs: 5 })).rttsMs)
   const vdsl = getProfile('vdsl')
-  em = await emulateAccess(lab.router, { cpeSide: lab.cpeSide, coreSide: lab.coreSide, profile: vdsl, seed: 1 })
-  const access = em
+  const access = await emulateAccess(lab.router, { cpeSide: lab.cpeSide, coreSide: lab.coreSide, profile: vdsl, seed: 1 })
+  held.em = access
 
   await t.test('added RTT = 2 × one-way delay (IPv4 and IPv6), within 10 %', async () => {
     for (const host of [ADDR.server4, ADDR.server6]) {
