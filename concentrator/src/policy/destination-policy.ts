@@ -182,6 +182,11 @@ export class DestinationPolicy {
     return { address: ip.text, family: ip.family }
   }
 
+  /** Shutdown: cancel outstanding DNS lookups so the process can exit without waiting for c-ares. */
+  close (): void {
+    this.#resolver.close?.()
+  }
+
   #defaultClass (ip: IpAddress): RangeClass | undefined {
     return this.#defaults.find((d) => d.set.has(ip))?.class
   }

@@ -19,6 +19,8 @@ export interface RecordWithTtl {
 export interface DnsBackend {
   resolve4: (name: string) => Promise<RecordWithTtl[]>
   resolve6: (name: string) => Promise<RecordWithTtl[]>
+  /** Abort every outstanding query (shutdown); they reject with ECANCELLED. */
+  cancel?: () => void
 }
 
 export interface ResolvedAddress {
@@ -35,6 +37,8 @@ export type ResolveResult =
 /** Resolves a host name on behalf of a source (the per-source cap key, e.g. the CPE's address). */
 export interface HostResolver {
   resolve: (name: string, source: string) => Promise<ResolveResult>
+  /** Cancel outstanding lookups (shutdown); pending calls answer dns_failed. */
+  close?: () => void
 }
 
 export interface ResolverLimits {
@@ -142,10 +146,24 @@ export class CachingResolver implements HostResolver {
     return { active: this.#limiter.active, queued: this.#limiter.queued, cached: this.#cache.size, inflight: this.#inflight.size }
   }
 
+  close (): void {
+    this.#backend.cancel?.()
+  }
+
   async resolve (name: string, source: string): Promise<ResolveResult> {
     const early = this.#cached(name) ?? this.#inflight.get(name)
     if (early !== undefined) return early
-    const deadline = AbortSignal.timeout(this.#limits.deadlineMs)
+    // A ref'd timer (AbortSignal.timeout is unref'd), cleared as soon as the call settles.
+    const deadline = new AbortController()
+    const timer = setTimeout(() => { deadline.abort() }, this.#limits.deadlineMs)
+    try {
+      return await this.#acquireAndLookup(name, source, deadline.signal)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  async #acquireAndLookup (name: string, source: string, deadline: AbortSignal): Promise<ResolveResult> {
     const release = await this.#limiter.acquire(source, deadline)
     if (release === undefined) {
       const detail = deadline.aborted ? 'no lookup slot before the deadline' : 'lookup queue full'
