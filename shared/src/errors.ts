@@ -21,6 +21,11 @@ export const ErrorCodes = {
   HYBRID_ERR_SOCKET_SYSCALL: 'socket system call failed',
   HYBRID_ERR_SOCKET_ADDRESS: 'socket address is invalid',
   HYBRID_ERR_TUN_SYSCALL: 'TUN device system call failed',
+  // --- management API -----------------------------------------------------------------------
+  HYBRID_ERR_MGMT_UNAUTHORIZED: 'management request lacks the right bearer token',
+  HYBRID_ERR_MGMT_BAD_REQUEST: 'management request is invalid',
+  HYBRID_ERR_MGMT_HOST: 'management request Host header is not allowed',
+  HYBRID_ERR_MGMT_NOT_FOUND: 'management route does not exist',
   // --- destination policy / DNS (concentrator) ----------------------------------------------
   HYBRID_ERR_POLICY_DENIED: 'destination refused by the destination policy',
   HYBRID_ERR_POLICY_INVALID_DESTINATION: 'destination is not a valid address or host name',
