@@ -78,7 +78,8 @@ export function parseInetAton (s: string): string | undefined {
 
 function parseInetAtonPart (part: string): number | undefined {
   // Values beyond 2^53 lose precision but are far above 2^32 and rejected by the caller.
-  if (/^0x[0-9a-f]*$/i.test(part)) return part.length === 2 ? 0 : parseInt(part.slice(2), 16)
+  // A bare `0x` is 0 to BSD and invalid to current glibc: ambiguous, so not an address (and refused).
+  if (/^0x[0-9a-f]+$/i.test(part)) return parseInt(part.slice(2), 16)
   if (/^0[0-7]*$/.test(part)) return parseInt(part, 8)
   if (/^[1-9][0-9]*$/.test(part)) return parseInt(part, 10)
   return undefined
