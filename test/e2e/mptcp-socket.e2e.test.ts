@@ -235,6 +235,9 @@ test('plain-TCP client of an MPTCP listener: accepted socket reported as tcp / f
   const conn = await server.waitEvent((e) => e.event === 'conn' && e.firstData === 'plain client')
   assert.equal(conn.protocol, 'tcp')
   assert.equal(conn.fallback, true)
+  // conntrack is active in the server namespace (nft nat table): without NAT the original
+  // destination is simply the socket's own local address.
+  assert.deepEqual(conn.originalDestination, { address: '192.0.2.2', port: ports.v4, family: 4 })
 })
 
 test('SO_ORIGINAL_DST after an nft redirect, IPv4 and IPv6', { skip }, async () => {

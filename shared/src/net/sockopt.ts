@@ -240,8 +240,9 @@ const origDstBuf = Buffer.alloc(SockaddrSize.in6)
 
 /**
  * SO_ORIGINAL_DST (IPv4: SOL_IP, IPv6: SOL_IPV6 = IP6T_SO_ORIGINAL_DST): the destination before an
- * nft/iptables REDIRECT or DNAT. Throws (typically ENOENT) when conntrack has no NAT entry. With
- * TPROXY the original destination is simply `socket.localAddress`/`localPort`.
+ * nft/iptables REDIRECT or DNAT. Without NAT (flow tracked by conntrack) it returns the local
+ * address; without a conntrack entry it throws (ENOENT); on MPTCP sockets it throws (EOPNOTSUPP,
+ * measured on 6.18). With TPROXY the original destination is simply `socket.localAddress`/`localPort`.
  */
 export function originalDestination (target: SocketTarget): { address: string, port: number, family: 4 | 6 } {
   const fd = socketFd(target)
