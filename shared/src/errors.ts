@@ -26,6 +26,7 @@ export const ErrorCodes = {
   HYBRID_ERR_MGMT_BAD_REQUEST: 'management request is invalid',
   HYBRID_ERR_MGMT_HOST: 'management request Host header is not allowed',
   HYBRID_ERR_MGMT_NOT_FOUND: 'management route does not exist',
+  HYBRID_ERR_MGMT_RATE_LIMITED: 'too many management requests',
   // --- destination policy / DNS (concentrator) ----------------------------------------------
   HYBRID_ERR_POLICY_DENIED: 'destination refused by the destination policy',
   HYBRID_ERR_POLICY_INVALID_DESTINATION: 'destination is not a valid address or host name',

@@ -3,7 +3,7 @@
  * the guards, error shape, health routes and the OpenAPI document but never listens: tests use
  * `app.inject()`, and main.ts calls `listenMgmt`.
  *
- * Request pipeline: Host allow-list (421) → bearer token on mutating routes (401) → schema
+ * Request pipeline: global rate limit (429) → Host allow-list (421) → bearer token on mutating routes (401) → schema
  * validation (400 naming the field) → handler. Every error body is `{ error: { code, message, field } }`.
  */
 import Fastify from 'fastify'
@@ -15,6 +15,8 @@ import { registerHealthRoutes } from './health-routes.ts'
 import type { Readiness } from './health-routes.ts'
 import { createHostGuard } from './host-allow-list.ts'
 import { MgmtErrorSchema, mgmtErrorHandler, mgmtNotFoundHandler } from './mgmt-errors.ts'
+import { createRateLimiter, DefaultRateLimit } from './rate-limit.ts'
+import type { RateLimitOptions } from './rate-limit.ts'
 import { buildOpenApiDocument, routeRecords } from './openapi.ts'
 import type { OpenApiInfo, RouteRecord } from './openapi.ts'
 
@@ -51,6 +53,8 @@ export interface MgmtServerOptions {
   routes?: (app: MgmtApp) => void
   /** OpenAPI `info`; default title "hybrid management API", version "0". */
   info?: OpenApiInfo
+  /** Global request budget; default 100 requests per second (429 beyond). */
+  rateLimit?: RateLimitOptions
 }
 
 /** Server limits: small bodies, short timeouts (Node's own defaults are 60 s headers, 300 s request). */
@@ -112,6 +116,7 @@ export function buildMgmtServer (options: MgmtServerOptions): MgmtApp {
   const app = createApp(options)
   const records: RouteRecord[] = []
 
+  app.addHook('onRequest', createRateLimiter(options.rateLimit ?? DefaultRateLimit))
   app.addHook('onRequest', hostGuard)
   app.addHook('onResponse', logResponse)
   app.addHook('onRoute', (route) => {

@@ -1,0 +1,35 @@
+/**
+ * A global fixed-window request limit for the management API. The API serves one operator and
+ * one Prometheus, so a single budget (not per client) is enough to keep a request storm from
+ * starving the data plane's event loop. Over budget: 429 with `Retry-After`.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { sendError } from './mgmt-errors.ts'
+
+export interface RateLimitOptions {
+  /** Requests allowed per window. Default 100. */
+  max: number
+  /** Window length in milliseconds. Default 1000. */
+  windowMs: number
+  /** Clock in milliseconds; injected by tests. */
+  now?: () => number
+}
+
+export const DefaultRateLimit = { max: 100, windowMs: 1000 } as const
+
+export function createRateLimiter (options: RateLimitOptions): (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined> {
+  const now = options.now ?? Date.now
+  let windowStart = now()
+  let used = 0
+  return async function rateLimit (_request, reply) {
+    const t = now()
+    if (t - windowStart >= options.windowMs) {
+      windowStart = t
+      used = 0
+    }
+    used++
+    if (used <= options.max) return undefined
+    reply.header('retry-after', String(Math.max(1, Math.ceil((windowStart + options.windowMs - t) / 1000))))
+    return sendError(reply, 429, 'HYBRID_ERR_MGMT_RATE_LIMITED', 'too many management requests')
+  }
+}
