@@ -1,12 +1,15 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
+import { Value } from 'typebox/value'
 import { ConfigError } from '../../../../shared/src/errors.ts'
 import { canonicaliseDestination, embeddedIpv4 } from '../../../../concentrator/src/policy/address.ts'
 import type { DestinationPolicyOptions, PolicyDecision } from '../../../../concentrator/src/policy/destination-policy.ts'
 import { createDestinationPolicy } from '../../../../concentrator/src/policy/destination-policy.ts'
+import { DestinationPolicySchema } from '../../../../concentrator/src/policy/destination-policy-schema.ts'
 import { DefaultDenyRanges, buildPrefixSet } from '../../../../concentrator/src/policy/ranges.ts'
 import type { HostResolver, ResolveResult } from '../../../../concentrator/src/policy/resolver.ts'
+import { DefaultResolverLimits } from '../../../../concentrator/src/policy/resolver.ts'
 
 /** Fake resolver: a table of answers; unknown names are NXDOMAIN. Records every lookup. */
 function fakeResolver (table: Record<string, Array<[string, 4 | 6]> | ResolveResult>): HostResolver & { calls: string[] } {
@@ -236,6 +239,18 @@ test('invalid configuration throws ConfigError naming the key', () => {
   assert.throws(() => makePolicy({ config: { allowPrefixes: ['10.0.0.0/33'] } }), (e: unknown) => e instanceof ConfigError && /allowPrefixes/.test(e.message))
   assert.throws(() => makePolicy({ config: { denyPrefixes: ['0x7f.1/8'] } }), ConfigError)
   assert.throws(() => createDestinationPolicy({ config: { dns: { servers: ['not a server'] } } }), ConfigError)
+})
+
+test('schema: `policy: {}` gives the deny-by-default config with the threat-10 resolver limits', () => {
+  const cfg = Value.Default(DestinationPolicySchema, {}) as Record<string, unknown> & { dns: Record<string, unknown> }
+  assert.ok(Value.Check(DestinationPolicySchema, cfg))
+  for (const key of ['allowPrefixes', 'denyPrefixes', 'infrastructurePrefixes', 'ownAddresses', 'allowedPorts', 'deniedPorts'] as const) assert.deepEqual(cfg[key], [])
+  const { servers, timeoutMs, tries, ...limits } = cfg.dns
+  assert.deepEqual([servers, timeoutMs, tries], [[], 2000, 2])
+  assert.deepEqual(limits, { ...DefaultResolverLimits })
+  assert.equal(Value.Check(DestinationPolicySchema, { ...cfg, extra: 1 }), false)
+  assert.equal(Value.Check(DestinationPolicySchema, { ...cfg, deniedPorts: [0] }), false)
+  assert.equal(Value.Check(DestinationPolicySchema, { ...cfg, dns: { ...cfg.dns, maxTtlSeconds: 301 } }), false)
 })
 
 /** A candidate is denied by default if it or its embedded IPv4 falls in a built-in range. */
