@@ -54,7 +54,7 @@ export interface AddressPlan {
 export const LAB_PORTS = {
   /** HTTP file server on inet: /1k, /100k, /1M, /10M, /100M (generated). */
   http: 80,
-  /** Echo server on inet. */
+  /** Echo server on inet (servers[0]) and on hag (service address). */
   echo: 7,
   /** Flow-tool bulk server: on inet (servers[0]) and on hag (service address). */
   flow: 5201

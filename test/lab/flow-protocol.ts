@@ -59,6 +59,7 @@ export function decodeReport (buf: Buffer): FlowReport | undefined {
 
 /** One data frame of FRAME_SIZE bytes (header + zero payload); senders write the same buffer repeatedly. */
 export function dataFrame (size = FRAME_SIZE): Buffer {
+  if (size < 5) throw new RangeError('a data frame needs at least one payload byte (length 0 ends the stream)')
   const buf = Buffer.alloc(size)
   buf.writeUInt32BE(size - 4, 0)
   return buf

@@ -151,10 +151,10 @@ class LabImpl implements Lab {
   async #startServers (): Promise<void> {
     const s = this.plan.internet.servers[0]
     if (s === undefined) throw new Error('address plan has no internet server')
-    this.#log('starting servers: inet (HTTP, echo, flow) and hag (flow on the service address)')
+    this.#log('starting servers: inet (HTTP, echo, flow) and hag (flow, echo on the service address)')
     await Promise.all([
       this.startScript('inet', 'test/lab/flow-servers.ts', ['--http', '--echo', '--flow', '--listen', s.v4, '--listen', s.v6]),
-      this.startScript('hag', 'test/lab/flow-servers.ts', ['--flow', '--listen', this.plan.service.v4, '--listen', this.plan.service.v6])
+      this.startScript('hag', 'test/lab/flow-servers.ts', ['--flow', '--echo', '--listen', this.plan.service.v4, '--listen', this.plan.service.v6])
     ])
   }
 
