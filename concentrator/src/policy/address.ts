@@ -44,7 +44,8 @@ export function canonicaliseDestination (input: string): CanonicalDestination {
   if (bracketed || s.includes(':')) return classifyIpv6(s)
   if (s.includes('%')) return { kind: 'invalid', detail: 'invalid character in name' }
   if (s.endsWith('.')) s = s.slice(0, -1)
-  s = s.toLowerCase()
+  // ASCII only: String#toLowerCase maps e.g. the Kelvin sign U+212A to 'k'.
+  s = s.replace(/[A-Z]/g, (c) => c.toLowerCase())
   const labels = s.split('.')
   const last = labels[labels.length - 1] ?? ''
   if (NUMERIC_LABEL.test(last)) {

@@ -74,7 +74,7 @@ test('canonicaliseDestination: names normalised, literals recognised, zone ids f
   assert.equal(canonicaliseDestination('[fe80::1%eth0]').kind, 'scoped')
   assert.equal(canonicaliseDestination('fe80::1%25eth0').kind, 'scoped')
   for (const bad of ['', '.', '..', 'a..b', '-a.example', 'a-.example', 'a b', 'a/b', 'ex%41mple', '[]', '[::1', 'x'.repeat(254),
-    `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(62)}`, 'example.0x7f', '1.2.3.08']) {
+    `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(62)}`, 'example.0x7f', '1.2.3.08', '\u212Aexample.com', 'LOCALHOS\u212A']) {
     assert.equal(canonicaliseDestination(bad).kind, 'invalid', bad)
   }
   assert.equal(canonicaliseDestination(`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}`).kind, 'name')
