@@ -1,0 +1,116 @@
+/**
+ * Byte relay between the two legs of a proxied connection (client = the MPTCP side facing the CPE or
+ * LAN, server = the re-originated TCP side). Used after a handshake has finished.
+ *
+ * - Each direction is a `stream.pipeline`, so backpressure is honoured and an error on either leg
+ *   destroys both (bare `pipe()` would not propagate errors).
+ * - Half-close: when one side sends FIN, `pipeline` ends the other leg's writable side (both legs run
+ *   with `allowHalfOpen: true`), and a half-close timer bounds how long the other direction may stay
+ *   open (CLOSE_WAIT / FIN_WAIT2 build-up, threat 3 of the security notes).
+ * - Idle: one socket timeout on the client leg, which sees every byte in both directions.
+ * - Bytes are counted from the sockets' own counters when the relay ends, never per chunk.
+ *
+ * Bytes already read past the handshake (`earlyData`) are written to the server first; nothing read
+ * is ever dropped.
+ */
+import type { Socket } from 'node:net'
+import { pipeline } from 'node:stream'
+
+export type RelayEndReason = 'normal' | 'idle_timeout' | 'half_close_timeout' | 'max_duration' | 'error' | 'drain'
+
+export interface RelayOptions {
+  /** Close both legs after this long without a byte in either direction. Milliseconds; 0 = off. */
+  idleTimeoutMs: number
+  /** After the first FIN, the other direction must finish within this. Milliseconds; 0 = off. */
+  halfCloseTimeoutMs: number
+  /** Hard cap on the connection's lifetime. Milliseconds; 0 or absent = off. */
+  maxDurationMs?: number
+  /** Bytes read from the client before the relay started that belong to the server (early data). */
+  earlyData?: Uint8Array
+}
+
+export interface RelayResult {
+  reason: RelayEndReason
+  /** Client → server bytes written to the server leg (includes early data). */
+  bytesUp: number
+  /** Server → client bytes written to the client leg. */
+  bytesDown: number
+  durationMs: number
+  error?: Error
+}
+
+export interface Relay {
+  /** Settles once both legs are closed. Never rejects. */
+  readonly done: Promise<RelayResult>
+  /** Bytes relayed so far: `{ up, down }`. */
+  progress: () => { up: number, down: number }
+  /** Tear both legs down now, recording `reason` (e.g. 'drain' at shutdown). Idempotent. */
+  abort: (reason: RelayEndReason) => void
+  /** Whether one direction has finished while the other is still open. */
+  halfClosed: () => boolean
+}
+
+export function relay (client: Socket, server: Socket, opts: RelayOptions): Relay {
+  const started = Date.now()
+  // Half-close needs both legs to keep their writable side open after the peer's FIN.
+  client.allowHalfOpen = true
+  server.allowHalfOpen = true
+  const upBase = server.bytesWritten
+  const downBase = client.bytesWritten
+  let reason: RelayEndReason | undefined
+  let firstError: Error | undefined
+  let finishedDirections = 0
+  let halfCloseTimer: NodeJS.Timeout | undefined
+  let maxTimer: NodeJS.Timeout | undefined
+  let settle: (r: RelayResult) => void = () => {}
+  const done = new Promise<RelayResult>((resolve) => { settle = resolve })
+
+  const progress = (): { up: number, down: number } => ({
+    up: server.bytesWritten - upBase,
+    down: client.bytesWritten - downBase
+  })
+
+  const abort = (why: RelayEndReason): void => {
+    reason ??= why
+    client.destroy()
+    server.destroy()
+  }
+
+  const onDirectionDone = (err: Error | null | undefined): void => {
+    if (err != null) {
+      firstError ??= err
+      abort('error')
+    }
+    finishedDirections += 1
+    if (finishedDirections === 1 && opts.halfCloseTimeoutMs > 0 && !client.destroyed) {
+      halfCloseTimer = setTimeout(() => { abort('half_close_timeout') }, opts.halfCloseTimeoutMs)
+    }
+    if (finishedDirections === 2) finish()
+  }
+
+  const finish = (): void => {
+    clearTimeout(halfCloseTimer)
+    clearTimeout(maxTimer)
+    client.setTimeout(0)
+    // Both directions have ended; make sure nothing lingers (a leg may still be half-open).
+    client.destroy()
+    server.destroy()
+    const { up, down } = progress()
+    const result: RelayResult = { reason: reason ?? 'normal', bytesUp: up, bytesDown: down, durationMs: Date.now() - started }
+    if (firstError !== undefined) result.error = firstError
+    settle(result)
+  }
+
+  if (opts.idleTimeoutMs > 0) {
+    client.setTimeout(opts.idleTimeoutMs, () => { abort('idle_timeout') })
+  }
+  if (opts.maxDurationMs !== undefined && opts.maxDurationMs > 0) {
+    maxTimer = setTimeout(() => { abort('max_duration') }, opts.maxDurationMs)
+  }
+  if (opts.earlyData !== undefined && opts.earlyData.length > 0) server.write(opts.earlyData)
+
+  pipeline(client, server, onDirectionDone)
+  pipeline(server, client, onDirectionDone)
+
+  return { done, progress, abort, halfClosed: () => finishedDirections === 1 }
+}

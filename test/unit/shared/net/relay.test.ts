@@ -1,0 +1,99 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import net from 'node:net'
+import { relay } from '../../../../shared/src/net/relay.ts'
+
+/** A connected pair of loopback TCP sockets: [client-facing end held by the relay, peer]. */
+async function socketPair (): Promise<[net.Socket, net.Socket, () => void]> {
+  const server = net.createServer({ allowHalfOpen: true })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as net.AddressInfo
+  const accepted = once(server, 'connection') as Promise<[net.Socket]>
+  const peer = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+  await once(peer, 'connect')
+  const [mine] = await accepted
+  return [mine, peer, () => { server.close() }]
+}
+
+async function readAll (s: net.Socket): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const c of s) chunks.push(c as Buffer)
+  return Buffer.concat(chunks)
+}
+
+/** client app ⇄ [a | relay | b] ⇄ server app */
+async function setup (t: { after: (fn: () => void) => void }): Promise<{ clientApp: net.Socket, serverApp: net.Socket, a: net.Socket, b: net.Socket }> {
+  const [a, clientApp, close1] = await socketPair()
+  const [b, serverApp, close2] = await socketPair()
+  t.after(() => { for (const s of [a, b, clientApp, serverApp]) s.destroy(); close1(); close2() })
+  return { clientApp, serverApp, a, b }
+}
+
+test('relays both ways, early data first, and reports bytes', async (t) => {
+  const { clientApp, serverApp, a, b } = await setup(t)
+  const r = relay(a, b, { idleTimeoutMs: 5000, halfCloseTimeoutMs: 5000, earlyData: Buffer.from('early:') })
+  const up = readAll(serverApp)
+  const down = readAll(clientApp)
+  clientApp.end('hello')
+  serverApp.end('world!')
+  assert.equal((await up).toString(), 'early:hello')
+  assert.equal((await down).toString(), 'world!')
+  const res = await r.done
+  assert.equal(res.reason, 'normal')
+  assert.equal(res.bytesUp, 11)
+  assert.equal(res.bytesDown, 6)
+  assert.equal(a.destroyed && b.destroyed, true)
+})
+
+test('half-close: the server keeps sending after the client FIN', async (t) => {
+  const { clientApp, serverApp, a, b } = await setup(t)
+  const r = relay(a, b, { idleTimeoutMs: 5000, halfCloseTimeoutMs: 5000 })
+  const down = readAll(clientApp)
+  clientApp.end()
+  await once(serverApp, 'end') // FIN propagated to the server
+  assert.equal(r.halfClosed(), true)
+  const big = Buffer.alloc(1 << 20, 7)
+  serverApp.end(big)
+  assert.equal((await down).length, big.length)
+  assert.equal((await r.done).reason, 'normal')
+})
+
+test('half-close timeout tears both legs down', async (t) => {
+  const { clientApp, a, b } = await setup(t)
+  const r = relay(a, b, { idleTimeoutMs: 0, halfCloseTimeoutMs: 100 })
+  clientApp.end()
+  const res = await r.done
+  assert.equal(res.reason, 'half_close_timeout')
+  assert.ok(res.durationMs >= 90)
+})
+
+test('idle timeout closes a silent connection', async (t) => {
+  const { a, b } = await setup(t)
+  const res = await relay(a, b, { idleTimeoutMs: 100, halfCloseTimeoutMs: 0 }).done
+  assert.equal(res.reason, 'idle_timeout')
+})
+
+test('an error on one leg destroys the other', async (t) => {
+  const { serverApp, clientApp, a, b } = await setup(t)
+  const r = relay(a, b, { idleTimeoutMs: 5000, halfCloseTimeoutMs: 5000 })
+  serverApp.resetAndDestroy()
+  const res = await r.done
+  assert.equal(res.reason, 'error')
+  assert.ok(res.error instanceof Error)
+  await once(clientApp.resume(), 'end') // the client side sees its leg closed too
+})
+
+test('abort records its reason (drain) and is idempotent', async (t) => {
+  const { a, b } = await setup(t)
+  const r = relay(a, b, { idleTimeoutMs: 5000, halfCloseTimeoutMs: 5000, maxDurationMs: 60_000 })
+  r.abort('drain')
+  r.abort('error')
+  assert.equal((await r.done).reason, 'drain')
+})
+
+test('max duration caps the lifetime', async (t) => {
+  const { a, b } = await setup(t)
+  assert.equal((await relay(a, b, { idleTimeoutMs: 0, halfCloseTimeoutMs: 0, maxDurationMs: 50 }).done).reason, 'max_duration')
+})
