@@ -100,33 +100,35 @@ async function main (argv: readonly string[]): Promise<number> {
   let lab: Lab | undefined
   let interrupted = false
   let kept = false
+  // On Ctrl-C the lab is torn down first; main() then returns 130 (a signal during the build is
+  // handled once buildLab returns, so a half-built lab is never left behind).
   const onSignal = (sig: NodeJS.Signals): void => {
     if (interrupted) return
     interrupted = true
     progress(`${sig}: tearing the lab down`)
-    const done = (): never => process.exit(130)
-    if (lab === undefined) done()
-    else lab.teardown().then(done, done)
+    lab?.teardown().catch(() => undefined)
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
   try {
     lab = await buildLab({ prefix: opts.prefix, profiles, log: progress })
+    if (interrupted) return 130
     progress(`demo: ${opts.mode}, ${opts.seconds} s download then ${opts.seconds} s upload on one connection`)
     const summary = await runDemo(lab, { mode: opts.mode, seconds: opts.seconds, live: out })
     if (opts.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n')
     else out('\n' + formatSummary(summary))
-    if (opts.keep) {
+    if (opts.keep && !interrupted) {
       const pid = await lab.keep()
       kept = true
       out(`\n${formatAccessGuide(opts.prefix, ADDRESS_PLAN)}(link emulation kept alive by PID ${pid} in ${opts.prefix}dsl)`)
     }
-    return 0
+    return interrupted ? 130 : 0
   } catch (err) {
     if (!interrupted) process.stderr.write(`lab: ${err instanceof Error ? err.message : String(err)}\n`)
-    return 1
+    return interrupted ? 130 : 1
   } finally {
-    if (lab !== undefined && !kept && !interrupted) await lab.teardown()
+    // teardown() is idempotent: after a signal this waits for the teardown the handler started.
+    if (lab !== undefined && !kept) await lab.teardown()
   }
 }
 
