@@ -82,19 +82,25 @@ export function missingPrerequisite (): string | undefined {
   return undefined
 }
 
-async function main (argv: readonly string[]): Promise<number> {
+/** Options and profiles, or the exit status when the CLI must stop here (help, usage error, prerequisite). */
+function prepare (argv: readonly string[]): { opts: LabCliOptions, profiles: { dsl: AccessProfile, lte: AccessProfile } } | number {
   const opts = parseLabArgs(argv)
   if (opts === 'help') { process.stdout.write(USAGE); return 0 }
   if ('error' in opts) { process.stderr.write(`lab: ${opts.error}\n\n${USAGE}`); return 2 }
   const missing = missingPrerequisite()
   if (missing !== undefined) { process.stderr.write(`lab: ${missing}\n`); return 1 }
-  let profiles: { dsl: AccessProfile, lte: AccessProfile }
   try {
-    profiles = { dsl: getProfile(opts.dsl), lte: getProfile(opts.lte) }
+    return { opts, profiles: { dsl: getProfile(opts.dsl), lte: getProfile(opts.lte) } }
   } catch (err) {
     process.stderr.write(`lab: ${(err as Error).message}\n`)
     return 2
   }
+}
+
+async function main (argv: readonly string[]): Promise<number> {
+  const prepared = prepare(argv)
+  if (typeof prepared === 'number') return prepared
+  const { opts, profiles } = prepared
   const progress = (m: string): void => { process.stderr.write(`lab: ${m}\n`) }
   const out = (s: string): void => { (opts.json ? process.stderr : process.stdout).write(s.endsWith('\n') ? s : s + '\n') }
   let lab: Lab | undefined
