@@ -3,7 +3,7 @@
  * emulates delay/jitter/loss on each and obeys a JSON-lines control channel.
  *
  *   UV_THREADPOOL_SIZE=8 ip netns exec <ns> node --import tsx test/lab/delay-line-main.ts \
- *     --up <tun> --down <tun> [--seed N] [--params '{"up":{...},"down":{...}}'] [--no-drain] [--timer node]
+ *     --up <tun> --down <tun> [--seed N] [--params '{"up":{...},"down":{...}}'] [--no-drain] [--timer node] [--quantum-ms 0.5]
  *
  * stdout, one JSON object per line: first `{"event":"ready","pid":…,"up":…,"down":…,"seed":…}`, then
  * one reply per command. stdin commands (`id` is echoed back):
@@ -17,7 +17,7 @@ import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { randomInt } from 'node:crypto'
 import { closeTun, openTun, TunReader, writePacket, type TunDevice } from '../../shared/src/net/tun.ts'
-import { DelayLine, DirectionLine, mulberry32, type Clock, type LineParams } from './delay-line.ts'
+import { DEFAULT_QUANTUM_MS, DelayLine, DirectionLine, mulberry32, type Clock, type LineParams } from './delay-line.ts'
 import { nowMs, PreciseTimer } from './precise-timer.ts'
 
 const NO_DELAY: LineParams = { delayMs: 0, jitterMs: 0, lossPct: 0 }
@@ -29,7 +29,8 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     params: { type: 'string' },
     'no-drain': { type: 'boolean', default: false },
-    timer: { type: 'string', default: 'precise' }
+    timer: { type: 'string', default: 'precise' },
+    'quantum-ms': { type: 'string', default: String(DEFAULT_QUANTUM_MS) }
   }
 })
 if (values.up === undefined || values.down === undefined) {
@@ -46,7 +47,8 @@ const devDown = openTun(values.down)
 const line = new DelayLine(
   new DirectionLine('up', checkParams(initial.up ?? NO_DELAY), rng, (p) => { writePacket(devUp.fd, p) }),
   new DirectionLine('down', checkParams(initial.down ?? NO_DELAY), rng, (p) => { writePacket(devDown.fd, p) }),
-  values.timer === 'node' ? nodeTimerClock() : preciseClock()
+  values.timer === 'node' ? nodeTimerClock() : preciseClock(),
+  { quantumMs: Number(values['quantum-ms']), latenessMs: values.timer === 'node' ? 0.5 : 0.1 }
 )
 
 /** Default: worker-thread futex timer, ≈ 0.1 ms precision. */
@@ -61,7 +63,6 @@ function nodeTimerClock (): Clock {
   const cancel = (): void => { if (t !== undefined) clearTimeout(t); t = undefined }
   return {
     now: nowMs,
-    earlyMs: 0.5,
     arm: (at, fn) => { cancel(); t = setTimeout(fn, Math.max(1, Math.round(at - nowMs()))) },
     cancel
   }
@@ -118,7 +119,8 @@ function handle (cmd: Command): Record<string, unknown> {
       return {
         up: { ...line.up.stats, reader: reader(readers[0]) },
         down: { ...line.down.stats, reader: reader(readers[1]) },
-        cpu: { userUs: cpu.user, systemUs: cpu.system }
+        cpu: { userUs: cpu.user, systemUs: cpu.system },
+        timer: { wakes: line.wakes, latenessMs: line.latenessMs }
       }
     }
     default:

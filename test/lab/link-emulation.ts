@@ -31,6 +31,8 @@ export interface DirectionCounters {
   /** Mean and largest |release error| of the delay line's timer, ms. */
   meanErrorMs: number
   maxErrorMs: number
+  /** TUN reads that went through the thread pool, and packets taken by the synchronous drain. */
+  reader: { poolReads: number, drained: number }
 }
 
 export interface EmulationStats {
@@ -38,6 +40,8 @@ export interface EmulationStats {
   down: DirectionCounters
   /** CPU time the delay-line process used since it started, µs. */
   cpu: { userUs: number, systemUs: number }
+  /** Release-timer wakes so far and the learnt wake-up lateness (ms). */
+  timer: { wakes: number, latenessMs: number }
 }
 
 export interface EmulatedAccess {
@@ -64,6 +68,8 @@ export interface EmulateOptions {
   noDrain?: boolean
   /** Release timer: 'precise' (worker thread, default) or 'node' (setTimeout; measurements only). */
   timer?: 'precise' | 'node'
+  /** Release quantum of the delay line in ms (default 0.5, see delay-line.ts). */
+  quantumMs?: number
   /** Scheduling priority of the delay-line process (nice value, default -10). */
   nice?: number
 }
@@ -84,7 +90,7 @@ export async function emulateAccess (ns: Netns, opts: EmulateOptions): Promise<E
   const child = ns.spawn(['nice', '-n', String(opts.nice ?? -10), 'env', 'UV_THREADPOOL_SIZE=8', process.execPath, '--import', 'tsx', MAIN,
     '--up', tun.up, '--down', tun.down, '--params', JSON.stringify(lineParams(opts.profile)),
     ...(opts.seed !== undefined ? ['--seed', String(opts.seed)] : []), ...(opts.noDrain === true ? ['--no-drain'] : []),
-    '--timer', opts.timer ?? 'precise'],
+    '--timer', opts.timer ?? 'precise', ...(opts.quantumMs !== undefined ? ['--quantum-ms', String(opts.quantumMs)] : [])],
   { stdio: ['pipe', 'pipe', 'pipe'], cwd: REPO_ROOT })
   const access = new Access(ns, opts, base, tun, child)
   try {
@@ -180,7 +186,7 @@ class Access implements EmulatedAccess {
 
   async stats (): Promise<EmulationStats> {
     const r = await this.#request({ cmd: 'stats' })
-    return { up: counters(r['up']), down: counters(r['down']), cpu: r['cpu'] as EmulationStats['cpu'] }
+    return { up: counters(r['up']), down: counters(r['down']), cpu: r['cpu'] as EmulationStats['cpu'], timer: r['timer'] as EmulationStats['timer'] }
   }
 
   async stop (): Promise<void> {
@@ -235,13 +241,14 @@ class Access implements EmulatedAccess {
 }
 
 function counters (raw: unknown): DirectionCounters {
-  const s = raw as { packets: number, dropped: number, forwarded: number, queued: number, errorSumMs: number, errorMaxMs: number }
+  const s = raw as { packets: number, dropped: number, forwarded: number, queued: number, errorSumMs: number, errorMaxMs: number, reader: { poolReads: number, drained: number } }
   return {
     packets: s.packets,
     dropped: s.dropped,
     forwarded: s.forwarded,
     queued: s.queued,
     meanErrorMs: s.forwarded > 0 ? s.errorSumMs / s.forwarded : 0,
-    maxErrorMs: s.errorMaxMs
+    maxErrorMs: s.errorMaxMs,
+    reader: { poolReads: s.reader.poolReads, drained: s.reader.drained }
   }
 }

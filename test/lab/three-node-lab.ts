@@ -113,10 +113,23 @@ export async function startIperfServer (lab: ThreeNodeLab): Promise<void> {
 
 /** TCP goodput in Mbit/s (receiver side) of an iperf3 run from the client; reverse = server sends. */
 export async function iperf (lab: ThreeNodeLab, host: string, o: { seconds: number, reverse?: boolean }): Promise<number> {
+  try {
+    return await iperfOnce(lab, host, o)
+  } catch (err) {
+    // the one-test-at-a-time server may still be finishing the previous test: one retry
+    if (!String(err).includes('busy')) throw err
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    return iperfOnce(lab, host, o)
+  }
+}
+
+async function iperfOnce (lab: ThreeNodeLab, host: string, o: { seconds: number, reverse?: boolean }): Promise<number> {
   const out = await lab.client.exec(['iperf3', '-c', host, '-p', '5201', '-t', String(o.seconds), '-J', '-O', '1',
     ...(o.reverse === true ? ['-R'] : [])], { timeoutMs: (o.seconds + 15) * 1000 })
-  const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }
-  return j.end.sum_received.bits_per_second / 1e6
+  const j = JSON.parse(out) as { error?: string, end?: { sum_received?: { bits_per_second: number } } }
+  const bps = j.end?.sum_received?.bits_per_second
+  if (bps === undefined) throw new Error(`iperf3 to ${host}: ${j.error ?? 'no result'}`)
+  return bps / 1e6
 }
 
 /** Parse a quantile from a sorted array. */

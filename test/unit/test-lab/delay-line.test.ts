@@ -101,7 +101,7 @@ test('delay line engine: each packet leaves at arrival + delay, in order, one ti
   const out: Array<[string, number, number]> = []
   const up = new DirectionLine('up', { delayMs: 10, jitterMs: 0, lossPct: 0 }, mulberry32(1), (p) => out.push(['up', p[0] as number, clock.t]))
   const down = new DirectionLine('down', { delayMs: 3, jitterMs: 0, lossPct: 0 }, mulberry32(2), (p) => out.push(['down', p[0] as number, clock.t]))
-  const line = new DelayLine(up, down, clock)
+  const line = new DelayLine(up, down, clock, { quantumMs: 0, latenessMs: 0 })
   line.onPacket(up, Buffer.from([1]))
   clock.advance(1)
   line.onPacket(down, Buffer.from([2]))
@@ -124,4 +124,29 @@ test('zero delay writes at once without arming the timer', () => {
   for (let i = 0; i < 5; i++) line.onPacket(up, Buffer.from([i]))
   assert.deepEqual(out, [0, 1, 2, 3, 4])
   assert.equal(armed, 0)
+})
+
+test('release quantum batches wakes and keeps every packet within ±quantum/2; learnt lateness is compensated', () => {
+  const clock = fakeClock()
+  const LATE = 0.3 // this fake timer always wakes 0.3 ms late
+  const arm = clock.arm
+  clock.arm = (at, fn) => { arm(at + LATE, fn) }
+  const errors: number[] = []
+  const due = new Map<number, number>()
+  const up = new DirectionLine('up', { delayMs: 10, jitterMs: 0, lossPct: 0 }, mulberry32(1), (p) => errors.push(clock.t - (due.get(p.readUInt32BE(0)) as number)))
+  const line = new DelayLine(up, new DirectionLine('down', { delayMs: 0, jitterMs: 0, lossPct: 0 }, mulberry32(1), () => {}), clock, { quantumMs: 0.5, latenessMs: 0 })
+  const n = 4000
+  for (let i = 0; i < n; i++) {
+    const p = Buffer.alloc(4)
+    p.writeUInt32BE(i)
+    due.set(i, clock.t + 10)
+    line.onPacket(up, p)
+    clock.advance(0.24) // ≈ 50 Mbit/s of 1500-byte packets
+  }
+  clock.advance(20)
+  assert.equal(errors.length, n)
+  const tail = errors.slice(1000) // after the lateness estimate has converged
+  assert.ok(tail.every((e) => Math.abs(e) <= 0.25 + 1e-6), `max |error| ${Math.max(...tail.map(Math.abs))}`)
+  assert.ok(line.wakes < n * 0.6, `wakes ${line.wakes}`)
+  assert.ok(Math.abs(line.latenessMs - LATE) < 0.05, `lateness ${line.latenessMs}`)
 })
