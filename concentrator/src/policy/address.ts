@@ -12,6 +12,7 @@
  * Pure functions: no I/O, never throw on input.
  */
 import { isIPv6 } from 'node:net'
+import { parseInetAtonBytes } from '../../../shared/src/codec/inet-aton.ts'
 
 /** An IP address as bytes (4 or 16) plus its canonical text (RFC 5952 for IPv6). */
 export interface IpAddress {
@@ -63,36 +64,13 @@ function classifyIpv6 (s: string): CanonicalDestination {
   return ip === undefined ? { kind: 'invalid', detail: 'not a valid IPv6 address' } : { kind: 'ip', ip }
 }
 
-/** Parse one inet_aton number part: decimal, octal (leading 0) or hex (0x, digits optional). */
-function parseAtonPart (part: string): number | undefined {
-  if (part.length === 0 || part.length > 40) return undefined
-  if (/^0x[0-9a-f]*$/i.test(part)) return part.length === 2 ? 0 : parseInt(part.slice(2), 16)
-  if (/^0[0-7]*$/.test(part)) return parseInt(part, 8)
-  if (/^[1-9][0-9]*$/.test(part)) return parseInt(part, 10)
-  return undefined
-}
-
 /**
- * Every form the C library's inet_aton accepts (a, a.b, a.b.c, a.b.c.d; each part decimal, octal
- * or hex; the last part fills the remaining bytes), without trailing garbage. undefined if invalid.
+ * Every form the C library's inet_aton accepts (shared/src/codec/inet-aton.ts), as an IpAddress.
+ * undefined if invalid.
  */
 export function parseInetAton (s: string): IpAddress | undefined {
-  const parts = s.split('.')
-  if (parts.length > 4) return undefined
-  const values: number[] = []
-  for (const p of parts) {
-    const v = parseAtonPart(p)
-    if (v === undefined) return undefined
-    values.push(v)
-  }
-  const lastValue = values.pop() ?? 0
-  if (values.some((v) => v > 255)) return undefined
-  const lastBytes = 4 - values.length
-  if (lastValue >= 2 ** (8 * lastBytes)) return undefined
-  const bytes = new Uint8Array(4)
-  values.forEach((v, i) => { bytes[i] = v })
-  for (let i = 0; i < lastBytes; i++) bytes[3 - i] = Math.floor(lastValue / 2 ** (8 * i)) & 0xff
-  return ipv4FromBytes(bytes)
+  const bytes = parseInetAtonBytes(s)
+  return bytes === undefined ? undefined : ipv4FromBytes(bytes)
 }
 
 /** Strict dotted-quad decimal (used inside IPv6 literals and configuration). */

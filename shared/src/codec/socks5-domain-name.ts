@@ -8,6 +8,9 @@
  * hyphen; punycode `xn--` labels are LDH), else the request is refused. See docs/socks5.md.
  */
 import ipaddr from 'ipaddr.js'
+import { parseInetAton } from './inet-aton.ts'
+
+export { parseInetAton }
 
 export type DomainNameResult =
   | { readonly ok: true, readonly type: 'ipv4' | 'ipv6' | 'domain', readonly host: string }
@@ -50,37 +53,4 @@ function classifyHostName (bare: string): DomainNameResult {
   // A numeric top label is no DNS name, and some stack might still read it as a number: refuse.
   if (NumericLabel.test(last)) return { ok: false, reason: 'numeric name that is not an IPv4 address' }
   return { ok: true, type: 'domain', host: bare }
-}
-
-/**
- * The `inet_aton` grammar (glibc, BSD): 1–4 parts separated by dots, each decimal, `0x` hex or
- * leading-zero octal; all parts but the last are one byte, the last fills the remaining bytes.
- * Returns the dotted quad, or undefined when `s` is not in that grammar.
- */
-export function parseInetAton (s: string): string | undefined {
-  const parts = s.split('.')
-  if (parts.length > 4) return undefined
-  const values: number[] = []
-  for (const part of parts) {
-    const v = parseInetAtonPart(part)
-    if (v === undefined) return undefined
-    values.push(v)
-  }
-  const last = values.pop() as number
-  if (values.some((v) => v > 0xff)) return undefined
-  const lastBits = 8 * (4 - values.length)
-  if (last >= 2 ** lastBits) return undefined
-  let n = 0
-  for (const v of values) n = n * 256 + v
-  n = n * 2 ** lastBits + last
-  return [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff].join('.')
-}
-
-function parseInetAtonPart (part: string): number | undefined {
-  // Values beyond 2^53 lose precision but are far above 2^32 and rejected by the caller.
-  // A bare `0x` is 0 to BSD and invalid to current glibc: ambiguous, so not an address (and refused).
-  if (/^0x[0-9a-f]+$/i.test(part)) return parseInt(part.slice(2), 16)
-  if (/^0[0-7]*$/.test(part)) return parseInt(part, 8)
-  if (/^[1-9][0-9]*$/.test(part)) return parseInt(part, 10)
-  return undefined
 }

@@ -8,12 +8,14 @@ test('inet_aton forms denote the IPv4 address the C library would use', () => {
   const cases: Array<[string, string | undefined]> = [
     ['0', '0.0.0.0'], ['2130706433', '127.0.0.1'], ['017700000001', '127.0.0.1'], ['0x7f.1', '127.0.0.1'],
     ['0x7f.0.0.1', '127.0.0.1'], ['0177.0.0.1', '127.0.0.1'], ['127.1', '127.0.0.1'], ['127.0.1', '127.0.0.1'],
-    ['0x7F000001', '127.0.0.1'], ['0x', '0.0.0.0'], ['4294967295', '255.255.255.255'], ['1.16777215', '1.255.255.255'],
+    ['0x7F000001', '127.0.0.1'], ['0x', undefined], ['4294967295', '255.255.255.255'], ['1.16777215', '1.255.255.255'],
     ['1.2.65535', '1.2.255.255'], ['00000000000000000000177.1', '127.0.0.1'],
     ['4294967296', undefined], ['1.16777216', undefined], ['256.1.1.1', undefined], ['08', undefined], ['0x1g', undefined],
     ['1.2.3.4.5', undefined], ['1..2', undefined], ['', undefined], ['-1', undefined], ['+1', undefined], ['1e3', undefined]
   ]
   for (const [input, expected] of cases) assert.equal(parseInetAton(input)?.text, expected, input)
+  // A bare `0x` is ambiguous between C libraries: not an address, and as a numeric name refused.
+  assert.equal(canonicaliseDestination('0x').kind, 'invalid')
 })
 
 test('property: any inet_aton spelling of a 32-bit value parses to that value', () => {
