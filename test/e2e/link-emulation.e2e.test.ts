@@ -10,7 +10,7 @@ import { emulateAccess, type EmulatedAccess } from '../lab/link-emulation.ts'
 import { getProfile, type AccessProfile } from '../lab/link-profile.ts'
 import { ADDR, createThreeNodeLab, iperf, probe, quantile, startEcho, startIperfServer, type ThreeNodeLab } from '../lab/three-node-lab.ts'
 
-const PREFIX = 'hat-tun-'
+const PREFIX = 'hat-tun-e'
 /** TCP payload per IP packet with timestamps: 1448 of 1500 bytes (tbf counts IP bytes). */
 const GOODPUT_FACTOR = 1448 / 1500
 
@@ -83,6 +83,19 @@ test('link emulation: delay, rate, loss, live change, blackhole', { skip: skip ?
     await access.setBlackhole(false)
     const back = await probe(lab, ADDR.server6, { count: 20, intervalMs: 5 })
     assert.ok(back.received >= 18, `after blackhole: ${back.received}/20`)
+  })
+
+  await t.test('a dead delay line fails closed (blackhole fallback route), not open', async () => {
+    const gone = new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        try { process.kill(access.pid, 0) } catch { clearInterval(poll); resolve() }
+      }, 20)
+    })
+    process.kill(access.pid, 'SIGKILL')
+    await gone
+    const r = await probe(lab, ADDR.server4, { count: 10, intervalMs: 5, waitMs: 200 })
+    assert.equal(r.received, 0)
+    await assert.rejects(access.setBlackhole(false), /not running|exited/)
   })
 
   await t.test('stop removes rules and tables and is idempotent', async () => {

@@ -3,7 +3,7 @@
  * emulates delay/jitter/loss on each and obeys a JSON-lines control channel.
  *
  *   UV_THREADPOOL_SIZE=8 ip netns exec <ns> node --import tsx test/lab/delay-line-main.ts \
- *     --up <tun> --down <tun> [--seed N] [--params '{"up":{...},"down":{...}}'] [--no-drain] [--timer node] [--quantum-ms 0.5]
+ *     --up <tun> --down <tun> [--seed N] [--params '{"up":{...},"down":{...}}'] [--no-drain] [--timer node] [--quantum-ms 1]
  *
  * stdout, one JSON object per line: first `{"event":"ready","pid":…,"up":…,"down":…,"seed":…}`, then
  * one reply per command. stdin commands (`id` is echoed back):

@@ -68,7 +68,7 @@ export interface EmulateOptions {
   noDrain?: boolean
   /** Release timer: 'precise' (worker thread, default) or 'node' (setTimeout; measurements only). */
   timer?: 'precise' | 'node'
-  /** Release quantum of the delay line in ms (default 0.5, see delay-line.ts). */
+  /** Release quantum of the delay line in ms (default 1, see delay-line.ts). */
   quantumMs?: number
   /** Scheduling priority of the delay-line process (nice value, default -10). */
   nice?: number

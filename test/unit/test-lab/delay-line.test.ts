@@ -126,7 +126,7 @@ test('zero delay writes at once without arming the timer', () => {
   assert.equal(armed, 0)
 })
 
-test('release quantum batches wakes and keeps every packet within ±quantum/2; learnt lateness is compensated', () => {
+test('release quantum batches wakes; packets leave on time or at most quantum/2 early; learnt lateness is compensated', () => {
   const clock = fakeClock()
   const LATE = 0.3 // this fake timer always wakes 0.3 ms late
   const arm = clock.arm
@@ -134,7 +134,7 @@ test('release quantum batches wakes and keeps every packet within ±quantum/2; l
   const errors: number[] = []
   const due = new Map<number, number>()
   const up = new DirectionLine('up', { delayMs: 10, jitterMs: 0, lossPct: 0 }, mulberry32(1), (p) => errors.push(clock.t - (due.get(p.readUInt32BE(0)) as number)))
-  const line = new DelayLine(up, new DirectionLine('down', { delayMs: 0, jitterMs: 0, lossPct: 0 }, mulberry32(1), () => {}), clock, { quantumMs: 0.5, latenessMs: 0 })
+  const line = new DelayLine(up, new DirectionLine('down', { delayMs: 0, jitterMs: 0, lossPct: 0 }, mulberry32(1), () => {}), clock, { quantumMs: 1, latenessMs: 0 })
   const n = 4000
   for (let i = 0; i < n; i++) {
     const p = Buffer.alloc(4)
@@ -146,7 +146,7 @@ test('release quantum batches wakes and keeps every packet within ±quantum/2; l
   clock.advance(20)
   assert.equal(errors.length, n)
   const tail = errors.slice(1000) // after the lateness estimate has converged
-  assert.ok(tail.every((e) => Math.abs(e) <= 0.25 + 1e-6), `max |error| ${Math.max(...tail.map(Math.abs))}`)
-  assert.ok(line.wakes < n * 0.6, `wakes ${line.wakes}`)
+  assert.ok(tail.every((e) => e >= -0.5 - 1e-6 && e <= 0.01), `error range ${Math.min(...tail)} .. ${Math.max(...tail)}`)
+  assert.ok(line.wakes < n * 0.5, `wakes ${line.wakes}`)
   assert.ok(Math.abs(line.latenessMs - LATE) < 0.05, `lateness ${line.latenessMs}`)
 })
