@@ -7,19 +7,12 @@ import { Type, type Static } from 'typebox'
 import { endpointProperties, LogSchema, managementSchema, MptcpSchema } from '../../shared/src/config/common-schema.ts'
 import { stringEnum } from '../../shared/src/config/schema-helpers.ts'
 import { CpeLimitsSchema } from './config-limits.ts'
+import { InterceptSchema } from './config-intercept.ts'
+import { MultipathSchema, UplinkSchema } from './config-uplinks.ts'
 
-export { LogSchema }
+export { LogSchema, UplinkSchema }
 
 export const ENV_PREFIX = 'HYBRID_CPE_'
-
-export const UplinkSchema = Type.Object({
-  /** Short label used in logs and metrics (`dsl`, `lte0`). Required. */
-  name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,15}$', description: 'label in logs and metric labels (lower case, at most 16 characters)' }),
-  /** Linux network interface of this access (`eth1`, `wwan0`). Required. */
-  interface: Type.String({ pattern: '^[^/\\s:]{1,15}$', description: 'Linux network interface name' }),
-  /** Access type: `dsl` (fixed, preferred) or `lte` (cellular). Required. */
-  role: stringEnum(['dsl', 'lte'], 'access type: dsl (fixed, preferred) or lte (cellular)')
-}, { additionalProperties: false })
 
 export const ConfigSchema = Type.Object({
   /** Logging. */
@@ -35,7 +28,11 @@ export const ConfigSchema = Type.Object({
   /** Signalling to the concentrator: `socks5`, `convert` (RFC 8803) or `transparent`. Default `socks5`. */
   mode: stringEnum(['socks5', 'convert', 'transparent'], 'signalling towards the concentrator: socks5, convert (RFC 8803) or transparent', 'socks5'),
   /** Limits and timeouts. */
-  limits: CpeLimitsSchema
+  limits: CpeLimitsSchema,
+  /** LAN interception (nftables TPROXY); docs/cpe-control-plane.md. */
+  intercept: InterceptSchema,
+  /** Source routing, MPTCP endpoints and limits of the uplinks; docs/cpe-control-plane.md. */
+  multipath: MultipathSchema
 }, { additionalProperties: false })
 
 export type Config = Static<typeof ConfigSchema>

@@ -21,6 +21,14 @@ export const ErrorCodes = {
   HYBRID_ERR_SOCKET_SYSCALL: 'socket system call failed',
   HYBRID_ERR_SOCKET_ADDRESS: 'socket address is invalid',
   HYBRID_ERR_TUN_SYSCALL: 'TUN device system call failed',
+  // --- system commands / nftables / uplinks (CPE control plane) ----------------------------
+  HYBRID_ERR_CMD_FAILED: 'system command failed',
+  HYBRID_ERR_CMD_OUTPUT: 'system command output cannot be parsed',
+  HYBRID_ERR_NFT_CHECK: 'nftables ruleset rejected by nft -c',
+  HYBRID_ERR_NFT_APPLY: 'nftables ruleset could not be applied',
+  HYBRID_ERR_NFT_HOLDER: 'nft -i holder process is not running',
+  HYBRID_ERR_UPLINK_CONFIG: 'uplink configuration is inconsistent',
+  HYBRID_ERR_UPLINK_GATEWAY: 'uplink gateway cannot be determined',
   // --- management API -----------------------------------------------------------------------
   HYBRID_ERR_MGMT_UNAUTHORIZED: 'management request lacks the right bearer token',
   HYBRID_ERR_MGMT_BAD_REQUEST: 'management request is invalid',

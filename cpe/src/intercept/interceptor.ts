@@ -1,0 +1,144 @@
+/**
+ * LAN interception at run time: IP_TRANSPARENT listeners (v4 on 0.0.0.0, v6 on ::), the fwmark
+ * policy routing and the owner table `inet hybrid_cpe` held by an `nft -i` child (NftOwner).
+ *
+ * Start order: listeners, routing, nft table (a TPROXY rule without a listener would only fail
+ * open). Stop: `stopAccepting()` closes the listeners — new LAN connections then flow natively while
+ * intercepted ones keep working (their packets still match `socket transparent 1`); `stop()` then
+ * removes the table (ends the holder) and the routing. If the agent dies, the holder reads EOF and
+ * exits, and the kernel deletes the table: traffic is routed natively (fail-open).
+ *
+ * The original destination of an accepted connection is its local address and port.
+ */
+import { EventEmitter } from 'node:events'
+import type net from 'node:net'
+import type { Logger } from '../../../shared/src/log.ts'
+import { listen } from '../../../shared/src/net/listen.ts'
+import { runCommand, type CommandRunner } from '../../../shared/src/sys/command.ts'
+import { NftOwner } from '../../../shared/src/sys/nft-owner.ts'
+import { buildInterceptRouting, buildInterceptRuleset, NFT_FAMILY, NFT_TABLE, type InterceptRulesetInput } from './intercept-ruleset.ts'
+
+export interface OriginalDestination { address: string, port: number, family: 4 | 6 }
+
+export interface InterceptorOptions {
+  config: InterceptRulesetInput
+  log: Logger
+  /** Called for each intercepted LAN connection with its original destination. */
+  onConnection: (socket: net.Socket, destination: OriginalDestination) => void
+  /** Runner of `ip` commands and the `nft -c` check. Default runCommand. */
+  run?: CommandRunner
+  /** Prefix of the `nft` commands (tests: `['ip', 'netns', 'exec', ns]`). */
+  commandPrefix?: readonly string[]
+}
+
+const MAX_DELETE_REPEATS = 8
+
+/** Strip the IPv4-mapped prefix a dual-stack socket would report. */
+export function originalDestinationOf (socket: net.Socket): OriginalDestination | undefined {
+  const raw = socket.localAddress
+  const port = socket.localPort
+  if (raw === undefined || port === undefined) return undefined
+  const address = raw.startsWith('::ffff:') && raw.includes('.') ? raw.slice(7) : raw
+  return { address, port, family: address.includes(':') ? 6 : 4 }
+}
+
+export class Interceptor extends EventEmitter<{ holderExit: [code: number | null, signal: NodeJS.Signals | null] }> {
+  readonly ruleset: string
+  #opts: InterceptorOptions
+  #run: CommandRunner
+  #servers: net.Server[] = []
+  #owner: NftOwner | undefined
+  #routingInstalled = false
+
+  private constructor (opts: InterceptorOptions) {
+    super()
+    this.#opts = opts
+    this.#run = opts.run ?? runCommand
+    this.ruleset = buildInterceptRuleset(opts.config)
+  }
+
+  /** Listen, install routing and the nft table (mode `managed`), or only listen (`external`). */
+  static async start (opts: InterceptorOptions): Promise<Interceptor> {
+    const ic = new Interceptor(opts)
+    try {
+      await ic.#listen()
+      if (opts.config.intercept.rules === 'managed') {
+        await ic.#installRouting()
+        await ic.#installTable()
+      }
+    } catch (err) {
+      await ic.stop()
+      throw err
+    }
+    return ic
+  }
+
+  /** PID of the `nft -i` holder (undefined in `external` mode or after stop). */
+  get holderPid (): number | undefined { return this.#owner?.pid }
+  get listening (): boolean { return this.#servers.length > 0 }
+
+  async #listen (): Promise<void> {
+    const c = this.#opts.config.intercept
+    const hosts = c.ipv6 ? ['0.0.0.0', '::'] : ['0.0.0.0']
+    for (const host of hosts) {
+      const server = await listen({ host, port: c.port, protocol: 'tcp', transparent: true, ...(host === '::' ? { v6Only: true } : {}) },
+        (socket) => { this.#accept(socket) })
+      this.#servers.push(server)
+    }
+    this.#opts.log.info({ port: c.port, hosts }, 'transparent listeners up')
+  }
+
+  #accept (socket: net.Socket): void {
+    const dst = originalDestinationOf(socket)
+    if (dst === undefined) { socket.destroy(); return }
+    this.#opts.onConnection(socket, dst)
+  }
+
+  async #installRouting (): Promise<void> {
+    const plan = buildInterceptRouting(this.#opts.config.intercept)
+    await this.#removeAll(plan.remove)
+    this.#routingInstalled = true
+    for (const argv of plan.add) await this.#run(argv)
+    this.#opts.log.info({ commands: plan.add.length }, 'interception policy routing installed')
+  }
+
+  async #installTable (): Promise<void> {
+    const owner = await NftOwner.start({ family: NFT_FAMILY, table: NFT_TABLE, run: this.#run, ...(this.#opts.commandPrefix === undefined ? {} : { commandPrefix: this.#opts.commandPrefix }) })
+    this.#owner = owner
+    owner.on('exit', (code, signal) => {
+      this.#opts.log.error({ code, signal }, 'nft -i holder exited: table inet hybrid_cpe is gone, LAN traffic is routed natively (fail-open)')
+      this.emit('holderExit', code, signal)
+    })
+    await owner.apply(this.ruleset)
+    this.#opts.log.info({ holderPid: owner.pid, table: `${NFT_FAMILY} ${NFT_TABLE}` }, 'interception ruleset installed')
+  }
+
+  /** Each delete repeated until it fails (nothing left to delete). */
+  async #removeAll (commands: readonly string[][]): Promise<void> {
+    for (const argv of commands) {
+      for (let i = 0; i < MAX_DELETE_REPEATS; i++) {
+        try { await this.#run(argv) } catch { break }
+      }
+    }
+  }
+
+  /** Close the listeners: new connections flow natively, intercepted ones keep working. */
+  stopAccepting (): void {
+    const servers = this.#servers
+    this.#servers = []
+    // close() stops listening at once; its callback would wait for every accepted connection.
+    for (const s of servers) s.close()
+  }
+
+  /** Close the listeners, remove the nft table and the policy routing. Idempotent. */
+  async stop (): Promise<void> {
+    this.stopAccepting()
+    const owner = this.#owner
+    this.#owner = undefined
+    if (owner !== undefined) await owner.close()
+    if (this.#routingInstalled) {
+      this.#routingInstalled = false
+      await this.#removeAll(buildInterceptRouting(this.#opts.config.intercept).remove)
+    }
+  }
+}
