@@ -5,8 +5,10 @@
  */
 import { Type, type Static } from 'typebox'
 import { endpointProperties, LogSchema, managementSchema, MptcpSchema } from '../../shared/src/config/common-schema.ts'
-import { stringEnum } from '../../shared/src/config/schema-helpers.ts'
+import { integerOption, stringEnum } from '../../shared/src/config/schema-helpers.ts'
+import type { DeepReadonly } from '../../shared/src/config/freeze.ts'
 import { ConcentratorLimitsSchema } from './config-limits.ts'
+import { DestinationPolicySchema } from './policy/destination-policy-schema.ts'
 
 export { LogSchema }
 
@@ -15,8 +17,42 @@ export const ENV_PREFIX = 'HYBRID_CONC_'
 export const ListenerSchema = Type.Object({
   ...endpointProperties('listen'),
   /** Signalling spoken on this listener: `socks5` (RFC 1928) or `convert` (RFC 8803). Required. */
-  mode: stringEnum(['socks5', 'convert'], 'signalling on this listener: socks5 (RFC 1928) or convert (RFC 8803)')
+  mode: stringEnum(['socks5', 'convert'], 'signalling on this listener: socks5 (RFC 1928) or convert (RFC 8803)'),
+  /** Socket protocol: `mptcp` (production) or `tcp` (plain TCP, e.g. tests without MPTCP). Default `mptcp`. */
+  protocol: stringEnum(['mptcp', 'tcp'], 'socket protocol of the listener: mptcp, or tcp (plain TCP; no bonding)', 'mptcp'),
+  /** TCP Fast Open queue (pending TFO requests) of the listener; 0 = TFO off. Default 256. */
+  fastOpenQueue: integerOption({ default: 256, minimum: 0, maximum: 65_535, unit: 'connections', description: 'TCP Fast Open queue of the listener (server TFO also needs sysctl net.ipv4.tcp_fastopen bit 0x2); 0: off' }),
+  /**
+   * Accept TFO data without a cookie (TCP_FASTOPEN_NO_COOKIE on the listener) from EVERY client of
+   * this listener. Only for listeners bound to an access network whose sources are all trusted
+   * (BCP 38 filtering upstream). Per source prefix: see docs/concentrator.md (route attribute
+   * `fastopen_no_cookie`). Default false.
+   */
+  fastOpenNoCookie: Type.Boolean({ default: false, description: 'accept TFO SYN data without a cookie from every client of this listener (trusted access networks only; see docs/concentrator.md)' }),
+  /** IPv6 listeners: IPV6_V6ONLY. Default true (bind v4 and v6 listeners separately). */
+  v6Only: Type.Boolean({ default: true, description: 'IPv6 listeners only: accept IPv6 only (IPV6_V6ONLY); false: dual-stack' })
 }, { additionalProperties: false })
+
+export const AuthSchema = Type.Object({
+  /**
+   * Source prefixes allowed to use SOCKS5 without authentication (METHOD 00), e.g. the CPEs'
+   * access prefixes. Everyone else must authenticate with username/password. Default: none.
+   */
+  trustedPrefixes: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { default: [], maxItems: 4096, description: 'source prefixes allowed to use SOCKS5 without authentication (a.b.c.d/n, x::/n or an address)' }),
+  /**
+   * RFC 1929 credentials: a text file of `username:password` lines (`#` comments). Read at start
+   * and on every reload. Unset: username/password authentication is off. Default: unset.
+   */
+  credentialsFile: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'file of username:password lines for SOCKS5 RFC 1929 authentication (read at start and on reload); unset: off' })),
+  /** Failed authentications per source within `failureWindowMs` before back-off starts. Default 5. */
+  maxFailures: integerOption({ default: 5, minimum: 1, maximum: 1000, unit: 'attempts', description: 'failed authentications per source within failureWindowMs before back-off starts' }),
+  /** Window counting failures. Unit ms. Default 60000. */
+  failureWindowMs: integerOption({ default: 60_000, minimum: 1000, maximum: 3_600_000, unit: 'ms', description: 'window in which failed authentications are counted' }),
+  /** First back-off; doubles with every further failure. Unit ms. Default 1000. */
+  backoffInitialMs: integerOption({ default: 1000, minimum: 10, maximum: 3_600_000, unit: 'ms', description: 'first back-off period (doubles with every further failure)' }),
+  /** Longest back-off. Unit ms. Default 60000. */
+  backoffMaxMs: integerOption({ default: 60_000, minimum: 10, maximum: 3_600_000, unit: 'ms', description: 'longest back-off period' })
+}, { additionalProperties: false, default: {}, description: 'SOCKS5 client authorisation' })
 
 export const ConfigSchema = Type.Object({
   /** Logging. */
@@ -37,7 +73,15 @@ export const ConfigSchema = Type.Object({
     description: 'MPTCP listeners facing the CPEs (default loopback only: set the access-facing address)'
   }),
   /** Limits and timeouts. */
-  limits: ConcentratorLimitsSchema
+  limits: ConcentratorLimitsSchema,
+  /** Who may use the proxy: trusted source prefixes, RFC 1929 credentials. */
+  auth: AuthSchema,
+  /** Destination policy (deny by default); see docs/destination-policy.md. */
+  policy: DestinationPolicySchema
 }, { additionalProperties: false })
 
 export type Config = Static<typeof ConfigSchema>
+export type ListenerConfig = Static<typeof ListenerSchema>
+export type AuthConfig = Static<typeof AuthSchema>
+/** The loaded, deep-frozen configuration the daemon runs with. */
+export type ConcentratorConfig = DeepReadonly<Config>

@@ -10,7 +10,7 @@ import { once } from 'node:events'
 import type { TObject } from 'typebox'
 import { stringify as toYaml } from 'yaml'
 import type { DestinationStream } from 'pino'
-import { ConfigError, isHybridError } from '../errors.ts'
+import { ConfigError, HybridError, isHybridError } from '../errors.ts'
 import { createLogger, type Logger } from '../log.ts'
 import { LogLevels, type LogLevel } from './common-schema.ts'
 import { loadConfig, type LoadedConfig } from './load-config.ts'
@@ -22,7 +22,19 @@ export type ExitCode = typeof ExitCode[keyof typeof ExitCode]
 
 export interface TextOut { write: (text: string) => unknown }
 
-export interface RunningService { stop: () => Promise<void> }
+export interface RunningService<C = unknown> {
+  stop: () => Promise<void>
+  /** Apply a new configuration, already loaded and validated (SIGHUP, management API). */
+  reload?: (config: C) => Promise<void>
+  /** A reload was refused before `reload` (the file did not load or validate); e.g. count it. */
+  reloadFailed?: (err: unknown) => void
+}
+
+/** Handed to `start`: lets the service trigger the same reload path as SIGHUP (e.g. POST /api/v1/reload). */
+export interface DaemonControl {
+  /** Re-read and validate the configuration (same file, env and flags), then `service.reload`. Rejects with the ConfigError when refused. */
+  reload: () => Promise<void>
+}
 
 export interface DaemonCliOptions<T extends TObject> {
   /** Program name (`hybrid-cpe`, `hybrid-concentrator`): usage text and the `name` of log lines. */
@@ -40,7 +52,12 @@ export interface DaemonCliOptions<T extends TObject> {
   signal: AbortSignal
   /** Where log lines go; default `stdout`. */
   logDestination?: DestinationStream
-  start: (config: LoadedConfig<T>, log: Logger) => Promise<RunningService>
+  /**
+   * Registers the reload trigger (main.ts: SIGHUP); returns the unregister function. Each call of
+   * the handler re-reads the configuration and calls `service.reload` (one reload at a time).
+   */
+  onReloadRequest?: (handler: () => void) => () => void
+  start: (config: LoadedConfig<T>, log: Logger, control: DaemonControl) => Promise<RunningService<LoadedConfig<T>>>
 }
 
 const cliOptions = {
@@ -84,14 +101,15 @@ export async function runDaemonCli<T extends TObject> (opts: DaemonCliOptions<T>
   if (args.help === true) return done(opts.stdout, usage(opts.name, opts.envPrefix), ExitCode.Ok)
   if (args.version === true) return done(opts.stdout, `${opts.name} ${opts.version}\n`, ExitCode.Ok)
 
+  const load = (): LoadedConfig<T> => loadConfig(opts.schema, {
+    file: args.config,
+    env: opts.env,
+    envPrefix: opts.envPrefix,
+    argv: { set: args.set, logLevel: args['log-level'] }
+  })
   let config: LoadedConfig<T>
   try {
-    config = loadConfig(opts.schema, {
-      file: args.config,
-      env: opts.env,
-      envPrefix: opts.envPrefix,
-      argv: { set: args.set, logLevel: args['log-level'] }
-    })
+    config = load()
   } catch (err) {
     opts.stderr.write(describeLoadError(opts.name, err))
     return args.validate === true ? ExitCode.Runtime : ExitCode.Config
@@ -99,7 +117,7 @@ export async function runDaemonCli<T extends TObject> (opts: DaemonCliOptions<T>
   if (args.validate === true) return done(opts.stdout, 'ok\n', ExitCode.Ok)
   const redacted = redactConfig(opts.schema, config)
   if (args['print-config'] === true) return done(opts.stdout, toYaml(redacted), ExitCode.Ok)
-  return runService(opts, config, redacted)
+  return runService(opts, config, redacted, load)
 }
 
 function done (out: TextOut, text: string, code: ExitCode): ExitCode {
@@ -119,19 +137,53 @@ function levelOf (config: unknown): LogLevel {
   return LogLevels.find((l) => l === level) ?? 'info'
 }
 
-async function runService<T extends TObject> (opts: DaemonCliOptions<T>, config: LoadedConfig<T>, redacted: unknown): Promise<ExitCode> {
+/** Serialised reloads: re-read, validate, then hand the new configuration to the service. */
+function createReloader<T extends TObject> (log: Logger, load: () => LoadedConfig<T>, service: () => RunningService<LoadedConfig<T>> | undefined): () => Promise<void> {
+  let chain: Promise<void> = Promise.resolve()
+  const reloadOnce = async (): Promise<void> => {
+    const s = service()
+    if (s === undefined) throw new HybridError('HYBRID_ERR_INTERNAL', 'reload requested before the service started')
+    let next: LoadedConfig<T>
+    try {
+      next = load()
+    } catch (err) {
+      const problems = isHybridError(err) ? err.detail?.['problems'] : undefined
+      log.error({ err, problems }, 'reload: configuration refused; keeping the running one')
+      s.reloadFailed?.(err)
+      throw err
+    }
+    if (s.reload === undefined) {
+      log.warn('reload: not supported by this daemon; restart to apply changes')
+      return
+    }
+    await s.reload(next)
+  }
+  return async () => {
+    const run = chain.then(reloadOnce)
+    chain = run.catch(() => {})
+    await run
+  }
+}
+
+async function runService<T extends TObject> (opts: DaemonCliOptions<T>, config: LoadedConfig<T>, redacted: unknown, load: () => LoadedConfig<T>): Promise<ExitCode> {
   const destination = opts.logDestination ?? (opts.stdout as DestinationStream)
   const log = createLogger({ level: levelOf(config), name: opts.name, destination })
   log.info({ version: opts.version, config: redacted }, 'starting')
-  let service: RunningService
+  let service: RunningService<LoadedConfig<T>> | undefined
+  const reload = createReloader(log, load, () => service)
   try {
-    service = await opts.start(config, log)
+    service = await opts.start(config, log, { reload })
   } catch (err) {
     log.fatal({ err }, 'start failed')
     return err instanceof ConfigError ? ExitCode.Config : ExitCode.Runtime
   }
   log.info('started')
+  const unregister = opts.onReloadRequest?.(() => {
+    log.info('reload requested')
+    reload().catch(() => {}) // logged by the reloader or the service
+  })
   if (!opts.signal.aborted) await once(opts.signal, 'abort')
+  unregister?.()
   log.info('stopping')
   try {
     await service.stop()

@@ -13,7 +13,7 @@ import { HybridError } from '../errors.ts'
 import { ipFamily } from '../codec/sockaddr.ts'
 import {
   closeFd, openStreamSocket, setBindToDevice, setFastOpenConnect, setFastOpenNoCookie, setMark,
-  setTransparent, type FallbackReason, type MptcpUnavailablePolicy, type SocketProtocol
+  setSynCount, setTransparent, type FallbackReason, type MptcpUnavailablePolicy, type SocketProtocol
 } from './sockopt.ts'
 
 export interface DialOptions {
@@ -39,6 +39,10 @@ export interface DialOptions {
   transparent?: boolean
   allowHalfOpen?: boolean
   noDelay?: boolean
+  /** TCP_SYNCNT: SYN retransmissions before the connect fails (1–127; kernel default 6). */
+  synCount?: number
+  /** Stream high-water mark of the socket (both directions); Node's default otherwise. */
+  highWaterMark?: number
 }
 
 function addressError (message: string): HybridError {
@@ -68,6 +72,7 @@ function applyOptions (fd: number, family: 4 | 6, opts: DialOptions): void {
   if (opts.transparent === true) setTransparent(fd, family)
   if (opts.fastOpen === true) setFastOpenConnect(fd)
   if (opts.fastOpenNoCookie === true) setFastOpenNoCookie(fd)
+  if (opts.synCount !== undefined) setSynCount(fd, opts.synCount)
 }
 
 /**
@@ -86,7 +91,8 @@ export function dial (opts: DialOptions): net.Socket {
   let socket: net.Socket
   try {
     applyOptions(fd, family, opts)
-    socket = new net.Socket({ fd, allowHalfOpen: opts.allowHalfOpen ?? false, readable: true, writable: true })
+    const hwm = opts.highWaterMark === undefined ? {} : { highWaterMark: opts.highWaterMark }
+    socket = new net.Socket({ fd, allowHalfOpen: opts.allowHalfOpen ?? false, readable: true, writable: true, ...hwm })
   } catch (err) {
     closeFd(fd)
     throw err

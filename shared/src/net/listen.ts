@@ -12,7 +12,7 @@ import { HybridError } from '../errors.ts'
 import { encodeSockaddr, ipFamily } from '../codec/sockaddr.ts'
 import { bindFd, listenFd } from './syscall.ts'
 import {
-  closeFd, openStreamSocket, setBindToDevice, setFastOpenQueue, setMark, setReuseAddr, setTransparent,
+  closeFd, openStreamSocket, setBindToDevice, setFastOpenNoCookie, setFastOpenQueue, setMark, setReuseAddr, setTransparent,
   setV6Only, type FallbackReason, type MptcpUnavailablePolicy, type SocketProtocol
 } from './sockopt.ts'
 
@@ -39,6 +39,10 @@ export interface ListenOptions {
   v6Only?: boolean
   allowHalfOpen?: boolean
   pauseOnConnect?: boolean
+  /** Stream high-water mark of every accepted socket (both directions); Node's default otherwise. */
+  highWaterMark?: number
+  /** TCP_FASTOPEN_NO_COOKIE on the listener: SYN data accepted without a cookie from any client. */
+  fastOpenNoCookie?: boolean
 }
 
 function configure (fd: number, family: 4 | 6, opts: ListenOptions, sockaddr: Buffer): void {
@@ -48,6 +52,7 @@ function configure (fd: number, family: 4 | 6, opts: ListenOptions, sockaddr: Bu
   if (opts.mark !== undefined) setMark(fd, opts.mark)
   if (opts.bindToDevice !== undefined) setBindToDevice(fd, opts.bindToDevice)
   if (opts.fastOpenQueue !== undefined) setFastOpenQueue(fd, opts.fastOpenQueue)
+  if (opts.fastOpenNoCookie === true) setFastOpenNoCookie(fd)
   bindFd(fd, sockaddr, `${opts.host}:${opts.port}`)
   listenFd(fd, opts.backlog ?? 511, `backlog ${opts.backlog ?? 511}`)
 }
@@ -75,7 +80,8 @@ export async function listen (opts: ListenOptions, onConnection: (socket: net.So
     closeFd(fd)
     throw err
   }
-  const server = net.createServer({ allowHalfOpen: opts.allowHalfOpen ?? false, pauseOnConnect: opts.pauseOnConnect ?? false }, onConnection)
+  const hwm = opts.highWaterMark === undefined ? {} : { highWaterMark: opts.highWaterMark }
+  const server = net.createServer({ allowHalfOpen: opts.allowHalfOpen ?? false, pauseOnConnect: opts.pauseOnConnect ?? false, ...hwm }, onConnection)
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => { reject(err) }
     server.once('error', onError)

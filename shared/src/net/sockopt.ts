@@ -42,6 +42,7 @@ export const Linux = {
   IPV6_V6ONLY: 26,
   IPV6_TRANSPARENT: 75,
   IP6T_SO_ORIGINAL_DST: 80,
+  TCP_SYNCNT: 7,
   TCP_INFO: 11,
   TCP_FASTOPEN: 23,
   TCP_FASTOPEN_CONNECT: 30,
@@ -131,6 +132,11 @@ export function listenSocket (target: SocketTarget, backlog: number): void {
 /** TCP_FASTOPEN_CONNECT: connect() returns at once; the SYN leaves with the first write(). */
 export function setFastOpenConnect (target: SocketTarget, on = true): void {
   setsockoptInt(socketFd(target), Linux.IPPROTO_TCP, Linux.TCP_FASTOPEN_CONNECT, on ? 1 : 0, 'IPPROTO_TCP, TCP_FASTOPEN_CONNECT')
+}
+
+/** TCP_SYNCNT: SYN retransmissions before connect() gives up (1–127; Linux default 6 ≈ 127 s). */
+export function setSynCount (target: SocketTarget, count: number): void {
+  setsockoptInt(socketFd(target), Linux.IPPROTO_TCP, Linux.TCP_SYNCNT, count, `IPPROTO_TCP, TCP_SYNCNT ${count}`)
 }
 
 /** TCP_FASTOPEN on a listener: queue length of pending TFO requests (server side). */

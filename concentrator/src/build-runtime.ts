@@ -1,0 +1,79 @@
+/**
+ * Builds a `Runtime` from a validated configuration: resolved limits, destination policy (with a
+ * resolver that feeds `hybrid_dns_lookup_duration_seconds`), credentials, trusted prefixes and the
+ * back-off table (kept across reloads unless its settings changed). Throws ConfigError on a bad
+ * prefix or an unreadable/invalid credentials file, so a reload can keep the old runtime.
+ */
+import { isIP } from 'node:net'
+import type { ConcentratorConfig as Config } from './config.ts'
+import type { ConcentratorMetrics, DnsResultLabel } from './metrics.ts'
+import { effectiveMaxConnections } from './accept/fd-limit.ts'
+import { SourcePrefixes } from './accept/source-address.ts'
+import { createDestinationPolicy } from './policy/destination-policy.ts'
+import type { DestinationPolicyInput } from './policy/destination-policy.ts'
+import { createCaresBackend, createHostResolver } from './policy/resolver.ts'
+import type { HostResolver, ResolveResult } from './policy/resolver.ts'
+import { AuthBackoff } from './signalling/auth-backoff.ts'
+import { CredentialVerifier, loadCredentialsFile } from './signalling/credentials.ts'
+import type { Runtime } from './runtime.ts'
+import { ConfigError } from '../../shared/src/errors.ts'
+
+export interface BuildRuntimeDeps {
+  metrics: ConcentratorMetrics
+  /** Injected resolver (tests); default c-ares with `policy.dns`. */
+  resolver?: HostResolver
+  /** The open-file limit (tests); default /proc/self/limits. */
+  openFilesLimit?: () => number
+  now?: () => number
+}
+
+function dnsLabel (r: ResolveResult): DnsResultLabel {
+  if (r.ok) return 'ok'
+  if (r.reason === 'dns_timeout') return 'timeout'
+  return /ENOTFOUND|ENODATA/.test(r.detail) ? 'nxdomain' : 'error'
+}
+
+/** Times the lookups that reached DNS (not cache hits, not "no slot"). */
+export function timedResolver (inner: HostResolver, metrics: ConcentratorMetrics): HostResolver {
+  return {
+    resolve: async (name, source) => {
+      const started = performance.now()
+      const r = await inner.resolve(name, source)
+      if (!r.cached && (r.ok || r.reason !== 'dns_busy')) {
+        metrics.dnsLookupDuration.observe({ result: dnsLabel(r) }, (performance.now() - started) / 1000)
+      }
+      return r
+    },
+    close: () => { inner.close?.() }
+  }
+}
+
+function defaultResolver (config: Config): HostResolver {
+  const dns = config.policy.dns
+  try {
+    const backend = createCaresBackend({ servers: dns.servers, timeoutMs: dns.timeoutMs, tries: dns.tries })
+    return createHostResolver({ backend, limits: dns })
+  } catch (cause) {
+    throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'policy.dns.servers: invalid server', { cause })
+  }
+}
+
+function sameBackoff (a: Config['auth'], b: Config['auth']): boolean {
+  return a.maxFailures === b.maxFailures && a.failureWindowMs === b.failureWindowMs &&
+    a.backoffInitialMs === b.backoffInitialMs && a.backoffMaxMs === b.backoffMaxMs
+}
+
+export async function buildRuntime (config: Config, deps: BuildRuntimeDeps, previous?: Runtime): Promise<Runtime> {
+  const trusted = new SourcePrefixes('auth.trustedPrefixes', config.auth.trustedPrefixes)
+  const file = config.auth.credentialsFile
+  const verifier = file === undefined ? undefined : new CredentialVerifier(await loadCredentialsFile(file))
+  const listenAddresses = config.listeners.map((l) => l.host).filter((h) => isIP(h) !== 0 && h !== '0.0.0.0' && h !== '::')
+  const resolver = timedResolver(deps.resolver ?? defaultResolver(config), deps.metrics)
+  const policy = createDestinationPolicy({ config: config.policy as DestinationPolicyInput, ownAddresses: listenAddresses, resolver })
+  const a = config.auth
+  const backoff = previous !== undefined && sameBackoff(previous.config.auth, a)
+    ? previous.backoff
+    : new AuthBackoff({ maxFailures: a.maxFailures, windowMs: a.failureWindowMs, initialMs: a.backoffInitialMs, maxMs: a.backoffMaxMs, ...(deps.now === undefined ? {} : { now: deps.now }) })
+  const maxConnections = effectiveMaxConnections(config.limits.maxConnections, deps.openFilesLimit)
+  return { limits: { ...config.limits, maxConnections }, policy, verifier, trusted, backoff, config }
+}

@@ -1,0 +1,330 @@
+/**
+ * Composition root of the concentrator: listeners → caps → SOCKS5 connections → policy → egress →
+ * relay, plus metrics and the management API. `createConcentrator(config, deps)` returns a
+ * service with idempotent `start()` / `stop()` and `reload(config)`; main.ts owns the process.
+ *
+ * stop(): readiness off → stop accepting (MPTCP listeners stay open so draining connections keep
+ * their MP_JOINs) → drain ≤ limits.drainTimeoutMs → destroy the rest (reason 'drain') → close
+ * listeners, management server and resolver.
+ * reload(config): build the new runtime first (policy, credentials, prefixes; failure keeps the
+ * old one), swap it, apply caps, re-bind only the listeners that changed. Established relays are
+ * never touched; handshakes in progress finish with the runtime they started with.
+ */
+import type net from 'node:net'
+import { readFileSync } from 'node:fs'
+import type { Registry } from 'prom-client'
+import { ConfigError } from '../../shared/src/errors.ts'
+import { childFor, connLogger } from '../../shared/src/log.ts'
+import type { Logger } from '../../shared/src/log.ts'
+import { buildMgmtServer, listenMgmt } from '../../shared/src/mgmt/mgmt-server.ts'
+import type { MgmtApp } from '../../shared/src/mgmt/mgmt-server.ts'
+import { isMptcpFallback } from '../../shared/src/net/sockopt.ts'
+import { ConnectionCaps } from './accept/conn-caps.ts'
+import { ListenerSet } from './accept/listener-set.ts'
+import type { BoundListener } from './accept/listener-set.ts'
+import { sourceKey } from './accept/source-address.ts'
+import { buildRuntime } from './build-runtime.ts'
+import type { BuildRuntimeDeps } from './build-runtime.ts'
+import type { ConcentratorConfig } from './config.ts'
+import { createConcentratorMetrics, createConcentratorRegistry } from './metrics.ts'
+import type { ConcentratorMetrics } from './metrics.ts'
+import { registerConcentratorRoutes } from './mgmt-routes.ts'
+import { RateLimitedLog } from './rate-limited-log.ts'
+import type { Runtime } from './runtime.ts'
+import { SessionTable } from './session-table.ts'
+import { Socks5Connection } from './signalling/socks5.ts'
+
+export interface ConcentratorDeps {
+  log: Logger
+  /** The daemon's registry; metrics are registered on it. Default: a new one with default metrics. */
+  registry?: Registry
+  clock?: () => number
+  version?: string
+  commit?: string
+  /** Bind the management server on `management.listen` (default true; tests use `mgmt.inject()`). */
+  listenManagement?: boolean
+  /** POST /api/v1/reload: re-read + validate the file, then `reload()` (runDaemonCli supplies it). */
+  requestReload?: () => Promise<void>
+  /** Export the kernel MPTCP MIB (default true). */
+  kernelMib?: boolean
+  resolver?: BuildRuntimeDeps['resolver']
+  openFilesLimit?: () => number
+}
+
+export interface ListenerStatus { host: string, port: number, mode: string, protocol: 'mptcp' | 'tcp' }
+
+export interface Concentrator {
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  reload: (config: ConcentratorConfig) => Promise<void>
+  /** A reload refused before reaching `reload()` (file did not validate): counted as a failure. */
+  reloadFailed: (err: unknown) => void
+  readonly mgmt: MgmtApp
+  readonly registry: Registry
+  readonly metrics: ConcentratorMetrics
+  readonly sessions: SessionTable
+  listeners: () => ListenerStatus[]
+  ready: () => boolean
+  status: () => object
+  /** Connections open (handshake or relay). */
+  activeConnections: () => number
+}
+
+const SWEEP_MS = 5000
+
+function checkModes (config: ConcentratorConfig): void {
+  config.listeners.forEach((l, i) => {
+    if (l.mode !== 'socks5') throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `listeners/${i}/mode: ${l.mode} listeners are not implemented yet`, { detail: { key: `listeners.${i}.mode` } })
+  })
+}
+
+function allowedHosts (host: string): string[] {
+  return ['localhost', '127.0.0.1', '[::1]', host.includes(':') ? `[${host}]` : host]
+}
+
+function tfoSysctl (): number | undefined {
+  try { return Number(readFileSync('/proc/sys/net/ipv4/tcp_fastopen', 'utf8').trim()) } catch { return undefined }
+}
+
+export function createConcentrator (initial: ConcentratorConfig, deps: ConcentratorDeps): Concentrator {
+  const log = childFor(deps.log, 'concentrator')
+  const connLog = childFor(deps.log, 'socks5')
+  const now = deps.clock ?? Date.now
+  let registry: Registry
+  let metrics: ConcentratorMetrics
+  if (deps.registry === undefined) {
+    ({ registry, metrics } = createConcentratorRegistry(deps.version ?? '0.0.0', deps.commit ?? 'unknown'))
+  } else {
+    registry = deps.registry
+    metrics = createConcentratorMetrics(registry, { kernelMib: deps.kernelMib ?? true })
+  }
+  const sessions = new SessionTable()
+  const errorLog = new RateLimitedLog(20, now)
+  const live = new Set<Socks5Connection>()
+  const startedAt = now()
+  let config = initial
+  let runtime: Runtime | undefined
+  let caps: ConnectionCaps | undefined
+  let nextId = 0
+  let draining = false
+  let startPromise: Promise<void> | undefined
+  let stopPromise: Promise<void> | undefined
+  let sweepTimer: NodeJS.Timeout | undefined
+  let onIdle: (() => void) | undefined
+  const runtimeDeps: BuildRuntimeDeps = {
+    metrics,
+    now,
+    ...(deps.resolver === undefined ? {} : { resolver: deps.resolver }),
+    ...(deps.openFilesLimit === undefined ? {} : { openFilesLimit: deps.openFilesLimit })
+  }
+  const current = (): Runtime => {
+    if (runtime === undefined) throw new ConfigError('HYBRID_ERR_INTERNAL', 'concentrator not started')
+    return runtime
+  }
+  const connDeps = { metrics, sessions, errorLog, runtime: current }
+
+  const onConnection = (socket: net.Socket, listener: BoundListener): void => {
+    const mode = listener.config.mode === 'socks5' ? 'socks5' : 'convert'
+    metrics.connectionsAccepted.inc({ mode })
+    const source = sourceKey(socket.remoteAddress)
+    const mptcp = listener.config.protocol === 'mptcp' && isMptcp(socket, listener)
+    if (listener.config.protocol === 'mptcp' && !mptcp) metrics.mptcpFallbacks.inc({ reason: 'other' })
+    const slot = caps?.tryAcquire(source) ?? { ok: false as const, reason: 'max_conns' as const }
+    if (!slot.ok) {
+      socket.on('error', () => {})
+      metrics.connectionsRejected.inc({ mode, reason: slot.reason })
+      socket.destroy()
+      return
+    }
+    metrics.connectionsActive.inc({ mode })
+    if (mptcp) metrics.mptcpConnectionsActive.inc()
+    const id = ++nextId
+    const connection = new Socks5Connection(socket, {
+      id,
+      source,
+      mptcp,
+      accepted: now(),
+      log: connLogger(connLog, id, { mode, src: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}` }),
+      onDone: () => {
+        slot.release()
+        metrics.connectionsActive.dec({ mode })
+        if (mptcp) metrics.mptcpConnectionsActive.dec()
+        live.delete(connection)
+        if (live.size === 0) onIdle?.()
+      }
+    }, connDeps)
+    live.add(connection)
+  }
+
+  const listeners = new ListenerSet({
+    log,
+    onUnavailable: initial.mptcp.onUnavailable,
+    highWaterMark: initial.limits.highWaterMark,
+    onConnection
+  })
+
+  const status = (): object => ({
+    version: deps.version ?? '0.0.0',
+    uptimeSeconds: Math.round((now() - startedAt) / 1000),
+    ready: ready(),
+    draining,
+    listeners: listenerStatus(),
+    connections: {
+      active: live.size,
+      relaying: sessions.size,
+      handshaking: live.size - sessions.size,
+      max: caps?.limits.maxConnections ?? 0,
+      perSourceMax: caps?.limits.perSourceMaxConnections ?? 0,
+      sources: caps?.sources ?? 0
+    },
+    auth: {
+      trustedPrefixes: config.auth.trustedPrefixes.length,
+      users: runtime?.verifier?.size ?? 0,
+      throttledSources: runtime?.backoff.throttledCount() ?? 0
+    }
+  })
+  const ready = (): boolean => !draining && startPromise !== undefined && listeners.allBound
+  const listenerStatus = (): ListenerStatus[] => listeners.listeners.map((l) => ({ host: l.address.host, port: l.address.port, mode: l.config.mode, protocol: l.protocol }))
+
+  const reload = async (next: ConcentratorConfig): Promise<void> => {
+    try {
+      checkModes(next)
+      const built = await buildRuntime(next, runtimeDeps, runtime)
+      const old = runtime
+      runtime = built
+      config = next
+      caps?.setLimits({ maxConnections: built.limits.maxConnections, perSourceMaxConnections: built.limits.perSourceMaxConnections })
+      metrics.connectionsMax.set(built.limits.maxConnections)
+      deps.log.level = next.log.level
+      if (old !== undefined) retire(old, next)
+      await listeners.reconcile(next.listeners)
+      updateListenerGauge()
+    } catch (err) {
+      reloadFailed(err)
+      throw err
+    }
+    metrics.configReloads.inc({ result: 'success' })
+    metrics.configLastReloadSuccess.setToCurrentTime()
+    log.info({ maxConnections: runtime.limits.maxConnections, listeners: listenerStatus() }, 'configuration reloaded')
+  }
+  const reloadFailed = (err: unknown): void => {
+    metrics.configReloads.inc({ result: 'failure' })
+    log.error({ err }, 'reload refused; keeping the previous configuration')
+  }
+  /** The old policy's lookups may still be answering requests in flight: close it later. */
+  const retire = (old: Runtime, next: ConcentratorConfig): void => {
+    if (old.policy !== runtime?.policy) setTimeout(() => { old.policy.close() }, next.policy.dns.deadlineMs + 1000).unref()
+  }
+  const updateListenerGauge = (): void => {
+    for (const protocol of ['mptcp', 'tcp'] as const) metrics.listenersBound.set({ protocol }, listeners.listeners.filter((l) => l.protocol === protocol).length)
+  }
+
+  const mgmt = buildMgmtServer({
+    log: childFor(deps.log, 'mgmt'),
+    registry,
+    token: initial.management.token,
+    allowedHosts: allowedHosts(initial.management.listen.host),
+    readiness: () => ({ ready: ready(), checks: { listeners: listeners.allBound, accepting: !draining } }),
+    status,
+    info: { title: 'hybrid-concentrator management API', version: deps.version ?? '0' },
+    routes: (app) => {
+      registerConcentratorRoutes(app, {
+        status,
+        sessions: (offset, limit) => sessions.page(offset, limit, now()),
+        reload: deps.requestReload ?? (async () => { await reload(config) })
+      })
+    }
+  })
+
+  const doStart = async (): Promise<void> => {
+    try {
+      await startParts()
+    } catch (err) {
+      await listeners.closeAll()
+      await mgmt.close()
+      runtime?.policy.close()
+      throw err
+    }
+  }
+  const startParts = async (): Promise<void> => {
+    checkModes(initial)
+    runtime = await buildRuntime(initial, runtimeDeps)
+    caps = new ConnectionCaps({ maxConnections: runtime.limits.maxConnections, perSourceMaxConnections: runtime.limits.perSourceMaxConnections })
+    metrics.connectionsMax.set(runtime.limits.maxConnections)
+    warnTfo(initial)
+    await listeners.reconcile(initial.listeners)
+    updateListenerGauge()
+    if (deps.listenManagement !== false) await listenMgmt(mgmt, initial.management.listen)
+    metrics.configLastReloadSuccess.setToCurrentTime()
+    startSweep()
+    log.info({ maxConnections: runtime.limits.maxConnections, listeners: listenerStatus() }, 'concentrator ready')
+  }
+  const startSweep = (): void => {
+    sweepTimer = setInterval(() => {
+      runtime?.backoff.sweep()
+      metrics.sourcesThrottled.set(runtime?.backoff.throttledCount() ?? 0)
+    }, SWEEP_MS).unref()
+  }
+  const warnTfo = (c: ConcentratorConfig): void => {
+    const value = tfoSysctl()
+    if (value !== undefined && (value & 0x2) === 0 && c.listeners.some((l) => l.fastOpenQueue > 0)) {
+      log.warn({ tcp_fastopen: value }, 'server TCP Fast Open is off in this network namespace (sysctl net.ipv4.tcp_fastopen lacks bit 0x2): TFO queues have no effect')
+    }
+  }
+
+  const drain = async (timeoutMs: number): Promise<void> => {
+    if (live.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs)
+        onIdle = () => { clearTimeout(timer); resolve() }
+      })
+    }
+    if (live.size === 0) return
+    log.info({ remaining: live.size }, 'drain deadline passed; closing the remaining connections')
+    for (const c of [...live]) c.abort('drain')
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 1000)
+      onIdle = () => { clearTimeout(timer); resolve() }
+      if (live.size === 0) onIdle()
+    })
+  }
+
+  const doStop = async (): Promise<void> => {
+    if (startPromise !== undefined) await startPromise.catch(() => {})
+    draining = true
+    listeners.setAccepting(false)
+    log.info({ active: live.size, drainTimeoutMs: config.limits.drainTimeoutMs }, 'draining')
+    await drain(config.limits.drainTimeoutMs)
+    onIdle = undefined
+    clearInterval(sweepTimer)
+    await listeners.closeAll()
+    updateListenerGauge()
+    await mgmt.close()
+    runtime?.policy.close()
+    log.info('concentrator stopped')
+  }
+
+  return {
+    start: async () => { startPromise ??= doStart(); await startPromise },
+    stop: async () => { stopPromise ??= doStop(); await stopPromise },
+    reload,
+    reloadFailed,
+    mgmt,
+    registry,
+    metrics,
+    sessions,
+    listeners: listenerStatus,
+    ready,
+    status,
+    activeConnections: () => live.size
+  }
+}
+
+function isMptcp (socket: net.Socket, listener: BoundListener): boolean {
+  if (listener.protocol !== 'mptcp') return false
+  try {
+    return !isMptcpFallback(socket)
+  } catch {
+    return false
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * SOCKS5 server glue: one `Socks5Connection` per accepted socket. It feeds the pure
+ * `Socks5ServerParser`, enforces the handshake deadline, authorises (trusted source prefix or
+ * RFC 1929 with back-off), vets the destination with the policy, connects to the vetted literal,
+ * answers, and hands both sockets to the shared `relay()`.
+ *
+ * Error discipline: 'error' and 'close' handlers are attached in the constructor, synchronously at
+ * accept; nothing from the network throws out of a handler; every path ends in the single
+ * `#done()` that clears timers, releases the caps slot, updates gauges and the session table.
+ */
+import type net from 'node:net'
+import type { Logger } from '../../../shared/src/log.ts'
+import { Socks5ServerParser } from '../../../shared/src/codec/socks5-server-parser.ts'
+import type { Socks5ServerEvent } from '../../../shared/src/codec/socks5-server-parser.ts'
+import { encodeReply, errnoToSocks5Reply, Socks5Method, Socks5Reply } from '../../../shared/src/codec/socks5.ts'
+import type { Socks5Address } from '../../../shared/src/codec/socks5.ts'
+import type { ErrorCode } from '../../../shared/src/errors.ts'
+import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
+import { relay } from '../../../shared/src/net/relay.ts'
+import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
+import { connectUpstream } from '../egress/connect-upstream.ts'
+import type { UpstreamResult } from '../egress/connect-upstream.ts'
+import type { ConcentratorMetrics } from '../metrics.ts'
+import { repLabel } from '../metrics.ts'
+import type { PolicyDecision } from '../policy/destination-policy.ts'
+import type { Runtime } from '../runtime.ts'
+import type { SessionTable } from '../session-table.ts'
+import type { RateLimitedLog } from '../rate-limited-log.ts'
+
+/** After a failure reply, the socket is destroyed if the peer has not closed within this. */
+const FAILURE_LINGER_MS = 1000
+
+export interface ConnectionDeps {
+  readonly metrics: ConcentratorMetrics
+  readonly sessions: SessionTable
+  readonly errorLog: RateLimitedLog
+  readonly runtime: () => Runtime
+}
+
+export interface ConnectionInfo {
+  readonly id: number
+  /** Canonical source address (caps, back-off, trusted prefixes). */
+  readonly source: string
+  readonly mptcp: boolean
+  readonly accepted: number
+  readonly log: Logger
+  /** Called exactly once when the connection is gone (caps slot, gauges, live set). */
+  readonly onDone: () => void
+}
+
+function rejectReasonOf (code: ErrorCode): RejectReason {
+  switch (code) {
+    case 'HYBRID_ERR_SOCKS5_AUTH_FAILED': case 'HYBRID_ERR_SOCKS5_NO_ACCEPTABLE_METHOD': return 'auth_failed'
+    case 'HYBRID_ERR_SOCKS5_COMMAND_NOT_SUPPORTED': return 'unsupported_cmd'
+    default: return 'malformed'
+  }
+}
+
+function policyRejectReason (reason: string): RejectReason | undefined {
+  switch (reason) {
+    case 'ssrf_blocked': return 'ssrf_blocked'
+    case 'acl_denied': case 'port_denied': return 'acl_denied'
+    case 'invalid_destination': return 'malformed'
+    default: return undefined // dns_*: an upstream failure, counted as such
+  }
+}
+
+function boundAddress (socket: net.Socket): Socks5Address {
+  const host = socket.localAddress ?? '0.0.0.0'
+  return { type: host.includes(':') ? 'ipv6' : 'ipv4', host, port: socket.localPort ?? 0 }
+}
+
+export class Socks5Connection {
+  readonly #socket: net.Socket
+  readonly #info: ConnectionInfo
+  readonly #deps: ConnectionDeps
+  readonly #runtime: Runtime
+  readonly #parser: Socks5ServerParser
+  readonly #abort = new AbortController()
+  #timer: NodeJS.Timeout | undefined
+  #relay: Relay | undefined
+  #finished = false
+  #dst = ''
+
+  constructor (socket: net.Socket, info: ConnectionInfo, deps: ConnectionDeps) {
+    this.#socket = socket
+    this.#info = info
+    this.#deps = deps
+    this.#runtime = deps.runtime()
+    socket.on('error', this.#onError)
+    socket.on('close', this.#onClose)
+    const { trusted, verifier, limits } = this.#runtime
+    this.#parser = new Socks5ServerParser({ allowNoAuth: trusted.has(info.source), allowUserPass: verifier !== undefined })
+    this.#timer = setTimeout(this.#onHandshakeTimeout, limits.handshakeTimeoutMs)
+    socket.on('data', this.#onData)
+    info.log.debug('open')
+  }
+
+  /** Shutdown: a relay ends with reason 'drain'; a handshake in progress is destroyed. */
+  abort (reason: RelayEndReason): void {
+    if (this.#relay !== undefined) this.#relay.abort(reason)
+    else this.#socket.destroy()
+  }
+
+  get relaying (): boolean { return this.#relay !== undefined }
+
+  readonly #onError = (err: Error): void => {
+    if (this.#relay !== undefined) return // the relay records it
+    if (this.#deps.errorLog.allow(this.#info.log)) this.#info.log.debug({ err: { code: (err as { code?: string }).code, message: err.message } }, 'client socket error')
+  }
+
+  readonly #onClose = (): void => {
+    if (this.#relay === undefined) this.#done()
+  }
+
+  readonly #onHandshakeTimeout = (): void => {
+    this.#timer = undefined
+    this.#reject('handshake_timeout')
+    this.#info.log.debug('handshake deadline passed')
+    this.#socket.destroy()
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    for (const ev of this.#parser.feed(chunk)) this.#handle(ev)
+  }
+
+  #handle (ev: Socks5ServerEvent): void {
+    switch (ev.type) {
+      case 'method-selected':
+        if (ev.method === Socks5Method.NoAuth) this.#deps.metrics.authAttempts.inc({ method: 'none', result: 'success' })
+        this.#socket.write(ev.reply)
+        return
+      case 'auth': this.#authenticate(ev.username, ev.password); return
+      case 'auth-accepted': this.#socket.write(ev.reply); return
+      case 'request': this.#onRequest(ev.address, ev.earlyData); return
+      case 'data': return // not reached: reading stops at the request
+      case 'failure': this.#fail(ev.reply, rejectReasonOf(ev.code), ev.code === 'HYBRID_ERR_SOCKS5_BAD_VERSION' ? undefined : ev.reason)
+    }
+  }
+
+  #authenticate (username: Buffer, password: Buffer): void {
+    this.#socket.pause()
+    const { backoff, verifier } = this.#runtime
+    const source = this.#info.source
+    let ok = false
+    if (backoff.throttledFor(source) > 0) {
+      this.#deps.metrics.authAttempts.inc({ method: 'userpass', result: 'throttled' })
+    } else {
+      ok = verifier?.verify(username, password) ?? false
+      this.#deps.metrics.authAttempts.inc({ method: 'userpass', result: ok ? 'success' : 'failure' })
+      if (ok) backoff.recordSuccess(source)
+      else if (backoff.recordFailure(source) > 0) this.#deps.metrics.sourcesThrottled.set(backoff.throttledCount())
+    }
+    for (const ev of this.#parser.authResult(ok)) this.#handle(ev)
+    if (this.#parser.state === 'request') this.#socket.resume()
+  }
+
+  #onRequest (address: Socks5Address, earlyData: Buffer): void {
+    this.#socket.pause()
+    this.#socket.off('data', this.#onData)
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#dst = `${address.host}:${address.port}`
+    if (earlyData.length > this.#runtime.limits.earlyDataMaxBytes) {
+      this.#fail(encodeReply(Socks5Reply.GeneralFailure), 'malformed', `early data over ${this.#runtime.limits.earlyDataMaxBytes} bytes`)
+      return
+    }
+    this.#connect(address, earlyData).catch((err: unknown) => {
+      this.#info.log.error({ err }, 'connect path failed')
+      this.#socket.destroy()
+    })
+  }
+
+  async #connect (address: Socks5Address, earlyData: Buffer): Promise<void> {
+    const { policy, limits } = this.#runtime
+    const decision: PolicyDecision = await policy.check(address.host, address.port, this.#info.source)
+    if (this.#finished) return
+    if (!decision.allowed) {
+      const reason = policyRejectReason(decision.reason)
+      if (reason === undefined) this.#deps.metrics.upstreamConnectFailures.inc({ reason: 'dns' })
+      this.#fail(encodeReply(decision.socks5Reply), reason, `${decision.reason}: ${decision.detail}`)
+      return
+    }
+    const started = performance.now()
+    const result = await connectUpstream(decision.addresses, {
+      port: decision.port, timeoutMs: limits.connectTimeoutMs, highWaterMark: limits.highWaterMark, signal: this.#abort.signal
+    })
+    if (this.#finished) {
+      if (result.ok) result.socket.destroy()
+      return
+    }
+    this.#onUpstream(result, (performance.now() - started) / 1000, earlyData)
+  }
+
+  #onUpstream (result: UpstreamResult, seconds: number, earlyData: Buffer): void {
+    const m = this.#deps.metrics
+    if (!result.ok) {
+      m.upstreamConnectFailures.inc({ reason: result.reason })
+      this.#fail(encodeReply(errnoToSocks5Reply(result.code)), undefined, `upstream connect failed: ${result.code}`)
+      return
+    }
+    m.upstreamConnectDuration.observe({ mode: 'socks5' }, seconds)
+    const upstream = result.socket
+    this.#socket.write(encodeReply(Socks5Reply.Succeeded, boundAddress(upstream)))
+    m.socks5Replies.inc({ rep: '0' })
+    m.handshakeDuration.observe({ mode: 'socks5' }, (Date.now() - this.#info.accepted) / 1000)
+    this.#startRelay(upstream, `${result.target.family === 6 ? `[${result.target.address}]` : result.target.address}:${upstream.remotePort ?? 0}`, earlyData)
+  }
+
+  #startRelay (upstream: net.Socket, upstreamText: string, earlyData: Buffer): void {
+    const { limits } = this.#runtime
+    const r = relay(this.#socket, upstream, {
+      idleTimeoutMs: limits.idleTimeoutMs,
+      halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
+      ...(earlyData.length > 0 ? { earlyData } : {})
+    })
+    this.#relay = r
+    const s = this.#socket
+    this.#deps.sessions.add({
+      id: this.#info.id,
+      mode: 'socks5',
+      src: `${s.remoteAddress ?? '?'}:${s.remotePort ?? 0}`,
+      dst: this.#dst,
+      upstream: upstreamText,
+      started: Date.now(),
+      mptcp: this.#info.mptcp,
+      progress: r.progress
+    })
+    r.done.then((res) => { this.#onRelayEnd(res) }, () => {}) // never rejects
+  }
+
+  #onRelayEnd (res: RelayResult): void {
+    const m = this.#deps.metrics
+    m.connectionsClosed.inc({ mode: 'socks5', reason: res.reason })
+    m.connectionDuration.observe({ mode: 'socks5' }, res.durationMs / 1000)
+    m.bytesReceived.inc({ mode: 'socks5', side: 'client' }, res.bytesUp)
+    m.bytesSent.inc({ mode: 'socks5', side: 'server' }, res.bytesUp)
+    m.bytesReceived.inc({ mode: 'socks5', side: 'server' }, res.bytesDown)
+    m.bytesSent.inc({ mode: 'socks5', side: 'client' }, res.bytesDown)
+    const fields = { reason: res.reason, bytesUp: res.bytesUp, bytesDown: res.bytesDown, ms: res.durationMs }
+    if (res.error !== undefined && this.#deps.errorLog.allow(this.#info.log)) {
+      this.#info.log.debug({ ...fields, err: { code: (res.error as { code?: string }).code, message: res.error.message } }, 'close')
+    } else {
+      this.#info.log.debug(fields, 'close')
+    }
+    this.#done()
+  }
+
+  #reject (reason: RejectReason): void {
+    this.#deps.metrics.connectionsRejected.inc({ mode: 'socks5', reason })
+  }
+
+  /** Answer (if there is an answer), count, flush and close within FAILURE_LINGER_MS. */
+  #fail (reply: Buffer, reason: RejectReason | undefined, why: string | undefined): void {
+    clearTimeout(this.#timer)
+    this.#socket.off('data', this.#onData)
+    if (reason !== undefined) this.#reject(reason)
+    if (reply.length >= 10 && reply[0] === 5) this.#deps.metrics.socks5Replies.inc({ rep: repLabel(reply[1] ?? 1) })
+    this.#info.log.debug({ reason: reason ?? 'upstream', why }, 'refused')
+    this.#timer = setTimeout(() => { this.#socket.destroy() }, FAILURE_LINGER_MS)
+    this.#socket.resume() // drain whatever the client still sends until it closes
+    if (reply.length > 0) this.#socket.end(reply)
+    else this.#socket.destroy()
+  }
+
+  #done (): void {
+    if (this.#finished) return
+    this.#finished = true
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#abort.abort()
+    this.#socket.off('data', this.#onData)
+    this.#deps.sessions.delete(this.#info.id)
+    this.#info.onDone()
+  }
+}
