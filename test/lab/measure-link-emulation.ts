@@ -100,7 +100,7 @@ async function rateRow (em: EmulatedAccess, name: string, opts: Partial<EmulateO
   const pkts = after.up.packets + after.down.packets - before.up.packets - before.down.packets
   const reader = readerCounters(before, after)
   const ratio = rate > 0 ? f(mbit / (rate * GOODPUT_FACTOR)) : '-'
-  console.log(`| ${name} | ${label(opts)} | ${dir} | ${rate || 'none'} | ${f(mbit)} | ${ratio} | ${f(cpuUs / elapsedMs / 10)} (${f((after.cpu.userUs - before.cpu.userUs) / elapsedMs / 10)} + ${f((after.cpu.systemUs - before.cpu.systemUs) / elapsedMs / 10)}) | ${f(cpuUs / pkts)} | ${f(pkts / Math.max(1, after.timer.wakes - before.timer.wakes))} | ${reader} |`)
+  console.log(`| ${name} | ${label(opts)} | ${dir} | ${rate || 'none'} | ${f(mbit)} | ${ratio} | ${f(cpuUs / elapsedMs / 10)} (${f((after.cpu.userUs - before.cpu.userUs) / elapsedMs / 10)} + ${f((after.cpu.systemUs - before.cpu.systemUs) / elapsedMs / 10)}) | ${f(cpuUs / pkts)} | ${after.timer.wakes > before.timer.wakes ? f(pkts / (after.timer.wakes - before.timer.wakes)) : '-'} | ${reader} |`)
 }
 
 function readerCounters (before: EmulationStats, after: EmulationStats): string {
