@@ -1,7 +1,8 @@
 /**
- * `npm run lab:down`: remove every lab and test namespace (prefixes `ha-` and `hat-`) and every
- * process inside them (by PID, from `ip netns pids`), including a kept lab's keeper. Idempotent;
- * works after a crashed lab. `--prefix P` limits it to one lab (P must start with ha- or hat-).
+ * `npm run lab:down`: remove every lab namespace (prefix `ha-`) and every process inside them (by
+ * PID, from `ip netns pids`), including a kept lab's keeper. Idempotent; works after a crashed lab.
+ * Test namespaces (`hat-`) are left alone unless `--all` is given, so a running test suite is never
+ * pulled from under its feet. `--prefix P` limits it to one lab (P must start with ha- or hat-).
  */
 import { parseArgs } from 'node:util'
 import { removeNamespaces } from '../helpers/netns.ts'
@@ -9,12 +10,12 @@ import { removeNamespaces } from '../helpers/netns.ts'
 export const LAB_PREFIXES = ['ha-', 'hat-'] as const
 
 async function main (): Promise<number> {
-  const { values } = parseArgs({ options: { prefix: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h', default: false } } })
+  const { values } = parseArgs({ options: { prefix: { type: 'string', multiple: true }, all: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } })
   if (values.help) {
-    process.stdout.write('Usage: npm run lab:down [-- --prefix <p>]\nRemoves every namespace named ha-… or hat-… (or <p>…) and the processes inside them.\n')
+    process.stdout.write('Usage: npm run lab:down [-- --prefix <p>] [-- --all]\nRemoves every lab namespace named ha-… (with --all also the tests\' hat-…; or <p>…) and the processes inside them.\n')
     return 0
   }
-  const prefixes = values.prefix ?? [...LAB_PREFIXES]
+  const prefixes = values.prefix ?? (values.all ? [...LAB_PREFIXES] : ['ha-'])
   const bad = prefixes.find((p) => !LAB_PREFIXES.some((lp) => p.startsWith(lp)))
   if (bad !== undefined) { process.stderr.write(`lab:down: prefix ${bad} must start with ha- or hat-\n`); return 2 }
   if (process.getuid?.() !== 0) { process.stderr.write('lab:down: needs root (it deletes network namespaces)\n'); return 1 }
