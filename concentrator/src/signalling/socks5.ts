@@ -89,6 +89,7 @@ export class Socks5Connection {
     this.#runtime = deps.runtime()
     socket.on('error', this.#onError)
     socket.on('close', this.#onClose)
+    socket.on('end', this.#onEnd)
     const { trusted, verifier, limits } = this.#runtime
     this.#parser = new Socks5ServerParser({ allowNoAuth: trusted.has(info.source), allowUserPass: verifier !== undefined })
     this.#timer = setTimeout(this.#onHandshakeTimeout, limits.handshakeTimeoutMs)
@@ -111,6 +112,11 @@ export class Socks5Connection {
 
   readonly #onClose = (): void => {
     if (this.#relay === undefined) this.#done()
+  }
+
+  /** FIN before the relay (the listener runs allowHalfOpen for the relay's sake): nothing to wait for. */
+  readonly #onEnd = (): void => {
+    if (this.#relay === undefined) this.#socket.destroy()
   }
 
   readonly #onHandshakeTimeout = (): void => {

@@ -33,7 +33,7 @@ export function makeConfig (doc: Record<string, unknown>): ConcentratorConfig {
   const listeners = (doc['listeners'] as Array<Record<string, unknown>> | undefined) ?? [{ host: '127.0.0.1', port: 0, mode: 'socks5', protocol: 'tcp' }]
   const withPorts = listeners.map((l) => ({ ...l, port: l['port'] === 0 ? 1 : l['port'] }))
   writeFileSync(file, stringify({ policy: { allowPrefixes: ['127.0.0.0/8'] }, auth: { trustedPrefixes: ['127.0.0.0/8'] }, ...doc, listeners: withPorts }))
-  const loaded = structuredClone(loadConfig(ConfigSchema, { file })) as { listeners: Array<{ port: number }> }
+  const loaded = structuredClone(loadConfig(ConfigSchema, { file })) as unknown as { listeners: Array<{ port: number }> }
   listeners.forEach((l, i) => { if (l['port'] === 0 && loaded.listeners[i] !== undefined) loaded.listeners[i].port = 0 })
   return loaded as unknown as ConcentratorConfig
 }
@@ -73,13 +73,19 @@ export class RawClient {
   readonly socket: net.Socket
   #buf = Buffer.alloc(0)
   #waiters: Array<() => void> = []
+  #ended = false
   closed: Promise<void>
 
   constructor (socket: net.Socket) {
     this.socket = socket
     socket.on('data', (d: Buffer) => { this.#buf = Buffer.concat([this.#buf, d]); this.#wake() })
     socket.on('error', () => {})
-    this.closed = new Promise((resolve) => { socket.on('close', () => { this.#wake(); resolve() }) })
+    // "Closed by the peer": FIN ('end', the client runs allowHalfOpen) or 'close'.
+    this.closed = new Promise((resolve) => {
+      const done = (): void => { this.#ended = true; this.#wake(); resolve() }
+      socket.on('end', done)
+      socket.on('close', done)
+    })
   }
 
   static async connect (port: number, host = '127.0.0.1', opts: { localAddress?: string } = {}): Promise<RawClient> {
@@ -100,7 +106,7 @@ export class RawClient {
   async read (n: number, timeoutMs = 3000): Promise<Buffer> {
     const deadline = Date.now() + timeoutMs
     while (this.#buf.length < n) {
-      if (this.socket.destroyed && this.#buf.length < n) throw new Error(`closed after ${this.#buf.length} of ${n} bytes: ${this.#buf.toString('hex')}`)
+      if ((this.socket.destroyed || this.#ended) && this.#buf.length < n) throw new Error(`closed after ${this.#buf.length} of ${n} bytes: ${this.#buf.toString('hex')}`)
       if (Date.now() > deadline) throw new Error(`timeout: ${this.#buf.length} of ${n} bytes`)
       await new Promise<void>((resolve) => { this.#waiters.push(resolve); setTimeout(resolve, 50) })
     }
@@ -128,4 +134,13 @@ export async function metricValue (conc: Concentrator, name: string, labels: Rec
   const m = await conc.registry.getSingleMetric(name)?.get()
   const v = m?.values.find((x) => Object.entries(labels).every(([k, val]) => String((x.labels as Record<string, unknown>)[k]) === val))
   return v?.value ?? 0
+}
+
+/** Polls `check` until it returns true (or throws after `timeoutMs`). */
+export async function eventually (check: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
 }
