@@ -20,6 +20,7 @@ import type { ConvertDecodeOptions, ConvertMessage } from '../../shared/src/code
 import { isConvertErrorCode } from '../../shared/src/codec/convert-error.ts'
 import type { ConvertFailure } from '../../shared/src/codec/convert-error.ts'
 import { Limits } from '../../shared/src/codec/limits.ts'
+import { mulberry32 } from './prng.ts'
 import { hex, negativeVectors, positiveVectors } from '../fixtures/convert-vectors.ts'
 import { PRIVATE_TYPES, clientMessage, converterMessage, plain } from '../unit/shared/codec/convert-arbitraries.ts'
 
@@ -32,18 +33,6 @@ export interface FuzzReport {
   readonly resets: number
   readonly needMore: number
   readonly failures: readonly string[]
-}
-
-/** mulberry32: small, fast, seeded. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 function buildCorpus (seed: number): Uint8Array[] {
@@ -134,7 +123,7 @@ function checkMessage (message: ConvertMessage, once: { message: ConvertMessage,
 
 /** Runs `count` fuzz cases; never throws (a throw inside the codec is reported as a failure). */
 export function runConvertFuzz (count: number, seed: number, maxFailures = 5): FuzzReport {
-  const rnd = prng(seed)
+  const rnd = mulberry32(seed)
   const corpus = buildCorpus(seed)
   const tally = { message: 0, reply: 0, reset: 0, 'need-more': 0 }
   const failures: string[] = []

@@ -16,6 +16,9 @@
  * - One timer, armed for the earliest head-of-line packet; when it fires every due packet of both
  *   directions is written. Randomness comes from a seeded PRNG, so runs are reproducible.
  */
+import { mulberry32, type Rng } from '../helpers/prng.ts'
+
+export { mulberry32, type Rng }
 
 export interface LineParams {
   delayMs: number
@@ -36,20 +39,6 @@ export interface DirectionStats {
   /** Release error (write time − due time) in ms over forwarded packets: signed sum, largest |error|. */
   errorSumMs: number
   errorMaxMs: number
-}
-
-export type Rng = () => number
-
-/** mulberry32: small, fast, seedable PRNG with uniform output in [0, 1). */
-export function mulberry32 (seed: number): Rng {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 /** Smooth jitter offset in [-jitter, +jitter] with |slope| ≤ 0.5 (see the module comment). */
