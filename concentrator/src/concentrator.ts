@@ -290,9 +290,9 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   }
 
   const doStop = async (): Promise<void> => {
-    if (startPromise !== undefined) await startPromise.catch(() => {})
-    draining = true
+    draining = true // synchronously: readiness is false from the moment stop() is called
     listeners.setAccepting(false)
+    if (startPromise !== undefined) await startPromise.catch(() => {})
     log.info({ active: live.size, drainTimeoutMs: config.limits.drainTimeoutMs }, 'draining')
     await drain(config.limits.drainTimeoutMs)
     onIdle = undefined
