@@ -108,7 +108,7 @@ test('management routes via inject()', async (t) => {
   const c = await relayed(port(), echo.port)
   c.write('61626364')
   await c.read(4)
-  const get = async (url: string): Promise<{ statusCode: number, body: string }> => await conc.mgmt.inject({ method: 'GET', url, headers: { host: '127.0.0.1' } })
+  const get = async (url: string): Promise<{ statusCode: number, body: string }> => conc.mgmt.inject({ method: 'GET', url, headers: { host: '127.0.0.1' } })
   assert.equal((await get('/livez')).statusCode, 200)
   assert.equal(JSON.parse((await get('/readyz')).body).ready, true)
   const metrics = (await get('/metrics')).body
@@ -141,7 +141,7 @@ test('no leaks: 500 relayed connections opened and closed return to the baseline
   await eventually(() => conc.activeConnections() === 0)
   const baseline = openFds()
   for (let batch = 0; batch < 10; batch++) {
-    const clients = await Promise.all(Array.from({ length: 50 }, async () => await relayed(port(), echo.port)))
+    const clients = await Promise.all(Array.from({ length: 50 }, async () => relayed(port(), echo.port)))
     for (const [i, c] of clients.entries()) {
       if (i % 2 === 0) c.socket.end()
       else c.socket.destroy()
