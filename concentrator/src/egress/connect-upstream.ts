@@ -92,6 +92,7 @@ export async function connectUpstream (targets: readonly UpstreamTarget[], opts:
   const deadline = Date.now() + opts.timeoutMs
   let last: UpstreamResult = { ok: false, code: 'EADDRNOTAVAIL', reason: 'other' }
   for (const target of targets) {
+    if (opts.signal?.aborted === true) return { ok: false, code: 'ECANCELED', reason: 'other' }
     if (Date.now() >= deadline) return { ok: false, code: 'ETIMEDOUT', reason: 'timeout' }
     last = await attempt(target, opts, deadline)
     if (last.ok || last.code === 'ECANCELED' || last.code === 'ETIMEDOUT') return last

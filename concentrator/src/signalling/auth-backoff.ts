@@ -3,7 +3,8 @@
  * within `windowMs`, the source is throttled for `initialMs`; every further failure after a
  * throttle ends doubles the period, up to `maxMs`. While throttled, attempts are refused without
  * checking the credentials (cheap under attack; the caller counts result="throttled"). A success
- * forgets the source. Sources are keyed by address; the table is bounded (oldest entry evicted).
+ * forgets the source, and so does `sweep()` once a source has had no failure for `windowMs` after
+ * its last throttle ended. Sources are keyed by address; the table is bounded (oldest entry evicted).
  * Pure apart from the injected clock.
  */
 export interface BackoffOptions {
@@ -59,7 +60,8 @@ export class AuthBackoff {
     s.failures = s.failures.filter((t) => now - t < this.#o.windowMs)
     s.failures.push(now)
     if (s.failures.length > this.#o.maxFailures) s.failures.shift()
-    if (s.failures.length < this.#o.maxFailures) return 0
+    // Once throttled, every further failure (until the source is forgotten) starts the next period.
+    if (s.failures.length < this.#o.maxFailures && s.level === 0) return 0
     const period = Math.min(this.#o.maxMs, this.#o.initialMs * 2 ** s.level)
     s.level = Math.min(s.level + 1, 30)
     s.throttledUntil = now + period
@@ -78,8 +80,8 @@ export class AuthBackoff {
   sweep (): void {
     const now = this.#now()
     for (const [key, s] of this.#sources) {
-      const last = s.failures[s.failures.length - 1] ?? 0
-      if (s.throttledUntil <= now && now - last >= this.#o.windowMs) this.#sources.delete(key)
+      const quietSince = Math.max(s.failures[s.failures.length - 1] ?? 0, s.throttledUntil)
+      if (now - quietSince >= this.#o.windowMs) this.#sources.delete(key)
     }
   }
 
