@@ -133,3 +133,42 @@ test('a failing start exits 1 (2 for a ConfigError); a failing stop exits 1', as
   assert.equal(await runDaemonCli(stop.opts), ExitCode.Runtime)
   assert.match(stop.out(), /stop failed/)
 })
+
+test('reload: the registered trigger re-reads the file and hands the new config to service.reload', async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs')
+  const { join } = await import('node:path')
+  const { tmpdir } = await import('node:os')
+  const file = join(mkdtempSync(join(tmpdir(), 'hat-conc-cli-')), 'c.yaml')
+  writeFileSync(file, 'log:\n  level: warn\n')
+  let trigger: (() => void) | undefined
+  let unregistered = false
+  const reloaded: string[] = []
+  const failed: unknown[] = []
+  let control: { reload: () => Promise<void> } | undefined
+  const h = harness(['--config', file], async (_config, _log, ctl) => {
+    control = ctl
+    return {
+      stop: async () => {},
+      reload: async (next) => { reloaded.push(next.log.level) },
+      reloadFailed: (err) => { failed.push(err) }
+    }
+  })
+  h.opts.logDestination = { write: () => {} }
+  let onRegistered = (): void => {}
+  const registered = new Promise<void>((resolve) => { onRegistered = resolve })
+  h.opts.onReloadRequest = (handler) => { trigger = handler; onRegistered(); return () => { unregistered = true } }
+  const running = runDaemonCli(h.opts)
+  await registered
+  assert.ok(trigger !== undefined)
+  writeFileSync(file, 'log:\n  level: debug\n')
+  trigger?.()
+  await control?.reload() // serialised behind the triggered one
+  assert.deepEqual(reloaded, ['debug', 'debug'])
+  writeFileSync(file, 'log:\n  level: loud\n')
+  await assert.rejects(control?.reload() ?? Promise.resolve(), ConfigError)
+  assert.equal(failed.length, 1, 'refused before reaching the service')
+  assert.deepEqual(reloaded, ['debug', 'debug'])
+  h.controller.abort()
+  assert.equal(await running, ExitCode.Ok)
+  assert.equal(unregistered, true)
+})
