@@ -4,9 +4,11 @@
 // (.mjs, not .ts: scripts/ belongs to no TypeScript project, so type-aware lint cannot parse .ts here.)
 import { readFile, writeFile } from 'node:fs/promises'
 import { generateMetricsReference } from '../shared/src/metrics/metrics-reference.ts'
+import { concentratorMetricsReference } from '../concentrator/src/metrics.ts'
 
 const target = new URL('../docs/metrics.md', import.meta.url)
-const text = generateMetricsReference()
+// Daemon sections: keep this list equal to the one in test/unit/shared/metrics/metrics-reference.test.ts.
+const text = generateMetricsReference([concentratorMetricsReference])
 
 if (process.argv.includes('--check')) {
   const current = await readFile(target, 'utf8').catch(() => '')

@@ -8,6 +8,7 @@ import { createCommonMetrics, LatencyBuckets } from '../../shared/src/metrics/co
 import { registerKernelMib } from '../../shared/src/metrics/kernel-mib.ts'
 import { createCounter, createGauge, createHistogram, createPlainGauge, metricSpec } from '../../shared/src/metrics/metric-spec.ts'
 import type { MetricSpec } from '../../shared/src/metrics/metric-spec.ts'
+import type { DaemonMetricsReference } from '../../shared/src/metrics/metrics-reference.ts'
 import { createRegistry } from '../../shared/src/metrics/registry.ts'
 
 /** SOCKS5 REP values 0–8 (RFC 1928 §6) as label values. */
@@ -36,12 +37,10 @@ export const concentratorMetricSpecs = {
 /** Specs for docs/metrics.md (scripts/metrics-reference.mjs). */
 export const concentratorMetricSpecList: readonly MetricSpec[] = Object.values(concentratorMetricSpecs)
 
-export function createConcentratorMetrics (registry: Registry, options: { kernelMib?: boolean } = {}) {
+/** Registers only the concentrator-specific metrics (the common ones are created by the caller). */
+function createOwnMetrics (registry: Registry) {
   const s = concentratorMetricSpecs
-  const common = createCommonMetrics(registry)
-  if (options.kernelMib !== false) registerKernelMib(registry)
   return {
-    ...common,
     socks5Replies: createCounter(registry, s.socks5Replies),
     authAttempts: createCounter(registry, s.authAttempts),
     dnsLookupDuration: createHistogram(registry, s.dnsLookupDuration),
@@ -49,6 +48,22 @@ export function createConcentratorMetrics (registry: Registry, options: { kernel
     connectionsMax: createPlainGauge(registry, s.connectionsMax),
     listenersBound: createGauge(registry, s.listenersBound)
   }
+}
+
+/** Input of docs/metrics.md: the concentrator's section (see shared/src/metrics/metrics-reference.ts). */
+export const concentratorMetricsReference: DaemonMetricsReference = {
+  register: (registry) => { createOwnMetrics(registry) },
+  section: {
+    title: 'Concentrator metrics',
+    intro: 'Created by `createConcentratorMetrics(registry)` (concentrator/src/metrics.ts) next to the common metrics and the kernel MIB.',
+    specs: concentratorMetricSpecList
+  }
+}
+
+export function createConcentratorMetrics (registry: Registry, options: { kernelMib?: boolean } = {}) {
+  const common = createCommonMetrics(registry)
+  if (options.kernelMib !== false) registerKernelMib(registry)
+  return { ...common, ...createOwnMetrics(registry) }
 }
 
 export type ConcentratorMetrics = ReturnType<typeof createConcentratorMetrics>

@@ -84,11 +84,22 @@ export function renderMetricsReference (registry: Registry, sections: readonly R
   return out.join('\n') + '\n'
 }
 
+/**
+ * Metrics one daemon adds on top of the common ones (shared cannot import the daemons, so
+ * scripts/metrics-reference.mjs and the docs test pass them in): `register` puts them on the
+ * reference registry (next to the common metrics), `section` documents them.
+ */
+export interface DaemonMetricsReference {
+  register: (registry: Registry) => void
+  section: ReferenceSection
+}
+
 /** The registry and sections the committed docs/metrics.md is generated from. */
-export function referenceInputs (): { registry: Registry, sections: ReferenceSection[] } {
+export function referenceInputs (daemons: readonly DaemonMetricsReference[] = []): { registry: Registry, sections: ReferenceSection[] } {
   const registry = createRegistry({ daemon: 'cpe', version: '0.0.0', commit: 'reference' })
   createCommonMetrics(registry)
   registerKernelMib(registry, { read: async () => '' })
+  for (const d of daemons) d.register(registry)
   const sections: ReferenceSection[] = [
     {
       title: 'Common metrics (both daemons)',
@@ -100,12 +111,13 @@ export function referenceInputs (): { registry: Registry, sections: ReferenceSec
       title: 'Kernel MPTCP MIB (both daemons)',
       intro: 'Registered by `registerKernelMib(registry)` (shared/src/metrics/kernel-mib.ts); read from `/proc/net/netstat` at every scrape. Counters the running kernel lacks are omitted.',
       specs: [kernelMibSpec]
-    }
+    },
+    ...daemons.map((d) => d.section)
   ]
   return { registry, sections }
 }
 
-export function generateMetricsReference (): string {
-  const { registry, sections } = referenceInputs()
+export function generateMetricsReference (daemons: readonly DaemonMetricsReference[] = []): string {
+  const { registry, sections } = referenceInputs(daemons)
   return renderMetricsReference(registry, sections)
 }
