@@ -13,16 +13,16 @@ export const DnsPolicySchema = Type.Object({
     maxItems: 8,
     description: 'DNS servers (`ip`, `ip:port`, `[ipv6]:port`); empty = /etc/resolv.conf'
   }),
-  timeoutMs: Type.Integer({ minimum: 100, maximum: 30_000, default: 2000, description: 'c-ares per-try timeout, ms' }),
+  timeoutMs: Type.Integer({ minimum: 100, maximum: 30_000, default: 2000, unit: 'ms', description: 'c-ares per-try timeout, ms' }),
   tries: Type.Integer({ minimum: 1, maximum: 5, default: 2, description: 'c-ares tries per server' }),
-  deadlineMs: Type.Integer({ minimum: 100, maximum: 60_000, default: 4000, description: 'whole lookup incl. waiting for a slot, ms' }),
+  deadlineMs: Type.Integer({ minimum: 100, maximum: 60_000, default: 4000, unit: 'ms', description: 'whole lookup incl. waiting for a slot, ms' }),
   maxConcurrent: Type.Integer({ minimum: 1, maximum: 4096, default: 64, description: 'lookups in flight, all sources' }),
   maxPerSource: Type.Integer({ minimum: 1, maximum: 1024, default: 8, description: 'lookups in flight per source' }),
   maxQueued: Type.Integer({ minimum: 0, maximum: 65_536, default: 256, description: 'requests waiting for a lookup slot' }),
   maxTtlSeconds: Type.Integer({ minimum: 0, maximum: 300, default: 300, description: 'cap on positive cache lifetime, s' }),
   negativeTtlSeconds: Type.Integer({ minimum: 0, maximum: 300, default: 30, description: 'lifetime of a cached failure, s' }),
   maxCacheEntries: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 10_000, description: 'names held in the cache' })
-}, { additionalProperties: false, default: {} })
+}, { additionalProperties: false, default: {}, description: 'resolver of destination names (c-ares) and its limits' })
 
 export const DestinationPolicySchema = Type.Object({
   allowPrefixes: PrefixList('prefixes allowed although in the built-in deny list (e.g. a customer RFC 1918 network)'),
@@ -32,7 +32,7 @@ export const DestinationPolicySchema = Type.Object({
   allowedPorts: PortList('if not empty, only these destination ports are allowed'),
   deniedPorts: PortList('destination ports refused (reason port_denied), e.g. 25'),
   dns: DnsPolicySchema
-}, { additionalProperties: false, default: {} })
+}, { additionalProperties: false, default: {}, description: 'destination policy (deny by default; see docs/destination-policy.md)' })
 
 export type DestinationPolicyConfig = Static<typeof DestinationPolicySchema>
 export type DnsPolicyConfig = Static<typeof DnsPolicySchema>

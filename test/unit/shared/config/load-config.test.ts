@@ -20,13 +20,15 @@ function configError (fn: () => unknown): { err: ConfigError, problems: ConfigPr
   assert.fail('expected a ConfigError')
 }
 
+/** Defaults of the per-listener keys added with the concentrator daemon (protocol, TFO, v6Only). */
+const LISTENER_DEFAULTS = { protocol: 'mptcp', fastOpenQueue: 256, fastOpenNoCookie: false, v6Only: true } as const
 test('defaults alone give a complete concentrator configuration', () => {
   const c = loadConfig(ConcSchema)
   assert.equal(c.log.level, 'info')
   assert.deepEqual(c.management.listen, { host: '127.0.0.1', port: 9090 })
   assert.equal(c.management.token, undefined)
   assert.equal(c.mptcp.onUnavailable, 'fail')
-  assert.deepEqual(c.listeners, [{ host: '127.0.0.1', port: 1080, mode: 'socks5' }])
+  assert.deepEqual(c.listeners, [{ host: '127.0.0.1', port: 1080, mode: 'socks5', ...LISTENER_DEFAULTS }])
   assert.equal(c.limits.handshakeTimeoutMs, 10_000)
   assert.equal(c.limits.convertTimeoutMs, 2_000)
   assert.equal(c.limits.highWaterMark, 32_768)
@@ -78,7 +80,7 @@ test('env values are YAML scalars: numbers, booleans-as-errors, nested keys, arr
   assert.equal(c.management.listen.port, 9999)
   assert.equal(c.mptcp.onUnavailable, 'fallback')
   assert.equal(c.limits.perSourceMaxConnections, 64)
-  assert.deepEqual(c.listeners[0], { host: '127.0.0.1', port: 1081, mode: 'socks5' })
+  assert.deepEqual(c.listeners[0], { host: '127.0.0.1', port: 1081, mode: 'socks5', ...LISTENER_DEFAULTS })
   // a boolean where an integer is expected is reported as a type error, with the variable named
   const { err, problems } = configError(() => loadConfig(ConcSchema, { envPrefix: CONC, env: { [`${CONC}LIMITS__MAX_CONNECTIONS`]: 'true' } }))
   assert.equal(err.code, 'HYBRID_ERR_CONFIG_ENV')
@@ -92,7 +94,7 @@ test('string options keep the raw text (a numeric-looking token stays a string)'
 
 test('a whole array can be set from a YAML flow value', () => {
   const c = loadConfig(ConcSchema, { argv: { set: ['listeners=[{host: 192.0.2.9, port: 1234, mode: convert}]'] } })
-  assert.deepEqual(c.listeners, [{ host: '192.0.2.9', port: 1234, mode: 'convert' }])
+  assert.deepEqual(c.listeners, [{ host: '192.0.2.9', port: 1234, mode: 'convert', ...LISTENER_DEFAULTS }])
 })
 
 test('every problem is reported at once, each with path, file and line', () => {
