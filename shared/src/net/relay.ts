@@ -27,7 +27,19 @@ export interface RelayOptions {
   maxDurationMs?: number
   /** Bytes read from the client before the relay started that belong to the server (early data). */
   earlyData?: Uint8Array
+  /**
+   * Called when a leg's write buffer filled up and the pipeline paused reading the other leg
+   * (observed as that leg's 'drain', which ends every such pause). `side` is the leg written to.
+   */
+  onBackpressure?: (side: RelaySide) => void
+  /** Called once when the first direction finishes (FIN seen) while the other is still open. */
+  onHalfClose?: () => void
+  /** Called once when a half-closed relay ends (pairs with onHalfClose, for a gauge). */
+  onHalfCloseEnd?: () => void
 }
+
+/** `client` = the leg facing the CPE / LAN, `server` = the re-originated leg. */
+export type RelaySide = 'client' | 'server'
 
 export interface RelayResult {
   reason: RelayEndReason
@@ -48,6 +60,8 @@ export interface Relay {
   abort: (reason: RelayEndReason) => void
   /** Whether one direction has finished while the other is still open. */
   halfClosed: () => boolean
+  /** Bytes queued in user space per leg, waiting to be written to it. */
+  buffered: () => Record<RelaySide, number>
 }
 
 export function relay (client: Socket, server: Socket, opts: RelayOptions): Relay {
@@ -62,6 +76,7 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
   let finishedDirections = 0
   let halfCloseTimer: NodeJS.Timeout | undefined
   let maxTimer: NodeJS.Timeout | undefined
+  let halfClosedOpen = false
   let settle: (r: RelayResult) => void = () => {}
   const done = new Promise<RelayResult>((resolve) => { settle = resolve })
 
@@ -82,13 +97,16 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
       abort('error')
     }
     finishedDirections += 1
-    if (finishedDirections === 1 && opts.halfCloseTimeoutMs > 0 && !client.destroyed) {
-      halfCloseTimer = setTimeout(() => { abort('half_close_timeout') }, opts.halfCloseTimeoutMs)
+    if (finishedDirections === 1 && !client.destroyed) {
+      halfClosedOpen = true
+      opts.onHalfClose?.()
+      if (opts.halfCloseTimeoutMs > 0) halfCloseTimer = setTimeout(() => { abort('half_close_timeout') }, opts.halfCloseTimeoutMs)
     }
     if (finishedDirections === 2) finish()
   }
 
   const finish = (): void => {
+    if (halfClosedOpen) opts.onHalfCloseEnd?.()
     clearTimeout(halfCloseTimer)
     clearTimeout(maxTimer)
     client.setTimeout(0)
@@ -109,8 +127,19 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
   }
   if (opts.earlyData !== undefined && opts.earlyData.length > 0) server.write(opts.earlyData)
 
+  const { onBackpressure } = opts
+  if (onBackpressure !== undefined) {
+    client.on('drain', () => { onBackpressure('client') })
+    server.on('drain', () => { onBackpressure('server') })
+  }
   pipeline(client, server, onDirectionDone)
   pipeline(server, client, onDirectionDone)
 
-  return { done, progress, abort, halfClosed: () => finishedDirections === 1 }
+  return {
+    done,
+    progress,
+    abort,
+    halfClosed: () => finishedDirections === 1,
+    buffered: () => ({ client: client.writableLength, server: server.writableLength })
+  }
 }

@@ -60,6 +60,34 @@ test('half-close: the server keeps sending after the client FIN', async (t) => {
   assert.equal((await r.done).reason, 'normal')
 })
 
+test('half-close hooks fire once each and bracket the half-closed period', async (t) => {
+  const { clientApp, serverApp, a, b } = await setup(t)
+  const events: string[] = []
+  const r = relay(a, b, { idleTimeoutMs: 0, halfCloseTimeoutMs: 5000, onHalfClose: () => events.push('start'), onHalfCloseEnd: () => events.push('end') })
+  clientApp.resume()
+  clientApp.end()
+  await once(serverApp, 'end')
+  assert.deepEqual(events, ['start'])
+  serverApp.end()
+  await r.done
+  assert.deepEqual(events, ['start', 'end'])
+})
+
+test('backpressure: a slow reader pauses the relay and the pause is reported', async (t) => {
+  const { clientApp, serverApp, a, b } = await setup(t)
+  const sides: string[] = []
+  const r = relay(a, b, { idleTimeoutMs: 0, halfCloseTimeoutMs: 5000, onBackpressure: (side) => sides.push(side) })
+  const big = Buffer.alloc(8 << 20, 1)
+  serverApp.end(big) // the client app does not read yet: the client leg's buffer fills
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  assert.ok(r.buffered().client > 0, 'bytes wait in user space for the slow client leg')
+  const down = readAll(clientApp)
+  clientApp.end()
+  assert.equal((await down).length, big.length)
+  await r.done
+  assert.ok(sides.includes('client'))
+})
+
 test('half-close timeout tears both legs down', async (t) => {
   const { clientApp, a, b } = await setup(t)
   const r = relay(a, b, { idleTimeoutMs: 0, halfCloseTimeoutMs: 100 })
