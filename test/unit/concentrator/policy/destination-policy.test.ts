@@ -18,7 +18,7 @@ function fakeResolver (table: Record<string, Array<[string, 4 | 6]> | ResolveRes
     calls,
     resolve: async (name) => {
       calls.push(name)
-      const e = table[name]
+      const e = Object.hasOwn(table, name) ? table[name] : undefined // '__proto__' is a name too
       if (e === undefined) return { ok: false, reason: 'dns_failed', detail: 'ENOTFOUND', cached: false }
       if (!Array.isArray(e)) return e
       return { ok: true, addresses: e.map(([address, family]) => ({ address, family })), cached: false }
@@ -283,4 +283,12 @@ test('property: no string makes the policy throw; every default-denied literal i
     }
     if (d.allowed) assert.ok(d.addresses.every((a) => deniedByDefault(a.address) === false))
   }), { numRuns: 3000 })
+})
+
+test('prototype-named destinations are ordinary unknown names (regression found by fast-check)', async () => {
+  const policy = makePolicy()
+  for (const name of ['__proto__', 'constructor', 'hasownproperty']) {
+    const d = await policy.check(name, 80, name)
+    refused(d, 'dns_failed', 0x04, 32, name)
+  }
 })
