@@ -1,0 +1,226 @@
+/**
+ * The built concentrator daemon end to end in the lab (namespaces `hat-ce-*`): real third-party
+ * SOCKS5 clients (curl, curl under mptcpize, the `socks` package) in cpe fetch files from the inet
+ * HTTP server through the daemon in hag; IPv6 service address and destination; a domain name
+ * resolved by a tiny DNS responder in inet; policy refusal (REP 02) and connection refused
+ * (REP 05); the handshake deadline, the idle timeout and the per-source cap with short test
+ * limits; metrics that move with what was transferred.
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { e2eSkipReason } from '../helpers/netns.ts'
+import { LAB_PORTS } from '../lab/addresses.ts'
+import { LAB_CONCENTRATOR_PORTS, startConcentrator, type DaemonHandle } from '../lab/daemons.ts'
+import { getProfile } from '../lab/link-profile.ts'
+import { buildLab, type Lab } from '../lab/topology.ts'
+
+const PREFIX = 'hat-ce-'
+const PEER = 'test/e2e/concentrator-peer.ts'
+const DNS_NAME = 'www.lab.example'
+const LIMITS = { handshakeTimeoutMs: 1000, idleTimeoutMs: 2500, perSourceMaxConnections: 3, connectTimeoutMs: 3000 }
+const skip = e2eSkipReason()
+
+/** The lab HTTP server's generated body of `size` bytes (flow-servers.ts: 0x20 + i % 95 per 64 KiB chunk). */
+function expectedSha (size: number): string {
+  const body = Buffer.alloc(size)
+  for (let i = 0; i < size; i++) body[i] = 0x20 + ((i % 65_536) % 95)
+  return createHash('sha256').update(body).digest('hex')
+}
+
+interface Line { type: string, [k: string]: unknown }
+
+/** Collect a peer's JSON lines; `next(type)` resolves with the next line of that type (bounded). */
+function lines (child: ChildProcess): { next: (type: string, timeoutMs?: number) => Promise<Line> } {
+  const seen: Line[] = []
+  const rl = createInterface({ input: child.stdout! })
+  const waiters = new Set<() => void>()
+  rl.on('line', (l) => {
+    try { seen.push(JSON.parse(l) as Line) } catch { return }
+    for (const w of waiters) w()
+  })
+  let stderr = ''
+  child.stderr?.on('data', (b: Buffer) => { stderr += b.toString() })
+  return {
+    next: async (type, timeoutMs = 15_000) => new Promise((resolve, reject) => {
+      const check = (): void => {
+        const i = seen.findIndex((l) => l.type === type)
+        if (i < 0) return
+        const [line] = seen.splice(i, 1)
+        done()
+        resolve(line as Line)
+      }
+      const timer = setTimeout(() => { done(); reject(new Error(`no ${type} line within ${timeoutMs} ms: ${stderr}`)) }, timeoutMs)
+      const done = (): void => { clearTimeout(timer); waiters.delete(check) }
+      waiters.add(check)
+      check()
+    })
+  }
+}
+
+describe('concentrator end to end in the lab', { skip: skip ?? false, concurrency: false }, () => {
+  const state: { lab?: Lab, conc?: DaemonHandle } = {}
+  const lab = (): Lab => { assert.ok(state.lab); return state.lab }
+  const conc = (): DaemonHandle => { assert.ok(state.conc); return state.conc }
+  const svc4 = (): string => `${lab().plan.service.v4}:${LAB_CONCENTRATOR_PORTS.socks5}`
+  const svc6 = (): string => `[${lab().plan.service.v6}]:${LAB_CONCENTRATOR_PORTS.socks5}`
+  const server = () => lab().plan.internet.servers[0]!
+
+  /** curl in cpe; returns exit code, stdout and stderr (never throws on curl failure). */
+  const curl = async (args: readonly string[], mptcp = false): Promise<{ code: number, out: string, err: string }> => {
+    const argv = [...(mptcp ? ['mptcpize', 'run'] : []), 'curl', '-sS', '--max-time', '15', ...args]
+    const child = lab().spawn('cpe', argv)
+    let out = ''
+    let err = ''
+    child.stdout?.on('data', (b: Buffer) => { out += b.toString('latin1') })
+    child.stderr?.on('data', (b: Buffer) => { err += b.toString() })
+    const [code] = await once(child, 'close') as [number | null]
+    return { code: code ?? -1, out, err }
+  }
+
+  /** Wait until a counter has moved by at least `delta` from `base` (relay metrics are counted at close). */
+  const waitMetric = async (name: string, labels: Record<string, string>, base: number, delta: number): Promise<number> => {
+    const deadline = Date.now() + 5000
+    let v = base
+    while (Date.now() < deadline) {
+      v = await conc().metric(name, labels)
+      if (v - base >= delta) return v
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    return v
+  }
+
+  before(async () => {
+    state.lab = await buildLab({ prefix: PREFIX, profiles: { dsl: getProfile('ideal'), lte: getProfile('ideal') } })
+    const s = state.lab.plan.internet.servers[0]!
+    await state.lab.startScript('inet', PEER, ['dns', '--listen', s.v4, '--name', DNS_NAME, '--a', s.v4, '--aaaa', s.v6])
+    state.conc = await startConcentrator(state.lab, { limits: LIMITS, policy: { dns: { servers: [s.v4], timeoutMs: 500, tries: 2 } }, logLevel: 'debug' })
+  })
+  after(async () => {
+    const code = await state.conc?.stop()
+    if (code !== undefined && code !== 0) process.stderr.write(`concentrator exited ${String(code)}; log ${state.conc?.logFile}\n${state.conc?.logTail()}\n`)
+    await state.lab?.teardown()
+  })
+
+  test('curl --socks5-hostname over plain TCP fetches a file intact; counted as an MPTCP fallback', async () => {
+    const fb = await conc().metric('hybrid_mptcp_fallbacks_total')
+    const acc = await conc().metric('hybrid_connections_accepted_total', { mode: 'socks5' })
+    const r = await curl(['--socks5-hostname', svc4(), `http://${server().v4}:${LAB_PORTS.http}/1M`])
+    assert.equal(r.code, 0, r.err)
+    assert.equal(r.out.length, 1_000_000)
+    assert.equal(createHash('sha256').update(Buffer.from(r.out, 'latin1')).digest('hex'), expectedSha(1_000_000))
+    assert.equal(await conc().metric('hybrid_connections_accepted_total', { mode: 'socks5' }) - acc, 1)
+    assert.equal(await conc().metric('hybrid_mptcp_fallbacks_total') - fb, 1)
+  })
+
+  test('curl under mptcpize: the accepted connection is MPTCP (sessions API, gauge, no fallback)', async () => {
+    const fb = await conc().metric('hybrid_mptcp_fallbacks_total')
+    const slow = curl(['--limit-rate', '40k', '-o', '/dev/null', '-w', '%{size_download}', '--socks5-hostname', svc4(), `http://${server().v4}/100k`], true)
+    let session: { mptcp?: boolean, dst?: string } | undefined
+    let gauge = 0
+    const deadline = Date.now() + 5000
+    while (session === undefined && Date.now() < deadline) {
+      const body = JSON.parse((await conc().get('/api/v1/sessions')).body) as { sessions: Array<{ mptcp?: boolean, dst?: string }> }
+      session = body.sessions[0]
+      if (session !== undefined) gauge = await conc().metric('hybrid_mptcp_connections_active')
+      else await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    const r = await slow
+    assert.equal(r.code, 0, r.err)
+    assert.equal(r.out, '100000')
+    assert.ok(session !== undefined, 'a session was listed during the transfer')
+    assert.equal(session.mptcp, true, JSON.stringify(session))
+    assert.equal(gauge, 1)
+    assert.equal(await conc().metric('hybrid_mptcp_fallbacks_total') - fb, 0)
+  })
+
+  test('the socks package (SocksClient) fetches a file; byte counters match what crossed', async () => {
+    const labels = (side: string): Record<string, string> => ({ mode: 'socks5', side })
+    const sentClient = await conc().metric('hybrid_bytes_sent_total', labels('client'))
+    const recvClient = await conc().metric('hybrid_bytes_received_total', labels('client'))
+    const recvServer = await conc().metric('hybrid_bytes_received_total', labels('server'))
+    const child = lab().spawn('cpe', [process.execPath, '--import', 'tsx', PEER, 'fetch', '--proxy', svc4(), '--dest', `${server().v4}:${LAB_PORTS.http}`, '--path', '/1M'])
+    const res = await lines(child).next('result')
+    assert.match(String(res['status']), /^HTTP\/1\.[01] 200/)
+    assert.equal(res['bodyBytes'], 1_000_000)
+    assert.equal(res['sha256'], expectedSha(1_000_000))
+    const total = res['totalBytes'] as number
+    const down = await waitMetric('hybrid_bytes_sent_total', labels('client'), sentClient, total)
+    assert.equal(down - sentClient, total, 'bytes sent to the client = the HTTP response')
+    assert.equal(await conc().metric('hybrid_bytes_received_total', labels('server')) - recvServer, total)
+    const up = await conc().metric('hybrid_bytes_received_total', labels('client')) - recvClient
+    assert.ok(up > 20 && up < 200, `request bytes ${up}`)
+  })
+
+  test('IPv6: service address and destination', async () => {
+    const r = await curl(['-o', '/dev/null', '-w', '%{http_code} %{size_download}', '--socks5-hostname', svc6(), `http://[${server().v6}]/100k`])
+    assert.equal(r.code, 0, r.err)
+    assert.equal(r.out, '200 100000')
+  })
+
+  test('a domain name destination is resolved by the configured DNS server (A and AAAA)', async () => {
+    const r = await curl(['-o', '/dev/null', '-w', '%{http_code} %{size_download}', '--socks5-hostname', svc4(), `http://${DNS_NAME}/100k`])
+    assert.equal(r.code, 0, r.err)
+    assert.equal(r.out, '200 100000')
+    const missing = await curl(['-o', '/dev/null', '--socks5-hostname', svc4(), 'http://nowhere.lab.example/'])
+    assert.notEqual(missing.code, 0)
+    assert.match(missing.err, /\(4\)|host unreachable/i, missing.err)
+  })
+
+  test('policy refusal → REP 02, no server → REP 05 (as curl reports them)', async () => {
+    const rejected = await conc().metric('hybrid_socks5_replies_total', { rep: '2' })
+    const refused = await conc().metric('hybrid_socks5_replies_total', { rep: '5' })
+    const loop = await curl(['--socks5', svc4(), 'http://127.0.0.1/'])
+    assert.equal(loop.code, 97, loop.err)
+    assert.match(loop.err, /\(2\)|not allowed/i, loop.err)
+    const closed = await curl(['--socks5', svc4(), `http://${server().v4}:9/`])
+    assert.equal(closed.code, 97, closed.err)
+    assert.match(closed.err, /\(5\)|refused/i, closed.err)
+    assert.equal(await conc().metric('hybrid_socks5_replies_total', { rep: '2' }) - rejected, 1)
+    assert.equal(await conc().metric('hybrid_socks5_replies_total', { rep: '5' }) - refused, 1)
+  })
+
+  test('slow handshake: greeting then silence is closed at the 1 s deadline (handshake_timeout)', async () => {
+    const base = await conc().metric('hybrid_connections_rejected_total', { reason: 'handshake_timeout' })
+    const child = lab().spawn('cpe', [process.execPath, '--import', 'tsx', PEER, 'slow', '--proxy', svc4()])
+    const res = await lines(child).next('result')
+    const ms = res['closedAfterMs'] as number
+    assert.ok(ms >= 900 && ms < 2500, `closed after ${ms} ms`)
+    assert.equal(res['bytes'], 2, 'only the method selection (05 00) was sent')
+    assert.equal(await waitMetric('hybrid_connections_rejected_total', { reason: 'handshake_timeout' }, base, 1) - base, 1)
+  })
+
+  test('idle timeout: an established relay without traffic is closed after 2.5 s (idle_timeout)', async () => {
+    const base = await conc().metric('hybrid_connections_closed_total', { reason: 'idle_timeout' })
+    const child = lab().spawn('cpe', [process.execPath, '--import', 'tsx', PEER, 'idle', '--proxy', svc4(), '--dest', `${server().v4}:${LAB_PORTS.echo}`])
+    const res = await lines(child).next('result')
+    const ms = res['closedAfterMs'] as number
+    assert.ok(ms >= 2300 && ms < 5000, `closed after ${ms} ms`)
+    assert.equal(await waitMetric('hybrid_connections_closed_total', { reason: 'idle_timeout' }, base, 1) - base, 1)
+  })
+
+  test('per-source cap 3: the 4th concurrent connection from one source is closed, another source still connects', async () => {
+    const base = await conc().metric('hybrid_connections_rejected_total', { reason: 'per_source_limit' })
+    const dest = `${server().v4}:${LAB_PORTS.echo}`
+    const hold = (local: string, count: number): ChildProcess =>
+      lab().spawn('cpe', [process.execPath, '--import', 'tsx', PEER, 'hold', '--proxy', svc4(), '--dest', dest, '--count', String(count), '--local', local])
+    const a = hold(lab().plan.access.dsl.cpeSide.cpe.v4, 4)
+    const b = hold(lab().plan.access.lte.cpeSide.cpe.v4, 1)
+    try {
+      const ra = (await lines(a).next('ready'))['results'] as Array<{ ok: boolean }>
+      assert.deepEqual(ra.map((r) => r.ok), [true, true, true, false])
+      const rb = (await lines(b).next('ready'))['results'] as Array<{ ok: boolean }>
+      assert.deepEqual(rb.map((r) => r.ok), [true])
+      assert.equal(await conc().metric('hybrid_connections_rejected_total', { reason: 'per_source_limit' }) - base, 1)
+    } finally {
+      for (const c of [a, b]) if (c.pid !== undefined) process.kill(c.pid, 'SIGTERM')
+    }
+  })
+
+  test('stop: SIGTERM drains and exits 0', async () => {
+    assert.equal(await conc().stop(), 0, conc().logTail())
+  })
+})
