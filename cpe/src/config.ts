@@ -4,11 +4,13 @@
  * Reference: docs/configuration.md (generated from this schema by scripts/config-reference.ts).
  */
 import { Type, type Static } from 'typebox'
-import { endpointProperties, LogSchema, managementSchema, MptcpSchema } from '../../shared/src/config/common-schema.ts'
+import { LogSchema, managementSchema, MptcpSchema } from '../../shared/src/config/common-schema.ts'
 import { stringEnum } from '../../shared/src/config/schema-helpers.ts'
+import type { DeepReadonly } from '../../shared/src/config/freeze.ts'
 import { CpeLimitsSchema } from './config-limits.ts'
 import { InterceptSchema } from './config-intercept.ts'
 import { MultipathSchema, UplinkSchema } from './config-uplinks.ts'
+import { ConcentratorSchema, Socks5Schema } from './config-socks5.ts'
 
 export { LogSchema, UplinkSchema }
 
@@ -24,7 +26,9 @@ export const ConfigSchema = Type.Object({
   /** WAN accesses bonded with MPTCP (one MPTCP endpoint each). Required, 1–8 entries. */
   uplinks: Type.Array(UplinkSchema, { minItems: 1, maxItems: 8, description: 'WAN accesses bonded with MPTCP (one endpoint each)' }),
   /** Concentrator address (IP literal) and port of its listener for `mode`. Required. */
-  concentrator: Type.Object(endpointProperties('concentrator'), { additionalProperties: false, description: 'the concentrator listener matching mode' }),
+  concentrator: ConcentratorSchema,
+  /** SOCKS5 towards the concentrator (mode `socks5`): credentials, pipelining, coalescing. */
+  socks5: Socks5Schema,
   /** Signalling to the concentrator: `socks5`, `convert` (RFC 8803) or `transparent`. Default `socks5`. */
   mode: stringEnum(['socks5', 'convert', 'transparent'], 'signalling towards the concentrator: socks5, convert (RFC 8803) or transparent', 'socks5'),
   /** Limits and timeouts. */
@@ -36,3 +40,5 @@ export const ConfigSchema = Type.Object({
 }, { additionalProperties: false })
 
 export type Config = Static<typeof ConfigSchema>
+/** The loaded (deep-frozen) configuration as runDaemonCli hands it over. */
+export type CpeConfig = DeepReadonly<Config>

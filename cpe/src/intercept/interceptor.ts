@@ -29,6 +29,8 @@ export interface InterceptorOptions {
   run?: CommandRunner
   /** Prefix of the `nft` commands (tests: `['ip', 'netns', 'exec', ns]`). */
   commandPrefix?: readonly string[]
+  /** Stream high-water mark of accepted sockets; Node's default otherwise. */
+  highWaterMark?: number
 }
 
 const MAX_DELETE_REPEATS = 8
@@ -43,18 +45,38 @@ export function originalDestinationOf (socket: net.Socket): OriginalDestination 
 }
 
 export class Interceptor extends EventEmitter<{ holderExit: [code: number | null, signal: NodeJS.Signals | null] }> {
-  readonly ruleset: string
+  #ruleset: string
   #opts: InterceptorOptions
   #run: CommandRunner
   #servers: net.Server[] = []
   #owner: NftOwner | undefined
   #routingInstalled = false
+  #tableApplied = false
 
   private constructor (opts: InterceptorOptions) {
     super()
     this.#opts = opts
     this.#run = opts.run ?? runCommand
-    this.ruleset = buildInterceptRuleset(opts.config)
+    this.#ruleset = buildInterceptRuleset(opts.config)
+  }
+
+  /** The ruleset installed (or, in `external` mode, to be installed by the operator). */
+  get ruleset (): string { return this.#ruleset }
+
+  /** Whether the owner table is installed and its holder alive. */
+  get tableInstalled (): boolean { return this.#owner?.pid !== undefined && this.#tableApplied }
+
+  /**
+   * Replace the ruleset atomically (bypass lists, LAN interfaces, concentrator address) through the
+   * holder; established intercepted connections keep matching `socket transparent 1`. Listener,
+   * marks and routing cannot change here (restart). On failure the previous ruleset stays.
+   */
+  async updateRuleset (config: InterceptRulesetInput): Promise<void> {
+    const ruleset = buildInterceptRuleset(config)
+    if (ruleset === this.#ruleset) return
+    if (this.#owner !== undefined) await this.#owner.apply(ruleset)
+    this.#ruleset = ruleset
+    this.#opts = { ...this.#opts, config }
   }
 
   /** Listen, install routing and the nft table (mode `managed`), or only listen (`external`). */
@@ -81,7 +103,8 @@ export class Interceptor extends EventEmitter<{ holderExit: [code: number | null
     const c = this.#opts.config.intercept
     const hosts = c.ipv6 ? ['0.0.0.0', '::'] : ['0.0.0.0']
     for (const host of hosts) {
-      const server = await listen({ host, port: c.port, protocol: 'tcp', transparent: true, ...(host === '::' ? { v6Only: true } : {}) },
+      const hwm = this.#opts.highWaterMark === undefined ? {} : { highWaterMark: this.#opts.highWaterMark }
+      const server = await listen({ host, port: c.port, protocol: 'tcp', transparent: true, allowHalfOpen: true, ...hwm, ...(host === '::' ? { v6Only: true } : {}) },
         (socket) => { this.#accept(socket) })
       this.#servers.push(server)
     }
@@ -106,10 +129,12 @@ export class Interceptor extends EventEmitter<{ holderExit: [code: number | null
     const owner = await NftOwner.start({ family: NFT_FAMILY, table: NFT_TABLE, run: this.#run, ...(this.#opts.commandPrefix === undefined ? {} : { commandPrefix: this.#opts.commandPrefix }) })
     this.#owner = owner
     owner.on('exit', (code, signal) => {
+      this.#tableApplied = false
       this.#opts.log.error({ code, signal }, 'nft -i holder exited: table inet hybrid_cpe is gone, LAN traffic is routed natively (fail-open)')
       this.emit('holderExit', code, signal)
     })
-    await owner.apply(this.ruleset)
+    await owner.apply(this.#ruleset)
+    this.#tableApplied = true
     this.#opts.log.info({ holderPid: owner.pid, table: `${NFT_FAMILY} ${NFT_TABLE}` }, 'interception ruleset installed')
   }
 
@@ -135,6 +160,7 @@ export class Interceptor extends EventEmitter<{ holderExit: [code: number | null
     this.stopAccepting()
     const owner = this.#owner
     this.#owner = undefined
+    this.#tableApplied = false
     if (owner !== undefined) await owner.close()
     if (this.#routingInstalled) {
       this.#routingInstalled = false

@@ -12,6 +12,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Logger } from '../../../shared/src/log.ts'
+import { HybridError } from '../../../shared/src/errors.ts'
 import { runCommand, runJsonArray, type CommandRunner } from '../../../shared/src/sys/command.ts'
 import type { MultipathConfig, UplinkConfig } from '../config-uplinks.ts'
 import {
@@ -32,6 +33,8 @@ export interface UplinkState {
   endpointId: number | undefined
   endpointIds: number[]
   mode: MultipathMode
+  /** `down`: set by `setAdmin`; the uplink gets no MPTCP endpoint, so no subflow uses it. */
+  admin: 'up' | 'down'
 }
 
 export interface UplinkManagerOptions {
@@ -60,6 +63,7 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
   #timer: NodeJS.Timeout | undefined
   #pass: Promise<void> = Promise.resolve()
   #stopped = false
+  readonly #adminDown = new Set<string>()
 
   private constructor (opts: UplinkManagerOptions) {
     super()
@@ -93,6 +97,20 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
   /** Switch between aggregate and backup at run time (endpoint flags changed in place). */
   async setMode (mode: MultipathMode): Promise<void> {
     this.#mode = mode
+    await this.refresh()
+  }
+
+  /**
+   * Administratively take an uplink out of (or back into) use: its MPTCP endpoints are removed (or
+   * re-added) by the next pass, which runs now. The primary uplink has no endpoint (its address
+   * carries the initial subflow through the main routing table) and is refused (HYBRID_ERR_UPLINK_CONFIG).
+   */
+  async setAdmin (name: string, admin: 'up' | 'down'): Promise<void> {
+    const spec = this.#specs.find((s) => s.name === name)
+    if (spec === undefined) throw new HybridError('HYBRID_ERR_UPLINK_CONFIG', `no uplink named ${name}`)
+    if (!spec.endpoints && admin === 'down') throw new HybridError('HYBRID_ERR_UPLINK_CONFIG', `uplink ${name} is the primary uplink (initial subflow via the main routing table); it cannot be taken down administratively`)
+    if (admin === 'down') this.#adminDown.add(name)
+    else this.#adminDown.delete(name)
     await this.refresh()
   }
 
@@ -165,7 +183,8 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
   async #reconcile (): Promise<void> {
     const snap = await this.#observe()
     await this.#looseRpFilter(new Set(snap.observed.links.keys()))
-    const want = desiredState(this.#specs, snap.observed, this.#mode, this.#mp.rulePriority)
+    const specs = this.#specs.map((s) => this.#adminDown.has(s.name) ? { ...s, endpoints: false } : s)
+    const want = desiredState(specs, snap.observed, this.#mode, this.#mp.rulePriority)
     await this.#syncRoutes(want.routes, snap.routes)
     await this.#syncRules(want.rules, snap.rules)
     const changedEndpoints = await this.#syncEndpoints(want.endpoints, snap.endpoints)
@@ -255,7 +274,7 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
       const link = observed.links.get(s.interface)
       const addresses = link?.addresses.map((a) => a.address) ?? []
       const endpointIds = addresses.flatMap((a) => { const e = this.#endpoints.get(a); return e === undefined || e.id < 0 ? [] : [e.id] })
-      return { name: s.name, role: s.role, interface: s.interface, table: s.table, addresses, up: link?.up ?? false, endpointId: endpointIds[0], endpointIds, mode: this.#mode }
+      return { name: s.name, role: s.role, interface: s.interface, table: s.table, addresses, up: link?.up ?? false, endpointId: endpointIds[0], endpointIds, mode: this.#mode, admin: this.#adminDown.has(s.name) ? 'down' : 'up' }
     })
     const changed = JSON.stringify(states) !== JSON.stringify(this.#states)
     this.#states = states

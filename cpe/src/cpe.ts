@@ -1,0 +1,331 @@
+/**
+ * Composition root of the CPE agent: uplinks → concentrator-facing checks → interception (listeners,
+ * routing, nft table) → one `Socks5Upstream` per intercepted connection, plus path metrics and the
+ * management API. `createCpe(config, deps)` returns a service with idempotent `start()` / `stop()` and
+ * `reload(config)`; main.ts owns the process.
+ *
+ * stop(): readiness off → interceptor.stopAccepting() (new LAN connections flow natively: fail-open)
+ * → drain ≤ limits.drainTimeoutMs → destroy the rest (reason 'drain') → interceptor.stop() (table and
+ * routing removed) → uplinks.stop() → management server closed.
+ * reload(config): checked by planReload (restart-only keys refuse the whole reload), then the new
+ * settings are swapped in for later connections, the ruleset replaced atomically if bypass lists,
+ * LAN interfaces or the concentrator changed, and the multipath mode switched. Established relays are
+ * never touched.
+ */
+import type net from 'node:net'
+import type { Registry } from 'prom-client'
+import { ConfigError } from '../../shared/src/errors.ts'
+import { childFor, connLogger } from '../../shared/src/log.ts'
+import type { Logger } from '../../shared/src/log.ts'
+import { buildMgmtServer, listenMgmt } from '../../shared/src/mgmt/mgmt-server.ts'
+import type { MgmtApp } from '../../shared/src/mgmt/mgmt-server.ts'
+import { ConnectionCaps, effectiveMaxConnections } from '../../shared/src/net/connection-caps.ts'
+import type { Config, CpeConfig } from './config.ts'
+import { checkConcentratorPath, type EffectiveUpstream } from './concentrator-checks.ts'
+import { Interceptor, type OriginalDestination } from './intercept/interceptor.ts'
+import { registerCpeRoutes, type UplinkChange } from './mgmt/cpe-routes.ts'
+import { CpeSessionTable } from './mgmt/session-table.ts'
+import { createCpeMetrics, createCpeRegistry, type CpeMetrics } from './metrics.ts'
+import { PathMonitor } from './paths/path-monitor.ts'
+import { UplinkObserver, type UplinkSource } from './paths/uplink-observer.ts'
+import { planReload } from './reload-plan.ts'
+import { PipeliningMemory } from './signalling/pipelining-memory.ts'
+import { Socks5Upstream, type Socks5Settings } from './signalling/socks5.ts'
+import type { DialFn } from './signalling/upstream.ts'
+import { UplinkManager } from './uplink/uplink-manager.ts'
+
+export interface CpeDeps {
+  log: Logger
+  /** The agent's registry; default a new one with default metrics and build info. */
+  registry?: Registry
+  version?: string
+  commit?: string
+  /** Bind the management server on `management.listen` (default true; tests use `mgmt.inject()`). */
+  listenManagement?: boolean
+  /** POST /api/v1/reload: re-read + validate the file, then `reload()` (runDaemonCli supplies it). */
+  requestReload?: () => Promise<void>
+  kernelMib?: boolean
+  /** Tests: replace the uplink manager / interceptor / dial. */
+  startUplinks?: (config: Config, log: Logger) => Promise<UplinkSource>
+  startInterceptor?: (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void) => Promise<InterceptorLike>
+  dial?: DialFn
+  pathSampleMs?: number
+  clock?: () => number
+}
+
+/** What the agent uses of an Interceptor. */
+export interface InterceptorLike {
+  readonly listening: boolean
+  readonly tableInstalled: boolean
+  updateRuleset: (config: { intercept: Config['intercept'], concentrator: { host: string } }) => Promise<void>
+  stopAccepting: () => void
+  stop: () => Promise<void>
+  on: (event: 'holderExit', fn: () => void) => unknown
+}
+
+export interface Cpe {
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  reload: (config: CpeConfig) => Promise<void>
+  reloadFailed: (err: unknown) => void
+  readonly mgmt: MgmtApp
+  readonly registry: Registry
+  readonly metrics: CpeMetrics
+  readonly sessions: CpeSessionTable
+  ready: () => boolean
+  status: () => object
+  activeConnections: () => number
+}
+
+/** The uplink carrying the initial subflow: the first dsl, else the first. */
+function primaryOf (config: Config): string {
+  return (config.uplinks.find((u) => u.role === 'dsl') ?? config.uplinks[0])?.name ?? ''
+}
+
+function allowedHosts (host: string): string[] {
+  return ['localhost', '127.0.0.1', '[::1]', host.includes(':') ? `[${host}]` : host]
+}
+
+function checkMode (config: Config): void {
+  if (config.mode !== 'socks5') throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `mode: ${config.mode} is not implemented yet (socks5 is)`, { detail: { key: 'mode' } })
+  if (config.socks5.username !== undefined && config.socks5.password === undefined) {
+    throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'socks5.password: required with socks5.username', { detail: { key: 'socks5.password' } })
+  }
+}
+
+const defaultStartUplinks = async (config: Config, log: Logger): Promise<UplinkSource> => {
+  const opts = { uplinks: config.uplinks, multipath: config.multipath, log: childFor(log, 'uplinks') }
+  return config.multipath.rules === 'managed' ? UplinkManager.start(opts) : UplinkObserver.start(opts)
+}
+
+const defaultStartInterceptor = async (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void): Promise<InterceptorLike> =>
+  Interceptor.start({ config: { intercept: config.intercept, concentrator: { host: config.concentrator.host } }, log: childFor(log, 'intercept'), onConnection, highWaterMark: config.limits.highWaterMark })
+
+/** The frozen configuration is never mutated; the components take the schema's (mutable) types. */
+const asConfig = (c: CpeConfig): Config => c as Config
+
+export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
+  const initial = asConfig(frozen)
+  const log = childFor(deps.log, 'cpe')
+  const connLog = childFor(deps.log, 'socks5')
+  const now = deps.clock ?? Date.now
+  const paths = initial.uplinks.map((u) => u.name)
+  let registry: Registry
+  let metrics: CpeMetrics
+  if (deps.registry === undefined) {
+    ({ registry, metrics } = createCpeRegistry(deps.version ?? '0.0.0', deps.commit ?? 'unknown', paths))
+  } else {
+    registry = deps.registry
+    metrics = createCpeMetrics(registry, { paths, kernelMib: deps.kernelMib ?? true })
+  }
+  const sessions = new CpeSessionTable()
+  const pathMonitor = new PathMonitor({ metrics, paths, primary: primaryOf(initial), ...(deps.pathSampleMs === undefined ? {} : { sampleMs: deps.pathSampleMs }) })
+  const pipelining = new PipeliningMemory(initial.socks5.stepwiseMemoryMs, now)
+  const live = new Set<Socks5Upstream>()
+  const startedAt = now()
+  let config = initial
+  let upstream: EffectiveUpstream | undefined
+  let caps: ConnectionCaps | undefined
+  let uplinks: UplinkSource | undefined
+  let interceptor: InterceptorLike | undefined
+  let nextId = 0
+  let draining = false
+  let started = false
+  let startPromise: Promise<void> | undefined
+  let stopPromise: Promise<void> | undefined
+  let onIdle: (() => void) | undefined
+
+  const settings = (): Socks5Settings => ({
+    concentrator: upstream?.concentrator ?? config.concentrator,
+    socketMark: config.intercept.socketMark,
+    onMptcpUnavailable: config.mptcp.onUnavailable,
+    highWaterMark: config.limits.highWaterMark,
+    socks5: config.socks5,
+    limits: config.limits
+  })
+
+  const onConnection = (lan: net.Socket, destination: OriginalDestination): void => {
+    metrics.connectionsAccepted.inc({ mode: 'socks5' })
+    const source = lan.remoteAddress ?? '?'
+    const slot = draining ? { ok: false as const, reason: 'max_conns' as const } : caps?.tryAcquire(source) ?? { ok: false as const, reason: 'max_conns' as const }
+    if (!slot.ok) {
+      lan.on('error', () => {})
+      metrics.connectionsRejected.inc({ mode: 'socks5', reason: slot.reason })
+      lan.resetAndDestroy()
+      return
+    }
+    metrics.connectionsActive.inc({ mode: 'socks5' })
+    const id = ++nextId
+    const conn: Socks5Upstream = new Socks5Upstream(lan, {
+      id,
+      destination,
+      log: connLogger(connLog, id, { mode: 'socks5', src: `${source}:${lan.remotePort ?? 0}` }),
+      onDone: () => {
+        slot.release()
+        metrics.connectionsActive.dec({ mode: 'socks5' })
+        live.delete(conn)
+        if (live.size === 0) onIdle?.()
+      }
+    }, settings(), { metrics, sessions, paths: pathMonitor, pipelining, ...(deps.dial === undefined ? {} : { dial: deps.dial }) })
+    live.add(conn)
+  }
+
+  const checks = (): Record<string, boolean> => {
+    const intercepting = config.intercept.rules !== 'off'
+    return {
+      uplinks: uplinks !== undefined,
+      listener: !intercepting || (interceptor?.listening ?? false),
+      rules: config.intercept.rules !== 'managed' || (interceptor?.tableInstalled ?? false),
+      accepting: started && !draining
+    }
+  }
+  const ready = (): boolean => Object.values(checks()).every((v) => v)
+
+  const status = (): object => ({
+    version: deps.version ?? '0.0.0',
+    uptimeSeconds: Math.round((now() - startedAt) / 1000),
+    ready: ready(),
+    draining,
+    checks: checks(),
+    mode: config.mode,
+    multipathMode: uplinks?.mode ?? config.multipath.mode,
+    concentrator: { ...(upstream?.concentrator ?? config.concentrator), stepwise: pipelining.stepwiseKeys() },
+    connections: { active: live.size, relaying: sessions.size, handshaking: live.size - sessions.size, max: caps?.limits.maxConnections ?? 0, perSourceMax: caps?.limits.perSourceMaxConnections ?? 0 }
+  })
+
+  const setUplink = async (name: string, change: UplinkChange): Promise<void> => {
+    if (uplinks === undefined) throw new ConfigError('HYBRID_ERR_INTERNAL', 'agent not started')
+    if (change.admin !== undefined) await uplinks.setAdmin(name, change.admin)
+    if (change.mode !== undefined && change.mode !== uplinks.mode) await uplinks.setMode(change.mode)
+    log.info({ uplink: name, ...change }, 'uplink changed through the management API')
+  }
+
+  const reload = async (frozenNext: CpeConfig): Promise<void> => {
+    const next = asConfig(frozenNext)
+    try {
+      checkMode(next)
+      const plan = planReload(config, next)
+      const nextUpstream = checkConcentratorPath(next, log)
+      if (plan.rulesetChanged && interceptor !== undefined) await interceptor.updateRuleset({ intercept: next.intercept, concentrator: { host: next.concentrator.host } })
+      if (plan.modeChanged && uplinks !== undefined) await uplinks.setMode(next.multipath.mode)
+      config = next
+      upstream = nextUpstream
+      caps?.setLimits({ maxConnections: effectiveMaxConnections(next.limits.maxConnections), perSourceMaxConnections: next.limits.perSourceMaxConnections })
+      deps.log.level = next.log.level
+    } catch (err) {
+      reloadFailed(err)
+      throw err
+    }
+    metrics.configReloads.inc({ result: 'success' })
+    metrics.configLastReloadSuccess.setToCurrentTime()
+    log.info('configuration reloaded')
+  }
+  const reloadFailed = (err: unknown): void => {
+    metrics.configReloads.inc({ result: 'failure' })
+    log.error({ err }, 'reload refused; keeping the previous configuration')
+  }
+
+  const mgmt = buildMgmtServer({
+    log: childFor(deps.log, 'mgmt'),
+    registry,
+    token: initial.management.token,
+    allowedHosts: allowedHosts(initial.management.listen.host),
+    readiness: () => ({ ready: ready(), checks: checks() }),
+    status,
+    info: { title: 'hybrid-cpe management API', version: deps.version ?? '0' },
+    routes: (app) => {
+      registerCpeRoutes(app, {
+        status,
+        uplinks: () => pathMonitor.view().map((p) => ({ ...p, ...uplinkDetail(p.name) })),
+        setUplink,
+        sessions: (offset, limit) => sessions.page(offset, limit, now()),
+        reload: deps.requestReload ?? (async () => { await reload(config) })
+      })
+    }
+  })
+  const uplinkDetail = (name: string): { role: string, interface: string, addresses: string[], mode: string } => {
+    const s = uplinks?.uplinks().find((u) => u.name === name)
+    const c = config.uplinks.find((u) => u.name === name)
+    return { role: c?.role ?? 'dsl', interface: c?.interface ?? '', addresses: s?.addresses ?? [], mode: uplinks?.mode ?? config.multipath.mode }
+  }
+
+  const startParts = async (): Promise<void> => {
+    checkMode(initial)
+    caps = new ConnectionCaps({ maxConnections: effectiveMaxConnections(initial.limits.maxConnections), perSourceMaxConnections: initial.limits.perSourceMaxConnections })
+    uplinks = await (deps.startUplinks ?? defaultStartUplinks)(initial, log)
+    uplinks.on('change', (states) => { pathMonitor.updateUplinks(states) })
+    pathMonitor.updateUplinks(uplinks.uplinks())
+    pathMonitor.start()
+    upstream = checkConcentratorPath(initial, log)
+    if (initial.intercept.rules !== 'off') {
+      interceptor = await (deps.startInterceptor ?? defaultStartInterceptor)(initial, log, onConnection)
+      interceptor.on('holderExit', () => { metrics.nftTableInstalled.set(0) })
+      metrics.nftTableInstalled.set(interceptor.tableInstalled ? 1 : 0)
+    }
+    if (deps.listenManagement !== false) await listenMgmt(mgmt, initial.management.listen)
+    metrics.configLastReloadSuccess.setToCurrentTime()
+    started = true
+    log.info({ maxConnections: caps.limits.maxConnections, concentrator: upstream.concentrator, intercept: initial.intercept.rules }, 'cpe agent ready')
+  }
+  const doStart = async (): Promise<void> => {
+    try {
+      await startParts()
+    } catch (err) {
+      await teardown()
+      throw err
+    }
+  }
+
+  const teardown = async (): Promise<void> => {
+    pathMonitor.stop()
+    const i = interceptor
+    interceptor = undefined
+    if (i !== undefined) await i.stop().catch((err: unknown) => { log.warn({ err }, 'interception cleanup failed') })
+    metrics.nftTableInstalled.set(0)
+    const u = uplinks
+    uplinks = undefined
+    if (u !== undefined) await u.stop().catch((err: unknown) => { log.warn({ err }, 'uplink cleanup failed') })
+    await mgmt.close()
+  }
+
+  const waitIdle = async (ms: number): Promise<void> => {
+    if (live.size === 0) return
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms)
+      onIdle = () => { clearTimeout(timer); resolve() }
+    })
+    onIdle = undefined
+  }
+  const drain = async (timeoutMs: number): Promise<void> => {
+    await waitIdle(timeoutMs)
+    if (live.size === 0) return
+    log.info({ remaining: live.size }, 'drain deadline passed; closing the remaining connections')
+    for (const c of [...live]) c.abort('drain')
+    await waitIdle(1000)
+  }
+
+  const doStop = async (): Promise<void> => {
+    draining = true // synchronously: readiness is false from the moment stop() is called
+    interceptor?.stopAccepting()
+    if (startPromise !== undefined) await startPromise.catch(() => {})
+    interceptor?.stopAccepting()
+    log.info({ active: live.size, drainTimeoutMs: config.limits.drainTimeoutMs }, 'draining')
+    await drain(config.limits.drainTimeoutMs)
+    await teardown()
+    log.info('cpe agent stopped')
+  }
+
+  return {
+    start: async () => { startPromise ??= doStart(); await startPromise },
+    stop: async () => { stopPromise ??= doStop(); await stopPromise },
+    reload,
+    reloadFailed,
+    mgmt,
+    registry,
+    metrics,
+    sessions,
+    ready,
+    status,
+    activeConnections: () => live.size
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * The CPE agent's metrics: the common set (with a `path` label on `hybrid_mptcp_subflows_active`),
+ * the kernel MPTCP MIB and the CPE rows of security-and-operations.md §5. One registry per agent.
+ * `path` values are the configured uplink names (closed set, ≤ 4); never addresses.
+ */
+import type { Registry } from 'prom-client'
+import { createCommonMetrics } from '../../shared/src/metrics/common-metrics.ts'
+import { registerKernelMib } from '../../shared/src/metrics/kernel-mib.ts'
+import { createCounter, createGauge, createHistogram, createPlainGauge, metricSpec } from '../../shared/src/metrics/metric-spec.ts'
+import type { LabelSets, MetricSpec } from '../../shared/src/metrics/metric-spec.ts'
+import type { DaemonMetricsReference } from '../../shared/src/metrics/metrics-reference.ts'
+import { createRegistry } from '../../shared/src/metrics/registry.ts'
+
+const PATH = { describe: 'configured uplink name (uplinks[].name, ≤ 4)' } as const
+
+export const PathRole = ['primary', 'backup'] as const
+export type PathRole = (typeof PathRole)[number]
+export const PathDirection = ['up', 'down'] as const
+export const TfoResult = ['syn_data_acked', 'cookie_unavailable', 'data_not_acked', 'syn_retransmitted'] as const
+export type TfoResult = (typeof TfoResult)[number]
+
+/** 5 ms – 1 s: subflow RTTs. */
+export const PathRttBuckets = [0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1] as const
+
+export const cpeMetricSpecs = {
+  pathUp: metricSpec({ name: 'hybrid_path_up', type: 'gauge', unit: '1', help: 'Uplink carrier state (interface UP and LOWER_UP with an address): 1 up, 0 down.', labels: { path: PATH } }),
+  pathRole: metricSpec({ name: 'hybrid_path_role', type: 'gauge', unit: '1', help: 'Current role of the uplink (1 for its role, 0 for the other): primary carries traffic, backup only when no primary subflow works.', labels: { path: PATH, role: PathRole } }),
+  pathRtt: metricSpec({ name: 'hybrid_path_rtt_seconds', type: 'histogram', unit: 'seconds', help: 'Smoothed RTT of the relayed connections\' subflows on the path, sampled about once a second (MPTCP_FULL_INFO).', labels: { path: PATH }, buckets: PathRttBuckets }),
+  pathBytes: metricSpec({ name: 'hybrid_path_bytes_total', type: 'counter', unit: 'bytes', help: 'Bytes of relayed connections per path: up = subflow bytes_acked (SYN excluded), down = subflow bytes_received; grouped by the subflow\'s local address.', labels: { path: PATH, direction: PathDirection } }),
+  pathFailovers: metricSpec({ name: 'hybrid_path_failovers_total', type: 'counter', unit: 'failovers', help: 'Path down transitions while another path was up (from the path that went down to the first path still up).', labels: { from_path: PATH, to_path: PATH } }),
+  tfoOutcomes: metricSpec({ name: 'hybrid_tfo_outcomes_total', type: 'counter', unit: 'connections', help: 'TCP Fast Open outcome of connections to the concentrator, by the initial subflow\'s path (tcpi_options SYN_DATA, tcpi_fastopen_client_fail).', labels: { path: PATH, result: TfoResult } }),
+  nftTableInstalled: metricSpec({ name: 'hybrid_nft_table_installed', type: 'gauge', unit: '1', help: 'The interception table inet hybrid_cpe is installed and held (1) or not (0).', labels: {} }),
+  endpointConfigured: metricSpec({ name: 'hybrid_mptcp_endpoint_configured', type: 'gauge', unit: '1', help: 'The path can carry subflows: an MPTCP endpoint exists for it (the primary path needs none: 1 when it has an address); 0 when absent or admin down.', labels: { path: PATH } })
+} as const
+
+export const cpeMetricSpecList: readonly MetricSpec[] = Object.values(cpeMetricSpecs)
+
+/** The spec with its `path`-like labels closed to the configured names (zero-filled series). */
+function withPaths<S extends LabelSets> (spec: MetricSpec<S>, paths: readonly string[]): MetricSpec<{ [K in keyof S]: string[] }> {
+  const labels = Object.fromEntries(Object.entries(spec.labels).map(([k, v]) => [k, Array.isArray(v) ? [...v as readonly string[]] : [...paths]]))
+  return { ...spec, labels } as unknown as MetricSpec<{ [K in keyof S]: string[] }>
+}
+
+function createOwnMetrics (registry: Registry, paths: readonly string[]) {
+  const s = cpeMetricSpecs
+  return {
+    pathUp: createGauge(registry, withPaths(s.pathUp, paths)),
+    pathRole: createGauge(registry, withPaths(s.pathRole, paths)),
+    pathRtt: createHistogram(registry, withPaths(s.pathRtt, paths)),
+    pathBytes: createCounter(registry, withPaths(s.pathBytes, paths)),
+    pathFailovers: createCounter(registry, withPaths(s.pathFailovers, paths)),
+    tfoOutcomes: createCounter(registry, withPaths(s.tfoOutcomes, paths)),
+    nftTableInstalled: createPlainGauge(registry, s.nftTableInstalled),
+    endpointConfigured: createGauge(registry, withPaths(s.endpointConfigured, paths))
+  }
+}
+
+/** Input of docs/metrics.md: the CPE's section (see shared/src/metrics/metrics-reference.ts). */
+export const cpeMetricsReference: DaemonMetricsReference = {
+  register: (registry) => { createOwnMetrics(registry, ['dsl', 'lte']) },
+  section: {
+    title: 'CPE metrics',
+    intro: 'Created by `createCpeMetrics(registry, paths)` (cpe/src/metrics.ts) next to the common metrics (where `hybrid_mptcp_subflows_active` carries `path`) and the kernel MIB. `path` values are the configured uplink names.',
+    specs: cpeMetricSpecList
+  }
+}
+
+export interface CpeMetricsOptions {
+  /** Uplink names (≤ 4, `^[a-z][a-z0-9_]{0,15}$`). */
+  paths: readonly string[]
+  kernelMib?: boolean
+}
+
+export function createCpeMetrics (registry: Registry, options: CpeMetricsOptions) {
+  const common = createCommonMetrics<string>(registry, { paths: options.paths })
+  if (options.kernelMib !== false) registerKernelMib(registry)
+  return { ...common, ...createOwnMetrics(registry, options.paths) }
+}
+
+export type CpeMetrics = ReturnType<typeof createCpeMetrics>
+
+/** A registry with build info, default process metrics and every CPE metric. */
+export function createCpeRegistry (version: string, commit: string, paths: readonly string[], defaultMetrics = true): { registry: Registry, metrics: CpeMetrics } {
+  const registry = createRegistry({ daemon: 'cpe', version, commit, defaultMetrics })
+  return { registry, metrics: createCpeMetrics(registry, { paths }) }
+}

@@ -1,0 +1,85 @@
+/**
+ * The CPE agent's own management routes (registered through `buildMgmtServer({ routes })`):
+ *   GET  /api/v1/status          uptime, readiness checks, connections, pipelining memory
+ *   GET  /api/v1/uplinks         per uplink: carrier, role, admin state, endpoint, subflows, bytes
+ *   PUT  /api/v1/uplinks/:name   { mode?: aggregate|backup, admin?: up|down } (bearer token)
+ *   GET  /api/v1/sessions        relayed connections, largest first (paginated)
+ *   POST /api/v1/reload          re-read and apply the configuration (the SIGHUP path; bearer token)
+ *
+ * `mode` is global in the kernel's path manager (LTE endpoints flagged backup or not), so a PUT with
+ * `mode` on an LTE uplink switches the multipath mode of the agent; on a DSL uplink it is refused (400).
+ */
+import { Type } from 'typebox'
+import { isHybridError } from '../../../shared/src/errors.ts'
+import type { MgmtApp } from '../../../shared/src/mgmt/mgmt-server.ts'
+import { sendError } from '../../../shared/src/mgmt/mgmt-errors.ts'
+import type { CpeSessionPage } from './session-table.ts'
+
+export interface UplinkChange { mode?: 'aggregate' | 'backup', admin?: 'up' | 'down' }
+
+export interface CpeRouteDeps {
+  status: () => object
+  uplinks: () => Array<{ name: string, role: string }>
+  setUplink: (name: string, change: UplinkChange) => Promise<void>
+  sessions: (offset: number, limit: number) => CpeSessionPage
+  reload: () => Promise<void>
+}
+
+const AnyObject = Type.Object({}, { additionalProperties: true })
+const SessionsQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 50, description: 'sessions per page' }),
+  offset: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0, description: 'sessions to skip (ordered by bytes, largest first)' })
+}, { additionalProperties: false })
+const UplinkParams = Type.Object({ name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,15}$', description: 'uplink name' }) })
+const UplinkBody = Type.Object({
+  mode: Type.Optional(Type.Enum(['aggregate', 'backup'], { description: 'multipath mode (global; LTE uplinks only)' })),
+  admin: Type.Optional(Type.Enum(['up', 'down'], { description: 'down: remove the uplink\'s MPTCP endpoint so no subflow uses it' }))
+}, { additionalProperties: false, minProperties: 1 })
+
+export function registerCpeRoutes (app: MgmtApp, deps: CpeRouteDeps): void {
+  app.get('/api/v1/status', {
+    schema: { summary: 'CPE agent status: uptime, readiness, connections, pipelining', tags: ['status'], response: { 200: AnyObject } }
+  }, async () => deps.status())
+
+  app.get('/api/v1/uplinks', {
+    schema: { summary: 'Uplinks: carrier, role, admin state, endpoint, subflows, bytes', tags: ['status'], response: { 200: AnyObject } }
+  }, async () => ({ uplinks: deps.uplinks() }))
+
+  app.put('/api/v1/uplinks/:name', {
+    schema: { summary: 'Change an uplink: multipath mode (global, LTE uplinks) and/or admin state', tags: ['control'], params: UplinkParams, body: UplinkBody, response: { 200: AnyObject } }
+  }, async (request, reply) => {
+    const { name } = request.params
+    const uplink = deps.uplinks().find((u) => u.name === name)
+    if (uplink === undefined) return sendError(reply, 404, 'HYBRID_ERR_MGMT_NOT_FOUND', `no uplink named ${name}`, 'name')
+    const body = request.body
+    if (body.mode !== undefined && uplink.role !== 'lte') {
+      return sendError(reply, 400, 'HYBRID_ERR_MGMT_BAD_REQUEST', 'mode applies to LTE uplinks (their endpoints are flagged backup or not)', 'mode')
+    }
+    try {
+      await deps.setUplink(name, { ...(body.mode === undefined ? {} : { mode: body.mode }), ...(body.admin === undefined ? {} : { admin: body.admin }) })
+    } catch (err) {
+      request.log.warn({ err }, 'uplink change refused')
+      if (isHybridError(err) && err.code === 'HYBRID_ERR_UPLINK_CONFIG') return sendError(reply, 400, 'HYBRID_ERR_MGMT_BAD_REQUEST', err.message, 'admin')
+      return sendError(reply, 500, isHybridError(err) ? err.code : 'HYBRID_ERR_INTERNAL', isHybridError(err) ? err.message : 'uplink change failed')
+    }
+    return { uplink: deps.uplinks().find((u) => u.name === name) }
+  })
+
+  app.get('/api/v1/sessions', {
+    schema: { summary: 'Relayed connections, largest (bytes both ways) first', tags: ['status'], querystring: SessionsQuery, response: { 200: AnyObject } }
+  }, async (request) => deps.sessions(request.query.offset, request.query.limit))
+
+  app.post('/api/v1/reload', {
+    schema: { summary: 'Re-read the configuration file and apply it (same path as SIGHUP)', tags: ['control'], response: { 200: AnyObject } }
+  }, async (request, reply) => {
+    try {
+      await deps.reload()
+      return { result: 'success' }
+    } catch (err) {
+      request.log.warn({ err }, 'reload refused')
+      const code = isHybridError(err) ? err.code : 'HYBRID_ERR_INTERNAL'
+      const message = isHybridError(err) ? err.message : 'reload failed'
+      return sendError(reply, isHybridError(err) && code.startsWith('HYBRID_ERR_CONFIG') ? 400 : 500, code, message)
+    }
+  })
+}

@@ -1,0 +1,315 @@
+/**
+ * SOCKS5 towards the concentrator for one intercepted LAN connection (mode `socks5`).
+ *
+ *   accept ─┬─ dial the concentrator (MPTCP, TFO: nothing is sent yet)
+ *           └─ collect the LAN client's first bytes for ≤ socks5.coalesceMs
+ *   then ONE write: greeting + [auth] + CONNECT <original destination literal> + first bytes (the TFO
+ *   SYN), or stepwise (greeting, then each message as the server answers) for a concentrator known not
+ *   to accept pipelining. Replies are parsed by `Socks5ClientParser` under socks5.replyTimeoutMs.
+ *   success → relay (leftover reply bytes go to the LAN client first); failure → LAN reset.
+ *
+ * Pipelining refused (`auto`): the server answered only the greeting and then closed, stayed silent
+ * past socks5.probeMs (with credentials) or past the reply deadline. The attempt is dropped, the
+ * concentrator remembered as stepwise, and the same LAN connection is retried stepwise once.
+ *
+ * Error discipline (as the concentrator's): handlers attached synchronously, nothing thrown out of
+ * them, one `#done()` per connection.
+ */
+import type net from 'node:net'
+import { Socks5ClientParser } from '../../../shared/src/codec/socks5-client-parser.ts'
+import type { Socks5ClientEvent } from '../../../shared/src/codec/socks5-client-parser.ts'
+import type { Socks5Address } from '../../../shared/src/codec/socks5.ts'
+import type { Logger } from '../../../shared/src/log.ts'
+import { relay } from '../../../shared/src/net/relay.ts'
+import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
+import type { CpeLimits } from '../config-limits.ts'
+import type { Socks5Config } from '../config-socks5.ts'
+import type { OriginalDestination } from '../intercept/interceptor.ts'
+import type { CpeSessionTable } from '../mgmt/session-table.ts'
+import type { CpeMetrics } from '../metrics.ts'
+import type { PathMonitor } from '../paths/path-monitor.ts'
+import { collectFirstBytes } from './first-bytes.ts'
+import { concentratorKey, type PipeliningMemory } from './pipelining-memory.ts'
+import { outcomeFor, type AttemptFailure } from './reply-action.ts'
+import { dialConcentrator, upstreamFacts, type DialFn, type UpstreamDialSettings } from './upstream.ts'
+
+/** What a connection reads from the configuration at accept (a reload affects later connections). */
+export interface Socks5Settings extends UpstreamDialSettings {
+  socks5: Socks5Config
+  limits: CpeLimits
+}
+
+export interface Socks5Deps {
+  readonly metrics: CpeMetrics
+  readonly sessions: CpeSessionTable
+  readonly paths: PathMonitor
+  readonly pipelining: PipeliningMemory
+  readonly dial?: DialFn
+}
+
+export interface Socks5ConnInfo {
+  readonly id: number
+  readonly destination: OriginalDestination
+  readonly log: Logger
+  /** Called exactly once when the connection is gone. */
+  readonly onDone: () => void
+}
+
+interface Attempt {
+  readonly socket: net.Socket
+  readonly parser: Socks5ClientParser
+  readonly pipelined: boolean
+  readonly started: number
+  firstByteAt: number | undefined
+  errno: string | undefined
+}
+
+export class Socks5Upstream {
+  readonly #lan: net.Socket
+  readonly #info: Socks5ConnInfo
+  readonly #deps: Socks5Deps
+  readonly #s: Socks5Settings
+  readonly #key: string
+  readonly #accepted = performance.now()
+  readonly #acceptedAt = Date.now()
+  #socket: net.Socket | undefined
+  #attempt: Attempt | undefined
+  #first: Buffer | undefined
+  #timer: NodeJS.Timeout | undefined
+  #probe: NodeJS.Timeout | undefined
+  #relay: Relay | undefined
+  #retried = false
+  #mptcp = false
+  /** First bytes sent inside the pipelined handshake (not seen by the relay's counters). */
+  #earlyInHandshake = 0
+  #finished = false
+
+  constructor (lan: net.Socket, info: Socks5ConnInfo, settings: Socks5Settings, deps: Socks5Deps) {
+    this.#lan = lan
+    this.#info = info
+    this.#deps = deps
+    this.#s = settings
+    this.#key = concentratorKey(settings.concentrator.host, settings.concentrator.port)
+    lan.on('error', this.#onLanError)
+    lan.on('close', this.#onLanClose)
+    this.#dial()
+    collectFirstBytes(lan, { windowMs: settings.socks5.coalesceMs, maxBytes: settings.limits.earlyDataMaxBytes })
+      .then(({ data }) => { this.#first = data; this.#begin() }, () => {})
+    info.log.debug({ dst: `${info.destination.address}:${info.destination.port}` }, 'open')
+  }
+
+  get relaying (): boolean { return this.#relay !== undefined }
+
+  /** Shutdown: a relay ends with `reason` (after a last path sample); a handshake is reset. */
+  abort (reason: RelayEndReason): void {
+    if (this.#relay !== undefined) {
+      this.#deps.paths.sampleOne(this.#info.id)
+      this.#relay.abort(reason)
+    } else {
+      this.#lan.resetAndDestroy()
+      this.#socket?.destroy()
+    }
+  }
+
+  #dial (): void {
+    const r = dialConcentrator(this.#s, this.#deps.dial)
+    if (!r.ok) {
+      this.#info.log.debug({ err: r.error }, 'concentrator dial refused')
+      queueMicrotask(() => { this.#fail({ type: 'connect', errno: r.errno }) })
+      return
+    }
+    const socket = r.socket
+    this.#socket = socket
+    socket.on('error', (err: Error & { code?: string }) => { if (this.#attempt?.socket === socket || this.#socket === socket) this.#onUpError(socket, err) })
+    socket.on('close', () => { if (this.#socket === socket) this.#onUpClose() })
+    if (this.#first !== undefined) this.#begin()
+  }
+
+  /** Both the socket and the first bytes are there: write the handshake. */
+  #begin (): void {
+    const socket = this.#socket
+    if (this.#finished || socket === undefined || this.#first === undefined || this.#attempt !== undefined) return
+    const pipelined = this.#deps.pipelining.shouldPipeline(this.#s.socks5.pipelining, this.#key)
+    const { username, password } = this.#s.socks5
+    const auth = username !== undefined && password !== undefined ? { username, password } : undefined
+    let parser: Socks5ClientParser
+    try {
+      parser = new Socks5ClientParser({ address: socksAddress(this.#info.destination), ...(auth === undefined ? {} : { auth }), ...(pipelined && this.#first.length > 0 ? { earlyData: this.#first } : {}), pipelined })
+    } catch (err) {
+      this.#info.log.debug({ err }, 'cannot encode the SOCKS5 request')
+      this.#fail({ type: 'protocol' })
+      return
+    }
+    const attempt: Attempt = { socket, parser, pipelined, started: performance.now(), firstByteAt: undefined, errno: undefined }
+    this.#attempt = attempt
+    socket.on('data', (chunk: Buffer) => { if (this.#attempt === attempt) this.#onUpData(attempt, chunk) })
+    this.#timer = setTimeout(() => { this.#onDeadline(attempt) }, this.#s.socks5.replyTimeoutMs)
+    socket.write(parser.initial)
+  }
+
+  #onUpData (a: Attempt, chunk: Buffer): void {
+    a.firstByteAt ??= performance.now()
+    for (const ev of a.parser.feed(chunk)) {
+      if (this.#finished || this.#attempt !== a) return
+      this.#handle(a, ev)
+    }
+  }
+
+  #handle (a: Attempt, ev: Socks5ClientEvent): void {
+    switch (ev.type) {
+      case 'send': a.socket.write(ev.data); return
+      case 'method-selected':
+        if (a.pipelined && this.#s.socks5.pipelining === 'auto' && this.#s.socks5.username !== undefined) {
+          this.#probe = setTimeout(() => { if (a.parser.greetingOnly) this.#pipeliningRefused(a, 'probe') }, this.#s.socks5.probeMs)
+        }
+        return
+      case 'connected': this.#onConnected(a, ev.leftover); return
+      case 'failure': this.#fail(attemptFailure(ev.code, ev.rep)); break
+      default: // authenticated, data: nothing to do
+    }
+  }
+
+  #onUpError (socket: net.Socket, err: Error & { code?: string }): void {
+    if (this.#attempt !== undefined && this.#attempt.socket === socket) this.#attempt.errno = err.code
+    if (this.#relay === undefined && this.#attempt === undefined) this.#fail({ type: 'connect', errno: err.code })
+  }
+
+  /** The concentrator closed before the relay started. */
+  #onUpClose (): void {
+    if (this.#relay !== undefined || this.#finished) return
+    const a = this.#attempt
+    if (a === undefined) { this.#fail({ type: 'connect', errno: undefined }); return }
+    if (a.pipelined && a.parser.greetingOnly) { this.#pipeliningRefused(a, 'closed after the greeting'); return }
+    this.#fail(a.firstByteAt === undefined && a.errno !== undefined ? { type: 'connect', errno: a.errno } : { type: 'closed' })
+  }
+
+  #onDeadline (a: Attempt): void {
+    if (this.#attempt !== a || this.#finished) return
+    if (a.pipelined && a.parser.greetingOnly && this.#s.socks5.pipelining === 'auto') this.#pipeliningRefused(a, 'deadline')
+    else this.#fail({ type: 'timeout' })
+  }
+
+  /** Remember the concentrator as stepwise and retry this connection once, stepwise. */
+  #pipeliningRefused (a: Attempt, why: string): void {
+    if (this.#attempt !== a || this.#finished) return
+    this.#deps.pipelining.recordRefused(this.#key)
+    this.#info.log.info({ concentrator: this.#key, why }, 'concentrator does not accept a pipelined SOCKS5 handshake; going stepwise')
+    this.#clearTimers()
+    this.#attempt = undefined
+    this.#socket = undefined
+    a.socket.destroy()
+    if (this.#retried || this.#s.socks5.pipelining !== 'auto') { this.#fail({ type: 'protocol' }); return }
+    this.#retried = true
+    this.#dial()
+  }
+
+  #onConnected (a: Attempt, leftover: Buffer): void {
+    this.#clearTimers()
+    const m = this.#deps.metrics
+    const socket = a.socket
+    if (a.pipelined) this.#deps.pipelining.recordAccepted(this.#key)
+    socket.removeAllListeners('data')
+    socket.pause()
+    if (leftover.length > 0) socket.unshift(leftover)
+    const facts = upstreamFacts(socket)
+    const path = this.#deps.paths.pathOf(socket.localAddress)
+    if (facts.tfo !== undefined && path !== undefined) m.tfoOutcomes.inc({ path, result: facts.tfo })
+    if (facts.fallback !== undefined) m.mptcpFallbacks.inc({ reason: facts.fallback })
+    this.#mptcp = facts.mptcp
+    if (facts.mptcp) m.mptcpConnectionsActive.inc()
+    m.upstreamConnectDuration.observe({ mode: 'socks5' }, ((a.firstByteAt ?? performance.now()) - a.started) / 1000)
+    m.handshakeDuration.observe({ mode: 'socks5' }, (performance.now() - this.#accepted) / 1000)
+    this.#startRelay(a, path, facts.tfo ?? 'none')
+  }
+
+  #startRelay (a: Attempt, path: string | undefined, tfo: string): void {
+    const { limits } = this.#s
+    const early = !a.pipelined && this.#first !== undefined && this.#first.length > 0 ? { earlyData: this.#first } : {}
+    this.#earlyInHandshake = a.pipelined ? this.#first?.length ?? 0 : 0
+    const r = relay(this.#lan, a.socket, { idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs, ...early })
+    this.#relay = r
+    this.#first = undefined
+    const id = this.#info.id
+    const paths = this.#deps.paths
+    paths.track(id, a.socket)
+    a.socket.on('end', () => { paths.sampleOne(id) })
+    a.socket.on('finish', () => { paths.sampleOne(id) })
+    const dst = this.#info.destination
+    this.#deps.sessions.add({
+      id,
+      src: `${this.#lan.remoteAddress ?? '?'}:${this.#lan.remotePort ?? 0}`,
+      dst: dst.family === 6 ? `[${dst.address}]:${dst.port}` : `${dst.address}:${dst.port}`,
+      upstream: this.#key,
+      started: this.#acceptedAt,
+      mptcp: this.#mptcp,
+      pipelined: a.pipelined,
+      tfo,
+      path,
+      progress: () => { const p = r.progress(); return { up: p.up + this.#earlyInHandshake, down: p.down } }
+    })
+    this.#info.log.debug({ pipelined: a.pipelined, mptcp: this.#mptcp, tfo, path }, 'relaying')
+    r.done.then((res) => { this.#onRelayEnd(res) }, () => {})
+  }
+
+  #onRelayEnd (res: RelayResult): void {
+    const m = this.#deps.metrics
+    this.#deps.paths.untrack(this.#info.id)
+    const bytesUp = res.bytesUp + this.#earlyInHandshake
+    m.connectionsClosed.inc({ mode: 'socks5', reason: res.reason })
+    m.connectionDuration.observe({ mode: 'socks5' }, res.durationMs / 1000)
+    m.bytesReceived.inc({ mode: 'socks5', side: 'client' }, bytesUp)
+    m.bytesSent.inc({ mode: 'socks5', side: 'server' }, bytesUp)
+    m.bytesReceived.inc({ mode: 'socks5', side: 'server' }, res.bytesDown)
+    m.bytesSent.inc({ mode: 'socks5', side: 'client' }, res.bytesDown)
+    this.#info.log.debug({ reason: res.reason, bytesUp, bytesDown: res.bytesDown, ms: res.durationMs }, 'close')
+    this.#done()
+  }
+
+  /** Count, reset the LAN connection (the application sees a failed connect), close the upstream. */
+  #fail (f: AttemptFailure): void {
+    if (this.#finished || this.#relay !== undefined) return
+    const outcome = outcomeFor(f)
+    const m = this.#deps.metrics
+    if (outcome.count.kind === 'rejected') m.connectionsRejected.inc({ mode: 'socks5', reason: outcome.count.reason })
+    else m.upstreamConnectFailures.inc({ reason: outcome.count.reason })
+    this.#info.log.debug({ failure: f, outcome: outcome.count }, 'concentrator refused or failed; resetting the LAN connection')
+    this.#socket?.destroy()
+    if (!this.#lan.destroyed) this.#lan.resetAndDestroy()
+    this.#done()
+  }
+
+  readonly #onLanError = (err: Error & { code?: string }): void => {
+    if (this.#relay === undefined) this.#info.log.debug({ err: { code: err.code, message: err.message } }, 'LAN socket error')
+  }
+
+  readonly #onLanClose = (): void => {
+    if (this.#relay !== undefined) return
+    this.#socket?.destroy()
+    this.#done()
+  }
+
+  #clearTimers (): void {
+    clearTimeout(this.#timer)
+    clearTimeout(this.#probe)
+    this.#timer = undefined
+    this.#probe = undefined
+  }
+
+  #done (): void {
+    if (this.#finished) return
+    this.#finished = true
+    this.#clearTimers()
+    if (this.#mptcp) this.#deps.metrics.mptcpConnectionsActive.dec()
+    this.#deps.sessions.delete(this.#info.id)
+    this.#info.onDone()
+  }
+}
+
+function attemptFailure (code: string, rep: number | undefined): AttemptFailure {
+  if (rep !== undefined) return { type: 'rep', rep }
+  return code === 'HYBRID_ERR_SOCKS5_AUTH_FAILED' || code === 'HYBRID_ERR_SOCKS5_NO_ACCEPTABLE_METHOD' ? { type: 'auth' } : { type: 'protocol' }
+}
+
+function socksAddress (d: OriginalDestination): Socks5Address {
+  return { type: d.family === 6 ? 'ipv6' : 'ipv4', host: d.address, port: d.port }
+}

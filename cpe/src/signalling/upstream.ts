@@ -1,0 +1,63 @@
+/**
+ * The concentrator leg of one intercepted connection: an MPTCP socket (TFO, SO_MARK so the agent's
+ * own packets are never intercepted) and what the agent learns from it once the handshake is over
+ * (MPTCP or fallback, TFO outcome). Never throws: a refused socket option becomes a failed attempt.
+ */
+import type net from 'node:net'
+import { dial } from '../../../shared/src/net/dial.ts'
+import type { DialOptions } from '../../../shared/src/net/dial.ts'
+import { isMptcpFallback, socketProtocol, tcpInfo } from '../../../shared/src/net/sockopt.ts'
+import type { TcpInfo } from '../../../shared/src/codec/tcp-info.ts'
+import type { FallbackReason } from '../../../shared/src/metrics/labels.ts'
+import type { ConcentratorEndpointConfig } from '../config-socks5.ts'
+import type { TfoResult } from '../metrics.ts'
+import { fallbackReason, tfoResult } from '../paths/tfo-outcome.ts'
+
+export interface UpstreamDialSettings {
+  concentrator: ConcentratorEndpointConfig
+  socketMark: number
+  onMptcpUnavailable: 'fail' | 'fallback'
+  highWaterMark: number
+}
+
+export type DialFn = (opts: DialOptions) => net.Socket
+
+export type DialResult = { ok: true, socket: net.Socket } | { ok: false, errno: string | undefined, error: Error }
+
+/** Starts the connect (returns at once; with TFO the SYN leaves with the first write). */
+export function dialConcentrator (s: UpstreamDialSettings, dialFn: DialFn = dial): DialResult {
+  try {
+    const socket = dialFn({
+      host: s.concentrator.host,
+      port: s.concentrator.port,
+      protocol: 'mptcp',
+      onMptcpUnavailable: s.onMptcpUnavailable,
+      fastOpen: s.concentrator.fastOpen,
+      fastOpenNoCookie: s.concentrator.fastOpen && s.concentrator.fastOpenNoCookie,
+      mark: s.socketMark,
+      allowHalfOpen: true,
+      noDelay: true,
+      highWaterMark: s.highWaterMark
+    })
+    return { ok: true, socket }
+  } catch (err) {
+    const e = err as Error & { code?: string, errno?: string }
+    return { ok: false, errno: typeof e.errno === 'string' ? e.errno : e.code, error: e }
+  }
+}
+
+export interface UpstreamFacts {
+  mptcp: boolean
+  /** Set when the connection does not run MPTCP. */
+  fallback: FallbackReason | undefined
+  tfo: TfoResult | undefined
+}
+
+/** Read once the concentrator has answered (the TCP handshake is over by then). */
+export function upstreamFacts (socket: net.Socket): UpstreamFacts {
+  let info: TcpInfo | undefined
+  try { info = tcpInfo(socket) } catch { info = undefined }
+  let mptcp = false
+  try { mptcp = socketProtocol(socket) === 'mptcp' && !isMptcpFallback(socket) } catch { mptcp = false }
+  return { mptcp, fallback: mptcp ? undefined : fallbackReason(info), tfo: info === undefined ? undefined : tfoResult(info) }
+}
