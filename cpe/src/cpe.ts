@@ -243,10 +243,10 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
       })
     }
   })
-  const uplinkDetail = (name: string): { role: string, interface: string, addresses: string[], mode: string } => {
+  const uplinkDetail = (name: string): { access: string, interface: string, addresses: string[], mode: string } => {
     const s = uplinks?.uplinks().find((u) => u.name === name)
     const c = config.uplinks.find((u) => u.name === name)
-    return { role: c?.role ?? 'dsl', interface: c?.interface ?? '', addresses: s?.addresses ?? [], mode: uplinks?.mode ?? config.multipath.mode }
+    return { access: c?.role ?? 'dsl', interface: c?.interface ?? '', addresses: s?.addresses ?? [], mode: uplinks?.mode ?? config.multipath.mode }
   }
 
   const startParts = async (): Promise<void> => {

@@ -19,7 +19,7 @@ export interface UplinkChange { mode?: 'aggregate' | 'backup', admin?: 'up' | 'd
 
 export interface CpeRouteDeps {
   status: () => object
-  uplinks: () => Array<{ name: string, role: string }>
+  uplinks: () => Array<{ name: string, access: string }>
   setUplink: (name: string, change: UplinkChange) => Promise<void>
   sessions: (offset: number, limit: number) => CpeSessionPage
   reload: () => Promise<void>
@@ -52,7 +52,7 @@ export function registerCpeRoutes (app: MgmtApp, deps: CpeRouteDeps): void {
     const uplink = deps.uplinks().find((u) => u.name === name)
     if (uplink === undefined) return sendError(reply, 404, 'HYBRID_ERR_MGMT_NOT_FOUND', `no uplink named ${name}`, 'name')
     const body = request.body
-    if (body.mode !== undefined && uplink.role !== 'lte') {
+    if (body.mode !== undefined && uplink.access !== 'lte') {
       return sendError(reply, 400, 'HYBRID_ERR_MGMT_BAD_REQUEST', 'mode applies to LTE uplinks (their endpoints are flagged backup or not)', 'mode')
     }
     try {

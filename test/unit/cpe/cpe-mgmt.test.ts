@@ -1,0 +1,105 @@
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { EventEmitter } from 'node:events'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Registry } from 'prom-client'
+import { stringify } from 'yaml'
+import { loadConfig } from '../../../shared/src/config/load-config.ts'
+import { createLogger } from '../../../shared/src/log.ts'
+import { HybridError } from '../../../shared/src/errors.ts'
+import { createCpe } from '../../../cpe/src/cpe.ts'
+import { ConfigSchema, type CpeConfig } from '../../../cpe/src/config.ts'
+import type { UplinkState } from '../../../cpe/src/uplink/uplink-manager.ts'
+
+const TOKEN = 'test-token-0123456789'
+function config (extra: Record<string, unknown> = {}): CpeConfig {
+  const file = join(mkdtempSync(join(tmpdir(), 'hat-cpd-')), 'cpe.yaml')
+  writeFileSync(file, stringify({
+    log: { level: 'fatal' },
+    management: { token: TOKEN },
+    uplinks: [{ name: 'dsl', interface: 'dsl0', role: 'dsl' }, { name: 'lte', interface: 'lte0', role: 'lte' }],
+    concentrator: { host: '192.0.2.1', port: 1080 },
+    ...extra
+  }))
+  return loadConfig(ConfigSchema, { file }) as CpeConfig
+}
+
+class FakeUplinks extends EventEmitter<{ change: [UplinkState[]], problem: [Error] }> {
+  mode: 'aggregate' | 'backup' = 'aggregate'
+  admin = new Map<string, 'up' | 'down'>()
+  uplinks = (): UplinkState[] => [
+    { name: 'dsl', role: 'dsl', interface: 'dsl0', table: 100, addresses: ['198.51.100.2'], up: true, endpointId: undefined, endpointIds: [], mode: this.mode, admin: 'up' },
+    { name: 'lte', role: 'lte', interface: 'lte0', table: 101, addresses: ['198.51.100.66'], up: true, endpointId: 1, endpointIds: this.admin.get('lte') === 'down' ? [] : [1], mode: this.mode, admin: this.admin.get('lte') ?? 'up' }
+  ]
+
+  setMode = async (m: 'aggregate' | 'backup'): Promise<void> => { this.mode = m; this.emit('change', this.uplinks()) }
+  setAdmin = async (name: string, a: 'up' | 'down'): Promise<void> => {
+    if (name === 'dsl') throw new HybridError('HYBRID_ERR_UPLINK_CONFIG', 'primary')
+    this.admin.set(name, a); this.emit('change', this.uplinks())
+  }
+
+  refresh = async (): Promise<void> => {}
+  stop = async (): Promise<void> => {}
+}
+
+async function started (t: TestContext) {
+  const uplinks = new FakeUplinks()
+  const rulesets: string[] = []
+  const cpe = createCpe(config(), {
+    log: createLogger({ level: 'silent', name: 'test' }),
+    registry: new Registry(),
+    listenManagement: false,
+    kernelMib: false,
+    startUplinks: async () => uplinks,
+    startInterceptor: async () => ({ listening: true, tableInstalled: true, updateRuleset: async (c) => { rulesets.push(JSON.stringify(c)) }, stopAccepting: () => {}, stop: async () => {}, on: () => undefined })
+  })
+  t.after(async () => { await cpe.stop() })
+  await cpe.start()
+  return { cpe, uplinks, rulesets }
+}
+
+const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }
+
+test('readyz, status, uplinks; readiness off synchronously on stop', async (t) => {
+  const { cpe } = await started(t)
+  assert.equal((await cpe.mgmt.inject({ url: '/readyz' })).statusCode, 200)
+  const up = (await cpe.mgmt.inject({ url: '/api/v1/uplinks' })).json() as { uplinks: Array<{ name: string, role: string, endpointConfigured: boolean }> }
+  assert.deepEqual(up.uplinks.map((u) => [u.name, u.role, u.endpointConfigured]), [['dsl', 'primary', true], ['lte', 'primary', true]])
+  assert.equal(((await cpe.mgmt.inject({ url: '/api/v1/sessions?limit=5' })).json() as { total: number }).total, 0)
+  const stopping = cpe.stop()
+  assert.equal(cpe.ready(), false)
+  await stopping
+})
+
+test('PUT /api/v1/uplinks/:name: token, mode on lte only, admin down, bad fields named', async (t) => {
+  const { cpe, uplinks } = await started(t)
+  const put = async (name: string, body: unknown, headers: Record<string, string> = auth) => cpe.mgmt.inject({ method: 'PUT', url: `/api/v1/uplinks/${name}`, headers, payload: JSON.stringify(body) })
+  assert.equal((await put('lte', { admin: 'down' }, { 'content-type': 'application/json' })).statusCode, 401)
+  const down = await put('lte', { admin: 'down' })
+  assert.equal(down.statusCode, 200, down.body)
+  assert.equal(uplinks.admin.get('lte'), 'down')
+  assert.equal((down.json() as { uplink: { endpointConfigured: boolean, admin: string } }).uplink.endpointConfigured, false)
+  assert.equal((await put('lte', { mode: 'backup' })).statusCode, 200)
+  assert.equal(uplinks.mode, 'backup')
+  const dslMode = await put('dsl', { mode: 'backup' })
+  assert.equal(dslMode.statusCode, 400)
+  assert.equal((dslMode.json() as { error: { field: string } }).error.field, 'mode')
+  const bad = await put('lte', { mode: 'fast' })
+  assert.equal(bad.statusCode, 400)
+  assert.match(bad.body, /mode/)
+  assert.equal((await put('dsl', { admin: 'down' })).statusCode, 400)
+  assert.equal((await put('wifi', { admin: 'down' })).statusCode, 404)
+  assert.equal((await put('lte', {})).statusCode, 400)
+})
+
+test('reload: bypass change re-applies the ruleset; restart-only keys are refused and counted', async (t) => {
+  const { cpe, rulesets } = await started(t)
+  await cpe.reload(config({ intercept: { bypass: { ports: [22] } } }))
+  assert.equal(rulesets.length, 1)
+  await assert.rejects(cpe.reload(config({ intercept: { port: 7002 } })), /intercept.port/)
+  const text = await cpe.registry.metrics()
+  assert.match(text, /hybrid_config_reloads_total\{result="success"\} 1/)
+  assert.match(text, /hybrid_config_reloads_total\{result="failure"\} 1/)
+})
