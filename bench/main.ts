@@ -1,0 +1,18 @@
+/**
+ * `npm run bench -- <name> [options]`: builds (npm script), then runs one named benchmark.
+ * Benchmarks: relay (bench/relay.ts). Results go to bench/results/; summary in docs/benchmarks.md.
+ */
+import { runRelayBench } from './relay.ts'
+
+const BENCHMARKS: Record<string, (argv: readonly string[]) => Promise<number>> = {
+  relay: runRelayBench
+}
+
+const [name, ...rest] = process.argv.slice(2)
+const bench = BENCHMARKS[name ?? '']
+if (bench === undefined) {
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHMARKS).join('|')}> [options]\n`)
+  process.exitCode = 2
+} else {
+  process.exitCode = await bench(rest)
+}
