@@ -33,6 +33,8 @@ import { RateLimitedLog } from './rate-limited-log.ts'
 import type { Runtime } from './runtime.ts'
 import { SessionTable } from './session-table.ts'
 import { Socks5Connection } from './signalling/socks5.ts'
+import { createTransparentMode } from './transparent/transparent-mode.ts'
+import type { TransparentMode } from './transparent/transparent-mode.ts'
 
 export interface ConcentratorDeps {
   log: Logger
@@ -106,6 +108,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   let runtime: Runtime | undefined
   let caps: ConnectionCaps | undefined
   let nextId = 0
+  let transparent: TransparentMode | undefined // transparent mode (docs/transparent.md), when enabled
   let draining = false
   let startPromise: Promise<void> | undefined
   let stopPromise: Promise<void> | undefined
@@ -240,6 +243,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     try {
       await startParts()
     } catch (err) {
+      await transparent?.stop(0).catch(() => {})
       await listeners.closeAll()
       await mgmt.close()
       runtime?.policy.close()
@@ -254,10 +258,24 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     warnTfo(initial)
     await listeners.reconcile(initial.listeners)
     updateListenerGauge()
+    if (initial.transparent.enabled) await startTransparent()
     if (deps.listenManagement !== false) await listenMgmt(mgmt, initial.management.listen)
     metrics.configLastReloadSuccess.setToCurrentTime()
     startSweep()
     log.info({ maxConnections: runtime.limits.maxConnections, listeners: listenerStatus() }, 'concentrator ready')
+  }
+  const startTransparent = async (): Promise<void> => {
+    transparent = createTransparentMode({
+      config: initial.transparent,
+      log: deps.log,
+      metrics,
+      sessions,
+      runtime: current,
+      acquire: (source) => caps?.tryAcquire(source) ?? { ok: false, reason: 'max_conns' },
+      nextId: () => ++nextId,
+      highWaterMark: initial.limits.highWaterMark
+    })
+    await transparent.start()
   }
   const startSweep = (): void => {
     sweepTimer = setInterval(() => {
@@ -292,9 +310,10 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   const doStop = async (): Promise<void> => {
     draining = true // synchronously: readiness is false from the moment stop() is called
     listeners.setAccepting(false)
+    transparent?.stopAccepting()
     if (startPromise !== undefined) await startPromise.catch(() => {})
     log.info({ active: live.size, drainTimeoutMs: config.limits.drainTimeoutMs }, 'draining')
-    await drain(config.limits.drainTimeoutMs)
+    await Promise.all([drain(config.limits.drainTimeoutMs), transparent?.stop(config.limits.drainTimeoutMs)])
     onIdle = undefined
     clearInterval(sweepTimer)
     await listeners.closeAll()
@@ -316,7 +335,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     listeners: listenerStatus,
     ready,
     status,
-    activeConnections: () => live.size
+    activeConnections: () => live.size + (transparent?.active() ?? 0)
   }
 }
 

@@ -8,6 +8,7 @@ import { endpointProperties, LogSchema, managementSchema, MptcpSchema } from '..
 import { integerOption, stringEnum } from '../../shared/src/config/schema-helpers.ts'
 import type { DeepReadonly } from '../../shared/src/config/freeze.ts'
 import { ConcentratorLimitsSchema } from './config-limits.ts'
+import { TransparentSchema } from './config-transparent.ts'
 import { DestinationPolicySchema } from './policy/destination-policy-schema.ts'
 
 export { LogSchema }
@@ -77,7 +78,9 @@ export const ConfigSchema = Type.Object({
   /** Who may use the proxy: trusted source prefixes, RFC 1929 credentials. */
   auth: AuthSchema,
   /** Destination policy (deny by default); see docs/destination-policy.md. */
-  policy: DestinationPolicySchema
+  policy: DestinationPolicySchema,
+  /** Transparent (on-path HAG) mode, read at start only; see docs/transparent.md. */
+  transparent: TransparentSchema
 }, { additionalProperties: false })
 
 export type Config = Static<typeof ConfigSchema>

@@ -1,0 +1,198 @@
+/**
+ * One intercepted connection: the accepted (TPROXY, IP_TRANSPARENT) MPTCP socket's local address
+ * and port are the original destination. Vet it with the destination policy (literal only, no
+ * DNS), re-originate plain TCP to it — from this host's address, or from the subscriber's with
+ * IP_TRANSPARENT — and relay. A refusal or a failed connect resets the subscriber's connection
+ * (what a refusing server would do), counted with mode 'transparent'.
+ *
+ * The accepted socket is paused (listener `pauseOnConnect`): nothing is read before the relay.
+ * 'error'/'close' handlers are attached synchronously; every path ends in the single `#done()`.
+ */
+import type net from 'node:net'
+import type { Logger } from '../../../shared/src/log.ts'
+import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
+import { dial } from '../../../shared/src/net/dial.ts'
+import { relay } from '../../../shared/src/net/relay.ts'
+import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
+import { upstreamFailureReason } from '../egress/connect-upstream.ts'
+import type { ConcentratorMetrics } from '../metrics.ts'
+import type { Runtime } from '../runtime.ts'
+import type { SessionTable } from '../session-table.ts'
+
+const MODE = 'transparent'
+
+export interface TransparentConnectionDeps {
+  readonly metrics: ConcentratorMetrics
+  readonly sessions: SessionTable
+  readonly runtime: () => Runtime
+  readonly sourceAddress: 'concentrator' | 'subscriber'
+  readonly connectTimeoutMs: number
+}
+
+export interface TransparentConnectionInfo {
+  readonly id: number
+  readonly mptcp: boolean
+  readonly log: Logger
+  /** Called exactly once when the connection is gone. */
+  readonly onDone: () => void
+}
+
+/** Strip an IPv4-mapped prefix (dual-stack sockets). */
+export function plainAddress (a: string | undefined): string | undefined {
+  return a?.startsWith('::ffff:') === true && a.includes('.') ? a.slice(7) : a
+}
+
+export function transparentRejectReason (reason: string): RejectReason {
+  switch (reason) {
+    case 'ssrf_blocked': return 'ssrf_blocked'
+    case 'invalid_destination': return 'malformed'
+    default: return 'acl_denied'
+  }
+}
+
+const bracket = (a: string): string => (a.includes(':') ? `[${a}]` : a)
+
+export class TransparentConnection {
+  readonly #socket: net.Socket
+  readonly #info: TransparentConnectionInfo
+  readonly #deps: TransparentConnectionDeps
+  #upstream: net.Socket | undefined
+  #relay: Relay | undefined
+  #timer: NodeJS.Timeout | undefined
+  #finished = false
+
+  constructor (socket: net.Socket, info: TransparentConnectionInfo, deps: TransparentConnectionDeps) {
+    this.#socket = socket
+    this.#info = info
+    this.#deps = deps
+    socket.on('error', this.#onError)
+    socket.on('close', this.#onClose)
+    this.#start()
+  }
+
+  abort (reason: RelayEndReason): void {
+    if (this.#relay !== undefined) this.#relay.abort(reason)
+    else this.#reset()
+  }
+
+  readonly #onError = (err: Error): void => {
+    if (this.#relay === undefined) this.#info.log.debug({ err: { code: (err as { code?: string }).code, message: err.message } }, 'subscriber socket error')
+  }
+
+  readonly #onClose = (): void => {
+    if (this.#relay === undefined) {
+      this.#upstream?.destroy()
+      this.#done()
+    }
+  }
+
+  #start (): void {
+    const s = this.#socket
+    const dst = plainAddress(s.localAddress)
+    const port = s.localPort ?? 0
+    const m = this.#deps.metrics
+    if (dst === undefined || port === 0) { this.#refuse('malformed', 'no original destination'); return }
+    const decision = this.#deps.runtime().policy.checkAddress(dst, port)
+    if (!decision.allowed) {
+      this.#refuse(transparentRejectReason(decision.reason), `${decision.reason}: ${decision.detail}`)
+      return
+    }
+    const target = decision.addresses[0]
+    if (target === undefined) { this.#refuse('malformed', 'no vetted address'); return }
+    const subscriber = this.#deps.sourceAddress === 'subscriber' ? plainAddress(s.remoteAddress) : undefined
+    const started = performance.now()
+    let upstream: net.Socket
+    try {
+      upstream = dial({
+        host: target.address,
+        port,
+        protocol: 'tcp',
+        allowHalfOpen: true,
+        noDelay: true,
+        synCount: 3,
+        highWaterMark: this.#deps.runtime().limits.highWaterMark,
+        ...(subscriber === undefined ? {} : { transparent: true, localAddress: subscriber })
+      })
+    } catch (err) {
+      this.#connectFailed((err as { code?: string }).code ?? 'EIO')
+      return
+    }
+    this.#upstream = upstream
+    upstream.on('error', this.#onUpstreamError)
+    upstream.once('connect', () => {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+      if (this.#finished) { upstream.destroy(); return }
+      m.upstreamConnectDuration.observe({ mode: MODE }, (performance.now() - started) / 1000)
+      this.#startRelay(upstream, `${bracket(dst)}:${port}`)
+    })
+    this.#timer = setTimeout(() => { this.#connectFailed('ETIMEDOUT') }, this.#deps.connectTimeoutMs)
+  }
+
+  readonly #onUpstreamError = (err: Error): void => {
+    if (this.#relay !== undefined) return // the relay records it
+    this.#connectFailed((err as { code?: string }).code ?? 'EIO')
+  }
+
+  #connectFailed (code: string): void {
+    if (this.#finished || this.#relay !== undefined) return
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#upstream?.destroy()
+    this.#deps.metrics.upstreamConnectFailures.inc({ reason: upstreamFailureReason(code) })
+    this.#info.log.debug({ code }, 'upstream connect failed; resetting the subscriber')
+    this.#reset()
+  }
+
+  #refuse (reason: RejectReason, why: string): void {
+    this.#deps.metrics.connectionsRejected.inc({ mode: MODE, reason })
+    this.#info.log.debug({ reason, why }, 'refused')
+    this.#reset()
+  }
+
+  #reset (): void {
+    const s = this.#socket
+    if (s.destroyed) { this.#done(); return }
+    try { s.resetAndDestroy() } catch { s.destroy() }
+  }
+
+  #startRelay (upstream: net.Socket, dstText: string): void {
+    const { limits } = this.#deps.runtime()
+    const r = relay(this.#socket, upstream, { idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs })
+    this.#relay = r
+    const s = this.#socket
+    this.#deps.sessions.add({
+      id: this.#info.id,
+      mode: MODE,
+      src: `${bracket(plainAddress(s.remoteAddress) ?? '?')}:${s.remotePort ?? 0}`,
+      dst: dstText,
+      upstream: `${bracket(plainAddress(upstream.localAddress) ?? '?')}:${upstream.localPort ?? 0}`,
+      started: Date.now(),
+      mptcp: this.#info.mptcp,
+      progress: r.progress
+    })
+    this.#deps.metrics.handshakeDuration.observe({ mode: MODE }, 0)
+    r.done.then((res) => { this.#onRelayEnd(res) }, () => {})
+  }
+
+  #onRelayEnd (res: RelayResult): void {
+    const m = this.#deps.metrics
+    m.connectionsClosed.inc({ mode: MODE, reason: res.reason })
+    m.connectionDuration.observe({ mode: MODE }, res.durationMs / 1000)
+    m.bytesReceived.inc({ mode: MODE, side: 'client' }, res.bytesUp)
+    m.bytesSent.inc({ mode: MODE, side: 'server' }, res.bytesUp)
+    m.bytesReceived.inc({ mode: MODE, side: 'server' }, res.bytesDown)
+    m.bytesSent.inc({ mode: MODE, side: 'client' }, res.bytesDown)
+    this.#info.log.debug({ reason: res.reason, bytesUp: res.bytesUp, bytesDown: res.bytesDown, ms: res.durationMs }, 'close')
+    this.#done()
+  }
+
+  #done (): void {
+    if (this.#finished) return
+    this.#finished = true
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#deps.sessions.delete(this.#info.id)
+    this.#info.onDone()
+  }
+}
