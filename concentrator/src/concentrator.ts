@@ -33,6 +33,8 @@ import { RateLimitedLog } from './rate-limited-log.ts'
 import type { Runtime } from './runtime.ts'
 import { SessionTable } from './session-table.ts'
 import { Socks5Connection } from './signalling/socks5.ts'
+import { ConvertConnection, refuseConvertAtAccept } from './signalling/convert.ts'
+import { ConverterState } from './signalling/convert-state.ts'
 import { createTransparentMode } from './transparent/transparent-mode.ts'
 import type { TransparentMode } from './transparent/transparent-mode.ts'
 
@@ -76,7 +78,7 @@ const SWEEP_MS = 5000
 
 function checkModes (config: ConcentratorConfig): void {
   config.listeners.forEach((l, i) => {
-    if (l.mode !== 'socks5') throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `listeners/${i}/mode: ${l.mode} listeners are not implemented yet`, { detail: { key: `listeners.${i}.mode` } })
+    if (l.mode !== 'socks5' && l.mode !== 'convert') throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `listeners/${i}/mode: ${String(l.mode)} listeners are not implemented`, { detail: { key: `listeners.${i}.mode` } })
   })
 }
 
@@ -102,7 +104,8 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   }
   const sessions = new SessionTable()
   const errorLog = new RateLimitedLog(20, now)
-  const live = new Set<Socks5Connection>()
+  const live = new Set<Socks5Connection | ConvertConnection>()
+  const converter = new ConverterState(initial.convert, { now })
   const startedAt = now()
   let config = initial
   let runtime: Runtime | undefined
@@ -133,6 +136,11 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     const mptcp = listener.config.protocol === 'mptcp' && isMptcp(socket, listener)
     if (listener.config.protocol === 'mptcp' && !mptcp) metrics.mptcpFallbacks.inc({ reason: 'other' })
     const slot = caps?.tryAcquire(source) ?? { ok: false as const, reason: 'max_conns' as const }
+    if (!slot.ok && mode === 'convert') {
+      metrics.connectionsRejected.inc({ mode, reason: slot.reason })
+      refuseConvertAtAccept(socket, source, { ...connDeps, converter })
+      return
+    }
     if (!slot.ok) {
       socket.on('error', () => {})
       metrics.connectionsRejected.inc({ mode, reason: slot.reason })
@@ -142,7 +150,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     metrics.connectionsActive.inc({ mode })
     if (mptcp) metrics.mptcpConnectionsActive.inc()
     const id = ++nextId
-    const connection = new Socks5Connection(socket, {
+    const info = {
       id,
       source,
       mptcp,
@@ -155,7 +163,8 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
         live.delete(connection)
         if (live.size === 0) onIdle?.()
       }
-    }, connDeps)
+    }
+    const connection = mode === 'convert' ? new ConvertConnection(socket, info, { ...connDeps, converter }) : new Socks5Connection(socket, info, connDeps)
     live.add(connection)
   }
 
@@ -196,6 +205,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       const old = runtime
       runtime = built
       config = next
+      converter.update(next.convert)
       caps?.setLimits({ maxConnections: built.limits.maxConnections, perSourceMaxConnections: built.limits.perSourceMaxConnections })
       metrics.connectionsMax.set(built.limits.maxConnections)
       deps.log.level = next.log.level
@@ -280,6 +290,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   const startSweep = (): void => {
     sweepTimer = setInterval(() => {
       runtime?.backoff.sweep()
+      converter.sweep()
       metrics.sourcesThrottled.set(runtime?.backoff.throttledCount() ?? 0)
     }, SWEEP_MS).unref()
   }

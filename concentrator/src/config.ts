@@ -9,6 +9,7 @@ import { integerOption, stringEnum } from '../../shared/src/config/schema-helper
 import type { DeepReadonly } from '../../shared/src/config/freeze.ts'
 import { ConcentratorLimitsSchema } from './config-limits.ts'
 import { TransparentSchema } from './config-transparent.ts'
+import { ConvertSchema } from './config-convert.ts'
 import { DestinationPolicySchema } from './policy/destination-policy-schema.ts'
 
 export { LogSchema }
@@ -79,6 +80,8 @@ export const ConfigSchema = Type.Object({
   auth: AuthSchema,
   /** Destination policy (deny by default); see docs/destination-policy.md. */
   policy: DestinationPolicySchema,
+  /** RFC 8803 Transport Converter (listeners with `mode: convert`); see docs/convert.md. */
+  convert: ConvertSchema,
   /** Transparent (on-path HAG) mode, read at start only; see docs/transparent.md. */
   transparent: TransparentSchema
 }, { additionalProperties: false })
