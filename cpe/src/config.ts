@@ -11,6 +11,7 @@ import { CpeLimitsSchema } from './config-limits.ts'
 import { InterceptSchema } from './config-intercept.ts'
 import { MultipathSchema, UplinkSchema } from './config-uplinks.ts'
 import { ConcentratorSchema, Socks5Schema } from './config-socks5.ts'
+import { ConvertClientSchema } from './config-convert.ts'
 
 export { LogSchema, UplinkSchema }
 
@@ -29,6 +30,8 @@ export const ConfigSchema = Type.Object({
   concentrator: ConcentratorSchema,
   /** SOCKS5 towards the concentrator (mode `socks5`): credentials, pipelining, coalescing. */
   socks5: Socks5Schema,
+  /** RFC 8803 Convert towards the Transport Converter (mode `convert`): port, fallback, deadlines. */
+  convert: ConvertClientSchema,
   /** Signalling to the concentrator: `socks5`, `convert` (RFC 8803) or `transparent`. Default `socks5`. */
   mode: stringEnum(['socks5', 'convert', 'transparent'], 'signalling towards the concentrator: socks5, convert (RFC 8803) or transparent', 'socks5'),
   /** Limits and timeouts. */

@@ -31,6 +31,8 @@ import { UplinkObserver, type UplinkSource } from './paths/uplink-observer.ts'
 import { planReload } from './reload-plan.ts'
 import { PipeliningMemory } from './signalling/pipelining-memory.ts'
 import { Socks5Upstream, type Socks5Settings } from './signalling/socks5.ts'
+import { ConvertUpstream } from './signalling/convert.ts'
+import { ConverterMemory } from './signalling/convert-reply.ts'
 import type { DialFn } from './signalling/upstream.ts'
 import { UplinkManager } from './uplink/uplink-manager.ts'
 
@@ -87,7 +89,8 @@ function allowedHosts (host: string): string[] {
 }
 
 function checkMode (config: Config): void {
-  if (config.mode !== 'socks5') throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `mode: ${config.mode} is not implemented yet (socks5 is)`, { detail: { key: 'mode' } })
+  if (config.mode === 'transparent') throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `mode: ${config.mode} is not implemented yet (socks5 and convert are)`, { detail: { key: 'mode' } })
+  if (config.mode === 'convert' && config.convert.port === undefined) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'convert.port: required in mode convert', { detail: { key: 'convert.port' } })
   if (config.socks5.username !== undefined && config.socks5.password === undefined) {
     throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'socks5.password: required with socks5.username', { detail: { key: 'socks5.password' } })
   }
@@ -121,7 +124,8 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
   const sessions = new CpeSessionTable()
   const pathMonitor = new PathMonitor({ metrics, paths, primary: primaryOf(initial), ...(deps.pathSampleMs === undefined ? {} : { sampleMs: deps.pathSampleMs }) })
   const pipelining = new PipeliningMemory(initial.socks5.stepwiseMemoryMs, now)
-  const live = new Set<Socks5Upstream>()
+  const live = new Set<Socks5Upstream | ConvertUpstream>()
+  const converterMemory = new ConverterMemory(now)
   const startedAt = now()
   let config = initial
   let upstream: EffectiveUpstream | undefined
@@ -145,6 +149,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
   })
 
   const onConnection = (lan: net.Socket, destination: OriginalDestination): void => {
+    if (config.mode === 'convert') { onConvert(lan, destination); return }
     metrics.connectionsAccepted.inc({ mode: 'socks5' })
     const source = lan.remoteAddress ?? '?'
     const slot = draining ? { ok: false as const, reason: 'max_conns' as const } : caps?.tryAcquire(source) ?? { ok: false as const, reason: 'max_conns' as const }
@@ -167,6 +172,39 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
         if (live.size === 0) onIdle?.()
       }
     }, settings(), { metrics, sessions, paths: pathMonitor, pipelining, ...(deps.dial === undefined ? {} : { dial: deps.dial }) })
+    live.add(conn)
+  }
+
+  /** Mode convert: RFC 8803 towards the Transport Converter (signalling/convert.ts); fallback socks5 hands over. */
+  const onConvert = (lan: net.Socket, destination: OriginalDestination): void => {
+    metrics.connectionsAccepted.inc({ mode: 'convert' })
+    const source = lan.remoteAddress ?? '?'
+    const slot = draining ? { ok: false as const, reason: 'max_conns' as const } : caps?.tryAcquire(source) ?? { ok: false as const, reason: 'max_conns' as const }
+    if (!slot.ok) {
+      lan.on('error', () => {})
+      metrics.connectionsRejected.inc({ mode: 'convert', reason: slot.reason })
+      lan.resetAndDestroy()
+      return
+    }
+    metrics.connectionsActive.inc({ mode: 'convert' })
+    const id = ++nextId
+    const info = {
+      id,
+      destination,
+      log: connLogger(connLog, id, { mode: 'convert', src: `${source}:${lan.remotePort ?? 0}` }),
+      onDone: () => {
+        slot.release()
+        metrics.connectionsActive.dec({ mode: 'convert' })
+        live.delete(conn)
+        if (live.size === 0) onIdle?.()
+      }
+    }
+    const dialDep = deps.dial === undefined ? {} : { dial: deps.dial }
+    const base = settings()
+    const converter = { ...base.concentrator, host: config.convert.host ?? base.concentrator.host, port: config.convert.port ?? base.concentrator.port }
+    const socks5 = (l: net.Socket): Socks5Upstream => new Socks5Upstream(l, info, settings(), { metrics, sessions, paths: pathMonitor, pipelining, ...dialDep })
+    const convertDeps = { metrics, sessions, paths: pathMonitor, memory: converterMemory, fallbackSocks5: socks5, ...dialDep }
+    const conn: ConvertUpstream = new ConvertUpstream(lan, info, { ...base, concentrator: converter, convert: config.convert }, convertDeps)
     live.add(conn)
   }
 
