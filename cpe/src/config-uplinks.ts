@@ -27,6 +27,11 @@ export const MultipathSchema = Type.Object({
   rules: stringEnum(['managed', 'off'], 'managed: the uplink manager installs source routing, MPTCP endpoints and limits; off: the operator does', 'managed'),
   /** `aggregate`: every uplink carries traffic; `backup`: LTE endpoints are `backup` (used only when DSL fails). Default `aggregate`. Switchable at run time. */
   mode: stringEnum(['aggregate', 'backup'], 'aggregate: LTE subflows carry traffic; backup: LTE endpoints flagged backup (used when no other subflow works)', 'aggregate'),
+  /**
+   * Endpoints of the extra uplinks get `fullmesh` (one subflow per announced peer address, from this
+   * address). Transparent mode needs it and turns it on by itself (docs/transparent.md). Default false.
+   */
+  fullmesh: Type.Optional(Type.Boolean({ default: false, description: 'add fullmesh to the extra uplinks\' endpoints (join every announced address from them); mode transparent implies it' })),
   /** `ip mptcp limits set subflows N`. Default 2. */
   subflows: integerOption({ default: 2, minimum: 0, maximum: 8, description: 'MPTCP limit: extra subflows per connection' }),
   /** `ip mptcp limits set add_addr_accepted N`. Default 2. */

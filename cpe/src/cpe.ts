@@ -34,6 +34,7 @@ import { Socks5Upstream, type Socks5Settings } from './signalling/socks5.ts'
 import { ConvertUpstream } from './signalling/convert.ts'
 import { ConverterMemory } from './signalling/convert-reply.ts'
 import type { DialFn } from './signalling/upstream.ts'
+import { TransparentUpstream } from './signalling/transparent.ts'
 import { UplinkManager } from './uplink/uplink-manager.ts'
 
 export interface CpeDeps {
@@ -89,7 +90,6 @@ function allowedHosts (host: string): string[] {
 }
 
 function checkMode (config: Config): void {
-  if (config.mode === 'transparent') throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `mode: ${config.mode} is not implemented yet (socks5 and convert are)`, { detail: { key: 'mode' } })
   if (config.mode === 'convert' && config.convert.port === undefined) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'convert.port: required in mode convert', { detail: { key: 'convert.port' } })
   if (config.socks5.username !== undefined && config.socks5.password === undefined) {
     throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'socks5.password: required with socks5.username', { detail: { key: 'socks5.password' } })
@@ -97,7 +97,9 @@ function checkMode (config: Config): void {
 }
 
 const defaultStartUplinks = async (config: Config, log: Logger): Promise<UplinkSource> => {
-  const opts = { uplinks: config.uplinks, multipath: config.multipath, log: childFor(log, 'uplinks') }
+  // Transparent mode: extra uplinks join the HAG's announced address (fullmesh; docs/transparent.md).
+  const multipath = config.mode === 'transparent' ? { ...config.multipath, fullmesh: true } : config.multipath
+  const opts = { uplinks: config.uplinks, multipath, log: childFor(log, 'uplinks') }
   return config.multipath.rules === 'managed' ? UplinkManager.start(opts) : UplinkObserver.start(opts)
 }
 
@@ -124,7 +126,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
   const sessions = new CpeSessionTable()
   const pathMonitor = new PathMonitor({ metrics, paths, primary: primaryOf(initial), ...(deps.pathSampleMs === undefined ? {} : { sampleMs: deps.pathSampleMs }) })
   const pipelining = new PipeliningMemory(initial.socks5.stepwiseMemoryMs, now)
-  const live = new Set<Socks5Upstream | ConvertUpstream>()
+  const live = new Set<Socks5Upstream | TransparentUpstream | ConvertUpstream>()
   const converterMemory = new ConverterMemory(now)
   const startedAt = now()
   let config = initial
@@ -149,6 +151,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
   })
 
   const onConnection = (lan: net.Socket, destination: OriginalDestination): void => {
+    if (config.mode === 'transparent') { onTransparent(lan, destination); return }
     if (config.mode === 'convert') { onConvert(lan, destination); return }
     metrics.connectionsAccepted.inc({ mode: 'socks5' })
     const source = lan.remoteAddress ?? '?'
@@ -205,6 +208,34 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     const socks5 = (l: net.Socket): Socks5Upstream => new Socks5Upstream(l, info, settings(), { metrics, sessions, paths: pathMonitor, pipelining, ...dialDep })
     const convertDeps = { metrics, sessions, paths: pathMonitor, memory: converterMemory, fallbackSocks5: socks5, ...dialDep }
     const conn: ConvertUpstream = new ConvertUpstream(lan, info, { ...base, concentrator: converter, convert: config.convert }, convertDeps)
+    live.add(conn)
+  }
+
+  /** Mode transparent: MPTCP straight to the original destination (signalling/transparent.ts). */
+  const onTransparent = (lan: net.Socket, destination: OriginalDestination): void => {
+    metrics.connectionsAccepted.inc({ mode: 'transparent' })
+    const source = lan.remoteAddress ?? '?'
+    const slot = draining ? { ok: false as const, reason: 'max_conns' as const } : caps?.tryAcquire(source) ?? { ok: false as const, reason: 'max_conns' as const }
+    if (!slot.ok) {
+      lan.on('error', () => {})
+      metrics.connectionsRejected.inc({ mode: 'transparent', reason: slot.reason })
+      lan.resetAndDestroy()
+      return
+    }
+    metrics.connectionsActive.inc({ mode: 'transparent' })
+    const id = ++nextId
+    const conn: TransparentUpstream = new TransparentUpstream(lan, {
+      id,
+      destination,
+      log: connLogger(connLog, id, { mode: 'transparent', src: `${source}:${lan.remotePort ?? 0}` }),
+      onDone: () => {
+        slot.release()
+        metrics.connectionsActive.dec({ mode: 'transparent' })
+        live.delete(conn)
+        if (live.size === 0) onIdle?.()
+      }
+    }, { socketMark: config.intercept.socketMark, onMptcpUnavailable: config.mptcp.onUnavailable, highWaterMark: config.limits.highWaterMark, limits: config.limits },
+    { metrics, sessions, paths: pathMonitor, ...(deps.dial === undefined ? {} : { dial: deps.dial }) })
     live.add(conn)
   }
 

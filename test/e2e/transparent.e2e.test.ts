@@ -30,6 +30,33 @@ const DOWN_SUM_MBPS = 90 // vdsl 50 + lte 40 towards the cpe
 
 interface GetResult { type: 'result', peer?: string, protocol: string, fallback: boolean, ttfbMs: number, bytes: number, seconds: number, mbps: number, subflows: number, subflowLocal: string[], error?: string }
 
+/** The CPE agent in mode transparent; the lab installed source routing, the test made the LTE endpoint fullmesh. */
+function cpeConfig (lab: Lab): Record<string, unknown> {
+  return {
+    log: { level: 'debug' },
+    management: { listen: { host: '127.0.0.1', port: 9091 } },
+    mode: 'transparent',
+    uplinks: [
+      { name: 'dsl', interface: lab.plan.access.dsl.cpeIf, role: 'dsl' },
+      { name: 'lte', interface: lab.plan.access.lte.cpeIf, role: 'lte' }
+    ],
+    multipath: { rules: 'off' },
+    concentrator: { host: lab.plan.service.v4, port: 1080 },
+    intercept: { lanInterfaces: [lab.plan.lan.cpeIf] },
+    limits: { drainTimeoutMs: 2000 }
+  }
+}
+
+/** Poll `read` (≤ 3 s) until it returns `want`; returns the last value. */
+async function eventually (read: () => Promise<number>, want: number): Promise<number> {
+  let v = await read()
+  for (let i = 0; i < 30 && v !== want; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    v = await read()
+  }
+  return v
+}
+
 function median (xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b)
   const m = Math.floor(s.length / 2)
@@ -37,7 +64,7 @@ function median (xs: readonly number[]): number {
 }
 
 describe('transparent mode (on-path HAG)', { skip: skip ?? false, concurrency: false, timeout: 300_000 }, () => {
-  const holder: { lab?: Lab, conc?: DaemonHandle | undefined } = {}
+  const holder: { lab?: Lab, conc?: DaemonHandle | undefined, cpe?: DaemonHandle | undefined } = {}
   const lab = (): Lab => { assert.ok(holder.lab); return holder.lab }
   const plainServer = (): { v4: string, v6: string } => lab().plan.internet.servers[1]!
   const mptcpServer = (): { v4: string, v6: string } => lab().plan.internet.servers[2]!
@@ -84,6 +111,7 @@ describe('transparent mode (on-path HAG)', { skip: skip ?? false, concurrency: f
     await lab().startScript('inet', PEER, ['serve', '--mptcp', '--host', m.v4, '--host', m.v6, '--ports', '80'])
   })
   after(async () => {
+    await holder.cpe?.stop(2000)
     await holder.conc?.stop(2000)
     await holder.lab?.teardown()
   })
@@ -200,5 +228,29 @@ describe('transparent mode (on-path HAG)', { skip: skip ?? false, concurrency: f
     const plain = await get(plainServer().v4, 80, 1000, false)
     assert.equal(plain.error, undefined)
     await lab().ns.hag.exec(['nft', 'delete', 'table', 'inet', 'hybrid_hag'])
+  })
+
+  test('CPE agent in mode transparent: LAN downloads on several ports are bonded; fail-open counted by the agent', async (t) => {
+    await startConc({ joinPort: 7104 })
+    const cpe = await startDaemon({ daemon: 'cpe', config: cpeConfig(lab()), ns: lab().ns.cpe, spawn: (argv) => lab().spawn('cpe', argv) })
+    holder.cpe = cpe
+    for (const port of [80, 8080, HIGH_PORT]) {
+      const out = await lab().ns.lan.exec(['curl', '-sS', '--max-time', '20', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{speed_download}', `http://${plainServer().v4}:${port}/20000000`], { timeoutMs: 25_000 })
+      t.diagnostic(`LAN curl :${port}: ${out} (bytes/s)`)
+      assert.match(out, /^200 20000000 /)
+    }
+    assert.equal(await eventually(async () => cpe.metric('hybrid_connections_closed_total', { mode: 'transparent', reason: 'normal' }), 3), 3)
+    assert.equal(await cpe.metric('hybrid_mptcp_fallbacks_total'), 0)
+    const dsl = await cpe.metric('hybrid_path_bytes_total', { path: 'dsl', direction: 'down' })
+    const lte = await cpe.metric('hybrid_path_bytes_total', { path: 'lte', direction: 'down' })
+    t.diagnostic(`path bytes down: dsl ${dsl}, lte ${lte}`)
+    assert.ok(dsl > 5_000_000 && lte > 5_000_000, `dsl ${dsl} lte ${lte}`)
+    assert.equal(await holder.conc!.metric('hybrid_connections_accepted_total', { mode: 'transparent' }), 3)
+    await stopConc()
+    const out = await lab().ns.lan.exec(['curl', '-sS', '--max-time', '20', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `http://${plainServer().v4}:443/1000000`], { timeoutMs: 25_000 })
+    assert.equal(out, '200 1000000', 'fail-open: still works without the concentrator')
+    assert.equal(await eventually(async () => cpe.metric('hybrid_mptcp_fallbacks_total', { reason: 'no_mpc_synack' }), 1), 1)
+    assert.equal(await cpe.stop(), 0, cpe.logTail())
+    holder.cpe = undefined
   })
 })

@@ -184,7 +184,7 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
     const snap = await this.#observe()
     await this.#looseRpFilter(new Set(snap.observed.links.keys()))
     const specs = this.#specs.map((s) => this.#adminDown.has(s.name) ? { ...s, endpoints: false } : s)
-    const want = desiredState(specs, snap.observed, this.#mode, this.#mp.rulePriority)
+    const want = desiredState(specs, snap.observed, this.#mode, this.#mp.rulePriority, this.#mp.fullmesh)
     await this.#syncRoutes(want.routes, snap.routes)
     await this.#syncRules(want.rules, snap.rules)
     const changedEndpoints = await this.#syncEndpoints(want.endpoints, snap.endpoints)

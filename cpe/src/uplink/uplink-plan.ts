@@ -42,7 +42,7 @@ export interface Observed {
 
 export interface RuleObj { family: Family, from: string, table: number, priority: number }
 export interface RouteObj { family: Family, table: number, dev: string, via?: string }
-export interface EndpointObj { address: string, dev: string, backup: boolean }
+export interface EndpointObj { address: string, dev: string, backup: boolean, fullmesh?: boolean }
 export interface DesiredState { rules: RuleObj[], routes: RouteObj[], endpoints: EndpointObj[] }
 
 /** Validate the uplink list and assign tables; throws HYBRID_ERR_UPLINK_CONFIG. */
@@ -67,9 +67,13 @@ export function uplinkSpecs (uplinks: readonly UplinkConfig[], mp: Pick<Multipat
   return specs
 }
 
+/** Extra endpoint flags (multipath.fullmesh, or implied by transparent mode). */
+const endpointFlags = (fullmesh: boolean | undefined): { fullmesh?: boolean } => (fullmesh === true ? { fullmesh } : {})
+
 /** What should exist, given what the system shows now. */
-export function desiredState (specs: readonly UplinkSpec[], observed: Observed, mode: MultipathMode, rulePriority: number): DesiredState {
+export function desiredState (specs: readonly UplinkSpec[], observed: Observed, mode: MultipathMode, rulePriority: number, fullmesh?: boolean): DesiredState {
   const state: DesiredState = { rules: [], routes: [], endpoints: [] }
+  const flags = endpointFlags(fullmesh)
   for (const s of specs) {
     const link = observed.links.get(s.interface)
     if (link === undefined) continue
@@ -81,7 +85,7 @@ export function desiredState (specs: readonly UplinkSpec[], observed: Observed, 
       if (link.adminUp) state.routes.push({ family, table: s.table, dev: s.interface, ...(via === undefined ? {} : { via }) })
       for (const a of addrs) {
         state.rules.push({ family, from: a.address, table: s.table, priority: rulePriority })
-        if (s.endpoints) state.endpoints.push({ address: a.address, dev: s.interface, backup: mode === 'backup' && s.role === 'lte' })
+        if (s.endpoints) state.endpoints.push({ address: a.address, dev: s.interface, backup: mode === 'backup' && s.role === 'lte', ...flags })
       }
     }
   }
@@ -102,7 +106,7 @@ export function routeArgv (op: 'replace' | 'del', r: RouteObj): string[] {
 }
 
 export function endpointAddArgv (e: EndpointObj): string[] {
-  return ['ip', 'mptcp', 'endpoint', 'add', e.address, 'dev', e.dev, 'subflow', ...(e.backup ? ['backup'] : [])]
+  return ['ip', 'mptcp', 'endpoint', 'add', e.address, 'dev', e.dev, 'subflow', ...(e.backup ? ['backup'] : []), ...(e.fullmesh === true ? ['fullmesh'] : [])]
 }
 
 export function endpointDelArgv (id: number): string[] {
