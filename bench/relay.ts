@@ -32,6 +32,7 @@ const PORTS = { ours: 1080, socat: 1081, sink: 5001, mgmt: 9090 } as const
 const NOFILE_WANTED = 65_536
 const PEER = 'bench/relay-peer.ts'
 const PROFILE_DIR = '/tmp/hat-bench-prof'
+const SETTLE_SECONDS = 16
 
 interface Line { type: string, [k: string]: unknown }
 
@@ -60,6 +61,12 @@ class Proc {
       this.#wake.add(check)
       check()
     })
+  }
+
+  /** SIGTERM and wait for its result line; SIGKILL when none comes (the kernel closes its sockets either way). */
+  async stop (timeoutMs = 10_000): Promise<void> {
+    this.kill('SIGTERM')
+    try { await this.next('result', timeoutMs) } catch { this.kill('SIGKILL') }
   }
 
   kill (sig: NodeJS.Signals = 'SIGKILL'): void {
@@ -141,8 +148,7 @@ class Bench {
     const open = (n: number): Proc => new Proc(this.spawn(withNofile(['mptcpize', 'run', ...nodePeer(['idle', '--proxy', `${SVC}:${PORTS.ours}`, '--socks', `${SINK}:${PORTS.sink}`, '--count', String(n)])])))
     const warm = open(200)
     await warm.next('ready', 30_000)
-    warm.kill('SIGTERM')
-    await warm.next('result', 10_000)
+    await warm.stop()
     await sleep(1500)
     const rss = (): number => parseVmRss(readFileSync(`/proc/${conc.pid}/status`, 'utf8'))
     const heap = async (): Promise<number> => conc.metric('nodejs_heap_size_used_bytes')
@@ -150,12 +156,17 @@ class Bench {
     const [rssBefore, heapBefore, sock0] = [rss(), await heap(), await sock()]
     const client = open(count)
     const ready = await client.next('ready', 120_000)
-    await sleep(2000)
+    // Garbage from opening the connections is freed only when V8's memory reducer runs (seconds
+    // after the allocation rate drops): sample until it settles, report the last sample.
+    const series: Array<{ s: number, rssKiB: number, heapKiB: number }> = []
+    for (let t = 2; t <= SETTLE_SECONDS; t += 2) {
+      await sleep(2000)
+      series.push({ s: t, rssKiB: rss(), heapKiB: Math.round(await heap() / 1024) })
+    }
     const [rssAfter, heapAfter, sock1] = [rss(), await heap(), await sock()]
     const activeReported = await conc.metric('hybrid_connections_active')
     const fds = readdirSync(`/proc/${conc.pid}/fd`).length
-    client.kill('SIGTERM')
-    await client.next('result', 30_000)
+    await client.stop(30_000)
     let active = activeReported
     for (let i = 0; i < 100 && active > 0; i++) { await sleep(200); active = await conc.metric('hybrid_connections_active') }
     const opened = ready['opened'] as number
@@ -172,7 +183,8 @@ class Bench {
       activeReported,
       fds,
       kernelSocketMemPagesDelta: sock1.memPages - sock0.memPages,
-      closedBackToZero: active === 0
+      closedBackToZero: active === 0,
+      series
     }
   }
 
