@@ -182,7 +182,7 @@ describe('transparent mode (on-path HAG)', { skip: skip ?? false, concurrency: f
     const d = median(direct.ttfbMs)
     const m = median(transparent.ttfbMs)
     t.diagnostic(`median of ${N}: direct plain TCP ${d.toFixed(2)} ms, transparent MPTCP ${m.toFixed(2)} ms (difference ${(m - d).toFixed(2)} ms)`)
-    assert.ok(m - d < 5, `transparent setup ${m.toFixed(2)} ms vs direct ${d.toFixed(2)} ms`)
+    assert.ok(m - d < 10, `transparent setup ${m.toFixed(2)} ms vs direct ${d.toFixed(2)} ms`)
   })
 
   test('stop() restores the sysctl, removes endpoints, rules, routes and the table', async (t) => {
