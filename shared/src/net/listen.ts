@@ -11,6 +11,7 @@ import net from 'node:net'
 import { HybridError } from '../errors.ts'
 import { encodeSockaddr, ipFamily } from '../codec/sockaddr.ts'
 import { bindFd, listenFd } from './syscall.ts'
+import { pushWhenEstablished } from './establish-gate.ts'
 import {
   closeFd, openStreamSocket, setBindToDevice, setFastOpenNoCookie, setFastOpenQueue, setMark, setReuseAddr, setTransparent,
   setV6Only, type FallbackReason, type MptcpUnavailablePolicy, type SocketProtocol
@@ -43,6 +44,12 @@ export interface ListenOptions {
   highWaterMark?: number
   /** TCP_FASTOPEN_NO_COOKIE on the listener: SYN data accepted without a cookie from any client. */
   fastOpenNoCookie?: boolean
+  /**
+   * Push each accepted MPTCP socket's queued bytes once its MPTCP handshake completes (see
+   * establish-gate.ts: replies written from TFO SYN data otherwise stall in the kernel).
+   * Default true; only MPTCP sockets still waiting for the third ACK are watched.
+   */
+  pushWhenEstablished?: boolean
 }
 
 function configure (fd: number, family: 4 | 6, opts: ListenOptions, sockaddr: Buffer): void {
@@ -81,7 +88,9 @@ export async function listen (opts: ListenOptions, onConnection: (socket: net.So
     throw err
   }
   const hwm = opts.highWaterMark === undefined ? {} : { highWaterMark: opts.highWaterMark }
-  const server = net.createServer({ allowHalfOpen: opts.allowHalfOpen ?? false, pauseOnConnect: opts.pauseOnConnect ?? false, ...hwm }, onConnection)
+  const gate = (opts.pushWhenEstablished ?? true) && (opts.protocol ?? 'mptcp') === 'mptcp'
+  const handler = gate ? (socket: net.Socket) => { pushWhenEstablished(socket); onConnection(socket) } : onConnection
+  const server = net.createServer({ allowHalfOpen: opts.allowHalfOpen ?? false, pauseOnConnect: opts.pauseOnConnect ?? false, ...hwm }, handler)
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => { reject(err) }
     server.once('error', onError)

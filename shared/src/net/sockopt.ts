@@ -43,6 +43,7 @@ export const Linux = {
   IPV6_TRANSPARENT: 75,
   IP6T_SO_ORIGINAL_DST: 80,
   TCP_SYNCNT: 7,
+  TCP_NODELAY: 1,
   TCP_INFO: 11,
   TCP_FASTOPEN: 23,
   TCP_FASTOPEN_CONNECT: 30,
@@ -132,6 +133,15 @@ export function listenSocket (target: SocketTarget, backlog: number): void {
 /** TCP_FASTOPEN_CONNECT: connect() returns at once; the SYN leaves with the first write(). */
 export function setFastOpenConnect (target: SocketTarget, on = true): void {
   setsockoptInt(socketFd(target), Linux.IPPROTO_TCP, Linux.TCP_FASTOPEN_CONNECT, on ? 1 : 0, 'IPPROTO_TCP, TCP_FASTOPEN_CONNECT')
+}
+
+/**
+ * TCP_NODELAY through FFI, always issuing the syscall (Node's setNoDelay skips it when its cached
+ * value is unchanged). On an MPTCP socket, setting it to 1 also makes the kernel push any pending
+ * data (mptcp_check_and_set_pending), which establish-gate.ts relies on.
+ */
+export function setNoDelay (target: SocketTarget, on = true): void {
+  setsockoptInt(socketFd(target), Linux.IPPROTO_TCP, Linux.TCP_NODELAY, on ? 1 : 0, `IPPROTO_TCP, TCP_NODELAY ${on ? 1 : 0}`)
 }
 
 /** TCP_SYNCNT: SYN retransmissions before connect() gives up (1–127; Linux default 6 ≈ 127 s). */
