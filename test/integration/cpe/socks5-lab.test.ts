@@ -33,9 +33,10 @@ function cpeConfig (lab: Lab): Record<string, unknown> {
       { name: 'lte', interface: 'lte0', role: 'lte' }
     ],
     multipath: { rules: 'off' }, // the lab installed source routing and the LTE endpoint
-    // TFO off here: with a cached cookie the concentrator accepted the SYN-data connection but never
-    // answered the pipelined handshake (see the todo test below and docs/cpe.md "Open").
-    concentrator: { host: p.service.v4, port: 1080, fastOpen: false },
+    // TFO with cookies (hag runs tcp_fastopen=3): the first connection fetches the cookie, later ones
+    // carry the pipelined handshake in the SYN. (This stalled until shared/src/net/establish-gate.ts
+    // pushed replies to SYN data once the MPTCP handshake completes.)
+    concentrator: { host: p.service.v4, port: 1080, fastOpen: true },
     intercept: { lanInterfaces: ['lan0'] },
     limits: { drainTimeoutMs: 2000 }
   }
@@ -78,8 +79,11 @@ describe('CPE agent in the lab (socks5 mode)', { skip: skip ?? false, timeout: 1
     assert.ok(Math.abs(dslDown + lteDown - relayed) < relayed * 0.02 + 4096, `paths ${dslDown + lteDown} vs relay ${relayed}`)
   })
 
-  test('TFO: the second connection carries the pipelined handshake in the SYN (syn_data_acked)', { todo: 'concentrator accepts but does not answer SYN-data connections in the lab yet' }, async () => {
-    assert.ok(await cpe.metric('hybrid_tfo_outcomes_total', { path: 'dsl', result: 'syn_data_acked' }) >= 1)
+  test('TFO: the second connection carries the pipelined handshake in the SYN (syn_data_acked)', async () => {
+    // The first test made ≥ 2 connections: the first one fetched the cookie.
+    assert.ok(await cpe.metric('hybrid_tfo_outcomes_total', { path: 'dsl', result: 'syn_data_acked' }) >= 1, await cpe.metricsText().then((t) => t.split('\n').filter((l) => l.includes('tfo')).join('\n')))
+    assert.equal(await cpe.metric('hybrid_tfo_outcomes_total', { path: 'dsl', result: 'data_not_acked' }), 0)
+    assert.equal(await cpe.metric('hybrid_mptcp_fallbacks_total'), 0)
   })
 
   test('refusals reach the LAN client as a quick reset (policy REP 02, refused port REP 05)', async () => {
