@@ -101,6 +101,8 @@ export interface IdleResult {
   fds: number
   kernelSocketMemPagesDelta: number
   closedBackToZero: boolean
+  /** Seconds after the last connection opened → concentrator VmRSS and V8 heap used (KiB). */
+  series: Array<{ s: number, rssKiB: number, heapKiB: number }>
 }
 
 export interface RelayBenchResult {
@@ -114,6 +116,7 @@ export interface RelayBenchResult {
   ratioPerCore: number
   idle?: IdleResult
   profile?: ProfileRow[]
+  heap?: { connections: number, totalPerConnection: number, rows: HeapRow[] }
   notes: string[]
 }
 
@@ -168,17 +171,66 @@ export function renderMarkdown (r: RelayBenchResult): string {
     lines.push(`## ${i.connections} idle relayed SOCKS5 connections`, '',
       '| Measure | Value |', '|---|---|',
       `| opened / failed | ${i.connections - i.failed} / ${i.failed} in ${i.openMs} ms |`,
-      `| concentrator VmRSS before → after | ${i.rssBeforeKiB} → ${i.rssAfterKiB} KiB |`,
+      `| concentrator VmRSS before → after (last settling sample) | ${i.rssBeforeKiB} → ${i.rssAfterKiB} KiB |`,
       `| **RSS per connection** | **${r2(i.kibPerConnection)} KiB** (goal ≤ 12) |`,
       `| V8 heap used before → after | ${Math.round(i.heapBeforeBytes / 1024)} → ${Math.round(i.heapAfterBytes / 1024)} KiB (${Math.round(i.heapBytesPerConnection)} B per connection) |`,
       `| hybrid_connections_active / open fds | ${i.activeReported} / ${i.fds} |`,
       `| kernel TCP socket memory delta (whole namespace: client, relay, sink) | ${i.kernelSocketMemPagesDelta} pages |`,
-      `| all closed afterwards (active back to 0) | ${i.closedBackToZero ? 'yes' : 'no'} |`, '')
+      `| all closed afterwards (active back to 0) | ${i.closedBackToZero ? 'yes' : 'no'} |`,
+      `| settling (s → RSS / heap KiB) | ${i.series.map((x) => `${x.s} s → ${x.rssKiB} / ${x.heapKiB}`).join(', ')} |`, '')
   }
   if (r.profile !== undefined) {
     lines.push('## Where our relay spends its time (`--cpu-prof`, one extra run, self time during the transfer only)', '',
       '| Function | Self % |', '|---|---|', ...r.profile.map((p) => `| \`${p.name}\` | ${p.selfPercent} |`), '')
   }
+  if (r.heap !== undefined) {
+    lines.push(`## JS heap per idle relayed connection (heap snapshots, ${r.heap.connections} connections, after a full GC)`, '',
+      `Total: **${r.heap.totalPerConnection} B per connection** (self sizes, snapshot after − before, / connections).`, '',
+      '| Object (constructor, closure name or V8 type) | Objects per connection | Bytes per connection |', '|---|---|---|',
+      ...r.heap.rows.map((h) => `| \`${h.key}\` | ${h.objectsPerConnection} | ${h.bytesPerConnection} |`), '')
+  }
   if (r.notes.length > 0) lines.push('## Notes', '', ...r.notes.map((n) => `- ${n}`), '')
   return lines.join('\n')
+}
+
+export interface HeapSnapshot {
+  snapshot: { meta: { node_fields: string[], node_types: [string[], ...unknown[]] } }
+  nodes: number[]
+  strings: string[]
+}
+
+/** Key → objects and self bytes. Objects and closures by constructor/function name, the rest by V8 node type. */
+export type HeapAggregate = Map<string, { count: number, bytes: number }>
+
+export function aggregateHeapSnapshot (snap: HeapSnapshot): HeapAggregate {
+  const f = snap.snapshot.meta.node_fields
+  const types = snap.snapshot.meta.node_types[0]
+  const [iType, iName, iSize, width] = [f.indexOf('type'), f.indexOf('name'), f.indexOf('self_size'), f.length]
+  const agg: HeapAggregate = new Map()
+  for (let i = 0; i < snap.nodes.length; i += width) {
+    const type = types[snap.nodes[i + iType] ?? -1] ?? '?'
+    const name = snap.strings[snap.nodes[i + iName] ?? -1] ?? ''
+    const key = type === 'object' ? name.slice(0, 60) : type === 'closure' ? `closure ${name === '' ? '(anonymous)' : name.slice(0, 50)}` : `(${type})`
+    const a = agg.get(key) ?? { count: 0, bytes: 0 }
+    a.count++
+    a.bytes += snap.nodes[i + iSize] ?? 0
+    agg.set(key, a)
+  }
+  return agg
+}
+
+export interface HeapRow { key: string, objectsPerConnection: number, bytesPerConnection: number }
+
+/** (after − before) / n per key, largest byte growth first. */
+export function diffHeap (before: HeapAggregate, after: HeapAggregate, n: number, top = 20): { rows: HeapRow[], totalPerConnection: number } {
+  const rows: HeapRow[] = []
+  let total = 0
+  for (const [key, a] of after) {
+    const b = before.get(key) ?? { count: 0, bytes: 0 }
+    const bytes = (a.bytes - b.bytes) / n
+    total += bytes
+    rows.push({ key, objectsPerConnection: Math.round(((a.count - b.count) / n) * 10) / 10, bytesPerConnection: Math.round(bytes) })
+  }
+  rows.sort((x, y) => y.bytesPerConnection - x.bytesPerConnection)
+  return { rows: rows.slice(0, top), totalPerConnection: Math.round(total) }
 }

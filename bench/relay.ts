@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- relay [--seconds 5] [--rounds 3] [--conns 10000] [--no-idle] [--profile auto|always|never] [--out bench/results] [--note text]`
+ * `npm run bench -- relay [--seconds 5] [--rounds 3] [--conns 10000] [--no-idle] [--profile auto|always|never] [--heap 2000] [--out bench/results] [--note text]`
  *
  * MPTCP → TCP relay benchmark in one namespace (`hat-bench-relay`, loopback, documentation
  * addresses only, removed at the end and on failure):
@@ -10,10 +10,11 @@
  *    alternating ours/socat (ABAB); goodput and the relay's CPU from /proc/<pid>/stat.
  * 3. profile: when ours relays fewer Gbit per CPU-second than socat (or `--profile always`), one
  *    more run under `--cpu-prof`, summarised by self time.
+ * 4. heap (`--heap n`, off by default): JS objects per idle relay from two heap snapshots (relay-heap.ts).
  * Writes bench/results/relay-<date>.{md,json}.
  */
 import type { ChildProcess } from 'node:child_process'
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, release, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -21,6 +22,7 @@ import { parseArgs } from 'node:util'
 import { createNamespace, removeNamespaces, run, type Netns } from '../test/helpers/netns.ts'
 import { startDaemon, type DaemonHandle } from '../test/lab/daemons.ts'
 import { REPO_ROOT } from '../test/lab/topology.ts'
+import { heapBreakdown } from './relay-heap.ts'
 import { netstatCounter, summariseRuns, parseProcStat, parseSockstat, parseVmRss, renderMarkdown, summariseProfile, type CpuProfile, type IdleResult, type RelayBenchResult, type ThroughputRun } from './relay-report.ts'
 
 const PREFIX = 'hat-bench-'
@@ -36,7 +38,7 @@ const SETTLE_SECONDS = 16
 
 interface Line { type: string, [k: string]: unknown }
 
-class Proc {
+export class Proc {
   readonly child: ChildProcess
   readonly #seen: Line[] = []
   readonly #wake = new Set<() => void>()
@@ -80,7 +82,7 @@ const nodePeer = (args: readonly string[]): string[] => [process.execPath, '--im
 let nofile = NOFILE_WANTED
 const withNofile = (argv: readonly string[]): string[] => ['sh', '-c', `ulimit -n ${nofile} && exec "$@"`, 'sh', ...argv]
 
-class Bench {
+export class Bench {
   readonly ns: Netns
   readonly #children = new Set<ChildProcess>()
   readonly #clk: number
@@ -144,8 +146,13 @@ class Bench {
     return { path, round, bytes, ms, gbps: bits / (ms / 1000), cpuSeconds: user + system, userSeconds: user, systemSeconds: system, gbpsPerCore: bits / (user + system), mptcpAccepted: await this.mptcpAccepted() - mp0, windowUs: [start, end] }
   }
 
+  /** n idle SOCKS5 relays through the concentrator (MPTCP client), held until `stop()`. */
+  openIdle (n: number): Proc {
+    return new Proc(this.spawn(withNofile(['mptcpize', 'run', ...nodePeer(['idle', '--proxy', `${SVC}:${PORTS.ours}`, '--socks', `${SINK}:${PORTS.sink}`, '--count', String(n)])])))
+  }
+
   async idle (conc: DaemonHandle, count: number): Promise<IdleResult> {
-    const open = (n: number): Proc => new Proc(this.spawn(withNofile(['mptcpize', 'run', ...nodePeer(['idle', '--proxy', `${SVC}:${PORTS.ours}`, '--socks', `${SINK}:${PORTS.sink}`, '--count', String(n)])])))
+    const open = (n: number): Proc => this.openIdle(n)
     const warm = open(200)
     await warm.next('ready', 30_000)
     await warm.stop()
@@ -212,10 +219,12 @@ async function profileRun (bench: Bench, sink: Proc, seconds: number) {
   await conc.stop(10_000)
   const file = readdirSync(dir).find((f) => !before.has(f) && f.endsWith('.cpuprofile'))
   if (file === undefined) throw new Error('no CPU profile written')
-  return summariseProfile(JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile, 15, res.windowUs)
+  const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile
+  unlinkSync(join(dir, file))
+  return summariseProfile(profile, 15, res.windowUs)
 }
 
-interface RelayOptions { seconds: number, rounds: number, wanted: number, idle: boolean, profile: string, out: string, notes: string[] }
+interface RelayOptions { seconds: number, rounds: number, wanted: number, idle: boolean, profile: string, heap: number, out: string, notes: string[] }
 
 function parseOptions (argv: readonly string[]): RelayOptions {
   const { values } = parseArgs({
@@ -226,6 +235,7 @@ function parseOptions (argv: readonly string[]): RelayOptions {
       conns: { type: 'string', default: '10000' },
       'no-idle': { type: 'boolean', default: false },
       profile: { type: 'string', default: 'auto' },
+      heap: { type: 'string', default: '0' },
       out: { type: 'string', default: join(REPO_ROOT, 'bench', 'results') },
       note: { type: 'string', multiple: true }
     }
@@ -237,6 +247,7 @@ function parseOptions (argv: readonly string[]): RelayOptions {
     wanted: clamp(Number(values.conns), 100, 30_000),
     idle: !values['no-idle'],
     profile: values.profile,
+    heap: Number(values.heap) > 0 ? clamp(Number(values.heap), 100, 5000) : 0,
     out: values.out,
     notes: values.note ?? []
   }
@@ -255,44 +266,51 @@ async function abab (bench: Bench, pids: { ours: number, socat: number }, sink: 
   return runs
 }
 
+type Measured = Pick<RelayBenchResult, 'runs' | 'summary' | 'ratioPerCore' | 'idle' | 'profile' | 'heap'>
+
+/** Everything measured inside the namespace: idle memory, ABAB throughput, profile, heap. */
+async function measure (bench: Bench, o: RelayOptions, conns: number, notes: string[]): Promise<Measured> {
+  await bench.ns.exec(['ip', 'addr', 'add', `${SVC}/32`, 'dev', 'lo'])
+  await bench.ns.exec(['ip', 'addr', 'add', `${SINK}/32`, 'dev', 'lo'])
+  const sink = new Proc(bench.spawn(withNofile(nodePeer(['sink', '--listen', `${SINK}:${PORTS.sink}`]))))
+  await sink.next('ready', 30_000)
+  const conc = await bench.concentrator()
+  let idle: IdleResult | undefined
+  if (o.idle) {
+    process.stderr.write(`idle: opening ${conns} relayed connections\n`)
+    idle = await bench.idle(conc, conns)
+    process.stderr.write(`idle: ${idle.kibPerConnection.toFixed(2)} KiB RSS per connection\n`)
+  }
+  const socat = await bench.socat()
+  const runs = await abab(bench, { ours: conc.pid, socat: socat.child.pid ?? 0 }, sink, o)
+  if (await conc.metric('hybrid_mptcp_fallbacks_total') > 0) notes.push('some connections fell back to TCP (hybrid_mptcp_fallbacks_total > 0)')
+  await conc.stop()
+  socat.kill('SIGTERM')
+  const summary = summariseRuns(runs)
+  const ratioPerCore = summary.ours.gbpsPerCoreMedian / summary.socat.gbpsPerCoreMedian
+  const wantProfile = o.profile === 'always' || (o.profile === 'auto' && ratioPerCore < 1)
+  const profile = wantProfile ? await profileRun(bench, sink, o.seconds) : undefined
+  const heap = o.heap > 0 ? { connections: o.heap, ...await heapBreakdown(bench, o.heap, PROFILE_DIR) } : undefined
+  return { runs, summary, ratioPerCore, ...(idle !== undefined ? { idle } : {}), ...(profile !== undefined ? { profile } : {}), ...(heap !== undefined ? { heap } : {}) }
+}
+
 export async function runRelayBench (argv: readonly string[]): Promise<number> {
   const o = parseOptions(argv)
-  const { seconds, rounds, wanted } = o
   const hard = Number((await run(['sh', '-c', 'ulimit -Hn'])).trim())
   nofile = Number.isFinite(hard) ? Math.min(NOFILE_WANTED, hard) : NOFILE_WANTED
   // The concentrator holds two fds per relayed connection, plus listeners, management, epoll, stdio.
-  const conns = Math.min(wanted, Math.floor((nofile - 200) / 2))
+  const conns = Math.min(o.wanted, Math.floor((nofile - 200) / 2))
   const clk = Number((await run(['getconf', 'CLK_TCK'])).trim())
   const machine: Record<string, string | number> = { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, kernel: release(), node: process.version, memGiB: Math.round(totalmem() / 2 ** 30), loadavg1: loadavg()[0]?.toFixed(2) ?? '?', nofileHard: hard }
+  const notes: string[] = [...o.notes]
+  if (o.idle && conns < o.wanted) notes.push(`idle connections reduced from ${o.wanted} to ${conns}: the hard RLIMIT_NOFILE here is ${nofile} (two fds per relayed connection); raise it (e.g. LimitNOFILE) to run ${o.wanted}`)
   await removeNamespaces(PREFIX)
-  const ns = await createNamespace(NS)
-  const bench = new Bench(ns, clk)
+  const bench = new Bench(await createNamespace(NS), clk)
   mkdirSync(PROFILE_DIR, { recursive: true })
   try {
-    await ns.exec(['ip', 'addr', 'add', `${SVC}/32`, 'dev', 'lo'])
-    await ns.exec(['ip', 'addr', 'add', `${SINK}/32`, 'dev', 'lo'])
-    const sink = new Proc(bench.spawn(withNofile(nodePeer(['sink', '--listen', `${SINK}:${PORTS.sink}`]))))
-    await sink.next('ready', 30_000)
-    const conc = await bench.concentrator()
-    const notes: string[] = [...o.notes]
-    if (conns < wanted) notes.push(`idle connections reduced from ${wanted} to ${conns}: the hard RLIMIT_NOFILE here is ${nofile} (two fds per relayed connection); raise it (e.g. LimitNOFILE) to run ${wanted}`)
-    let idle: IdleResult | undefined
-    if (o.idle) {
-      process.stderr.write(`idle: opening ${conns} relayed connections\n`)
-      idle = await bench.idle(conc, conns)
-      process.stderr.write(`idle: ${idle.kibPerConnection.toFixed(2)} KiB RSS per connection\n`)
-    }
-    const socat = await bench.socat()
-    const runs = await abab(bench, { ours: conc.pid, socat: socat.child.pid ?? 0 }, sink, o)
-    if (await conc.metric('hybrid_mptcp_fallbacks_total') > 0) notes.push('some connections fell back to TCP (hybrid_mptcp_fallbacks_total > 0)')
-    await conc.stop()
-    socat.kill('SIGTERM')
-    const summary = summariseRuns(runs)
-    const ratioPerCore = summary.ours.gbpsPerCoreMedian / summary.socat.gbpsPerCoreMedian
-    const wantProfile = o.profile === 'always' || (o.profile === 'auto' && ratioPerCore < 1)
-    const profile = wantProfile ? await profileRun(bench, sink, seconds) : undefined
+    const measured = await measure(bench, o, conns, notes)
     const date = new Date().toISOString().slice(0, 10)
-    const result: RelayBenchResult = { date, command: `npm run bench -- relay ${argv.join(' ')}`.trim(), machine, seconds, rounds, runs, summary, ratioPerCore, ...(idle !== undefined ? { idle } : {}), ...(profile !== undefined ? { profile } : {}), notes }
+    const result: RelayBenchResult = { date, command: `npm run bench -- relay ${argv.join(' ')}`.trim(), machine, seconds: o.seconds, rounds: o.rounds, ...measured, notes }
     mkdirSync(o.out, { recursive: true })
     writeFileSync(join(o.out, `relay-${date}.json`), JSON.stringify(result, null, 2) + '\n')
     writeFileSync(join(o.out, `relay-${date}.md`), renderMarkdown(result))
