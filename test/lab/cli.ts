@@ -8,20 +8,24 @@ import { existsSync, readFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { ADDRESS_PLAN } from './addresses.ts'
-import { modeUnavailable, runDemo, type LabMode } from './demo.ts'
+import { isDaemonMode, modeUnavailable, runDemo, type LabMode } from './demo.ts'
 import { getProfile, type AccessProfile } from './link-profile.ts'
-import { formatAccessGuide, formatSummary } from './summary.ts'
-import { buildLab, type Lab } from './topology.ts'
+import { prometheusUnavailable, startLabPrometheus, type LabPrometheus } from './prometheus-run.ts'
+import { formatAccessGuide, formatDaemonGuide, formatSummary } from './summary.ts'
+import { buildLab, REPO_ROOT, type Lab } from './topology.ts'
 
 export const USAGE = `Usage: npm run lab -- [options]
 
 Builds the hybrid-access lab (namespaces <prefix>lan, cpe, dsl, lte, hag, inet), runs one
-download and one upload over a single MPTCP connection with a live view, prints a summary and
+download and one upload over a single connection with a live view, prints a summary and
 removes the lab again.
 
 Options:
-  --mode <m>        mptcp (default: kernel MPTCP only, cpe -> concentrator service address).
-                    socks5 | convert | transparent come with their issues.
+  --mode <m>        mptcp (default): kernel MPTCP only, flow client in cpe -> hag's service address.
+                    socks5 | convert | transparent: builds the daemons (npx tsc -b), starts the
+                    concentrator in hag and the CPE agent in cpe, flow client in lan -> inet
+                    through the CPE; live view from the CPE's metrics API.
+  --with-prometheus also run Prometheus in <prefix>inet scraping both daemons (daemon modes)
   --seconds <n>     duration of each transfer (default 10, 1..600)
   --dsl <profile>   DSL access profile from test/lab/profiles.yaml (default vdsl)
   --lte <profile>   LTE access profile (default lte)
@@ -39,6 +43,7 @@ export interface LabCliOptions {
   json: boolean
   keep: boolean
   prefix: string
+  withPrometheus: boolean
 }
 
 /** Parse the command line: options, `'help'`, or an error message (usage error). Pure. */
@@ -55,6 +60,7 @@ export function parseLabArgs (argv: readonly string[]): LabCliOptions | 'help' |
         json: { type: 'boolean', default: false },
         keep: { type: 'boolean', default: false },
         prefix: { type: 'string', default: 'ha-' },
+        'with-prometheus': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false }
       }
     }).values
@@ -67,7 +73,9 @@ export function parseLabArgs (argv: readonly string[]): LabCliOptions | 'help' |
   const seconds = Number(values.seconds)
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) return { error: `--seconds must be an integer in 1..600, got ${values.seconds}` }
   if (!/^hat?-[a-z0-9-]{0,20}$/.test(values.prefix)) return { error: `--prefix must start with ha- or hat- (lower-case letters, digits, -), got ${values.prefix}` }
-  return { mode: values.mode as LabMode, seconds, dsl: values.dsl, lte: values.lte, json: values.json, keep: values.keep, prefix: values.prefix }
+  const mode = values.mode as LabMode
+  if (values['with-prometheus'] && !isDaemonMode(mode)) return { error: '--with-prometheus needs a daemon mode (--mode socks5, convert or transparent)' }
+  return { mode, seconds, dsl: values.dsl, lte: values.lte, json: values.json, keep: values.keep, prefix: values.prefix, withPrometheus: values['with-prometheus'] }
 }
 
 /** What is missing to run the lab here (undefined when nothing is). */
@@ -88,7 +96,8 @@ function prepare (argv: readonly string[]): { opts: LabCliOptions, profiles: { d
   if (opts === 'help') { process.stdout.write(USAGE); return 0 }
   if ('error' in opts) { process.stderr.write(`lab: ${opts.error}\n\n${USAGE}`); return 2 }
   const missing = missingPrerequisite()
-  if (missing !== undefined) { process.stderr.write(`lab: ${missing}\n`); return 1 }
+  const missingProm = opts.withPrometheus ? prometheusUnavailable() : undefined
+  if (missing !== undefined || missingProm !== undefined) { process.stderr.write(`lab: ${missing ?? missingProm ?? ''}\n`); return 1 }
   try {
     return { opts, profiles: { dsl: getProfile(opts.dsl), lte: getProfile(opts.lte) } }
   } catch (err) {
@@ -116,17 +125,26 @@ async function main (argv: readonly string[]): Promise<number> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  let prometheus: LabPrometheus | undefined
   try {
+    if (isDaemonMode(opts.mode)) buildDaemons(progress)
     lab = await buildLab({ prefix: opts.prefix, profiles, log: progress })
     if (interrupted) return 130
+    if (opts.withPrometheus) {
+      prometheus = await startLabPrometheus(lab)
+      progress(`Prometheus (PID ${prometheus.pid}) in ${opts.prefix}inet on ${prometheus.url}, data in ${prometheus.dir}`)
+    }
     progress(`demo: ${opts.mode}, ${opts.seconds} s download then ${opts.seconds} s upload on one connection`)
-    const summary = await runDemo(lab, { mode: opts.mode, seconds: opts.seconds, live: out })
+    const { session, ...summary } = await runDemo(lab, { mode: opts.mode, seconds: opts.seconds, live: out, log: progress, keepDaemons: opts.keep })
     if (opts.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n')
     else out('\n' + formatSummary(summary))
     if (opts.keep && !interrupted) {
       const pid = await lab.keep()
       kept = true
       out(`\n${formatAccessGuide(opts.prefix, ADDRESS_PLAN)}(link emulation kept alive by PID ${pid} in ${opts.prefix}dsl)`)
+      if (session !== undefined) out(formatDaemonGuide(opts.prefix, ADDRESS_PLAN, { mode: session.mode, cpePid: session.cpe.pid, concentratorPid: session.concentrator.pid, logDir: session.dir, prometheus }))
+    } else {
+      await session?.stop()
     }
     return interrupted ? 130 : 0
   } catch (err) {
@@ -134,7 +152,19 @@ async function main (argv: readonly string[]): Promise<number> {
     return interrupted ? 130 : 1
   } finally {
     // teardown() is idempotent: after a signal this waits for the teardown the handler started.
+    if (!kept) await prometheus?.stop()
     if (lab !== undefined && !kept) await lab.teardown()
+  }
+}
+
+/** Daemon modes run dist/: compile first (incremental, a few seconds when nothing changed). */
+function buildDaemons (progress: (m: string) => void): void {
+  progress('building the daemons (npx tsc -b)')
+  try {
+    execFileSync('npx', ['tsc', '-b'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  } catch (err) {
+    const e = err as { stdout?: Buffer, stderr?: Buffer }
+    throw new Error(`npx tsc -b failed:\n${(e.stdout?.toString() ?? '') + (e.stderr?.toString() ?? '')}`.trim())
   }
 }
 

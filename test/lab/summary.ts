@@ -7,6 +7,7 @@
 import { LAB_PORTS, LAB_ROLES, namespaceName, type AccessName, type AddressPlan, type LabRole } from './addresses.ts'
 import type { FlowDirection } from './flow-protocol.ts'
 import type { AccessProfile } from './link-profile.ts'
+import { LAB_MGMT_PORTS } from './prometheus-config.ts'
 
 export interface AccessSummary {
   name: AccessName
@@ -14,9 +15,12 @@ export interface AccessSummary {
   profile: string
   /** The profile's rate in the transfer's direction (0 = unshaped). */
   rateMbps: number
-  /** IP bytes that left the access router towards the receiver during the transfer, over its duration. */
+  /**
+   * Over the transfer's duration: mptcp mode, IP bytes that left the access router towards the
+   * receiver; daemon modes, the CPE's payload bytes on the path (`hybrid_path_bytes_total`).
+   */
   measuredMbps: number
-  /** Median subflow RTT the cpe's kernel reported for this access (null: no sample). */
+  /** Median of the per-second subflow RTTs cpe's kernel reported for this access (daemon modes: via `hybrid_path_rtt_seconds`; null: no sample). */
   rttMs: number | null
 }
 
@@ -148,4 +152,35 @@ export function formatAccessGuide (prefix: string, plan: AddressPlan): string {
     `Flow server (download/upload): ${plan.service.v4}:${LAB_PORTS.flow} and [${plan.service.v6}]:${LAB_PORTS.flow} on hag, ${inet.v4}:${LAB_PORTS.flow} on inet.`,
     'Remove everything: npm run lab:down'
   ].join('\n') + '\n'
+}
+
+export interface DaemonGuideOptions {
+  mode: string
+  cpePid: number
+  concentratorPid: number
+  logDir: string
+  prometheus?: { pid: number, url: string, dir: string } | undefined
+}
+
+/** How to reach the daemons (and Prometheus) of a kept daemon-mode lab. */
+export function formatDaemonGuide (prefix: string, plan: AddressPlan, o: DaemonGuideOptions): string {
+  const ns = (r: LabRole): string => namespaceName(prefix, r)
+  const inet = plan.internet.servers[0]!
+  const lines = [
+    '',
+    `Daemons (mode ${o.mode}; logs in ${o.logDir}):`,
+    `  CPE agent     PID ${o.cpePid} in ${ns('cpe')}, management http://${plan.lan.cpe.v4}:${LAB_MGMT_PORTS.cpe}`,
+    `  concentrator  PID ${o.concentratorPid} in ${ns('hag')}, management http://${plan.internet.hag.v4}:${LAB_MGMT_PORTS.concentrator}`,
+    `  ip netns exec ${ns('cpe')} curl -s http://${plan.lan.cpe.v4}:${LAB_MGMT_PORTS.cpe}/metrics | grep hybrid_path_`,
+    `  ip netns exec ${ns('hag')} curl -s http://${plan.internet.hag.v4}:${LAB_MGMT_PORTS.concentrator}/api/v1/sessions`,
+    `  ip netns exec ${ns('lan')} curl -o /dev/null http://${inet.v4}/100M         # through the CPE (${o.mode})`
+  ]
+  if (o.prometheus !== undefined) {
+    lines.push('',
+      `Prometheus: PID ${o.prometheus.pid} in ${ns('inet')}, ${o.prometheus.url} (data in ${o.prometheus.dir}):`,
+      `  ip netns exec ${ns('inet')} curl -s '${o.prometheus.url}/api/v1/query?query=up'`,
+      `  ip netns exec ${ns('inet')} curl -s '${o.prometheus.url}/api/v1/query?query=rate(hybrid_path_bytes_total[1m])*8'`,
+      `  From the host: socat TCP-LISTEN:9099,bind=127.0.0.1,fork,reuseaddr EXEC:'ip netns exec ${ns('inet')} socat STDIO TCP:${o.prometheus.url.replace('http://', '')}'`)
+  }
+  return lines.join('\n') + '\n'
 }

@@ -1,0 +1,67 @@
+/**
+ * Daemon configurations for the lab's proxy modes (`npm run lab -- --mode socks5|convert|transparent`):
+ * the CPE agent in cpe and the concentrator in hag, one pair per mode. Pure: returns objects,
+ * starts nothing (mode-runners.ts starts them).
+ *
+ * Common to every mode: management servers on the lab's metrics targets (cpe on its LAN address,
+ * hag on its internet-side address: LAB_METRICS_TARGETS, so Prometheus in inet reaches both), the
+ * lab's own routing and MPTCP endpoints (`multipath.rules: off`), interception on the LAN interface.
+ * - socks5: CPE → SOCKS5 listener on the service address, TCP Fast Open (cookie mode: cpe
+ *   `tcp_fastopen=1`, hag `=3`, set by the mode runner).
+ * - convert: the concentrator adds Convert listeners on LAB_CONCENTRATOR_PORTS.convert; the CPE
+ *   speaks RFC 8803 to them with TFO and falls back to SOCKS5.
+ * - transparent: the concentrator intercepts the CPE's MPTCP SYNs (transparent-setup.ts); the CPE
+ *   dials the destinations directly (no TFO).
+ */
+import { ADDRESS_PLAN, type AddressPlan } from './addresses.ts'
+import { LAB_CONCENTRATOR_PORTS, labConcentratorConfig } from './daemons.ts'
+import { LAB_MGMT_PORTS } from './prometheus-config.ts'
+import { transparentConcentratorConfig } from './transparent-setup.ts'
+
+export const DAEMON_MODES = ['socks5', 'convert', 'transparent'] as const
+export type DaemonMode = typeof DAEMON_MODES[number]
+
+/** Bearer token of the CPE's management API in the lab (only POST routes need it). */
+export const LAB_CPE_TOKEN = 'lab-token-0123456789abcdef'
+
+export interface LabModeConfigOptions {
+  readonly plan?: AddressPlan
+  readonly logLevel?: string
+  /** Transparent mode's join port (a restart within 60 s needs another one: docs/transparent.md). */
+  readonly joinPort?: number
+}
+
+/** The CPE agent's configuration for a mode. */
+export function labCpeConfig (mode: DaemonMode, options: LabModeConfigOptions = {}): Record<string, unknown> {
+  const p = options.plan ?? ADDRESS_PLAN
+  return {
+    log: { level: options.logLevel ?? 'info' },
+    management: { listen: { host: p.lan.cpe.v4, port: LAB_MGMT_PORTS.cpe }, token: LAB_CPE_TOKEN },
+    mode,
+    uplinks: [
+      { name: 'dsl', interface: p.access.dsl.cpeIf, role: 'dsl' },
+      { name: 'lte', interface: p.access.lte.cpeIf, role: 'lte' }
+    ],
+    multipath: { rules: 'off' }, // the lab installed source routing and the LTE endpoint
+    concentrator: { host: p.service.v4, port: LAB_CONCENTRATOR_PORTS.socks5, fastOpen: mode !== 'transparent' },
+    ...(mode === 'convert' ? { convert: { port: LAB_CONCENTRATOR_PORTS.convert, fallback: 'socks5' } } : {}),
+    intercept: { lanInterfaces: [p.lan.cpeIf] },
+    limits: { drainTimeoutMs: 2000 }
+  }
+}
+
+/** The concentrator's configuration for a mode. */
+export function labModeConcentratorConfig (mode: DaemonMode, options: LabModeConfigOptions = {}): Record<string, unknown> {
+  const p = options.plan ?? ADDRESS_PLAN
+  const base = { plan: p, ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}) }
+  if (mode === 'transparent') {
+    return transparentConcentratorConfig({ ...base, ...(options.joinPort !== undefined ? { joinPort: options.joinPort } : {}) })
+  }
+  const config = labConcentratorConfig(base)
+  if (mode === 'socks5') return config
+  const listeners = config['listeners'] as Array<Record<string, unknown>>
+  return {
+    ...config,
+    listeners: [...listeners, ...[p.service.v4, p.service.v6].map((host) => ({ host, port: LAB_CONCENTRATOR_PORTS.convert, mode: 'convert' }))]
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * The lab's proxy modes (socks5, convert, transparent): start the built concentrator in hag and the
+ * built CPE agent in cpe with the mode's configuration (lab-daemons-config.ts), and stop them again
+ * so that one lab can run several modes in turn (the end-to-end test does).
+ *
+ * The daemons' stdout/stderr go straight to a log file (`sh -c 'exec … >>log'`), not through a pipe
+ * to this process: with `npm run lab -- --keep` they outlive it, and a daemon writing to a closed
+ * pipe would fail. Prometheus (prometheus-run.ts) is started the same way (`spawnLogged`).
+ */
+import type { ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { LabRole } from './addresses.ts'
+import { startDaemon, type DaemonHandle } from './daemons.ts'
+import { labCpeConfig, labModeConcentratorConfig, type DaemonMode } from './lab-daemons-config.ts'
+import type { Lab } from './topology.ts'
+import { TRANSPARENT_PORTS, useFullmeshEndpoints } from './transparent-setup.ts'
+
+export interface ModeSession {
+  readonly mode: DaemonMode
+  readonly concentrator: DaemonHandle
+  readonly cpe: DaemonHandle
+  /** Directory of the daemons' logs. */
+  readonly dir: string
+  /** The last bytes of a daemon's log. */
+  logTail: (daemon: 'cpe' | 'concentrator', bytes?: number) => string
+  /** SIGTERM both daemons (CPE first) and undo the mode's lab changes (transparent: endpoints). Idempotent. */
+  stop: () => Promise<void>
+}
+
+export interface StartModeOptions {
+  readonly log?: (message: string) => void
+  readonly logLevel?: string
+  /** Transparent mode's join port; default 7101 (pick another one for a restart within 60 s). */
+  readonly joinPort?: number
+}
+
+/**
+ * Spawn argv in a lab namespace with stdout and stderr appended to `logFile` (the child's own file
+ * descriptors, so it may outlive this process). `sh` execs argv: the PID is argv's.
+ */
+export function spawnLogged (lab: Lab, role: LabRole, argv: readonly string[], logFile: string): ChildProcess {
+  return lab.spawn(role, ['sh', '-c', 'log="$1"; shift; exec "$@" >>"$log" 2>&1', 'sh', logFile, ...argv])
+}
+
+/** Start the concentrator and the CPE agent for `mode` in a built lab (needs `npx tsc -b` first). */
+export async function startModeSession (lab: Lab, mode: DaemonMode, options: StartModeOptions = {}): Promise<ModeSession> {
+  const log = options.log ?? (() => {})
+  const dir = mkdtempSync(join(tmpdir(), `${lab.prefix}${mode}-`))
+  const logFile = (d: 'cpe' | 'concentrator'): string => join(dir, `${d}.log`)
+  const logTail = (d: 'cpe' | 'concentrator', bytes = 4000): string => {
+    try { return readFileSync(logFile(d), 'utf8').slice(-bytes) } catch { return '' }
+  }
+  const cfg = { plan: lab.plan, ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}), joinPort: options.joinPort ?? TRANSPARENT_PORTS.join }
+  // TFO: client bit in cpe, client+server in hag (cookie mode; docs/concentrator.md).
+  await lab.ns.cpe.exec(['sysctl', '-qw', 'net.ipv4.tcp_fastopen=1'])
+  await lab.ns.hag.exec(['sysctl', '-qw', 'net.ipv4.tcp_fastopen=3'])
+  if (mode === 'transparent') await useFullmeshEndpoints(lab)
+  let concentrator: DaemonHandle | undefined
+  const restore = async (): Promise<void> => { if (mode === 'transparent') await useSubflowEndpoints(lab) }
+  try {
+    log(`starting the concentrator in ${lab.ns.hag.name} (mode ${mode}), logs in ${dir}`)
+    concentrator = await startDaemon({ daemon: 'concentrator', config: labModeConcentratorConfig(mode, cfg), ns: lab.ns.hag, spawn: (argv) => spawnLogged(lab, 'hag', argv, logFile('concentrator')) })
+      .catch((err: unknown) => { throw new Error(`${(err as Error).message}\n${logTail('concentrator')}`) })
+    log(`starting the CPE agent in ${lab.ns.cpe.name} (mode ${mode})`)
+    const cpe = await startDaemon({ daemon: 'cpe', config: labCpeConfig(mode, cfg), ns: lab.ns.cpe, spawn: (argv) => spawnLogged(lab, 'cpe', argv, logFile('cpe')) })
+      .catch((err: unknown) => { throw new Error(`${(err as Error).message}\n${logTail('cpe')}`) })
+    let stopping: Promise<void> | undefined
+    const conc = concentrator
+    return {
+      mode,
+      concentrator: conc,
+      cpe,
+      dir,
+      logTail,
+      stop: async () => {
+        stopping ??= (async () => {
+          await cpe.stop(3000)
+          await conc.stop(3000)
+          await restore()
+        })()
+        await stopping
+      }
+    }
+  } catch (err) {
+    await concentrator?.stop(1000)
+    await restore().catch(() => undefined)
+    throw err
+  }
+}
+
+/** Back to the lab's default LTE endpoints (`subflow`, as topology.ts installs them). */
+export async function useSubflowEndpoints (lab: Lab): Promise<void> {
+  const lte = lab.plan.access.lte
+  await lab.ns.cpe.exec(['ip', 'mptcp', 'endpoint', 'flush'])
+  for (const f of ['v4', 'v6'] as const) {
+    await lab.ns.cpe.exec(['ip', 'mptcp', 'endpoint', 'add', lte.cpeSide.cpe[f], 'dev', lte.cpeIf, 'subflow'])
+  }
+}
