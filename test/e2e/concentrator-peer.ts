@@ -3,9 +3,10 @@
  * namespaces itself). Each prints JSON lines on stdout; `{"type":"ready"}` when it is listening or
  * holding, `{"type":"result",…}` when done.
  *
- *   dns   --listen <ip> --name <fqdn> --a <ip> --aaaa <ip>      tiny UDP DNS responder (port 53)
+ *   dns   --listen <ip> --name <fqdn> --a <ip> --aaaa <ip>      tiny UDP DNS responder (port 53);
+ *         `v6.<fqdn>` answers AAAA only (NOERROR, no A record)
  *   fetch --proxy <host:port> --dest <host:port> --path <p>     HTTP GET through SOCKS5 (`socks` package)
- *   slow  --proxy <host:port>                                   greeting, then silence; time until closed
+ *   slow  --proxy <host:port> [--count <n>]                     greeting, then silence; time until closed (n at once: extremes)
  *   idle  --proxy <host:port> --dest <host:port>                relay to echo, one ping, then silence
  *   hold  --proxy <host:port> --dest <host:port> --count <n> [--local <ip>]   n relays held until SIGTERM
  */
@@ -51,8 +52,10 @@ function dnsAnswer (query: Buffer, name: string, a: string, aaaa: string): Buffe
   const qEnd = off + 5
   if (qEnd > query.length) return undefined
   const qtype = query.readUInt16BE(off + 1)
-  const known = labels.join('.').toLowerCase() === name.toLowerCase()
-  const rdata = !known ? undefined : qtype === 1 ? ipv4Bytes(a) : qtype === 28 ? ipv6Bytes(aaaa) : undefined
+  const asked = labels.join('.').toLowerCase()
+  const v6Only = asked === `v6.${name.toLowerCase()}`
+  const known = asked === name.toLowerCase() || v6Only
+  const rdata = !known ? undefined : qtype === 1 && !v6Only ? ipv4Bytes(a) : qtype === 28 ? ipv6Bytes(aaaa) : undefined
   const header = Buffer.alloc(12)
   header.writeUInt16BE(query.readUInt16BE(0), 0)
   header.writeUInt16BE(known ? 0x8180 : 0x8183, 2) // QR RD RA, NOERROR or NXDOMAIN
@@ -127,14 +130,29 @@ async function closedAfter (s: net.Socket, since: number): Promise<{ closedAfter
   return { closedAfterMs: Date.now() - since, bytes }
 }
 
-async function slow (): Promise<void> {
-  const proxy = hostPort(values.proxy)
+async function slowOne (proxy: { host: string, port: number }): Promise<{ closedAfterMs: number, bytes: number }> {
   const s = net.connect(proxy.port, proxy.host)
   await new Promise((resolve, reject) => { s.once('connect', resolve); s.once('error', reject) })
   s.write(Buffer.from([5, 1, 0]))
-  const since = Date.now()
-  out({ type: 'ready' })
-  out({ type: 'result', ...await closedAfter(s, since) })
+  return closedAfter(s, Date.now())
+}
+
+async function slow (): Promise<void> {
+  const proxy = hostPort(values.proxy)
+  const count = Number(values.count)
+  if (count === 1) {
+    const res = slowOne(proxy)
+    out({ type: 'ready' })
+    out({ type: 'result', ...await res })
+    return
+  }
+  const all = await Promise.allSettled(Array.from({ length: count }, async () => slowOne(proxy)))
+  const ok = all.flatMap((r) => r.status === 'fulfilled' ? [r.value] : [])
+  const ms = ok.map((r) => r.closedAfterMs)
+  const bytes: Record<string, number> = {}
+  for (const r of ok) bytes[r.bytes] = (bytes[r.bytes] ?? 0) + 1
+  const errors = all.flatMap((r) => r.status === 'rejected' ? [String((r.reason as Error).message)] : []).slice(0, 3)
+  out({ type: 'result', count, closed: ok.length, failed: count - ok.length, minMs: Math.min(...ms), maxMs: Math.max(...ms), bytes, errors })
 }
 
 async function idle (): Promise<void> {

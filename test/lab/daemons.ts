@@ -74,6 +74,7 @@ export async function startDaemon (spec: DaemonSpec): Promise<DaemonHandle> {
   const argv = spec.nofile === undefined
     ? node
     : ['sh', '-c', `ulimit -n ${spec.nofile} && exec "$@"`, 'sh', ...node]
+  const spawnedAt = Date.now()
   const child = spec.spawn(argv)
   const log = createWriteStream(logFile)
   child.stdout?.pipe(log, { end: false })
@@ -122,6 +123,7 @@ export async function startDaemon (spec: DaemonSpec): Promise<DaemonHandle> {
   }
   try {
     await waitReady(handle, exited, spec.readyTimeoutMs ?? 15_000)
+    await checkOwnAnswer(handle, child, spawnedAt)
   } catch (err) {
     await stop(500)
     throw new Error(`${spec.daemon} did not become ready: ${(err as Error).message}\n--- ${logFile} ---\n${logTail()}`)
@@ -146,6 +148,13 @@ async function waitReady (h: DaemonHandle, exited: Promise<number | null>, timeo
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   throw new Error(`no ready answer within ${timeoutMs} ms (last: ${last.trim()})`)
+}
+
+/** An older daemon still bound to the management address would answer too: check whose answer it was. */
+async function checkOwnAnswer (h: DaemonHandle, child: ChildProcess, spawnedAt: number): Promise<void> {
+  const startedAt = await h.metric('process_start_time_seconds')
+  if (startedAt > 0 && startedAt * 1000 < spawnedAt - 2000) throw new Error(`${h.mgmtUrl} is answered by a daemon started before this one`)
+  if (child.exitCode !== null || child.signalCode !== null) throw new Error(`exited with ${String(child.exitCode ?? child.signalCode)}`)
 }
 
 function signal (pid: number, sig: NodeJS.Signals): void {
