@@ -90,7 +90,7 @@ export async function runDemo (lab: Lab, opts: DemoOptions): Promise<DemoResult>
     const summary = await runTransfers(lab, opts, async () => readPathMetrics(await session.cpe.metricsText(), performance.now()))
     return { ...summary, session }
   } catch (err) {
-    throw new Error(`${(err as Error).message}\n--- cpe log ---\n${session.logTail('cpe', 2000)}`)
+    throw new Error(`${(err as Error).message}\n--- cpe log (${session.dir}) ---\n${session.logTail('cpe', 1500)}\n--- concentrator log ---\n${session.logTail('concentrator', 1500)}`)
   } finally {
     if (opts.session === undefined && opts.keepDaemons !== true) await session.stop()
   }
