@@ -2,8 +2,10 @@
  * Byte relay between the two legs of a proxied connection (client = the MPTCP side facing the CPE or
  * LAN, server = the re-originated TCP side). Used after a handshake has finished.
  *
- * - Each direction is a `stream.pipeline`, so backpressure is honoured and an error on either leg
- *   destroys both (bare `pipe()` would not propagate errors).
+ * - Each direction is a small pump ('data' → write, pause on a full buffer, resume on 'drain'):
+ *   backpressure is honoured and an error or premature close on either leg destroys both. Two
+ *   `stream.pipeline()`s did the same but cost ≈ 10 `stream.finished` subscriptions per
+ *   connection, about half of an idle relayed connection's heap (bench/results/relay-*.md).
  * - Half-close: when one side sends FIN, `pipeline` ends the other leg's writable side (both legs run
  *   with `allowHalfOpen: true`), and a half-close timer bounds how long the other direction may stay
  *   open (CLOSE_WAIT / FIN_WAIT2 build-up, threat 3 of the security notes).
@@ -14,7 +16,6 @@
  * is ever dropped.
  */
 import type { Socket } from 'node:net'
-import { pipeline } from 'node:stream'
 
 export type RelayEndReason = 'normal' | 'idle_timeout' | 'half_close_timeout' | 'max_duration' | 'error' | 'drain'
 
@@ -64,6 +65,9 @@ export interface Relay {
   buffered: () => Record<RelaySide, number>
 }
 
+/** Per-leg progress flags: the relay is finished when both legs have read their FIN and flushed ours. */
+interface LegState { readEnded: boolean, writeFinished: boolean, closed: boolean, pausedByUs: boolean }
+
 export function relay (client: Socket, server: Socket, opts: RelayOptions): Relay {
   const started = Date.now()
   // Half-close needs both legs to keep their writable side open after the peer's FIN.
@@ -71,9 +75,14 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
   server.allowHalfOpen = true
   const upBase = server.bytesWritten
   const downBase = client.bytesWritten
+  const legs = new Map<Socket, LegState>([
+    [client, { readEnded: false, writeFinished: false, closed: false, pausedByUs: false }],
+    [server, { readEnded: false, writeFinished: false, closed: false, pausedByUs: false }]
+  ])
+  const c = legs.get(client) as LegState
+  const sv = legs.get(server) as LegState
   let reason: RelayEndReason | undefined
   let firstError: Error | undefined
-  let finishedDirections = 0
   let halfCloseTimer: NodeJS.Timeout | undefined
   let maxTimer: NodeJS.Timeout | undefined
   let halfClosedOpen = false
@@ -84,6 +93,7 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
     up: server.bytesWritten - upBase,
     down: client.bytesWritten - downBase
   })
+  const directionsDone = (): number => (sv.writeFinished ? 1 : 0) + (c.writeFinished ? 1 : 0)
 
   const abort = (why: RelayEndReason): void => {
     reason ??= why
@@ -91,34 +101,70 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
     server.destroy()
   }
 
-  const onDirectionDone = (err: Error | null | undefined): void => {
-    if (err != null) {
-      firstError ??= err
-      abort('error')
-    }
-    finishedDirections += 1
-    if (finishedDirections === 1 && !client.destroyed) {
-      halfClosedOpen = true
-      opts.onHalfClose?.()
-      if (opts.halfCloseTimeoutMs > 0) halfCloseTimer = setTimeout(() => { abort('half_close_timeout') }, opts.halfCloseTimeoutMs)
-    }
-    if (finishedDirections === 2) finish()
-  }
-
   const finish = (): void => {
     if (halfClosedOpen) opts.onHalfCloseEnd?.()
     clearTimeout(halfCloseTimer)
     clearTimeout(maxTimer)
-    client.setTimeout(0)
-    // Both directions have ended; make sure nothing lingers (a leg may still be half-open).
-    client.destroy()
-    server.destroy()
     const { up, down } = progress()
     const result: RelayResult = { reason: reason ?? 'normal', bytesUp: up, bytesDown: down, durationMs: Date.now() - started }
     if (firstError !== undefined) result.error = firstError
     settle(result)
   }
 
+  /** A direction ended cleanly (the FIN reached the other leg and our writes are flushed). */
+  const onWriteFinished = (): void => {
+    if (directionsDone() === 1 && !client.destroyed && !server.destroyed) {
+      halfClosedOpen = true
+      opts.onHalfClose?.()
+      if (opts.halfCloseTimeoutMs > 0) halfCloseTimer = setTimeout(() => { abort('half_close_timeout') }, opts.halfCloseTimeoutMs)
+    }
+    // Both directions are over: nothing may linger (a leg can still be open for reading).
+    if (directionsDone() === 2) abort('normal')
+  }
+
+  const onClose = (leg: LegState): void => {
+    leg.closed = true
+    if (c.closed && sv.closed) {
+      finish()
+    } else if (!(leg.readEnded && leg.writeFinished)) {
+      // Closed before its FIN was read and ours flushed: the peer vanished (RST, error, timeout).
+      firstError ??= new Error('relay leg closed prematurely')
+      abort('error')
+    }
+    // A leg that closed cleanly leaves the other to flush its last bytes and FIN.
+  }
+
+  /** Copy src → dst with backpressure; one set of listeners per direction, no stream.pipeline. */
+  const pump = (src: Socket, srcLeg: LegState, dst: Socket, dstLeg: LegState, dstSide: RelaySide): void => {
+    src.on('data', (chunk: Buffer) => {
+      if (!dst.write(chunk)) {
+        srcLeg.pausedByUs = true
+        src.pause()
+      }
+    })
+    dst.on('drain', () => {
+      if (!srcLeg.pausedByUs) return
+      srcLeg.pausedByUs = false
+      opts.onBackpressure?.(dstSide)
+      src.resume()
+    })
+    src.on('end', () => {
+      srcLeg.readEnded = true
+      dst.end()
+    })
+    dst.on('finish', () => {
+      dstLeg.writeFinished = true
+      onWriteFinished()
+    })
+  }
+
+  for (const [sock, leg] of legs) {
+    sock.on('error', (err: Error) => {
+      firstError ??= err
+      abort('error')
+    })
+    sock.on('close', () => { onClose(leg) })
+  }
   if (opts.idleTimeoutMs > 0) {
     client.setTimeout(opts.idleTimeoutMs, () => { abort('idle_timeout') })
   }
@@ -126,20 +172,17 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
     maxTimer = setTimeout(() => { abort('max_duration') }, opts.maxDurationMs)
   }
   if (opts.earlyData !== undefined && opts.earlyData.length > 0) server.write(opts.earlyData)
-
-  const { onBackpressure } = opts
-  if (onBackpressure !== undefined) {
-    client.on('drain', () => { onBackpressure('client') })
-    server.on('drain', () => { onBackpressure('server') })
-  }
-  pipeline(client, server, onDirectionDone)
-  pipeline(server, client, onDirectionDone)
+  pump(client, c, server, sv, 'server')
+  pump(server, sv, client, c, 'client')
+  // A signalling layer may have paused a leg while it handshook; 'data' listeners do not undo that.
+  client.resume()
+  server.resume()
 
   return {
     done,
     progress,
     abort,
-    halfClosed: () => finishedDirections === 1,
+    halfClosed: () => directionsDone() === 1,
     buffered: () => ({ client: client.writableLength, server: server.writableLength })
   }
 }

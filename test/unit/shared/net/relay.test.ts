@@ -17,6 +17,15 @@ async function socketPair (): Promise<[net.Socket, net.Socket, () => void]> {
   return [mine, peer, () => { server.close() }]
 }
 
+/** Collect until 'end' without destroying the socket (a for-await loop destroys it on 'end'). */
+async function collect (s: net.Socket): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = []
+    s.on('data', (c: Buffer) => chunks.push(c))
+    s.once('end', () => { resolve(Buffer.concat(chunks)) })
+  })
+}
+
 async function readAll (s: net.Socket): Promise<Buffer> {
   const chunks: Buffer[] = []
   for await (const c of s) chunks.push(c as Buffer)
@@ -124,4 +133,35 @@ test('abort records its reason (drain) and is idempotent', async (t) => {
 test('max duration caps the lifetime', async (t) => {
   const { a, b } = await setup(t)
   assert.equal((await relay(a, b, { idleTimeoutMs: 0, halfCloseTimeoutMs: 0, maxDurationMs: 50 }).done).reason, 'max_duration')
+})
+
+test('a leg that closes cleanly first does not cut the other direction short', async (t) => {
+  const { clientApp, serverApp, a, b } = await setup(t)
+  const r = relay(a, b, { idleTimeoutMs: 0, halfCloseTimeoutMs: 5000 })
+  // Server finishes first (its FIN reaches the client), then the client finishes: the client leg
+  // may close before the server leg has flushed the client's last bytes and FIN.
+  const up = collect(serverApp)
+  const down = collect(clientApp)
+  serverApp.end('bye')
+  assert.equal((await down).toString(), 'bye')
+  const last = Buffer.alloc(4 << 20, 3)
+  clientApp.end(last)
+  assert.equal((await up).length, last.length)
+  const res = await r.done
+  assert.equal(res.reason, 'normal')
+  assert.equal(res.bytesUp, last.length)
+})
+
+test('pauses from a signalling layer are undone when relaying starts', async (t) => {
+  const { clientApp, serverApp, a, b } = await setup(t)
+  a.pause()
+  b.pause()
+  const r = relay(a, b, { idleTimeoutMs: 0, halfCloseTimeoutMs: 5000 })
+  const up = readAll(serverApp)
+  const down = readAll(clientApp)
+  clientApp.end('x')
+  serverApp.end('y')
+  assert.equal((await up).toString(), 'x')
+  assert.equal((await down).toString(), 'y')
+  assert.equal((await r.done).reason, 'normal')
 })
