@@ -50,6 +50,12 @@ export interface ListenOptions {
    * Default true; only MPTCP sockets still waiting for the third ACK are watched.
    */
   pushWhenEstablished?: boolean
+  /**
+   * TCP_NODELAY on every accepted socket; default true. A proxy's small handshake replies (a
+   * 10-byte SOCKS5 reply, a 4-byte Convert header) would otherwise hold back the first relayed
+   * bytes behind Nagle until the peer ACKs them: one extra round trip per connection.
+   */
+  noDelay?: boolean
 }
 
 function configure (fd: number, family: 4 | 6, opts: ListenOptions, sockaddr: Buffer): void {
@@ -90,7 +96,7 @@ export async function listen (opts: ListenOptions, onConnection: (socket: net.So
   const hwm = opts.highWaterMark === undefined ? {} : { highWaterMark: opts.highWaterMark }
   const gate = (opts.pushWhenEstablished ?? true) && (opts.protocol ?? 'mptcp') === 'mptcp'
   const handler = gate ? (socket: net.Socket) => { pushWhenEstablished(socket); onConnection(socket) } : onConnection
-  const server = net.createServer({ allowHalfOpen: opts.allowHalfOpen ?? false, pauseOnConnect: opts.pauseOnConnect ?? false, ...hwm }, handler)
+  const server = net.createServer({ allowHalfOpen: opts.allowHalfOpen ?? false, pauseOnConnect: opts.pauseOnConnect ?? false, noDelay: opts.noDelay ?? true, ...hwm }, handler)
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => { reject(err) }
     server.once('error', onError)
