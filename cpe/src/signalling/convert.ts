@@ -91,7 +91,11 @@ export class ConvertUpstream {
 
   abort (reason: RelayEndReason): void {
     if (this.#delegate !== undefined) { this.#delegate.abort(reason); return }
-    if (this.#relay !== undefined) { this.#relay.abort(reason); return }
+    if (this.#relay !== undefined) {
+      this.#deps.paths.sampleOne(this.#info.id) // last path sample while the fd is open
+      this.#relay.abort(reason)
+      return
+    }
     this.#lan.resetAndDestroy()
     this.#socket?.destroy()
   }
@@ -172,7 +176,14 @@ export class ConvertUpstream {
     this.#relay = r
     this.#first = undefined
     const id = this.#info.id
-    if (path !== undefined) this.#deps.paths.track(id, socket)
+    if (path !== undefined) {
+      // Sample on FIN in either direction while the fd is open: at relay end (untrack) it is closed,
+      // so the bytes since the last periodic sample would be lost (as socks5.ts does).
+      const paths = this.#deps.paths
+      paths.track(id, socket)
+      socket.on('end', () => { paths.sampleOne(id) })
+      socket.on('finish', () => { paths.sampleOne(id) })
+    }
     const dst = this.#info.destination
     this.#deps.sessions.add({
       id,
