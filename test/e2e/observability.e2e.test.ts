@@ -121,6 +121,7 @@ describe('observability in the lab (issue #8)', { skip: skip ?? false, concurren
       }
       const s = holder.session
       const out = await lab().ns.lan.exec(['curl', '-sS', '--max-time', '20', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `http://${lab().plan.internet.servers[0]!.v4}/10M`], { timeoutMs: 25_000 })
+        .catch((err: unknown) => { throw new Error(`${mode}: ${(err as Error).message}\n${s.logTail('cpe', 1500)}`) })
       assert.equal(out, '200 10000000', `${mode}: ${s.logTail('cpe', 2000)}`)
       await new Promise((resolve) => setTimeout(resolve, 1200))
       scrapes.cpe.set(mode, await s.cpe.metricsText())
