@@ -28,6 +28,7 @@ import { TcpOptionKind } from '../../../shared/src/codec/convert-tcp-options.ts'
 import { convertErrorLabel } from '../../../shared/src/metrics/labels.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import { relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import { upstreamFailureReason } from '../egress/connect-upstream.ts'
 import type { Runtime } from '../runtime.ts'
@@ -238,6 +239,7 @@ export class ConvertConnection {
   #startRelay (upstream: net.Socket, upstreamText: string, earlyData: Buffer): void {
     const { limits } = this.#runtime
     const r = relay(this.#socket, upstream, {
+      ...relayMetricHooks(this.#deps.metrics),
       idleTimeoutMs: limits.idleTimeoutMs,
       halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
       ...(earlyData.length > 0 ? { earlyData } : {})

@@ -17,6 +17,7 @@ import type { Socks5Address } from '../../../shared/src/codec/socks5.ts'
 import type { ErrorCode } from '../../../shared/src/errors.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import { relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import { connectUpstream } from '../egress/connect-upstream.ts'
 import type { UpstreamResult } from '../egress/connect-upstream.ts'
@@ -216,6 +217,7 @@ export class Socks5Connection {
   #startRelay (upstream: net.Socket, upstreamText: string, earlyData: Buffer): void {
     const { limits } = this.#runtime
     const r = relay(this.#socket, upstream, {
+      ...relayMetricHooks(this.#deps.metrics),
       idleTimeoutMs: limits.idleTimeoutMs,
       halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
       ...(earlyData.length > 0 ? { earlyData } : {})

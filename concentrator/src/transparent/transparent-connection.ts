@@ -13,6 +13,7 @@ import type { Logger } from '../../../shared/src/log.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import { relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import { upstreamFailureReason } from '../egress/connect-upstream.ts'
 import type { ConcentratorMetrics } from '../metrics.ts'
@@ -158,7 +159,7 @@ export class TransparentConnection {
 
   #startRelay (upstream: net.Socket, dstText: string): void {
     const { limits } = this.#deps.runtime()
-    const r = relay(this.#socket, upstream, { idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs })
+    const r = relay(this.#socket, upstream, { ...relayMetricHooks(this.#deps.metrics), idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs })
     this.#relay = r
     const s = this.#socket
     this.#deps.sessions.add({

@@ -19,6 +19,7 @@ import type { ConvertMessage } from '../../../shared/src/codec/convert.ts'
 import { convertErrorLabel } from '../../../shared/src/metrics/labels.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import { relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import type { CpeLimits } from '../config-limits.ts'
 import type { ConvertClientConfig } from '../config-convert.ts'
@@ -172,7 +173,7 @@ export class ConvertUpstream {
   #relayTo (socket: net.Socket, earlyData: Buffer, path: string | undefined): void {
     const { limits } = this.#s
     const sentFirst = earlyData.length === 0 ? this.#first?.length ?? 0 : 0
-    const r = relay(this.#lan, socket, { idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs, ...(earlyData.length > 0 ? { earlyData } : {}) })
+    const r = relay(this.#lan, socket, { ...relayMetricHooks(this.#deps.metrics), idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs, ...(earlyData.length > 0 ? { earlyData } : {}) })
     this.#relay = r
     this.#first = undefined
     const id = this.#info.id

@@ -16,6 +16,7 @@ import type { Logger } from '../../../shared/src/log.ts'
 import type { FallbackReason } from '../../../shared/src/metrics/labels.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import { relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import type { CpeLimits } from '../config-limits.ts'
 import type { OriginalDestination } from '../intercept/interceptor.ts'
@@ -133,7 +134,7 @@ export class TransparentUpstream {
 
   #startRelay (socket: net.Socket): void {
     const { limits } = this.#s
-    const r = relay(this.#lan, socket, { idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs })
+    const r = relay(this.#lan, socket, { ...relayMetricHooks(this.#deps.metrics), idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs })
     this.#relay = r
     const id = this.#info.id
     const paths = this.#deps.paths
