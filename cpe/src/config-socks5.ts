@@ -9,8 +9,13 @@ import { integerOption, msOption, stringEnum } from '../../shared/src/config/sch
 
 export const ConcentratorSchema = Type.Object({
   ...endpointProperties('concentrator'),
-  /** TCP Fast Open towards the concentrator (TCP_FASTOPEN_CONNECT; needs sysctl net.ipv4.tcp_fastopen bit 0x1). Default true. */
-  fastOpen: Type.Boolean({ default: true, description: 'TCP Fast Open towards the concentrator: the handshake and first bytes travel in the SYN (sysctl net.ipv4.tcp_fastopen bit 0x1)' }),
+  /**
+   * TCP Fast Open towards the concentrator (TCP_FASTOPEN_CONNECT; needs sysctl net.ipv4.tcp_fastopen
+   * bit 0x1). Default false: on Linux 6.18 bulk transfers on MPTCP connections opened with SYN data
+   * can stall mid-stream (docs/mptcp-socket-layer.md, "Kernel issues"), and because an MPTCP server
+   * cannot answer before the third ACK there, TFO saves no round trip over the pipelined handshake.
+   */
+  fastOpen: Type.Boolean({ default: false, description: 'TCP Fast Open towards the concentrator: the handshake and first bytes travel in the SYN (sysctl net.ipv4.tcp_fastopen bit 0x1); off by default, see docs/mptcp-socket-layer.md "Kernel issues"' }),
   /** TCP_FASTOPEN_NO_COOKIE: SYN data without a cookie (the concentrator must accept it: tcp_fastopen 0x200 or its listener's fastOpenNoCookie). Default false. */
   fastOpenNoCookie: Type.Boolean({ default: false, description: 'send SYN data without a TFO cookie (only when the concentrator accepts cookie-less TFO; otherwise the connection silently falls back to plain TCP)' })
 }, { additionalProperties: false, description: 'the concentrator listener matching mode' })

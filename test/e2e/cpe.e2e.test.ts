@@ -150,7 +150,8 @@ describe('CPE agent end to end (socks5, TFO)', { skip: skip ?? false, timeout: 3
     await reloadWith(cpe, (c) => { (c['concentrator'] as Record<string, unknown>)['fastOpen'] = false })
     const noTfo: number[] = []
     for (let i = 0; i < RUNS; i++) noTfo.push((await timeFetch(lab, 'http://203.0.113.10/1k')).firstByteMs)
-    await reloadWith(cpe, (c) => { (c['concentrator'] as Record<string, unknown>)['fastOpen'] = true })
+    // TFO stays off for the bulk tests that follow: bulk transfers on TFO-opened MPTCP connections
+    // can stall on this kernel (docs/mptcp-socket-layer.md, "Kernel issues").
     const r = {
       dslRttMs: rttMs,
       agentMedianMs: round(median(agent)),

@@ -11,7 +11,7 @@ const [role, host = '', portText = '0', arg = '0'] = process.argv.slice(2)
 const port = Number(portText)
 
 if (role === 'server') {
-  await listen({ host, port, fastOpenQueue: 64, pushWhenEstablished: arg === '1' }, (s) => {
+  await listen({ host, port, fastOpenQueue: 64, holdWritesUntilEstablished: arg === '1' }, (s) => {
     s.on('error', () => {})
     // Answer straight from the SYN data and close, like an HTTP/1.0 server behind a fast upstream.
     s.once('data', () => { s.end('reply') })

@@ -43,7 +43,9 @@ export function labCpeConfig (mode: DaemonMode, options: LabModeConfigOptions = 
       { name: 'lte', interface: p.access.lte.cpeIf, role: 'lte' }
     ],
     multipath: { rules: 'off' }, // the lab installed source routing and the LTE endpoint
-    concentrator: { host: p.service.v4, port: LAB_CONCENTRATOR_PORTS.socks5, fastOpen: mode !== 'transparent' },
+    // TFO off: bulk transfers on TFO-opened MPTCP connections can stall on this kernel
+    // (docs/mptcp-socket-layer.md, "Kernel issues"); the TFO tests enable it explicitly.
+    concentrator: { host: p.service.v4, port: LAB_CONCENTRATOR_PORTS.socks5, fastOpen: false },
     ...(mode === 'convert' ? { convert: { port: LAB_CONCENTRATOR_PORTS.convert, fallback: 'socks5' } } : {}),
     intercept: { lanInterfaces: [p.lan.cpeIf] },
     limits: { drainTimeoutMs: 2000 }

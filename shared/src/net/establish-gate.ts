@@ -1,41 +1,43 @@
 /**
- * Push an accepted MPTCP socket's early replies out once the MPTCP handshake completes.
+ * Keep an accepted MPTCP socket's writes out of the kernel until its MPTCP handshake completes.
  *
- * Kernel behaviour (Linux 6.18, seen in the lab with a 20 ms RTT; not seen on delay-free veth):
- * on an MPTCP socket accepted through TCP Fast Open the application reads the SYN data at once,
- * but bytes (and a FIN) it hands to the kernel before the client's third ACK — MP_CAPABLE with
- * both keys, RFC 8684 §3.1 — has arrived are NOT transmitted when that ACK arrives: they wait
- * until the client's next segment. A SOCKS5 reply or a Convert header answered from the SYN data
- * therefore stalled until the client gave up (reproduced with a 5-line server: write at +2 ms →
- * no reply in 1 s; write at +30 ms → reply after one RTT).
+ * Two kernel behaviours (Linux 6.18, seen in the lab with a 20 ms RTT; hidden on delay-free veth
+ * because the third ACK always won the race) hit MPTCP sockets accepted through TCP Fast Open,
+ * whose SYN data the application reads before the client's third ACK (MP_CAPABLE with both keys,
+ * RFC 8684 §3.1) has arrived:
+ *  1. bytes (and a FIN) handed to the kernel before that ACK are not transmitted when it arrives;
+ *     they wait for the client's next segment — a SOCKS5 reply or Convert header answered from the
+ *     SYN data stalled until the client gave up (5-line server: write at +2 ms → no reply in 1 s);
+ *  2. when a lot was queued before that ACK (a fast upstream's bulk response), the transfer later
+ *     stalls mid-stream (client MPTcpExtNoDSSInWindow rising, the server retransmitting): 2 of 3
+ *     TFO connections stuck after 4–7 MB, none when the first write came after the handshake.
  *
- * Fix at the shared depth, without touching what the application writes: poll MPTCP_INFO until
- * REMOTE_KEY_RECEIVED (set by the third ACK on the passive side), then issue
- * setsockopt(TCP_NODELAY, 1), which on an MPTCP socket makes the kernel push pending data
- * (mptcp_check_and_set_pending). The SYN data is still read and acted on immediately, so the
- * upstream connect is not delayed. (Corking the stream instead does not work: Writable.end()
- * force-uncorks, and a short upstream response ends the leg within milliseconds.)
- *
- * Side effect: Nagle is off on these sockets, as it is on every relay leg we dial.
- * Costs one getsockopt per accept when the key is already there (every non-TFO accept).
+ * So nothing may reach the kernel before the handshake completes: the stream is corked, and
+ * `end()` is deferred too, because Writable.end() force-uncorks. A corked stream still applies
+ * backpressure (write() returns false past the high-water mark), so a relay pauses its source.
+ * When MPTCP_INFO reports REMOTE_KEY_RECEIVED (set by the third ACK on the passive side) the
+ * queued bytes and FIN are released. The SYN data is still read and acted on at once, so the
+ * upstream connect is not delayed; the first reply leaves one RTT after the SYN, as from a plain
+ * TCP server. Costs one getsockopt per accept when the key is already there (every non-TFO accept).
  */
 import type { Socket } from 'node:net'
-import { mptcpInfo, setNoDelay } from './sockopt.ts'
+import { mptcpInfo } from './sockopt.ts'
 
 export interface EstablishGateOptions {
   /** Poll interval while waiting for the third ACK. Milliseconds; default 1. */
   pollMs?: number
-  /** Stop watching after this long. Milliseconds; default 3000. */
+  /** Release anyway after this long. Milliseconds; default 3000. */
   timeoutMs?: number
 }
 
 type Handshake = 'waiting' | 'established' | 'gone'
+type EndArgs = Parameters<Socket['end']>
 
 function handshakeState (socket: Socket): Handshake {
   if (socket.destroyed) return 'gone'
   try {
     const info = mptcpInfo(socket)
-    if (info === undefined || info.fallback) return 'gone' // plain TCP: nothing to do
+    if (info === undefined || info.fallback) return 'gone' // plain TCP: nothing to hold
     return info.remoteKeyReceived ? 'established' : 'waiting'
   } catch {
     return 'gone' // fd already closed
@@ -43,29 +45,38 @@ function handshakeState (socket: Socket): Handshake {
 }
 
 /**
- * Watch a freshly accepted socket; when its MPTCP handshake completes, push whatever the
- * application queued before that. A no-op for plain TCP, fallback and already-established sockets.
+ * Hold `socket`'s writes and FIN until its MPTCP handshake completes; a no-op for plain TCP,
+ * fallback and already-established sockets. Call right after accept, before any write.
  */
-export function pushWhenEstablished (socket: Socket, opts: EstablishGateOptions = {}): void {
+export function holdWritesUntilEstablished (socket: Socket, opts: EstablishGateOptions = {}): void {
   if (handshakeState(socket) !== 'waiting') return
   const pollMs = opts.pollMs ?? 1
   const deadline = Date.now() + (opts.timeoutMs ?? 3000)
   let timer: NodeJS.Timeout | undefined
-  const stop = (): void => {
+  let pendingEnd: EndArgs | undefined
+  const originalEnd = socket.end
+  socket.cork()
+  // Own property shadowing Socket.prototype.end until release; removed again below.
+  socket.end = function deferredEnd (...args: EndArgs): Socket {
+    pendingEnd = args
+    return socket
+  } as Socket['end']
+
+  const release = (): void => {
     clearTimeout(timer)
-    socket.off('close', stop)
+    socket.off('close', release)
+    delete (socket as { end?: unknown }).end
+    if (socket.destroyed) return
+    socket.uncork()
+    if (pendingEnd !== undefined) originalEnd.apply(socket, pendingEnd)
   }
   const tick = (): void => {
-    const state = handshakeState(socket)
-    if (state === 'waiting' && Date.now() < deadline) {
+    if (handshakeState(socket) === 'waiting' && Date.now() < deadline) {
       timer = setTimeout(tick, pollMs)
       return
     }
-    stop()
-    if (state === 'established') {
-      try { setNoDelay(socket) } catch { /* closed in between: nothing to push */ }
-    }
+    release()
   }
-  socket.on('close', stop)
+  socket.on('close', release)
   timer = setTimeout(tick, pollMs)
 }

@@ -11,7 +11,7 @@ import net from 'node:net'
 import { HybridError } from '../errors.ts'
 import { encodeSockaddr, ipFamily } from '../codec/sockaddr.ts'
 import { bindFd, listenFd } from './syscall.ts'
-import { pushWhenEstablished } from './establish-gate.ts'
+import { holdWritesUntilEstablished } from './establish-gate.ts'
 import {
   closeFd, openStreamSocket, setBindToDevice, setFastOpenNoCookie, setFastOpenQueue, setMark, setReuseAddr, setTransparent,
   setV6Only, type FallbackReason, type MptcpUnavailablePolicy, type SocketProtocol
@@ -45,11 +45,11 @@ export interface ListenOptions {
   /** TCP_FASTOPEN_NO_COOKIE on the listener: SYN data accepted without a cookie from any client. */
   fastOpenNoCookie?: boolean
   /**
-   * Push each accepted MPTCP socket's queued bytes once its MPTCP handshake completes (see
-   * establish-gate.ts: replies written from TFO SYN data otherwise stall in the kernel).
-   * Default true; only MPTCP sockets still waiting for the third ACK are watched.
+   * Keep each accepted MPTCP socket's writes out of the kernel until its MPTCP handshake
+   * completes (see establish-gate.ts: replies written from TFO SYN data otherwise stall).
+   * Default true; only MPTCP sockets still waiting for the third ACK are held.
    */
-  pushWhenEstablished?: boolean
+  holdWritesUntilEstablished?: boolean
   /**
    * TCP_NODELAY on every accepted socket; default true. A proxy's small handshake replies (a
    * 10-byte SOCKS5 reply, a 4-byte Convert header) would otherwise hold back the first relayed
@@ -94,8 +94,8 @@ export async function listen (opts: ListenOptions, onConnection: (socket: net.So
     throw err
   }
   const hwm = opts.highWaterMark === undefined ? {} : { highWaterMark: opts.highWaterMark }
-  const gate = (opts.pushWhenEstablished ?? true) && (opts.protocol ?? 'mptcp') === 'mptcp'
-  const handler = gate ? (socket: net.Socket) => { pushWhenEstablished(socket); onConnection(socket) } : onConnection
+  const gate = (opts.holdWritesUntilEstablished ?? true) && (opts.protocol ?? 'mptcp') === 'mptcp'
+  const handler = gate ? (socket: net.Socket) => { holdWritesUntilEstablished(socket); onConnection(socket) } : onConnection
   const server = net.createServer({ allowHalfOpen: opts.allowHalfOpen ?? false, pauseOnConnect: opts.pauseOnConnect ?? false, noDelay: opts.noDelay ?? true, ...hwm }, handler)
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => { reject(err) }
