@@ -250,24 +250,18 @@ const cpe = {
       [[`sum by (path) (rate(hybrid_path_bytes_total{${P}, direction="down"}[1m])) * 8`, '{{path}}']], { stack: true })
     ts('RTT per path', 'p50 and p95 of hybrid_path_rtt_seconds.', 's',
       [0.5, 0.95].map((p) => [c.q(p, 'hybrid_path_rtt_seconds', 'path, le', P), `{{path}} p${p * 100}`]))
-    ts('Loss per path', 'hybrid_path_loss_ratio.', 'percentunit', [[`max by (path) (hybrid_path_loss_ratio{${P}})`, '{{path}}']])
     timeline('Path up', 'hybrid_path_up per path (min over the selected instances).', upDown,
       [[`min by (path) (hybrid_path_up{${P}})`, '{{path}}']])
     timeline('Path role', 'hybrid_path_role: 1 = primary, 0 = backup.', [{ type: 'value', options: { 0: { text: 'backup', color: 'blue', index: 0 }, 1: { text: 'primary', color: 'green', index: 1 } } }],
       [[`max by (path) (hybrid_path_role{${P}, role="primary"})`, '{{path}}']])
     ts('Subflows per path', 'Established MPTCP subflows of proxied connections.', 'short',
       [[`sum by (path) (hybrid_mptcp_subflows_active{${P}})`, '{{path}}']], { stack: true })
-    ts('Subflow events/s', 'mptcp_pm netlink events: established, closed, priority_change.', 'short',
-      [[`sum by (path, event) (rate(hybrid_mptcp_subflow_events_total{${P}}[${RI}]))`, '{{path}} {{event}}']])
     ts('Metered path share of bytes', 'Share of all path bytes carried by $metered (cost and data cap), over 5 minutes.', 'percentunit',
       [[`sum(rate(hybrid_path_bytes_total{${S}, path="$metered"}[5m])) / sum(rate(hybrid_path_bytes_total{${S}}[5m]))`, '$metered share']], { max: 1 })
     stat('Metered bytes (range)', 'Bytes up plus down over $metered in the selected time range.', 'bytes',
       [[`sum(increase(hybrid_path_bytes_total{${S}, path="$metered"}[$__range]))`, '$metered']], { w: 4, h: 8 })
     stat('Failovers (range)', 'Path failovers in the selected time range.', 'short',
       [[`sum(increase(hybrid_path_failovers_total{${S}}[$__range]))`, 'failovers']], { w: 4, h: 8 })
-    ts('Failover duration', 'hybrid_failover_duration_seconds: p95 per path and the mean, over the selected range (failovers are rare).', 's',
-      [[`histogram_quantile(0.95, sum by (path, le) (increase(hybrid_failover_duration_seconds_bucket{${P}}[$__range])))`, '{{path}} p95'],
-        [`sum(increase(hybrid_failover_duration_seconds_sum{${P}}[$__range])) / sum(increase(hybrid_failover_duration_seconds_count{${P}}[$__range]))`, 'mean']], { w: 8 })
     ts('Failovers by direction', 'hybrid_path_failovers_total per interval, from_path → to_path.', 'short',
       [[`sum by (from_path, to_path) (increase(hybrid_path_failovers_total{${S}}[${RI}]))`, '{{from_path}} → {{to_path}}']], { w: 8 })
     row('MPTCP health')
