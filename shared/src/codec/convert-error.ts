@@ -35,7 +35,7 @@ export type ConvertErrorClass = (typeof ConvertErrorClass)[keyof typeof ConvertE
 export const ConvertErrorValueKind = {
   /** One byte per supported version, zero-padded (`01`). */
   Versions: 'versions',
-  /** Echo of the offending message, truncated to fit (O3: exact alignment unverified). */
+  /** A zero byte, then the offending message from the next word, truncated to fit (RFC 8803 figure). */
   Echo: 'echo',
   /** One zero byte, then the cookie (O4: layout unverified). */
   Cookie: 'cookie',
@@ -94,9 +94,20 @@ export const CONVERT_SUPPORTED_VERSIONS: readonly number[] = [1]
  */
 export const CONVERT_MAX_ERROR_VALUE_BYTES = Limits.convertMaxMessageBytes - 4 - 3
 
-/** Echo value for Errors 1 and 2: the received message, truncated to fit one reply (a copy). */
+/**
+ * Echo value for Errors 1 and 2 (RFC 8803 figure "Error TLV to Ease Message Correlation"):
+ *
+ *   | Type=0x1E | Length | Error Code | Zeros |
+ *   //          Echo the message that triggered the error          //
+ *
+ * so the value is one zero byte, then the received message starting on the next 32-bit word,
+ * truncated to fit one reply (a copy).
+ */
 export function buildEchoValue (received: Uint8Array): Uint8Array {
-  return Uint8Array.from(received.subarray(0, CONVERT_MAX_ERROR_VALUE_BYTES))
+  const echo = received.subarray(0, CONVERT_MAX_ERROR_VALUE_BYTES - 1)
+  const value = new Uint8Array(1 + echo.length)
+  value.set(echo, 1)
+  return value
 }
 
 /** Error 3 value: a zero byte, then the cookie (its length a multiple of 4 keeps 4k + 1). */

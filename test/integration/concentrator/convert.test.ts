@@ -173,7 +173,8 @@ function inner (): void {
       bad.socket.write(Buffer.from('010222630a000000', 'hex'))
       const r = await readReply(bad)
       assert.equal(r.tlvs[0]?.code, 1)
-      assert.equal(hex(r.bytes).slice(0, 14), '010422631e0301', 'Error 1 echoing the 8-byte message')
+      // RFC 8803 "Error TLV to Ease Message Correlation": code, one zero byte, then the echo on the next word.
+      assert.equal(hex(r.bytes).slice(0, 32), '010422631e030100010222630a000000', 'Error 1 echoing the 8-byte message')
       const v2 = client(s.port)
       v2.socket.write(Buffer.from('02012263', 'hex'))
       assert.equal(hex(await v2.read(8)), '010222631e010001')

@@ -54,7 +54,9 @@ test('mode configurations: management on the metrics targets, the mode, TFO, con
     assert.equal(cpe['mode'], mode)
     const mgmt = (cpe['management'] as { listen: { host: string, port: number } }).listen
     assert.equal(`${mgmt.host}:${mgmt.port}`, LAB_METRICS_TARGETS.cpe[0])
-    assert.equal((cpe['concentrator'] as { fastOpen: boolean }).fastOpen, mode !== 'transparent')
+    // TFO off in every lab mode: bulk transfers on TFO-opened MPTCP connections can stall on this
+    // kernel (docs/mptcp-socket-layer.md, "Kernel issues"); the TFO tests switch it on themselves.
+    assert.equal((cpe['concentrator'] as { fastOpen: boolean }).fastOpen, false)
     // Both validate against the daemons' schemas (no unknown keys, required ones present).
     validate(CpeConfigSchema, cpe)
     validate(ConcentratorConfigSchema, labModeConcentratorConfig(mode))
