@@ -1,0 +1,90 @@
+/**
+ * The process wiring both daemons share (their main.ts files call `runDaemonProcess` and nothing
+ * else): argv/env, signals, exit code, crash handlers. Together with the config loader this is the
+ * only place outside `*\/src/main.ts` that touches `process`.
+ *
+ *   SIGTERM / SIGINT  → stop: readiness off, stop accepting, drain ≤ limits.drainTimeoutMs, exit 0
+ *   SIGHUP            → reload: re-read and validate the file; on failure keep the running config
+ *   uncaughtException / unhandledRejection → log fatal, exit 1 (the supervisor restarts the daemon)
+ */
+import { existsSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { TObject } from 'typebox'
+import { createLogger, type Logger } from '../log.ts'
+import { runDaemonCli, type RunningService } from './cli.ts'
+import type { LoadedConfig } from './load-config.ts'
+
+/** What a daemon's composition root receives besides its configuration. */
+export interface DaemonProcessDeps {
+  log: Logger
+  version: string
+  /** Source commit from HYBRID_COMMIT (set by the image build), or 'unknown'. */
+  commit: string
+  /** Re-read, validate and apply the configuration (the management API's reload route). */
+  requestReload: () => Promise<void>
+}
+
+export interface DaemonProcessOptions<T extends TObject> {
+  /** `hybrid-cpe` or `hybrid-concentrator`. */
+  name: string
+  schema: T
+  envPrefix: string
+  /** The daemon's own `import.meta.url`: the package version is read from the package.json above it. */
+  moduleUrl: string
+  create: (config: LoadedConfig<T>, deps: DaemonProcessDeps) => RunningService<LoadedConfig<T>> & { start: () => Promise<void> }
+}
+
+/** The package version, from the nearest package.json above `moduleUrl` (source or dist/). */
+export function packageVersion (moduleUrl: string): string {
+  let dir = dirname(fileURLToPath(moduleUrl))
+  for (let i = 0; i < 6; i++) {
+    const file = join(dir, 'package.json')
+    if (existsSync(file)) {
+      const v = (JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown }).version
+      return typeof v === 'string' ? v : '0.0.0'
+    }
+    dir = dirname(dir)
+  }
+  return '0.0.0'
+}
+
+export async function runDaemonProcess<T extends TObject> (opts: DaemonProcessOptions<T>): Promise<void> {
+  const crashLog = createLogger({ level: 'fatal', name: opts.name })
+  const crash = (kind: string) => (err: unknown): void => {
+    crashLog.fatal({ err }, kind)
+    process.exit(1)
+  }
+  process.on('uncaughtException', crash('uncaught exception'))
+  process.on('unhandledRejection', crash('unhandled rejection'))
+
+  const controller = new AbortController()
+  const stop = (): void => { controller.abort() }
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+
+  const version = packageVersion(opts.moduleUrl)
+  const code = await runDaemonCli({
+    name: opts.name,
+    version,
+    schema: opts.schema,
+    envPrefix: opts.envPrefix,
+    argv: process.argv.slice(2),
+    env: process.env,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    signal: controller.signal,
+    onReloadRequest: (handler) => {
+      process.on('SIGHUP', handler)
+      return () => { process.off('SIGHUP', handler) }
+    },
+    start: async (config, log, control) => {
+      const service = opts.create(config, { log, version, commit: process.env['HYBRID_COMMIT'] ?? 'unknown', requestReload: control.reload })
+      await service.start()
+      return service
+    }
+  })
+  process.exitCode = code
+  // Nothing else should keep the loop alive after stop; make sure a stray handle cannot hang exit.
+  setTimeout(() => { process.exit(code) }, 2000).unref()
+}
