@@ -7,7 +7,7 @@
 import { isIP } from 'node:net'
 import type { ConcentratorConfig as Config } from './config.ts'
 import type { ConcentratorMetrics, DnsResultLabel } from './metrics.ts'
-import { effectiveMaxConnections } from './accept/fd-limit.ts'
+import { effectiveMaxConnections } from '../../shared/src/net/connection-caps.ts'
 import { SourcePrefixes } from './accept/source-address.ts'
 import { createDestinationPolicy } from './policy/destination-policy.ts'
 import type { DestinationPolicyInput } from './policy/destination-policy.ts'

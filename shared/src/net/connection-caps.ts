@@ -36,12 +36,15 @@ export function readOpenFilesLimit (read: () => string = () => readFileSync('/pr
   }
 }
 
-/** `configured` when > 0, else floor((nofile − 64) / 2), at least 1, at most 1,048,576. */
+/** Connections an fd limit allows: floor((nofile − 64) / 2) (two fds per relayed connection), at least 1, at most 1,048,576. */
+export function connectionsForFdLimit (nofile: number): number {
+  if (!Number.isFinite(nofile)) return MaxDerivedConnections
+  return Math.max(1, Math.min(MaxDerivedConnections, Math.floor((nofile - 64) / 2)))
+}
+
+/** `configured` when > 0 (`limits.maxConnections`), else derived from the fd limit. */
 export function effectiveMaxConnections (configured: number, nofile: () => number = readOpenFilesLimit): number {
-  if (configured > 0) return configured
-  const n = nofile()
-  if (!Number.isFinite(n)) return MaxDerivedConnections
-  return Math.max(1, Math.min(MaxDerivedConnections, Math.floor((n - 64) / 2)))
+  return configured > 0 ? configured : connectionsForFdLimit(nofile())
 }
 
 export class ConnectionCaps {
@@ -62,6 +65,11 @@ export class ConnectionCaps {
   get total (): number { return this.#total }
   /** Distinct sources holding at least one slot. */
   get sources (): number { return this.#perSource.size }
+
+  /** Connections currently held by `source`. */
+  countFor (source: string): number {
+    return this.#perSource.get(source) ?? 0
+  }
 
   /** A slot, or the reason there is none; `release()` is idempotent. */
   tryAcquire (source: string): Acquired {

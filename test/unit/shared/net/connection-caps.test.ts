@@ -1,7 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { ConnectionCaps } from '../../../../concentrator/src/accept/conn-caps.ts'
-import { connectionsForFdLimit, effectiveMaxConnections, parseOpenFilesLimit } from '../../../../concentrator/src/accept/fd-limit.ts'
+import { ConnectionCaps, connectionsForFdLimit, effectiveMaxConnections, parseOpenFilesLimit } from '../../../../shared/src/net/connection-caps.ts'
 import { SourcePrefixes, sourceKey } from '../../../../concentrator/src/accept/source-address.ts'
 
 test('global and per-source caps; release is idempotent; lowered limits affect new connections only', () => {
