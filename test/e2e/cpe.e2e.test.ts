@@ -94,7 +94,7 @@ async function waitFor (what: string, timeoutMs: number, check: () => Promise<bo
   throw new Error(`${what}: not reached within ${timeoutMs} ms`)
 }
 
-describe('CPE agent end to end (socks5, TFO)', { skip: skip ?? false, timeout: 300_000 }, () => {
+describe('CPE agent end to end (socks5)', { skip: skip ?? false, timeout: 300_000 }, () => {
   let lab: Lab
   let conc: DaemonHandle
   let cpe: DaemonHandle
