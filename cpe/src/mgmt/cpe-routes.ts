@@ -12,6 +12,7 @@
 import { Type } from 'typebox'
 import { isHybridError } from '../../../shared/src/errors.ts'
 import type { MgmtApp } from '../../../shared/src/mgmt/mgmt-server.ts'
+import { AnyObject, registerCommonRoutes } from '../../../shared/src/mgmt/common-routes.ts'
 import { sendError } from '../../../shared/src/mgmt/mgmt-errors.ts'
 import type { CpeSessionPage } from './session-table.ts'
 
@@ -25,11 +26,6 @@ export interface CpeRouteDeps {
   reload: () => Promise<void>
 }
 
-const AnyObject = Type.Object({}, { additionalProperties: true })
-const SessionsQuery = Type.Object({
-  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 50, description: 'sessions per page' }),
-  offset: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 0, description: 'sessions to skip (ordered by bytes, largest first)' })
-}, { additionalProperties: false })
 const UplinkParams = Type.Object({ name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,15}$', description: 'uplink name' }) })
 const UplinkBody = Type.Object({
   mode: Type.Optional(Type.Enum(['aggregate', 'backup'], { description: 'multipath mode (global; LTE uplinks only)' })),
@@ -65,21 +61,5 @@ export function registerCpeRoutes (app: MgmtApp, deps: CpeRouteDeps): void {
     return { uplink: deps.uplinks().find((u) => u.name === name) }
   })
 
-  app.get('/api/v1/sessions', {
-    schema: { summary: 'Relayed connections, largest (bytes both ways) first', tags: ['status'], querystring: SessionsQuery, response: { 200: AnyObject } }
-  }, async (request) => deps.sessions(request.query.offset, request.query.limit))
-
-  app.post('/api/v1/reload', {
-    schema: { summary: 'Re-read the configuration file and apply it (same path as SIGHUP)', tags: ['control'], response: { 200: AnyObject } }
-  }, async (request, reply) => {
-    try {
-      await deps.reload()
-      return { result: 'success' }
-    } catch (err) {
-      request.log.warn({ err }, 'reload refused')
-      const code = isHybridError(err) ? err.code : 'HYBRID_ERR_INTERNAL'
-      const message = isHybridError(err) ? err.message : 'reload failed'
-      return sendError(reply, isHybridError(err) && code.startsWith('HYBRID_ERR_CONFIG') ? 400 : 500, code, message)
-    }
-  })
+  registerCommonRoutes(app, deps)
 }
