@@ -28,7 +28,7 @@ import { TcpOptionKind } from '../../../shared/src/codec/convert-tcp-options.ts'
 import { convertErrorLabel } from '../../../shared/src/metrics/labels.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
-import { relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
+import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import { upstreamFailureReason } from '../egress/connect-upstream.ts'
 import type { Runtime } from '../runtime.ts'
@@ -261,12 +261,7 @@ export class ConvertConnection {
 
   #onRelayEnd (res: RelayResult): void {
     const m = this.#deps.metrics
-    m.connectionsClosed.inc({ mode: 'convert', reason: res.reason })
-    m.connectionDuration.observe({ mode: 'convert' }, res.durationMs / 1000)
-    m.bytesReceived.inc({ mode: 'convert', side: 'client' }, res.bytesUp)
-    m.bytesSent.inc({ mode: 'convert', side: 'server' }, res.bytesUp)
-    m.bytesReceived.inc({ mode: 'convert', side: 'server' }, res.bytesDown)
-    m.bytesSent.inc({ mode: 'convert', side: 'client' }, res.bytesDown)
+    countRelayEnd(m, 'convert', { reason: res.reason, durationMs: res.durationMs, bytesUp: res.bytesUp, bytesDown: res.bytesDown })
     this.#info.log.debug({ reason: res.reason, bytesUp: res.bytesUp, bytesDown: res.bytesDown, ms: res.durationMs }, 'close')
     this.#done()
   }

@@ -17,7 +17,7 @@ import type { Socks5Address } from '../../../shared/src/codec/socks5.ts'
 import type { ErrorCode } from '../../../shared/src/errors.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
-import { relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
+import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import { connectUpstream } from '../egress/connect-upstream.ts'
 import type { UpstreamResult } from '../egress/connect-upstream.ts'
@@ -239,12 +239,7 @@ export class Socks5Connection {
 
   #onRelayEnd (res: RelayResult): void {
     const m = this.#deps.metrics
-    m.connectionsClosed.inc({ mode: 'socks5', reason: res.reason })
-    m.connectionDuration.observe({ mode: 'socks5' }, res.durationMs / 1000)
-    m.bytesReceived.inc({ mode: 'socks5', side: 'client' }, res.bytesUp)
-    m.bytesSent.inc({ mode: 'socks5', side: 'server' }, res.bytesUp)
-    m.bytesReceived.inc({ mode: 'socks5', side: 'server' }, res.bytesDown)
-    m.bytesSent.inc({ mode: 'socks5', side: 'client' }, res.bytesDown)
+    countRelayEnd(m, 'socks5', { reason: res.reason, durationMs: res.durationMs, bytesUp: res.bytesUp, bytesDown: res.bytesDown })
     const fields = { reason: res.reason, bytesUp: res.bytesUp, bytesDown: res.bytesDown, ms: res.durationMs }
     if (res.error !== undefined && this.#deps.errorLog.allow(this.#info.log)) {
       this.#info.log.debug({ ...fields, err: { code: (res.error as { code?: string }).code, message: res.error.message } }, 'close')

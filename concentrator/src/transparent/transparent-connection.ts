@@ -13,7 +13,7 @@ import type { Logger } from '../../../shared/src/log.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
-import { relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
+import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import { upstreamFailureReason } from '../egress/connect-upstream.ts'
 import type { ConcentratorMetrics } from '../metrics.ts'
@@ -178,12 +178,7 @@ export class TransparentConnection {
 
   #onRelayEnd (res: RelayResult): void {
     const m = this.#deps.metrics
-    m.connectionsClosed.inc({ mode: MODE, reason: res.reason })
-    m.connectionDuration.observe({ mode: MODE }, res.durationMs / 1000)
-    m.bytesReceived.inc({ mode: MODE, side: 'client' }, res.bytesUp)
-    m.bytesSent.inc({ mode: MODE, side: 'server' }, res.bytesUp)
-    m.bytesReceived.inc({ mode: MODE, side: 'server' }, res.bytesDown)
-    m.bytesSent.inc({ mode: MODE, side: 'client' }, res.bytesDown)
+    countRelayEnd(m, MODE, { reason: res.reason, durationMs: res.durationMs, bytesUp: res.bytesUp, bytesDown: res.bytesDown })
     this.#info.log.debug({ reason: res.reason, bytesUp: res.bytesUp, bytesDown: res.bytesDown, ms: res.durationMs }, 'close')
     this.#done()
   }

@@ -19,7 +19,7 @@ import type { ConvertMessage } from '../../../shared/src/codec/convert.ts'
 import { convertErrorLabel } from '../../../shared/src/metrics/labels.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
-import { relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
+import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import type { CpeLimits } from '../config-limits.ts'
 import type { ConvertClientConfig } from '../config-convert.ts'
@@ -205,12 +205,7 @@ export class ConvertUpstream {
     const m = this.#deps.metrics
     this.#deps.paths.untrack(this.#info.id)
     const up = res.bytesUp + sentFirst
-    m.connectionsClosed.inc({ mode: 'convert', reason: res.reason })
-    m.connectionDuration.observe({ mode: 'convert' }, res.durationMs / 1000)
-    m.bytesReceived.inc({ mode: 'convert', side: 'client' }, up)
-    m.bytesSent.inc({ mode: 'convert', side: 'server' }, up)
-    m.bytesReceived.inc({ mode: 'convert', side: 'server' }, res.bytesDown)
-    m.bytesSent.inc({ mode: 'convert', side: 'client' }, res.bytesDown)
+    countRelayEnd(m, 'convert', { reason: res.reason, durationMs: res.durationMs, bytesUp: up, bytesDown: res.bytesDown })
     this.#done()
   }
 

@@ -21,7 +21,7 @@ import type { Socks5ClientEvent } from '../../../shared/src/codec/socks5-client-
 import type { Socks5Address } from '../../../shared/src/codec/socks5.ts'
 import type { Logger } from '../../../shared/src/log.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
-import { relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
+import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import type { CpeLimits } from '../config-limits.ts'
 import type { Socks5Config } from '../config-socks5.ts'
@@ -256,12 +256,7 @@ export class Socks5Upstream {
     const m = this.#deps.metrics
     this.#deps.paths.untrack(this.#info.id)
     const bytesUp = res.bytesUp + this.#earlyInHandshake
-    m.connectionsClosed.inc({ mode: 'socks5', reason: res.reason })
-    m.connectionDuration.observe({ mode: 'socks5' }, res.durationMs / 1000)
-    m.bytesReceived.inc({ mode: 'socks5', side: 'client' }, bytesUp)
-    m.bytesSent.inc({ mode: 'socks5', side: 'server' }, bytesUp)
-    m.bytesReceived.inc({ mode: 'socks5', side: 'server' }, res.bytesDown)
-    m.bytesSent.inc({ mode: 'socks5', side: 'client' }, res.bytesDown)
+    countRelayEnd(m, 'socks5', { reason: res.reason, durationMs: res.durationMs, bytesUp, bytesDown: res.bytesDown })
     this.#info.log.debug({ reason: res.reason, bytesUp, bytesDown: res.bytesDown, ms: res.durationMs }, 'close')
     this.#done()
   }

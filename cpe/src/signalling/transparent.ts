@@ -16,7 +16,7 @@ import type { Logger } from '../../../shared/src/log.ts'
 import type { FallbackReason } from '../../../shared/src/metrics/labels.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
-import { relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
+import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import type { CpeLimits } from '../config-limits.ts'
 import type { OriginalDestination } from '../intercept/interceptor.ts'
@@ -162,12 +162,7 @@ export class TransparentUpstream {
   #onRelayEnd (res: RelayResult): void {
     const m = this.#deps.metrics
     this.#deps.paths.untrack(this.#info.id)
-    m.connectionsClosed.inc({ mode: MODE, reason: res.reason })
-    m.connectionDuration.observe({ mode: MODE }, res.durationMs / 1000)
-    m.bytesReceived.inc({ mode: MODE, side: 'client' }, res.bytesUp)
-    m.bytesSent.inc({ mode: MODE, side: 'server' }, res.bytesUp)
-    m.bytesReceived.inc({ mode: MODE, side: 'server' }, res.bytesDown)
-    m.bytesSent.inc({ mode: MODE, side: 'client' }, res.bytesDown)
+    countRelayEnd(m, MODE, { reason: res.reason, durationMs: res.durationMs, bytesUp: res.bytesUp, bytesDown: res.bytesDown })
     this.#info.log.debug({ reason: res.reason, bytesUp: res.bytesUp, bytesDown: res.bytesDown, ms: res.durationMs }, 'close')
     this.#done()
   }
