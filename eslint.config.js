@@ -49,7 +49,7 @@ export default [
     }
   },
   {
-    files: ['test/**/*.ts', '**/main.ts', 'shared/src/config/**/*.ts'],
+    files: ['test/**/*.ts', 'lab/**/*.ts', '**/main.ts', 'shared/src/config/**/*.ts'],
     rules: { 'no-console': 'off', 'max-lines': 'off', 'max-nested-callbacks': ['error', 6] }
   }
 ]

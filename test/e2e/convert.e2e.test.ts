@@ -2,7 +2,7 @@
  * Convert mode end to end (issue #6, RFC 8803), in the lab (prefix hat-cve-): the built concentrator
  * in hag with a Transport Converter listener (1234) next to SOCKS5 (1080), the built CPE agent in
  * cpe with `mode: convert`, curl in lan fetching from the HTTP server on inet. Cookie-less TFO on the
- * trusted lab access (test/lab/convert-setup.ts), so no warm-up connection is needed.
+ * trusted lab access (lab/convert-setup.ts), so no warm-up connection is needed.
  *
  * Proves: (1) an intercepted download is MPTCP with one subflow per access and the bytes are right;
  * (2) a capture on hag's DSL-facing interface shows the SYN carrying `01 xx 22 63` + Connect
@@ -20,12 +20,12 @@ import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { e2eSkipReason } from '../helpers/netns.ts'
+import { e2eSkipReason } from '../../lab/netns.ts'
 import { readPcap, type TcpSegment } from '../helpers/pcap.ts'
-import { convertConcentratorConfig, convertCpeConfig, enableLabFastOpen, type ConvertCpeOptions } from '../lab/convert-setup.ts'
-import { LAB_CONCENTRATOR_PORTS, startDaemon, type DaemonHandle } from '../lab/daemons.ts'
-import { getProfile } from '../lab/link-profile.ts'
-import { buildLab, type Lab } from '../lab/topology.ts'
+import { convertConcentratorConfig, convertCpeConfig, enableLabFastOpen, type ConvertCpeOptions } from '../../lab/convert-setup.ts'
+import { LAB_CONCENTRATOR_PORTS, startDaemon, type DaemonHandle } from '../../lab/daemons.ts'
+import { getProfile } from '../../lab/link-profile.ts'
+import { buildLab, type Lab } from '../../lab/topology.ts'
 
 const PREFIX = 'hat-cve-'
 const skip = e2eSkipReason()

@@ -10,11 +10,11 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { e2eSkipReason } from '../helpers/netns.ts'
-import { enableLabTfo, kernelStateSnapshot, startCpeAgent } from '../lab/cpe-setup.ts'
-import { startConcentrator, type DaemonHandle } from '../lab/daemons.ts'
-import { getProfile } from '../lab/link-profile.ts'
-import { buildLab, type Lab } from '../lab/topology.ts'
+import { e2eSkipReason } from '../../lab/netns.ts'
+import { enableLabTfo, kernelStateSnapshot, startCpeAgent } from '../../lab/cpe-setup.ts'
+import { startConcentrator, type DaemonHandle } from '../../lab/daemons.ts'
+import { getProfile } from '../../lab/link-profile.ts'
+import { buildLab, type Lab } from '../../lab/topology.ts'
 
 const PREFIX = 'hat-ce5-f-'
 const skip = e2eSkipReason()

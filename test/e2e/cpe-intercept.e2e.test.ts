@@ -17,7 +17,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { ChildProcess } from 'node:child_process'
-import { createNamespace, e2eSkipReason, removeNamespaces, veth, type Netns } from '../helpers/netns.ts'
+import { createNamespace, e2eSkipReason, removeNamespaces, veth, type Netns } from '../../lab/netns.ts'
 import type { InterceptRulesetInput } from '../../cpe/src/intercept/intercept-ruleset.ts'
 
 const PREFIX = 'hat-cpe-i-'

@@ -15,13 +15,13 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { parse, stringify } from 'yaml'
-import { e2eSkipReason } from '../helpers/netns.ts'
-import { enableLabTfo, openFds, startCpeAgent } from '../lab/cpe-setup.ts'
-import { startConcentrator, type DaemonHandle } from '../lab/daemons.ts'
-import { runFlowIn } from '../lab/flow-run.ts'
-import type { FlowLine } from '../lab/flow-tool.ts'
-import { getProfile } from '../lab/link-profile.ts'
-import { buildLab, type Lab } from '../lab/topology.ts'
+import { e2eSkipReason } from '../../lab/netns.ts'
+import { enableLabTfo, openFds, startCpeAgent } from '../../lab/cpe-setup.ts'
+import { startConcentrator, type DaemonHandle } from '../../lab/daemons.ts'
+import { runFlowIn } from '../../lab/flow-run.ts'
+import type { FlowLine } from '../../lab/flow-tool.ts'
+import { getProfile } from '../../lab/link-profile.ts'
+import { buildLab, type Lab } from '../../lab/topology.ts'
 
 const PREFIX = 'hat-ce5-a-'
 const skip = e2eSkipReason()
@@ -101,7 +101,7 @@ describe('CPE agent end to end (socks5)', { skip: skip ?? false, timeout: 300_00
 
   before(async () => {
     lab = await buildLab({ prefix: PREFIX, profiles: { dsl: DSL, lte: LTE } })
-    await lab.startScript('inet', 'test/lab/flow-servers.ts', ['--http', '--listen', DIRECT])
+    await lab.startScript('inet', 'lab/flow-servers.ts', ['--http', '--listen', DIRECT])
     await enableLabTfo(lab)
     conc = await startConcentrator(lab)
     cpe = await startCpeAgent(lab, { bypass: { destinations: [`${DIRECT}/32`] } })

@@ -10,13 +10,13 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { e2eSkipReason } from '../helpers/netns.ts'
-import { runDemo } from '../lab/demo.ts'
-import { DAEMON_MODES, type DaemonMode } from '../lab/lab-daemons-config.ts'
-import { getProfile } from '../lab/link-profile.ts'
-import { startModeSession } from '../lab/mode-runners.ts'
-import type { LabSummary } from '../lab/summary.ts'
-import { buildLab, type Lab } from '../lab/topology.ts'
+import { e2eSkipReason } from '../../lab/netns.ts'
+import { runDemo } from '../../lab/demo.ts'
+import { DAEMON_MODES, type DaemonMode } from '../../lab/lab-daemons-config.ts'
+import { getProfile } from '../../lab/link-profile.ts'
+import { startModeSession } from '../../lab/mode-runners.ts'
+import type { LabSummary } from '../../lab/summary.ts'
+import { buildLab, type Lab } from '../../lab/topology.ts'
 
 const PREFIX = 'hat-ld-m-'
 const SECONDS = 5

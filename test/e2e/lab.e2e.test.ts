@@ -5,13 +5,13 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { e2eSkipReason, listNamespaces, run } from '../helpers/netns.ts'
-import { ACCESS_NAMES, LAB_PORTS, type AccessName } from '../lab/addresses.ts'
-import { runFlowIn } from '../lab/flow-run.ts'
-import type { FlowLine } from '../lab/flow-tool.ts'
-import { getProfile } from '../lab/link-profile.ts'
-import { profileRate } from '../lab/summary.ts'
-import { buildLab, type Lab } from '../lab/topology.ts'
+import { e2eSkipReason, listNamespaces, run } from '../../lab/netns.ts'
+import { ACCESS_NAMES, LAB_PORTS, type AccessName } from '../../lab/addresses.ts'
+import { runFlowIn } from '../../lab/flow-run.ts'
+import type { FlowLine } from '../../lab/flow-tool.ts'
+import { getProfile } from '../../lab/link-profile.ts'
+import { profileRate } from '../../lab/summary.ts'
+import { buildLab, type Lab } from '../../lab/topology.ts'
 
 const PREFIX = 'hat-lab-'
 const SECONDS = 8

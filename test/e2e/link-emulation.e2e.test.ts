@@ -1,14 +1,14 @@
 /**
  * Link emulation end to end: client — router — server namespaces, the delay line and tbf on the
  * router. Checks delay (v4 and v6), rate in both directions, loss, live profile change, blackhole
- * and teardown, each bounded to a few seconds. Longer measurements: test/lab/measure-link-emulation.ts.
+ * and teardown, each bounded to a few seconds. Longer measurements: lab/tools/measure-link-emulation.ts.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { e2eSkipReason, removeNamespaces } from '../helpers/netns.ts'
-import { emulateAccess, type EmulatedAccess } from '../lab/link-emulation.ts'
-import { getProfile, type AccessProfile } from '../lab/link-profile.ts'
-import { ADDR, createThreeNodeLab, iperf, probe, quantile, startEcho, startIperfServer, type ThreeNodeLab } from '../lab/three-node-lab.ts'
+import { e2eSkipReason, removeNamespaces } from '../../lab/netns.ts'
+import { emulateAccess, type EmulatedAccess } from '../../lab/link-emulation.ts'
+import { getProfile, type AccessProfile } from '../../lab/link-profile.ts'
+import { ADDR, createThreeNodeLab, iperf, probe, quantile, startEcho, startIperfServer, type ThreeNodeLab } from '../../lab/three-node-lab.ts'
 
 const PREFIX = 'hat-tun-e'
 /** TCP payload per IP packet with timestamps: 1448 of 1500 bytes (tbf counts IP bytes). */

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { ChildProcess } from 'node:child_process'
-import { createNamespace, e2eSkipReason, removeNamespaces, veth, type Netns } from '../helpers/netns.ts'
+import { createNamespace, e2eSkipReason, removeNamespaces, veth, type Netns } from '../../lab/netns.ts'
 import { dial } from '../../shared/src/net/dial.ts'
 import { HybridError } from '../../shared/src/errors.ts'
 

@@ -10,9 +10,9 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { e2eSkipReason } from '../helpers/netns.ts'
-import { ADDR, createThreeNodeLab, type ThreeNodeLab } from '../lab/three-node-lab.ts'
-import { emulateAccess, type EmulatedAccess } from '../lab/link-emulation.ts'
+import { e2eSkipReason } from '../../lab/netns.ts'
+import { ADDR, createThreeNodeLab, type ThreeNodeLab } from '../../lab/three-node-lab.ts'
+import { emulateAccess, type EmulatedAccess } from '../../lab/link-emulation.ts'
 
 const PEER = fileURLToPath(new URL('./tfo-push-peer.ts', import.meta.url))
 const skip = e2eSkipReason()

@@ -20,7 +20,7 @@ import type { ConvertDecodeOptions, ConvertMessage } from '../../shared/src/code
 import { isConvertErrorCode } from '../../shared/src/codec/convert-error.ts'
 import type { ConvertFailure } from '../../shared/src/codec/convert-error.ts'
 import { Limits } from '../../shared/src/codec/limits.ts'
-import { mulberry32 } from './prng.ts'
+import { mulberry32 } from '../../lab/prng.ts'
 import { hex, negativeVectors, positiveVectors } from '../fixtures/convert-vectors.ts'
 import { PRIVATE_TYPES, clientMessage, converterMessage, plain } from '../unit/shared/codec/convert-arbitraries.ts'
 

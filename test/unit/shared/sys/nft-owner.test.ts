@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { createNamespace, e2eSkipReason, removeNamespaces, type Netns } from '../../../helpers/netns.ts'
+import { createNamespace, e2eSkipReason, removeNamespaces, type Netns } from '../../../../lab/netns.ts'
 import { flattenRuleset, NftOwner, renameTable } from '../../../../shared/src/sys/nft-owner.ts'
 import type { HybridError } from '../../../../shared/src/errors.ts'
 

@@ -1,8 +1,8 @@
 /**
  * Tiny UDP echo and prober for the link-emulation measurements (the lab has no ping).
  *
- *   node --import tsx test/lab/udp-probe.ts echo  --port 7000          (IPv4 and IPv6)
- *   node --import tsx test/lab/udp-probe.ts probe --host 198.51.100.2 --port 7000 \
+ *   node --import tsx lab/udp-probe.ts echo  --port 7000          (IPv4 and IPv6)
+ *   node --import tsx lab/udp-probe.ts probe --host 198.51.100.2 --port 7000 \
  *        [--count 50] [--interval-ms 20] [--size 64] [--wait-ms 1000]
  *
  * `probe` sends `count` numbered datagrams `interval-ms` apart, waits `wait-ms` after the last one

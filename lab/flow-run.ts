@@ -25,7 +25,7 @@ export async function runFlowIn (lab: Lab, opts: FlowRunOptions, onLine: (line: 
     ...(opts.port !== undefined ? ['--port', String(opts.port)] : []),
     ...(opts.protocol !== undefined ? ['--protocol', opts.protocol] : []),
     ...(opts.localAddress !== undefined ? ['--local', opts.localAddress] : [])]
-  const child = lab.spawn(opts.role ?? 'cpe', [process.execPath, '--import', 'tsx', 'test/lab/flow-tool.ts', ...args])
+  const child = lab.spawn(opts.role ?? 'cpe', [process.execPath, '--import', 'tsx', 'lab/flow-tool.ts', ...args])
   const lines: FlowLine[] = []
   let stderr = ''
   child.stderr?.on('data', (b: Buffer) => { stderr = (stderr + b.toString()).slice(-4000) })

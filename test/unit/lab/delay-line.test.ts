@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { DelayLine, DirectionLine, JitterCurve, mulberry32, type Clock } from '../../../test/lab/delay-line.ts'
+import { DelayLine, DirectionLine, JitterCurve, mulberry32, type Clock } from '../../../lab/delay-line.ts'
 
 test('mulberry32 is deterministic per seed and uniform enough', () => {
   const a = mulberry32(42)

@@ -10,7 +10,7 @@
  *   keeper.ts --prefix ha- --dsl vdsl --lte lte
  */
 import { parseArgs } from 'node:util'
-import { netns } from '../helpers/netns.ts'
+import { netns } from './netns.ts'
 import { ACCESS_NAMES, ADDRESS_PLAN, namespaceName } from './addresses.ts'
 import { emulateAccess, type EmulatedAccess } from './link-emulation.ts'
 import { getProfile } from './link-profile.ts'

@@ -10,7 +10,7 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 import type { ChildProcess } from 'node:child_process'
-import { createNamespace, removeNamespace, veth, type Netns } from '../helpers/netns.ts'
+import { createNamespace, removeNamespace, veth, type Netns } from './netns.ts'
 
 export const ADDR = {
   client4: '192.0.2.2',
@@ -23,7 +23,7 @@ export const ADDR = {
   server6: '2001:db8:2::2'
 } as const
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url))
 const PROBE = fileURLToPath(new URL('./udp-probe.ts', import.meta.url))
 
 export interface ThreeNodeLab {

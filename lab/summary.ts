@@ -144,7 +144,7 @@ export function formatAccessGuide (prefix: string, plan: AddressPlan): string {
     x('lan', `curl -o /dev/null http://${inet.v4}/10M            # HTTP: /1k /100k /1M /10M /100M, plain routing over DSL`),
     x('lan', `curl -o /dev/null http://[${inet.v6}]/10M`),
     x('lan', `socat - TCP:${inet.v4}:${LAB_PORTS.echo}                      # echo server`),
-    x('cpe', `npx tsx test/lab/flow-tool.ts client --host ${plan.service.v4} --seconds 5   # from the repo root: one MPTCP connection, both accesses`),
+    x('cpe', `npx tsx lab/flow-tool.ts client --host ${plan.service.v4} --seconds 5   # from the repo root: one MPTCP connection, both accesses`),
     x('cpe', `curl --interface ${plan.access.lte.cpeSide.cpe.v4} http://${inet.v4}/1k   # over LTE only`),
     x('cpe', 'ip mptcp endpoint show                                  # MPTCP endpoints (ss -Mni: connections)'),
     x('dsl', `tc -s qdisc show                                # shaping on the DSL access (likewise ${ns('lte')})`),

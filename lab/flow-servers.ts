@@ -12,7 +12,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Server, Socket } from 'node:net'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { listen } from '../../shared/src/net/listen.ts'
+import { listen } from '../shared/src/net/listen.ts'
 import { LAB_PORTS } from './addresses.ts'
 import { startFlowServers } from './flow-tool.ts'
 

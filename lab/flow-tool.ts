@@ -16,9 +16,9 @@ import type { Server, Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { dial } from '../../shared/src/net/dial.ts'
-import { listen } from '../../shared/src/net/listen.ts'
-import { mptcpFullInfo, socketProtocol } from '../../shared/src/net/sockopt.ts'
+import { dial } from '../shared/src/net/dial.ts'
+import { listen } from '../shared/src/net/listen.ts'
+import { mptcpFullInfo, socketProtocol } from '../shared/src/net/sockopt.ts'
 import { accessOfAddress, LAB_PORTS } from './addresses.ts'
 import {
   dataFrame, decodeReport, decodeRequest, encodeReport, encodeRequest, END_FRAME, FrameCounter, mbps,

@@ -5,7 +5,7 @@
  * pulled from under its feet. `--prefix P` limits it to one lab (P must start with ha- or hat-).
  */
 import { parseArgs } from 'node:util'
-import { removeNamespaces } from '../helpers/netns.ts'
+import { removeNamespaces } from './netns.ts'
 
 export const LAB_PREFIXES = ['ha-', 'hat-'] as const
 

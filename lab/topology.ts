@@ -16,7 +16,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { createNamespace, netns, removeNamespaces, run, type Netns } from '../helpers/netns.ts'
+import { createNamespace, netns, removeNamespaces, run, type Netns } from './netns.ts'
 import { ACCESS_NAMES, ADDRESS_PLAN, LAB_ROLES, namespaceName, withPrefix, type AccessName, type AddressPlan, type LabRole } from './addresses.ts'
 import { emulateAccess, type EmulatedAccess } from './link-emulation.ts'
 import type { AccessProfile } from './link-profile.ts'
@@ -65,7 +65,7 @@ export interface Lab {
   keep: () => Promise<number>
 }
 
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url))
 const READY_TIMEOUT_MS = 30_000
 
 /** Build the lab. On any failure everything built so far is torn down before the error propagates. */
@@ -153,8 +153,8 @@ class LabImpl implements Lab {
     if (s === undefined) throw new Error('address plan has no internet server')
     this.#log('starting servers: inet (HTTP, echo, flow) and hag (flow, echo on the service address)')
     await Promise.all([
-      this.startScript('inet', 'test/lab/flow-servers.ts', ['--http', '--echo', '--flow', '--listen', s.v4, '--listen', s.v6]),
-      this.startScript('hag', 'test/lab/flow-servers.ts', ['--flow', '--echo', '--listen', this.plan.service.v4, '--listen', this.plan.service.v6])
+      this.startScript('inet', 'lab/flow-servers.ts', ['--http', '--echo', '--flow', '--listen', s.v4, '--listen', s.v6]),
+      this.startScript('hag', 'lab/flow-servers.ts', ['--flow', '--echo', '--listen', this.plan.service.v4, '--listen', this.plan.service.v6])
     ])
   }
 
@@ -201,7 +201,7 @@ class LabImpl implements Lab {
 
   async keep (): Promise<number> {
     for (const name of ACCESS_NAMES) await this.access[name].emulation?.stop()
-    const keeper = this.ns.dsl.spawn([process.execPath, '--import', 'tsx', 'test/lab/keeper.ts', '--prefix', this.prefix,
+    const keeper = this.ns.dsl.spawn([process.execPath, '--import', 'tsx', 'lab/keeper.ts', '--prefix', this.prefix,
       '--dsl', this.access.dsl.profile.name, '--lte', this.access.lte.profile.name], { cwd: REPO_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
     this.#children.add(keeper)
     await waitReady(keeper, 'keeper.ts', 'dsl')

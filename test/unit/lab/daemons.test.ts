@@ -7,9 +7,9 @@ import ipaddr from 'ipaddr.js'
 import { stringify } from 'yaml'
 import { ConfigSchema } from '../../../concentrator/src/config.ts'
 import { loadConfig } from '../../../shared/src/config/load-config.ts'
-import { ADDRESS_PLAN } from '../../lab/addresses.ts'
-import { LAB_CONCENTRATOR_PORTS, labConcentratorConfig, sumMetric } from '../../lab/daemons.ts'
-import { LAB_METRICS_TARGETS } from '../../lab/prometheus-config.ts'
+import { ADDRESS_PLAN } from '../../../lab/addresses.ts'
+import { LAB_CONCENTRATOR_PORTS, labConcentratorConfig, sumMetric } from '../../../lab/daemons.ts'
+import { LAB_METRICS_TARGETS } from '../../../lab/prometheus-config.ts'
 
 const DOC_RANGES = ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '2001:db8::/32'].map((c) => ipaddr.parseCIDR(c))
 const isDoc = (addr: string): boolean => {

@@ -27,7 +27,7 @@ Options:
                     through the CPE; live view from the CPE's metrics API.
   --with-prometheus also run Prometheus in <prefix>inet scraping both daemons (daemon modes)
   --seconds <n>     duration of each transfer (default 10, 1..600)
-  --dsl <profile>   DSL access profile from test/lab/profiles.yaml (default vdsl)
+  --dsl <profile>   DSL access profile from lab/profiles.yaml (default vdsl)
   --lte <profile>   LTE access profile (default lte)
   --json            print the summary as JSON on stdout (live view and progress go to stderr)
   --keep            leave the lab running and print how to reach every host (npm run lab:down removes it)

@@ -1,11 +1,11 @@
 /**
  * Access-link profiles for the lab: rate, one-way delay, jitter and loss per direction
- * (up = CPE → concentrator, down = concentrator → CPE), loaded from test/lab/profiles.yaml.
+ * (up = CPE → concentrator, down = concentrator → CPE), loaded from lab/profiles.yaml.
  */
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
-import { ConfigError } from '../../shared/src/errors.ts'
+import { ConfigError } from '../shared/src/errors.ts'
 
 export interface DirectionProfile {
   /** tbf rate in Mbit/s, counted on IP packets (no link-layer header); 0 = no shaping. */
@@ -39,7 +39,7 @@ const LIMITS = {
 type Field = keyof typeof LIMITS
 const REQUIRED: readonly Field[] = ['rateMbit', 'delayMs', 'jitterMs', 'lossPct']
 
-/** Load every profile of a YAML file (default test/lab/profiles.yaml). Errors name the file and key. */
+/** Load every profile of a YAML file (default lab/profiles.yaml). Errors name the file and key. */
 export function loadProfiles (file: string = DEFAULT_PROFILES_FILE): Map<string, AccessProfile> {
   let text: string
   try {

@@ -3,15 +3,15 @@
  * delay accuracy, rate, loss, the delay line's CPU cost, and the effect of its implementation
  * options (precise vs setTimeout timer, synchronous drain on/off).
  *
- *   node --import tsx test/lab/measure-link-emulation.ts [--quick]
+ *   node --import tsx lab/tools/measure-link-emulation.ts [--quick]
  *
  * Namespaces hat-tun-m{c,r,s}; everything is torn down at the end, also on failure.
  * Each step is bounded (probes: count × interval; iperf3: -t seconds).
  */
 import { parseArgs } from 'node:util'
-import { emulateAccess, type EmulateOptions, type EmulatedAccess, type EmulationStats } from './link-emulation.ts'
-import { getProfile, type AccessProfile } from './link-profile.ts'
-import { ADDR, createThreeNodeLab, iperf, probe, quantile, startEcho, startIperfServer } from './three-node-lab.ts'
+import { emulateAccess, type EmulateOptions, type EmulatedAccess, type EmulationStats } from '../link-emulation.ts'
+import { getProfile, type AccessProfile } from '../link-profile.ts'
+import { ADDR, createThreeNodeLab, iperf, probe, quantile, startEcho, startIperfServer } from '../three-node-lab.ts'
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } })
 const SECONDS = values.quick ? 3 : 5

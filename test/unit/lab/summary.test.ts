@@ -1,9 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { ADDRESS_PLAN } from '../../lab/addresses.ts'
-import type { AccessProfile } from '../../lab/link-profile.ts'
-import { formatAccessGuide, formatSummary, median, summarizeTransfer } from '../../lab/summary.ts'
-import { formatLiveHeader, formatLiveLine, ratesBetween } from '../../lab/live-view.ts'
+import { ADDRESS_PLAN } from '../../../lab/addresses.ts'
+import type { AccessProfile } from '../../../lab/link-profile.ts'
+import { formatAccessGuide, formatSummary, median, summarizeTransfer } from '../../../lab/summary.ts'
+import { formatLiveHeader, formatLiveLine, ratesBetween } from '../../../lab/live-view.ts'
 
 const dir = (rateMbit: number): AccessProfile['up'] => ({ rateMbit, delayMs: 10, jitterMs: 0, lossPct: 0 })
 const vdsl: AccessProfile = { name: 'vdsl', down: dir(50), up: dir(10) }

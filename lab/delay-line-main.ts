@@ -2,7 +2,7 @@
  * Delay-line process: run inside the access router's namespace, it creates the two TUN devices,
  * emulates delay/jitter/loss on each and obeys a JSON-lines control channel.
  *
- *   UV_THREADPOOL_SIZE=8 ip netns exec <ns> node --import tsx test/lab/delay-line-main.ts \
+ *   UV_THREADPOOL_SIZE=8 ip netns exec <ns> node --import tsx lab/delay-line-main.ts \
  *     --up <tun> --down <tun> [--seed N] [--params '{"up":{...},"down":{...}}'] [--no-drain] [--timer node] [--quantum-ms 1]
  *
  * stdout, one JSON object per line: first `{"event":"ready","pid":…,"up":…,"down":…,"seed":…}`, then
@@ -16,7 +16,7 @@
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { randomInt } from 'node:crypto'
-import { closeTun, openTun, TunReader, writePacket, type TunDevice } from '../../shared/src/net/tun.ts'
+import { closeTun, openTun, TunReader, writePacket, type TunDevice } from '../shared/src/net/tun.ts'
 import { DEFAULT_QUANTUM_MS, DelayLine, DirectionLine, mulberry32, type Clock, type LineParams } from './delay-line.ts'
 import { nowMs, PreciseTimer } from './precise-timer.ts'
 

@@ -2,8 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
-import { ADDRESS_PLAN } from '../../lab/addresses.ts'
-import { LAB_METRICS_TARGETS, labPrometheusArgs, labPrometheusConfig, renderLabPrometheusConfig, SCRAPE_JOBS, scrapeTarget } from '../../lab/prometheus-config.ts'
+import { ADDRESS_PLAN } from '../../../lab/addresses.ts'
+import { LAB_METRICS_TARGETS, labPrometheusArgs, labPrometheusConfig, renderLabPrometheusConfig, SCRAPE_JOBS, scrapeTarget } from '../../../lab/prometheus-config.ts'
 
 interface ScrapeConfig { job_name: string, static_configs: Array<{ targets: string[] }> }
 

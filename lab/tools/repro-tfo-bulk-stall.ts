@@ -1,8 +1,8 @@
 /**
  * Reproduces the kernel MPTCP + TCP Fast Open bulk stall (docs/mptcp-socket-layer.md, "Kernel
  * issues"). In a kept lab (`npm run lab -- --keep --prefix ha-`), with tcp_fastopen=3 in hag and 1 in cpe:
- *   ip netns exec ha-hag node --import tsx test/lab/repro-tfo-bulk-stall.ts server <hold 1|0> <delayMs>
- *   ip netns exec ha-cpe node --import tsx test/lab/repro-tfo-bulk-stall.ts client
+ *   ip netns exec ha-hag node --import tsx lab/tools/repro-tfo-bulk-stall.ts server <hold 1|0> <delayMs>
+ *   ip netns exec ha-cpe node --import tsx lab/tools/repro-tfo-bulk-stall.ts client
  * The server sends 40 MiB from the moment the client's SYN data arrives (+ delayMs). Seen on 6.18:
  * with delayMs 0 most TFO connections stall after 4–9 MiB (client MPTcpExtNoDSSInWindow rising),
  * with the write gate on or off; with delayMs 50 (after the LTE join) none did (8/8).

@@ -15,7 +15,7 @@ import { createWriteStream, existsSync, mkdtempSync, readFileSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
-import type { Netns } from '../helpers/netns.ts'
+import type { Netns } from './netns.ts'
 import { ADDRESS_PLAN, ACCESS_NAMES, type AddressPlan } from './addresses.ts'
 import { LAB_MGMT_PORTS } from './prometheus-config.ts'
 import { REPO_ROOT, type Lab } from './topology.ts'

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { parseLabArgs, USAGE } from '../../lab/cli.ts'
-import { modeUnavailable } from '../../lab/demo.ts'
+import { parseLabArgs, USAGE } from '../../../lab/cli.ts'
+import { modeUnavailable } from '../../../lab/demo.ts'
 
 test('defaults', () => {
   assert.deepEqual(parseLabArgs([]), { mode: 'mptcp', seconds: 10, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'ha-', withPrometheus: false })

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { getProfile, loadProfiles, parseProfiles } from '../../../test/lab/link-profile.ts'
-import { tbfArgs } from '../../../test/lab/link-emulation.ts'
+import { getProfile, loadProfiles, parseProfiles } from '../../../lab/link-profile.ts'
+import { tbfArgs } from '../../../lab/link-emulation.ts'
 import { isHybridError } from '../../../shared/src/errors.ts'
 
 test('the shipped profiles load and carry the agreed numbers', () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { dataFrame, decodeReport, decodeRequest, encodeReport, encodeRequest, END_FRAME, FrameCounter, mbps, REQUEST_SIZE } from '../../lab/flow-protocol.ts'
+import { dataFrame, decodeReport, decodeRequest, encodeReport, encodeRequest, END_FRAME, FrameCounter, mbps, REQUEST_SIZE } from '../../../lab/flow-protocol.ts'
 
 test('request round trip, short input and invalid input', () => {
   const buf = encodeRequest({ direction: 'upload', durationMs: 8000 })

@@ -18,7 +18,7 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 import type { ChildProcess } from 'node:child_process'
-import type { Netns } from '../helpers/netns.ts'
+import type { Netns } from './netns.ts'
 import { DEFAULT_QUEUE_MS, type AccessProfile, type DirectionProfile } from './link-profile.ts'
 
 export interface DirectionCounters {
@@ -74,7 +74,7 @@ export interface EmulateOptions {
   nice?: number
 }
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url))
 const MAIN = fileURLToPath(new URL('./delay-line-main.ts', import.meta.url))
 const MTU_BYTES = 1500
 const CONTROL_TIMEOUT_MS = 5_000

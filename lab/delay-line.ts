@@ -16,7 +16,7 @@
  * - One timer, armed for the earliest head-of-line packet; when it fires every due packet of both
  *   directions is written. Randomness comes from a seeded PRNG, so runs are reproducible.
  */
-import { mulberry32, type Rng } from '../helpers/prng.ts'
+import { mulberry32, type Rng } from './prng.ts'
 
 export { mulberry32, type Rng }
 
