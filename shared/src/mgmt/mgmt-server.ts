@@ -6,7 +6,7 @@
  * Request pipeline: global rate limit (429) → Host allow-list (421) → bearer token on mutating routes (401) → schema
  * validation (400 naming the field) → handler. Every error body is `{ error: { code, message, field } }`.
  */
-import Fastify from 'fastify'
+import Fastify, { LogController } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler, onRequestHookHandler, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault, RouteOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Registry } from 'prom-client'
@@ -87,12 +87,14 @@ function withHook (existing: RouteOptions['onRequest'], hook: onRequestAsyncHook
 function createApp (options: MgmtServerOptions): MgmtApp {
   return Fastify({
     loggerInstance: options.log,
-    disableRequestLogging: true,
+    // fastify 5.8+: the top-level disableRequestLogging and router keys (maxParamLength) are
+    // deprecated (FSTDEP023, FSTDEP022); their replacements are logController and routerOptions.
+    logController: new LogController({ disableRequestLogging: true }),
+    routerOptions: { maxParamLength: MgmtLimits.maxParamLength },
     bodyLimit: MgmtLimits.bodyLimit,
     requestTimeout: MgmtLimits.requestTimeout,
     connectionTimeout: MgmtLimits.connectionTimeout,
     keepAliveTimeout: MgmtLimits.keepAliveTimeout,
-    maxParamLength: MgmtLimits.maxParamLength,
     maxRequestsPerSocket: MgmtLimits.maxRequestsPerSocket,
     http: { headersTimeout: MgmtLimits.headersTimeout },
     trustProxy: false,

@@ -240,3 +240,20 @@ test('bad configuration is refused at build time', () => {
   assert.throws(() => build({ token: 'short' }), /at least 16 characters/)
   assert.throws(() => build({ allowedHosts: [] }), /at least one allowed host/)
 })
+
+test('building and listening emits no process warning (no deprecated fastify options: FSTDEP022/FSTDEP023)', async (t) => {
+  const warnings: Error[] = []
+  const onWarning = (w: Error): void => { warnings.push(w) }
+  process.on('warning', onWarning)
+  t.after(() => { process.off('warning', onWarning) })
+  const { app } = build()
+  t.after(() => app.close())
+  const address = await listenMgmt(app, { host: '127.0.0.1', port: 0 })
+  const res = await fetch(`http://127.0.0.1:${address.port}/livez`)
+  assert.equal(res.status, 200)
+  // The router limit still applies through routerOptions: a 101-character parameter is refused.
+  const long = await app.inject({ method: 'GET', url: `/peers/${'a'.repeat(101)}` })
+  assert.equal(long.statusCode, 414)
+  await new Promise((resolve) => setImmediate(resolve)) // emitWarning fires on the next tick
+  assert.deepEqual(warnings.map((w) => `${(w as { code?: string }).code ?? w.name}: ${w.message}`), [])
+})
