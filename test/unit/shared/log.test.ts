@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { pino } from 'pino'
 import { childFor, connLogger, createLogger } from '../../../shared/src/log.ts'
 
 function memory (): { write: (s: string) => void, lines: () => Record<string, unknown>[] } {
@@ -55,6 +56,64 @@ test('childFor adds the component; connLogger adds connId and only known keys', 
   assert.equal(line?.['src'], '192.0.2.1:1234')
   assert.equal(line?.['msg'], 'open')
   assert.equal(line?.['level'], 'debug')
+})
+
+/** The top-level keys of one JSON object text, in order and with repeats (JSON.parse keeps only the last). */
+function topLevelKeys (text: string): string[] {
+  const keys: string[] = []
+  let depth = 0
+  let expectKey = false
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]
+    if (ch === '"') {
+      let j = i + 1
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1
+      if (depth === 1 && expectKey) keys.push(JSON.parse(text.slice(i, j + 1)) as string)
+      expectKey = false
+      i = j
+    } else if (ch === '{' || ch === '[') {
+      depth++
+      expectKey = depth === 1
+    } else if (ch === '}' || ch === ']') {
+      depth--
+    } else if (ch === ',' && depth === 1) {
+      expectKey = true
+    }
+  }
+  return keys
+}
+
+test('topLevelKeys sees repeated keys', () => {
+  assert.deepEqual(topLevelKeys('{"a":1,"b":{"a":"x,\\"y"},"a":[{"c":2}]}'), ['a', 'b', 'a'])
+})
+
+test('nested components: one component key per line, the path joined with dots', () => {
+  const chunks: string[] = []
+  const root = createLogger({ level: 'debug', name: 'hybrid-cpe', destination: { write: (s: string) => { chunks.push(s) } } })
+  const cpe = childFor(root, 'cpe')
+  const intercept = childFor(cpe, 'intercept')
+  intercept.info({ port: 7000 }, 'transparent listeners up')
+  connLogger(childFor(intercept, 'relay'), 7, { mode: 'socks5' }).debug('open')
+  cpe.child({ reqId: 'req-1' }).info('management request') // fastify's request logger is such a child
+  childFor(root, 'mgmt').info({ component: 'override' }, 'explicit key')
+  root.info('no component')
+  const lines = chunks.join('').split('\n').filter((l) => l !== '')
+  assert.equal(lines.length, 5)
+  for (const line of lines) {
+    const keys = topLevelKeys(line)
+    assert.deepEqual(keys, [...new Set(keys)], `duplicate keys in ${line}`)
+  }
+  const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>)
+  assert.deepEqual(parsed.map((l) => l['component']), ['cpe.intercept', 'cpe.intercept.relay', 'cpe', 'override', undefined])
+  assert.equal(parsed[1]?.['connId'], 7)
+  assert.equal(parsed[2]?.['reqId'], 'req-1')
+})
+
+test('childFor on a logger not made by createLogger still binds the component', () => {
+  const chunks: string[] = []
+  const bare = pino({ base: null }, { write: (s: string) => { chunks.push(s) } })
+  childFor(bare, 'relay').info('x')
+  assert.equal((JSON.parse(chunks[0] ?? '{}') as Record<string, unknown>)['component'], 'relay')
 })
 
 test('level silent logs nothing', () => {
