@@ -8,35 +8,47 @@ import { existsSync, readFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { ADDRESS_PLAN } from './addresses.ts'
-import { isDaemonMode, modeUnavailable, runDemo, type LabMode } from './demo.ts'
+import { modeUnavailable, runDemo, type LabMode } from './demo.ts'
+import { DAEMON_MODES } from './lab-daemons-config.ts'
+import type { ModeSession } from './mode-runners.ts'
 import { getProfile, type AccessProfile } from './link-profile.ts'
 import { prometheusUnavailable, startLabPrometheus, type LabPrometheus } from './prometheus-run.ts'
+import { formatReportCard } from './report-card.ts'
 import { formatAccessGuide, formatDaemonGuide, formatSummary } from './summary.ts'
 import { buildLab, REPO_ROOT, type Lab } from './topology.ts'
+import { runTour } from './tour.ts'
 
 export const USAGE = `Usage: npm run lab -- [options]
 
-Builds the hybrid-access lab (namespaces <prefix>lan, cpe, dsl, lte, hag, inet), runs one
-download and one upload over a single connection with a live view, prints a summary and
-removes the lab again.
+Builds the hybrid-access lab (namespaces <prefix>lan, cpe, dsl, lte, hag, inet) and shows the
+product. With no --mode: kernel MPTCP alone (the ceiling), then socks5, convert and transparent
+through the real CPE agent and concentrator, one download and one upload each, and prints one
+report card (goodput against the access rates and against kernel MPTCP, setup latency against
+direct TCP, subflows per access). With --mode: that mode alone, with its detailed summary. The
+lab is removed again at the end unless --keep is given.
 
 Options:
-  --mode <m>        mptcp (default): kernel MPTCP only, flow client in cpe -> hag's service address.
+  --mode <m>        all (default): the report card over every mode below.
+                    mptcp: kernel MPTCP only, flow client in cpe -> hag's service address.
                     socks5 | convert | transparent: builds the daemons (npx tsc -b), starts the
                     concentrator in hag and the CPE agent in cpe, flow client in lan -> inet
                     through the CPE; live view from the CPE's metrics API.
-  --with-prometheus also run Prometheus in <prefix>inet scraping both daemons (daemon modes)
-  --seconds <n>     duration of each transfer (default 10, 1..600)
+  --with-prometheus also run Prometheus in <prefix>inet scraping both daemons (daemon modes, all)
+  --seconds <n>     duration of each transfer (default 5 with all modes, 10 with one; 1..600)
   --dsl <profile>   DSL access profile from lab/profiles.yaml (default vdsl)
   --lte <profile>   LTE access profile (default lte)
-  --json            print the summary as JSON on stdout (live view and progress go to stderr)
-  --keep            leave the lab running and print how to reach every host (npm run lab:down removes it)
+  --json            print the report card (or the one mode's summary) as JSON on stdout
+                    (live view and progress go to stderr)
+  --keep            leave the lab (and the last mode's daemons) running, keep their logs, and
+                    print how to reach every host (npm run lab:down removes it)
   --prefix <p>      namespace prefix (default ha-; must start with ha- or hat-)
   -h, --help        this text
 `
 
+export type LabCliMode = LabMode | 'all'
+
 export interface LabCliOptions {
-  mode: LabMode
+  mode: LabCliMode
   seconds: number
   dsl: string
   lte: string
@@ -53,8 +65,8 @@ export function parseLabArgs (argv: readonly string[]): LabCliOptions | 'help' |
     values = parseArgs({
       args: [...argv],
       options: {
-        mode: { type: 'string', default: 'mptcp' },
-        seconds: { type: 'string', default: '10' },
+        mode: { type: 'string', default: 'all' },
+        seconds: { type: 'string' },
         dsl: { type: 'string', default: 'vdsl' },
         lte: { type: 'string', default: 'lte' },
         json: { type: 'boolean', default: false },
@@ -68,13 +80,13 @@ export function parseLabArgs (argv: readonly string[]): LabCliOptions | 'help' |
     return { error: (err as Error).message }
   }
   if (values.help) return 'help'
-  const modeError = modeUnavailable(values.mode)
-  if (modeError !== undefined) return { error: modeError }
-  const seconds = Number(values.seconds)
-  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) return { error: `--seconds must be an integer in 1..600, got ${values.seconds}` }
+  const modeError = values.mode === 'all' ? undefined : modeUnavailable(values.mode)
+  if (modeError !== undefined) return { error: `${modeError.replace(/\)$/, '')}, or all)` }
+  const mode = values.mode as LabCliMode
+  const seconds = Number(values.seconds ?? (mode === 'all' ? 5 : 10))
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) return { error: `--seconds must be an integer in 1..600, got ${String(values.seconds)}` }
   if (!/^hat?-[a-z0-9-]{0,20}$/.test(values.prefix)) return { error: `--prefix must start with ha- or hat- (lower-case letters, digits, -), got ${values.prefix}` }
-  const mode = values.mode as LabMode
-  if (values['with-prometheus'] && !isDaemonMode(mode)) return { error: '--with-prometheus needs a daemon mode (--mode socks5, convert or transparent)' }
+  if (values['with-prometheus'] && mode === 'mptcp') return { error: '--with-prometheus needs the daemons (--mode all, socks5, convert or transparent)' }
   return { mode, seconds, dsl: values.dsl, lte: values.lte, json: values.json, keep: values.keep, prefix: values.prefix, withPrometheus: values['with-prometheus'] }
 }
 
@@ -115,6 +127,7 @@ async function main (argv: readonly string[]): Promise<number> {
   let lab: Lab | undefined
   let interrupted = false
   let kept = false
+  let failed = false
   // On Ctrl-C the lab is torn down first; main() then returns 130 (a signal during the build is
   // handled once buildLab returns, so a half-built lab is never left behind).
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -127,17 +140,16 @@ async function main (argv: readonly string[]): Promise<number> {
   process.on('SIGTERM', onSignal)
   let prometheus: LabPrometheus | undefined
   try {
-    if (isDaemonMode(opts.mode)) buildDaemons(progress)
+    if (opts.mode !== 'mptcp') buildDaemons(progress)
     lab = await buildLab({ prefix: opts.prefix, profiles, log: progress })
     if (interrupted) return 130
     if (opts.withPrometheus) {
       prometheus = await startLabPrometheus(lab)
       progress(`Prometheus (PID ${prometheus.pid}) in ${opts.prefix}inet on ${prometheus.url}, data in ${prometheus.dir}`)
     }
-    progress(`demo: ${opts.mode}, ${opts.seconds} s download then ${opts.seconds} s upload on one connection`)
-    const { session, ...summary } = await runDemo(lab, { mode: opts.mode, seconds: opts.seconds, live: out, log: progress, keepDaemons: opts.keep })
-    if (opts.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n')
-    else out('\n' + formatSummary(summary))
+    const { text, json, session } = await runSelected(lab, opts, out, progress)
+    if (opts.json) process.stdout.write(JSON.stringify(json, null, 2) + '\n')
+    else out('\n' + text)
     if (opts.keep && !interrupted) {
       const pid = await lab.keep()
       kept = true
@@ -148,13 +160,34 @@ async function main (argv: readonly string[]): Promise<number> {
     }
     return interrupted ? 130 : 0
   } catch (err) {
+    failed = true
     if (!interrupted) process.stderr.write(`lab: ${err instanceof Error ? err.message : String(err)}\n`)
     return interrupted ? 130 : 1
   } finally {
     // teardown() is idempotent: after a signal this waits for the teardown the handler started.
-    if (!kept) await prometheus?.stop()
+    if (!kept) await prometheus?.stop({ keepFiles: failed })
+    if (failed && prometheus !== undefined) progress(`Prometheus files kept in ${prometheus.dir}`)
     if (lab !== undefined && !kept) await lab.teardown()
   }
+}
+
+interface RunOutput {
+  text: string
+  json: unknown
+  /** Daemons left running (`--keep`). */
+  session?: ModeSession | undefined
+}
+
+/** The report card over every mode, or one mode's demo and summary. */
+async function runSelected (lab: Lab, opts: LabCliOptions, out: (s: string) => void, progress: (m: string) => void): Promise<RunOutput> {
+  if (opts.mode === 'all') {
+    progress(`report card: kernel MPTCP, then ${DAEMON_MODES.join(', ')} through the daemons; ${opts.seconds} s per transfer`)
+    const { card, session } = await runTour(lab, { seconds: opts.seconds, live: out, log: progress, keepLast: opts.keep })
+    return { text: formatReportCard(card), json: card, session }
+  }
+  progress(`demo: ${opts.mode}, ${opts.seconds} s download then ${opts.seconds} s upload on one connection`)
+  const { session, ...summary } = await runDemo(lab, { mode: opts.mode, seconds: opts.seconds, live: out, log: progress, keepDaemons: opts.keep })
+  return { text: formatSummary(summary), json: summary, session }
 }
 
 /** Daemon modes run dist/: compile first (incremental, a few seconds when nothing changed). */

@@ -11,7 +11,7 @@
  */
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
@@ -38,6 +38,12 @@ export interface DaemonSpec {
   readonly nodeFlags?: readonly string[]
   /** Deadline for `/readyz` to answer 200. Default 15 s. */
   readonly readyTimeoutMs?: number
+  /**
+   * Directory for the config and the log, owned by the caller (a lab session's log folder). Without
+   * it the daemon gets a temporary one that `stop()` removes after a clean exit (code 0) and keeps,
+   * with the path in the log tail, otherwise.
+   */
+  readonly dir?: string
 }
 
 export interface DaemonHandle {
@@ -54,11 +60,14 @@ export interface DaemonHandle {
   metricsText: () => Promise<string>
   /** Sum of the samples of `name` whose labels include every given label (0 if none). */
   metric: (name: string, labels?: Readonly<Record<string, string>>) => Promise<number>
-  /** The last bytes of the log file. */
+  /** The last bytes of the log file (still answered after `stop()` removed a temporary directory). */
   logTail: (bytes?: number) => string
   /** SIGTERM, then SIGKILL after `graceMs` (default 5000); resolves with the exit code (null if killed). */
   stop: (graceMs?: number) => Promise<number | null>
 }
+
+/** How much of a removed log `logTail()` still answers. */
+const LOG_TAIL_KEPT = 64 * 1024
 
 const MAIN = (daemon: string): string => join(REPO_ROOT, 'dist', daemon, 'src', 'main.js')
 
@@ -66,7 +75,9 @@ const MAIN = (daemon: string): string => join(REPO_ROOT, 'dist', daemon, 'src', 
 export async function startDaemon (spec: DaemonSpec): Promise<DaemonHandle> {
   const main = MAIN(spec.daemon)
   if (!existsSync(main)) throw new Error(`${main} missing: run npx tsc -b first`)
-  const dir = mkdtempSync(join(tmpdir(), `hat-${spec.daemon}-`))
+  const ownDir = spec.dir === undefined
+  const dir = spec.dir ?? mkdtempSync(join(tmpdir(), `hat-${spec.daemon}-`))
+  if (!ownDir) mkdirSync(dir, { recursive: true })
   const configFile = join(dir, `${spec.daemon}.yaml`)
   const logFile = join(dir, `${spec.daemon}.log`)
   writeFileSync(configFile, stringify(spec.config), { mode: 0o600 })
@@ -76,7 +87,7 @@ export async function startDaemon (spec: DaemonSpec): Promise<DaemonHandle> {
     : ['sh', '-c', `ulimit -n ${spec.nofile} && exec "$@"`, 'sh', ...node]
   const spawnedAt = Date.now()
   const child = spec.spawn(argv)
-  const log = createWriteStream(logFile)
+  const log = createWriteStream(logFile, { flags: 'a' })
   child.stdout?.pipe(log, { end: false })
   child.stderr?.pipe(log, { end: false })
   const exited = once(child, 'exit').then(([code]) => code as number | null)
@@ -90,8 +101,17 @@ export async function startDaemon (spec: DaemonSpec): Promise<DaemonHandle> {
     const cut = out.lastIndexOf('\n')
     return { status: Number(out.slice(cut + 1)), body: out.slice(0, cut) }
   }
+  let removedTail: string | undefined
   const logTail = (bytes = 4000): string => {
+    if (removedTail !== undefined) return removedTail.slice(-bytes)
     try { return readFileSync(logFile, 'utf8').slice(-bytes) } catch { return '' }
+  }
+  // A temporary directory goes after a clean exit; a failed daemon's logs stay for diagnosis.
+  const cleanUp = async (code: number | null): Promise<void> => {
+    await new Promise((resolve) => { log.end(resolve) })
+    if (!ownDir || code !== 0) return
+    removedTail = logTail(LOG_TAIL_KEPT)
+    rmSync(dir, { recursive: true, force: true })
   }
   let stopping: Promise<number | null> | undefined
   const stop = async (graceMs = 5000): Promise<number | null> => {
@@ -101,10 +121,10 @@ export async function startDaemon (spec: DaemonSpec): Promise<DaemonHandle> {
         const timer = setTimeout(() => { signal(pid, 'SIGKILL') }, graceMs)
         const code = await exited
         clearTimeout(timer)
-        log.end()
+        await cleanUp(code)
         return code
       }
-      log.end()
+      await cleanUp(child.exitCode)
       return child.exitCode
     })()
     return stopping

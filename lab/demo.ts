@@ -86,13 +86,15 @@ export async function runDemo (lab: Lab, opts: DemoOptions): Promise<DemoResult>
     return summary
   }
   const session = opts.session ?? await startModeSession(lab, mode, opts.log !== undefined ? { log: opts.log } : {})
+  let failed = false
   try {
     const summary = await runTransfers(lab, opts, async () => readPathMetrics(await session.cpe.metricsText(), performance.now()))
     return { ...summary, session }
   } catch (err) {
-    throw new Error(`${(err as Error).message}\n--- cpe log (${session.dir}) ---\n${session.logTail('cpe', 1500)}\n--- concentrator log ---\n${session.logTail('concentrator', 1500)}`)
+    failed = true
+    throw new Error(`${(err as Error).message}\n--- cpe log (${session.dir}, kept) ---\n${session.logTail('cpe', 1500)}\n--- concentrator log ---\n${session.logTail('concentrator', 1500)}`)
   } finally {
-    if (opts.session === undefined && opts.keepDaemons !== true) await session.stop()
+    if (opts.session === undefined && opts.keepDaemons !== true) await session.stop({ keepLogs: failed })
   }
 }
 

@@ -8,7 +8,7 @@
  * pipe would fail. Prometheus (prometheus-run.ts) is started the same way (`spawnLogged`).
  */
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { LabRole } from './addresses.ts'
@@ -21,12 +21,16 @@ export interface ModeSession {
   readonly mode: DaemonMode
   readonly concentrator: DaemonHandle
   readonly cpe: DaemonHandle
-  /** Directory of the daemons' logs. */
+  /** Directory of the daemons' configs and logs (removed by `stop()` unless kept or a daemon failed). */
   readonly dir: string
   /** The last bytes of a daemon's log. */
   logTail: (daemon: 'cpe' | 'concentrator', bytes?: number) => string
-  /** SIGTERM both daemons (CPE first) and undo the mode's lab changes (transparent: endpoints). Idempotent. */
-  stop: () => Promise<void>
+  /**
+   * SIGTERM both daemons (CPE first) and undo the mode's lab changes (transparent: endpoints).
+   * The log folder goes too, unless `keepLogs` or a daemon did not exit cleanly; resolves with
+   * whether it was kept. Idempotent.
+   */
+  stop: (options?: { keepLogs?: boolean }) => Promise<{ logsKept: boolean }>
 }
 
 export interface StartModeOptions {
@@ -61,12 +65,12 @@ export async function startModeSession (lab: Lab, mode: DaemonMode, options: Sta
   const restore = async (): Promise<void> => { if (mode === 'transparent') await useSubflowEndpoints(lab) }
   try {
     log(`starting the concentrator in ${lab.ns.hag.name} (mode ${mode}), logs in ${dir}`)
-    concentrator = await startDaemon({ daemon: 'concentrator', config: labModeConcentratorConfig(mode, cfg), ns: lab.ns.hag, spawn: (argv) => spawnLogged(lab, 'hag', argv, logFile('concentrator')) })
+    concentrator = await startDaemon({ daemon: 'concentrator', dir, config: labModeConcentratorConfig(mode, cfg), ns: lab.ns.hag, spawn: (argv) => spawnLogged(lab, 'hag', argv, logFile('concentrator')) })
       .catch((err: unknown) => { throw new Error(`${(err as Error).message}\n${logTail('concentrator')}`) })
     log(`starting the CPE agent in ${lab.ns.cpe.name} (mode ${mode})`)
-    const cpe = await startDaemon({ daemon: 'cpe', config: labCpeConfig(mode, cfg), ns: lab.ns.cpe, spawn: (argv) => spawnLogged(lab, 'cpe', argv, logFile('cpe')) })
+    const cpe = await startDaemon({ daemon: 'cpe', dir, config: labCpeConfig(mode, cfg), ns: lab.ns.cpe, spawn: (argv) => spawnLogged(lab, 'cpe', argv, logFile('cpe')) })
       .catch((err: unknown) => { throw new Error(`${(err as Error).message}\n${logTail('cpe')}`) })
-    let stopping: Promise<void> | undefined
+    let stopping: Promise<{ logsKept: boolean }> | undefined
     const conc = concentrator
     return {
       mode,
@@ -74,13 +78,15 @@ export async function startModeSession (lab: Lab, mode: DaemonMode, options: Sta
       cpe,
       dir,
       logTail,
-      stop: async () => {
+      stop: async (stopOptions = {}) => {
         stopping ??= (async () => {
-          await cpe.stop(3000)
-          await conc.stop(3000)
+          const codes = [await cpe.stop(3000), await conc.stop(3000)]
           await restore()
+          const logsKept = stopOptions.keepLogs === true || codes.some((c) => c !== 0)
+          if (!logsKept) rmSync(dir, { recursive: true, force: true })
+          return { logsKept }
         })()
-        await stopping
+        return stopping
       }
     }
   } catch (err) {

@@ -6,7 +6,7 @@
  * by PID at teardown, and by `npm run lab:down` (which kills every process of the lab namespaces).
  */
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnLogged } from './mode-runners.ts'
@@ -26,8 +26,8 @@ export interface LabPrometheus {
   /** Instant query through the HTTP API: the `data.result` array. */
   query: (expr: string) => Promise<Array<{ metric: Record<string, string>, value: [number, string] }>>
   logTail: (bytes?: number) => string
-  /** SIGTERM (SIGKILL after 3 s). Idempotent. */
-  stop: () => Promise<void>
+  /** SIGTERM (SIGKILL after 3 s), then remove `dir` unless `keepFiles`. Idempotent. */
+  stop: (options?: { keepFiles?: boolean }) => Promise<void>
 }
 
 export interface LabPrometheusStartOptions {
@@ -67,13 +67,15 @@ export async function startLabPrometheus (lab: Lab, options: LabPrometheusStartO
   const get = async (path: string): Promise<string> => lab.ns.inet.exec(['curl', '-sS', '--max-time', '5', '--fail', `${url}${path}`], { timeoutMs: 8000 })
   const logTail = (bytes = 3000): string => { try { return readFileSync(logFile, 'utf8').slice(-bytes) } catch { return '' } }
   let stopping: Promise<void> | undefined
-  const stop = async (): Promise<void> => {
+  const stop = async (stopOptions: { keepFiles?: boolean } = {}): Promise<void> => {
     stopping ??= (async () => {
-      if (exited) return
-      signal(pid, 'SIGTERM')
-      const timer = setTimeout(() => { signal(pid, 'SIGKILL') }, 3000)
-      await gone
-      clearTimeout(timer)
+      if (!exited) {
+        signal(pid, 'SIGTERM')
+        const timer = setTimeout(() => { signal(pid, 'SIGKILL') }, 3000)
+        await gone
+        clearTimeout(timer)
+      }
+      if (stopOptions.keepFiles !== true) rmSync(dir, { recursive: true, force: true })
     })()
     await stopping
   }
@@ -84,9 +86,9 @@ export async function startLabPrometheus (lab: Lab, options: LabPrometheusStartO
   }
   const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000)
   for (;;) {
-    if (exited) throw new Error(`prometheus exited:\n${logTail()}`)
+    if (exited) throw new Error(`prometheus exited (files kept in ${dir}):\n${logTail()}`)
     if (await get('/-/ready').then(() => true, () => false)) break
-    if (Date.now() > deadline) { await stop(); throw new Error(`prometheus not ready:\n${logTail()}`) }
+    if (Date.now() > deadline) { await stop({ keepFiles: true }); throw new Error(`prometheus not ready:\n${logTail()}`) }
     await new Promise((resolve) => setTimeout(resolve, 250))
   }
   return { pid, url, dir, get, query, logTail, stop }

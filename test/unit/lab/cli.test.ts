@@ -3,13 +3,15 @@ import assert from 'node:assert/strict'
 import { parseLabArgs, USAGE } from '../../../lab/cli.ts'
 import { modeUnavailable } from '../../../lab/demo.ts'
 
-test('defaults', () => {
-  assert.deepEqual(parseLabArgs([]), { mode: 'mptcp', seconds: 10, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'ha-', withPrometheus: false })
+test('defaults: the report card over every mode, 5 s per transfer; one mode defaults to 10 s', () => {
+  assert.deepEqual(parseLabArgs([]), { mode: 'all', seconds: 5, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'ha-', withPrometheus: false })
+  assert.deepEqual(parseLabArgs(['--mode', 'mptcp']), { mode: 'mptcp', seconds: 10, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'ha-', withPrometheus: false })
+  assert.deepEqual(parseLabArgs(['--mode', 'all', '--with-prometheus']), { mode: 'all', seconds: 5, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'ha-', withPrometheus: true })
 })
 
 test('options', () => {
-  assert.deepEqual(parseLabArgs(['--seconds', '5', '--dsl', 'adsl', '--lte', 'fast', '--json', '--keep', '--prefix', 'hat-x-']),
-    { mode: 'mptcp', seconds: 5, dsl: 'adsl', lte: 'fast', json: true, keep: true, prefix: 'hat-x-', withPrometheus: false })
+  assert.deepEqual(parseLabArgs(['--seconds', '7', '--dsl', 'adsl', '--lte', 'fast', '--json', '--keep', '--prefix', 'hat-x-']),
+    { mode: 'all', seconds: 7, dsl: 'adsl', lte: 'fast', json: true, keep: true, prefix: 'hat-x-', withPrometheus: false })
   assert.equal(parseLabArgs(['--help']), 'help')
   assert.equal(parseLabArgs(['-h']), 'help')
   assert.match(USAGE, /--keep/)
@@ -21,8 +23,10 @@ test('daemon modes and --with-prometheus; unknown modes and bad values are usage
       { mode, seconds: 10, dsl: 'vdsl', lte: 'lte', json: false, keep: true, prefix: 'ha-', withPrometheus: true })
     assert.equal(modeUnavailable(mode), undefined)
   }
-  const noDaemons = parseLabArgs(['--with-prometheus'])
-  assert.ok(typeof noDaemons === 'object' && 'error' in noDaemons && /daemon mode/.test(noDaemons.error))
+  const noDaemons = parseLabArgs(['--mode', 'mptcp', '--with-prometheus'])
+  assert.ok(typeof noDaemons === 'object' && 'error' in noDaemons && /needs the daemons/.test(noDaemons.error))
+  const unknown = parseLabArgs(['--mode', 'gre'])
+  assert.ok(typeof unknown === 'object' && 'error' in unknown && /known: mptcp, socks5, convert, transparent, or all/.test(unknown.error), JSON.stringify(unknown))
   assert.equal(modeUnavailable('mptcp'), undefined)
   assert.match(USAGE, /--with-prometheus/)
   const bad = [['--mode', 'gre'], ['--seconds', '0'], ['--seconds', 'x'], ['--prefix', 'lab-'], ['--bogus']]
