@@ -151,10 +151,8 @@ async function main (argv: readonly string[]): Promise<number> {
     if (opts.json) process.stdout.write(JSON.stringify(json, null, 2) + '\n')
     else out('\n' + text)
     if (opts.keep && !interrupted) {
-      const pid = await lab.keep()
       kept = true
-      out(`\n${formatAccessGuide(opts.prefix, ADDRESS_PLAN)}(link emulation kept alive by PID ${pid} in ${opts.prefix}dsl)`)
-      if (session !== undefined) out(formatDaemonGuide(opts.prefix, ADDRESS_PLAN, { mode: session.mode, cpePid: session.cpe.pid, concentratorPid: session.concentrator.pid, logDir: session.dir, prometheus }))
+      await keepRunning(lab, opts.prefix, { session, prometheus }, out)
     } else {
       await session?.stop()
     }
@@ -165,10 +163,23 @@ async function main (argv: readonly string[]): Promise<number> {
     return interrupted ? 130 : 1
   } finally {
     // teardown() is idempotent: after a signal this waits for the teardown the handler started.
-    if (!kept) await prometheus?.stop({ keepFiles: failed })
-    if (failed && prometheus !== undefined) progress(`Prometheus files kept in ${prometheus.dir}`)
-    if (lab !== undefined && !kept) await lab.teardown()
+    if (!kept) await stopLab(lab, prometheus, failed, progress)
   }
+}
+
+/** Tear the lab down; Prometheus' files stay after a failure (and the message says where). */
+async function stopLab (lab: Lab | undefined, prometheus: LabPrometheus | undefined, failed: boolean, progress: (m: string) => void): Promise<void> {
+  await prometheus?.stop({ keepFiles: failed })
+  if (failed && prometheus !== undefined) progress(`Prometheus files kept in ${prometheus.dir}`)
+  await lab?.teardown()
+}
+
+/** --keep: the lab stays (its link emulation held by a keeper process); say how to reach it. */
+async function keepRunning (lab: Lab, prefix: string, running: { session: ModeSession | undefined, prometheus: LabPrometheus | undefined }, out: (s: string) => void): Promise<void> {
+  const pid = await lab.keep()
+  out(`\n${formatAccessGuide(prefix, ADDRESS_PLAN)}(link emulation kept alive by PID ${pid} in ${prefix}dsl)`)
+  const { session, prometheus } = running
+  if (session !== undefined) out(formatDaemonGuide(prefix, ADDRESS_PLAN, { mode: session.mode, cpePid: session.cpe.pid, concentratorPid: session.concentrator.pid, logDir: session.dir, prometheus }))
 }
 
 interface RunOutput {

@@ -75,9 +75,7 @@ const MAIN = (daemon: string): string => join(REPO_ROOT, 'dist', daemon, 'src', 
 export async function startDaemon (spec: DaemonSpec): Promise<DaemonHandle> {
   const main = MAIN(spec.daemon)
   if (!existsSync(main)) throw new Error(`${main} missing: run npx tsc -b first`)
-  const ownDir = spec.dir === undefined
-  const dir = spec.dir ?? mkdtempSync(join(tmpdir(), `hat-${spec.daemon}-`))
-  if (!ownDir) mkdirSync(dir, { recursive: true })
+  const { dir, ownDir } = daemonDir(spec)
   const configFile = join(dir, `${spec.daemon}.yaml`)
   const logFile = join(dir, `${spec.daemon}.log`)
   writeFileSync(configFile, stringify(spec.config), { mode: 0o600 })
@@ -149,6 +147,13 @@ export async function startDaemon (spec: DaemonSpec): Promise<DaemonHandle> {
     throw new Error(`${spec.daemon} did not become ready: ${(err as Error).message}\n--- ${logFile} ---\n${logTail()}`)
   }
   return handle
+}
+
+/** The caller's directory, or a temporary one the handle owns. */
+function daemonDir (spec: DaemonSpec): { dir: string, ownDir: boolean } {
+  if (spec.dir === undefined) return { dir: mkdtempSync(join(tmpdir(), `hat-${spec.daemon}-`)), ownDir: true }
+  mkdirSync(spec.dir, { recursive: true })
+  return { dir: spec.dir, ownDir: false }
 }
 
 async function waitReady (h: DaemonHandle, exited: Promise<number | null>, timeoutMs: number): Promise<void> {
