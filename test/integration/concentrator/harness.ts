@@ -5,9 +5,8 @@
  * counts.
  */
 import { once } from 'node:events'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import net from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { Registry } from 'prom-client'
@@ -18,12 +17,13 @@ import type { Logger } from '../../../shared/src/log.ts'
 import { createConcentrator } from '../../../concentrator/src/concentrator.ts'
 import type { Concentrator, ConcentratorDeps } from '../../../concentrator/src/concentrator.ts'
 import { ConfigSchema } from '../../../concentrator/src/config.ts'
+import { testTempDir } from '../../helpers/temp-dir.ts'
 import type { ConcentratorConfig } from '../../../concentrator/src/config.ts'
 
 export const ECHO_HOST = '127.0.0.2'
 
 export function tempDir (): string {
-  return mkdtempSync(join(tmpdir(), 'hat-conc-'))
+  return testTempDir('hat-conc-')
 }
 
 /** A validated config from a plain object; listener ports given as 0 are patched in after validation. */

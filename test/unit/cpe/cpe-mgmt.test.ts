@@ -1,8 +1,7 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { EventEmitter } from 'node:events'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Registry } from 'prom-client'
 import { stringify } from 'yaml'
@@ -10,12 +9,13 @@ import { loadConfig } from '../../../shared/src/config/load-config.ts'
 import { createLogger } from '../../../shared/src/log.ts'
 import { HybridError } from '../../../shared/src/errors.ts'
 import { createCpe } from '../../../cpe/src/cpe.ts'
+import { testTempDir } from '../../helpers/temp-dir.ts'
 import { ConfigSchema, type CpeConfig } from '../../../cpe/src/config.ts'
 import type { UplinkState } from '../../../cpe/src/uplink/uplink-manager.ts'
 
 const TOKEN = 'test-token-0123456789'
 function config (extra: Record<string, unknown> = {}): CpeConfig {
-  const file = join(mkdtempSync(join(tmpdir(), 'hat-cpd-')), 'cpe.yaml')
+  const file = join(testTempDir('hat-cpd-'), 'cpe.yaml')
   writeFileSync(file, stringify({
     log: { level: 'fatal' },
     management: { token: TOKEN },

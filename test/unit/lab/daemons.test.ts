@@ -1,7 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import ipaddr from 'ipaddr.js'
 import { stringify } from 'yaml'
@@ -10,6 +9,7 @@ import { loadConfig } from '../../../shared/src/config/load-config.ts'
 import { ADDRESS_PLAN } from '../../../lab/addresses.ts'
 import { LAB_CONCENTRATOR_PORTS, labConcentratorConfig, sumMetric } from '../../../lab/daemons.ts'
 import { LAB_METRICS_TARGETS } from '../../../lab/prometheus-config.ts'
+import { testTempDir } from '../../helpers/temp-dir.ts'
 
 const DOC_RANGES = ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '2001:db8::/32'].map((c) => ipaddr.parseCIDR(c))
 const isDoc = (addr: string): boolean => {
@@ -18,7 +18,7 @@ const isDoc = (addr: string): boolean => {
 }
 
 function load (doc: Record<string, unknown>) {
-  const file = join(mkdtempSync(join(tmpdir(), 'hat-daemons-')), 'c.yaml')
+  const file = join(testTempDir('hat-daemons-'), 'c.yaml')
   writeFileSync(file, stringify(doc))
   return loadConfig(ConfigSchema, { file })
 }

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { parse as parseYaml } from 'yaml'
 import { ExitCode, runDaemonCli, type DaemonCliOptions, type RunningService } from '../../../../shared/src/config/cli.ts'
 import { ConfigError } from '../../../../shared/src/errors.ts'
+import { testTempDir } from '../../../helpers/temp-dir.ts'
 import { ConfigSchema, ENV_PREFIX } from '../../../../concentrator/src/config.ts'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../../../fixtures/config/${name}`, import.meta.url))
@@ -135,10 +136,9 @@ test('a failing start exits 1 (2 for a ConfigError); a failing stop exits 1', as
 })
 
 test('reload: the registered trigger re-reads the file and hands the new config to service.reload', async () => {
-  const { mkdtempSync, writeFileSync } = await import('node:fs')
+  const { writeFileSync } = await import('node:fs')
   const { join } = await import('node:path')
-  const { tmpdir } = await import('node:os')
-  const file = join(mkdtempSync(join(tmpdir(), 'hat-conc-cli-')), 'c.yaml')
+  const file = join(testTempDir('hat-conc-cli-'), 'c.yaml')
   writeFileSync(file, 'log:\n  level: warn\n')
   let trigger: (() => void) | undefined
   let unregistered = false
