@@ -6,11 +6,13 @@
 import { runDaemonProcess } from '../../shared/src/config/daemon-process.ts'
 import { createConcentrator } from './concentrator.ts'
 import { ConfigSchema, ENV_PREFIX } from './config.ts'
+import { concentratorPrerequisites } from './prerequisites.ts'
 
 await runDaemonProcess({
   name: 'hybrid-concentrator',
   schema: ConfigSchema,
   envPrefix: ENV_PREFIX,
   moduleUrl: import.meta.url,
+  prerequisites: concentratorPrerequisites,
   create: (config, deps) => createConcentrator(config, deps)
 })

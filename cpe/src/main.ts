@@ -8,11 +8,13 @@
 import { runDaemonProcess } from '../../shared/src/config/daemon-process.ts'
 import { createCpe } from './cpe.ts'
 import { ConfigSchema, ENV_PREFIX } from './config.ts'
+import { cpePrerequisites } from './prerequisites.ts'
 
 await runDaemonProcess({
   name: 'hybrid-cpe',
   schema: ConfigSchema,
   envPrefix: ENV_PREFIX,
   moduleUrl: import.meta.url,
+  prerequisites: cpePrerequisites,
   create: (config, deps) => createCpe(config, deps)
 })

@@ -9,6 +9,8 @@
 export const ErrorCodes = {
   // --- general -------------------------------------------------------------------------------
   HYBRID_ERR_INTERNAL: 'internal invariant broken',
+  // --- start-up ------------------------------------------------------------------------------
+  HYBRID_ERR_PREREQUISITE: 'a system prerequisite of the daemon is missing',
   // --- config --------------------------------------------------------------------------------
   HYBRID_ERR_CONFIG_INVALID: 'configuration is invalid',
   HYBRID_ERR_CONFIG_READ: 'configuration file cannot be read',

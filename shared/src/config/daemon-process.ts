@@ -6,12 +6,17 @@
  *   SIGTERM / SIGINT  → stop: readiness off, stop accepting, drain ≤ limits.drainTimeoutMs, exit 0
  *   SIGHUP            → reload: re-read and validate the file; on failure keep the running config
  *   uncaughtException / unhandledRejection → log fatal, exit 1 (the supervisor restarts the daemon)
+ *
+ * Before the service is created, the system prerequisites its configuration declares are checked
+ * (shared/src/sys/prerequisites.ts): anything missing is logged as fatal (HYBRID_ERR_PREREQUISITE)
+ * and the process exits 1 at once.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { TObject } from 'typebox'
 import { createLogger, type Logger } from '../log.ts'
+import { checkPrerequisites, type Requirement } from '../sys/prerequisites.ts'
 import { runDaemonCli, type RunningService } from './cli.ts'
 import type { LoadedConfig } from './load-config.ts'
 
@@ -33,6 +38,8 @@ export interface DaemonProcessOptions<T extends TObject> {
   /** The daemon's own `import.meta.url`: the package version is read from the package.json above it. */
   moduleUrl: string
   create: (config: LoadedConfig<T>, deps: DaemonProcessDeps) => RunningService<LoadedConfig<T>> & { start: () => Promise<void> }
+  /** What this configuration needs from the host (binaries, kernel features); checked before `create`. */
+  prerequisites?: (config: LoadedConfig<T>) => readonly Requirement[]
 }
 
 /** The package version, from the nearest package.json above `moduleUrl` (source or dist/). */
@@ -79,6 +86,7 @@ export async function runDaemonProcess<T extends TObject> (opts: DaemonProcessOp
       return () => { process.off('SIGHUP', handler) }
     },
     start: async (config, log, control) => {
+      await checkPrerequisites(opts.prerequisites?.(config) ?? [], { path: process.env['PATH'] ?? '' })
       const service = opts.create(config, { log, version, commit: process.env['HYBRID_COMMIT'] ?? 'unknown', requestReload: control.reload })
       await service.start()
       return service

@@ -1,0 +1,31 @@
+/**
+ * What the concentrator needs from its host, derived from its configuration (checked at process
+ * start by shared/src/sys/prerequisites.ts, before anything is bound or installed):
+ *
+ * - an MPTCP listener with `mptcp.onUnavailable: fail` → kernel MPTCP;
+ * - `transparent.enabled` → kernel MPTCP, `ip` (endpoints, limits, fwmark routing), `sysctl`
+ *   (`net.mptcp.allow_join_initial_addr_port`), `nft` and a kernel that accepts tproxy and
+ *   `socket transparent` — with owner tables for `failMode: open` (the `nft -i` holder).
+ *
+ * Without transparent mode the concentrator execs nothing.
+ */
+import type { Requirement } from '../../shared/src/sys/prerequisites.ts'
+import type { ConcentratorConfig } from './config.ts'
+
+export function concentratorPrerequisites (config: ConcentratorConfig): Requirement[] {
+  const out: Requirement[] = []
+  if (config.mptcp.onUnavailable === 'fail' && config.listeners.some((l) => l.protocol === 'mptcp')) {
+    out.push({ kind: 'mptcp', for: 'MPTCP listeners (mptcp.onUnavailable: fail)' })
+  }
+  if (config.transparent.enabled) {
+    const why = 'transparent mode (transparent.enabled)'
+    out.push(
+      { kind: 'mptcp', for: why },
+      { kind: 'binary', name: 'ip', for: why },
+      { kind: 'binary', name: 'sysctl', for: why },
+      { kind: 'binary', name: 'nft', for: why },
+      { kind: 'nft-tproxy', owner: config.transparent.failMode === 'open', for: why }
+    )
+  }
+  return out
+}
