@@ -24,6 +24,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { EventEmitter, once } from 'node:events'
 import { HybridError } from '../errors.ts'
 import { formatArgv, runCommand, type CommandRunner } from './command.ts'
+import { installHint } from './system-packages.ts'
 
 export type NftFamily = 'inet' | 'ip' | 'ip6'
 
@@ -54,6 +55,13 @@ export function renameTable (text: string, family: NftFamily, from: string, to: 
   return text.replace(header, `$1${to}$2`)
 }
 
+/** HYBRID_ERR_NFT_HOLDER for a holder that could not be spawned; for ENOENT it names the binary's Debian package. */
+function spawnError (argv: readonly string[], err: Error & { code?: unknown }): HybridError {
+  const file = argv[0] ?? 'nft'
+  const why = err.code === 'ENOENT' ? `'${file}' not found on PATH ${installHint(file)}` : String(err)
+  return new HybridError('HYBRID_ERR_NFT_HOLDER', `cannot start ${formatArgv(argv)}: ${why}`, { cause: err, detail: { argv: [...argv], errno: err.code } })
+}
+
 export class NftOwner extends EventEmitter<{ exit: [code: number | null, signal: NodeJS.Signals | null] }> {
   readonly family: NftFamily
   readonly table: string
@@ -62,11 +70,15 @@ export class NftOwner extends EventEmitter<{ exit: [code: number | null, signal:
   #run: CommandRunner
   #timeoutMs: number
   #stderr = ''
+  /** The last stderr bytes, whatever they answered: named when the holder exits. */
+  #stderrTail = ''
   #pending: Pending[] = []
   #queue: Promise<unknown> = Promise.resolve()
   #seq = 0
   #exited = false
   #closing = false
+  /** Settles once: resolved on 'spawn', rejected on a spawn 'error' (ENOENT, EACCES …). */
+  readonly #spawned: Promise<void>
 
   private constructor (opts: NftOwnerOptions, child: ChildProcess) {
     super()
@@ -81,19 +93,32 @@ export class NftOwner extends EventEmitter<{ exit: [code: number | null, signal:
     child.stdout?.resume()
     child.stdin?.on('error', () => { /* EPIPE after the holder died: 'exit' reports it */ })
     child.on('exit', (code, signal) => { this.#onExit(code, signal) })
+    this.#spawned = new Promise<void>((resolve, reject) => {
+      // A child that never started emits 'error' and never 'exit': count it as exited right here.
+      const onSpawnError = (err: Error): void => { this.#exited = true; reject(spawnError(child.spawnargs, err)) }
+      child.once('error', onSpawnError)
+      child.once('spawn', () => { child.off('error', onSpawnError); resolve() })
+    })
+    this.#spawned.catch(() => { /* start() reports it */ })
+    child.on('error', () => { /* after spawn: a failed kill(); 'exit' reports the end */ })
   }
 
-  /** Spawn `nft -i` and create the (empty) owner table. Rejects if the table is owned elsewhere. */
+  /**
+   * Spawn `nft -i` and create the (empty) owner table. Rejects if the table is owned elsewhere, and at
+   * once (HYBRID_ERR_NFT_HOLDER naming the binary and its Debian package) if `nft` cannot be spawned.
+   */
   static async start (opts: NftOwnerOptions): Promise<NftOwner> {
     if (!TABLE_NAME.test(opts.table)) throw new HybridError('HYBRID_ERR_INTERNAL', `bad nft table name ${JSON.stringify(opts.table)}`)
     const argv = [...(opts.commandPrefix ?? []), 'nft', '-i']
-    const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] })
+    let child: ChildProcess
+    try {
+      child = spawn(argv[0] as string, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] })
+    } catch (err) { // spawn() throws for some errnos instead of emitting 'error'
+      throw spawnError(argv, err as Error)
+    }
     const owner = new NftOwner(opts, child)
     try {
-      await Promise.race([
-        once(child, 'spawn'),
-        once(child, 'error').then(([err]) => { throw new HybridError('HYBRID_ERR_NFT_HOLDER', `cannot start ${formatArgv(argv)}: ${String(err)}`, { cause: err }) })
-      ])
+      await owner.#spawned
       const t = `${opts.family} ${opts.table}`
       await owner.#transact(`table ${t} { flags owner ; } ; delete table ${t} ; table ${t} { flags owner ; }`, 'HYBRID_ERR_NFT_HOLDER')
     } catch (err) {
@@ -135,6 +160,7 @@ export class NftOwner extends EventEmitter<{ exit: [code: number | null, signal:
   /** Remove the table (by ending the holder) and wait until `nft -i` exited. Idempotent. */
   async close (): Promise<void> {
     this.#closing = true
+    await this.#spawned.catch(() => undefined) // settles at once: 'spawn' or 'error' is the child's first event
     if (this.#exited) return
     const exited = once(this.#child, 'exit')
     this.#child.stdin?.end()
@@ -168,6 +194,7 @@ export class NftOwner extends EventEmitter<{ exit: [code: number | null, signal:
   /** The marker fails with "Error: …\n<marker>\n   ^^^\n"; what precedes that error is the batch's. */
   #onStderr (chunk: string): void {
     this.#stderr += chunk
+    this.#stderrTail = (this.#stderrTail + chunk).slice(-400)
     for (;;) {
       const p = this.#pending[0]
       if (p === undefined) { this.#stderr = ''; return }
@@ -188,7 +215,8 @@ export class NftOwner extends EventEmitter<{ exit: [code: number | null, signal:
     this.#exited = true
     for (const p of this.#pending) {
       clearTimeout(p.timer)
-      p.reject(new HybridError('HYBRID_ERR_NFT_HOLDER', `nft -i holder of ${this.family} ${this.table} exited (code ${String(code)}, signal ${String(signal)})`))
+      const stderr = this.#stderrTail.trim() === '' ? '' : `: ${this.#stderrTail.trim()}`
+      p.reject(new HybridError('HYBRID_ERR_NFT_HOLDER', `nft -i holder of ${this.family} ${this.table} exited (code ${String(code)}, signal ${String(signal)})${stderr}`))
     }
     this.#pending = []
     if (!this.#closing) this.emit('exit', code, signal)
