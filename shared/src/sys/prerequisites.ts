@@ -112,17 +112,17 @@ export function nftProbeRuleset (owner: boolean): string {
   ].join('\n')
 }
 
-/** Requirements grouped by what they probe: one problem per missing binary, however many features need it. */
+/** One requirement per probe (binaries by name, the rest by kind): their `for`s joined, `owner` or-ed. */
 function merge (requirements: readonly Requirement[]): Requirement[] {
-  const out: Requirement[] = []
+  const byProbe = new Map<string, Requirement>()
   for (const r of requirements) {
-    const i = out.findIndex((o) => o.kind === r.kind && (r.kind !== 'binary' || (o as typeof r).name === r.name))
-    const prev = out[i]
-    if (prev === undefined) { out.push(r); continue }
-    const owner = prev.kind === 'nft-tproxy' && r.kind === 'nft-tproxy' ? { owner: prev.owner || r.owner } : {}
-    out[i] = { ...prev, ...owner, for: prev.for.split(', ').includes(r.for) ? prev.for : `${prev.for}, ${r.for}` }
+    const key = r.kind === 'binary' ? `binary:${r.name}` : r.kind
+    const prev = byProbe.get(key)
+    if (prev === undefined) { byProbe.set(key, r); continue }
+    const needFor = prev.for.split(', ').includes(r.for) ? prev.for : `${prev.for}, ${r.for}`
+    byProbe.set(key, prev.kind === 'nft-tproxy' && r.kind === 'nft-tproxy' ? { ...prev, owner: prev.owner || r.owner, for: needFor } : { ...prev, for: needFor })
   }
-  return out
+  return [...byProbe.values()]
 }
 
 function binaryProblem (name: string, needFor: string, path: string): PrerequisiteProblem | undefined {
@@ -140,9 +140,10 @@ function mptcpProblem (needFor: string, probes: PrerequisiteProbes): Prerequisit
   return { kind: 'mptcp', what: 'IPPROTO_MPTCP', message: `cannot create an MPTCP socket (needed for ${needFor}): ${failure}` }
 }
 
-async function nftProblem (owner: boolean, needFor: string, probes: PrerequisiteProbes): Promise<PrerequisiteProblem | undefined> {
+/** `nftMissingReported`: a `binary` requirement already names a missing nft (report it once). */
+async function nftProblem (owner: boolean, needFor: string, probes: PrerequisiteProbes, nftMissingReported: boolean): Promise<PrerequisiteProblem | undefined> {
   const nft = resolveOnPath('nft', probes.path)
-  if (nft === undefined) return binaryProblem('nft', needFor, probes.path)
+  if (nft === undefined) return nftMissingReported ? undefined : binaryProblem('nft', needFor, probes.path)
   try {
     await (probes.run ?? runCommand)([nft, '-c', '-f', '-'], { input: nftProbeRuleset(owner), timeoutMs: probes.nftTimeoutMs ?? 500 })
     return undefined
@@ -166,13 +167,12 @@ function tunProblem (needFor: string, probes: PrerequisiteProbes): PrerequisiteP
 /** Every problem of `requirements` on this host (empty: all met). Binary problems come first. */
 export async function findPrerequisiteProblems (requirements: readonly Requirement[], probes: PrerequisiteProbes): Promise<PrerequisiteProblem[]> {
   const merged = merge(requirements)
-  const binaryNames = new Set(merged.flatMap((r) => r.kind === 'binary' ? [r.name] : []))
+  const needsNftBinary = merged.some((r) => r.kind === 'binary' && r.name === 'nft')
   const found = await Promise.all(merged.map(async (r) => {
     switch (r.kind) {
       case 'binary': return binaryProblem(r.name, r.for, probes.path)
       case 'mptcp': return mptcpProblem(r.for, probes)
-      // A missing nft is reported once, by its binary requirement.
-      case 'nft-tproxy': return binaryNames.has('nft') && resolveOnPath('nft', probes.path) === undefined ? undefined : nftProblem(r.owner, r.for, probes)
+      case 'nft-tproxy': return nftProblem(r.owner, r.for, probes, needsNftBinary)
       case 'tun': return tunProblem(r.for, probes)
     }
   }))

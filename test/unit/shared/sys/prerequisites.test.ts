@@ -72,6 +72,19 @@ test('missing binaries: one problem each, naming the Debian package and the apt-
   assert.match(ipMissing[0]?.message ?? '', /iproute2.*needed for LAN interception, uplink routing/)
 })
 
+test('nft-tproxy alone with nft missing names the binary; two tproxy requirements make one dry run, with owner if either asks', async () => {
+  const alone = await findPrerequisiteProblems([{ kind: 'nft-tproxy', owner: false, for: 'transparent mode' }], healthy({ path: bin }))
+  assert.deepEqual(alone.map((p) => [p.kind, p.what]), [['binary', 'nft']])
+  assert.match(alone[0]?.message ?? '', /nftables.*needed for transparent mode/)
+  const inputs: Array<string | undefined> = []
+  const fakeNft = join(dir, 'fake-nft')
+  mkdirSync(fakeNft)
+  writeFileSync(join(fakeNft, 'nft'), '#!/bin/sh\n', { mode: 0o755 })
+  await findPrerequisiteProblems([{ kind: 'nft-tproxy', owner: false, for: 'a' }, { kind: 'nft-tproxy', owner: true, for: 'b' }],
+    healthy({ path: fakeNft, run: async (_argv, o) => { inputs.push(o?.input); return '' } }))
+  assert.deepEqual(inputs, [nftProbeRuleset(true)])
+})
+
 test('MPTCP: kernel without it, disabled by sysctl, socket refused, enabled', async () => {
   const req: Requirement[] = [{ kind: 'mptcp', for: 'MPTCP listeners' }]
   const none = await findPrerequisiteProblems(req, healthy({ readSysctl: () => undefined }))
