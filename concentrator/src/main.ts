@@ -4,7 +4,6 @@
  * shared/src/config/daemon-process.ts.
  */
 import { runDaemonProcess } from '../../shared/src/config/daemon-process.ts'
-import { createConcentrator } from './concentrator.ts'
 import { ConfigSchema, ENV_PREFIX } from './config.ts'
 import { concentratorPrerequisites } from './prerequisites.ts'
 
@@ -14,5 +13,6 @@ await runDaemonProcess({
   envPrefix: ENV_PREFIX,
   moduleUrl: import.meta.url,
   prerequisites: concentratorPrerequisites,
-  create: (config, deps) => createConcentrator(config, deps)
+  // Loaded only once the prerequisites are met: a failing start stays well under a second.
+  create: async (config, deps) => (await import('./concentrator.ts')).createConcentrator(config, deps)
 })

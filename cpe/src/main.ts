@@ -6,7 +6,6 @@
  * fails open.
  */
 import { runDaemonProcess } from '../../shared/src/config/daemon-process.ts'
-import { createCpe } from './cpe.ts'
 import { ConfigSchema, ENV_PREFIX } from './config.ts'
 import { cpePrerequisites } from './prerequisites.ts'
 
@@ -16,5 +15,6 @@ await runDaemonProcess({
   envPrefix: ENV_PREFIX,
   moduleUrl: import.meta.url,
   prerequisites: cpePrerequisites,
-  create: (config, deps) => createCpe(config, deps)
+  // Loaded only once the prerequisites are met: a failing start stays well under a second.
+  create: async (config, deps) => (await import('./cpe.ts')).createCpe(config, deps)
 })

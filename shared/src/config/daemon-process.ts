@@ -30,6 +30,8 @@ export interface DaemonProcessDeps {
   requestReload: () => Promise<void>
 }
 
+type DaemonService<T extends TObject> = RunningService<LoadedConfig<T>> & { start: () => Promise<void> }
+
 export interface DaemonProcessOptions<T extends TObject> {
   /** `hybrid-cpe` or `hybrid-concentrator`. */
   name: string
@@ -37,7 +39,8 @@ export interface DaemonProcessOptions<T extends TObject> {
   envPrefix: string
   /** The daemon's own `import.meta.url`: the package version is read from the package.json above it. */
   moduleUrl: string
-  create: (config: LoadedConfig<T>, deps: DaemonProcessDeps) => RunningService<LoadedConfig<T>> & { start: () => Promise<void> }
+  /** The composition root; may import it lazily, so a failed prerequisite check never loads the data plane. */
+  create: (config: LoadedConfig<T>, deps: DaemonProcessDeps) => DaemonService<T> | Promise<DaemonService<T>>
   /** What this configuration needs from the host (binaries, kernel features); checked before `create`. */
   prerequisites?: (config: LoadedConfig<T>) => readonly Requirement[]
 }
@@ -87,7 +90,7 @@ export async function runDaemonProcess<T extends TObject> (opts: DaemonProcessOp
     },
     start: async (config, log, control) => {
       await checkPrerequisites(opts.prerequisites?.(config) ?? [], { path: process.env['PATH'] ?? '' })
-      const service = opts.create(config, { log, version, commit: process.env['HYBRID_COMMIT'] ?? 'unknown', requestReload: control.reload })
+      const service = await opts.create(config, { log, version, commit: process.env['HYBRID_COMMIT'] ?? 'unknown', requestReload: control.reload })
       await service.start()
       return service
     }
