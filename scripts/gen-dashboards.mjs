@@ -307,6 +307,9 @@ const concentrator = {
     stat('Auth failures (range)', 'Failed authentication attempts, and attempts refused because the source was in back-off, in the selected time range.', 'short',
       [[`sum(increase(hybrid_auth_attempts_total{${S}, result="failure"}[$__range]))`, 'failures'],
         [`sum(increase(hybrid_auth_attempts_total{${S}, result="throttled"}[$__range]))`, 'throttled']], { w: 8, h: 8 })
+    ts('Path-health probes/s', 'UDP probe responder: hybrid_probe_replies_total answered, hybrid_probe_dropped_total by reason (untrusted, oversized, malformed, not_request, rate_limited).', 'short',
+      [[`sum(rate(hybrid_probe_replies_total{${S}}[${RI}]))`, 'answered'],
+        [`sum by (reason) (rate(hybrid_probe_dropped_total{${S}}[${RI}]))`, 'dropped {{reason}}']], { w: 24 })
     row('MPTCP health')
     mptcpCommon(c, S)
     row('Data plane')

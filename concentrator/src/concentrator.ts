@@ -36,6 +36,7 @@ import { Socks5Connection } from './signalling/socks5.ts'
 import { ConvertConnection, refuseConvertAtAccept } from './signalling/convert.ts'
 import { ConverterState } from './signalling/convert-state.ts'
 import { createTransparentMode } from './transparent/transparent-mode.ts'
+import { startProbeResponder, type ProbeResponder } from './probe/probe-responder.ts'
 import type { TransparentMode } from './transparent/transparent-mode.ts'
 
 export interface ConcentratorDeps {
@@ -112,6 +113,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   let caps: ConnectionCaps | undefined
   let nextId = 0
   let transparent: TransparentMode | undefined // transparent mode (docs/transparent.md), when enabled
+  let probe: ProbeResponder | undefined // UDP path-health responder (docs/path-health.md), read at start only
   let draining = false
   let startPromise: Promise<void> | undefined
   let stopPromise: Promise<void> | undefined
@@ -255,6 +257,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     } catch (err) {
       await transparent?.stop(0).catch(() => {})
       await listeners.closeAll()
+      await probe?.stop()
       await mgmt.close()
       runtime?.policy.close()
       throw err
@@ -269,6 +272,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     await listeners.reconcile(initial.listeners)
     updateListenerGauge()
     if (initial.transparent.enabled) await startTransparent()
+    if (initial.probe.enabled) probe = await startProbeResponder(initial, { log: childFor(deps.log, 'probe'), metrics })
     if (deps.listenManagement !== false) await listenMgmt(mgmt, initial.management.listen)
     metrics.configLastReloadSuccess.setToCurrentTime()
     startSweep()
@@ -329,6 +333,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     clearInterval(sweepTimer)
     await listeners.closeAll()
     updateListenerGauge()
+    await probe?.stop()
     await mgmt.close()
     runtime?.policy.close()
     log.info('concentrator stopped')

@@ -10,6 +10,7 @@ import type { DeepReadonly } from '../../shared/src/config/freeze.ts'
 import { ConcentratorLimitsSchema } from './config-limits.ts'
 import { TransparentSchema } from './config-transparent.ts'
 import { ConvertSchema } from './config-convert.ts'
+import { ProbeSchema } from './config-probe.ts'
 import { DestinationPolicySchema } from './policy/destination-policy-schema.ts'
 
 export { LogSchema }
@@ -83,7 +84,9 @@ export const ConfigSchema = Type.Object({
   /** RFC 8803 Transport Converter (listeners with `mode: convert`); see docs/convert.md. */
   convert: ConvertSchema,
   /** Transparent (on-path HAG) mode, read at start only; see docs/transparent.md. */
-  transparent: TransparentSchema
+  transparent: TransparentSchema,
+  /** UDP path-health probe responder (off by default); see docs/path-health.md. */
+  probe: ProbeSchema
 }, { additionalProperties: false })
 
 export type Config = Static<typeof ConfigSchema>

@@ -6,10 +6,11 @@
 import type { Registry } from 'prom-client'
 import { createCommonMetrics, LatencyBuckets } from '../../shared/src/metrics/common-metrics.ts'
 import { registerKernelMib } from '../../shared/src/metrics/kernel-mib.ts'
-import { createCounter, createGauge, createHistogram, createPlainGauge, metricSpec } from '../../shared/src/metrics/metric-spec.ts'
+import { createCounter, createGauge, createHistogram, createPlainCounter, createPlainGauge, metricSpec } from '../../shared/src/metrics/metric-spec.ts'
 import type { MetricSpec } from '../../shared/src/metrics/metric-spec.ts'
 import type { DaemonMetricsReference } from '../../shared/src/metrics/metrics-reference.ts'
 import { createRegistry } from '../../shared/src/metrics/registry.ts'
+import { ProbeDropReason } from './probe/probe-gate.ts'
 
 /** SOCKS5 REP values 0–8 (RFC 1928 §6) as label values. */
 export const Socks5RepLabel = ['0', '1', '2', '3', '4', '5', '6', '7', '8'] as const
@@ -31,6 +32,8 @@ export const concentratorMetricSpecs = {
   dnsLookupDuration: metricSpec({ name: 'hybrid_dns_lookup_duration_seconds', type: 'histogram', unit: 'seconds', help: 'Destination name lookups that reached DNS (cache hits excluded), by result.', labels: { result: DnsResultLabel }, buckets: LatencyBuckets }),
   sourcesThrottled: metricSpec({ name: 'hybrid_sources_throttled', type: 'gauge', unit: 'sources', help: 'Source addresses currently in authentication back-off.', labels: {} }),
   connectionsMax: metricSpec({ name: 'hybrid_connections_max', type: 'gauge', unit: 'connections', help: 'Configured (or fd-limit derived) cap on concurrent connections over all listeners.', labels: {} }),
+  probesAnswered: metricSpec({ name: 'hybrid_probe_replies_total', type: 'counter', unit: 'probes', help: 'Path-health probes answered by the UDP probe responder (docs/path-health.md).', labels: {} }),
+  probesDropped: metricSpec({ name: 'hybrid_probe_dropped_total', type: 'counter', unit: 'probes', help: 'Datagrams the probe responder dropped unanswered, by reason (untrusted source, oversized, malformed, not a request, per-source rate limit).', labels: { reason: ProbeDropReason } }),
   listenersBound: metricSpec({ name: 'hybrid_listeners_bound', type: 'gauge', unit: 'listeners', help: 'Proxy listeners currently bound, by socket protocol actually in use.', labels: { protocol: ['mptcp', 'tcp'] } })
 } as const
 
@@ -46,7 +49,9 @@ function createOwnMetrics (registry: Registry) {
     dnsLookupDuration: createHistogram(registry, s.dnsLookupDuration),
     sourcesThrottled: createPlainGauge(registry, s.sourcesThrottled),
     connectionsMax: createPlainGauge(registry, s.connectionsMax),
-    listenersBound: createGauge(registry, s.listenersBound)
+    listenersBound: createGauge(registry, s.listenersBound),
+    probesAnswered: createPlainCounter(registry, s.probesAnswered),
+    probesDropped: createCounter(registry, s.probesDropped)
   }
 }
 
