@@ -2,8 +2,8 @@
 //
 // The management address comes from the daemon itself: this script finds the running daemon
 // (its /app/dist/<daemon>/src/main.js process, PID 1 or a child of an init), re-runs the same
-// command line with --print-config (file + HYBRID_* environment + flags, exactly as the daemon
-// loaded them) and asks http://<management.listen>/livez with that address as Host (the
+// command line with its HYBRID_* environment and --print-config (file + environment + flags,
+// exactly as the daemon loaded them) and asks http://<management.listen>/livez with that address as Host (the
 // management server's Host allow-list accepts its own listen address). Exit 0 healthy, 1 not.
 import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -12,20 +12,29 @@ import { parse } from 'yaml'
 const daemon = process.env.HYBRID_DAEMON ?? 'cpe'
 const main = `/app/dist/${daemon}/src/main.js`
 
-function daemonArgv () {
+function daemonProcess () {
   const pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).sort((a, b) => a - b)
   for (const pid of pids) {
     if (pid === process.pid) continue
     let argv
     try { argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '') } catch { continue }
     const at = argv.indexOf(main)
-    if (at >= 0) return argv.slice(at + 1).filter((a) => a !== '--validate' && a !== '--print-config')
+    if (at < 0) continue
+    const env = { ...process.env }
+    try {
+      for (const kv of readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')) {
+        const eq = kv.indexOf('=')
+        if (kv.startsWith('HYBRID_') && eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1)
+      }
+    } catch { /* another user's process: its environment is the container's anyway */ }
+    return { args: argv.slice(at + 1).filter((a) => a !== '--validate' && a !== '--print-config'), env }
   }
   throw new Error(`no ${main} process`)
 }
 
 try {
-  const out = execFileSync(process.execPath, [main, ...daemonArgv(), '--print-config'], { encoding: 'utf8', timeout: 4000, stdio: ['ignore', 'pipe', 'pipe'] })
+  const { args, env } = daemonProcess()
+  const out = execFileSync(process.execPath, [main, ...args, '--print-config'], { encoding: 'utf8', env, timeout: 4000, stdio: ['ignore', 'pipe', 'pipe'] })
   const listen = parse(out)?.management?.listen ?? {}
   let host = listen.host ?? '127.0.0.1'
   if (host === '0.0.0.0') host = '127.0.0.1'
