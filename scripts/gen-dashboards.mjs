@@ -252,6 +252,12 @@ const cpe = {
       [0.5, 0.95].map((p) => [c.q(p, 'hybrid_path_rtt_seconds', 'path, le', P), `{{path}} p${p * 100}`]))
     timeline('Path up', 'hybrid_path_up per path (min over the selected instances).', upDown,
       [[`min by (path) (hybrid_path_up{${P}})`, '{{path}}']])
+    ts('Probe loss per path', 'hybrid_path_loss_ratio: share of path-health probes lost over the sliding window (health.enabled).', 'percentunit',
+      [[`max by (path) (hybrid_path_loss_ratio{${P}})`, '{{path}}']], { max: 1 })
+    ts('Probe RTT per path', 'hybrid_path_probe_rtt_seconds: RTT of the path-health probes to the concentrator (EWMA), not the subflows\' RTT.', 's',
+      [[`max by (path) (hybrid_path_probe_rtt_seconds{${P}})`, '{{path}}']])
+    ts('Path state changes', 'hybrid_path_state_changes_total per interval, by path and state entered.', 'short',
+      [[`sum by (path, to) (increase(hybrid_path_state_changes_total{${P}}[${RI}]))`, '{{path}} → {{to}}']])
     timeline('Path role', 'hybrid_path_role: 1 = primary, 0 = backup.', [{ type: 'value', options: { 0: { text: 'backup', color: 'blue', index: 0 }, 1: { text: 'primary', color: 'green', index: 1 } } }],
       [[`max by (path) (hybrid_path_role{${P}, role="primary"})`, '{{path}}']])
     ts('Subflows per path', 'Established MPTCP subflows of proxied connections.', 'short',

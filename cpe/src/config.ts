@@ -12,6 +12,7 @@ import { InterceptSchema } from './config-intercept.ts'
 import { MultipathSchema, UplinkSchema } from './config-uplinks.ts'
 import { ConcentratorSchema, Socks5Schema } from './config-socks5.ts'
 import { ConvertClientSchema } from './config-convert.ts'
+import { HealthSchema } from './config-health.ts'
 
 export { LogSchema, UplinkSchema }
 
@@ -39,7 +40,9 @@ export const ConfigSchema = Type.Object({
   /** LAN interception (nftables TPROXY); docs/cpe-control-plane.md. */
   intercept: InterceptSchema,
   /** Source routing, MPTCP endpoints and limits of the uplinks; docs/cpe-control-plane.md. */
-  multipath: MultipathSchema
+  multipath: MultipathSchema,
+  /** Per-access path-health probing (off by default); docs/path-health.md. */
+  health: HealthSchema
 }, { additionalProperties: false })
 
 export type Config = Static<typeof ConfigSchema>

@@ -27,6 +27,7 @@ import { registerCpeRoutes, type UplinkChange } from './mgmt/cpe-routes.ts'
 import { CpeSessionTable } from './mgmt/session-table.ts'
 import { createCpeMetrics, createCpeRegistry, type CpeMetrics } from './metrics.ts'
 import { PathMonitor } from './paths/path-monitor.ts'
+import { createPathHealth, healthFields, type PathHealth } from './health/path-health.ts'
 import { UplinkObserver, type UplinkSource } from './paths/uplink-observer.ts'
 import { planReload } from './reload-plan.ts'
 import { PipeliningMemory } from './signalling/pipelining-memory.ts'
@@ -75,6 +76,8 @@ export interface Cpe {
   readonly registry: Registry
   readonly metrics: CpeMetrics
   readonly sessions: CpeSessionTable
+  /** Path health (health.enabled): subscribe to `change(path, state, transition)`. */
+  readonly health: PathHealth | undefined
   ready: () => boolean
   status: () => object
   activeConnections: () => number
@@ -125,6 +128,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
   }
   const sessions = new CpeSessionTable()
   const pathMonitor = new PathMonitor({ metrics, paths, primary: primaryOf(initial), ...(deps.pathSampleMs === undefined ? {} : { sampleMs: deps.pathSampleMs }) })
+  const health = createPathHealth(initial, metrics, childFor(deps.log, 'health'))
   const pipelining = new PipeliningMemory(initial.socks5.stepwiseMemoryMs, now)
   const live = new Set<Socks5Upstream | TransparentUpstream | ConvertUpstream>()
   const converterMemory = new ConverterMemory(now)
@@ -305,7 +309,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     routes: (app) => {
       registerCpeRoutes(app, {
         status,
-        uplinks: () => pathMonitor.view().map((p) => ({ ...p, ...uplinkDetail(p.name) })),
+        uplinks: () => pathMonitor.view().map((p) => ({ ...p, ...uplinkDetail(p.name), ...healthFields(health, p.name, p.up) })),
         setUplink,
         sessions: (offset, limit) => sessions.page(offset, limit, now()),
         reload: deps.requestReload ?? (async () => { await reload(config) })
@@ -322,9 +326,11 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     checkMode(initial)
     caps = new ConnectionCaps({ maxConnections: effectiveMaxConnections(initial.limits.maxConnections), perSourceMaxConnections: initial.limits.perSourceMaxConnections })
     uplinks = await (deps.startUplinks ?? defaultStartUplinks)(initial, log)
-    uplinks.on('change', (states) => { pathMonitor.updateUplinks(states) })
+    uplinks.on('change', (states) => { pathMonitor.updateUplinks(states); health?.updateUplinks(states) })
     pathMonitor.updateUplinks(uplinks.uplinks())
+    health?.updateUplinks(uplinks.uplinks())
     pathMonitor.start()
+    health?.start()
     upstream = checkConcentratorPath(initial, log)
     if (initial.intercept.rules !== 'off') {
       interceptor = await (deps.startInterceptor ?? defaultStartInterceptor)(initial, log, onConnection)
@@ -347,6 +353,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
 
   const teardown = async (): Promise<void> => {
     pathMonitor.stop()
+    health?.stop()
     const i = interceptor
     interceptor = undefined
     if (i !== undefined) await i.stop().catch((err: unknown) => { log.warn({ err }, 'interception cleanup failed') })
@@ -393,6 +400,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     registry,
     metrics,
     sessions,
+    health,
     ready,
     status,
     activeConnections: () => live.size

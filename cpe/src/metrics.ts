@@ -16,6 +16,7 @@ const PATH = { describe: 'configured uplink name (uplinks[].name, ≤ 4)' } as c
 export const PathRole = ['primary', 'backup'] as const
 export type PathRole = (typeof PathRole)[number]
 export const PathDirection = ['up', 'down'] as const
+export const HealthStateLabel = ['up', 'down'] as const
 export const TfoResult = ['syn_data_acked', 'cookie_unavailable', 'data_not_acked', 'syn_retransmitted'] as const
 export type TfoResult = (typeof TfoResult)[number]
 
@@ -23,11 +24,14 @@ export type TfoResult = (typeof TfoResult)[number]
 export const PathRttBuckets = [0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1] as const
 
 export const cpeMetricSpecs = {
-  pathUp: metricSpec({ name: 'hybrid_path_up', type: 'gauge', unit: '1', help: 'Uplink carrier state (interface UP and LOWER_UP with an address): 1 up, 0 down.', labels: { path: PATH } }),
+  pathUp: metricSpec({ name: 'hybrid_path_up', type: 'gauge', unit: '1', help: 'Path usable: link state (interface UP and LOWER_UP with an address) AND, with health.enabled, probe health (docs/path-health.md): 1 up, 0 down.', labels: { path: PATH } }),
   pathRole: metricSpec({ name: 'hybrid_path_role', type: 'gauge', unit: '1', help: 'Current role of the uplink (1 for its role, 0 for the other): primary carries traffic, backup only when no primary subflow works.', labels: { path: PATH, role: PathRole } }),
   pathRtt: metricSpec({ name: 'hybrid_path_rtt_seconds', type: 'histogram', unit: 'seconds', help: 'Smoothed RTT of the relayed connections\' subflows on the path, sampled about once a second (MPTCP_FULL_INFO).', labels: { path: PATH }, buckets: PathRttBuckets }),
   pathBytes: metricSpec({ name: 'hybrid_path_bytes_total', type: 'counter', unit: 'bytes', help: 'Bytes of relayed connections per path: up = subflow bytes_acked (SYN excluded), down = subflow bytes_received; grouped by the subflow\'s local address.', labels: { path: PATH, direction: PathDirection } }),
   pathFailovers: metricSpec({ name: 'hybrid_path_failovers_total', type: 'counter', unit: 'failovers', help: 'Path down transitions while another path was up (from the path that went down to the first path still up).', labels: { from_path: PATH, to_path: PATH } }),
+  pathLossRatio: metricSpec({ name: 'hybrid_path_loss_ratio', type: 'gauge', unit: 'ratio', help: 'Share of path-health probes lost over the sliding window (health.window probes); 0 while probing is off.', labels: { path: PATH } }),
+  pathProbeRtt: metricSpec({ name: 'hybrid_path_probe_rtt_seconds', type: 'gauge', unit: 'seconds', help: 'Round-trip time of the path-health probes to the concentrator (EWMA, α 1/8); not the relayed subflows\' RTT (hybrid_path_rtt_seconds). 0 before the first answer.', labels: { path: PATH } }),
+  pathStateChanges: metricSpec({ name: 'hybrid_path_state_changes_total', type: 'counter', unit: 'changes', help: 'Path-health transitions (probes lost, probes answered, carrier down), by the state entered.', labels: { path: PATH, to: HealthStateLabel } }),
   tfoOutcomes: metricSpec({ name: 'hybrid_tfo_outcomes_total', type: 'counter', unit: 'connections', help: 'TCP Fast Open outcome of connections to the concentrator, by the initial subflow\'s path (tcpi_options SYN_DATA, tcpi_fastopen_client_fail).', labels: { path: PATH, result: TfoResult } }),
   nftTableInstalled: metricSpec({ name: 'hybrid_nft_table_installed', type: 'gauge', unit: '1', help: 'The interception table inet hybrid_cpe is installed and held (1) or not (0).', labels: {} }),
   endpointConfigured: metricSpec({ name: 'hybrid_mptcp_endpoint_configured', type: 'gauge', unit: '1', help: 'The path can carry subflows: an MPTCP endpoint exists for it (the primary path needs none: 1 when it has an address); 0 when absent or admin down.', labels: { path: PATH } })
@@ -50,6 +54,9 @@ function createOwnMetrics (registry: Registry, paths: readonly string[]) {
     pathBytes: createCounter(registry, withPaths(s.pathBytes, paths)),
     pathFailovers: createCounter(registry, withPaths(s.pathFailovers, paths)),
     tfoOutcomes: createCounter(registry, withPaths(s.tfoOutcomes, paths)),
+    pathLossRatio: createGauge(registry, withPaths(s.pathLossRatio, paths)),
+    pathProbeRtt: createGauge(registry, withPaths(s.pathProbeRtt, paths)),
+    pathStateChanges: createCounter(registry, withPaths(s.pathStateChanges, paths)),
     nftTableInstalled: createPlainGauge(registry, s.nftTableInstalled),
     endpointConfigured: createGauge(registry, withPaths(s.endpointConfigured, paths))
   }

@@ -1,7 +1,8 @@
 /**
  * The CPE agent's own management routes (registered through `buildMgmtServer({ routes })`):
  *   GET  /api/v1/status          uptime, readiness checks, connections, pipelining memory
- *   GET  /api/v1/uplinks         per uplink: carrier, role, admin state, endpoint, subflows, bytes
+ *   GET  /api/v1/uplinks         per uplink: up (link AND health), role, admin state, endpoint, subflows, bytes,
+ *                                health { state, lossRatio, rttMs, since } when health.enabled (docs/path-health.md)
  *   PUT  /api/v1/uplinks/:name   { mode?: aggregate|backup, admin?: up|down } (bearer token)
  *   GET  /api/v1/sessions        relayed connections, largest first (paginated)
  *   POST /api/v1/reload          re-read and apply the configuration (the SIGHUP path; bearer token)
@@ -38,7 +39,7 @@ export function registerCpeRoutes (app: MgmtApp, deps: CpeRouteDeps): void {
   }, async () => deps.status())
 
   app.get('/api/v1/uplinks', {
-    schema: { summary: 'Uplinks: carrier, role, admin state, endpoint, subflows, bytes', tags: ['status'], response: { 200: AnyObject } }
+    schema: { summary: 'Uplinks: up (link and probe health), role, admin state, endpoint, subflows, bytes, health', tags: ['status'], response: { 200: AnyObject } }
   }, async () => ({ uplinks: deps.uplinks() }))
 
   app.put('/api/v1/uplinks/:name', {
