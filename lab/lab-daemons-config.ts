@@ -13,7 +13,7 @@
  * - transparent: the concentrator intercepts the CPE's MPTCP SYNs (transparent-setup.ts); the CPE
  *   dials the destinations directly (no TFO).
  */
-import { ADDRESS_PLAN, type AddressPlan } from './addresses.ts'
+import { ACCESS_NAMES, ADDRESS_PLAN, type AddressPlan } from './addresses.ts'
 import { LAB_CONCENTRATOR_PORTS, labConcentratorConfig } from './daemons.ts'
 import { LAB_MGMT_PORTS } from './prometheus-config.ts'
 import { transparentConcentratorConfig } from './transparent-setup.ts'
@@ -66,4 +66,25 @@ export function labModeConcentratorConfig (mode: DaemonMode, options: LabModeCon
     ...config,
     listeners: [...listeners, ...[p.service.v4, p.service.v6].map((host) => ({ host, port: LAB_CONCENTRATOR_PORTS.convert, mode: 'convert' }))]
   }
+}
+
+/** UDP port of the concentrator's path-health probe responder in the lab (the schema default). */
+export const LAB_PROBE_PORT = 7047
+
+/**
+ * Path health for the lab (docs/path-health.md): the concentrator's `probe` section (responder on the
+ * service address, v4 and v6, answering the CPE's access addresses) and the CPE's `health` section
+ * (probing on, defaults otherwise). Merged over a mode's configurations by the callers that want it
+ * (test/e2e/path-health.e2e.test.ts); the mode defaults stay without it for now, see docs/path-health.md.
+ */
+export function labProbeConfig (plan: AddressPlan = ADDRESS_PLAN): Record<string, unknown> {
+  return {
+    enabled: true,
+    listen: [plan.service.v4, plan.service.v6].map((host) => ({ host, port: LAB_PROBE_PORT })),
+    trustedPrefixes: ACCESS_NAMES.flatMap((n) => [`${plan.access[n].cpeSide.cpe.v4}/32`, `${plan.access[n].cpeSide.cpe.v6}/128`])
+  }
+}
+
+export function labHealthConfig (overrides: Readonly<Record<string, unknown>> = {}): Record<string, unknown> {
+  return { enabled: true, port: LAB_PROBE_PORT, ...overrides }
 }

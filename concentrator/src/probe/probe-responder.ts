@@ -51,7 +51,8 @@ export async function startProbeResponder (config: ConcentratorConfig, deps: { l
 }
 
 async function bind (a: ProbeAddress, gate: ProbeGate, deps: { log: Logger, metrics: ConcentratorMetrics }): Promise<dgram.Socket> {
-  const socket = dgram.createSocket({ type: isIP(a.host) === 6 ? 'udp6' : 'udp4', ipv6Only: true })
+  // IPV6_V6ONLY only on udp6 (on a udp4 socket bind fails with EINVAL).
+  const socket = dgram.createSocket(isIP(a.host) === 6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' })
   socket.on('message', (msg, rinfo) => {
     const decision = gate.decide(sourceKey(rinfo.address), msg)
     if (!decision.answer) { deps.metrics.probesDropped.inc({ reason: decision.reason }); return }
