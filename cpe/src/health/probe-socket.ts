@@ -2,8 +2,9 @@
  * One access's probe socket: a UDP socket bound to the access's own source address (port 0), so the
  * source policy routing (`ip rule from <address> lookup <table>`) sends every probe over that access.
  * It numbers the probes, remembers the outstanding ones and reports each as answered (with its RTT)
- * or lost (no reply within `timeoutMs`, or the send failed). Replies from any other address, with an
- * unknown or expired sequence number, or malformed, are ignored. Errors never escape a handler.
+ * or lost (no reply within `timeoutMs`, the send failed, or a later probe was answered first).
+ * Replies from any other address, with an unknown or expired sequence number, or malformed, are
+ * ignored. Errors never escape a handler.
  */
 import dgram from 'node:dgram'
 import { isIP } from 'node:net'
@@ -79,6 +80,13 @@ export class ProbeSocket {
     const sentAt = this.#outstanding.get(r.value.sequence)
     if (sentAt === undefined) return
     this.#outstanding.delete(r.value.sequence)
+    // Probes sent before this one and still unanswered are lost now, not at their timeout: otherwise
+    // their late verdicts would break the run of answers after a path recovers (recovery + timeoutMs).
+    for (const [seq, at] of this.#outstanding) {
+      if (at > sentAt) continue
+      this.#outstanding.delete(seq)
+      this.#opts.onOutcome(undefined)
+    }
     this.#opts.onOutcome(Math.max(0, this.#opts.now() - sentAt))
   }
 }
