@@ -76,6 +76,12 @@ describe('path health in the lab', { skip: skip ?? false, concurrency: false, ti
     }
     throw new Error(`${path} not ${state} within ${boundMs + 2000} ms: ${cpe().logTail(2000)}`)
   }
+  const assertUp = async (name: string, u: UplinkView | undefined): Promise<void> => {
+    assert.equal(u?.up, true, name)
+    assert.equal(u?.health?.state, 'up', name)
+    assert.ok((u?.health?.rttMs ?? 0) > 0, `${name} rtt`)
+    assert.equal(await pathUp(name), 1, name)
+  }
   /** Time from t0 to the transition, from the agent's own `since` (not the polling delay). */
   const since = (u: UplinkView, t0: number): number => Date.parse(u.health?.since ?? '') - t0
 
@@ -83,14 +89,8 @@ describe('path health in the lab', { skip: skip ?? false, concurrency: false, ti
     const dsl = await waitState('dsl', 'up', 3000)
     for (let i = 0; i < 100 && ((await uplinks()).get('lte')?.health?.rttMs ?? null) === null; i++) await sleep(50)
     const all = await uplinks()
-    for (const name of ['dsl', 'lte']) {
-      const u = all.get(name)
-      assert.equal(u?.up, true, name)
-      assert.equal(u?.health?.state, 'up', name)
-      assert.ok((u?.health?.rttMs ?? 0) > 0, `${name} rtt`)
-      assert.equal(await pathUp(name), 1, name)
-    }
-    console.log(`# path-health baseline rtt dsl ${dsl.health?.rttMs ?? '?'} ms, lte ${all.get('lte')?.health?.rttMs ?? '?'} ms`)
+    for (const name of ['dsl', 'lte']) await assertUp(name, all.get(name))
+    console.log(`# path-health baseline rtt dsl ${String(dsl.health?.rttMs)} ms, lte ${String(all.get('lte')?.health?.rttMs)} ms`)
   })
 
   test('DSL blackhole: dsl down within the bound, lte stays up; restored: up again', async () => {
