@@ -159,6 +159,7 @@ run_mode () {
 
   # the download
   x client curl -sS --max-time 5 http://203.0.113.129:9091/metrics >/tmp/hat-ct-m0
+  x server curl -sS --max-time 5 http://203.0.113.1:9090/metrics >/tmp/hat-ct-c0
   local d0 l0; d0=$(router_tx dsl 198.51.100.0/28); l0=$(router_tx lte 198.51.100.64/28)
   local want got bytes t1 t2
   want=$(x client curl -sS --max-time 10 http://203.0.113.10/file.sha256 | cut -d' ' -f1)
@@ -168,12 +169,16 @@ run_mode () {
   [ -n "$want" ] && [ "$got" = "$want" ] || fail "$mode: sha256 $got != $want ($bytes bytes)"
   sleep 2   # the agent samples its subflows every second and at close
   x client curl -sS --max-time 5 http://203.0.113.129:9091/metrics >/tmp/hat-ct-m1
+  x server curl -sS --max-time 5 http://203.0.113.1:9090/metrics >/tmp/hat-ct-c1
+  # the concentrator accepted the download in this mode (convert did not fall back to SOCKS5)
+  local acc; acc=$(( $(metric /tmp/hat-ct-c1 hybrid_connections_accepted_total "mode=\"$mode\"") - $(metric /tmp/hat-ct-c0 hybrid_connections_accepted_total "mode=\"$mode\"") ))
+  [ "$acc" -ge 1 ] || fail "$mode: the concentrator accepted no $mode connection"
   local pd pl rd rl
   pd=$(( $(metric /tmp/hat-ct-m1 hybrid_path_bytes_total 'path="dsl".*direction="down"|direction="down".*path="dsl"') - $(metric /tmp/hat-ct-m0 hybrid_path_bytes_total 'path="dsl".*direction="down"|direction="down".*path="dsl"') ))
   pl=$(( $(metric /tmp/hat-ct-m1 hybrid_path_bytes_total 'path="lte".*direction="down"|direction="down".*path="lte"') - $(metric /tmp/hat-ct-m0 hybrid_path_bytes_total 'path="lte".*direction="down"|direction="down".*path="lte"') ))
   rd=$(( $(router_tx dsl 198.51.100.0/28) - d0 )); rl=$(( $(router_tx lte 198.51.100.64/28) - l0 ))
   local mbit; mbit=$(awk -v b="$bytes" -v ns=$(( t2 - t1 )) 'BEGIN { printf "%.1f", b * 8 / (ns / 1e9) / 1e6 }')
-  say "download-$mode: {\"bytes\":$bytes,\"sha256\":\"$got\",\"mbit_s\":$mbit,\"agent_path_down\":{\"dsl\":$pd,\"lte\":$pl},\"router_tx_to_cpe\":{\"dsl\":$rd,\"lte\":$rl}}"
+  say "download-$mode: {\"bytes\":$bytes,\"concentrator_accepted_$mode\":$acc,\"sha256\":\"$got\",\"mbit_s\":$mbit,\"agent_path_down\":{\"dsl\":$pd,\"lte\":$pl},\"router_tx_to_cpe\":{\"dsl\":$rd,\"lte\":$rl}}"
   [ $(( pd * 10 )) -gt "$bytes" ] && [ $(( pl * 10 )) -gt "$bytes" ] || fail "$mode: a path carried under 10 % (agent: dsl $pd lte $pl of $bytes)"
   [ $(( rd * 10 )) -gt "$bytes" ] && [ $(( rl * 10 )) -gt "$bytes" ] || fail "$mode: an access carried under 10 % (routers: dsl $rd lte $rl of $bytes)"
 
