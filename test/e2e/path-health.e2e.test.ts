@@ -6,8 +6,8 @@
  * - DSL blackhole in the dsl router (carrier up): dsl down within a bound, lte stays up (so the
  *   probes of each access really leave over that access); restored: dsl up again;
  * - DSL carrier loss (`ip link set dsl0 down` in cpe): dsl down at once; restored: up;
- * - the responder answers no untrusted source, drops oversized and malformed datagrams, and never
- *   sends a reply larger than the request.
+ * - the responder (IPv4 and IPv6) answers no untrusted source, drops oversized and malformed
+ *   datagrams, and never sends a reply larger than the request.
  * Measured times are printed as `# path-health` lines. Needs `npx tsc -b` first.
  */
 import { after, before, describe, test } from 'node:test'
@@ -33,7 +33,7 @@ interface UplinkView { name: string, up: boolean, health?: { state: string, loss
 /** Datagram sizes sent from `source` to the responder, and the sizes of the replies (node in the namespace). */
 const probeScript = (source: string, target: string, port: number): string => `
 const dgram = require('node:dgram')
-const s = dgram.createSocket('udp4')
+const s = dgram.createSocket('${source.includes(':') ? 'udp6' : 'udp4'}')
 const probe = (seq, pad) => { const b = Buffer.alloc(20 + pad); b.writeUInt32BE(0x48505242, 0); b[4] = 1; b[5] = 1; b.writeUInt32BE(seq, 8); return b }
 const sent = [probe(1, 0), probe(2, 100), probe(3, 236), Buffer.alloc(300, 7), Buffer.alloc(1200, 1), Buffer.from('hello'), probe(4, 0).fill(9, 0, 4)]
 const replies = []
@@ -132,12 +132,13 @@ describe('path health in the lab', { skip: skip ?? false, concurrency: false, ti
       assert.ok(detect <= 1000, `carrier loss seen after ${detect} ms`)
       assert.equal(await pathUp('dsl'), 0)
       assert.equal((await uplinks()).get('lte')?.health?.state, 'up')
+      await sleep(1200) // past the hold-down, so the recovery below is the probes' own time
     } finally {
       await lab().setAccessState('dsl', 'up') // link up, then the lab's routes back
     }
     const t1 = Date.now()
     const up = await waitState('dsl', 'up', DETECT_BOUND_MS)
-    console.log(`# path-health carrier recovery ${since(up, t1)} ms after the link came back`)
+    console.log(`# path-health carrier recovery ${since(up, t1)} ms after the link came back (down ${t1 - t0} ms)`)
   })
 
   test('responder: no reply to an untrusted source; trusted: oversized and malformed dropped, replies never larger than requests', async () => {
@@ -152,6 +153,9 @@ describe('path health in the lab', { skip: skip ?? false, concurrency: false, ti
       assert.equal(r.type, 2)
       assert.equal(r.bytes, trusted.sent[r.seq - 1], 'reply exactly the request size')
     }
+    // IPv6: the responder's v6 socket answers the CPE's DSL v6 address the same way.
+    const v6 = JSON.parse(await lab().ns.cpe.exec(['node', '-e', probeScript(p.access.dsl.cpeSide.cpe.v6, p.service.v6, LAB_PROBE_PORT)])) as { sent: number[], replies: Array<{ seq: number, bytes: number }> }
+    assert.deepEqual(v6.replies.map((r) => `${r.seq}:${r.bytes}`).sort(), ['1:20', '2:120', '3:256'])
     const conc = h.conc
     assert.ok(conc)
     assert.ok(await conc.metric('hybrid_probe_dropped_total', { reason: 'untrusted' }) >= 7)

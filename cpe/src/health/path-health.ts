@@ -1,11 +1,11 @@
 /**
  * Per-access path health (docs/path-health.md): one ProbeSocket per uplink, one timer for all,
- * one HealthState per uplink fed with probe outcomes and the carrier. The carrier is the uplink
- * source's `up` (link flags, re-read every multipath.pollIntervalMs) AND the interface's operstate
- * read from sysfs on every tick, so a carrier loss is seen within one interval.
+ * one HealthState per uplink fed with probe outcomes and the carrier. The carrier is the interface's
+ * operstate read from sysfs on every tick (so a carrier change is seen within one interval, not one
+ * multipath.pollIntervalMs), with an address from the uplink source; the source's link flags where
+ * sysfs cannot tell.
  *
- * Owns `hybrid_path_up` while enabled: link state (UplinkState.up with an address) AND probe
- * health. Emits `change(path, state, transition)` on every transition (failover work subscribes
+ * Owns `hybrid_path_up` while enabled: carrier AND probe health. Emits `change(path, state, transition)` on every transition (failover work subscribes
  * here) and logs it at info: `path dsl down: 3 probes lost`.
  * Detection only: it changes no route, endpoint or flag.
  */
@@ -51,8 +51,15 @@ const sysfsOperstate = (iface: string): string | undefined => {
   try { return readFileSync(`/sys/class/net/${iface}/operstate`, 'utf8').trim() } catch { return undefined }
 }
 
-/** `up` and `unknown` (drivers without operstate: tun, some veth) count as carrier. */
-const operUp = (s: string | undefined): boolean => s === undefined || s === 'up' || s === 'unknown'
+/**
+ * Carrier of an uplink: an address, and operstate `up` (RFC 2863: UP and LOWER_UP) read now; where
+ * sysfs has no answer or says `unknown` (drivers without operstate: tun), the uplink source's flags.
+ */
+function carrierOf (u: UplinkState | undefined, operstate: (iface: string) => string | undefined): boolean {
+  if (u === undefined || u.addresses.length === 0) return false
+  const oper = operstate(u.interface)
+  return oper === undefined || oper === 'unknown' ? u.up : oper === 'up'
+}
 
 export class PathHealth extends EventEmitter<{ change: [path: string, state: HealthStateName, transition: Transition] }> {
   readonly #o: PathHealthOptions
@@ -109,8 +116,11 @@ export class PathHealth extends EventEmitter<{ change: [path: string, state: Hea
     }
   }
 
-  /** Whether the path is healthy by probes and carrier (link state is ANDed by the caller's view). */
-  isUp (path: string): boolean { return this.#paths.get(path)?.state.state !== 'down' }
+  /** Whether the path is usable: carrier and probes (what hybrid_path_up says). */
+  isUp (path: string): boolean {
+    const s = this.#paths.get(path)?.state.snapshot()
+    return s !== undefined && s.carrier && s.state === 'up'
+  }
 
   view (path: string): PathHealthView | undefined {
     const e = this.#paths.get(path)
@@ -136,9 +146,7 @@ export class PathHealth extends EventEmitter<{ change: [path: string, state: Hea
   }
 
   #carrier (name: string, e: PathEntry): void {
-    const u = e.uplink
-    const link = u !== undefined && u.up && u.addresses.length > 0 && operUp(this.#operstate(u.interface))
-    this.#apply(name, e, e.state.carrier(link, this.#now()))
+    this.#apply(name, e, e.state.carrier(carrierOf(e.uplink, this.#operstate), this.#now()))
   }
 
   #apply (name: string, e: PathEntry, t: Transition | undefined): void {
@@ -154,8 +162,7 @@ export class PathHealth extends EventEmitter<{ change: [path: string, state: Hea
   #publish (name: string, e: PathEntry): void {
     const s = e.state.snapshot()
     const m = this.#o.metrics
-    const link = e.uplink !== undefined && e.uplink.up && e.uplink.addresses.length > 0
-    m.pathUp.set({ path: name }, link && s.state === 'up' ? 1 : 0)
+    m.pathUp.set({ path: name }, s.carrier && s.state === 'up' ? 1 : 0)
     m.pathLossRatio.set({ path: name }, s.lossRatio)
     m.pathProbeRtt.set({ path: name }, s.rttMs === undefined ? 0 : s.rttMs / 1000)
   }
@@ -173,5 +180,5 @@ export function createPathHealth (config: { health: HealthConfig, concentrator: 
 /** Fields merged into an uplink of GET /api/v1/uplinks: `up` becomes link AND health, plus `health`. */
 export function healthFields (health: PathHealth | undefined, name: string, linkUp: boolean): { up: boolean, health?: PathHealthView } {
   const view = health?.view(name)
-  return view === undefined ? { up: linkUp } : { up: linkUp && view.state === 'up', health: view }
+  return health === undefined || view === undefined ? { up: linkUp } : { up: health.isUp(name), health: view }
 }
