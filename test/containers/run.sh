@@ -14,7 +14,8 @@
 # project are removed at exit (also on failure); the images stay cached.
 #
 # Machine set-up it does itself (idempotent, as root): installs podman podman-compose runc
-# debootstrap with apt-get when missing (HYBRID_CT_NO_INSTALL=1 skips), and writes
+# netavark aardvark-dns iptables debootstrap with apt-get when missing (HYBRID_CT_NO_INSTALL=1
+# refuses instead), and writes
 # /etc/containers/containers.conf (runtime runc, no default ulimits: podman 4.3's crun default and
 # its default ulimits do not work here) when it does not already say so (the old file is kept as
 # containers.conf.hybrid-access.orig).
@@ -36,14 +37,16 @@ elapsed () { echo $(( $(date +%s) - T0 )); }
 [ -e /proc/sys/net/mptcp/enabled ] || { echo "skip: no kernel MPTCP"; exit 0; }
 
 # ---- machine set-up -------------------------------------------------------------------------
+# netavark + aardvark-dns: podman's network stack (it would fall back to CNI plugins without it);
+# iptables: netavark's firewall driver; debootstrap: the base image.
 need=()
-for b in podman:podman podman-compose:podman-compose runc:runc debootstrap:debootstrap; do
-  command -v "${b%%:*}" >/dev/null || need+=("${b##*:}")
+for p in podman podman-compose runc netavark aardvark-dns iptables debootstrap; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
-  [ "${HYBRID_CT_NO_INSTALL:-0}" = 1 ] && fail "missing: ${need[*]}"
+  [ "${HYBRID_CT_NO_INSTALL:-0}" = 1 ] && fail "missing packages: ${need[*]}"
   say "install: {\"packages\":\"${need[*]}\"}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 CONF=/etc/containers/containers.conf
 if ! { grep -qs '^runtime *= *"runc"' "$CONF" && grep -qs '^default_ulimits *= *\[\]' "$CONF"; }; then
