@@ -17,6 +17,8 @@ import { formatReportCard } from './report-card.ts'
 import { formatAccessGuide, formatDaemonGuide, formatSummary } from './summary.ts'
 import { buildLab, REPO_ROOT, type Lab } from './topology.ts'
 import { runTour } from './tour.ts'
+import { formatScenarioReport, parseScenarioSelection, plannedSeconds, type ScenarioSelection } from './scenario-failover.ts'
+import { runFailoverScenario } from './scenario-run.ts'
 
 export const USAGE = `Usage: npm run lab -- [options]
 
@@ -42,6 +44,13 @@ Options:
   --keep            leave the lab (and the last mode's daemons) running, keep their logs, and
                     print how to reach every host (npm run lab:down removes it)
   --prefix <p>      namespace prefix (default ha-; must start with ha- or hat-)
+  --scenario failover
+                    instead of the demo: per mode and fault, a long download from lan, new LAN
+                    connections every 200 ms, and DSL blackhole / carrier loss / LTE loss / DSL
+                    flap in turn; prints stall, reset, new-connection success and TTFB, time to
+                    subflows on both accesses and to DSL carrying the bulk again (docs/lab.md)
+  --modes <list>    scenario modes, comma-separated (default socks5,convert,transparent,mptcp)
+  --faults <list>   scenario faults (default dsl-blackhole,dsl-carrier,lte-loss,dsl-flap)
   -h, --help        this text
 `
 
@@ -56,6 +65,8 @@ export interface LabCliOptions {
   keep: boolean
   prefix: string
   withPrometheus: boolean
+  /** `--scenario failover`: the selected modes and faults. */
+  scenario?: ScenarioSelection
 }
 
 /** Parse the command line: options, `'help'`, or an error message (usage error). Pure. */
@@ -73,6 +84,9 @@ export function parseLabArgs (argv: readonly string[]): LabCliOptions | 'help' |
         keep: { type: 'boolean', default: false },
         prefix: { type: 'string', default: 'ha-' },
         'with-prometheus': { type: 'boolean', default: false },
+        scenario: { type: 'string' },
+        modes: { type: 'string' },
+        faults: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false }
       }
     }).values
@@ -87,7 +101,20 @@ export function parseLabArgs (argv: readonly string[]): LabCliOptions | 'help' |
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) return { error: `--seconds must be an integer in 1..600, got ${String(values.seconds)}` }
   if (!/^hat?-[a-z0-9-]{0,20}$/.test(values.prefix)) return { error: `--prefix must start with ha- or hat- (lower-case letters, digits, -), got ${values.prefix}` }
   if (values['with-prometheus'] && mode === 'mptcp') return { error: '--with-prometheus needs the daemons (--mode all, socks5, convert or transparent)' }
-  return { mode, seconds, dsl: values.dsl, lte: values.lte, json: values.json, keep: values.keep, prefix: values.prefix, withPrometheus: values['with-prometheus'] }
+  const opts = { mode, seconds, dsl: values.dsl, lte: values.lte, json: values.json, keep: values.keep, prefix: values.prefix, withPrometheus: values['with-prometheus'] }
+  return withScenario(opts, scenarioOption(values.scenario, values.modes, values.faults))
+}
+
+function withScenario (opts: LabCliOptions, scenario: ScenarioSelection | { error: string } | undefined): LabCliOptions | { error: string } {
+  if (scenario === undefined) return opts
+  return 'error' in scenario ? scenario : { ...opts, scenario }
+}
+
+/** `--scenario` with `--modes` / `--faults` (which need it). Pure. */
+function scenarioOption (name: string | undefined, modes: string | undefined, faults: string | undefined): ScenarioSelection | { error: string } | undefined {
+  if (name === undefined) return modes !== undefined || faults !== undefined ? { error: '--modes and --faults need --scenario failover' } : undefined
+  if (name !== 'failover') return { error: `unknown --scenario ${JSON.stringify(name)} (known: failover)` }
+  return parseScenarioSelection(modes, faults)
 }
 
 /** What is missing to run the lab here (undefined when nothing is). */
@@ -191,6 +218,11 @@ interface RunOutput {
 
 /** The report card over every mode, or one mode's demo and summary. */
 async function runSelected (lab: Lab, opts: LabCliOptions, out: (s: string) => void, progress: (m: string) => void): Promise<RunOutput> {
+  if (opts.scenario !== undefined) {
+    progress(`failover scenario: ${opts.scenario.modes.join(', ')} × ${opts.scenario.faults.map((f) => f.name).join(', ')}; about ${plannedSeconds(opts.scenario)} s plus daemon starts`)
+    const report = await runFailoverScenario(lab, { ...opts.scenario, log: progress })
+    return { text: formatScenarioReport(report), json: report }
+  }
   if (opts.mode === 'all') {
     progress(`report card: kernel MPTCP, then ${DAEMON_MODES.join(', ')} through the daemons; ${opts.seconds} s per transfer`)
     const { card, session } = await runTour(lab, { seconds: opts.seconds, live: out, log: progress, keepLast: opts.keep })
