@@ -23,7 +23,7 @@ export const NETWORKS = {
   dsl_core: '198.51.100.16/28',
   lte_access: '198.51.100.64/28',
   lte_core: '198.51.100.80/28',
-  inet: '203.0.113.0/25'
+  inet: '203.0.113.0/26'
 }
 
 const env = process.env

@@ -13,9 +13,8 @@
 # Everything runs on internal podman networks in documentation ranges; containers, networks and the
 # project are removed at exit (also on failure); the images stay cached.
 #
-# Machine set-up it does itself (idempotent, as root): installs podman podman-compose runc
-# netavark aardvark-dns iptables debootstrap with apt-get when missing (HYBRID_CT_NO_INSTALL=1
-# refuses instead), and writes
+# Machine set-up it does itself (idempotent, as root): installs the packages `for: containers` of
+# shared/src/sys/system-packages.json through scripts/system-deps.mjs when missing, and writes
 # /etc/containers/containers.conf (runtime runc, no default ulimits: podman 4.3's crun default and
 # its default ulimits do not work here) when it does not already say so (the old file is kept as
 # containers.conf.hybrid-access.orig).
@@ -37,17 +36,10 @@ elapsed () { echo $(( $(date +%s) - T0 )); }
 [ -e /proc/sys/net/mptcp/enabled ] || { echo "skip: no kernel MPTCP"; exit 0; }
 
 # ---- machine set-up -------------------------------------------------------------------------
-# netavark + aardvark-dns: podman's network stack (it would fall back to CNI plugins without it);
-# iptables: netavark's firewall driver; debootstrap: the base image.
-need=()
-for p in podman podman-compose runc netavark aardvark-dns iptables debootstrap; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  [ "${HYBRID_CT_NO_INSTALL:-0}" = 1 ] && fail "missing packages: ${need[*]}"
-  say "install: {\"packages\":\"${need[*]}\"}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+# The packages (podman, podman-compose, runc, netavark, aardvark-dns, iptables, debootstrap) come
+# from the project's one list and installer, like everything else (npm's pretest:containers runs it
+# too; this covers `bash test/containers/run.sh` by hand).
+node scripts/system-deps.mjs --for containers || fail "system packages for the container test are missing (see above)"
 CONF=/etc/containers/containers.conf
 if ! { grep -qs '^runtime *= *"runc"' "$CONF" && grep -qs '^default_ulimits *= *\[\]' "$CONF"; }; then
   mkdir -p /etc/containers
@@ -64,6 +56,22 @@ NETS=$(node -e "
     const i = d.ipam.config[0]
     console.log([n, i.subnet, i.gateway, i.ip_range].join(' '))
   }")
+# Each network becomes a bridge with an address in the host's namespace: a subnet that holds an
+# address the host reaches (its own networks, its routes' gateways, the package mirrors and
+# registry it resolves) would cut the host off from it while the test runs. Refuse those.
+HOST_ADDRS=$( { ip -4 -o addr show | awk '{print $4}'; ip -4 route show | grep -v ' dev podman' | awk '$2 == "via" {print $3} $1 != "default" {print $1}';
+  getent ahostsv4 registry.npmjs.org deb.debian.org 2>/dev/null | awk '{print $1}'; } | sort -u | tr '\n' ' ')
+OVERLAP=$(node -e "
+  const ipaddr = require('ipaddr.js')
+  const [nets, host] = [process.argv[1].trim().split('\n').map((l) => l.split(' ')), process.argv[2].trim().split(' ')]
+  for (const [n, subnet] of nets) {
+    const [a, len] = ipaddr.parseCIDR(subnet)
+    for (const h of host) {
+      const [b, hlen] = h.includes('/') ? ipaddr.parseCIDR(h) : [ipaddr.parse(h), 32]
+      if (a.kind() === b.kind() && (b.match(a, len) || a.match(b, hlen))) console.log(n + ' ' + subnet + ' overlaps ' + h)
+    }
+  }" "$NETS" "$HOST_ADDRS")
+[ -z "$OVERLAP" ] || fail "compose networks overlap what this host uses (change docker-compose.yml): $OVERLAP"
 compose () { podman-compose -p "$PROJECT" "$@"; }
 BRIDGES=()
 # Remove the lab's networks, then any host bridge of theirs that netavark left behind (it does when
