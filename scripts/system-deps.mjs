@@ -94,6 +94,8 @@ function isExecutableFile (file) {
 
 /** The first executable `name` in `dirs`, or undefined. */
 export function resolveBinary (name, dirs, isExecutable = isExecutableFile) {
+  // A few packages ship their programs off PATH (podman's netavark): the list names them by path.
+  if (name.startsWith('/')) return isExecutable(name) ? name : undefined
   for (const dir of dirs) {
     const file = join(dir, name)
     if (isExecutable(file)) return file
@@ -134,7 +136,7 @@ export function whoText (who) { return who === undefined ? 'all' : who.join(',')
 /** Binaries resolved outside Debian's directories: `python3 at /root/.pyenv/shims/python3`. */
 export function foreignBinaries (present) {
   return present.flatMap(({ found }) => Object.entries(found)
-    .filter(([, at]) => !DEBIAN_DIRS.has(dirname(at)))
+    .filter(([b, at]) => !b.startsWith('/') && !DEBIAN_DIRS.has(dirname(at)))
     .map(([b, at]) => `${b} at ${at}`))
 }
 

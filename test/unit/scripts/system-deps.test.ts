@@ -55,6 +55,12 @@ test('searchDirs: PATH first, then the sbin directories a user PATH lacks; no du
   assert.deepEqual(searchDirs(undefined), [...SBIN_DIRS])
 })
 
+test('resolveBinary: a name given as an absolute path is checked as it is (programs off PATH)', () => {
+  const isExec = (f: string): boolean => f === '/usr/lib/podman/netavark'
+  assert.equal(resolveBinary('/usr/lib/podman/netavark', ['/usr/bin'], isExec), '/usr/lib/podman/netavark')
+  assert.equal(resolveBinary('/usr/lib/podman/aardvark-dns', ['/usr/bin'], isExec), undefined)
+})
+
 test('resolveBinary: the first directory holding an executable wins', () => {
   const exec = new Set(['/usr/sbin/ip', '/root/.pyenv/shims/python3', '/usr/bin/python3'])
   const isExec = (f: string): boolean => exec.has(f)
