@@ -230,7 +230,24 @@ export function labConcentratorConfig (options: LabConcentratorOptions = {}): Re
     ],
     auth: { trustedPrefixes: cpeAddresses },
     policy: { ownAddresses: [p.service.v4, p.service.v6], ...options.policy },
-    limits: { ...options.limits }
+    limits: { ...options.limits },
+    probe: labProbeConfig(p)
+  }
+}
+
+/** UDP port of the concentrator's path-health probe responder in the lab (the schema default). */
+export const LAB_PROBE_PORT = 7047
+
+/**
+ * The concentrator's path-health probe responder in the lab (docs/path-health.md): on the service
+ * address, v4 and v6, answering the CPE's access addresses. On in every lab mode (the CPE's health
+ * probing and failover are, lab-daemons-config.ts).
+ */
+export function labProbeConfig (plan: AddressPlan = ADDRESS_PLAN): Record<string, unknown> {
+  return {
+    enabled: true,
+    listen: [plan.service.v4, plan.service.v6].map((host) => ({ host, port: LAB_PROBE_PORT })),
+    trustedPrefixes: ACCESS_NAMES.flatMap((n) => [`${plan.access[n].cpeSide.cpe.v4}/32`, `${plan.access[n].cpeSide.cpe.v6}/128`])
   }
 }
 

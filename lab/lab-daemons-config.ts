@@ -5,7 +5,8 @@
  *
  * Common to every mode: management servers on the lab's metrics targets (cpe on its LAN address,
  * hag on its internet-side address: LAB_METRICS_TARGETS, so Prometheus in inet reaches both), the
- * lab's own routing and MPTCP endpoints (`multipath.rules: off`), interception on the LAN interface.
+ * lab's own routing and MPTCP endpoints (`multipath.rules: off`), interception on the LAN interface,
+ * path health (probe responder + CPE probing) and failover (docs/failover.md).
  * - socks5: CPE → SOCKS5 listener on the service address, TCP Fast Open (cookie mode: cpe
  *   `tcp_fastopen=1`, hag `=3`, set by the mode runner).
  * - convert: the concentrator adds Convert listeners on LAB_CONCENTRATOR_PORTS.convert; the CPE
@@ -13,8 +14,8 @@
  * - transparent: the concentrator intercepts the CPE's MPTCP SYNs (transparent-setup.ts); the CPE
  *   dials the destinations directly (no TFO).
  */
-import { ACCESS_NAMES, ADDRESS_PLAN, type AddressPlan } from './addresses.ts'
-import { LAB_CONCENTRATOR_PORTS, labConcentratorConfig } from './daemons.ts'
+import { ADDRESS_PLAN, type AddressPlan } from './addresses.ts'
+import { LAB_CONCENTRATOR_PORTS, LAB_PROBE_PORT, labConcentratorConfig, labProbeConfig } from './daemons.ts'
 import { LAB_MGMT_PORTS } from './prometheus-config.ts'
 import { transparentConcentratorConfig } from './transparent-setup.ts'
 
@@ -39,10 +40,12 @@ export function labCpeConfig (mode: DaemonMode, options: LabModeConfigOptions = 
     management: { listen: { host: p.lan.cpe.v4, port: LAB_MGMT_PORTS.cpe }, token: LAB_CPE_TOKEN },
     mode,
     uplinks: [
-      { name: 'dsl', interface: p.access.dsl.cpeIf, role: 'dsl' },
-      { name: 'lte', interface: p.access.lte.cpeIf, role: 'lte' }
+      { name: 'dsl', interface: p.access.dsl.cpeIf, role: 'dsl', table: p.access.dsl.table },
+      { name: 'lte', interface: p.access.lte.cpeIf, role: 'lte', table: p.access.lte.table }
     ],
-    multipath: { rules: 'off' }, // the lab installed source routing and the LTE endpoint
+    multipath: { rules: 'off' }, // the lab installed source routing and the LTE endpoint (tables as in the plan)
+    health: labHealthConfig(),
+    failover: labFailoverConfig(),
     // TFO off: bulk transfers on TFO-opened MPTCP connections can stall on this kernel
     // (docs/mptcp-socket-layer.md, "Kernel issues"); the TFO tests enable it explicitly.
     concentrator: { host: p.service.v4, port: LAB_CONCENTRATOR_PORTS.socks5, fastOpen: false },
@@ -57,7 +60,7 @@ export function labModeConcentratorConfig (mode: DaemonMode, options: LabModeCon
   const p = options.plan ?? ADDRESS_PLAN
   const base = { plan: p, ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}) }
   if (mode === 'transparent') {
-    return transparentConcentratorConfig({ ...base, ...(options.joinPort !== undefined ? { joinPort: options.joinPort } : {}) })
+    return { ...transparentConcentratorConfig({ ...base, ...(options.joinPort !== undefined ? { joinPort: options.joinPort } : {}) }), probe: labProbeConfig(p) }
   }
   const config = labConcentratorConfig(base)
   if (mode === 'socks5') return config
@@ -68,23 +71,21 @@ export function labModeConcentratorConfig (mode: DaemonMode, options: LabModeCon
   }
 }
 
-/** UDP port of the concentrator's path-health probe responder in the lab (the schema default). */
-export const LAB_PROBE_PORT = 7047
+export { LAB_PROBE_PORT, labProbeConfig } from './daemons.ts'
 
 /**
- * Path health for the lab (docs/path-health.md): the concentrator's `probe` section (responder on the
- * service address, v4 and v6, answering the CPE's access addresses) and the CPE's `health` section
- * (probing on, defaults otherwise). Merged over a mode's configurations by the callers that want it
- * (test/e2e/path-health.e2e.test.ts); the mode defaults stay without it for now, see docs/path-health.md.
+ * The CPE's path health for the lab (docs/path-health.md): probing on, defaults otherwise. Part of
+ * every mode's configuration (labCpeConfig), together with failover (labFailoverConfig).
  */
-export function labProbeConfig (plan: AddressPlan = ADDRESS_PLAN): Record<string, unknown> {
-  return {
-    enabled: true,
-    listen: [plan.service.v4, plan.service.v6].map((host) => ({ host, port: LAB_PROBE_PORT })),
-    trustedPrefixes: ACCESS_NAMES.flatMap((n) => [`${plan.access[n].cpeSide.cpe.v4}/32`, `${plan.access[n].cpeSide.cpe.v6}/128`])
-  }
-}
-
 export function labHealthConfig (overrides: Readonly<Record<string, unknown>> = {}): Record<string, unknown> {
   return { enabled: true, port: LAB_PROBE_PORT, ...overrides }
+}
+
+/**
+ * Failover in the lab (docs/failover.md): on, with the kernel profile measured there (stale subflow
+ * after 1 lossy interval, RTO capped at 1 s with 60 retries so a revived DSL subflow resumes
+ * within about a second instead of after the exponential back-off).
+ */
+export function labFailoverConfig (overrides: Readonly<Record<string, unknown>> = {}): Record<string, unknown> {
+  return { enabled: true, kernel: { blackholeTimeout: 0, staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60 }, ...overrides }
 }

@@ -270,6 +270,14 @@ const cpe = {
       [[`sum(increase(hybrid_path_failovers_total{${S}}[$__range]))`, 'failovers']], { w: 4, h: 8 })
     ts('Failovers by direction', 'hybrid_path_failovers_total per interval, from_path → to_path.', 'short',
       [[`sum by (from_path, to_path) (increase(hybrid_path_failovers_total{${S}}[${RI}]))`, '{{from_path}} → {{to_path}}']], { w: 8 })
+    ts('Failover / failback duration p95', 'hybrid_failover_duration_seconds and hybrid_failback_duration_seconds: from the path-health transition to the last action done (docs/failover.md).', 's',
+      [[`histogram_quantile(0.95, sum by (le, path) (rate(hybrid_failover_duration_seconds_bucket{${P}}[5m])))`, 'failover {{path}}'],
+        [`histogram_quantile(0.95, sum by (le, path) (rate(hybrid_failback_duration_seconds_bucket{${P}}[5m])))`, 'failback {{path}}']], { w: 8 })
+    timeline('Steering of new connections', 'hybrid_failover_steering: the path whose table new unbound connections use (failover.enabled).', [{ type: 'value', options: { 0: { text: 'not steered', color: 'transparent', index: 0 }, 1: { text: 'new connections', color: 'green', index: 1 } } }],
+      [[`max by (path) (hybrid_failover_steering{${P}})`, '{{path}}']])
+    ts('Subflow re-creations and kernel MPTCP blackholes', 'hybrid_failback_subflow_recreations_total per interval by path; hybrid_mptcp_blackhole_detected_total (the kernel disabled MPTCP for new connections).', 'short',
+      [[`sum by (path) (increase(hybrid_failback_subflow_recreations_total{${P}}[${RI}]))`, 're-created {{path}}'],
+        [`sum(increase(hybrid_mptcp_blackhole_detected_total{${S}}[${RI}]))`, 'kernel blackhole']], { w: 8 })
     row('MPTCP health')
     mptcpCommon(c, P)
     ts('TFO outcomes/s', 'TCP Fast Open on the subflow SYN, by path and result.', 'short',

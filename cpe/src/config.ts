@@ -13,6 +13,7 @@ import { MultipathSchema, UplinkSchema } from './config-uplinks.ts'
 import { ConcentratorSchema, Socks5Schema } from './config-socks5.ts'
 import { ConvertClientSchema } from './config-convert.ts'
 import { HealthSchema } from './config-health.ts'
+import { FailoverSchema } from './config-failover.ts'
 
 export { LogSchema, UplinkSchema }
 
@@ -42,7 +43,9 @@ export const ConfigSchema = Type.Object({
   /** Source routing, MPTCP endpoints and limits of the uplinks; docs/cpe-control-plane.md. */
   multipath: MultipathSchema,
   /** Per-access path-health probing (off by default); docs/path-health.md. */
-  health: HealthSchema
+  health: HealthSchema,
+  /** Failover and failback actions on path-health transitions (off by default); docs/failover.md. */
+  failover: FailoverSchema
 }, { additionalProperties: false })
 
 export type Config = Static<typeof ConfigSchema>

@@ -37,6 +37,8 @@ import { ConverterMemory } from './signalling/convert-reply.ts'
 import type { DialFn } from './signalling/upstream.ts'
 import { TransparentUpstream } from './signalling/transparent.ts'
 import { UplinkManager } from './uplink/uplink-manager.ts'
+import { uplinkSpecs } from './uplink/uplink-plan.ts'
+import { FailoverController } from './failover/failover-controller.ts'
 
 export interface CpeDeps {
   log: Logger
@@ -97,6 +99,23 @@ function checkMode (config: Config): void {
   if (config.socks5.username !== undefined && config.socks5.password === undefined) {
     throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'socks5.password: required with socks5.username', { detail: { key: 'socks5.password' } })
   }
+  if (config.failover.enabled && !config.health.enabled) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'failover.enabled: needs health.enabled (failover acts on path-health transitions)', { detail: { key: 'failover.enabled' } })
+}
+
+/** Start failover (failover.enabled) once uplinks and health run. */
+async function startFailover (config: Config, uplinks: UplinkSource, health: PathHealth | undefined, metrics: CpeMetrics, log: Logger): Promise<FailoverController | undefined> {
+  if (!config.failover.enabled || health === undefined) return undefined
+  const specs = uplinkSpecs(config.uplinks, config.multipath).map((u) => ({ name: u.name, table: u.table, primary: !u.endpoints }))
+  return FailoverController.start({
+    config: config.failover,
+    uplinks: specs,
+    source: uplinks,
+    managed: config.multipath.rules === 'managed',
+    fullmesh: config.mode === 'transparent' || config.multipath.fullmesh === true,
+    health,
+    metrics,
+    log: childFor(log, 'failover')
+  })
 }
 
 const defaultStartUplinks = async (config: Config, log: Logger): Promise<UplinkSource> => {
@@ -127,7 +146,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     metrics = createCpeMetrics(registry, { paths, kernelMib: deps.kernelMib ?? true })
   }
   const sessions = new CpeSessionTable()
-  const pathMonitor = new PathMonitor({ metrics, paths, primary: primaryOf(initial), ...(deps.pathSampleMs === undefined ? {} : { sampleMs: deps.pathSampleMs }) })
+  const pathMonitor = new PathMonitor({ metrics, paths, primary: primaryOf(initial), countFailovers: !initial.failover.enabled, ...(deps.pathSampleMs === undefined ? {} : { sampleMs: deps.pathSampleMs }) })
   const health = createPathHealth(initial, metrics, childFor(deps.log, 'health'))
   const pipelining = new PipeliningMemory(initial.socks5.stepwiseMemoryMs, now)
   const live = new Set<Socks5Upstream | TransparentUpstream | ConvertUpstream>()
@@ -138,6 +157,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
   let caps: ConnectionCaps | undefined
   let uplinks: UplinkSource | undefined
   let interceptor: InterceptorLike | undefined
+  let failover: FailoverController | undefined
   let nextId = 0
   let draining = false
   let started = false
@@ -263,7 +283,8 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     mode: config.mode,
     multipathMode: uplinks?.mode ?? config.multipath.mode,
     concentrator: { ...(upstream?.concentrator ?? config.concentrator), stepwise: pipelining.stepwiseKeys() },
-    connections: { active: live.size, relaying: sessions.size, handshaking: live.size - sessions.size, max: caps?.limits.maxConnections ?? 0, perSourceMax: caps?.limits.perSourceMaxConnections ?? 0 }
+    connections: { active: live.size, relaying: sessions.size, handshaking: live.size - sessions.size, max: caps?.limits.maxConnections ?? 0, perSourceMax: caps?.limits.perSourceMaxConnections ?? 0 },
+    ...(failover === undefined ? {} : { failover: failover.view() })
   })
 
   const setUplink = async (name: string, change: UplinkChange): Promise<void> => {
@@ -331,6 +352,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     health?.updateUplinks(uplinks.uplinks())
     pathMonitor.start()
     health?.start()
+    failover = await startFailover(initial, uplinks, health, metrics, deps.log)
     upstream = checkConcentratorPath(initial, log)
     if (initial.intercept.rules !== 'off') {
       interceptor = await (deps.startInterceptor ?? defaultStartInterceptor)(initial, log, onConnection)
@@ -352,6 +374,9 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
   }
 
   const teardown = async (): Promise<void> => {
+    const f = failover
+    failover = undefined
+    if (f !== undefined) await f.stop().catch((err: unknown) => { log.warn({ err }, 'failover cleanup failed') })
     pathMonitor.stop()
     health?.stop()
     const i = interceptor

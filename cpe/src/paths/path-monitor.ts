@@ -19,6 +19,8 @@ export interface PathMonitorOptions {
   /** The uplink carrying the initial subflow (first dsl, else first). */
   primary: string
   sampleMs?: number
+  /** Count hybrid_path_failovers_total from link state (default true; false when path health feeds it). */
+  countFailovers?: boolean
 }
 
 export interface PathView {
@@ -75,7 +77,7 @@ export class PathMonitor {
       m.pathRole.set({ path: s.name, role: role === 'primary' ? 'backup' : 'primary' }, 0)
       m.endpointConfigured.set({ path: s.name }, this.#endpointConfigured(s) ? 1 : 0)
       const was = before.get(s.name)
-      if (was !== undefined && was.up && was.addresses.length > 0 && !up) this.#failover(s.name, states)
+      if (this.#opts.countFailovers !== false && was !== undefined && was.up && was.addresses.length > 0 && !up) this.#failover(s.name, states)
     }
   }
 

@@ -64,6 +64,8 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
   #pass: Promise<void> = Promise.resolve()
   #stopped = false
   readonly #adminDown = new Set<string>()
+  /** Last main-table gateway seen per interface: the kernel deletes it on carrier loss, the uplink's table default is rebuilt from it. */
+  readonly #gatewayMemory = new Map<string, { v4?: string, v6?: string }>()
 
   private constructor (opts: UplinkManagerOptions) {
     super()
@@ -182,6 +184,7 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
 
   async #reconcile (): Promise<void> {
     const snap = await this.#observe()
+    snap.observed = { ...snap.observed, gateways: this.#rememberGateways(snap.observed.gateways) }
     await this.#looseRpFilter(new Set(snap.observed.links.keys()))
     const specs = this.#specs.map((s) => this.#adminDown.has(s.name) ? { ...s, endpoints: false } : s)
     const want = desiredState(specs, snap.observed, this.#mode, this.#mp.rulePriority, this.#mp.fullmesh)
@@ -191,6 +194,11 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
     const endpoints = changedEndpoints ? parseEndpoints(await runJsonArray(this.#run, ['ip', '-j', 'mptcp', 'endpoint', 'show'])) : snap.endpoints
     this.#adoptEndpointIds(want.endpoints, endpoints)
     this.#publish(snap.observed)
+  }
+
+  #rememberGateways (seen: Observed['gateways']): Observed['gateways'] {
+    for (const [dev, gw] of seen) this.#gatewayMemory.set(dev, { ...this.#gatewayMemory.get(dev), ...gw })
+    return new Map(this.#gatewayMemory)
   }
 
   async #syncRoutes (want: RouteObj[], present: RouteObj[]): Promise<void> {
