@@ -86,6 +86,15 @@ export function longestGap (a: Arrivals, from: number, to: number, limit: number
   return best
 }
 
+/** A counter of the `MPTcpExt` lines of /proc/net/netstat (0 when absent). Pure. */
+export function netstatCounter (text: string, name: string): number {
+  const lines = text.split('\n').filter((l) => l.startsWith('MPTcpExt:'))
+  const names = lines[0]?.split(/\s+/) ?? []
+  const values = lines[1]?.split(/\s+/) ?? []
+  const i = names.indexOf(name)
+  return i > 0 ? Number(values[i] ?? 0) : 0
+}
+
 /** Cumulative received bytes per access at one moment (interface counters, towards the CPE). */
 export interface BytesSample { readonly at: number, readonly dsl: number, readonly lte: number }
 
@@ -165,6 +174,8 @@ export interface FaultRecord {
   readonly subflows: readonly SubflowSample[]
   readonly subflowSource: 'cpe-metrics' | 'mptcp-full-info'
   readonly fetches: readonly Fetch[]
+  /** Rise of the CPE namespace's MPTcpExtBlackhole counter during this run (kernel turned MPTCP off for new connections). */
+  readonly mptcpBlackholes: number
 }
 
 export interface FaultResult {
@@ -192,6 +203,8 @@ export interface FaultResult {
   /** ms after the fault ended until the faulted access carries half its pre-fault share again, 3 windows of 100 ms in a row. */
   readonly bulkBackMs: number | null
   readonly observedAfterMs: number
+  /** Times the kernel's MPTCP blackhole detection fired in the CPE namespace during this run. */
+  readonly mptcpBlackholes: number
 }
 
 /** The figures of one fault run. Pure. */
@@ -220,7 +233,8 @@ export function analyseFault (r: FaultRecord): FaultResult {
     subflowsBackMs: bothSubflowsAfter(r.subflows, faultEnd),
     shareBefore: shareBefore === null ? null : round3(shareBefore),
     bulkBackMs: bulkBack(r.bytes, access, faultEnd, shareBefore),
-    observedAfterMs: Math.round(end - faultEnd)
+    observedAfterMs: Math.round(end - faultEnd),
+    mptcpBlackholes: r.mptcpBlackholes
   }
 }
 
@@ -257,7 +271,8 @@ const COLUMNS: ReadonlyArray<readonly [string, number, (r: FaultResult) => strin
   ['min sf', 7, (r) => (r.minSubflowsFaulted === null ? '-' : String(r.minSubflowsFaulted))],
   ['subfl back', 11, (r) => (r.subflowsBackMs === null ? 'never' : fmtMs(r.subflowsBackMs))],
   ['bulk back', 10, (r) => (r.bulkBackMs === null ? (r.shareBefore === null || r.shareBefore < 0.05 ? 'n/a' : 'never') : fmtMs(r.bulkBackMs))],
-  ['base stall', 11, (r) => fmtMs(r.baselineStallMs)]
+  ['base stall', 11, (r) => fmtMs(r.baselineStallMs)],
+  ['mp off', 7, (r) => String(r.mptcpBlackholes)]
 ]
 
 /** The readable table (one line per mode and fault) and its legend. Pure. */
@@ -279,7 +294,8 @@ export function formatScenarioReport (rep: ScenarioReport): string {
     '  have a subflow (never: not within the observation). bulk back: ms until the faulted access carries',
     '  half its pre-fault share of the download bytes again (100 ms windows, 3 in a row). min sf: fewest',
     '  subflows seen on the faulted access during the fault. base stall: the longest gap in the quiet 2 s',
-    '  before the fault. Times in ms unless marked s.'
+    '  before the fault. mp off: times the kernel\'s MPTCP blackhole detection fired in cpe (MPTcpExtBlackhole);',
+    '  the scenario resets that state before each fault. Times in ms unless marked s.'
   ].join('\n')
 }
 

@@ -15,7 +15,7 @@ import { isDaemonMode, type LabMode } from './demo.ts'
 import { readPathMetrics } from './live-view.ts'
 import { startModeSession, type ModeSession } from './mode-runners.ts'
 import {
-  analyseFault, faultMs, SCENARIO_TIMING as T, type Arrivals, type BytesSample, type FaultRecord, type FaultResult,
+  analyseFault, faultMs, netstatCounter, SCENARIO_TIMING as T, type Arrivals, type BytesSample, type FaultRecord, type FaultResult,
   type FaultSpec, type Fetch, type ScenarioReport, type ScenarioSelection, type SubflowSample
 } from './scenario-failover.ts'
 import type { Lab } from './topology.ts'
@@ -110,7 +110,28 @@ async function fetchOnce (lab: Lab): Promise<Fetch> {
   }
 }
 
+/** MPTcpExtBlackhole of the CPE namespace. */
+async function cpeBlackholes (lab: Lab): Promise<number> {
+  return netstatCounter(await lab.ns.cpe.exec(['cat', '/proc/net/netstat']), 'Blackhole')
+}
+
+/**
+ * Undo the kernel's MPTCP blackhole detection in cpe and hag: after unanswered MPTCP SYNs (a DSL
+ * outage) it turns MPTCP off for new connections of the namespace for net.mptcp.blackhole_timeout
+ * (3600 s), so every later run would measure plain TCP over DSL. Writing the sysctl (same value)
+ * resets that state (net/mptcp/ctrl.c). Each fault thus starts from the same kernel state; the
+ * detections a fault causes are counted (`mptcpBlackholes`).
+ */
+async function resetMptcpBlackhole (lab: Lab): Promise<void> {
+  for (const role of ['cpe', 'hag'] as const) {
+    const v = (await lab.ns[role].exec(['sysctl', '-n', 'net.mptcp.blackhole_timeout'])).trim()
+    if (/^\d+$/.test(v)) await lab.ns[role].exec(['sysctl', '-qw', `net.mptcp.blackhole_timeout=${v}`])
+  }
+}
+
 async function runFault (lab: Lab, mode: LabMode, fault: FaultSpec, session: ModeSession | undefined): Promise<FaultRecord> {
+  await resetMptcpBlackhole(lab)
+  const blackholesBefore = await cpeBlackholes(lab)
   const totalMs = T.preMs + faultMs(fault) + T.postMs
   const { child, state } = startReceiver(lab, mode, totalMs + 500)
   const bytes: BytesSample[] = []
@@ -158,7 +179,8 @@ async function runFault (lab: Lab, mode: LabMode, fault: FaultSpec, session: Mod
       bytes,
       subflows: session !== undefined ? subflows : state.subflows,
       subflowSource: session !== undefined ? 'cpe-metrics' : 'mptcp-full-info',
-      fetches: done
+      fetches: done,
+      mptcpBlackholes: (await cpeBlackholes(lab)) - blackholesBefore
     }
   } finally {
     await Promise.all(pollers.map(async (p) => p.stop()))

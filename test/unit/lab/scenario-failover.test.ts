@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { parseLabArgs } from '../../../lab/cli.ts'
 import {
-  analyseFault, bothSubflowsAfter, FAULTS, faultMs, fetchFigures, formatScenarioReport, longestGap, meanShare, minSubflows,
+  analyseFault, bothSubflowsAfter, FAULTS, faultMs, fetchFigures, formatScenarioReport, longestGap, meanShare, minSubflows, netstatCounter,
   parseScenarioSelection, plannedSeconds, SCENARIO_TIMING, shareBackAfter, shareWindows, type BytesSample, type FaultRecord
 } from '../../../lab/scenario-failover.ts'
 
@@ -99,7 +99,8 @@ test('analyseFault and the table: a 5 s DSL blackhole that stalls the download 8
     bytes: samples,
     subflows: [{ at: T0 + 4000, dsl: 1, lte: 1 }, { at: T0 + 8500, dsl: 1, lte: 1 }],
     subflowSource: 'cpe-metrics',
-    fetches: [{ at: T0 + 4000, ok: false, ttfbMs: null }, { at: T0 + 9000, ok: true, ttfbMs: 40 }]
+    fetches: [{ at: T0 + 4000, ok: false, ttfbMs: null }, { at: T0 + 9000, ok: true, ttfbMs: 40 }],
+    mptcpBlackholes: 1
   }
   const r = analyseFault(rec)
   assert.equal(r.stallDuringMs, 800)
@@ -118,10 +119,17 @@ test('analyseFault and the table: a 5 s DSL blackhole that stalls the download 8
   const lines = text.split('\n')
   assert.match(lines[0]!, /20 s in all/)
   assert.match(lines[2]!, /mode\s+fault\s+stall\s+back stall/)
-  assert.match(lines[3]!, /socks5\s+dsl-blackhole\s+800\s+1200\s+1000\s+no\s+0\/1\s+-\s+1\/1\s+40\s+1\s+500\s+2200\s+5/)
+  assert.match(lines[3]!, /socks5\s+dsl-blackhole\s+800\s+1200\s+1000\s+no\s+0\/1\s+-\s+1\/1\s+40\s+1\s+500\s+2200\s+5\s+1/)
   assert.match(lines[4]!, /RESET.*never/)
   // A reset transfer: the open gap runs to the end of the observation.
   const cut = analyseFault({ ...rec, arrivals: { t: t.filter((x) => x < T0 + 5000), b: [] }, end: { at: T0 + 5000, complete: false, reset: true, bytes: 0 } })
   assert.equal(cut.reset, true)
   assert.ok(cut.stallDuringMs !== null && cut.stallDuringMs <= 2000)
+})
+
+test('netstatCounter reads an MPTcpExt counter', () => {
+  const text = 'TcpExt: A B\nTcpExt: 1 2\nMPTcpExt: MPCapableSYNRX Blackhole\nMPTcpExt: 7 3\n'
+  assert.equal(netstatCounter(text, 'Blackhole'), 3)
+  assert.equal(netstatCounter(text, 'Nope'), 0)
+  assert.equal(netstatCounter('', 'Blackhole'), 0)
 })
