@@ -27,14 +27,14 @@ const profiles = { dsl: getProfile('vdsl'), lte: getProfile('lte') }
 const NEW_CONNECTIONS = 5
 const sleep = async (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** A rate-limited HTTP download for `seconds`; prints bytes, the longest gap between data and any error. */
+/** A rate-limited HTTP download for `seconds`; prints bytes, the longest gap between data after a 2 s warm-up (own pauses excluded) and any error. */
 const downloadScript = (url: string, bytesPerSecond: number, seconds: number): string => `
 const http = require('node:http')
 const t0 = Date.now(); let bytes = 0; let last = Date.now(); let maxGap = 0; let gapAt = 0; let error = null; let done = false
 const finish = () => { if (done) return; done = true; console.log(JSON.stringify({ bytes, maxGapMs: maxGap, gapAtMs: gapAt, error })); process.exit(0) }
 const req = http.get(${JSON.stringify(url)}, (res) => {
   res.on('data', (b) => {
-    const now = Date.now(); if (now - last > maxGap) { maxGap = now - last; gapAt = last - t0 }
+    const now = Date.now(); if (now - t0 > 2000 && now - last > maxGap) { maxGap = now - last; gapAt = last - t0 }
     last = now; bytes += b.length
     const ahead = bytes / ${bytesPerSecond} * 1000 - (now - t0)
     if (ahead > 5) { res.pause(); setTimeout(() => { last = Date.now(); res.resume() }, ahead) }
@@ -48,7 +48,7 @@ setTimeout(() => { req.destroy(); finish() }, ${seconds * 1000})`
 interface Download { bytes: number, maxGapMs: number, gapAtMs: number, error: string | null }
 
 describe('failover in the lab', { skip: skip ?? false, concurrency: false, timeout: 300_000 }, () => {
-  const h: { lab?: Lab, conc?: DaemonHandle, cpe?: DaemonHandle, mib0?: Map<string, number>, download?: Promise<Download> | undefined, bg?: ChildProcess | undefined } = {}
+  const h: { t0?: number, marks: string[], lab?: Lab, conc?: DaemonHandle, cpe?: DaemonHandle, mib0?: Map<string, number>, download?: Promise<Download> | undefined, bg?: ChildProcess | undefined } = { marks: [] }
   const lab = (): Lab => { assert.ok(h.lab); return h.lab }
   const cpe = (): DaemonHandle => { assert.ok(h.cpe); return h.cpe }
   const url = (path: string): string => `http://${lab().plan.internet.servers[0]?.v4 ?? ''}:${LAB_PORTS.http}${path}`
@@ -67,6 +67,7 @@ describe('failover in the lab', { skip: skip ?? false, concurrency: false, timeo
     await h.lab?.teardown()
   })
 
+  const mark = (what: string): void => { h.marks.push(`${what} ${((Date.now() - (h.t0 ?? Date.now())) / 1000).toFixed(1)} s`) }
   const mib = async (): Promise<Map<string, number>> => parseMptcpMib(await lab().ns.cpe.exec(['cat', '/proc/net/netstat']))
   const healthState = async (path: string): Promise<string | undefined> => {
     const r = await cpe().get('/api/v1/uplinks')
@@ -117,6 +118,7 @@ describe('failover in the lab', { skip: skip ?? false, concurrency: false, timeo
     assert.equal(await steeredTo(), 'dsl')
     assert.match(await lab().ns.cpe.exec(['ip', 'rule', 'show']), /32001:\s+from all lookup 100/)
     assert.equal((await lab().ns.cpe.exec(['sysctl', '-n', 'net.mptcp.blackhole_timeout'])).trim(), '0')
+    h.t0 = Date.now()
     h.download = lab().ns.lan.exec(['node', '-e', downloadScript(url('/100M'), 1_500_000, 40)], { timeoutMs: 60_000 }).then((o) => JSON.parse(o) as Download)
     const ms = await waitFor('running download on both accesses', bothAccesses, 5000)
     console.log(`# failover baseline: running download has subflows on dsl and lte after ${ms} ms`)
@@ -126,6 +128,7 @@ describe('failover in the lab', { skip: skip ?? false, concurrency: false, timeo
     const early = curl('/1k', 15) // started inside the detection window
     await lab().setAccessState('dsl', 'blackhole')
     const t0 = Date.now()
+    mark('blackhole on')
     try {
       const detect = await waitFor('dsl down', async () => (await healthState('dsl')) === 'down', 4000)
       const steer = await waitFor('steered to lte', async () => (await steeredTo()) === 'lte', 2000)
@@ -136,6 +139,7 @@ describe('failover in the lab', { skip: skip ?? false, concurrency: false, timeo
       await sleep(Math.max(0, 4000 - (Date.now() - t0)))
     } finally {
       await lab().setAccessState('dsl', 'up')
+      mark('blackhole off')
     }
     const t1 = Date.now()
     await waitFor('dsl up', async () => (await healthState('dsl')) === 'up', 5000)
@@ -148,6 +152,7 @@ describe('failover in the lab', { skip: skip ?? false, concurrency: false, timeo
   test('DSL carrier down and up: new connections succeed during and after; MPTCP with a subflow per access', async () => {
     await sleep(1200) // past the hold-down
     await lab().setAccessState('dsl', 'down')
+    mark('carrier down')
     try {
       await waitFor('dsl down', async () => (await healthState('dsl')) === 'down', 2000)
       await waitFor('steered to lte', async () => (await steeredTo()) === 'lte', 2000)
@@ -155,6 +160,7 @@ describe('failover in the lab', { skip: skip ?? false, concurrency: false, timeo
       await sleep(2000)
     } finally {
       await lab().setAccessState('dsl', 'up')
+      mark('carrier up')
     }
     const t1 = Date.now()
     await waitFor('dsl up', async () => (await healthState('dsl')) === 'up', 5000)
@@ -168,7 +174,7 @@ describe('failover in the lab', { skip: skip ?? false, concurrency: false, timeo
     assert.ok(h.download)
     const d = await h.download
     h.download = undefined
-    console.log(`# failover running download: ${(d.bytes / 1e6).toFixed(1)} MB, longest stall ${d.maxGapMs} ms at ${(d.gapAtMs / 1000).toFixed(1)} s, error ${String(d.error)}`)
+    console.log(`# failover running download: ${(d.bytes / 1e6).toFixed(1)} MB, longest stall ${d.maxGapMs} ms at ${(d.gapAtMs / 1000).toFixed(1)} s, error ${String(d.error)} (${h.marks.join(', ')})`)
     assert.equal(d.error, null, 'running download reset')
     assert.ok(d.bytes > 10_000_000, `running download carried ${d.bytes} bytes`)
     await waitFor('no subflow left', async () => (await subflowSources()).length === 0, 5000)
