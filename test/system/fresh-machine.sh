@@ -10,6 +10,12 @@
 # Cached under /var/cache/hybrid-access/ (not under test): the bare minbase tree as a tarball
 # keyed by release and architecture, and the downloaded .debs. The install itself runs in a fresh
 # copy every time. FRESH_MACHINE_COLD=1 ignores both caches (and refreshes them).
+# FRESH_MACHINE_README=1 adds, before (b), the README's quick start on that bare Debian:
+#   (r) a copy of the repository (git archive HEAD) plus Node's own npm, then as root
+#       `npm ci && npm run lab --silent -- --json`: npm's prelab installs the lab's packages
+#       through the installer, the lab runs kernel MPTCP and the three modes through the daemons,
+#       and the report card must have its four rows, each with subflows on dsl and lte.
+#   FRESH_MACHINE_README=test also runs `npm test` there afterwards (its pretest installs the rest).
 # Runs as root; called by .ci/run before npm test. Docs: docs/system-packages.md.
 set -euo pipefail
 
@@ -121,6 +127,8 @@ EOF
 # they would hold ports of this host. The installer's own service stop is exercised on real hosts.
 printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"; chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
 mnt () { mount "$@"; MOUNTS+=("${*: -1}"); }
+# The chroot's / as a mount point of its own, as on a real machine (`ip netns exec` makes / rslave).
+mnt --bind "$ROOT" "$ROOT"
 mnt -t proc proc "$ROOT/proc"
 mnt --bind /dev "$ROOT/dev"
 if [ -z "${FRESH_MACHINE_COLD:-}" ]; then
@@ -172,6 +180,47 @@ expect 3 "$CMD" "(d) as root on a machine without apt-get" -- in_root node "$SCR
 mv "$ROOT/usr/bin/apt-get.hidden" "$ROOT/usr/bin/apt-get"
 [ "$(md5sum <"$ROOT/var/lib/dpkg/status")" = "$dpkg_before" ] || die "(a)/(d) changed the installed packages"
 phase "checks" "$t"
+
+# (r) the README's quick start, on the bare Debian (optional: a few minutes).
+if [ -n "${FRESH_MACHINE_README:-}" ]; then
+  t=$(now)
+  APP=/opt/hybrid-access/repo
+  mkdir -p "$ROOT$APP"
+  git -C "$REPO" archive HEAD | tar -x -C "$ROOT$APP"
+  NPM_DIR=$(dirname "$(readlink -f "$NODE")")/../lib/node_modules/npm
+  [ -d "$NPM_DIR" ] || die "(r) npm not found next to $NODE"
+  mkdir -p "$ROOT/usr/local/lib/node_modules"
+  cp -a "$NPM_DIR" "$ROOT/usr/local/lib/node_modules/npm"
+  ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$ROOT/usr/local/bin/npm"
+  ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$ROOT/usr/local/bin/npx"
+  mnt -t sysfs sysfs "$ROOT/sys"
+  mnt -t tmpfs tmpfs "$ROOT/run"
+  mnt -t tmpfs tmpfs "$ROOT/tmp"
+  # This host's network may inspect TLS with its own CA (it sets NODE_EXTRA_CA_CERTS): hand that
+  # setting, and only it, to npm in the chroot, as a user behind such a proxy would configure it.
+  CA_ENV=""
+  if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
+    install -D -m 0644 "$NODE_EXTRA_CA_CERTS" "$ROOT/etc/hybrid-access/host-ca.crt"
+    CA_ENV="NODE_EXTRA_CA_CERTS=/etc/hybrid-access/host-ca.crt"
+  fi
+  readme () { in_root sh -c "cd $APP && $CA_ENV $1"; }
+  readme "npm ci --no-audit --no-fund" >"$WORK/npm-ci.log" 2>&1 || { tail -30 "$WORK/npm-ci.log" >&2; die "(r) npm ci failed"; }
+  readme "npm run lab --silent -- --json --prefix hat-fm-" >"$WORK/lab.json" 2>"$WORK/lab.log" \
+    || { tail -40 "$WORK/lab.log" >&2; die "(r) npm run lab failed"; }
+  grep -q 'system-deps: installing' "$WORK/lab.log" || { head -20 "$WORK/lab.log" >&2; die "(r) npm run lab did not install its packages (prelab)"; }
+  node -e '
+    const card = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))
+    const rows = card.rows.map((r) => `${r.mode}:${r.download.subflowAccesses.join("+")}/${r.upload.subflowAccesses.join("+")}`)
+    if (rows.join(" ") !== "mptcp:dsl+lte/dsl+lte socks5:dsl+lte/dsl+lte convert:dsl+lte/dsl+lte transparent:dsl+lte/dsl+lte") { console.error("report card rows: " + rows.join(" ")); process.exit(1) }
+    console.log(card.rows.map((r) => `${r.label} ${r.download.goodputMbps}/${r.upload.goodputMbps} Mbit/s`).join(", "))
+  ' "$WORK/lab.json" >"$WORK/card.txt" || die "(r) the report card lacks a mode or a subflow per access: $(cat "$WORK/card.txt")"
+  say "ok: (r) npm ci && npm run lab on the bare Debian: $(cat "$WORK/card.txt")"
+  if [ "$FRESH_MACHINE_README" = test ]; then
+    readme "npm test" >"$WORK/npm-test.log" 2>&1 || { grep -E '^not ok|^# (pass|fail)' "$WORK/npm-test.log" >&2; tail -40 "$WORK/npm-test.log" >&2; die "(r) npm test failed"; }
+    say "ok: (r) npm test on the bare Debian: $(grep -E '^# (pass|fail)' "$WORK/npm-test.log" | tr '\n' ' ')"
+  fi
+  phase "readme" "$t"
+fi
 
 # (b) root installs them.
 t=$(now)
