@@ -1,5 +1,5 @@
 /**
- * Concentrator limits and timeouts (defaults from ../shared/design/security-and-operations.md §1).
+ * Concentrator limits and timeouts (defaults and why: docs/design/limits.md).
  */
 import { Type, type Static } from 'typebox'
 import { Limits } from '../../shared/src/codec/limits.ts'

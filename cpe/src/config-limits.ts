@@ -1,5 +1,5 @@
 /**
- * CPE limits and timeouts (defaults from ../shared/design/security-and-operations.md §1; the CPE uses
+ * CPE limits and timeouts (defaults and why: docs/design/limits.md; the CPE uses
  * 16 KiB buffers, half the concentrator's, as it runs on small routers).
  */
 import { Type, type Static } from 'typebox'

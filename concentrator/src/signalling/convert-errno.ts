@@ -6,7 +6,7 @@
  * - EHOSTUNREACH / EHOSTDOWN → 97 Destination Unreachable, value 1 (ICMP host unreachable);
  *   ENETUNREACH → 97 value 0 (ICMP net unreachable). The exact ICMP code would need IP_RECVERR.
  * - ETIMEDOUT (kernel SYN retries or our connect deadline) → 65 Network Failure, as GitHub issue 6
- *   asks. Trade-off (shared/design/rfc8803.md §4): 65 makes a client shun the whole converter for
+ *   asks. Trade-off (docs/convert.md): 65 makes a client shun the whole converter for
  *   ≥ 30 s because of one dead destination; 97 value 0 would not. Switching is one line here.
  * - EMFILE / ENFILE / ENOBUFS / ENOMEM (our resources) → 64 Resource Exceeded.
  * - EACCES / EPERM (a local firewall) → 32 Not Authorized.

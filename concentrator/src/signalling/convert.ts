@@ -8,7 +8,7 @@
  * the bytes that followed the message in the SYN go downstream right after the connect.
  *
  * Failures answer `[Hdr][Error]`, half-close and destroy after ≤ 1 s (the RFC's "reset" is
- * approximated: an immediate RST would discard the queued Error, shared/design/rfc8803.md §8).
+ * approximated: an immediate RST would discard the queued Error, docs/convert.md).
  * Error replies are rate-limited per source (over the limit: a plain close). Decoder verdicts
  * "reset" (bad magic, Total Length 0, repeated TLV) are answered with a real RST.
  *

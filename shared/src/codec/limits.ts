@@ -1,5 +1,5 @@
 /**
- * Hard limits every codec checks before buffering (see ../shared/design/security-and-operations.md).
+ * Hard limits every codec checks before buffering (see docs/design/limits.md).
  */
 export const Limits = {
   /** RFC 8803: Total Length is one byte of 32-bit words, so a Convert message is at most 1020 bytes. */

@@ -1,6 +1,6 @@
 /**
  * Pure decoders of the kernel's MPTCP socket-option structs (include/uapi/linux/mptcp.h,
- * little-endian; layouts verified on Linux 6.18, see shared/design/kernel-and-node.md §4).
+ * little-endian; layouts verified on Linux 6.18, see docs/mptcp-socket-layer.md).
  *
  * `struct mptcp_info` (MPTCP_INFO) grew over time; the kernel copies `min(user, kernel)` bytes and
  * reports the length, so fields past the returned length are `undefined`:

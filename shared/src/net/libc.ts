@@ -3,7 +3,7 @@
  * sockets, setsockopt/getsockopt, ioctl for TUN) through koffi. Everything else in the project
  * goes through `sockopt.ts` / `tun.ts`, so koffi can later give way to an N-API addon.
  *
- * Conventions (see ../shared/design/kernel-and-node.md §2):
+ * Conventions (see docs/mptcp-socket-layer.md):
  * - `void *` takes a Buffer; `_Inout_ uint32_t *` takes a one-element array, read back from [0].
  * - On rc < 0 read `koffi.errno()` immediately.
  */

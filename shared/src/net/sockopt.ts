@@ -2,7 +2,7 @@
  * The kernel socket layer: MPTCP/TCP socket creation, the socket options Node lacks (TFO,
  * IP_TRANSPARENT, SO_MARK, SO_BINDTODEVICE …) and the MPTCP/TCP introspection getters.
  * Everything that calls libc goes through here (and `syscall.ts`, `mptcp-full-info-reader.ts`);
- * see docs/mptcp-socket-layer.md and shared/design/kernel-and-node.md §2–5.
+ * see docs/mptcp-socket-layer.md.
  *
  * Setters and getters take a raw fd, a `net.Socket` or a `net.Server`. Failed calls throw a
  * `SyscallError` (code HYBRID_ERR_SOCKET_SYSCALL) naming call, option and errno. Getters that are
