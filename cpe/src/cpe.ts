@@ -35,6 +35,8 @@ import { Socks5Upstream, type Socks5Settings } from './signalling/socks5.ts'
 import { ConvertUpstream } from './signalling/convert.ts'
 import { ConverterMemory } from './signalling/convert-reply.ts'
 import type { DialFn } from './signalling/upstream.ts'
+import { PendingDials } from './signalling/pending-dials.ts'
+import { detectionMs } from './signalling/redial-plan.ts'
 import { TransparentUpstream } from './signalling/transparent.ts'
 import { UplinkManager } from './uplink/uplink-manager.ts'
 import { uplinkSpecs } from './uplink/uplink-plan.ts'
@@ -103,7 +105,7 @@ function checkMode (config: Config): void {
 }
 
 /** Start failover (failover.enabled) once uplinks and health run. */
-async function startFailover (config: Config, uplinks: UplinkSource, health: PathHealth | undefined, metrics: CpeMetrics, log: Logger): Promise<FailoverController | undefined> {
+async function startFailover (config: Config, uplinks: UplinkSource, health: PathHealth | undefined, metrics: CpeMetrics, log: Logger, redials: PendingDials): Promise<FailoverController | undefined> {
   if (!config.failover.enabled || health === undefined) return undefined
   const specs = uplinkSpecs(config.uplinks, config.multipath).map((u) => ({ name: u.name, table: u.table, primary: !u.endpoints }))
   return FailoverController.start({
@@ -114,7 +116,8 @@ async function startFailover (config: Config, uplinks: UplinkSource, health: Pat
     fullmesh: config.mode === 'transparent' || config.multipath.fullmesh === true,
     health,
     metrics,
-    log: childFor(log, 'failover')
+    log: childFor(log, 'failover'),
+    onTransitionDone: (path, state) => { redials.pathDone(path, state) }
   })
 }
 
@@ -151,6 +154,8 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
   const pipelining = new PipeliningMemory(initial.socks5.stepwiseMemoryMs, now)
   const live = new Set<Socks5Upstream | TransparentUpstream | ConvertUpstream>()
   const converterMemory = new ConverterMemory(now)
+  // Pending upstream connects re-dialled once when failover moved off their dead access (docs/failover.md).
+  const redials = new PendingDials({ metrics, pathOf: (a) => pathMonitor.pathOf(a), steeredTo: () => failover?.view().steeredTo ?? undefined, boundMs: detectionMs(initial.health), sweepMs: initial.health.intervalMs })
   const startedAt = now()
   let config = initial
   let upstream: EffectiveUpstream | undefined
@@ -198,7 +203,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
         live.delete(conn)
         if (live.size === 0) onIdle?.()
       }
-    }, settings(), { metrics, sessions, paths: pathMonitor, pipelining, ...(deps.dial === undefined ? {} : { dial: deps.dial }) })
+    }, settings(), { metrics, sessions, paths: pathMonitor, pipelining, redials, ...(deps.dial === undefined ? {} : { dial: deps.dial }) })
     live.add(conn)
   }
 
@@ -230,7 +235,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     const base = settings()
     const converter = { ...base.concentrator, host: config.convert.host ?? base.concentrator.host, port: config.convert.port ?? base.concentrator.port }
     const socks5 = (l: net.Socket): Socks5Upstream => new Socks5Upstream(l, info, settings(), { metrics, sessions, paths: pathMonitor, pipelining, ...dialDep })
-    const convertDeps = { metrics, sessions, paths: pathMonitor, memory: converterMemory, fallbackSocks5: socks5, ...dialDep }
+    const convertDeps = { metrics, sessions, paths: pathMonitor, memory: converterMemory, fallbackSocks5: socks5, redials, ...dialDep }
     const conn: ConvertUpstream = new ConvertUpstream(lan, info, { ...base, concentrator: converter, convert: config.convert }, convertDeps)
     live.add(conn)
   }
@@ -259,7 +264,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
         if (live.size === 0) onIdle?.()
       }
     }, { socketMark: config.intercept.socketMark, onMptcpUnavailable: config.mptcp.onUnavailable, highWaterMark: config.limits.highWaterMark, limits: config.limits },
-    { metrics, sessions, paths: pathMonitor, ...(deps.dial === undefined ? {} : { dial: deps.dial }) })
+    { metrics, sessions, paths: pathMonitor, redials, ...(deps.dial === undefined ? {} : { dial: deps.dial }) })
     live.add(conn)
   }
 
@@ -352,7 +357,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     health?.updateUplinks(uplinks.uplinks())
     pathMonitor.start()
     health?.start()
-    failover = await startFailover(initial, uplinks, health, metrics, deps.log)
+    failover = await startFailover(initial, uplinks, health, metrics, deps.log, redials)
     upstream = checkConcentratorPath(initial, log)
     if (initial.intercept.rules !== 'off') {
       interceptor = await (deps.startInterceptor ?? defaultStartInterceptor)(initial, log, onConnection)
@@ -379,6 +384,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     if (f !== undefined) await f.stop().catch((err: unknown) => { log.warn({ err }, 'failover cleanup failed') })
     pathMonitor.stop()
     health?.stop()
+    redials.stop()
     const i = interceptor
     interceptor = undefined
     if (i !== undefined) await i.stop().catch((err: unknown) => { log.warn({ err }, 'interception cleanup failed') })

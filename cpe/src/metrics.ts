@@ -10,6 +10,8 @@ import { createCounter, createGauge, createHistogram, createPlainCounter, create
 import type { LabelSets, MetricSpec } from '../../shared/src/metrics/metric-spec.ts'
 import type { DaemonMetricsReference } from '../../shared/src/metrics/metrics-reference.ts'
 import { createRegistry } from '../../shared/src/metrics/registry.ts'
+import { Mode } from '../../shared/src/metrics/labels.ts'
+import { RedialReason } from './signalling/redial-plan.ts'
 
 const PATH = { describe: 'configured uplink name (uplinks[].name, ≤ 4)' } as const
 
@@ -42,6 +44,7 @@ export const cpeMetricSpecs = {
   subflowRecreations: metricSpec({ name: 'hybrid_failback_subflow_recreations_total', type: 'counter', unit: 'actions', help: 'Failback actions that re-create the path\'s subflows on running MPTCP connections (its MPTCP endpoint re-added after the path came back).', labels: { path: PATH } }),
   steering: metricSpec({ name: 'hybrid_failover_steering', type: 'gauge', unit: '1', help: 'Path whose routing table new unbound connections use through the failover steering rules (1), 0 for the others; all 0 when failover is off or no path is up.', labels: { path: PATH } }),
   blackholeDetected: metricSpec({ name: 'hybrid_mptcp_blackhole_detected_total', type: 'counter', unit: 'detections', help: 'Times the kernel disabled MPTCP for new connections after unanswered MPTCP SYNs (MPTcpExtBlackhole rose; net.mptcp.blackhole_timeout), seen by the failover component.', labels: {} }),
+  upstreamRedials: metricSpec({ name: 'hybrid_upstream_redials_total', type: 'counter', unit: 'redials', help: 'Upstream connects (SYN unanswered) aborted and dialled once more after their access went down (path_down: when failover acted on the transition; stalled: pending longer than the health detection time on a down path); docs/failover.md.', labels: { mode: Mode, reason: RedialReason } }),
   endpointConfigured: metricSpec({ name: 'hybrid_mptcp_endpoint_configured', type: 'gauge', unit: '1', help: 'The path can carry subflows: an MPTCP endpoint exists for it (the primary path needs none: 1 when it has an address); 0 when absent or admin down.', labels: { path: PATH } })
 } as const
 
@@ -71,7 +74,8 @@ function createOwnMetrics (registry: Registry, paths: readonly string[]) {
     failbackDuration: createHistogram(registry, withPaths(s.failbackDuration, paths)),
     subflowRecreations: createCounter(registry, withPaths(s.subflowRecreations, paths)),
     steering: createGauge(registry, withPaths(s.steering, paths)),
-    blackholeDetected: createPlainCounter(registry, s.blackholeDetected)
+    blackholeDetected: createPlainCounter(registry, s.blackholeDetected),
+    upstreamRedials: createCounter(registry, withPaths(s.upstreamRedials, paths))
   }
 }
 

@@ -51,6 +51,8 @@ export interface FailoverOptions {
   mibPollMs?: number
   /** Monotonic ms, the clock of the health transitions (default performance.now). */
   now?: () => number
+  /** Called after the actions of a transition are done (steering moved): pending connects re-dial here. */
+  onTransitionDone?: (path: string, state: HealthStateName) => void
 }
 
 export interface FailoverView { steeredTo: string | null, blackholeDetections: number, lastBlackholeAt: string | null }
@@ -154,6 +156,7 @@ export class FailoverController {
     const seconds = Math.max(0, (this.#now() - t.at) / 1000)
     ;(state === 'down' ? this.#o.metrics.failoverDuration : this.#o.metrics.failbackDuration).observe({ path }, seconds)
     this.#log('info', { path, to: state, reason: t.reason, actions: actions.map((a) => a.kind), ms: Math.round(seconds * 1000) }, `${state === 'down' ? 'failover' : 'failback'} of ${path} done: ${actions.map((a) => a.kind).join(', ') || 'nothing to do'}`)
+    this.#o.onTransitionDone?.(path, state)
   }
 
   async #act (a: FailoverAction): Promise<void> {

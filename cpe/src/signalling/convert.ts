@@ -29,6 +29,7 @@ import type { PathMonitor } from '../paths/path-monitor.ts'
 import { buildFirstWrite, convertReplyAction, replyErrorCode } from './convert-reply.ts'
 import type { ConverterMemory, ConvertReplyAction } from './convert-reply.ts'
 import { collectFirstBytes } from './first-bytes.ts'
+import type { PendingDials } from './pending-dials.ts'
 import { reasonForErrno } from './reply-action.ts'
 import type { Socks5ConnInfo } from './socks5.ts'
 import { dialConcentrator, upstreamFacts } from './upstream.ts'
@@ -47,6 +48,8 @@ export interface ConvertDeps {
   readonly memory: ConverterMemory
   /** fallback `socks5`: take over the LAN connection (first bytes already pushed back into it). */
   readonly fallbackSocks5?: (lan: net.Socket) => { abort: (reason: RelayEndReason) => void, readonly relaying: boolean }
+  /** Re-dial once when the access of a still unanswered connect dies (pending-dials.ts). */
+  readonly redials?: PendingDials
   readonly dial?: DialFn
 }
 
@@ -67,6 +70,8 @@ export class ConvertUpstream {
   /** Fallback decided before the first bytes were collected. */
   #wantFallback: string | undefined
   #retried = false
+  #redialled = false
+  #unwatch: (() => void) | undefined
   #mptcp = false
   #finished = false
 
@@ -108,7 +113,17 @@ export class ConvertUpstream {
     this.#socket = socket
     socket.on('error', (err: Error & { code?: string }) => { if (this.#socket === socket && this.#relay === undefined && !this.#gotReplyByte) this.#unreachable(err.code) })
     socket.on('close', () => { if (this.#socket === socket && this.#relay === undefined) this.#onUpClose() })
+    this.#unwatch = this.#redialled ? undefined : this.#deps.redials?.add({ mode: 'convert', socket, log: this.#info.log, redial: () => { this.#redial(socket) } })
     if (this.#first !== undefined) this.#begin()
+  }
+
+  /** Drop the unanswered attempt (its SYN left over a dead access) and dial again: the steering has moved. */
+  #redial (socket: net.Socket): void {
+    if (this.#finished || this.#relay !== undefined || this.#delegate !== undefined || this.#socket !== socket) return
+    this.#redialled = true
+    this.#unwatch = undefined
+    this.#dropSocket()
+    this.#dial()
   }
 
   #begin (): void {
@@ -156,6 +171,7 @@ export class ConvertUpstream {
   #startRelay (rest: Buffer): void {
     const socket = this.#socket
     if (socket === undefined) return
+    this.#stopWatching()
     socket.removeAllListeners('data')
     socket.pause()
     if (rest.length > 0) socket.unshift(rest)
@@ -272,7 +288,13 @@ export class ConvertUpstream {
     this.#done()
   }
 
+  #stopWatching (): void {
+    this.#unwatch?.()
+    this.#unwatch = undefined
+  }
+
   #dropSocket (): void {
+    this.#stopWatching()
     clearTimeout(this.#timer)
     this.#reader = undefined
     const s = this.#socket
@@ -290,6 +312,7 @@ export class ConvertUpstream {
     if (this.#finished) return
     this.#finished = true
     clearTimeout(this.#timer)
+    this.#stopWatching()
     if (this.#mptcp) this.#deps.metrics.mptcpConnectionsActive.dec()
     this.#deps.sessions.delete(this.#info.id)
     this.#info.onDone()

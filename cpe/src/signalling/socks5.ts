@@ -30,6 +30,7 @@ import type { CpeSessionTable } from '../mgmt/session-table.ts'
 import type { CpeMetrics } from '../metrics.ts'
 import type { PathMonitor } from '../paths/path-monitor.ts'
 import { collectFirstBytes } from './first-bytes.ts'
+import type { PendingDials } from './pending-dials.ts'
 import { concentratorKey, type PipeliningMemory } from './pipelining-memory.ts'
 import { outcomeFor, type AttemptFailure } from './reply-action.ts'
 import { dialConcentrator, upstreamFacts, type DialFn, type UpstreamDialSettings } from './upstream.ts'
@@ -45,6 +46,8 @@ export interface Socks5Deps {
   readonly sessions: CpeSessionTable
   readonly paths: PathMonitor
   readonly pipelining: PipeliningMemory
+  /** Re-dial once when the access of a still unanswered connect dies (pending-dials.ts). */
+  readonly redials?: PendingDials
   readonly dial?: DialFn
 }
 
@@ -80,6 +83,8 @@ export class Socks5Upstream {
   #probe: NodeJS.Timeout | undefined
   #relay: Relay | undefined
   #retried = false
+  #redialled = false
+  #unwatch: (() => void) | undefined
   #mptcp = false
   /** First bytes sent inside the pipelined handshake (not seen by the relay's counters). */
   #earlyInHandshake = 0
@@ -123,7 +128,31 @@ export class Socks5Upstream {
     this.#socket = socket
     socket.on('error', (err: Error & { code?: string }) => { if (this.#attempt?.socket === socket || this.#socket === socket) this.#onUpError(socket, err) })
     socket.on('close', () => { if (this.#socket === socket) this.#onUpClose() })
+    this.#watch(socket)
     if (this.#first !== undefined) this.#begin()
+  }
+
+  /** Register the attempt for one re-dial if its access dies before the concentrator answers. */
+  #watch (socket: net.Socket): void {
+    this.#unwatch?.()
+    this.#unwatch = this.#redialled ? undefined : this.#deps.redials?.add({ mode: 'socks5', socket, log: this.#info.log, redial: () => { this.#redial(socket) } })
+  }
+
+  #stopWatching (): void {
+    this.#unwatch?.()
+    this.#unwatch = undefined
+  }
+
+  /** Drop the unanswered attempt (its SYN left over a dead access) and dial again: the steering has moved. */
+  #redial (socket: net.Socket): void {
+    if (this.#finished || this.#relay !== undefined || this.#socket !== socket) return
+    this.#redialled = true
+    this.#unwatch = undefined
+    this.#clearTimers()
+    this.#attempt = undefined
+    this.#socket = undefined
+    socket.destroy()
+    this.#dial()
   }
 
   /** Both the socket and the first bytes are there: write the handshake. */
@@ -206,6 +235,7 @@ export class Socks5Upstream {
 
   #onConnected (a: Attempt, leftover: Buffer): void {
     this.#clearTimers()
+    this.#stopWatching()
     const m = this.#deps.metrics
     const socket = a.socket
     if (a.pipelined) this.#deps.pipelining.recordAccepted(this.#key)
@@ -295,6 +325,7 @@ export class Socks5Upstream {
     if (this.#finished) return
     this.#finished = true
     this.#clearTimers()
+    this.#stopWatching()
     if (this.#mptcp) this.#deps.metrics.mptcpConnectionsActive.dec()
     this.#deps.sessions.delete(this.#info.id)
     this.#info.onDone()

@@ -23,6 +23,7 @@ import type { OriginalDestination } from '../intercept/interceptor.ts'
 import type { CpeSessionTable } from '../mgmt/session-table.ts'
 import type { CpeMetrics } from '../metrics.ts'
 import type { PathMonitor } from '../paths/path-monitor.ts'
+import type { PendingDials } from './pending-dials.ts'
 import { upstreamFacts, type DialFn } from './upstream.ts'
 
 const MODE = 'transparent'
@@ -39,6 +40,8 @@ export interface TransparentDeps {
   readonly metrics: CpeMetrics
   readonly sessions: CpeSessionTable
   readonly paths: PathMonitor
+  /** Re-dial once when the access of a still unanswered connect dies (pending-dials.ts). */
+  readonly redials?: PendingDials
   readonly dial?: DialFn
 }
 
@@ -67,6 +70,8 @@ export class TransparentUpstream {
   #socket: net.Socket | undefined
   #timer: NodeJS.Timeout | undefined
   #relay: Relay | undefined
+  #redialled = false
+  #unwatch: (() => void) | undefined
   #mptcp = false
   #finished = false
 
@@ -111,14 +116,33 @@ export class TransparentUpstream {
       return
     }
     this.#socket = socket
-    socket.on('error', (err: Error & { code?: string }) => { if (this.#relay === undefined) this.#fail(err.code ?? 'EIO') })
-    socket.once('connect', () => { this.#onConnect(socket) })
+    socket.on('error', (err: Error & { code?: string }) => { if (this.#relay === undefined && this.#socket === socket) this.#fail(err.code ?? 'EIO') })
+    socket.once('connect', () => { if (this.#socket === socket) this.#onConnect(socket) })
     this.#timer = setTimeout(() => { this.#fail('ETIMEDOUT') }, this.#s.limits.connectTimeoutMs)
+    this.#unwatch = this.#redialled ? undefined : this.#deps.redials?.add({ mode: MODE, socket, log: this.#info.log, redial: () => { this.#redial(socket) } })
+  }
+
+  /** Drop the unanswered attempt (its MPTCP SYN left over a dead access) and dial again: the steering has moved. */
+  #redial (socket: net.Socket): void {
+    if (this.#finished || this.#relay !== undefined || this.#socket !== socket) return
+    this.#redialled = true
+    this.#unwatch = undefined
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#socket = undefined
+    socket.destroy()
+    this.#dial()
+  }
+
+  #stopWatching (): void {
+    this.#unwatch?.()
+    this.#unwatch = undefined
   }
 
   #onConnect (socket: net.Socket): void {
     clearTimeout(this.#timer)
     this.#timer = undefined
+    this.#stopWatching()
     if (this.#finished) { socket.destroy(); return }
     const m = this.#deps.metrics
     const facts = upstreamFacts(socket)
@@ -192,6 +216,7 @@ export class TransparentUpstream {
     this.#finished = true
     clearTimeout(this.#timer)
     this.#timer = undefined
+    this.#stopWatching()
     if (this.#mptcp) this.#deps.metrics.mptcpConnectionsActive.dec()
     this.#deps.sessions.delete(this.#info.id)
     this.#info.onDone()
