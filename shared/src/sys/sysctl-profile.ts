@@ -1,0 +1,113 @@
+/**
+ * A kernel profile owned by a daemon while it runs: sysctls set at start and written back at stop
+ * (also when the start fails half-way). Used by the concentrator (`kernel.*`, docs/failover.md
+ * "Concentrator kernel profile"); the CPE's failover settings have the same shape.
+ *
+ * Pure part: `tcpProfileSettings` (which settings, validated), `restoreList`, the sysctl argv.
+ * Thin I/O part: `SysctlProfile`, which reads and writes through an injected CommandRunner (tests:
+ * a recording runner, or `prefixedRunner(['ip', 'netns', 'exec', ns])`).
+ *
+ * The three TCP/MPTCP settings and why they belong together:
+ * - `net.mptcp.stale_loss_cnt` (kernel default 4): retransmission intervals without progress
+ *   before the MPTCP scheduler declares a subflow stale and moves data off it;
+ * - `net.ipv4.tcp_rto_max_ms` (default 120000): cap of the RTO back-off, so a subflow whose path
+ *   revived is retried within that cap instead of after minutes of exponential back-off;
+ * - `net.ipv4.tcp_retries2` (default 15): retransmissions before the subflow is given up. A small
+ *   RTO cap with 15 retries gives a dead subflow up within seconds — and the in-kernel path
+ *   manager does not re-create a closed subflow — so a cap below 120000 needs tcpRetries2.
+ */
+import { ConfigError } from '../errors.ts'
+import type { CommandRunner } from './command.ts'
+
+export interface SysctlSetting { readonly key: string, readonly value: string }
+
+/** A setting as applied: the value before (written back at stop) and the value set. */
+export interface SavedSetting { readonly key: string, readonly before: string, readonly after: string }
+
+export interface TcpProfileInput {
+  readonly staleLossCnt?: number | undefined
+  readonly rtoMaxMs?: number | undefined
+  readonly tcpRetries2?: number | undefined
+}
+
+/** The kernel default of `net.ipv4.tcp_rto_max_ms`; a cap below it needs `tcpRetries2`. */
+export const RTO_MAX_DEFAULT_MS = 120_000
+
+/**
+ * The settings of a profile in the order they are set (unset keys: left alone). `section` names the
+ * config section in errors (`kernel`, `failover.kernel`). Throws ConfigError HYBRID_ERR_CONFIG_INVALID
+ * (detail.key `<section>.tcpRetries2`) for rtoMaxMs below 120000 without tcpRetries2.
+ */
+export function tcpProfileSettings (k: TcpProfileInput, section: string): SysctlSetting[] {
+  if (k.rtoMaxMs !== undefined && k.rtoMaxMs < RTO_MAX_DEFAULT_MS && k.tcpRetries2 === undefined) {
+    const key = `${section}.tcpRetries2`
+    throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `${key}: required with ${section}.rtoMaxMs below ${RTO_MAX_DEFAULT_MS} (a small RTO cap with the default 15 retries gives up a dead subflow within seconds, for good)`, { detail: { key } })
+  }
+  const out: SysctlSetting[] = []
+  if (k.staleLossCnt !== undefined) out.push({ key: 'net.mptcp.stale_loss_cnt', value: String(k.staleLossCnt) })
+  // retries before the cap: never a moment with a small cap and few retries
+  if (k.tcpRetries2 !== undefined) out.push({ key: 'net.ipv4.tcp_retries2', value: String(k.tcpRetries2) })
+  if (k.rtoMaxMs !== undefined) out.push({ key: 'net.ipv4.tcp_rto_max_ms', value: String(k.rtoMaxMs) })
+  return out
+}
+
+/** What to write back at stop: the saved values of the settings that were changed, in reverse order. */
+export function restoreList (saved: readonly SavedSetting[]): SysctlSetting[] {
+  return saved.filter((s) => s.before !== s.after).map((s) => ({ key: s.key, value: s.before })).reverse()
+}
+
+export const sysctlWriteArgv = (s: SysctlSetting): string[] => ['sysctl', '-qw', `${s.key}=${s.value}`]
+export const sysctlReadArgv = (key: string): string[] => ['sysctl', '-n', key]
+
+export interface SysctlProfileOptions {
+  readonly run: CommandRunner
+  /** Called once per setting changed or written back (the caller logs it). */
+  readonly onChange?: (change: { key: string, from: string, to: string, phase: 'apply' | 'restore' }) => void
+}
+
+/**
+ * Applies settings and remembers what it changed; `restore()` writes the previous values back, in
+ * reverse order. A failing `apply()` restores what it had set before rethrowing.
+ */
+export class SysctlProfile {
+  readonly #o: SysctlProfileOptions
+  #saved: SavedSetting[] = []
+
+  constructor (options: SysctlProfileOptions) {
+    this.#o = options
+  }
+
+  /** The settings applied so far (before/after), for status output. */
+  get saved (): readonly SavedSetting[] { return this.#saved }
+
+  async apply (settings: readonly SysctlSetting[]): Promise<void> {
+    try {
+      for (const s of settings) {
+        const before = (await this.#o.run(sysctlReadArgv(s.key))).trim()
+        if (before !== s.value) {
+          await this.#o.run(sysctlWriteArgv(s))
+          this.#o.onChange?.({ key: s.key, from: before, to: s.value, phase: 'apply' })
+        }
+        this.#saved.push({ key: s.key, before, after: s.value })
+      }
+    } catch (err) {
+      await this.restore().catch(() => {})
+      throw err
+    }
+  }
+
+  /** Write back every changed setting (each attempted; the first failure is rethrown at the end). Idempotent. */
+  async restore (): Promise<void> {
+    const set = new Map(this.#saved.map((s) => [s.key, s.after]))
+    const list = restoreList(this.#saved)
+    this.#saved = []
+    const errors: unknown[] = []
+    for (const s of list) {
+      try {
+        await this.#o.run(sysctlWriteArgv(s))
+        this.#o.onChange?.({ key: s.key, from: set.get(s.key) ?? '', to: s.value, phase: 'restore' })
+      } catch (err) { errors.push(err) }
+    }
+    if (errors.length > 0) throw errors[0]
+  }
+}
