@@ -3,12 +3,15 @@
  * relay, plus metrics and the management API. `createConcentrator(config, deps)` returns a
  * service with idempotent `start()` / `stop()` and `reload(config)`; main.ts owns the process.
  *
+ * start(): the kernel profile (`kernel.*`, sysctls saved and set) first, then runtime, listeners,
+ * transparent mode, probe responder, management; a failing start undoes all of it (profile restored).
  * stop(): readiness off → stop accepting (MPTCP listeners stay open so draining connections keep
  * their MP_JOINs) → drain ≤ limits.drainTimeoutMs → destroy the rest (reason 'drain') → close
- * listeners, management server and resolver.
- * reload(config): build the new runtime first (policy, credentials, prefixes; failure keeps the
- * old one), swap it, apply caps, re-bind only the listeners that changed. Established relays are
- * never touched; handshakes in progress finish with the runtime they started with.
+ * listeners, management server and resolver → restore the kernel profile.
+ * reload(config): refused when a start-only key changed (reload-plan.ts); else build the new
+ * runtime first (policy, credentials, prefixes; failure keeps the old one), swap it, apply caps,
+ * re-bind only the listeners that changed. Established relays are never touched; handshakes in
+ * progress finish with the runtime they started with.
  */
 import type net from 'node:net'
 import { readFileSync } from 'node:fs'
@@ -19,6 +22,9 @@ import type { Logger } from '../../shared/src/log.ts'
 import { buildMgmtServer, listenMgmt } from '../../shared/src/mgmt/mgmt-server.ts'
 import type { MgmtApp } from '../../shared/src/mgmt/mgmt-server.ts'
 import { isMptcpFallback } from '../../shared/src/net/sockopt.ts'
+import type { CommandRunner } from '../../shared/src/sys/command.ts'
+import { runCommand } from '../../shared/src/sys/command.ts'
+import { SysctlProfile, tcpProfileSettings } from '../../shared/src/sys/sysctl-profile.ts'
 import { ConnectionCaps } from '../../shared/src/net/connection-caps.ts'
 import { ListenerSet } from './accept/listener-set.ts'
 import type { BoundListener } from './accept/listener-set.ts'
@@ -30,6 +36,7 @@ import { createConcentratorMetrics, createConcentratorRegistry } from './metrics
 import type { ConcentratorMetrics } from './metrics.ts'
 import { registerConcentratorRoutes } from './mgmt-routes.ts'
 import { RateLimitedLog } from './rate-limited-log.ts'
+import { checkReload } from './reload-plan.ts'
 import type { Runtime } from './runtime.ts'
 import { SessionTable } from './session-table.ts'
 import { Socks5Connection } from './signalling/socks5.ts'
@@ -54,6 +61,8 @@ export interface ConcentratorDeps {
   kernelMib?: boolean
   resolver?: BuildRuntimeDeps['resolver']
   openFilesLimit?: () => number
+  /** Runner of the `sysctl` commands of the kernel profile (`kernel.*`). Default runCommand. */
+  run?: CommandRunner
 }
 
 export interface ListenerStatus { host: string, port: number, mode: string, protocol: 'mptcp' | 'tcp' }
@@ -119,6 +128,13 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   let stopPromise: Promise<void> | undefined
   let sweepTimer: NodeJS.Timeout | undefined
   let onIdle: (() => void) | undefined
+  const kernel = new SysctlProfile({
+    run: deps.run ?? runCommand,
+    onChange: (c) => { log.info({ sysctl: c.key, from: c.from, to: c.to }, c.phase === 'apply' ? `kernel setting ${c.key}=${c.to} (was ${c.from}; restored at stop)` : `kernel setting ${c.key} restored to ${c.to}`) }
+  })
+  const restoreKernel = async (): Promise<void> => {
+    await kernel.restore().catch((err: unknown) => { log.warn({ err }, 'kernel profile: a setting could not be restored') })
+  }
   const runtimeDeps: BuildRuntimeDeps = {
     metrics,
     now,
@@ -195,13 +211,15 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       trustedPrefixes: config.auth.trustedPrefixes.length,
       users: runtime?.verifier?.size ?? 0,
       throttledSources: runtime?.backoff.throttledCount() ?? 0
-    }
+    },
+    kernel: Object.fromEntries(kernel.saved.map((k) => [k.key, { value: k.after, before: k.before }]))
   })
   const ready = (): boolean => !draining && startPromise !== undefined && listeners.allBound
   const listenerStatus = (): ListenerStatus[] => listeners.listeners.map((l) => ({ host: l.address.host, port: l.address.port, mode: l.config.mode, protocol: l.protocol }))
 
   const reload = async (next: ConcentratorConfig): Promise<void> => {
     try {
+      checkReload(config, next)
       checkModes(next)
       const built = await buildRuntime(next, runtimeDeps, runtime)
       const old = runtime
@@ -260,11 +278,13 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       await probe?.stop()
       await mgmt.close()
       runtime?.policy.close()
+      await restoreKernel()
       throw err
     }
   }
   const startParts = async (): Promise<void> => {
     checkModes(initial)
+    await kernel.apply(tcpProfileSettings(initial.kernel, 'kernel'))
     runtime = await buildRuntime(initial, runtimeDeps)
     caps = new ConnectionCaps({ maxConnections: runtime.limits.maxConnections, perSourceMaxConnections: runtime.limits.perSourceMaxConnections })
     metrics.connectionsMax.set(runtime.limits.maxConnections)
@@ -336,6 +356,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     await probe?.stop()
     await mgmt.close()
     runtime?.policy.close()
+    await restoreKernel()
     log.info('concentrator stopped')
   }
 

@@ -11,6 +11,7 @@ import { ConcentratorLimitsSchema } from './config-limits.ts'
 import { TransparentSchema } from './config-transparent.ts'
 import { ConvertSchema } from './config-convert.ts'
 import { ProbeSchema } from './config-probe.ts'
+import { KernelSchema } from './config-kernel.ts'
 import { DestinationPolicySchema } from './policy/destination-policy-schema.ts'
 
 export { LogSchema }
@@ -86,7 +87,9 @@ export const ConfigSchema = Type.Object({
   /** Transparent (on-path HAG) mode, read at start only; see docs/transparent.md. */
   transparent: TransparentSchema,
   /** UDP path-health probe responder (off by default); see docs/path-health.md. */
-  probe: ProbeSchema
+  probe: ProbeSchema,
+  /** TCP/MPTCP kernel profile owned while running (unset keys: left alone); see docs/failover.md. */
+  kernel: KernelSchema
 }, { additionalProperties: false })
 
 export type Config = Static<typeof ConfigSchema>

@@ -1,0 +1,32 @@
+/**
+ * What a reload may change in a running concentrator (pure). Applied in place (concentrator.ts):
+ * log level, limits, auth, policy, convert, listeners (changed ones re-bound). Read at start only:
+ * `management`, `mptcp`, `transparent`, `probe` and `kernel` — a reload that changes one of them is refused as a whole with
+ * HYBRID_ERR_CONFIG_INVALID naming the first key that differs ("needs a restart"), and the running
+ * configuration stays (the CPE's reload plan does the same: cpe/src/reload-plan.ts).
+ */
+import { ConfigError } from '../../shared/src/errors.ts'
+import type { ConcentratorConfig } from './config.ts'
+
+type Pick = (c: ConcentratorConfig) => unknown
+
+const FIXED: ReadonlyArray<[string, Pick]> = [
+  ['management', (c) => c.management],
+  ['mptcp', (c) => c.mptcp],
+  ['transparent', (c) => c.transparent],
+  ['probe', (c) => c.probe],
+  ['kernel', (c) => c.kernel]
+]
+
+const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
+
+/** The first start-only key that differs between the two configurations, if any. */
+export function startOnlyChange (current: ConcentratorConfig, next: ConcentratorConfig): string | undefined {
+  return FIXED.find(([, pick]) => !same(pick(current), pick(next)))?.[0]
+}
+
+/** Throws ConfigError (detail.key) when `next` changes something only a restart can apply. */
+export function checkReload (current: ConcentratorConfig, next: ConcentratorConfig): void {
+  const key = startOnlyChange(current, next)
+  if (key !== undefined) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `${key}: changed; this key needs a restart (nothing was applied)`, { detail: { key } })
+}
