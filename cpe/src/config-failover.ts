@@ -3,7 +3,7 @@
  * reports an access down or up again (docs/failover.md). Read at start.
  */
 import { Type, type Static } from 'typebox'
-import { integerOption } from '../../shared/src/config/schema-helpers.ts'
+import { integerOption, msOption } from '../../shared/src/config/schema-helpers.ts'
 
 export const FailoverKernelSchema = Type.Object({
   /**
@@ -29,6 +29,12 @@ export const FailoverSchema = Type.Object({
    * Default 32000.
    */
   rulePriority: integerOption({ default: 32_000, minimum: 2, maximum: 32_764, description: 'priority P of the steering rules (P: main without default routes, P+1: the preferred live uplink\'s table); after the source rules, before main' }),
+  /**
+   * After the primary (DSL) returned and its subflow was re-created, the other uplinks' endpoints
+   * are flagged backup for this long, then get the steering mode's flag again: long-lived flows the
+   * scheduler kept on LTE move back to DSL (kernel MPTCP issue #581). 0: off. Default 1500 ms.
+   */
+  failbackBackupMs: msOption(1500, 'after the primary returned and its subflow was re-created: the other uplinks flagged MPTCP backup for this long (MP_PRIO), so long-lived flows move back to the primary; 0: off', 0, 60_000),
   /** Kernel settings owned while the agent runs. */
   kernel: FailoverKernelSchema
 }, { additionalProperties: false, default: {}, description: 'failover and failback actions on path-health transitions (docs/failover.md)' })

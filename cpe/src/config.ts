@@ -14,6 +14,7 @@ import { ConcentratorSchema, Socks5Schema } from './config-socks5.ts'
 import { ConvertClientSchema } from './config-convert.ts'
 import { HealthSchema } from './config-health.ts'
 import { FailoverSchema } from './config-failover.ts'
+import { SteeringSchema } from './config-steering.ts'
 
 export { LogSchema, UplinkSchema }
 
@@ -45,7 +46,9 @@ export const ConfigSchema = Type.Object({
   /** Per-access path-health probing (off by default); docs/path-health.md. */
   health: HealthSchema,
   /** Failover and failback actions on path-health transitions (off by default); docs/failover.md. */
-  failover: FailoverSchema
+  failover: FailoverSchema,
+  /** Steering modes (3GPP ATSSS names) and destination classes; docs/steering.md. */
+  steering: SteeringSchema
 }, { additionalProperties: false })
 
 export type Config = Static<typeof ConfigSchema>

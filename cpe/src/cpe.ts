@@ -41,6 +41,8 @@ import { TransparentUpstream } from './signalling/transparent.ts'
 import { UplinkManager } from './uplink/uplink-manager.ts'
 import { uplinkSpecs } from './uplink/uplink-plan.ts'
 import { FailoverController } from './failover/failover-controller.ts'
+import type { SteeringController } from './steering/steering-controller.ts'
+import { startSteering } from './steering/steering-wiring.ts'
 
 export interface CpeDeps {
   log: Logger
@@ -163,6 +165,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
   let uplinks: UplinkSource | undefined
   let interceptor: InterceptorLike | undefined
   let failover: FailoverController | undefined
+  let steering: SteeringController | undefined
   let nextId = 0
   let draining = false
   let started = false
@@ -289,13 +292,16 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     multipathMode: uplinks?.mode ?? config.multipath.mode,
     concentrator: { ...(upstream?.concentrator ?? config.concentrator), stepwise: pipelining.stepwiseKeys() },
     connections: { active: live.size, relaying: sessions.size, handshaking: live.size - sessions.size, max: caps?.limits.maxConnections ?? 0, perSourceMax: caps?.limits.perSourceMaxConnections ?? 0 },
-    ...(failover === undefined ? {} : { failover: failover.view() })
+    ...(failover === undefined ? {} : { failover: failover.view() }),
+    ...(steering === undefined ? {} : { steering: steering.view() })
   })
 
   const setUplink = async (name: string, change: UplinkChange): Promise<void> => {
     if (uplinks === undefined) throw new ConfigError('HYBRID_ERR_INTERNAL', 'agent not started')
     if (change.admin !== undefined) await uplinks.setAdmin(name, change.admin)
-    if (change.mode !== undefined && change.mode !== uplinks.mode) await uplinks.setMode(change.mode)
+    // With a steering mode the controller owns the flags: aggregate ≙ load-balancing, backup ≙ active-standby.
+    if (change.mode !== undefined && steering?.mode !== undefined) await steering.setMode(change.mode === 'backup' ? 'active-standby' : 'load-balancing')
+    else if (change.mode !== undefined && change.mode !== uplinks.mode) await uplinks.setMode(change.mode)
     log.info({ uplink: name, ...change }, 'uplink changed through the management API')
   }
 
@@ -338,14 +344,16 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
         uplinks: () => pathMonitor.view().map((p) => ({ ...p, ...uplinkDetail(p.name), ...healthFields(health, p.name, p.up) })),
         setUplink,
         sessions: (offset, limit) => sessions.page(offset, limit, now()),
-        reload: deps.requestReload ?? (async () => { await reload(config) })
+        reload: deps.requestReload ?? (async () => { await reload(config) }),
+        steering: () => steering
       })
     }
   })
-  const uplinkDetail = (name: string): { access: string, interface: string, addresses: string[], mode: string } => {
+  const uplinkDetail = (name: string): { access: string, interface: string, addresses: string[], mode: string, steering: string | null, backup: boolean | null } => {
     const s = uplinks?.uplinks().find((u) => u.name === name)
     const c = config.uplinks.find((u) => u.name === name)
-    return { access: c?.role ?? 'dsl', interface: c?.interface ?? '', addresses: s?.addresses ?? [], mode: uplinks?.mode ?? config.multipath.mode }
+    const backup = (steering?.view().backup ?? {})[name] ?? null
+    return { access: c?.role ?? 'dsl', interface: c?.interface ?? '', addresses: s?.addresses ?? [], mode: uplinks?.mode ?? config.multipath.mode, steering: steering?.mode ?? null, backup }
   }
 
   const startParts = async (): Promise<void> => {
@@ -357,7 +365,9 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     health?.updateUplinks(uplinks.uplinks())
     pathMonitor.start()
     health?.start()
+    steering = await startSteering(initial, uplinks, health, metrics, deps.log)
     failover = await startFailover(initial, uplinks, health, metrics, deps.log, redials)
+    failover?.useFailbackPulse(async (ms) => steering?.holdBackup(ms))
     upstream = checkConcentratorPath(initial, log)
     if (initial.intercept.rules !== 'off') {
       interceptor = await (deps.startInterceptor ?? defaultStartInterceptor)(initial, log, onConnection)
@@ -382,6 +392,9 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     const f = failover
     failover = undefined
     if (f !== undefined) await f.stop().catch((err: unknown) => { log.warn({ err }, 'failover cleanup failed') })
+    const st = steering
+    steering = undefined
+    if (st !== undefined) await st.stop().catch((err: unknown) => { log.warn({ err }, 'steering cleanup failed') })
     pathMonitor.stop()
     health?.stop()
     redials.stop()

@@ -19,6 +19,9 @@ export const PathRole = ['primary', 'backup'] as const
 export type PathRole = (typeof PathRole)[number]
 export const PathDirection = ['up', 'down'] as const
 export const HealthStateLabel = ['up', 'down'] as const
+export const SteeringModeLabel = ['active-standby', 'priority-based', 'load-balancing', 'smallest-delay'] as const
+export const BackupFlagLabel = ['backup', 'nobackup'] as const
+export const BackupReasonLabel = ['steering', 'failover', 'failback'] as const
 export const TfoResult = ['syn_data_acked', 'cookie_unavailable', 'data_not_acked', 'syn_retransmitted'] as const
 export type TfoResult = (typeof TfoResult)[number]
 
@@ -45,6 +48,9 @@ export const cpeMetricSpecs = {
   steering: metricSpec({ name: 'hybrid_failover_steering', type: 'gauge', unit: '1', help: 'Path whose routing table new unbound connections use through the failover steering rules (1), 0 for the others; all 0 when failover is off or no path is up.', labels: { path: PATH } }),
   blackholeDetected: metricSpec({ name: 'hybrid_mptcp_blackhole_detected_total', type: 'counter', unit: 'detections', help: 'Times the kernel disabled MPTCP for new connections after unanswered MPTCP SYNs (MPTcpExtBlackhole rose; net.mptcp.blackhole_timeout), seen by the failover component.', labels: {} }),
   upstreamRedials: metricSpec({ name: 'hybrid_upstream_redials_total', type: 'counter', unit: 'redials', help: 'Upstream connects (SYN unanswered) aborted and dialled once more after their access went down (path_down: when failover acted on the transition; stalled: pending longer than the health detection time on a down path); docs/failover.md.', labels: { mode: Mode, reason: RedialReason } }),
+  steeringMode: metricSpec({ name: 'hybrid_steering_mode', type: 'gauge', unit: '1', help: 'Active steering mode (docs/steering.md): 1 for the active mode, 0 for the others; all 0 when steering.mode is unset (multipath.mode decides).', labels: { mode: SteeringModeLabel } }),
+  steeringBackupChanges: metricSpec({ name: 'hybrid_steering_backup_changes_total', type: 'counter', unit: 'changes', help: 'MPTCP backup-flag changes of an uplink\'s endpoints written by the steering controller (MP_PRIO on running connections), by the flag set and why: the steering mode, failover (primary down: flag cleared) or the failback pulse.', labels: { path: PATH, to: BackupFlagLabel, reason: BackupReasonLabel } }),
+  steeringDslLoad: metricSpec({ name: 'hybrid_steering_dsl_load_ratio', type: 'gauge', unit: 'ratio', help: 'priority-based steering: DSL load of the last sample (interface rate / capacity, the higher direction); 0 in the other modes.', labels: {} }),
   endpointConfigured: metricSpec({ name: 'hybrid_mptcp_endpoint_configured', type: 'gauge', unit: '1', help: 'The path can carry subflows: an MPTCP endpoint exists for it (the primary path needs none: 1 when it has an address); 0 when absent or admin down.', labels: { path: PATH } })
 } as const
 
@@ -75,7 +81,10 @@ function createOwnMetrics (registry: Registry, paths: readonly string[]) {
     subflowRecreations: createCounter(registry, withPaths(s.subflowRecreations, paths)),
     steering: createGauge(registry, withPaths(s.steering, paths)),
     blackholeDetected: createPlainCounter(registry, s.blackholeDetected),
-    upstreamRedials: createCounter(registry, withPaths(s.upstreamRedials, paths))
+    upstreamRedials: createCounter(registry, withPaths(s.upstreamRedials, paths)),
+    steeringMode: createGauge(registry, withPaths(s.steeringMode, paths)),
+    steeringBackupChanges: createCounter(registry, withPaths(s.steeringBackupChanges, paths)),
+    steeringDslLoad: createPlainGauge(registry, s.steeringDslLoad)
   }
 }
 

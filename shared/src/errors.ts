@@ -31,6 +31,7 @@ export const ErrorCodes = {
   HYBRID_ERR_NFT_HOLDER: 'nft -i holder process is not running',
   HYBRID_ERR_UPLINK_CONFIG: 'uplink configuration is inconsistent',
   HYBRID_ERR_UPLINK_GATEWAY: 'uplink gateway cannot be determined',
+  HYBRID_ERR_STEERING_UNSUPPORTED: 'steering mode cannot run with this configuration',
   // --- management API -----------------------------------------------------------------------
   HYBRID_ERR_MGMT_UNAUTHORIZED: 'management request lacks the right bearer token',
   HYBRID_ERR_MGMT_BAD_REQUEST: 'management request is invalid',

@@ -76,6 +76,7 @@ export class FailoverController {
   #blackholes = 0
   #lastBlackholeAt: number | undefined
   #stopped = false
+  #failbackPulse: ((ms: number) => Promise<void>) | undefined
   readonly #onChange = (path: string, state: HealthStateName, t: Transition): void => { this.#enqueue(async () => this.#transition(path, state, t)) }
 
   private constructor (o: FailoverOptions) {
@@ -99,6 +100,13 @@ export class FailoverController {
     c.#mibTimer = setInterval(() => { c.#pollMib().catch(() => {}) }, o.mibPollMs ?? 1000).unref()
     return c
   }
+
+  /**
+   * The failback pulse (the steering controller, owner of the backup flags): after the primary's
+   * subflow is re-created, the other uplinks are flagged backup for `failover.failbackBackupMs`,
+   * then get the steering mode's flag again, so long-lived flows move back to the primary (#581).
+   */
+  useFailbackPulse (pulse: (ms: number) => Promise<void>): void { this.#failbackPulse = pulse }
 
   view (): FailoverView {
     return { steeredTo: this.#steeredTo ?? null, blackholeDetections: this.#blackholes, lastBlackholeAt: this.#lastBlackholeAt === undefined ? null : new Date(this.#lastBlackholeAt).toISOString() }
@@ -153,16 +161,26 @@ export class FailoverController {
       if (to !== undefined) this.#o.metrics.pathFailovers.inc({ from_path: path, to_path: to })
     }
     for (const a of actions) await this.#act(a)
+    if (await this.#pulse(path, actions)) actions.push({ kind: 'pulse', path })
     const seconds = Math.max(0, (this.#now() - t.at) / 1000)
     ;(state === 'down' ? this.#o.metrics.failoverDuration : this.#o.metrics.failbackDuration).observe({ path }, seconds)
     this.#log('info', { path, to: state, reason: t.reason, actions: actions.map((a) => a.kind), ms: Math.round(seconds * 1000) }, `${state === 'down' ? 'failover' : 'failback'} of ${path} done: ${actions.map((a) => a.kind).join(', ') || 'nothing to do'}`)
     this.#o.onTransitionDone?.(path, state)
   }
 
+  /** After the primary's subflow is re-created: LTE backup for failover.failbackBackupMs (docs/failover.md, Failback). */
+  async #pulse (path: string, actions: readonly FailoverAction[]): Promise<boolean> {
+    const ms = this.#o.config.failbackBackupMs
+    if (this.#failbackPulse === undefined || ms <= 0 || this.#o.uplinks.find((u) => u.name === path)?.primary !== true) return false
+    if (!actions.some((a) => a.kind === 'restore')) return false
+    try { await this.#failbackPulse(ms) } catch (err) { this.#log('warn', { err, path }, 'failback pulse failed'); return false }
+    return true
+  }
+
   async #act (a: FailoverAction): Promise<void> {
     if (a.kind === 'steer') await this.#steer(a)
     else if (a.kind === 'withdraw') await this.#withdraw(a.path)
-    else await this.#restore(a.path)
+    else if (a.kind === 'restore') await this.#restore(a.path)
   }
 
   async #steer (a: Extract<FailoverAction, { kind: 'steer' }> | undefined): Promise<void> {

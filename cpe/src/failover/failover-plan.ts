@@ -59,6 +59,8 @@ export type FailoverAction =
   | { kind: 'withdraw', path: string }
   /** Re-create the path's subflows on running connections (endpoint re-added). */
   | { kind: 'restore', path: string }
+  /** After a restore of the primary: the other uplinks briefly backup (failback pulse, done by the steering controller). */
+  | { kind: 'pulse', path: string }
 
 export interface TransitionInput { path: string, to: 'up' | 'down' }
 

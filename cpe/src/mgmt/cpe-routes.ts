@@ -4,6 +4,8 @@
  *   GET  /api/v1/uplinks         per uplink: up (link AND health), role, admin state, endpoint, subflows, bytes,
  *                                health { state, lossRatio, rttMs, since } when health.enabled (docs/path-health.md)
  *   PUT  /api/v1/uplinks/:name   { mode?: aggregate|backup, admin?: up|down } (bearer token)
+ *   GET  /api/v1/steering        steering mode, DSL load, LTE backup flags, classes (docs/steering.md)
+ *   PUT  /api/v1/steering        { mode: active-standby|priority-based|load-balancing|smallest-delay } (bearer token)
  *   GET  /api/v1/sessions        relayed connections, largest first (paginated)
  *   POST /api/v1/reload          re-read and apply the configuration (the SIGHUP path; bearer token)
  *
@@ -15,6 +17,7 @@ import { isHybridError } from '../../../shared/src/errors.ts'
 import type { MgmtApp } from '../../../shared/src/mgmt/mgmt-server.ts'
 import { AnyObject, registerCommonRoutes } from '../../../shared/src/mgmt/common-routes.ts'
 import { sendError } from '../../../shared/src/mgmt/mgmt-errors.ts'
+import { STEERING_MODES, type SteeringMode } from '../config-steering.ts'
 import type { CpeSessionPage } from './session-table.ts'
 
 export interface UplinkChange { mode?: 'aggregate' | 'backup', admin?: 'up' | 'down' }
@@ -25,6 +28,13 @@ export interface CpeRouteDeps {
   setUplink: (name: string, change: UplinkChange) => Promise<void>
   sessions: (offset: number, limit: number) => CpeSessionPage
   reload: () => Promise<void>
+  /** The steering controller once the agent runs (undefined before start). */
+  steering: () => SteeringApi | undefined
+}
+
+export interface SteeringApi {
+  view: () => object
+  setMode: (mode: SteeringMode) => Promise<void>
 }
 
 const UplinkParams = Type.Object({ name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,15}$', description: 'uplink name' }) })
@@ -32,6 +42,10 @@ const UplinkBody = Type.Object({
   mode: Type.Optional(Type.Enum(['aggregate', 'backup'], { description: 'multipath mode (global; LTE uplinks only)' })),
   admin: Type.Optional(Type.Enum(['up', 'down'], { description: 'down: remove the uplink\'s MPTCP endpoint so no subflow uses it' }))
 }, { additionalProperties: false, minProperties: 1 })
+
+const SteeringBody = Type.Object({
+  mode: Type.Enum([...STEERING_MODES], { description: 'steering mode (3GPP ATSSS names; docs/steering.md)' })
+}, { additionalProperties: false })
 
 export function registerCpeRoutes (app: MgmtApp, deps: CpeRouteDeps): void {
   app.get('/api/v1/status', {
@@ -62,5 +76,31 @@ export function registerCpeRoutes (app: MgmtApp, deps: CpeRouteDeps): void {
     return { uplink: deps.uplinks().find((u) => u.name === name) }
   })
 
+  registerSteeringRoutes(app, deps)
   registerCommonRoutes(app, deps)
+}
+
+function registerSteeringRoutes (app: MgmtApp, deps: CpeRouteDeps): void {
+  app.get('/api/v1/steering', {
+    schema: { summary: 'Steering: mode, DSL load, backup flags of the non-primary uplinks, classes', tags: ['status'], response: { 200: AnyObject } }
+  }, async (_request, reply) => {
+    const s = deps.steering()
+    if (s === undefined) return sendError(reply, 503, 'HYBRID_ERR_INTERNAL', 'agent not started')
+    return { steering: s.view() }
+  })
+
+  app.put('/api/v1/steering', {
+    schema: { summary: 'Switch the steering mode at run time (flags written before the answer)', tags: ['control'], body: SteeringBody, response: { 200: AnyObject } }
+  }, async (request, reply) => {
+    const s = deps.steering()
+    if (s === undefined) return sendError(reply, 503, 'HYBRID_ERR_INTERNAL', 'agent not started')
+    try {
+      await s.setMode(request.body.mode)
+    } catch (err) {
+      request.log.warn({ err }, 'steering change refused')
+      if (isHybridError(err) && err.code === 'HYBRID_ERR_STEERING_UNSUPPORTED') return sendError(reply, 400, err.code, err.message, '/body/mode')
+      return sendError(reply, 500, isHybridError(err) ? err.code : 'HYBRID_ERR_INTERNAL', isHybridError(err) ? err.message : 'steering change failed')
+    }
+    return { steering: s.view() }
+  })
 }

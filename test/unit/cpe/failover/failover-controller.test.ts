@@ -47,7 +47,7 @@ function setup (managed: boolean) {
   const health = new FakeHealth()
   const { registry, metrics } = createCpeRegistry('0', 'test', ['dsl', 'lte'], false)
   const start = async (): Promise<FailoverController> => FailoverController.start({
-    config: { enabled: true, rulePriority: 32000, kernel: { blackholeTimeout: 0, staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60 } },
+    config: { enabled: true, rulePriority: 32000, failbackBackupMs: 1500, kernel: { blackholeTimeout: 0, staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60 } },
     uplinks: [{ name: 'dsl', table: 100, primary: true }, { name: 'lte', table: 200, primary: false }],
     source,
     managed,
@@ -118,4 +118,23 @@ test('managed: lte down → uplink manager takes its endpoint out; up → back; 
   await settle()
   await c.stop()
   assert.deepEqual(s.admin, ['lte down', 'lte up', 'lte down', 'lte up'])
+})
+
+test('failback of the primary asks for the backup pulse after the subflow endpoint is re-added; lte failback does not', async () => {
+  const s = setup(false)
+  const c = await s.start()
+  const pulses: Array<{ ms: number, endpointAdded: boolean }> = []
+  c.useFailbackPulse(async (ms) => { pulses.push({ ms, endpointAdded: s.cmds.includes('ip mptcp endpoint add 198.51.100.2 dev dsl0 subflow') }) })
+  s.health.set('dsl', 'down')
+  await settle()
+  assert.deepEqual(pulses, [])
+  s.health.set('dsl', 'up')
+  await settle()
+  assert.deepEqual(pulses, [{ ms: 1500, endpointAdded: true }])
+  s.health.set('lte', 'down')
+  await settle()
+  s.health.set('lte', 'up')
+  await settle()
+  assert.equal(pulses.length, 1)
+  await c.stop()
 })
