@@ -2,7 +2,9 @@
  * What a reload may change in a running agent (pure). Applied in place: log level, limits,
  * `socks5.*`, `concentrator.*` (new connections), `intercept.bypass` and `intercept.lanInterfaces`
  * (one atomic ruleset replace), `multipath.mode`. Everything else (uplinks, listener port, marks,
- * routing tables, management server, signalling mode, mptcp policy) needs a restart: such a reload is
+ * routing tables, management server, signalling mode, mptcp policy, path health `health.*` and
+ * failover `failover.*` — probe sockets, steering rules and the kernel profile are set up once at
+ * start) needs a restart: such a reload is
  * refused as a whole with HYBRID_ERR_CONFIG_INVALID naming the first key that differs, and the
  * running configuration stays.
  */
@@ -34,7 +36,9 @@ const FIXED: ReadonlyArray<[string, Pick]> = [
   ['intercept.mark', (c) => c.intercept.mark],
   ['intercept.socketMark', (c) => c.intercept.socketMark],
   ['intercept.routeTable', (c) => c.intercept.routeTable],
-  ['intercept.rulePriority', (c) => c.intercept.rulePriority]
+  ['intercept.rulePriority', (c) => c.intercept.rulePriority],
+  ['health', (c) => c.health],
+  ['failover', (c) => c.failover]
 ]
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
