@@ -239,6 +239,29 @@ const cpe = {
     textFormat: '{{instance}}: {{from_path}} → {{to_path}}',
     tagKeys: 'from_path,to_path',
     useValueForTime: false
+  }, {
+    name: 'Path failbacks',
+    datasource: DS,
+    enable: true,
+    iconColor: 'green',
+    step: '60s',
+    // one observation of the failback duration per failback done (failover.enabled)
+    expr: `sum by (instance, path) (changes(hybrid_failback_duration_seconds_count{${S}}[2m])) > 0`,
+    titleFormat: 'Failback',
+    textFormat: '{{instance}}: {{path}} back in use',
+    tagKeys: 'path',
+    useValueForTime: false
+  }, {
+    name: 'Path state changes',
+    datasource: DS,
+    enable: false,
+    iconColor: 'purple',
+    step: '60s',
+    expr: `sum by (instance, path, to) (changes(hybrid_path_state_changes_total{${S}}[2m])) > 0`,
+    titleFormat: 'Path state',
+    textFormat: '{{instance}}: {{path}} {{to}}',
+    tagKeys: 'path,to',
+    useValueForTime: false
   }, reloadAnnotation(S)],
   body (c) {
     const { S, P, RI, ts, stat, timeline, row, upDown } = c
@@ -278,6 +301,14 @@ const cpe = {
     ts('Subflow re-creations and kernel MPTCP blackholes', 'hybrid_failback_subflow_recreations_total per interval by path; hybrid_mptcp_blackhole_detected_total (the kernel disabled MPTCP for new connections).', 'short',
       [[`sum by (path) (increase(hybrid_failback_subflow_recreations_total{${P}}[${RI}]))`, 're-created {{path}}'],
         [`sum(increase(hybrid_mptcp_blackhole_detected_total{${S}}[${RI}]))`, 'kernel blackhole']], { w: 8 })
+    ts('Upstream re-dials', 'hybrid_upstream_redials_total per interval: connects whose SYN left over an access that went down, dialled once more (path_down: after failover acted; stalled: pending past the detection time).', 'short',
+      [[`sum by (mode, reason) (increase(hybrid_upstream_redials_total{${S}}[${RI}]))`, '{{mode}} {{reason}}']], { w: 8 })
+    timeline('Steering mode', 'hybrid_steering_mode: the active steering mode (docs/steering.md); none while steering.mode is unset (multipath.mode decides).', [{ type: 'value', options: { 0: { text: 'off', color: 'transparent', index: 0 }, 1: { text: 'active', color: 'green', index: 1 } } }],
+      [[`max by (mode) (hybrid_steering_mode{${S}})`, '{{mode}}']])
+    ts('Backup-flag changes and DSL load', 'hybrid_steering_backup_changes_total per interval by path, flag set and reason (MP_PRIO written by steering); hybrid_steering_dsl_load_ratio (priority-based, right axis).', 'short',
+      [[`sum by (path, to, reason) (increase(hybrid_steering_backup_changes_total{${P}}[${RI}]))`, '{{path}} → {{to}} ({{reason}})'],
+        [`max(hybrid_steering_dsl_load_ratio{${S}})`, 'DSL load']],
+      { w: 8, overrides: [{ matcher: { id: 'byName', options: 'DSL load' }, properties: [{ id: 'unit', value: 'percentunit' }, { id: 'custom.axisPlacement', value: 'right' }] }] })
     row('MPTCP health')
     mptcpCommon(c, P)
     ts('TFO outcomes/s', 'TCP Fast Open on the subflow SYN, by path and result.', 'short',
