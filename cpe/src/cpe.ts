@@ -119,7 +119,7 @@ async function startFailover (config: Config, uplinks: UplinkSource, health: Pat
     health,
     metrics,
     log: childFor(log, 'failover'),
-    onTransitionDone: (path, state) => { redials.pathDone(path, state) }
+    onSteered: (path, state) => { redials.pathDone(path, state) }
   })
 }
 

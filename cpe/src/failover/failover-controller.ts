@@ -51,8 +51,11 @@ export interface FailoverOptions {
   mibPollMs?: number
   /** Monotonic ms, the clock of the health transitions (default performance.now). */
   now?: () => number
-  /** Called after the actions of a transition are done (steering moved): pending connects re-dial here. */
-  onTransitionDone?: (path: string, state: HealthStateName) => void
+  /**
+   * Called once per transition when new connects are steered, before the path is withdrawn (the
+   * withdraw resets the path's SYN_SENT connects): pending connects re-dial here (pending-dials.ts).
+   */
+  onSteered?: (path: string, state: HealthStateName) => void
 }
 
 export interface FailoverView { steeredTo: string | null, blackholeDetections: number, lastBlackholeAt: string | null }
@@ -160,12 +163,14 @@ export class FailoverController {
       const to = failoverTarget(path, after)
       if (to !== undefined) this.#o.metrics.pathFailovers.inc({ from_path: path, to_path: to })
     }
-    for (const a of actions) await this.#act(a)
+    let told = false
+    const tell = (): void => { if (!told) { told = true; this.#o.onSteered?.(path, state) } }
+    for (const a of actions) { if (a.kind !== 'steer') tell(); await this.#act(a) }
+    tell()
     if (await this.#pulse(path, actions)) actions.push({ kind: 'pulse', path })
     const seconds = Math.max(0, (this.#now() - t.at) / 1000)
     ;(state === 'down' ? this.#o.metrics.failoverDuration : this.#o.metrics.failbackDuration).observe({ path }, seconds)
     this.#log('info', { path, to: state, reason: t.reason, actions: actions.map((a) => a.kind), ms: Math.round(seconds * 1000) }, `${state === 'down' ? 'failover' : 'failback'} of ${path} done: ${actions.map((a) => a.kind).join(', ') || 'nothing to do'}`)
-    this.#o.onTransitionDone?.(path, state)
   }
 
   /** After the primary's subflow is re-created: LTE backup for failover.failbackBackupMs (docs/failover.md, Failback). */

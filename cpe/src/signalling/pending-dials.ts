@@ -5,9 +5,10 @@
  * source address: without this it waits for SYN retransmissions into a dead path until the mode's
  * deadline resets the LAN connection.
  *
- * - `pathDone(path, 'down')` is called by the failover controller AFTER its actions for the
- *   transition (steering moved), so a re-dial takes the live access; the attempts to re-dial are
- *   chosen by redial-plan.ts from each socket's tcpi_state (SYN_SENT only) and path.
+ * - `pathDone(path, 'down')` is called by the failover controller once it has steered new connects
+ *   away and before it withdraws the path (`ip mptcp endpoint delete id 0 <address>` resets the
+ *   path's SYN_SENT connects with EPIPE), so a re-dial takes the live access; the attempts to
+ *   re-dial are chosen by redial-plan.ts from each socket's tcpi_state (SYN_SENT only) and path.
  * - While a path is down (as far as the failover controller has acted) and attempts are pending, a
  *   sweep every `sweepMs` re-dials attempts pending longer than `boundMs` on a down path.
  * An entry is removed before its `redial` runs; the connection registers no second entry (one
@@ -73,7 +74,7 @@ export class PendingDials {
     return () => { if (this.#entries.delete(id)) this.#schedule() }
   }
 
-  /** The failover controller is done with a transition of `path` (steering already moved). */
+  /** The failover controller has steered for a transition of `path` (new connects avoid a dead path). */
   pathDone (path: string, state: 'up' | 'down'): void {
     if (state === 'up') { this.#down.delete(path); this.#schedule(); return }
     this.#down.add(path)

@@ -8,7 +8,7 @@
  * pipelined SOCKS5 handshake, a Convert TLV) may still have been delivered over a one-way-lossy
  * path; the re-dial replays it then. Once the handshake is over nothing is ever re-dialled.
  *
- * - `path_down` (the failover controller finished its actions for a path that went down, so new
+ * - `path_down` (the failover controller has steered off a path that went down, so new
  *   connects are already steered away): every SYN_SENT attempt on that path, or on no known path.
  * - `stalled` (periodic sweep): a SYN_SENT attempt pending for at least `boundMs` (the health
  *   detection time) on a path that is down, or on no known path while some path is down.
