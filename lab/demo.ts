@@ -125,7 +125,7 @@ async function runTransfers (lab: Lab, opts: DemoOptions, read: () => Promise<Me
     if (l.type === 'start') {
       const start = baseline ?? await read()
       phase = { direction: l.direction, startedAt: at, start, last: start, rtt: { dsl: [], lte: [] }, maxSubflows: 0, accesses: new Set() }
-      opts.live(formatLiveHeader())
+      opts.live(formatLiveHeader(start.paths !== undefined))
     } else if (l.type === 'tick' && phase !== undefined) {
       const r = await read()
       opts.live(formatLiveLine(tickSample(phase, r, l)))
@@ -173,7 +173,7 @@ function tickSample (phase: Phase, r: MeterReading, l: Extract<FlowLine, { type:
   }
   for (const n of ACCESS_NAMES) { const v = rttMs[n]; if (v !== null) phase.rtt[n].push(v) }
   phase.maxSubflows = Math.max(phase.maxSubflows, subflows)
-  return { direction: l.direction, t: l.t, goodputMbps, subflows, rates, rttMs }
+  return { direction: l.direction, t: l.t, goodputMbps, subflows, rates, rttMs, paths: r.paths, steering: r.steering }
 }
 
 async function delay (ms: number): Promise<void> {
