@@ -5,7 +5,8 @@
  * transparent. Per mode:
  * - a LAN client (node in lan) opens CONNECTIONS fresh HTTP connections through the CPE, one every
  *   STEP_MS, starting the moment the DSL router drops everything (carrier up): all of them leave
- *   over DSL before path health says dsl down (≈ 0.5 s);
+ *   over DSL before path health says dsl down (≈ 0.5 s), which is asserted (started before the
+ *   steering to lte);
  * - asserts 100 % succeed, each first byte within the steering time + 2 LTE TTFBs + MARGIN_MS (a
  *   loaded 2-core host), and that hybrid_upstream_redials_total counted them (≤ one per connection);
  * - measures the LTE-only TTFB during the outage (after the steering) and the DSL TTFB before it.
@@ -124,11 +125,25 @@ describe('failover: connects caught in the detection window are re-dialled (ever
   }
   const bothUp = async (s: ModeSession): Promise<boolean> => (await healthState(s, 'dsl')) === 'up' && (await healthState(s, 'lte')) === 'up' && (await steeredTo(s)) === 'dsl'
 
+  /**
+   * startModeSession, once more on failure: on a loaded host a daemon can miss its 15 s readiness
+   * bound and is killed, leaving the steering rules of a killed CPE behind (removed here first).
+   */
+  const startSession = async (mode: DaemonMode): Promise<ModeSession> => {
+    try {
+      return await startModeSession(lab(), mode)
+    } catch (err) {
+      console.log(`# redial ${mode}: session start failed once (${(err as Error).message.split('\n')[0] ?? ''}); retrying`)
+      for (const f of ['-4', '-6']) for (const prio of ['32000', '32001']) await lab().ns.cpe.exec(['ip', f, 'rule', 'del', 'priority', prio]).catch(() => '')
+      return startModeSession(lab(), mode, { joinPort: 7102 })
+    }
+  }
+
   const okTtfbs = (r: FetchRun): number[] => r.results.filter((x) => x.status === 200 && x.ttfbMs !== null).map((x) => x.ttfbMs ?? 0)
 
   for (const mode of DAEMON_MODES) {
     test(`${mode}: ${CONNECTIONS} connections opened in the first ${(CONNECTIONS - 1) * STEP_MS} ms of a DSL blackhole all succeed`, async () => {
-      const s = h.session = await startModeSession(lab(), mode as DaemonMode)
+      const s = h.session = await startSession(mode as DaemonMode)
       try {
         await waitFor(s, 'dsl and lte up, steered to dsl', async () => bothUp(s), 10_000)
         const dsl = await fetchNow(3)
@@ -173,10 +188,11 @@ describe('failover: connects caught in the detection window are re-dialled (ever
     const failed = m.run.results.filter((r) => r.status !== 200 || r.error !== null)
     assert.deepEqual(failed, [], `${mode}: failed connections; ${s.logTail('cpe', 3000)}`)
     assert.equal(m.run.results.length, CONNECTIONS)
-    assert.ok(m.run.t0 - m.bh0 + (CONNECTIONS - 1) * STEP_MS <= 400 + 200, `${mode}: the burst started ${m.run.t0 - m.bh0} ms after the blackhole`)
     const log = s.logTail('cpe', 400_000)
     const steered = logTime(log, /new connections steered to lte/, m.bh0)
     assert.ok(steered !== undefined, `${mode}: no steering to lte logged`)
+    const late = m.run.results.filter((r) => m.run.t0 + r.startMs >= steered)
+    assert.deepEqual(late, [], `${mode}: connections started after the steering (not caught in the detection window)`)
     const lteMax = Math.max(...okTtfbs(m.lte))
     assert.equal(okTtfbs(m.lte).length, 3, `${mode}: LTE-only reference fetches failed`)
     const bound = steered - m.bh0 + 2 * lteMax + MARGIN_MS
