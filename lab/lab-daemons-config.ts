@@ -6,7 +6,8 @@
  * Common to every mode: management servers on the lab's metrics targets (cpe on its LAN address,
  * hag on its internet-side address: LAB_METRICS_TARGETS, so Prometheus in inet reaches both), the
  * lab's own routing and MPTCP endpoints (`multipath.rules: off`), interception on the LAN interface,
- * path health (probe responder + CPE probing) and failover (docs/failover.md).
+ * path health (probe responder + CPE probing), failover (docs/failover.md) and the same kernel profile
+ * on both ends (CPE: failover.kernel, concentrator: kernel; labConcentratorKernelConfig).
  * - socks5: CPE → SOCKS5 listener on the service address, TCP Fast Open (cookie mode: cpe
  *   `tcp_fastopen=1`, hag `=3`, set by the mode runner).
  * - convert: the concentrator adds Convert listeners on LAB_CONCENTRATOR_PORTS.convert; the CPE
@@ -59,10 +60,11 @@ export function labCpeConfig (mode: DaemonMode, options: LabModeConfigOptions = 
 export function labModeConcentratorConfig (mode: DaemonMode, options: LabModeConfigOptions = {}): Record<string, unknown> {
   const p = options.plan ?? ADDRESS_PLAN
   const base = { plan: p, ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}) }
+  const kernel = labConcentratorKernelConfig()
   if (mode === 'transparent') {
-    return { ...transparentConcentratorConfig({ ...base, ...(options.joinPort !== undefined ? { joinPort: options.joinPort } : {}) }), probe: labProbeConfig(p) }
+    return { ...transparentConcentratorConfig({ ...base, ...(options.joinPort !== undefined ? { joinPort: options.joinPort } : {}) }), probe: labProbeConfig(p), kernel }
   }
-  const config = labConcentratorConfig(base)
+  const config: Record<string, unknown> = { ...labConcentratorConfig(base), kernel }
   if (mode === 'socks5') return config
   const listeners = config['listeners'] as Array<Record<string, unknown>>
   return {
@@ -88,4 +90,14 @@ export function labHealthConfig (overrides: Readonly<Record<string, unknown>> = 
  */
 export function labFailoverConfig (overrides: Readonly<Record<string, unknown>> = {}): Record<string, unknown> {
   return { enabled: true, kernel: { blackholeTimeout: 0, staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60 }, ...overrides }
+}
+
+/**
+ * The concentrator's kernel profile in the lab (docs/failover.md, "Concentrator kernel profile"): the
+ * CPE's values (labFailoverConfig) on the sending end of the download, so the concentrator's subflow
+ * towards a dead DSL address goes stale after one lossy interval and is retried at least every
+ * second once DSL is back.
+ */
+export function labConcentratorKernelConfig (): Record<string, unknown> {
+  return { staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60 }
 }

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ADDRESS_PLAN } from '../../../lab/addresses.ts'
 import { labConcentratorConfig, LAB_CONCENTRATOR_PORTS } from '../../../lab/daemons.ts'
-import { DAEMON_MODES, labCpeConfig, labModeConcentratorConfig } from '../../../lab/lab-daemons-config.ts'
+import { DAEMON_MODES, labConcentratorKernelConfig, labCpeConfig, labFailoverConfig, labModeConcentratorConfig } from '../../../lab/lab-daemons-config.ts'
 import { bytesBetween, rateOf, readPathMetrics, rttBetween } from '../../../lab/live-view.ts'
 import { labPrometheusListen } from '../../../lab/prometheus-run.ts'
 import { LAB_METRICS_TARGETS } from '../../../lab/prometheus-config.ts'
@@ -60,9 +60,12 @@ test('mode configurations: management on the metrics targets, the mode, TFO, con
     // Both validate against the daemons' schemas (no unknown keys, required ones present).
     validate(CpeConfigSchema, cpe)
     validate(ConcentratorConfigSchema, labModeConcentratorConfig(mode))
+    // The same TCP/MPTCP kernel profile on both ends (docs/failover.md, "Concentrator kernel profile").
+    const { blackholeTimeout: _b, ...cpeProfile } = labFailoverConfig()['kernel'] as Record<string, unknown>
+    assert.deepEqual(labModeConcentratorConfig(mode)['kernel'], cpeProfile, `${mode}: concentrator kernel profile = the CPE's`)
   }
   assert.deepEqual(labCpeConfig('convert')['convert'], { port: LAB_CONCENTRATOR_PORTS.convert, fallback: 'socks5' })
-  assert.deepEqual(labModeConcentratorConfig('socks5'), labConcentratorConfig())
+  assert.deepEqual(labModeConcentratorConfig('socks5'), { ...labConcentratorConfig(), kernel: labConcentratorKernelConfig() })
   const listeners = labModeConcentratorConfig('convert')['listeners'] as Array<{ host: string, port: number, mode: string }>
   assert.deepEqual(listeners.filter((l) => l.mode === 'convert').map((l) => `${l.host}:${l.port}`), [`${ADDRESS_PLAN.service.v4}:1234`, `${ADDRESS_PLAN.service.v6}:1234`])
   const tp = labModeConcentratorConfig('transparent', { joinPort: 7200 })['transparent'] as { enabled: boolean, joinEndpoints: Array<{ port: number }> }
