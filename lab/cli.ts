@@ -19,6 +19,7 @@ import { buildLab, REPO_ROOT, type Lab } from './topology.ts'
 import { runTour } from './tour.ts'
 import { formatScenarioReport, parseScenarioSelection, plannedSeconds, type ScenarioSelection } from './scenario-failover.ts'
 import { runFailoverScenario } from './scenario-run.ts'
+import { formatPriorityReport, runPriorityScenario } from './scenario-priority.ts'
 
 export const USAGE = `Usage: npm run lab -- [options]
 
@@ -43,12 +44,16 @@ Options:
                     (live view and progress go to stderr)
   --keep            leave the lab (and the last mode's daemons) running, keep their logs, and
                     print how to reach every host (npm run lab:down removes it)
-  --prefix <p>      namespace prefix (default ha-; must start with ha- or hat-)
+  --prefix <p>      namespace prefix (default ha-; must start with ha-, hat- or hst-)
   --scenario failover
                     instead of the demo: per mode and fault, a long download from lan, new LAN
                     connections every 200 ms, and DSL blackhole / carrier loss / LTE loss / DSL
                     flap in turn; prints stall, reset, new-connection success and TTFB, time to
                     subflows on both accesses and to DSL carrying the bulk again (docs/lab.md)
+  --scenario priority
+                    instead of the demo: priority-based steering (socks5): a download below
+                    the DSL rate (LTE must carry < 5 %) and one above it (DSL + LTE must carry
+                    >= 90 % of the sum of both rates); docs/steering.md
   --modes <list>    scenario modes, comma-separated (default socks5,convert,transparent,mptcp)
   --faults <list>   scenario faults (default dsl-blackhole,dsl-carrier,lte-loss,dsl-flap)
   -h, --help        this text
@@ -67,6 +72,8 @@ export interface LabCliOptions {
   withPrometheus: boolean
   /** `--scenario failover`: the selected modes and faults. */
   scenario?: ScenarioSelection
+  /** `--scenario priority`. */
+  priority?: boolean
 }
 
 /** Parse the command line: options, `'help'`, or an error message (usage error). Pure. */
@@ -99,9 +106,10 @@ export function parseLabArgs (argv: readonly string[]): LabCliOptions | 'help' |
   const mode = values.mode as LabCliMode
   const seconds = Number(values.seconds ?? (mode === 'all' ? 5 : 10))
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) return { error: `--seconds must be an integer in 1..600, got ${String(values.seconds)}` }
-  if (!/^hat?-[a-z0-9-]{0,20}$/.test(values.prefix)) return { error: `--prefix must start with ha- or hat- (lower-case letters, digits, -), got ${values.prefix}` }
+  if (!/^(hat?|hst)-[a-z0-9-]{0,20}$/.test(values.prefix)) return { error: `--prefix must start with ha-, hat- or hst- (lower-case letters, digits, -), got ${values.prefix}` }
   if (values['with-prometheus'] && mode === 'mptcp') return { error: '--with-prometheus needs the daemons (--mode all, socks5, convert or transparent)' }
   const opts = { mode, seconds, dsl: values.dsl, lte: values.lte, json: values.json, keep: values.keep, prefix: values.prefix, withPrometheus: values['with-prometheus'] }
+  if (values.scenario === 'priority') return values.modes !== undefined || values.faults !== undefined ? { error: '--modes and --faults go with --scenario failover' } : { ...opts, priority: true }
   return withScenario(opts, scenarioOption(values.scenario, values.modes, values.faults))
 }
 
@@ -113,7 +121,7 @@ function withScenario (opts: LabCliOptions, scenario: ScenarioSelection | { erro
 /** `--scenario` with `--modes` / `--faults` (which need it). Pure. */
 function scenarioOption (name: string | undefined, modes: string | undefined, faults: string | undefined): ScenarioSelection | { error: string } | undefined {
   if (name === undefined) return modes !== undefined || faults !== undefined ? { error: '--modes and --faults need --scenario failover' } : undefined
-  if (name !== 'failover') return { error: `unknown --scenario ${JSON.stringify(name)} (known: failover)` }
+  if (name !== 'failover') return { error: `unknown --scenario ${JSON.stringify(name)} (known: failover, priority)` }
   return parseScenarioSelection(modes, faults)
 }
 
@@ -218,6 +226,11 @@ interface RunOutput {
 
 /** The report card over every mode, or one mode's demo and summary. */
 async function runSelected (lab: Lab, opts: LabCliOptions, out: (s: string) => void, progress: (m: string) => void): Promise<RunOutput> {
+  if (opts.priority === true) {
+    progress('priority scenario: socks5 with steering.mode priority-based; about 40 s plus daemon starts')
+    const report = await runPriorityScenario(lab, progress)
+    return { text: formatPriorityReport(report), json: report }
+  }
   if (opts.scenario !== undefined) {
     progress(`failover scenario: ${opts.scenario.modes.join(', ')} × ${opts.scenario.faults.map((f) => f.name).join(', ')}; about ${plannedSeconds(opts.scenario)} s plus daemon starts`)
     const report = await runFailoverScenario(lab, { ...opts.scenario, log: progress })

@@ -19,8 +19,8 @@ export const PrioritySchema = Type.Object({
   highPercent: integerOption({ default: 85, minimum: 10, maximum: 100, unit: '%', description: 'DSL load at or above which LTE is added (its backup flag cleared) after holdUpMs' }),
   /** DSL load at or below which LTE is backup again. Default 60. */
   lowPercent: integerOption({ default: 60, minimum: 1, maximum: 99, unit: '%', description: 'DSL load at or below which LTE is flagged backup again after holdDownMs; below highPercent' }),
-  /** Time the load must stay high before LTE joins. Default 600 ms. */
-  holdUpMs: msOption(600, 'time the DSL load must stay at or above highPercent before LTE is added', 0, 60_000),
+  /** Time the load must stay high before LTE joins (longer than a connection's slow-start burst). Default 1500 ms. */
+  holdUpMs: msOption(1500, 'time the DSL load must stay at or above highPercent before LTE is added', 0, 60_000),
   /** Time the load must stay low before LTE leaves. Default 3000 ms. */
   holdDownMs: msOption(3000, 'time the DSL load must stay at or below lowPercent before LTE is flagged backup again', 0, 600_000),
   /** Interval of the DSL byte-counter samples. Default 250 ms. */

@@ -225,7 +225,7 @@ export class SteeringController {
 
   #counted (path: string, backup: boolean, reason: FlagReason): void {
     this.#o.metrics.steeringBackupChanges.inc({ path, to: backup ? 'backup' : 'nobackup', reason })
-    this.#log('info', { path, backup, reason, mode: this.#mode ?? null }, `${path} ${backup ? 'flagged backup' : 'backup flag cleared'} (${reason})`)
+    this.#log('info', { path, backup, reason, mode: this.#mode ?? null, dslLoad: Math.round(this.#prio.load * 100) / 100 }, `${path} ${backup ? 'flagged backup' : 'backup flag cleared'} (${reason})`)
   }
 
   async #syncClassRules (): Promise<void> {

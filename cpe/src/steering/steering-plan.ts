@@ -30,11 +30,16 @@ export interface PriorityState {
   /** Highest rates seen (bytes/s), the capacity when none is configured. */
   peakDownBps: number
   peakUpBps: number
-  /** Load of the last interval (0..), for the API and hybrid_steering_dsl_load_ratio. */
+  /** Smoothed load (EWMA over the samples, α LOAD_ALPHA), for the decision, the API and hybrid_steering_dsl_load_ratio. */
   load: number
+  /** Intervals measured so far (the first one sets the average). */
+  samples: number
 }
 
-export const initialPriorityState = (): PriorityState => ({ lteActive: false, pendingSince: undefined, last: undefined, peakDownBps: 0, peakUpBps: 0, load: 0 })
+/** Weight of the newest interval in the smoothed load: one 250 ms sample cannot flip or reset a decision alone. */
+export const LOAD_ALPHA = 0.5
+
+export const initialPriorityState = (): PriorityState => ({ lteActive: false, pendingSince: undefined, last: undefined, peakDownBps: 0, peakUpBps: 0, load: 0, samples: 0 })
 
 /** A learned capacity below this (1 Mbit/s) is not trusted: an idle line would look loaded. */
 export const MIN_LEARNED_BPS = 125_000
@@ -55,8 +60,9 @@ export function priorityStep (s: PriorityState, sample: CounterSample, cfg: Stee
   const peakUpBps = Math.max(s.peakUpBps, upBps)
   const capDown = cfg.dslDownKbps !== undefined ? cfg.dslDownKbps * 125 : Math.max(peakDownBps, MIN_LEARNED_BPS)
   const capUp = cfg.dslUpKbps !== undefined ? cfg.dslUpKbps * 125 : Math.max(peakUpBps, MIN_LEARNED_BPS)
-  const load = dslLoad(downBps, upBps, capDown, capUp)
-  const next = { ...s, last: sample, peakDownBps, peakUpBps, load }
+  const instant = dslLoad(downBps, upBps, capDown, capUp)
+  const load = s.samples === 0 ? instant : LOAD_ALPHA * instant + (1 - LOAD_ALPHA) * s.load
+  const next = { ...s, last: sample, peakDownBps, peakUpBps, load, samples: s.samples + 1 }
   const crossing = s.lteActive ? load * 100 <= cfg.lowPercent : load * 100 >= cfg.highPercent
   if (!crossing) return { ...next, pendingSince: undefined }
   const since = s.pendingSince ?? last.atMs

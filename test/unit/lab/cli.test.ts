@@ -35,3 +35,10 @@ test('daemon modes and --with-prometheus; unknown modes and bad values are usage
     assert.ok(typeof r === 'object' && 'error' in r, argv.join(' '))
   }
 })
+
+test('--scenario priority (with an hst- prefix); --modes/--faults belong to failover', () => {
+  assert.deepEqual(parseLabArgs(['--scenario', 'priority', '--prefix', 'hst-lab-']),
+    { mode: 'all', seconds: 5, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'hst-lab-', withPrometheus: false, priority: true })
+  assert.ok('error' in (parseLabArgs(['--scenario', 'priority', '--modes', 'socks5']) as object))
+  assert.match((parseLabArgs(['--scenario', 'fastest']) as { error: string }).error, /known: failover, priority/)
+})

@@ -2,7 +2,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  activeClassRules, classRuleArgv, classRules, delayStep, desiredBackup, initialPriorityState, MIN_LEARNED_BPS, priorityStep, unsupportedReason,
+  activeClassRules, classRuleArgv, classRules, delayStep, desiredBackup, initialPriorityState, LOAD_ALPHA, MIN_LEARNED_BPS, priorityStep, unsupportedReason,
   type FlagInputs, type PriorityState
 } from '../../../../cpe/src/steering/steering-plan.ts'
 import type { SteeringConfig } from '../../../../cpe/src/config-steering.ts'
@@ -45,6 +45,17 @@ test('priority-based: LTE joins after the load stayed ≥ high for holdUpMs, lea
   assert.ok(r.flips[0] !== undefined && r.flips[0] - tLow >= 3000 && r.flips[0] - tLow <= 3250, `left ${String(r.flips[0] !== undefined ? r.flips[0] - tLow : NaN)} ms after the load fell`)
 })
 
+test('priority-based: one noisy sample (75 %) in a saturated period does not reset the hold (smoothed load)', () => {
+  const cfg = { ...prio, holdUpMs: 1500 }
+  let r = feed(initialPriorityState(), 0, 48, 1000, cfg)
+  r = feed(r.s, r.t, 37.5, 250, cfg)
+  assert.equal(r.s.lteActive, false)
+  assert.notEqual(r.s.pendingSince, undefined, 'still pending')
+  r = feed(r.s, r.t, 48, 1000, cfg)
+  assert.equal(r.s.lteActive, true)
+  assert.ok(r.flips[0] !== undefined && r.flips[0] <= 2000, `joined at ${String(r.flips[0])}`)
+})
+
 test('priority-based: a short dip resets the hold (no flapping)', () => {
   let r = feed(initialPriorityState(), 0, 48, 2000)
   assert.equal(r.s.lteActive, true)
@@ -66,7 +77,8 @@ test('priority-based: the upstream direction counts too; without configured capa
   l = priorityStep(l, { atMs: 2000, rxBytes: 20 * MBIT, txBytes: 0 }, learned)
   assert.equal(l.peakDownBps, 19.9 * MBIT)
   l = priorityStep(l, { atMs: 3000, rxBytes: 30 * MBIT, txBytes: 0 }, learned)
-  assert.ok(Math.abs(l.load - 10 / 19.9) < 1e-6)
+  const smoothed = LOAD_ALPHA * (10 / 19.9) + (1 - LOAD_ALPHA) * (LOAD_ALPHA * 1 + (1 - LOAD_ALPHA) * 0.1)
+  assert.ok(Math.abs(l.load - smoothed) < 1e-6, 'the load is smoothed (EWMA)')
   assert.equal(MIN_LEARNED_BPS, MBIT)
 })
 

@@ -1,0 +1,170 @@
+/**
+ * Steering end to end (docs/steering.md), in the lab (prefix hst-st-), daemons from dist/ in socks5
+ * mode, lab defaults (health + failover on, multipath.rules off) plus steering.mode priority-based
+ * with the DSL profile's rates as capacity:
+ * - priority-based: demand below the DSL rate → LTE < 5 % of the bytes; above → DSL + LTE ≥ 90 %
+ *   of the sum of both rates (access routers' counters);
+ * - run-time switch through PUT /api/v1/steering (400 + stable code on bad input), metrics, and
+ *   MP_PRIO on the running connection (kernel MIB MPTcpExtMPPrioTx);
+ * - active-standby: LTE ~0 bytes while DSL is up; takes over when DSL is blackholed;
+ * - failback (load-balancing): after DSL returns both accesses carry subflows and DSL carries the
+ *   bulk again within 1.5 s, the running transfer never stalls > 300 ms on the way back.
+ * Figures are printed as `# steering` lines. Needs `npx tsc -b` first.
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import { startDaemon, type DaemonHandle } from '../../lab/daemons.ts'
+import { labModeConcentratorConfig } from '../../lab/lab-daemons-config.ts'
+import { getProfile } from '../../lab/link-profile.ts'
+import { e2eSkipReason } from '../../lab/netns.ts'
+import { buildLab, type Lab } from '../../lab/topology.ts'
+import { bytesBetween, dslBulkAt, longestStall, measurePriority, putSteering, sampleAccessBytes, startPacedDownload, startPacedSource, steeringCpeConfig } from '../../lab/scenario-priority.ts'
+import { parseMptcpMib } from '../../shared/src/metrics/kernel-mib.ts'
+
+const PREFIX = 'hst-st-'
+const skip = e2eSkipReason()
+const sleep = async (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeout: 240_000 }, () => {
+  const h: { lab?: Lab, conc?: DaemonHandle, cpe?: DaemonHandle } = {}
+  const lab = (): Lab => { assert.ok(h.lab); return h.lab }
+  const cpe = (): DaemonHandle => { assert.ok(h.cpe); return h.cpe }
+
+  before(async () => {
+    const l = h.lab = await buildLab({ prefix: PREFIX, profiles: { dsl: getProfile('vdsl'), lte: getProfile('lte') } })
+    h.conc = await startDaemon({ daemon: 'concentrator', config: labModeConcentratorConfig('socks5', { plan: l.plan }), ns: l.ns.hag, spawn: (argv) => l.spawn('hag', argv) })
+    h.cpe = await startDaemon({ daemon: 'cpe', config: steeringCpeConfig(l, 'priority-based'), ns: l.ns.cpe, spawn: (argv) => l.spawn('cpe', argv) })
+    await startPacedSource(l) // paced HTTP source in inet, killed at teardown
+  })
+  after(async () => {
+    // HST_STEERING_LOG=<file>: keep the CPE log tail of a failed run.
+    if (process.env['HST_STEERING_LOG'] !== undefined && h.cpe !== undefined) writeFileSync(process.env['HST_STEERING_LOG'], h.cpe.logTail(60_000))
+    await h.cpe?.stop().catch(() => null)
+    await h.conc?.stop().catch(() => null)
+    await h.lab?.teardown()
+  })
+
+  const steering = async (): Promise<{ mode: string | null, backup: Record<string, boolean | null>, lteActive: boolean }> =>
+    (JSON.parse((await cpe().get('/api/v1/steering')).body) as { steering: { mode: string | null, backup: Record<string, boolean | null>, lteActive: boolean } }).steering
+  const healthState = async (path: string): Promise<string | undefined> =>
+    (JSON.parse((await cpe().get('/api/v1/uplinks')).body) as { uplinks: Array<{ name: string, health?: { state: string } }> }).uplinks.find((u) => u.name === path)?.health?.state
+  const lteEndpointBackup = async (): Promise<boolean> => {
+    const eps = JSON.parse(await lab().ns.cpe.exec(['ip', '-j', 'mptcp', 'endpoint', 'show'])) as Array<{ address: string, flags?: string[], backup?: boolean }>
+    const e = eps.find((x) => x.address === lab().plan.access.lte.cpeSide.cpe.v4)
+    return e?.backup === true || (e?.flags ?? []).includes('backup')
+  }
+  const mib = async (): Promise<Map<string, number>> => parseMptcpMib(await lab().ns.cpe.exec(['cat', '/proc/net/netstat']))
+  const waitFor = async (what: string, fn: () => Promise<boolean>, boundMs: number): Promise<number> => {
+    const t0 = Date.now()
+    while (Date.now() - t0 < boundMs) {
+      if (await fn()) return Date.now() - t0
+      await sleep(20)
+    }
+    const diag = await lab().ns.cpe.exec(['sh', '-c', 'ip mptcp endpoint show; ss -tniMH dport = :1080 or sport = :1080 | head -40']).catch((e: unknown) => String(e))
+    throw new Error(`${what}: not within ${boundMs} ms; ${diag}; ${cpe().logTail(1500)}`)
+  }
+  const subflowSources = async (): Promise<string[]> => {
+    const out = await lab().ns.cpe.exec(['ss', '-tnH', 'state', 'established', 'dport', '=', ':1080'])
+    return out.split('\n').map((l) => l.trim().split(/\s+/)[2]?.replace(/:\d+$/, '').replace(/%.*$/, '') ?? '').filter((a) => a !== '')
+  }
+
+  test('priority-based: below the DSL rate LTE carries < 5 %; above, DSL + LTE carry ≥ 90 % of the sum', async () => {
+    await waitFor('dsl and lte up', async () => (await healthState('dsl')) === 'up' && (await healthState('lte')) === 'up', 8000)
+    assert.equal(await lteEndpointBackup(), true, 'LTE endpoint flagged backup while DSL is not loaded')
+    const r = await measurePriority(lab(), () => {}, { sourceRunning: true, dslDowns: async () => cpe().metric('hybrid_path_state_changes_total', { path: 'dsl', to: 'down' }) })
+    console.log(`# steering priority below: ${r.below.demandMbps} Mbit/s demand${r.below.repeated ? ' (repeated once: path health declared dsl down during the first try)' : ''}, DSL ${r.below.dslMB} MB, LTE ${r.below.lteMB} MB, LTE share ${(r.below.lteShare * 100).toFixed(2)} %`)
+    console.log(`# steering priority above: DSL ${r.above.dslMbps} + LTE ${r.above.lteMbps} Mbit/s over ${r.above.windowS} s = ${(r.above.ofSum * 100).toFixed(1)} % of ${r.above.sumOfRatesMbps}; LTE joined after ${String(r.above.lteJoinedAfterMs)} ms`)
+    assert.ok(r.below.dslMB > 5, 'the paced download ran')
+    assert.ok(r.below.lteShare < 0.05, `LTE share below the DSL rate ${r.below.lteShare}`)
+    assert.ok(r.above.ofSum >= 0.9, `DSL + LTE above the DSL rate: ${r.above.ofSum} of the sum`)
+    assert.ok(await cpe().metric('hybrid_steering_backup_changes_total', { path: 'lte', to: 'nobackup', reason: 'steering' }) >= 1)
+    assert.equal(await cpe().metric('hybrid_steering_mode', { mode: 'priority-based' }), 1)
+  })
+
+  test('run-time switch: bad input → 400 with a stable code; load-balancing clears the flag with MP_PRIO on the running connection', async () => {
+    await waitFor('lte backup again', lteEndpointBackup, 8000)
+    const bad = await putSteering(lab(), cpe(), { mode: 'fastest' })
+    assert.equal(bad.status, 400)
+    assert.equal((JSON.parse(bad.body) as { error: { code: string } }).error.code, 'HYBRID_ERR_MGMT_BAD_REQUEST')
+    const extra = await putSteering(lab(), cpe(), { mode: 'load-balancing', split: 50 })
+    assert.equal(extra.status, 400)
+    const download = startPacedDownload(lab(), 1_500_000, 6)
+    await waitFor('running download on both accesses', async () => (await subflowSources()).length >= 2, 5000)
+    const before = await mib()
+    const ok = await putSteering(lab(), cpe(), { mode: 'load-balancing' })
+    assert.equal(ok.status, 200, ok.body)
+    await waitFor('LTE flag cleared (after a failback pulse that may be running)', async () => !(await lteEndpointBackup()), 3000)
+    const deltaPrio = ((await mib()).get('MPPrioTx') ?? 0) - (before.get('MPPrioTx') ?? 0)
+    console.log(`# steering switch: PUT load-balancing → MPTcpExtMPPrioTx +${deltaPrio} on the running connection`)
+    assert.ok(deltaPrio >= 1, 'endpoint change sent MP_PRIO on the running connection')
+    assert.equal((await steering()).mode, 'load-balancing')
+    assert.equal(await cpe().metric('hybrid_steering_mode', { mode: 'load-balancing' }), 1)
+    assert.equal(await cpe().metric('hybrid_steering_mode', { mode: 'priority-based' }), 0)
+    assert.equal((await download).error, null)
+  })
+
+  test('active-standby: LTE ~0 bytes while DSL is up, takes over when DSL is blackholed', async () => {
+    assert.equal((await putSteering(lab(), cpe(), { mode: 'active-standby' })).status, 200)
+    assert.equal(await lteEndpointBackup(), true)
+    const s = sampleAccessBytes(lab())
+    const download = startPacedDownload(lab(), 1_500_000, 14)
+    await sleep(5000)
+    const upPhase = bytesBetween(s.series, Date.now() - 3500, Date.now())
+    await lab().setAccessState('dsl', 'blackhole')
+    let tDown = 0
+    try {
+      await waitFor('dsl down', async () => (await healthState('dsl')) === 'down', 4000)
+      tDown = Date.now()
+      await sleep(3000)
+    } finally { await lab().setAccessState('dsl', 'up') }
+    const downPhase = bytesBetween(s.series, tDown + 500, Date.now())
+    const d = await download
+    await s.stop()
+    const share = (b: { dsl: number, lte: number }): number => b.lte / Math.max(b.dsl + b.lte, 1)
+    console.log(`# steering active-standby: DSL up: LTE ${(upPhase.lte / 1e3).toFixed(0)} kB of ${((upPhase.dsl + upPhase.lte) / 1e6).toFixed(1)} MB (${(share(upPhase) * 100).toFixed(2)} %); DSL blackholed: LTE ${(share(downPhase) * 100).toFixed(1)} % of ${((downPhase.dsl + downPhase.lte) / 1e6).toFixed(1)} MB; download error ${String(d.error)}`)
+    assert.ok(share(upPhase) < 0.05, `LTE share with DSL up ${share(upPhase)}`)
+    assert.ok(share(downPhase) > 0.9 && downPhase.lte > 2e6, `LTE took over: ${share(downPhase)}`)
+    assert.equal(d.error, null)
+  })
+
+  test('failback (load-balancing): DSL carries the bulk again within 1.5 s, no stall > 300 ms on the way back', async () => {
+    await waitFor('dsl up', async () => (await healthState('dsl')) === 'up', 6000)
+    assert.equal((await putSteering(lab(), cpe(), { mode: 'load-balancing' })).status, 200)
+    await sleep(1500)
+    const s = sampleAccessBytes(lab())
+    const download = startPacedDownload(lab(), 1_500_000, 16)
+    await waitFor('running download on both accesses', async () => (await subflowSources()).length >= 2, 5000)
+    await sleep(1500)
+    await lab().setAccessState('dsl', 'blackhole')
+    try {
+      await waitFor('dsl down', async () => (await healthState('dsl')) === 'down', 4000)
+      await sleep(3000) // the bulk is on LTE now
+    } finally { await lab().setAccessState('dsl', 'up') }
+    const tBack = Date.now()
+    const both = await waitFor('both accesses carry subflows again', async () => {
+      const src = await subflowSources()
+      return src.includes(lab().plan.access.dsl.cpeSide.cpe.v4) && src.includes(lab().plan.access.lte.cpeSide.cpe.v4)
+    }, 4000)
+    await sleep(4000)
+    const d = await download
+    await s.stop()
+    const bulk = dslBulkAt(s.series, tBack, 300, 0.8)
+    const stall = longestStall(d, tBack - 200, tBack + 4000)
+    const after = bytesBetween(s.series, tBack + 1500, tBack + 4000)
+    const bins = [...Array(15).keys()].map((i) => { const b = bytesBetween(s.series, tBack + i * 200, tBack + (i + 1) * 200); return `${Math.round(b.dsl / 1e3)}/${Math.round(b.lte / 1e3)}` }).join(' ')
+    const gaps = d.gaps.filter(([g]) => g >= tBack - 1000 && g < tBack + 4000).map(([g, ms]) => `${ms}@${g - tBack}`).join(' ')
+    console.log(`# steering failback timeline: kB dsl/lte per 200 ms from DSL's return: ${bins}; gaps > 100 ms (ms@start): ${gaps || 'none'}; baseline longest stall before the fault ${longestStall(d, d.t0 + 1500, tBack - 5000)} ms`)
+    console.log(`# steering failback: both accesses carry subflows ${both} ms after DSL returned; DSL ≥ 80 % of the bytes (300 ms window) from ${bulk === undefined ? 'never' : `${bulk - tBack} ms`}; DSL share 1.5–4 s after: ${(after.dsl / Math.max(after.dsl + after.lte, 1) * 100).toFixed(1)} %; longest stall on the way back ${stall} ms; pulses ${await cpe().metric('hybrid_steering_backup_changes_total', { path: 'lte', to: 'backup', reason: 'failback' })}`)
+    assert.equal(d.error, null)
+    assert.ok(both <= 1500, `subflows on both accesses after ${both} ms`)
+    assert.ok(bulk !== undefined && bulk - tBack <= 1500, `DSL carried the bulk from ${String(bulk === undefined ? undefined : bulk - tBack)} ms`)
+    assert.ok(stall <= 300, `stall ${stall} ms`)
+    assert.ok(await cpe().metric('hybrid_steering_backup_changes_total', { path: 'lte', to: 'backup', reason: 'failback' }) >= 1)
+  })
+
+  test('stop puts the LTE endpoint flag back', async () => {
+    await cpe().stop()
+    assert.equal(await lteEndpointBackup(), false)
+  })
+})
