@@ -109,18 +109,21 @@ export function parseLabArgs (argv: readonly string[]): LabCliOptions | 'help' |
   if (!/^(hat?|hst)-[a-z0-9-]{0,20}$/.test(values.prefix)) return { error: `--prefix must start with ha-, hat- or hst- (lower-case letters, digits, -), got ${values.prefix}` }
   if (values['with-prometheus'] && mode === 'mptcp') return { error: '--with-prometheus needs the daemons (--mode all, socks5, convert or transparent)' }
   const opts = { mode, seconds, dsl: values.dsl, lte: values.lte, json: values.json, keep: values.keep, prefix: values.prefix, withPrometheus: values['with-prometheus'] }
-  if (values.scenario === 'priority') return values.modes !== undefined || values.faults !== undefined ? { error: '--modes and --faults go with --scenario failover' } : { ...opts, priority: true }
   return withScenario(opts, scenarioOption(values.scenario, values.modes, values.faults))
 }
 
-function withScenario (opts: LabCliOptions, scenario: ScenarioSelection | { error: string } | undefined): LabCliOptions | { error: string } {
+function withScenario (opts: LabCliOptions, scenario: ScenarioSelection | 'priority' | { error: string } | undefined): LabCliOptions | { error: string } {
   if (scenario === undefined) return opts
+  if (scenario === 'priority') return { ...opts, priority: true }
   return 'error' in scenario ? scenario : { ...opts, scenario }
 }
 
 /** `--scenario` with `--modes` / `--faults` (which need it). Pure. */
-function scenarioOption (name: string | undefined, modes: string | undefined, faults: string | undefined): ScenarioSelection | { error: string } | undefined {
-  if (name === undefined) return modes !== undefined || faults !== undefined ? { error: '--modes and --faults need --scenario failover' } : undefined
+function scenarioOption (name: string | undefined, modes: string | undefined, faults: string | undefined): ScenarioSelection | 'priority' | { error: string } | undefined {
+  if (name === undefined || name === 'priority') {
+    if (modes !== undefined || faults !== undefined) return { error: '--modes and --faults need --scenario failover' }
+    return name
+  }
   if (name !== 'failover') return { error: `unknown --scenario ${JSON.stringify(name)} (known: failover, priority)` }
   return parseScenarioSelection(modes, faults)
 }
