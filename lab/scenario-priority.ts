@@ -93,8 +93,7 @@ http.createServer((req, res) => {
 }).listen(${port}, ${JSON.stringify(host)}, () => console.log(JSON.stringify({ type: 'ready' })))`
 
 /** Start the paced source in inet (killed at lab teardown); resolves once it listens. */
-export async function startPacedSource (lab: Lab): Promise<{ stop: () => void }> {
-  const host = lab.plan.internet.servers[0]?.v4 ?? ''
+export async function startPacedSource (lab: Lab, host: string = lab.plan.internet.servers[0]?.v4 ?? ''): Promise<{ stop: () => void }> {
   const child = lab.spawn('inet', ['node', '-e', pacedSourceScript(host, PACED_PORT)])
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => { reject(new Error('paced source did not start')) }, 10_000)
@@ -105,8 +104,8 @@ export async function startPacedSource (lab: Lab): Promise<{ stop: () => void }>
 }
 
 /** A download of the paced source: demand of `bytesPerSecond` set by the sender. */
-export function startPacedDownload (lab: Lab, bytesPerSecond: number, seconds: number): Promise<Download> {
-  const url = `http://${lab.plan.internet.servers[0]?.v4 ?? ''}:${PACED_PORT}/?bps=${bytesPerSecond}&seconds=${seconds}`
+export function startPacedDownload (lab: Lab, bytesPerSecond: number, seconds: number, host: string = lab.plan.internet.servers[0]?.v4 ?? ''): Promise<Download> {
+  const url = `http://${host}:${PACED_PORT}/?bps=${bytesPerSecond}&seconds=${seconds}`
   return lab.ns.lan.exec(['node', '-e', downloadScript(url, 0, seconds + 5)], { timeoutMs: (seconds + 25) * 1000 }).then((o) => JSON.parse(o) as Download)
 }
 

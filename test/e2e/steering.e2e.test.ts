@@ -34,8 +34,13 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
   before(async () => {
     const l = h.lab = await buildLab({ prefix: PREFIX, profiles: { dsl: getProfile('vdsl'), lte: getProfile('lte') } })
     h.conc = await startDaemon({ daemon: 'concentrator', config: labModeConcentratorConfig('socks5', { plan: l.plan }), ns: l.ns.hag, spawn: (argv) => l.spawn('hag', argv) })
-    h.cpe = await startDaemon({ daemon: 'cpe', config: steeringCpeConfig(l, 'priority-based'), ns: l.ns.cpe, spawn: (argv) => l.spawn('cpe', argv) })
-    await startPacedSource(l) // paced HTTP source in inet, killed at teardown
+    const base = steeringCpeConfig(l, 'priority-based')
+    // A class pinned to LTE for the second inet server, which LAN traffic reaches directly (bypass): forwarded traffic follows the class rule.
+    const pinned = l.plan.internet.servers[1]?.v4 ?? ''
+    const config = { ...base, intercept: { ...(base['intercept'] as object), bypass: { destinations: [pinned] } }, steering: { ...(base['steering'] as object), classes: [{ name: 'pinned', destinations: [`${pinned}/32`], access: 'lte' }] } }
+    h.cpe = await startDaemon({ daemon: 'cpe', config, ns: l.ns.cpe, spawn: (argv) => l.spawn('cpe', argv) })
+    await startPacedSource(l) // paced HTTP sources in inet, killed at teardown
+    await startPacedSource(l, pinned)
   })
   after(async () => {
     // HST_STEERING_LOG=<file>: keep the CPE log tail of a failed run.
@@ -126,6 +131,21 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
     assert.ok(share(upPhase) < 0.05, `LTE share with DSL up ${share(upPhase)}`)
     assert.ok(share(downPhase) > 0.9 && downPhase.lte > 2e6, `LTE took over: ${share(downPhase)}`)
     assert.equal(d.error, null)
+  })
+
+  test('class pinned to LTE: its rule is installed and bypassed traffic to it leaves over LTE', async () => {
+    const pinned = lab().plan.internet.servers[1]?.v4 ?? ''
+    assert.match(await lab().ns.cpe.exec(['ip', 'rule', 'show']), new RegExp(`31900:\\s+from all to ${pinned.replace(/\./g, '\\.')} lookup 200`))
+    const view = (JSON.parse((await cpe().get('/api/v1/steering')).body) as { steering: { classes: unknown[] } }).steering.classes
+    assert.deepEqual(view, [{ name: 'pinned', access: 'lte', active: true }])
+    const before = { dsl: await lab().accessBytes('dsl'), lte: await lab().accessBytes('lte') }
+    const d = await startPacedDownload(lab(), 1_000_000, 3, pinned)
+    const after = { dsl: await lab().accessBytes('dsl'), lte: await lab().accessBytes('lte') }
+    const up = { dsl: after.dsl.up - before.dsl.up, lte: after.lte.up - before.lte.up }
+    console.log(`# steering class pinned to lte: ${(d.bytes / 1e6).toFixed(1)} MB fetched directly (bypass); CPE → hag bytes (the ACKs): dsl ${up.dsl}, lte ${up.lte}`)
+    assert.equal(d.error, null)
+    assert.ok(d.bytes > 1e6)
+    assert.ok(up.lte > 5 * Math.max(up.dsl, 1000), `upstream of the pinned class: dsl ${up.dsl} B, lte ${up.lte} B`)
   })
 
   interface Failback { both: number, bulk: number | undefined, stall: number, dslShareAfter: number, error: string | null, pulses: number }
