@@ -1,7 +1,8 @@
 /**
  * Health of one access (pure, times passed in): a two-state machine fed with probe outcomes and the
- * link's carrier, plus the loss ratio over a sliding window and a probe RTT (EWMA, α = 1/8 like
- * TCP's SRTT). docs/path-health.md.
+ * link's carrier, plus the loss ratio over a sliding window, a probe RTT (EWMA, α = 1/8 like
+ * TCP's SRTT) with its variation (β = 1/4, RFC 6298) and the adaptive probe timeout derived from
+ * them (`probeTimeoutMs`). docs/path-health.md.
  *
  *   up   ── downAfter consecutive lost probes ─────────────────────────────► down
  *   up   ── carrier lost ───────────────────────────────────────────────────► down (at once)
@@ -52,6 +53,7 @@ export class HealthState {
   #misses = 0
   #answers = 0
   #rttMs: number | undefined
+  #rttVarMs = 0
   /** Ring of the last outcomes: true = lost. */
   readonly #window: boolean[] = []
 
@@ -89,13 +91,36 @@ export class HealthState {
       if (this.#state === 'up' && this.#misses >= this.#p.downAfter) return this.#go('down', 'probes_lost', now, `${this.#misses} probes lost`)
       return undefined
     }
-    this.#rttMs = this.#rttMs === undefined ? rttMs : this.#rttMs + (rttMs - this.#rttMs) / 8
+    this.rttSample(rttMs)
     this.#answers += 1
     this.#misses = 0
     if (this.#state === 'down' && this.#answers >= this.#p.upAfter && now - this.#since >= this.#p.holdDownMs) {
       return this.#go('up', 'probes_answered', now, `${this.#answers} probes answered`)
     }
     return undefined
+  }
+
+  /**
+   * Feed one RTT into the estimator only (also for a reply that came after its probe was declared
+   * lost: the path is slower than the timeout assumed, so the timeout grows; the verdict stays).
+   */
+  rttSample (rttMs: number): void {
+    if (this.#rttMs === undefined) {
+      this.#rttMs = rttMs
+      this.#rttVarMs = rttMs / 2
+      return
+    }
+    this.#rttVarMs += (Math.abs(this.#rttMs - rttMs) - this.#rttVarMs) / 4
+    this.#rttMs += (rttMs - this.#rttMs) / 8
+  }
+
+  /**
+   * The timeout for the next probe: `srtt + 4 × rttvar` clamped to [minMs, maxMs]; `maxMs` while
+   * there is no RTT yet or when adaptation is off (minMs undefined).
+   */
+  probeTimeoutMs (minMs: number | undefined, maxMs: number): number {
+    if (minMs === undefined || this.#rttMs === undefined) return maxMs
+    return Math.min(maxMs, Math.max(minMs, Math.ceil(this.#rttMs + 4 * this.#rttVarMs)))
   }
 
   #record (lost: boolean): void {

@@ -24,6 +24,8 @@ export interface PathHealthView {
   lossRatio: number
   /** Probe RTT (EWMA), null before the first answer. */
   rttMs: number | null
+  /** Timeout of the next probe (ms): fixed `timeoutMs`, or adaptive with `minTimeoutMs`. */
+  timeoutMs: number
   /** ISO time of the last transition (or of the start). */
   since: string
 }
@@ -126,16 +128,17 @@ export class PathHealth extends EventEmitter<{ change: [path: string, state: Hea
     const e = this.#paths.get(path)
     if (e === undefined) return undefined
     const s = e.state.snapshot()
-    return { state: s.state, lossRatio: round(s.lossRatio, 3), rttMs: s.rttMs === undefined ? null : round(s.rttMs, 2), since: new Date(e.sinceWall).toISOString() }
+    return { state: s.state, lossRatio: round(s.lossRatio, 3), rttMs: s.rttMs === undefined ? null : round(s.rttMs, 2), timeoutMs: e.state.probeTimeoutMs(this.#o.config.minTimeoutMs, this.#o.config.timeoutMs), since: new Date(e.sinceWall).toISOString() }
   }
 
   #socket (name: string, source: string): ProbeSocket {
     return new ProbeSocket({
       source,
       target: this.#o.target,
-      timeoutMs: this.#o.config.timeoutMs,
+      timeoutMs: () => this.#paths.get(name)?.state.probeTimeoutMs(this.#o.config.minTimeoutMs, this.#o.config.timeoutMs) ?? this.#o.config.timeoutMs,
       now: this.#now,
-      onOutcome: (rtt) => { this.#outcome(name, rtt) }
+      onOutcome: (rtt) => { this.#outcome(name, rtt) },
+      onLateReply: (rtt) => { this.#paths.get(name)?.state.rttSample(rtt) }
     })
   }
 

@@ -2,9 +2,13 @@
  * One access's probe socket: a UDP socket bound to the access's own source address (port 0), so the
  * source policy routing (`ip rule from <address> lookup <table>`) sends every probe over that access.
  * It numbers the probes, remembers the outstanding ones and reports each as answered (with its RTT)
- * or lost (no reply within `timeoutMs`, the send failed, or a later probe was answered first).
- * Replies from any other address, with an unknown or expired sequence number, or malformed, are
- * ignored. Errors never escape a handler.
+ * or lost (no reply within its timeout, the send failed, or a later probe was answered first).
+ * Each probe has its own deadline timer (the timeout is read per probe: it may adapt), and the
+ * verdict at the deadline is taken in `setImmediate`, after the event loop has read the sockets:
+ * when the agent's own event loop was blocked (a busy CPE), replies waiting in the socket buffer
+ * are counted as answers, not as losses. A reply that arrives after its probe was declared lost is
+ * reported as a late RTT (the timeout adapts to it). Replies from any other address, with an
+ * unknown sequence number, or malformed, are ignored. Errors never escape a handler.
  */
 import dgram from 'node:dgram'
 import { isIP } from 'node:net'
@@ -16,18 +20,28 @@ export interface ProbeTarget { host: string, port: number }
 export interface ProbeSocketOptions {
   source: string
   target: ProbeTarget
-  timeoutMs: number
+  /** Timeout of the probe being sent now (ms). */
+  timeoutMs: () => number
   /** Monotonic clock in ms. */
   now: () => number
   /** rttMs undefined: lost. */
   onOutcome: (rttMs: number | undefined) => void
+  /** A reply to a probe already declared lost (its RTT, ms). */
+  onLateReply?: (rttMs: number) => void
 }
+
+interface Outstanding { sentAt: number, timer: NodeJS.Timeout }
+
+/** Probes declared lost whose late reply still counts as an RTT sample. */
+const LATE_MEMORY = 64
 
 export class ProbeSocket {
   readonly source: string
   readonly #opts: ProbeSocketOptions
   readonly #socket: dgram.Socket
-  readonly #outstanding = new Map<number, number>()
+  readonly #outstanding = new Map<number, Outstanding>()
+  /** Send times of the last probes declared lost (for late replies). */
+  readonly #expired = new Map<number, number>()
   #seq = 0
   #bound = false
   #closed = false
@@ -42,22 +56,17 @@ export class ProbeSocket {
     this.#socket.bind(0, opts.source, () => { this.#bound = true })
   }
 
-  /** Declare the overdue probes lost, then send the next one. */
+  /** Send the next probe (each outstanding one is judged at its own deadline). */
   tick (): void {
     if (this.#closed) return
-    const now = this.#opts.now()
-    for (const [seq, sentAt] of this.#outstanding) {
-      if (now - sentAt < this.#opts.timeoutMs) continue
-      this.#outstanding.delete(seq)
-      this.#opts.onOutcome(undefined)
-    }
     if (!this.#bound) { this.#opts.onOutcome(undefined); return }
-    this.#send(now)
+    this.#send(this.#opts.now())
   }
 
   close (): void {
     if (this.#closed) return
     this.#closed = true
+    for (const o of this.#outstanding.values()) clearTimeout(o.timer)
     this.#outstanding.clear()
     try { this.#socket.close() } catch { /* not bound yet */ }
   }
@@ -66,28 +75,41 @@ export class ProbeSocket {
     const seq = this.#seq
     this.#seq = (this.#seq + 1) >>> 0
     const datagram = encodeProbe({ type: ProbeType.Request, sequence: seq, timestampUs: Math.round(now * 1000), paddingBytes: 0 })
-    this.#outstanding.set(seq, now)
+    // At the deadline, judge after the poll phase (setImmediate): replies already received count.
+    const timer = setTimeout(() => { setImmediate(() => { this.#lost(seq) }) }, this.#opts.timeoutMs()).unref()
+    this.#outstanding.set(seq, { sentAt: now, timer })
     this.#socket.send(datagram, this.#opts.target.port, this.#opts.target.host, (err) => {
-      if (err === null || this.#closed || !this.#outstanding.delete(seq)) return
-      this.#opts.onOutcome(undefined) // no route, address gone: lost now rather than at the timeout
+      if (err !== null) this.#lost(seq) // no route, address gone: lost now rather than at the timeout
     })
+  }
+
+  #lost (seq: number): void {
+    const o = this.#outstanding.get(seq)
+    if (this.#closed || o === undefined) return
+    clearTimeout(o.timer)
+    this.#outstanding.delete(seq)
+    this.#expired.set(seq, o.sentAt)
+    if (this.#expired.size > LATE_MEMORY) this.#expired.delete(this.#expired.keys().next().value!)
+    this.#opts.onOutcome(undefined)
   }
 
   #onMessage (msg: Buffer, from: string): void {
     if (normaliseAddress(from) !== normaliseAddress(this.#opts.target.host)) return
     const r = decodeProbe(msg)
     if (!r.ok || r.value.type !== ProbeType.Reply) return
-    const sentAt = this.#outstanding.get(r.value.sequence)
-    if (sentAt === undefined) return
-    this.#outstanding.delete(r.value.sequence)
-    // Probes sent before this one and still unanswered are lost now, not at their timeout: otherwise
-    // their late verdicts would break the run of answers after a path recovers (recovery + timeoutMs).
-    for (const [seq, at] of this.#outstanding) {
-      if (at > sentAt) continue
-      this.#outstanding.delete(seq)
-      this.#opts.onOutcome(undefined)
+    const seq = r.value.sequence
+    const o = this.#outstanding.get(seq)
+    if (o === undefined) {
+      const sentAt = this.#expired.get(seq)
+      if (sentAt !== undefined && this.#expired.delete(seq)) this.#opts.onLateReply?.(Math.max(0, this.#opts.now() - sentAt))
+      return
     }
-    this.#opts.onOutcome(Math.max(0, this.#opts.now() - sentAt))
+    // Probes sent before this one and still unanswered are lost now, not at their timeout: otherwise
+    // their late verdicts would break the run of answers after a path recovers (recovery + timeout).
+    for (const [s, earlier] of this.#outstanding) if (earlier.sentAt <= o.sentAt && s !== seq) this.#lost(s)
+    clearTimeout(o.timer)
+    this.#outstanding.delete(seq)
+    this.#opts.onOutcome(Math.max(0, this.#opts.now() - o.sentAt))
   }
 }
 

@@ -2,8 +2,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import dgram from 'node:dgram'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { echoOf } from '../../../../shared/src/codec/path-probe.ts'
+import { echoOf, ProbeType } from '../../../../shared/src/codec/path-probe.ts'
 import { createLogger } from '../../../../shared/src/log.ts'
 import { ProbeGate } from '../../../../concentrator/src/probe/probe-gate.ts'
 import { createCpeRegistry } from '../../../../cpe/src/metrics.ts'
@@ -71,4 +72,60 @@ test('probes up, blackhole → down after N lost, back up after M answers and th
   const text = await registry.metrics()
   assert.match(text, /hybrid_path_state_changes_total\{path="dsl",to="down"\} 2/)
   assert.match(text, /hybrid_path_probe_rtt_seconds\{path="dsl"\} \d/)
+})
+
+/** Busy-wait: the event loop is blocked, as on a loaded CPE. */
+function block (ms: number): void { const end = Date.now() + ms; while (Date.now() < end) { /* blocked */ } }
+
+/** A probe responder in a child process, answering after 30 ms: it answers while this process's event loop is blocked. */
+async function childResponder (t: { after: (fn: () => void) => void }): Promise<number> {
+  const code = `const d = require('node:dgram'); const s = d.createSocket('udp4');
+    s.on('message', (m, r) => { const b = Buffer.from(m); b.writeUInt8(${ProbeType.Reply}, 5); setTimeout(() => { s.send(b, r.port, r.address) }, 30) });
+    s.bind(0, '127.0.0.1', () => { process.stdout.write(String(s.address().port) + '\\n') })`
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.after(() => { child.kill() })
+  const [line] = await once(child.stdout, 'data') as [Buffer]
+  return Number(line.toString().trim())
+}
+
+test('a blocked event loop is not a lost path: replies waiting in the socket count as answers', async (t) => {
+  const port = await childResponder(t)
+  const { metrics } = createCpeRegistry('0', 'test', ['dsl'])
+  const config = { enabled: true, port, intervalMs: 50, timeoutMs: 60, downAfter: 2, upAfter: 2, holdDownMs: 0, window: 10 }
+  const h = new PathHealth(['dsl'], { config, target: { host: '127.0.0.1', port }, metrics, log: createLogger({ level: 'silent', name: 't' }), operstate: () => 'up' })
+  t.after(() => { h.stop() })
+  const changes: string[] = []
+  h.on('change', (path, state) => changes.push(`${path} ${state}`))
+  h.updateUplinks([uplink])
+  h.start()
+  await until('rtt measured', () => h.view('dsl')?.rttMs !== null, 2000)
+  for (let i = 0; i < 5; i++) {
+    await sleep(55) // a probe is outstanding most of the time (answered after 30 ms)
+    // Blocked in the check phase (as an I/O callback would be): the next loop iteration runs the
+    // expired deadline timers before it reads the socket, where the reply already is.
+    await new Promise<void>((resolve) => { setImmediate(() => { block(250); resolve() }) })
+  }
+  await sleep(100)
+  assert.deepEqual(changes, [], 'no transition from blocked-loop stalls')
+  assert.equal(h.view('dsl')?.lossRatio, 0, 'no probe counted lost')
+})
+
+test('adaptive timeout: srtt + 4 × rttvar within [minTimeoutMs, timeoutMs], shown in the view', async (t) => {
+  const r = await responder()
+  t.after(r.close)
+  const { metrics } = createCpeRegistry('0', 'test', ['dsl'])
+  const config = { enabled: true, port: r.port, intervalMs: 50, timeoutMs: 400, minTimeoutMs: 30, downAfter: 3, upAfter: 3, holdDownMs: 0, window: 10 }
+  const h = new PathHealth(['dsl'], { config, target: { host: '127.0.0.1', port: r.port }, metrics, log: createLogger({ level: 'silent', name: 't' }), operstate: () => 'up' })
+  t.after(() => { h.stop() })
+  assert.equal(h.view('dsl')?.timeoutMs, 400, 'no RTT yet: the upper bound')
+  h.updateUplinks([uplink])
+  h.start()
+  await until('adapted', () => (h.view('dsl')?.timeoutMs ?? 400) < 400, 3000)
+  const v = h.view('dsl')!
+  assert.ok(v.timeoutMs >= 30 && v.timeoutMs < 400, `adaptive on loopback (${v.timeoutMs} ms)`)
+  r.answering.on = false
+  const t0 = Date.now()
+  await until('down', () => h.view('dsl')?.state === 'down', 3000)
+  // 3 probes, 50 ms apart, each judged at its own (short) deadline: well below 2 × interval + 400.
+  assert.ok(Date.now() - t0 < 2 * 50 + 400, `down at the adaptive deadline (${Date.now() - t0} ms)`)
 })
