@@ -45,7 +45,7 @@ export async function runFailoverScenario (lab: Lab, opts: ScenarioOptions): Pro
       failed = true
       throw new Error(`${mode}: ${(err as Error).message}${session !== undefined ? `\n(daemon logs kept in ${session.dir})` : ''}`)
     } finally {
-      await session?.stop({ keepLogs: failed })
+      await session?.stop({ keepLogs: failed || process.env.HYBRID_LAB_KEEP_LOGS === '1' })
     }
   }
   return {
