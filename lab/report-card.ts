@@ -7,6 +7,7 @@
  * (fields documented in docs/lab.md).
  */
 import type { FlowDirection } from './flow-protocol.ts'
+import type { FaultResult } from './scenario-failover.ts'
 import type { LabSummary, TransferSummary } from './summary.ts'
 import type { TtfbResult } from './ttfb.ts'
 
@@ -16,6 +17,8 @@ export interface ModeResult {
   readonly summary: LabSummary
   /** Daemon modes: TTFB through the CPE agent (kernel MPTCP has no LAN path to time). */
   readonly ttfb?: TtfbResult
+  /** Daemon modes: a 5 s DSL blackhole during a download (the failover scenario's `dsl-blackhole`). */
+  readonly failover?: FaultResult
 }
 
 export interface ReportCardInput {
@@ -49,6 +52,28 @@ export interface ReportCardRow {
   /** ttfbMs − direct TCP's TTFB. */
   readonly ttfbVsDirectMs: number | null
   readonly ttfbSamples: number
+  /** The DSL blackhole run (daemon modes), null when not run. */
+  readonly failover: FailoverFigures | null
+}
+
+/** What a 5 s DSL blackhole did to a running download and to new connections (scenario-failover.ts). */
+export interface FailoverFigures {
+  /** Longest gap in the running download that began during the blackhole, ms. */
+  readonly stallMs: number | null
+  /** Longest gap after DSL came back, ms. */
+  readonly backStallMs: number | null
+  readonly reset: boolean
+  readonly newOk: number
+  readonly newCount: number
+  readonly newTtfbMs: number | null
+  /** ms after the blackhole until both accesses carry subflows / DSL carries its share again. */
+  readonly subflowsBackMs: number | null
+  readonly bulkBackMs: number | null
+}
+
+function failoverFigures (f: FaultResult | undefined): FailoverFigures | null {
+  if (f === undefined) return null
+  return { stallMs: f.stallDuringMs, backStallMs: f.stallAfterMs, reset: f.reset, newOk: f.during.ok, newCount: f.during.count, newTtfbMs: f.during.medianTtfbMs, subflowsBackMs: f.subflowsBackMs, bulkBackMs: f.bulkBackMs }
 }
 
 export interface ReportCardAccess {
@@ -81,7 +106,8 @@ export const MODE_LABELS: Readonly<Record<string, string>> = {
 const NOTES = [
   'kernel MPTCP: the flow tool in cpe straight to the concentrator host, no proxy code: the ceiling.',
   'The modes: a plain-TCP flow client in lan, intercepted by the CPE agent and carried by it and the concentrator.',
-  'Failover figures are not on this card yet: path-health failover is the resilience work still to come.'
+  'DSL blackhole: 5 s, carrier up, every packet dropped in the DSL router, during a download and a new LAN fetch every 200 ms',
+  '  (npm run lab -- --scenario failover runs every fault; docs/failover.md has the targets and figures).'
 ]
 
 const transferOf = (s: LabSummary, d: FlowDirection): TransferSummary | undefined => s.transfers.find((t) => t.direction === d)
@@ -113,7 +139,8 @@ export function buildReportCard (input: ReportCardInput): ReportCard {
       upload: figures(transferOf(r.summary, 'upload'), kernel === undefined ? undefined : transferOf(kernel, 'upload')),
       ttfbMs,
       ttfbVsDirectMs: ttfbMs === null || direct === null ? null : round2(ttfbMs - direct),
-      ttfbSamples: r.ttfb?.samplesMs.length ?? 0
+      ttfbSamples: r.ttfb?.samplesMs.length ?? 0,
+      failover: failoverFigures(r.failover)
     }
   })
   const any = input.results[0]?.summary
@@ -159,6 +186,21 @@ function rowLine (r: ReportCardRow): string {
     num(r.ttfbMs).padStart(COLUMNS.ms) + signed(r.ttfbVsDirectMs).padStart(COLUMNS.vs) + `   ${subflowCell(r)}`
 }
 
+function failoverLines (card: ReportCard): string[] {
+  const rows = card.rows.filter((r) => r.failover !== null)
+  if (rows.length === 0) return []
+  const ms = (x: number | null): string => (x === null ? 'never' : String(Math.round(x)))
+  return [
+    '',
+    'DSL blackhole (5 s)'.padEnd(COLUMNS.mode) + '  stall ms  back stall  reset  new conns ok  ttfb ms  both back ms  DSL bulk back ms',
+    ...rows.map((r) => {
+      const f = r.failover!
+      return r.label.padEnd(COLUMNS.mode) + ms(f.stallMs).padStart(10) + ms(f.backStallMs).padStart(12) + (f.reset ? 'yes' : 'no').padStart(7) +
+        `${f.newOk}/${f.newCount}`.padStart(14) + num(f.newTtfbMs, 0).padStart(9) + ms(f.subflowsBackMs).padStart(14) + ms(f.bulkBackMs).padStart(18)
+    })
+  ]
+}
+
 /** The card as a table for a terminal (what `npm run lab` prints at the end). Pure. */
 export function formatReportCard (card: ReportCard): string {
   const sum = (k: 'downMbps' | 'upMbps'): number => card.accesses.reduce((s, a) => s + a[k], 0)
@@ -173,6 +215,7 @@ export function formatReportCard (card: ReportCard): string {
     ' '.repeat(COLUMNS.mode) + groupHeader('download', GROUP) + groupHeader('upload', GROUP) + groupHeader('TTFB', COLUMNS.ms + COLUMNS.vs),
     'mode'.padEnd(COLUMNS.mode) + units + units + unit('ms', COLUMNS.ms) + unit('vs direct', COLUMNS.vs) + '   subflows (accesses)',
     ...card.rows.map(rowLine),
+    ...failoverLines(card),
     '',
     `direct TCP over DSL, no agent: TTFB ${num(card.directTtfbMs)} ms (median of ${card.directTtfbSamples}); each mode's TTFB: median of ${modeTtfb} fetches.`,
     ...card.notes

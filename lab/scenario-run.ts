@@ -129,6 +129,11 @@ async function resetMptcpBlackhole (lab: Lab): Promise<void> {
   }
 }
 
+/** One fault on running daemons (`session`; undefined: kernel MPTCP alone), analysed: what the report card's failover row uses. */
+export async function runOneFault (lab: Lab, mode: LabMode, fault: FaultSpec, session: ModeSession | undefined): Promise<FaultResult> {
+  return analyseFault(await runFault(lab, mode, fault, session))
+}
+
 async function runFault (lab: Lab, mode: LabMode, fault: FaultSpec, session: ModeSession | undefined): Promise<FaultRecord> {
   await resetMptcpBlackhole(lab)
   const blackholesBefore = await cpeBlackholes(lab)

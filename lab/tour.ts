@@ -3,13 +3,16 @@
  * 1. TTFB of a LAN fetch with no agent running (plain TCP over DSL: the setup-latency reference);
  * 2. kernel MPTCP alone (cpe → the concentrator host): the throughput ceiling;
  * 3. socks5, convert and transparent in turn through the real daemons (mode-runners.ts): the demo's
- *    download and upload from lan, then the TTFB of the same fetch through the CPE agent.
+ *    download and upload from lan, then the TTFB of the same fetch through the CPE agent, then a 5 s
+ *    DSL blackhole during a download and new fetches (the failover scenario's `dsl-blackhole`).
  * Each mode's daemons are stopped before the next one starts (the last ones stay with `keepLast`).
  */
 import { isDaemonMode, runDemo, type LabMode } from './demo.ts'
 import { DAEMON_MODES, type DaemonMode } from './lab-daemons-config.ts'
 import { startModeSession, type ModeSession } from './mode-runners.ts'
 import { buildReportCard, MODE_LABELS, type ModeResult, type ReportCard } from './report-card.ts'
+import { FAULTS } from './scenario-failover.ts'
+import { runOneFault } from './scenario-run.ts'
 import type { Lab } from './topology.ts'
 import { measureTtfb } from './ttfb.ts'
 
@@ -25,7 +28,9 @@ export interface TourOptions {
   readonly log: (message: string) => void
   /** Leave the last daemon mode's daemons running (`--keep`). */
   readonly keepLast?: boolean
-  /** Called with each daemon mode's running daemons once its figures are in (tests read counters here). */
+  /** Run the DSL blackhole per daemon mode (default true; about 20 s per mode). */
+  readonly failover?: boolean
+  /** Called with each daemon mode's running daemons once its transfer and TTFB figures are in, before the blackhole (tests read counters here). */
   readonly onModeDone?: (session: ModeSession, result: ModeResult) => Promise<void>
 }
 
@@ -68,8 +73,13 @@ async function runDaemonMode (lab: Lab, mode: DaemonMode, runs: number, opts: To
     const { session: _same, ...summary } = await runDemo(lab, { mode, seconds: opts.seconds, live: opts.live, log: opts.log, session })
     opts.log(`${mode}: TTFB of ${runs} fetches through the CPE agent`)
     const ttfb = await measureTtfb(lab, runs)
-    const result = { mode, summary, ttfb }
-    await opts.onModeDone?.(session, result)
+    await opts.onModeDone?.(session, { mode, summary, ttfb })
+    const blackhole = FAULTS.find((f) => f.name === 'dsl-blackhole')
+    let result: ModeResult = { mode, summary, ttfb }
+    if (opts.failover !== false && blackhole !== undefined) {
+      opts.log(`${mode}: ${blackhole.description}, during a download and new fetches`)
+      result = { ...result, failover: await runOneFault(lab, mode, blackhole, session) }
+    }
     return keep ? { result, session } : { result }
   } catch (err) {
     failed = true

@@ -7,7 +7,8 @@
  * fields, goodput ≥ 80 % of the sum of the access rates both ways (the ≥ 90 % target is measured in
  * quiet runs: docs/lab.md), two subflows (one per access), that the mode was really used
  * (concentrator counters by mode, no MPTCP fallback), TTFB less than one DSL round trip above
- * direct TCP; on the card every mode at ≥ 85 % of kernel MPTCP; and that no log folder is left.
+ * direct TCP; on the card every mode at ≥ 85 % of kernel MPTCP; per mode a 5 s DSL blackhole
+ * (no reset, ≥ 90 % of new connections ok, both accesses back); and that no log folder is left.
  * Needs `npx tsc -b` first.
  */
 import { after, before, describe, test } from 'node:test'
@@ -81,6 +82,7 @@ describe('npm run lab: the report card over every mode', { skip: skip ?? false, 
   test('the card has kernel MPTCP and the three modes, in order', (t) => {
     for (const line of formatReportCard(tour().card).trimEnd().split('\n')) t.diagnostic(line)
     assert.deepEqual(tour().card.rows.map((r) => r.mode), [...TOUR_MODES])
+    assert.equal(tour().card.rows.find((r) => r.mode === 'mptcp')?.failover, null)
     assert.equal(tour().session, undefined)
     const d = tour().card.directTtfbMs
     assert.ok(d !== null && d > DSL_RTT_MS && d < DSL_RTT_MS * 4, `direct TTFB ${String(d)} ms`)
@@ -105,6 +107,14 @@ describe('npm run lab: the report card over every mode', { skip: skip ?? false, 
       const u = used.find((x) => x.mode === mode)
       assert.ok(u !== undefined && u.accepted >= 1, `${mode} accepted`)
       assert.equal(u.fallbacks, 0, u.log)
+      // The 5 s DSL blackhole: the running download survives, new connections go over LTE.
+      const f = row.failover
+      assert.ok(f !== null, `${mode}: no failover figures`)
+      t.diagnostic(`${mode} DSL blackhole: ${JSON.stringify(f)}`)
+      assert.equal(f.reset, false, `${mode}: download reset by the blackhole`)
+      assert.ok(f.stallMs !== null && f.stallMs < 2000, `${mode}: stall ${String(f.stallMs)} ms`)
+      assert.ok(f.newCount > 0 && f.newOk >= 0.9 * f.newCount, `${mode}: new connections during the blackhole ${f.newOk}/${f.newCount}`)
+      assert.ok(f.subflowsBackMs !== null, `${mode}: both accesses never carried subflows again`)
     })
   }
 

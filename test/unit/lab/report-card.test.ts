@@ -67,7 +67,7 @@ test('report card: shares of the access sum and of kernel MPTCP, TTFB against di
   // Different subflow accesses per direction are both shown.
   assert.match(row('convert'), /2 \(dsl\+lte\) \/ 1 \(dsl\)$/)
   assert.match(text, /direct TCP over DSL, no agent: TTFB 41\.8 ms \(median of 3\)/)
-  assert.match(text, /Failover figures are not on this card yet/)
+  assert.doesNotMatch(text, /DSL blackhole \(5 s\) +stall/, 'no failover table without failover runs')
   // Columns line up: every row is as long as the header up to the subflow column.
   const header = lines.find((l) => l.startsWith('mode '))!
   const col = header.indexOf('subflows')
@@ -79,4 +79,40 @@ test('report card without a kernel row or TTFB: shares of kernel are unknown, no
   assert.equal(card.rows[0]!.download?.ofKernel, null)
   assert.equal(card.rows[0]!.ttfbVsDirectMs, null)
   assert.match(formatReportCard(card), /^transparent +70\.0 +77\.8 +- +20\.0 +80\.0 +- +50\.0 +- /m)
+})
+
+test('report card: the DSL blackhole row per daemon mode', () => {
+  const fault = (stall: number | null, ok: number, back: number | null): NonNullable<ModeResult['failover']> => ({
+    mode: 'socks5',
+    fault: 'dsl-blackhole',
+    faultMs: 5000,
+    baselineStallMs: 20,
+    stallDuringMs: stall,
+    stallDuringAtMs: 10,
+    stallAfterMs: 120,
+    stallAfterAtMs: 300,
+    reset: false,
+    transferMbytes: 50,
+    during: { count: 25, ok, ratio: ok / 25, medianTtfbMs: 101.6 },
+    after: { count: 50, ok: 50, ratio: 1, medianTtfbMs: 45 },
+    minSubflowsFaulted: 0,
+    subflowsBackMs: back,
+    shareBefore: 0.55,
+    bulkBackMs: 900,
+    observedAfterMs: 10_000,
+    mptcpBlackholes: 0
+  })
+  const card = buildReportCard({
+    prefix: 'ha-',
+    seconds: 5,
+    directTtfb: { samplesMs: [41], medianMs: 41 },
+    results: [result('mptcp', 80, 22.5), { ...result('socks5', 79, 22, 44), failover: fault(280, 25, 410) }, { ...result('convert', 78, 22, 45), failover: fault(null, 24, null) }]
+  })
+  assert.equal(card.rows[0]?.failover, null, 'kernel row: no failover run')
+  assert.deepEqual(card.rows[1]?.failover, { stallMs: 280, backStallMs: 120, reset: false, newOk: 25, newCount: 25, newTtfbMs: 101.6, subflowsBackMs: 410, bulkBackMs: 900 })
+  const text = formatReportCard(card)
+  assert.match(text, /^DSL blackhole \(5 s\) +stall ms +back stall +reset +new conns ok +ttfb ms +both back ms +DSL bulk back ms$/m)
+  assert.match(text, /^socks5 +280 +120 +no +25\/25 +102 +410 +900$/m)
+  assert.match(text, /^convert +never +120 +no +24\/25 +102 +never +900$/m)
+  assert.deepEqual(JSON.parse(JSON.stringify(card)), card)
 })
