@@ -52,19 +52,27 @@ export function labCpeConfig (mode: DaemonMode, options: LabModeConfigOptions = 
     concentrator: { host: p.service.v4, port: LAB_CONCENTRATOR_PORTS.socks5, fastOpen: false },
     ...(mode === 'convert' ? { convert: { port: LAB_CONCENTRATOR_PORTS.convert, fallback: 'socks5' } } : {}),
     intercept: { lanInterfaces: [p.lan.cpeIf] },
-    limits: { drainTimeoutMs: 2000 }
+    limits: { drainTimeoutMs: LAB_DRAIN_TIMEOUT_MS }
   }
 }
 
 /** The concentrator's configuration for a mode. */
+/** Drain deadline of both lab daemons (the mode runner stops them with a 3 s grace). */
+export const LAB_DRAIN_TIMEOUT_MS = 2000
+
 export function labModeConcentratorConfig (mode: DaemonMode, options: LabModeConfigOptions = {}): Record<string, unknown> {
   const p = options.plan ?? ADDRESS_PLAN
   const base = { plan: p, ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}) }
   const kernel = labConcentratorKernelConfig()
+  // Drain within the lab's 3 s stop grace (mode-runners.ts), as the CPE does: with the default 25 s
+  // a concentrator stopped with connections open was SIGKILLed and could not restore its settings.
+  const limits = (c: Record<string, unknown>): Record<string, unknown> => ({ ...(c['limits'] as Record<string, unknown> | undefined), drainTimeoutMs: LAB_DRAIN_TIMEOUT_MS })
   if (mode === 'transparent') {
-    return { ...transparentConcentratorConfig({ ...base, ...(options.joinPort !== undefined ? { joinPort: options.joinPort } : {}) }), probe: labProbeConfig(p), kernel }
+    const t = transparentConcentratorConfig({ ...base, ...(options.joinPort !== undefined ? { joinPort: options.joinPort } : {}) })
+    return { ...t, limits: limits(t), probe: labProbeConfig(p), kernel }
   }
-  const config: Record<string, unknown> = { ...labConcentratorConfig(base), kernel }
+  const c = labConcentratorConfig(base)
+  const config: Record<string, unknown> = { ...c, limits: limits(c), kernel }
   if (mode === 'socks5') return config
   const listeners = config['listeners'] as Array<Record<string, unknown>>
   return {

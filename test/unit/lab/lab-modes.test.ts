@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ADDRESS_PLAN } from '../../../lab/addresses.ts'
 import { labConcentratorConfig, LAB_CONCENTRATOR_PORTS } from '../../../lab/daemons.ts'
-import { DAEMON_MODES, labConcentratorKernelConfig, labCpeConfig, labFailoverConfig, labModeConcentratorConfig } from '../../../lab/lab-daemons-config.ts'
+import { DAEMON_MODES, LAB_DRAIN_TIMEOUT_MS, labConcentratorKernelConfig, labCpeConfig, labFailoverConfig, labModeConcentratorConfig } from '../../../lab/lab-daemons-config.ts'
 import { bytesBetween, rateOf, readPathMetrics, rttBetween } from '../../../lab/live-view.ts'
 import { labPrometheusListen } from '../../../lab/prometheus-run.ts'
 import { LAB_METRICS_TARGETS } from '../../../lab/prometheus-config.ts'
@@ -65,7 +65,8 @@ test('mode configurations: management on the metrics targets, the mode, TFO, con
     assert.deepEqual(labModeConcentratorConfig(mode)['kernel'], cpeProfile, `${mode}: concentrator kernel profile = the CPE's`)
   }
   assert.deepEqual(labCpeConfig('convert')['convert'], { port: LAB_CONCENTRATOR_PORTS.convert, fallback: 'socks5' })
-  assert.deepEqual(labModeConcentratorConfig('socks5'), { ...labConcentratorConfig(), kernel: labConcentratorKernelConfig() })
+  assert.deepEqual(labModeConcentratorConfig('socks5'), { ...labConcentratorConfig(), limits: { ...labConcentratorConfig()['limits'] as object, drainTimeoutMs: LAB_DRAIN_TIMEOUT_MS }, kernel: labConcentratorKernelConfig() })
+  for (const mode of DAEMON_MODES) assert.equal((labModeConcentratorConfig(mode)['limits'] as { drainTimeoutMs?: number }).drainTimeoutMs, LAB_DRAIN_TIMEOUT_MS, `${mode}: drains within the stop grace`)
   const listeners = labModeConcentratorConfig('convert')['listeners'] as Array<{ host: string, port: number, mode: string }>
   assert.deepEqual(listeners.filter((l) => l.mode === 'convert').map((l) => `${l.host}:${l.port}`), [`${ADDRESS_PLAN.service.v4}:1234`, `${ADDRESS_PLAN.service.v6}:1234`])
   const tp = labModeConcentratorConfig('transparent', { joinPort: 7200 })['transparent'] as { enabled: boolean, joinEndpoints: Array<{ port: number }> }
