@@ -85,12 +85,12 @@ export { LAB_PROBE_PORT, labProbeConfig } from './daemons.ts'
 
 /**
  * The CPE's path health for the lab (docs/path-health.md): probing on, the fast profile measured
- * there (a probe every 50 ms, adaptive timeout srtt + 4 × rttvar within [50, 250] ms, 3 lost →
- * down: a DSL blackhole is seen in ≈ 0.2 s). Part of every mode's configuration (labCpeConfig),
+ * there (a probe every 50 ms, adaptive timeout within [100, 250] ms — 100 ms covers the accesses'
+ * 50 ms queues on top of DSL's 21 ms RTT —, 3 lost → down: a DSL blackhole is seen in ≈ 0.2 s). Part of every mode's configuration (labCpeConfig),
  * together with failover (labFailoverConfig).
  */
 export function labHealthConfig (overrides: Readonly<Record<string, unknown>> = {}): Record<string, unknown> {
-  return { enabled: true, port: LAB_PROBE_PORT, intervalMs: 50, minTimeoutMs: 50, timeoutMs: 250, ...overrides }
+  return { enabled: true, port: LAB_PROBE_PORT, intervalMs: 50, minTimeoutMs: 100, timeoutMs: 250, ...overrides }
 }
 
 /**

@@ -17,10 +17,11 @@ export const HealthSchema = Type.Object({
   /** A probe without a reply after timeoutMs is lost. Unit ms. Default 300. */
   timeoutMs: msOption(300, 'a probe not answered within this time counts as lost (with minTimeoutMs: the upper bound of the adaptive timeout)', 20, 5000),
   /**
-   * Adaptive probe timeout: per access `srtt + 4 × rttvar` of the answered probes (RFC 6298's
-   * estimator), clamped to [minTimeoutMs, timeoutMs]. Unset: the fixed `timeoutMs`. Unit ms.
+   * Adaptive probe timeout: per access `max(srtt + 4 × rttvar, 2 × srtt)` of the answered probes
+   * (RFC 6298's estimator), clamped to [minTimeoutMs, timeoutMs], while another access is up (the
+   * last live access keeps `timeoutMs`). Unset: the fixed `timeoutMs`. Unit ms.
    */
-  minTimeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 5000, unit: 'ms', description: 'adaptive probe timeout: srtt + 4 × rttvar of the answered probes, clamped to [minTimeoutMs, timeoutMs] (unset: fixed timeoutMs)' })),
+  minTimeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 5000, unit: 'ms', description: 'adaptive probe timeout: max(srtt + 4 × rttvar, 2 × srtt) of the answered probes, clamped to [minTimeoutMs, timeoutMs], while another access is up (unset: fixed timeoutMs)' })),
   /** Consecutive lost probes that take an up path down. Default 3. */
   downAfter: integerOption({ default: 3, minimum: 1, maximum: 50, unit: 'probes', description: 'consecutive lost probes before a path goes down' }),
   /** Consecutive answered probes that bring a down path up (after holdDownMs). Default 3. */

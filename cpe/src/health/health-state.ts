@@ -115,12 +115,14 @@ export class HealthState {
   }
 
   /**
-   * The timeout for the next probe: `srtt + 4 × rttvar` clamped to [minMs, maxMs]; `maxMs` while
-   * there is no RTT yet or when adaptation is off (minMs undefined).
+   * The timeout for the next probe: `max(srtt + 4 × rttvar, 2 × srtt)` clamped to [minMs, maxMs]
+   * (a queue that doubles the RTT is load, not an outage); `maxMs` while there is no RTT yet or
+   * when adaptation is off (minMs undefined).
    */
   probeTimeoutMs (minMs: number | undefined, maxMs: number): number {
     if (minMs === undefined || this.#rttMs === undefined) return maxMs
-    return Math.min(maxMs, Math.max(minMs, Math.ceil(this.#rttMs + 4 * this.#rttVarMs)))
+    const adaptive = Math.max(this.#rttMs + 4 * this.#rttVarMs, 2 * this.#rttMs)
+    return Math.min(maxMs, Math.max(minMs, Math.ceil(adaptive)))
   }
 
   #record (lost: boolean): void {

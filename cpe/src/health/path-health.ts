@@ -128,18 +128,33 @@ export class PathHealth extends EventEmitter<{ change: [path: string, state: Hea
     const e = this.#paths.get(path)
     if (e === undefined) return undefined
     const s = e.state.snapshot()
-    return { state: s.state, lossRatio: round(s.lossRatio, 3), rttMs: s.rttMs === undefined ? null : round(s.rttMs, 2), timeoutMs: e.state.probeTimeoutMs(this.#o.config.minTimeoutMs, this.#o.config.timeoutMs), since: new Date(e.sinceWall).toISOString() }
+    return { state: s.state, lossRatio: round(s.lossRatio, 3), rttMs: s.rttMs === undefined ? null : round(s.rttMs, 2), timeoutMs: this.#timeoutFor(path), since: new Date(e.sinceWall).toISOString() }
   }
 
   #socket (name: string, source: string): ProbeSocket {
     return new ProbeSocket({
       source,
       target: this.#o.target,
-      timeoutMs: () => this.#paths.get(name)?.state.probeTimeoutMs(this.#o.config.minTimeoutMs, this.#o.config.timeoutMs) ?? this.#o.config.timeoutMs,
+      timeoutMs: () => this.#timeoutFor(name),
       now: this.#now,
       onOutcome: (rtt) => { this.#outcome(name, rtt) },
       onLateReply: (rtt) => { this.#paths.get(name)?.state.rttSample(rtt) }
     })
+  }
+
+  /**
+   * The next probe's timeout: adaptive (minTimeoutMs set) while another path is up; the fixed
+   * `timeoutMs` for the last path standing. Taking the last live path down gains nothing (there
+   * is nowhere to steer to) and right after a failover its queue fills with the whole load, which
+   * a short timeout would read as a second outage (measured: LTE reported down 35 ms after a DSL
+   * carrier loss, new connections then had no route).
+   */
+  #timeoutFor (name: string): number {
+    const c = this.#o.config
+    const e = this.#paths.get(name)
+    if (e === undefined || c.minTimeoutMs === undefined) return c.timeoutMs
+    const otherUp = [...this.#paths.keys()].some((n) => n !== name && this.isUp(n))
+    return otherUp ? e.state.probeTimeoutMs(c.minTimeoutMs, c.timeoutMs) : c.timeoutMs
   }
 
   #outcome (name: string, rttMs: number | undefined): void {

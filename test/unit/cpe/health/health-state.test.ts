@@ -85,14 +85,15 @@ test('loss ratio over the sliding window; RTT EWMA', () => {
   assert.equal(h.snapshot().rttMs, 9)
 })
 
-test('adaptive probe timeout: srtt + 4 × rttvar (RFC 6298) clamped; fixed without a minimum', () => {
+test('adaptive probe timeout: max(srtt + 4 × rttvar, 2 × srtt) clamped; fixed without a minimum', () => {
   const h = new HealthState(params, 0)
   assert.equal(h.probeTimeoutMs(20, 300), 300, 'no RTT yet: the upper bound')
   h.probe(20, 100) // srtt 20, rttvar 10 → 60
   assert.equal(h.probeTimeoutMs(20, 300), 60)
   assert.equal(h.probeTimeoutMs(undefined, 300), 300, 'adaptation off')
   for (let i = 0; i < 50; i++) h.probe(20, 200 + i) // steady 20 ms: rttvar decays
-  assert.equal(h.probeTimeoutMs(30, 300), 30, 'floor')
+  assert.equal(h.probeTimeoutMs(30, 300), 40, 'twice the smoothed RTT')
+  assert.equal(h.probeTimeoutMs(100, 300), 100, 'floor')
   h.rttSample(1000) // a late reply: the timeout grows, no verdict
   assert.ok(h.probeTimeoutMs(30, 300) >= 300)
   assert.equal(h.state, 'up')

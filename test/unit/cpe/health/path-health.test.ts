@@ -110,19 +110,26 @@ test('a blocked event loop is not a lost path: replies waiting in the socket cou
   assert.equal(h.view('dsl')?.lossRatio, 0, 'no probe counted lost')
 })
 
-test('adaptive timeout: srtt + 4 × rttvar within [minTimeoutMs, timeoutMs], shown in the view', async (t) => {
+test('adaptive timeout: srtt + 4 × rttvar within [minTimeoutMs, timeoutMs] while another path is up; the last path standing keeps timeoutMs', async (t) => {
   const r = await responder()
   t.after(r.close)
-  const { metrics } = createCpeRegistry('0', 'test', ['dsl'])
+  const { metrics } = createCpeRegistry('0', 'test', ['dsl', 'lte'])
   const config = { enabled: true, port: r.port, intervalMs: 50, timeoutMs: 400, minTimeoutMs: 30, downAfter: 3, upAfter: 3, holdDownMs: 0, window: 10 }
-  const h = new PathHealth(['dsl'], { config, target: { host: '127.0.0.1', port: r.port }, metrics, log: createLogger({ level: 'silent', name: 't' }), operstate: () => 'up' })
+  let lteOper = 'up'
+  const h = new PathHealth(['dsl', 'lte'], { config, target: { host: '127.0.0.1', port: r.port }, metrics, log: createLogger({ level: 'silent', name: 't' }), operstate: (i) => (i === 'lte0' ? lteOper : 'up') })
   t.after(() => { h.stop() })
   assert.equal(h.view('dsl')?.timeoutMs, 400, 'no RTT yet: the upper bound')
-  h.updateUplinks([uplink])
+  h.updateUplinks([uplink, { ...uplink, name: 'lte', role: 'lte', interface: 'lte0', table: 200 }])
   h.start()
   await until('adapted', () => (h.view('dsl')?.timeoutMs ?? 400) < 400, 3000)
   const v = h.view('dsl')!
   assert.ok(v.timeoutMs >= 30 && v.timeoutMs < 400, `adaptive on loopback (${v.timeoutMs} ms)`)
+  lteOper = 'down'
+  await until('lte down', () => h.view('lte')?.state === 'down', 1000)
+  assert.equal(h.view('dsl')?.timeoutMs, 400, 'dsl is the last path up: fixed timeoutMs')
+  lteOper = 'up'
+  await until('lte up', () => h.view('lte')?.state === 'up', 2000)
+  await until('adaptive again', () => (h.view('dsl')?.timeoutMs ?? 400) < 400, 1000)
   r.answering.on = false
   const t0 = Date.now()
   await until('down', () => h.view('dsl')?.state === 'down', 3000)
