@@ -18,14 +18,14 @@ import { performance } from 'node:perf_hooks'
 import type { Logger } from '../../../shared/src/log.ts'
 import { parseMptcpMib } from '../../../shared/src/metrics/kernel-mib.ts'
 import { runCommand, runJsonArray, type CommandRunner } from '../../../shared/src/sys/command.ts'
+import { SysctlProfile } from '../../../shared/src/sys/sysctl-profile.ts'
 import type { FailoverConfig } from '../config-failover.ts'
 import type { HealthStateName, Transition } from '../health/health-state.ts'
 import type { CpeMetrics } from '../metrics.ts'
 import type { UplinkSource } from '../paths/uplink-observer.ts'
 import { endpointAddArgv, endpointDelArgv, parseEndpoints } from '../uplink/uplink-plan.ts'
 import {
-  actionsFor, dropIdZeroArgv, failoverTarget, kernelSettings, restoreList, steeringDiff, steeringRuleArgv, steeringRules,
-  sysctlReadArgv, sysctlWriteArgv, type FailoverAction, type FailoverUplink, type SteeringRule
+  actionsFor, dropIdZeroArgv, failoverTarget, ipBatchArgv, kernelSettings, staleSteeringBatch, steeringBatch, steeringDiff, steeringRuleArgv, steeringRules, type FailoverAction, type FailoverUplink, type SteeringRule
 } from './failover-plan.ts'
 
 export interface HealthLike {
@@ -68,7 +68,7 @@ export class FailoverController {
   readonly #now: () => number
   #rules: SteeringRule[] = []
   #steeredTo: string | undefined
-  #saved: Array<{ key: string, before: string, after: string }> = []
+  readonly #kernel: SysctlProfile
   /** Endpoints this controller added, by address. */
   readonly #ownEndpoints = new Map<string, number>()
   /** Uplinks this controller took down in the uplink manager. */
@@ -86,13 +86,20 @@ export class FailoverController {
     this.#o = o
     this.#run = o.run ?? runCommand
     this.#now = o.now ?? (() => performance.now())
+    this.#kernel = new SysctlProfile({
+      run: this.#run,
+      onChange: (c) => {
+        if (c.phase === 'apply') this.#log('info', { sysctl: c.key, from: c.from, to: c.to }, `kernel setting ${c.key}=${c.to} (was ${c.from}; restored at stop)`)
+      }
+    })
   }
 
   /** Apply the kernel settings and the steering for the current health; on failure everything set is undone. */
   static async start (o: FailoverOptions): Promise<FailoverController> {
     const c = new FailoverController(o)
     try {
-      await c.#applyKernel()
+      await c.#kernel.apply(kernelSettings(o.config.kernel))
+      await c.#removeStaleRules()
       await c.#steer(actionsFor({ path: '', to: 'up' }, c.#view(), undefined).find((a) => a.kind === 'steer'))
     } catch (err) {
       await c.stop()
@@ -129,8 +136,7 @@ export class FailoverController {
     this.#ownEndpoints.clear()
     for (const name of this.#adminTaken) await this.#o.source.setAdmin(name, 'up').catch((err: unknown) => { this.#log('warn', { err, path: name }, 'failover cleanup: uplink not given back') })
     this.#adminTaken.clear()
-    for (const s of restoreList(this.#saved)) await this.#attempt(sysctlWriteArgv(s))
-    this.#saved = []
+    await this.#kernel.restore().catch((err: unknown) => { this.#log('warn', { err }, 'failover cleanup: a kernel setting was not restored') })
   }
 
   #log (level: 'info' | 'warn', obj: object, msg: string): void { this.#o.log[level](obj, msg) }
@@ -145,15 +151,6 @@ export class FailoverController {
 
   #view (): FailoverUplink[] {
     return this.#o.uplinks.map((u) => ({ ...u, healthy: this.#o.health.isUp(u.name) }))
-  }
-
-  async #applyKernel (): Promise<void> {
-    for (const s of kernelSettings(this.#o.config.kernel)) {
-      const before = (await this.#run(sysctlReadArgv(s.key))).trim()
-      if (before !== s.value) await this.#run(sysctlWriteArgv(s))
-      this.#saved.push({ key: s.key, before, after: s.value })
-      if (before !== s.value) this.#log('info', { sysctl: s.key, from: before, to: s.value }, `kernel setting ${s.key}=${s.value} (was ${before}; restored at stop)`)
-    }
   }
 
   async #transition (path: string, state: HealthStateName, t: Transition): Promise<void> {
@@ -192,13 +189,33 @@ export class FailoverController {
     if (a === undefined) return
     const next = a.table === undefined ? [] : steeringRules(a.table, this.#o.config.rulePriority)
     const { add, del } = steeringDiff(this.#rules, next)
-    for (const r of add) await this.#run(steeringRuleArgv('add', r))
-    for (const r of del) await this.#attempt(steeringRuleArgv('del', r))
+    await this.#applyRules(add, del)
     this.#rules = next
     const from = this.#steeredTo
     this.#steeredTo = a.to
     for (const u of this.#o.uplinks) this.#o.metrics.steering.set({ path: u.name }, u.name === a.to ? 1 : 0)
     this.#log('info', { from: from ?? null, to: a.to ?? null, table: a.table ?? null }, a.to === undefined ? 'new connections: no live access, steering rules removed (main table decides)' : `new connections steered to ${a.to} (table ${String(a.table)})`)
+  }
+
+  /**
+   * One `ip -batch` per family, both at once (failover-plan.ts: steeringBatch). Should a batch fail,
+   * the rules are applied one by one, so the failing command is named (and an add failure throws).
+   */
+  async #applyRules (add: readonly SteeringRule[], del: readonly SteeringRule[]): Promise<void> {
+    const batches = ([4, 6] as const).map((f) => ({ f, lines: steeringBatch(f, add, del) })).filter((b) => b.lines.length > 0)
+    const results = await Promise.allSettled(batches.map(async (b) => this.#run(ipBatchArgv(b.f, false), { input: b.lines.join('\n') + '\n' })))
+    if (results.every((r) => r.status === 'fulfilled')) return
+    this.#log('warn', { err: results.find((r) => r.status === 'rejected')?.reason }, 'steering batch failed; applying the rules one by one')
+    for (const r of add) await this.#attempt(steeringRuleArgv('del', r)) // an add that did land in the batch
+    for (const r of add) await this.#run(steeringRuleArgv('add', r))
+    for (const r of [...del].sort((x, y) => y.priority - x.priority)) await this.#attempt(steeringRuleArgv('del', r))
+  }
+
+  /** Rules at the steering priorities left by an agent that was killed (they are ours by configuration). */
+  async #removeStaleRules (): Promise<void> {
+    await Promise.all(([4, 6] as const).map(async (f) => {
+      await this.#run(ipBatchArgv(f, true), { input: staleSteeringBatch(this.#o.config.rulePriority).join('\n') + '\n' }).catch(() => { /* -force: errors for rules not there */ })
+    }))
   }
 
   #addresses (path: string): { addresses: string[], iface: string } {

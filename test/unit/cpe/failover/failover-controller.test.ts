@@ -25,7 +25,14 @@ function setup (managed: boolean) {
   const cmds: string[] = []
   const sysctl = new Map([['net.mptcp.blackhole_timeout', '3600'], ['net.mptcp.stale_loss_cnt', '4'], ['net.ipv4.tcp_retries2', '15'], ['net.ipv4.tcp_rto_max_ms', '120000']])
   let endpoints: Array<{ id: number, address: string }> = []
-  const run = async (argv: readonly string[]): Promise<string> => {
+  const batches: string[] = []
+  const run = async (argv: readonly string[], opts?: { input?: string }): Promise<string> => {
+    if (argv.includes('-batch')) {
+      // one `ip -4|-6 [-force] -batch -`: its lines recorded as the commands they stand for
+      batches.push(argv.join(' '))
+      for (const l of (opts?.input ?? '').split('\n').filter((x) => x !== '')) cmds.push(`ip ${argv[1] ?? ''} ${l}`)
+      return ''
+    }
     const line = argv.join(' ')
     cmds.push(line)
     if (argv[0] === 'sysctl' && argv[1] === '-n') return `${sysctl.get(argv[2] ?? '') ?? ''}\n`
@@ -59,7 +66,7 @@ function setup (managed: boolean) {
     readMib: async () => '',
     now: () => 5
   })
-  return { cmds, sysctl, health, registry, admin, start, endpoints: () => endpoints }
+  return { cmds, batches, sysctl, health, registry, admin, start, endpoints: () => endpoints }
 }
 
 const settle = async (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 20))
@@ -70,6 +77,8 @@ test('start sets the kernel profile and steers to dsl; stop removes the rules an
   assert.equal(s.sysctl.get('net.mptcp.blackhole_timeout'), '0')
   assert.equal(s.sysctl.get('net.ipv4.tcp_rto_max_ms'), '1000')
   assert.ok(s.cmds.includes('ip -4 rule add lookup 100 priority 32001'))
+  assert.ok(s.cmds.includes('ip -6 rule del priority 32001'), 'rules a killed agent left at the steering priorities are removed first')
+  assert.deepEqual(s.batches, ['ip -4 -force -batch -', 'ip -6 -force -batch -', 'ip -4 -batch -', 'ip -6 -batch -'], 'cleanup, then one batch per family')
   assert.equal(c.view().steeredTo, 'dsl')
   s.cmds.length = 0
   await c.stop()

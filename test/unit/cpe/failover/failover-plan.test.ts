@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  actionsFor, failoverTarget, kernelSettings, preferredUplink, restoreList, steeringDiff, steeringRuleArgv, steeringRules, type FailoverUplink
+  actionsFor, failoverTarget, ipBatchArgv, kernelSettings, preferredUplink, staleSteeringBatch, steeringBatch, steeringDiff, steeringRuleArgv, steeringRules, type FailoverUplink
 } from '../../../../cpe/src/failover/failover-plan.ts'
 
 const uplinks = (dsl: boolean, lte: boolean): FailoverUplink[] => [
@@ -79,10 +79,22 @@ test('kernel settings: a small rtoMaxMs without tcpRetries2 is refused (the subf
   assert.doesNotThrow(() => kernelSettings({ blackholeTimeout: 0, rtoMaxMs: 120_000 }))
 })
 
-test('restore list: only changed settings, saved values, reverse order', () => {
-  assert.deepEqual(restoreList([
-    { key: 'a', before: '3600', after: '0' },
-    { key: 'b', before: '4', after: '4' },
-    { key: 'c', before: '15', after: '60' }
-  ]), [{ key: 'c', value: '15' }, { key: 'a', value: '3600' }])
+test('kernel settings: the error names the CPE key (failover.kernel.tcpRetries2)', () => {
+  assert.throws(() => kernelSettings({ blackholeTimeout: 0, rtoMaxMs: 1000 }), (err: Error & { detail?: { key?: string } }) => err.detail?.key === 'failover.kernel.tcpRetries2')
+})
+
+test('steering batch: one family, adds first, deletes P+1 before P; stale-rule cleanup', () => {
+  const toLte = steeringRules(200, 32000)
+  const toDsl = steeringRules(100, 32000)
+  const move = steeringDiff(toDsl, toLte)
+  assert.deepEqual(steeringBatch(4, move.add, move.del), ['rule add lookup 200 priority 32001', 'rule del lookup 100 priority 32001'])
+  assert.deepEqual(steeringBatch(6, move.add, move.del), ['rule add lookup 200 priority 32001', 'rule del lookup 100 priority 32001'])
+  const none = steeringDiff(toLte, [])
+  assert.deepEqual(steeringBatch(4, none.add, none.del), ['rule del lookup 200 priority 32001', 'rule del lookup main suppress_prefixlength 0 priority 32000'])
+  const first = steeringDiff([], toDsl)
+  assert.deepEqual(steeringBatch(6, first.add, first.del), ['rule add lookup main suppress_prefixlength 0 priority 32000', 'rule add lookup 100 priority 32001'])
+  assert.deepEqual(ipBatchArgv(6, false), ['ip', '-6', '-batch', '-'])
+  assert.deepEqual(ipBatchArgv(4, true), ['ip', '-4', '-force', '-batch', '-'])
+  const stale = staleSteeringBatch(32000, 2)
+  assert.deepEqual(stale, ['rule del priority 32001', 'rule del priority 32001', 'rule del priority 32000', 'rule del priority 32000'])
 })
