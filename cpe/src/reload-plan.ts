@@ -3,8 +3,9 @@
  * `socks5.*`, `concentrator.*` (new connections), `intercept.bypass` and `intercept.lanInterfaces`
  * (one atomic ruleset replace), `multipath.mode`. Everything else (uplinks, listener port, marks,
  * routing tables, management server, signalling mode, mptcp policy, path health `health.*` and
- * failover `failover.*` — probe sockets, steering rules and the kernel profile are set up once at
- * start) needs a restart: such a reload is
+ * failover `failover.*`, steering `steering.*` — probe sockets, steering rules, class rules and the
+ * kernel profile are set up once at start; the steering mode changes at run time through
+ * `PUT /api/v1/steering`) needs a restart: such a reload is
  * refused as a whole with HYBRID_ERR_CONFIG_INVALID naming the first key that differs, and the
  * running configuration stays.
  */
@@ -38,7 +39,9 @@ const FIXED: ReadonlyArray<[string, Pick]> = [
   ['intercept.routeTable', (c) => c.intercept.routeTable],
   ['intercept.rulePriority', (c) => c.intercept.rulePriority],
   ['health', (c) => c.health],
-  ['failover', (c) => c.failover]
+  ['failover', (c) => c.failover],
+  // the mode can change at run time through PUT /api/v1/steering (docs/steering.md)
+  ['steering', (c) => c.steering]
 ]
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)

@@ -24,6 +24,7 @@ for (const [key, change] of [
   ['failover', (c: Config) => { c.failover.enabled = !c.failover.enabled }],
   ['failover', (c: Config) => { c.failover.kernel.staleLossCnt = 1 }],
   ['failover', (c: Config) => { c.failover.rulePriority -= 10 }],
+  ['steering', (c: Config) => { c.steering.mode = c.steering.mode === 'active-standby' ? 'load-balancing' : 'active-standby' }],
   ['mode', (c: Config) => { c.mode = c.mode === 'socks5' ? 'convert' : 'socks5' }]
 ] as const) {
   test(`planReload: a change of ${key} needs a restart (refused, key named)`, () => {
