@@ -48,7 +48,7 @@ export function endpointFlagWriter (source: UplinkSource, run: CommandRunner): B
         const target = wanted.get(u.name) ?? original.get(e.address)
         if (target === undefined || target === e.backup) continue
         if (!original.has(e.address)) original.set(e.address, e.backup)
-        await run(endpointChangeArgv(e.id, target))
+        await run(endpointChangeArgv(e.id, target, e.fullmesh))
         changed.set(u.name, target)
       }
     }

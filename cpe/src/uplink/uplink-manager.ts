@@ -258,7 +258,7 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
         added = true
         this.#log.info({ endpoint: endpointAddArgv(e).slice(3).join(' ') }, 'MPTCP endpoint added')
       } else if (owned !== undefined && sys.backup !== e.backup) {
-        await this.#run(endpointChangeArgv(sys.id, e.backup))
+        await this.#run(endpointChangeArgv(sys.id, e.backup, sys.fullmesh))
         owned.backup = e.backup
         this.#log.info({ id: sys.id, backup: e.backup }, 'MPTCP endpoint flag changed')
       } else if (owned === undefined && !this.#foreignWarned.has(e.address)) {

@@ -113,9 +113,15 @@ export function endpointDelArgv (id: number): string[] {
   return ['ip', 'mptcp', 'endpoint', 'delete', 'id', String(id)]
 }
 
-/** `endpoint change … backup|nobackup` works on iproute2 6.1 (verified) and reaches the peer as MP_PRIO. */
-export function endpointChangeArgv (id: number, backup: boolean): string[] {
-  return ['ip', 'mptcp', 'endpoint', 'change', 'id', String(id), backup ? 'backup' : 'nobackup']
+/**
+ * `endpoint change … backup|nobackup` works on iproute2 6.1 (verified) and reaches the peer as
+ * MP_PRIO. The kernel sets *both* changeable flags from the request (backup and fullmesh), so an
+ * endpoint's `fullmesh` must be repeated or the change clears it (verified on 6.18: after
+ * `change id 1 backup` a fullmesh endpoint was a plain subflow endpoint, and transparent mode's
+ * new connections lost their LTE subflow).
+ */
+export function endpointChangeArgv (id: number, backup: boolean, fullmesh = false): string[] {
+  return ['ip', 'mptcp', 'endpoint', 'change', 'id', String(id), backup ? 'backup' : 'nobackup', ...(fullmesh ? ['fullmesh'] : [])]
 }
 
 export interface MptcpLimits { subflows: number, addAddrAccepted: number }
@@ -197,7 +203,7 @@ export function parseRules (rows: readonly Json[], family: Family): RuleObj[] {
   return out
 }
 
-export interface SystemEndpoint { id: number, address: string, dev?: string, backup: boolean, subflow: boolean }
+export interface SystemEndpoint { id: number, address: string, dev?: string, backup: boolean, subflow: boolean, fullmesh: boolean }
 
 export function parseEndpoints (rows: readonly Json[]): SystemEndpoint[] {
   const out: SystemEndpoint[] = []
@@ -205,7 +211,7 @@ export function parseEndpoints (rows: readonly Json[]): SystemEndpoint[] {
     const address = str(r['address'])
     if (address === undefined || typeof r['id'] !== 'number') continue
     const dev = str(r['dev'])
-    out.push({ id: r['id'], address, ...(dev === undefined ? {} : { dev }), backup: r['backup'] === true, subflow: r['subflow'] === true })
+    out.push({ id: r['id'], address, ...(dev === undefined ? {} : { dev }), backup: r['backup'] === true, subflow: r['subflow'] === true, fullmesh: r['fullmesh'] === true })
   }
   return out
 }

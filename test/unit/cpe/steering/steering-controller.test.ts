@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events'
 import { createLogger } from '../../../../shared/src/log.ts'
 import { createCpeRegistry } from '../../../../cpe/src/metrics.ts'
 import { SteeringController } from '../../../../cpe/src/steering/steering-controller.ts'
+import { endpointFlagWriter } from '../../../../cpe/src/steering/backup-flags.ts'
 import type { SteeringConfig } from '../../../../cpe/src/config-steering.ts'
 import type { UplinkSource } from '../../../../cpe/src/paths/uplink-observer.ts'
 import type { UplinkState } from '../../../../cpe/src/uplink/uplink-manager.ts'
@@ -173,4 +174,16 @@ test('class rules: added while the pinned access is healthy, removed when it goe
   await s.advance(100)
   await c.stop()
   assert.equal(s.cmds.filter((l) => l.includes('rule del to 203.0.113.0/25')).length, 2)
+})
+
+test('rules off: a fullmesh endpoint (transparent mode) keeps fullmesh when its backup flag changes', async () => {
+  const cmds: string[] = []
+  const run = async (argv: readonly string[]): Promise<string> => {
+    cmds.push(argv.join(' '))
+    return argv.includes('-j') ? JSON.stringify([{ id: 1, address: '198.51.100.66', subflow: true, fullmesh: true, dev: 'lte0' }]) : ''
+  }
+  const source = { uplinks: () => [state('dsl', 'dsl0', '198.51.100.2'), state('lte', 'lte0', '198.51.100.66')] } as unknown as UplinkSource
+  const w = endpointFlagWriter(source, run)
+  await w.apply(new Map([['lte', true]]))
+  assert.ok(cmds.includes('ip mptcp endpoint change id 1 backup fullmesh'), cmds.join('\n'))
 })

@@ -64,6 +64,8 @@ test('command argv', () => {
   assert.deepEqual(endpointAddArgv({ address: '198.51.100.2', dev: 'wwan0', backup: true }), ['ip', 'mptcp', 'endpoint', 'add', '198.51.100.2', 'dev', 'wwan0', 'subflow', 'backup'])
   assert.deepEqual(endpointAddArgv({ address: '198.51.100.2', dev: 'wwan0', backup: false }).slice(-1), ['subflow'])
   assert.deepEqual(endpointChangeArgv(3, false), ['ip', 'mptcp', 'endpoint', 'change', 'id', '3', 'nobackup'])
+  // the kernel sets backup and fullmesh together: a fullmesh endpoint keeps its flag only when repeated
+  assert.deepEqual(endpointChangeArgv(3, true, true), ['ip', 'mptcp', 'endpoint', 'change', 'id', '3', 'backup', 'fullmesh'])
   assert.deepEqual(endpointDelArgv(3), ['ip', 'mptcp', 'endpoint', 'delete', 'id', '3'])
   assert.deepEqual(limitsArgv({ subflows: 2, addAddrAccepted: 1 }), ['ip', 'mptcp', 'limits', 'set', 'subflows', '2', 'add_addr_accepted', '1'])
 })
@@ -95,8 +97,8 @@ test('parsers of iproute2 6.1 output', () => {
     { priority: 0, src: 'all', table: 'local' }, { priority: 50, src: 'all', fwmark: '0x1', table: '300' },
     { priority: 100, src: '203.0.113.2', table: '100' }, { priority: 110, src: '203.0.113.0', srclen: 24, table: '100' }
   ], 4), [{ family: 4, from: '203.0.113.2', table: 100, priority: 100 }])
-  assert.deepEqual(parseEndpoints([{ address: '192.0.2.2', id: 1, subflow: true, dev: 'd0' }, { address: '2001:db8::2', id: 2, subflow: true, backup: true }]), [
-    { id: 1, address: '192.0.2.2', dev: 'd0', backup: false, subflow: true },
-    { id: 2, address: '2001:db8::2', backup: true, subflow: true }
+  assert.deepEqual(parseEndpoints([{ address: '192.0.2.2', id: 1, subflow: true, dev: 'd0' }, { address: '2001:db8::2', id: 2, subflow: true, backup: true, fullmesh: true }]), [
+    { id: 1, address: '192.0.2.2', dev: 'd0', backup: false, subflow: true, fullmesh: false },
+    { id: 2, address: '2001:db8::2', backup: true, subflow: true, fullmesh: true }
   ])
 })
