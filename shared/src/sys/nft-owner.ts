@@ -92,7 +92,8 @@ export class NftOwner extends EventEmitter<{ exit: [code: number | null, signal:
     child.stderr?.on('data', (chunk: string) => { this.#onStderr(chunk) })
     child.stdout?.resume()
     child.stdin?.on('error', () => { /* EPIPE after the holder died: 'exit' reports it */ })
-    child.on('exit', (code, signal) => { this.#onExit(code, signal) })
+    // 'close', not 'exit': it comes after stderr is drained, so the exit error names what nft (or ip netns exec) said
+    child.on('close', (code, signal) => { this.#onExit(code, signal) })
     this.#spawned = new Promise<void>((resolve, reject) => {
       // A child that never started emits 'error' and never 'exit': count it as exited right here.
       const onSpawnError = (err: Error): void => { this.#exited = true; reject(spawnError(child.spawnargs, err)) }
