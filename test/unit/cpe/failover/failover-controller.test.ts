@@ -21,7 +21,7 @@ class FakeHealth extends EventEmitter<{ change: [string, HealthStateName, Transi
 const state = (name: string, iface: string, address: string): UplinkState =>
   ({ name, role: name === 'dsl' ? 'dsl' : 'lte', interface: iface, table: 0, addresses: [address], up: true, endpointId: undefined, endpointIds: [], mode: 'aggregate', admin: 'up' })
 
-function setup (managed: boolean) {
+function setup (managed: boolean, onSteered?: (path: string, state: string) => void) {
   const cmds: string[] = []
   const sysctl = new Map([['net.mptcp.blackhole_timeout', '3600'], ['net.mptcp.stale_loss_cnt', '4'], ['net.ipv4.tcp_retries2', '15'], ['net.ipv4.tcp_rto_max_ms', '120000']])
   let endpoints: Array<{ id: number, address: string }> = []
@@ -64,6 +64,7 @@ function setup (managed: boolean) {
     log: createLogger({ level: 'silent', name: 'test' }),
     run,
     readMib: async () => '',
+    ...(onSteered === undefined ? {} : { onSteered }),
     now: () => 5
   })
   return { cmds, batches, sysctl, health, registry, admin, start, endpoints: () => endpoints }
@@ -146,4 +147,24 @@ test('failback of the primary asks for the backup pulse after the subflow endpoi
   await settle()
   assert.equal(pulses.length, 1)
   await c.stop()
+})
+
+test('onSteered (where pending connects re-dial): once per transition, after the steering rules moved, before the dead path is withdrawn', async () => {
+  // The withdraw (`ip mptcp endpoint delete id 0 <address>`) resets the dead path's SYN_SENT
+  // connects (EPIPE in the lab), so a re-dial after it would come too late (docs/failover.md).
+  const s = setup(false, (path, state) => { s.cmds.push(`steered ${path} ${state}`) })
+  const c = await s.start()
+  try {
+    s.cmds.length = 0
+    s.health.set('dsl', 'down')
+    await settle()
+    const at = s.cmds.indexOf('steered dsl down')
+    assert.ok(at > 0, s.cmds.join('\n'))
+    assert.equal(s.cmds.filter((e) => e.startsWith('steered')).length, 1)
+    assert.ok(s.cmds.slice(0, at).some((e) => e.includes('rule add lookup 200')), 'steering before the hook')
+    assert.ok(s.cmds.slice(at).some((e) => e.startsWith('ip mptcp endpoint delete id 0 198.51.100.2')), 'withdraw after the hook')
+    assert.ok(!s.cmds.slice(0, at).some((e) => e.includes('endpoint delete')), 'no withdraw before the hook')
+  } finally {
+    await c.stop()
+  }
 })
