@@ -15,6 +15,7 @@ test('the shipped profiles load and carry the agreed numbers', () => {
   assert.deepEqual(p.get('lte')?.down, { rateMbit: 40, delayMs: 30, jitterMs: 5, lossPct: 0.1 })
   assert.equal(p.get('lte')?.up.rateMbit, 15)
   assert.equal(getProfile('adsl').up.queueMs, 200)
+  assert.equal(getProfile('lte-shallow').down.queueMs, 10)
 })
 
 function expectInvalid (doc: unknown, key: RegExp): void {
