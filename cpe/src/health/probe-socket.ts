@@ -7,7 +7,8 @@
  * verdict at the deadline is taken in `setImmediate`, after the event loop has read the sockets:
  * when the agent's own event loop was blocked (a busy CPE), replies waiting in the socket buffer
  * are counted as answers, not as losses. A reply that arrives after its probe was declared lost is
- * reported as a late RTT (the timeout adapts to it). Replies from any other address, with an
+ * reported as a late RTT (the timeout adapts to it) and re-arms the outstanding probes' deadlines
+ * with the new timeout. Replies from any other address, with an
  * unknown sequence number, or malformed, are ignored. Errors never escape a handler.
  */
 import dgram from 'node:dgram'
@@ -30,7 +31,7 @@ export interface ProbeSocketOptions {
   onLateReply?: (rttMs: number) => void
 }
 
-interface Outstanding { sentAt: number, timer: NodeJS.Timeout }
+interface Outstanding { readonly sentAt: number, timer: NodeJS.Timeout }
 
 /** Probes declared lost whose late reply still counts as an RTT sample. */
 const LATE_MEMORY = 64
@@ -83,6 +84,19 @@ export class ProbeSocket {
     })
   }
 
+  /**
+   * After a late reply the path is slow, not dead: the outstanding probes get the (now larger)
+   * timeout from their send time, so a sudden RTT rise costs one lost probe, not downAfter of them.
+   */
+  #rearm (): void {
+    const now = this.#opts.now()
+    const timeout = this.#opts.timeoutMs()
+    for (const [seq, o] of this.#outstanding) {
+      clearTimeout(o.timer)
+      o.timer = setTimeout(() => { setImmediate(() => { this.#lost(seq) }) }, Math.max(0, o.sentAt + timeout - now)).unref()
+    }
+  }
+
   #lost (seq: number): void {
     const o = this.#outstanding.get(seq)
     if (this.#closed || o === undefined) return
@@ -101,7 +115,10 @@ export class ProbeSocket {
     const o = this.#outstanding.get(seq)
     if (o === undefined) {
       const sentAt = this.#expired.get(seq)
-      if (sentAt !== undefined && this.#expired.delete(seq)) this.#opts.onLateReply?.(Math.max(0, this.#opts.now() - sentAt))
+      if (sentAt !== undefined && this.#expired.delete(seq)) {
+        this.#opts.onLateReply?.(Math.max(0, this.#opts.now() - sentAt))
+        this.#rearm()
+      }
       return
     }
     // Probes sent before this one and still unanswered are lost now, not at their timeout: otherwise

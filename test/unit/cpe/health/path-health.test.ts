@@ -136,3 +136,27 @@ test('adaptive timeout: srtt + 4 × rttvar within [minTimeoutMs, timeoutMs] whil
   // 3 probes, 50 ms apart, each judged at its own (short) deadline: well below 2 × interval + 400.
   assert.ok(Date.now() - t0 < 2 * 50 + 400, `down at the adaptive deadline (${Date.now() - t0} ms)`)
 })
+
+test('a sudden RTT rise is not an outage: a late reply re-arms the outstanding probes with the grown timeout', async (t) => {
+  const delay = { ms: 0, closed: false }
+  const s = dgram.createSocket('udp4')
+  s.on('message', (msg, r) => { setTimeout(() => { if (!delay.closed) s.send(echoOf(msg), r.port, r.address) }, delay.ms) })
+  s.bind(0, '127.0.0.1')
+  await once(s, 'listening')
+  t.after(() => { delay.closed = true; s.close() })
+  const port = s.address().port
+  const { metrics } = createCpeRegistry('0', 'test', ['dsl', 'lte'])
+  const config = { enabled: true, port, intervalMs: 50, timeoutMs: 1000, minTimeoutMs: 40, downAfter: 3, upAfter: 3, holdDownMs: 0, window: 20 }
+  const h = new PathHealth(['dsl', 'lte'], { config, target: { host: '127.0.0.1', port }, metrics, log: createLogger({ level: 'silent', name: 't' }), operstate: () => 'up' })
+  t.after(() => { h.stop() })
+  const changes: string[] = []
+  h.on('change', (path, state) => changes.push(`${path} ${state}`))
+  h.updateUplinks([uplink, { ...uplink, name: 'lte', role: 'lte', interface: 'lte0', table: 200 }])
+  h.start()
+  await until('adapted', () => (h.view('dsl')?.timeoutMs ?? 1000) <= 40, 3000)
+  delay.ms = 120 // RTT 0 → 120 ms at once: 3× the adapted timeout
+  await sleep(1500)
+  assert.deepEqual(changes, [], 'no path went down')
+  assert.ok((h.view('dsl')?.timeoutMs ?? 0) > 120, `timeout grew (${String(h.view('dsl')?.timeoutMs)} ms)`)
+  assert.ok((h.view('dsl')?.rttMs ?? 0) > 50, 'RTT follows')
+})
