@@ -4,6 +4,8 @@
  * with the DSL profile's rates as capacity:
  * - priority-based: demand below the DSL rate → LTE < 5 % of the bytes; above → DSL + LTE ≥ 90 %
  *   of the sum of both rates (access routers' counters);
+ * - smallest-delay: LTE backup while DSL's probe RTT is lower, cleared when DSL's delay is raised
+ *   above LTE's (live profile change), set again when it is restored;
  * - run-time switch through PUT /api/v1/steering (400 + stable code on bad input), metrics, and
  *   MP_PRIO on the running connection (kernel MIB MPTcpExtMPPrioTx);
  * - active-standby: LTE ~0 bytes while DSL is up; takes over when DSL is blackholed;
@@ -131,6 +133,28 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
     assert.ok(share(upPhase) < 0.05, `LTE share with DSL up ${share(upPhase)}`)
     assert.ok(share(downPhase) > 0.9 && downPhase.lte > 2e6, `LTE took over: ${share(downPhase)}`)
     assert.equal(d.error, null)
+  })
+
+  test('smallest-delay: LTE backup while DSL is faster; DSL slower than LTE → LTE carries traffic; back', async () => {
+    const rtt = async (path: string): Promise<number | null> =>
+      (JSON.parse((await cpe().get('/api/v1/uplinks')).body) as { uplinks: Array<{ name: string, health?: { rttMs: number | null } }> }).uplinks.find((u) => u.name === path)?.health?.rttMs ?? null
+    assert.equal((await putSteering(lab(), cpe(), { mode: 'smallest-delay' })).status, 200)
+    assert.equal((await steering()).mode, 'smallest-delay')
+    await waitFor('LTE backup while DSL has the smaller delay', lteEndpointBackup, 5000)
+    const vdsl = getProfile('vdsl')
+    // DSL one-way delay 10 → 60 ms: DSL's probe RTT (≈ 121 ms) above LTE's (≈ 61 ms)
+    await lab().setProfile('dsl', { ...vdsl, name: 'vdsl-slow', up: { ...vdsl.up, delayMs: 60 }, down: { ...vdsl.down, delayMs: 60 } })
+    try {
+      const slower = await waitFor('LTE no longer backup once DSL is slower (hold 3 s)', async () => !(await lteEndpointBackup()), 15_000)
+      console.log(`# steering smallest-delay: DSL delay raised: LTE flag cleared after ${slower} ms (rtt dsl ${String(await rtt('dsl'))} ms, lte ${String(await rtt('lte'))} ms)`)
+      assert.ok((await rtt('dsl') ?? 0) > (await rtt('lte') ?? Infinity), 'probe RTT: DSL above LTE')
+      assert.ok(await cpe().metric('hybrid_steering_backup_changes_total', { path: 'lte', to: 'nobackup', reason: 'steering' }) >= 1)
+    } finally {
+      await lab().setProfile('dsl', vdsl)
+    }
+    const back = await waitFor('LTE backup again once DSL is faster again', lteEndpointBackup, 15_000)
+    console.log(`# steering smallest-delay: DSL delay restored: LTE backup again after ${back} ms`)
+    assert.equal(await healthState('dsl'), 'up', 'a slower DSL is not a dead DSL')
   })
 
   test('class pinned to LTE: its rule is installed and bypassed traffic to it leaves over LTE', async () => {
