@@ -4,9 +4,9 @@
  * defaults (health + failover on, `multipath.rules: off`), once per mode: socks5, convert,
  * transparent. Per mode:
  * - a LAN client (node in lan) opens CONNECTIONS fresh HTTP connections through the CPE, one every
- *   STEP_MS, starting the moment the DSL router drops everything (carrier up): all of them leave
- *   over DSL before path health says dsl down (≈ 0.5 s), which is asserted (started before the
- *   steering to lte);
+ *   STEP_MS, starting the moment the DSL router drops everything (carrier up): at least MIN_CAUGHT
+ *   of them leave over DSL before path health says dsl down (≈ 0.2–0.3 s with the lab's profile),
+ *   which is asserted (started before the steering to lte); the rest start after it (over LTE);
  * - asserts 100 % succeed, each first byte within the steering time + 2 LTE TTFBs + MARGIN_MS (a
  *   loaded 2-core host), and that hybrid_upstream_redials_total counted them (≤ one per connection);
  * - measures the LTE-only TTFB during the outage (after the steering) and the DSL TTFB before it.
@@ -27,7 +27,9 @@ const PREFIX = 'hrd-'
 const skip = e2eSkipReason()
 const profiles = { dsl: getProfile('vdsl'), lte: getProfile('lte') }
 const CONNECTIONS = 10
-const STEP_MS = 35
+const STEP_MS = 20
+/** Of the CONNECTIONS, at least this many must start before the steering (caught in the detection window, ≈ 0.2–0.3 s with the lab's health profile). */
+const MIN_CAUGHT = 5
 /** Slack on the first-byte bound: scheduling noise of a shared 2-core host. */
 const MARGIN_MS = 1500
 const sleep = async (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
@@ -191,8 +193,8 @@ describe('failover: connects caught in the detection window are re-dialled (ever
     const log = s.logTail('cpe', 400_000)
     const steered = logTime(log, /new connections steered to lte/, m.bh0)
     assert.ok(steered !== undefined, `${mode}: no steering to lte logged`)
-    const late = m.run.results.filter((r) => m.run.t0 + r.startMs >= steered)
-    assert.deepEqual(late, [], `${mode}: connections started after the steering (not caught in the detection window)`)
+    const caught = m.run.results.filter((r) => m.run.t0 + r.startMs < steered)
+    assert.ok(caught.length >= MIN_CAUGHT, `${mode}: only ${caught.length} connections started before the steering (caught in the detection window): ${JSON.stringify(m.run.results.map((r) => r.startMs))}, steered ${steered - m.run.t0} ms after the first`)
     const lteMax = Math.max(...okTtfbs(m.lte))
     assert.equal(okTtfbs(m.lte).length, 3, `${mode}: LTE-only reference fetches failed`)
     const bound = steered - m.bh0 + 2 * lteMax + MARGIN_MS
@@ -205,6 +207,7 @@ describe('failover: connects caught in the detection window are re-dialled (ever
     const total = await s.cpe.metric('hybrid_upstream_redials_total')
     console.log(`# redial ${mode}: hybrid_upstream_redials_total path_down ${pathDown}, stalled ${stalled} (all modes ${total})`)
     assert.ok(pathDown + stalled >= 1, `${mode}: no re-dial counted`)
+    assert.ok(pathDown + stalled <= caught.length, `${mode}: more re-dials (${pathDown + stalled}) than connections caught in the window (${caught.length})`)
     assert.ok(total <= CONNECTIONS, `${mode}: more re-dials (${total}) than connections`)
   }
 })
