@@ -26,12 +26,20 @@ export function bytesBetween (s: ByteSeries, from: number, to: number): { dsl: n
   return { dsl: (s.dsl[j] ?? 0) - (s.dsl[i] ?? 0), lte: (s.lte[j] ?? 0) - (s.lte[i] ?? 0), seconds: ((s.t[j] ?? 0) - (s.t[i] ?? 0)) / 1000 }
 }
 
-/** First time ≥ `from` at which a window of `windowMs` has DSL carrying ≥ `share` of the bytes (and some bytes). Pure. */
+/**
+ * First time ≥ `from` at which a window of at least `windowMs` (from one sample to the first sample
+ * `windowMs` later or more: on a loaded host samples come late, and a fixed window would then hold
+ * too few of them) has DSL carrying ≥ `share` of the bytes (and some bytes). Pure.
+ */
 export function dslBulkAt (s: ByteSeries, from: number, windowMs: number, share: number): number | undefined {
-  for (const t of s.t) {
+  for (let i = 0; i < s.t.length; i++) {
+    const t = s.t[i] ?? 0
     if (t < from) continue
-    const b = bytesBetween(s, t, t + windowMs)
-    if (b.seconds * 1000 >= windowMs * 0.8 && b.dsl + b.lte > 0 && b.dsl / (b.dsl + b.lte) >= share) return t
+    const j = s.t.findIndex((x, k) => k > i && x - t >= windowMs)
+    if (j < 0) return undefined
+    const dsl = (s.dsl[j] ?? 0) - (s.dsl[i] ?? 0)
+    const lte = (s.lte[j] ?? 0) - (s.lte[i] ?? 0)
+    if (dsl + lte > 0 && dsl / (dsl + lte) >= share) return t
   }
   return undefined
 }

@@ -96,18 +96,27 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
     assert.equal((JSON.parse(bad.body) as { error: { code: string } }).error.code, 'HYBRID_ERR_MGMT_BAD_REQUEST')
     const extra = await putSteering(lab(), cpe(), { mode: 'load-balancing', split: 50 })
     assert.equal(extra.status, 400)
+    // From active-standby (LTE backup and nothing flips it back by itself, unlike priority-based's
+    // load hysteresis), so the switch below must change the flag.
+    assert.equal((await putSteering(lab(), cpe(), { mode: 'active-standby' })).status, 200)
+    await waitFor('lte backup (active-standby)', lteEndpointBackup, 3000)
     const download = startPacedDownload(lab(), 1_500_000, 6)
-    await waitFor('running download on both accesses', async () => (await subflowSources()).length >= 2, 5000)
+    const lteAddress = lab().plan.access.lte.cpeSide.cpe.v4
+    await waitFor('running download with an LTE subflow', async () => (await subflowSources()).includes(lteAddress), 5000)
+    await sleep(300) // the join's handshake done on both ends
     const before = await mib()
+    assert.equal(await lteEndpointBackup(), true, 'LTE still backup right before the switch')
     const ok = await putSteering(lab(), cpe(), { mode: 'load-balancing' })
     assert.equal(ok.status, 200, ok.body)
     await waitFor('LTE flag cleared (after a failback pulse that may be running)', async () => !(await lteEndpointBackup()), 3000)
     const deltaPrio = ((await mib()).get('MPPrioTx') ?? 0) - (before.get('MPPrioTx') ?? 0)
+    if (deltaPrio < 1) console.log(`# steering switch diagnostics: ${await lab().ns.cpe.exec(['sh', '-c', 'ip mptcp endpoint show; ss -tniMH dport = :1080 | head -20']).catch((e: unknown) => String(e))}`)
     console.log(`# steering switch: PUT load-balancing → MPTcpExtMPPrioTx +${deltaPrio} on the running connection`)
     assert.ok(deltaPrio >= 1, 'endpoint change sent MP_PRIO on the running connection')
     assert.equal((await steering()).mode, 'load-balancing')
     assert.equal(await cpe().metric('hybrid_steering_mode', { mode: 'load-balancing' }), 1)
     assert.equal(await cpe().metric('hybrid_steering_mode', { mode: 'priority-based' }), 0)
+    assert.equal(await cpe().metric('hybrid_steering_mode', { mode: 'active-standby' }), 0)
     assert.equal((await download).error, null)
   })
 
