@@ -44,7 +44,7 @@ Options:
                     (live view and progress go to stderr)
   --keep            leave the lab (and the last mode's daemons) running, keep their logs, and
                     print how to reach every host (npm run lab:down removes it)
-  --prefix <p>      namespace prefix (default ha-; must start with ha-, hat- or hst-)
+  --prefix <p>      namespace prefix (default ha-; must start with ha- or hat-)
   --scenario failover
                     instead of the demo: per mode and fault, a long download from lan, new LAN
                     connections every 200 ms, and DSL blackhole / carrier loss / LTE loss / DSL
@@ -106,7 +106,7 @@ export function parseLabArgs (argv: readonly string[]): LabCliOptions | 'help' |
   const mode = values.mode as LabCliMode
   const seconds = Number(values.seconds ?? (mode === 'all' ? 5 : 10))
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) return { error: `--seconds must be an integer in 1..600, got ${String(values.seconds)}` }
-  if (!/^(hat?|hst)-[a-z0-9-]{0,20}$/.test(values.prefix)) return { error: `--prefix must start with ha-, hat- or hst- (lower-case letters, digits, -), got ${values.prefix}` }
+  if (!/^hat?-[a-z0-9-]{0,20}$/.test(values.prefix)) return { error: `--prefix must start with ha- or hat- (lower-case letters, digits, -), got ${values.prefix}` }
   if (values['with-prometheus'] && mode === 'mptcp') return { error: '--with-prometheus needs the daemons (--mode all, socks5, convert or transparent)' }
   const opts = { mode, seconds, dsl: values.dsl, lte: values.lte, json: values.json, keep: values.keep, prefix: values.prefix, withPrometheus: values['with-prometheus'] }
   return withScenario(opts, scenarioOption(values.scenario, values.modes, values.faults))

@@ -1,6 +1,6 @@
 /**
  * The concentrator's kernel profile (`kernel.*`, docs/failover.md "Concentrator kernel profile")
- * against the real kernel: the built daemon runs in a namespace of its own (hck-kp-…, loopback
+ * against the real kernel: the built daemon runs in a namespace of its own (hat-kp-…, loopback
  * only) whose sysctls start from non-default values; the profile is applied at start, shown in
  * /api/v1/status, and the previous values are written back at stop, after a start that fails
  * half-way (a listener address the namespace does not have), and never touched when the profile is
@@ -15,7 +15,7 @@ import { createNamespace, e2eSkipReason, removeNamespace, type Netns } from '../
 import { startDaemon } from '../../lab/daemons.ts'
 
 const skip = e2eSkipReason() ?? (hasRtoMax() ? undefined : 'kernel without net.ipv4.tcp_rto_max_ms (Linux >= 6.15)')
-const NS = `hck-kp-${process.pid % 100_000}`
+const NS = `hat-kp-${process.pid % 100_000}`
 const KEYS = ['net.mptcp.stale_loss_cnt', 'net.ipv4.tcp_retries2', 'net.ipv4.tcp_rto_max_ms'] as const
 /** Start values in the namespace: not the kernel defaults, so a restore to "default" would show. */
 const START: Record<string, string> = { 'net.mptcp.stale_loss_cnt': '3', 'net.ipv4.tcp_retries2': '14', 'net.ipv4.tcp_rto_max_ms': '110000' }

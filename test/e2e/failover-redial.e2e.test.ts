@@ -1,6 +1,6 @@
 /**
  * New connections caught in the detection window of a DSL blackhole (docs/failover.md, "Connects
- * caught in the detection window"), in the lab (prefix hrd-), daemons from dist/ with the lab's
+ * caught in the detection window"), in the lab (prefix hat-rd-), daemons from dist/ with the lab's
  * defaults (health + failover on, `multipath.rules: off`), once per mode: socks5, convert,
  * transparent. Per mode:
  * - a LAN client (node in lan) opens CONNECTIONS fresh HTTP connections through the CPE, one every
@@ -23,7 +23,7 @@ import { startModeSession, type ModeSession } from '../../lab/mode-runners.ts'
 import { e2eSkipReason } from '../../lab/netns.ts'
 import { buildLab, type Lab } from '../../lab/topology.ts'
 
-const PREFIX = 'hrd-'
+const PREFIX = 'hat-rd-'
 const skip = e2eSkipReason()
 const profiles = { dsl: getProfile('vdsl'), lte: getProfile('lte') }
 const CONNECTIONS = 10

@@ -1,5 +1,5 @@
 /**
- * Steering end to end (docs/steering.md), in the lab (prefix hst-st-), daemons from dist/ in socks5
+ * Steering end to end (docs/steering.md), in the lab (prefix hat-st-), daemons from dist/ in socks5
  * mode, lab defaults (health + failover on, multipath.rules off) plus steering.mode priority-based
  * with the DSL profile's rates as capacity:
  * - priority-based: demand below the DSL rate → LTE < 5 % of the bytes; above → DSL + LTE ≥ 90 %
@@ -24,7 +24,7 @@ import { buildLab, type Lab } from '../../lab/topology.ts'
 import { bytesBetween, dslBulkAt, longestStall, measurePriority, putSteering, sampleAccessBytes, startPacedDownload, startPacedSource, steeringCpeConfig } from '../../lab/scenario-priority.ts'
 import { parseMptcpMib } from '../../shared/src/metrics/kernel-mib.ts'
 
-const PREFIX = 'hst-st-'
+const PREFIX = 'hat-st-'
 const skip = e2eSkipReason()
 const sleep = async (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 

@@ -36,9 +36,9 @@ test('daemon modes and --with-prometheus; unknown modes and bad values are usage
   }
 })
 
-test('--scenario priority (with an hst- prefix); --modes/--faults belong to failover', () => {
-  assert.deepEqual(parseLabArgs(['--scenario', 'priority', '--prefix', 'hst-lab-']),
-    { mode: 'all', seconds: 5, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'hst-lab-', withPrometheus: false, priority: true })
+test('--scenario priority (with a hat- prefix); --modes/--faults belong to failover', () => {
+  assert.deepEqual(parseLabArgs(['--scenario', 'priority', '--prefix', 'hat-lab-']),
+    { mode: 'all', seconds: 5, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'hat-lab-', withPrometheus: false, priority: true })
   assert.ok('error' in (parseLabArgs(['--scenario', 'priority', '--modes', 'socks5']) as object))
   assert.match((parseLabArgs(['--scenario', 'fastest']) as { error: string }).error, /known: failover, priority/)
 })
