@@ -129,7 +129,7 @@ export class FailoverController {
     this.#o.health.off('change', this.#onChange)
     if (this.#mibTimer !== undefined) clearInterval(this.#mibTimer)
     await this.#queue
-    for (const r of this.#rules) await this.#attempt(steeringRuleArgv('del', r))
+    await this.#applyRules([], this.#rules).catch((err: unknown) => { this.#log('warn', { err }, 'failover cleanup: steering rules not removed') })
     this.#rules = []
     this.#steeredTo = undefined
     for (const id of this.#ownEndpoints.values()) await this.#attempt(endpointDelArgv(id))
