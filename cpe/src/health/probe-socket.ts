@@ -76,9 +76,7 @@ export class ProbeSocket {
     const seq = this.#seq
     this.#seq = (this.#seq + 1) >>> 0
     const datagram = encodeProbe({ type: ProbeType.Request, sequence: seq, timestampUs: Math.round(now * 1000), paddingBytes: 0 })
-    // At the deadline, judge after the poll phase (setImmediate): replies already received count.
-    const timer = setTimeout(() => { setImmediate(() => { this.#lost(seq) }) }, this.#opts.timeoutMs()).unref()
-    this.#outstanding.set(seq, { sentAt: now, timer })
+    this.#outstanding.set(seq, { sentAt: now, timer: this.#deadline(seq, this.#opts.timeoutMs()) })
     this.#socket.send(datagram, this.#opts.target.port, this.#opts.target.host, (err) => {
       if (err !== null) this.#lost(seq) // no route, address gone: lost now rather than at the timeout
     })
@@ -93,8 +91,13 @@ export class ProbeSocket {
     const timeout = this.#opts.timeoutMs()
     for (const [seq, o] of this.#outstanding) {
       clearTimeout(o.timer)
-      o.timer = setTimeout(() => { setImmediate(() => { this.#lost(seq) }) }, Math.max(0, o.sentAt + timeout - now)).unref()
+      o.timer = this.#deadline(seq, Math.max(0, o.sentAt + timeout - now))
     }
+  }
+
+  /** The probe's deadline timer; the verdict is taken after the poll phase (setImmediate), so replies already received count. */
+  #deadline (seq: number, ms: number): NodeJS.Timeout {
+    return setTimeout(() => { setImmediate(() => { this.#lost(seq) }) }, ms).unref()
   }
 
   #lost (seq: number): void {
