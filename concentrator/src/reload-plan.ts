@@ -5,12 +5,10 @@
  * HYBRID_ERR_CONFIG_INVALID naming the first key that differs ("needs a restart"), and the running
  * configuration stays (the CPE's reload plan does the same: cpe/src/reload-plan.ts).
  */
-import { ConfigError } from '../../shared/src/errors.ts'
+import { firstStartOnlyChange, refuseStartOnlyChange, type StartOnlyKeys } from '../../shared/src/config/start-only.ts'
 import type { ConcentratorConfig } from './config.ts'
 
-type Pick = (c: ConcentratorConfig) => unknown
-
-const FIXED: ReadonlyArray<[string, Pick]> = [
+const FIXED: StartOnlyKeys<ConcentratorConfig> = [
   ['management', (c) => c.management],
   ['mptcp', (c) => c.mptcp],
   ['transparent', (c) => c.transparent],
@@ -18,15 +16,12 @@ const FIXED: ReadonlyArray<[string, Pick]> = [
   ['kernel', (c) => c.kernel]
 ]
 
-const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
-
 /** The first start-only key that differs between the two configurations, if any. */
 export function startOnlyChange (current: ConcentratorConfig, next: ConcentratorConfig): string | undefined {
-  return FIXED.find(([, pick]) => !same(pick(current), pick(next)))?.[0]
+  return firstStartOnlyChange(FIXED, current, next)
 }
 
 /** Throws ConfigError (detail.key) when `next` changes something only a restart can apply. */
 export function checkReload (current: ConcentratorConfig, next: ConcentratorConfig): void {
-  const key = startOnlyChange(current, next)
-  if (key !== undefined) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `${key}: changed; this key needs a restart (nothing was applied)`, { detail: { key } })
+  refuseStartOnlyChange(FIXED, current, next)
 }

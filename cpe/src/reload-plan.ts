@@ -9,7 +9,7 @@
  * refused as a whole with HYBRID_ERR_CONFIG_INVALID naming the first key that differs, and the
  * running configuration stays.
  */
-import { ConfigError } from '../../shared/src/errors.ts'
+import { refuseStartOnlyChange, sameConfigValue, type StartOnlyKeys } from '../../shared/src/config/start-only.ts'
 import type { Config } from './config.ts'
 
 export interface ReloadPlan {
@@ -17,9 +17,7 @@ export interface ReloadPlan {
   modeChanged: boolean
 }
 
-type Pick = (c: Config) => unknown
-
-const FIXED: ReadonlyArray<[string, Pick]> = [
+const FIXED: StartOnlyKeys<Config> = [
   ['mode', (c) => c.mode],
   ['mptcp', (c) => c.mptcp],
   ['management', (c) => c.management],
@@ -44,17 +42,11 @@ const FIXED: ReadonlyArray<[string, Pick]> = [
   ['steering', (c) => c.steering]
 ]
 
-const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
-
 /** Throws ConfigError (detail.key) when `next` changes something only a restart can apply. */
 export function planReload (current: Config, next: Config): ReloadPlan {
-  for (const [key, pick] of FIXED) {
-    if (!same(pick(current), pick(next))) {
-      throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `${key}: changed; this key needs a restart (nothing was applied)`, { detail: { key } })
-    }
-  }
+  refuseStartOnlyChange(FIXED, current, next)
   return {
-    rulesetChanged: !same(current.intercept, next.intercept) || current.concentrator.host !== next.concentrator.host,
+    rulesetChanged: !sameConfigValue(current.intercept, next.intercept) || current.concentrator.host !== next.concentrator.host,
     modeChanged: current.multipath.mode !== next.multipath.mode
   }
 }
