@@ -15,6 +15,7 @@
  * - transparent: the concentrator intercepts the CPE's MPTCP SYNs (transparent-setup.ts); the CPE
  *   dials the destinations directly (no TFO).
  */
+import { ConfigError } from '../shared/src/errors.ts'
 import { ADDRESS_PLAN, type AddressPlan } from './addresses.ts'
 import { LAB_CONCENTRATOR_PORTS, LAB_PROBE_PORT, labConcentratorConfig, labProbeConfig } from './daemons.ts'
 import { LAB_MGMT_PORTS } from './prometheus-config.ts'
@@ -94,12 +95,36 @@ export function labHealthConfig (overrides: Readonly<Record<string, unknown>> = 
 }
 
 /**
+ * The lab's `tcp_wmem` max on both ends (docs/failover.md, "Where the stall went"): 1 MiB. On a DSL
+ * blackhole the re-injection over LTE waits behind the LTE subflow's unsent backlog, which the
+ * kernel's 4 MiB default lets grow to several MB; 1 MiB halved the stall at the same throughput.
+ * `HYBRID_LAB_TCP_WMEM_MAX=<bytes>` sets another cap for A/B runs, `=off` leaves the kernel alone.
+ */
+export const LAB_TCP_WMEM_MAX = labWmemMax(process.env.HYBRID_LAB_TCP_WMEM_MAX)
+
+/** Parses HYBRID_LAB_TCP_WMEM_MAX: unset → 1 MiB, `off` → undefined, else bytes in [65536, 1 GiB]. Throws ConfigError. */
+export function labWmemMax (raw: string | undefined): number | undefined {
+  if (raw === undefined || raw === '') return 1_048_576
+  if (raw === 'off') return undefined
+  const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN
+  if (!Number.isSafeInteger(n) || n < 65_536 || n > 1_073_741_824) {
+    throw new ConfigError('HYBRID_ERR_CONFIG_ENV', `HYBRID_LAB_TCP_WMEM_MAX: expected bytes between 65536 and 1073741824, or off; got ${JSON.stringify(raw)}`, { detail: { key: 'HYBRID_LAB_TCP_WMEM_MAX' } })
+  }
+  return n
+}
+
+const labTcpProfile = (): Record<string, unknown> => ({
+  staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60, ...(LAB_TCP_WMEM_MAX === undefined ? {} : { tcpWmemMax: LAB_TCP_WMEM_MAX })
+})
+
+/**
  * Failover in the lab (docs/failover.md): on, with the kernel profile measured there (stale subflow
  * after 1 lossy interval, RTO capped at 1 s with 60 retries so a revived DSL subflow resumes
- * within about a second instead of after the exponential back-off).
+ * within about a second instead of after the exponential back-off; send buffer capped at
+ * LAB_TCP_WMEM_MAX).
  */
 export function labFailoverConfig (overrides: Readonly<Record<string, unknown>> = {}): Record<string, unknown> {
-  return { enabled: true, kernel: { blackholeTimeout: 0, staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60 }, ...overrides }
+  return { enabled: true, kernel: { blackholeTimeout: 0, ...labTcpProfile() }, ...overrides }
 }
 
 /**
@@ -109,5 +134,5 @@ export function labFailoverConfig (overrides: Readonly<Record<string, unknown>> 
  * second once DSL is back.
  */
 export function labConcentratorKernelConfig (): Record<string, unknown> {
-  return { staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60 }
+  return labTcpProfile()
 }

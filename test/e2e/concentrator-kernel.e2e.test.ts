@@ -16,16 +16,18 @@ import { startDaemon } from '../../lab/daemons.ts'
 
 const skip = e2eSkipReason() ?? (hasRtoMax() ? undefined : 'kernel without net.ipv4.tcp_rto_max_ms (Linux >= 6.15)')
 const NS = `hat-kp-${process.pid % 100_000}`
-const KEYS = ['net.mptcp.stale_loss_cnt', 'net.ipv4.tcp_retries2', 'net.ipv4.tcp_rto_max_ms'] as const
+const KEYS = ['net.mptcp.stale_loss_cnt', 'net.ipv4.tcp_retries2', 'net.ipv4.tcp_rto_max_ms', 'net.ipv4.tcp_wmem'] as const
 /** Start values in the namespace: not the kernel defaults, so a restore to "default" would show. */
-const START: Record<string, string> = { 'net.mptcp.stale_loss_cnt': '3', 'net.ipv4.tcp_retries2': '14', 'net.ipv4.tcp_rto_max_ms': '110000' }
-const PROFILE = { staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60 }
+const START: Record<string, string> = { 'net.mptcp.stale_loss_cnt': '3', 'net.ipv4.tcp_retries2': '14', 'net.ipv4.tcp_rto_max_ms': '110000', 'net.ipv4.tcp_wmem': '4096 32768 3145728' }
+const PROFILE = { staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60, tcpWmemMax: 1_048_576 }
+/** Multi-value sysctls (tcp_wmem) print with tabs. */
+const fields = (v: string): string => v.trim().split(/\s+/).join(' ')
 
 function hasRtoMax (): boolean {
   try { readFileSync('/proc/sys/net/ipv4/tcp_rto_max_ms'); return true } catch { return false }
 }
 
-const hostValues = (): string[] => KEYS.map((k) => readFileSync(`/proc/sys/${k.replaceAll('.', '/')}`, 'utf8').trim())
+const hostValues = (): string[] => KEYS.map((k) => fields(readFileSync(`/proc/sys/${k.replaceAll('.', '/')}`, 'utf8')))
 
 function config (kernel: Record<string, number>, listenHost = '127.0.0.1'): Record<string, unknown> {
   return {
@@ -43,7 +45,7 @@ describe('concentrator kernel profile (real sysctls in a namespace)', { skip }, 
   let host: string[]
   const values = async (): Promise<Record<string, string>> => {
     const out: Record<string, string> = {}
-    for (const k of KEYS) out[k] = (await ns.exec(['sysctl', '-n', k])).trim()
+    for (const k of KEYS) out[k] = fields(await ns.exec(['sysctl', '-n', k]))
     return out
   }
 
@@ -63,10 +65,12 @@ describe('concentrator kernel profile (real sysctls in a namespace)', { skip }, 
     const conc = await startDaemon({ daemon: 'concentrator', config: config(PROFILE), ns, spawn: (argv) => ns.spawn(argv), dir: join(dir, 'ok') })
     let stopped = false
     try {
-      assert.deepEqual(await values(), { 'net.mptcp.stale_loss_cnt': '1', 'net.ipv4.tcp_retries2': '60', 'net.ipv4.tcp_rto_max_ms': '1000' })
+      // tcp_wmem: only the max field is the profile's, min and default are what the namespace had
+      assert.deepEqual(await values(), { 'net.mptcp.stale_loss_cnt': '1', 'net.ipv4.tcp_retries2': '60', 'net.ipv4.tcp_rto_max_ms': '1000', 'net.ipv4.tcp_wmem': '4096 32768 1048576' })
       const status = JSON.parse((await conc.get('/api/v1/status')).body) as { kernel: Record<string, { value: string, before: string }> }
       assert.deepEqual(status.kernel['net.ipv4.tcp_rto_max_ms'], { value: '1000', before: '110000' })
       assert.match(conc.logTail(), /kernel setting net\.ipv4\.tcp_rto_max_ms=1000 \(was 110000; restored at stop\)/)
+      assert.deepEqual(status.kernel['net.ipv4.tcp_wmem'], { value: '4096 32768 1048576', before: '4096 32768 3145728' })
       assert.equal(await conc.stop(5000), 0)
       stopped = true
       assert.deepEqual(await values(), START)

@@ -10,7 +10,7 @@
  * destination, forwarded LAN traffic) finds its default route in the preferred uplink's table; a
  * socket bound to an uplink's address still matches that uplink's source rule first.
  */
-import { tcpProfileSettings, type SysctlSetting } from '../../../shared/src/sys/sysctl-profile.ts'
+import { tcpProfileSettings, type SysctlRequest } from '../../../shared/src/sys/sysctl-profile.ts'
 import type { FailoverConfig } from '../config-failover.ts'
 
 export type Family = 4 | 6
@@ -109,7 +109,7 @@ export function failoverTarget (path: string, after: readonly FailoverUplink[]):
 }
 
 /** The kernel settings failover owns, in the order they are set (restored in reverse). Throws ConfigError. */
-export function kernelSettings (k: FailoverConfig['kernel']): SysctlSetting[] {
+export function kernelSettings (k: FailoverConfig['kernel']): SysctlRequest[] {
   return [
     ...(k.blackholeTimeout >= 0 ? [{ key: 'net.mptcp.blackhole_timeout', value: String(k.blackholeTimeout) }] : []),
     ...tcpProfileSettings(k, 'failover.kernel')

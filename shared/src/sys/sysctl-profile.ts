@@ -15,11 +15,45 @@
  * - `net.ipv4.tcp_retries2` (default 15): retransmissions before the subflow is given up. A small
  *   RTO cap with 15 retries gives a dead subflow up within seconds — and the in-kernel path
  *   manager does not re-create a closed subflow — so a cap below 120000 needs tcpRetries2.
+ *
+ * And one that decides how long a re-injection waits (docs/failover.md, "Where the stall went"):
+ * - `net.ipv4.tcp_wmem` max field (default 4 MiB): the send-buffer auto-tuning cap. On a DSL
+ *   blackhole the sender re-injects what was in flight on DSL over LTE, but behind the LTE
+ *   subflow's unsent backlog — up to the send buffer. A 1 MiB cap halved the stall in the lab with
+ *   the same throughput. Only the max field is set; min and default are kept (clamped to the max).
  */
-import { ConfigError } from '../errors.ts'
+import { ConfigError, HybridError } from '../errors.ts'
 import type { CommandRunner } from './command.ts'
 
 export interface SysctlSetting { readonly key: string, readonly value: string }
+
+/** A setting whose value is computed from the current one (one field of a multi-value sysctl). */
+export interface DerivedSysctlSetting { readonly key: string, readonly derive: (current: string) => string }
+
+/** What a profile asks for: a fixed value or one derived from the value found at start. */
+export type SysctlRequest = SysctlSetting | DerivedSysctlSetting
+
+/** The value of a request given the current one. Throws what `derive` throws. */
+export function resolveSetting (s: SysctlRequest, current: string): string {
+  return 'value' in s ? s.value : s.derive(current)
+}
+
+/** Sysctl values compared field by field: `sysctl -n` prints tcp_wmem with tabs, a profile with spaces. */
+export const sameSysctlValue = (a: string, b: string): boolean => normaliseSysctl(a) === normaliseSysctl(b)
+const normaliseSysctl = (v: string): string => v.trim().split(/\s+/).join(' ')
+
+/**
+ * `net.ipv4.tcp_wmem` / `tcp_rmem` with the max field replaced: `min default max`, min and
+ * default clamped to the new max. Throws HybridError HYBRID_ERR_CMD_OUTPUT when `current` is not
+ * three integers.
+ */
+export function withTcpMemMax (current: string, max: number, key = 'net.ipv4.tcp_wmem'): string {
+  const m = /^\s*(\d+)\s+(\d+)\s+(\d+)\s*$/.exec(current)
+  if (m === null) throw new HybridError('HYBRID_ERR_CMD_OUTPUT', `${key}: expected "min default max", read ${JSON.stringify(current)}`, { detail: { key } })
+  const min = Math.min(Number(m[1]), max)
+  const def = Math.min(Number(m[2]), max)
+  return `${min} ${def} ${max}`
+}
 
 /** A setting as applied: the value before (written back at stop) and the value set. */
 export interface SavedSetting { readonly key: string, readonly before: string, readonly after: string }
@@ -28,6 +62,7 @@ export interface TcpProfileInput {
   readonly staleLossCnt?: number | undefined
   readonly rtoMaxMs?: number | undefined
   readonly tcpRetries2?: number | undefined
+  readonly tcpWmemMax?: number | undefined
 }
 
 /** The kernel default of `net.ipv4.tcp_rto_max_ms`; a cap below it needs `tcpRetries2`. */
@@ -38,22 +73,24 @@ export const RTO_MAX_DEFAULT_MS = 120_000
  * config section in errors (`kernel`, `failover.kernel`). Throws ConfigError HYBRID_ERR_CONFIG_INVALID
  * (detail.key `<section>.tcpRetries2`) for rtoMaxMs below 120000 without tcpRetries2.
  */
-export function tcpProfileSettings (k: TcpProfileInput, section: string): SysctlSetting[] {
+export function tcpProfileSettings (k: TcpProfileInput, section: string): SysctlRequest[] {
   if (k.rtoMaxMs !== undefined && k.rtoMaxMs < RTO_MAX_DEFAULT_MS && k.tcpRetries2 === undefined) {
     const key = `${section}.tcpRetries2`
     throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `${key}: required with ${section}.rtoMaxMs below ${RTO_MAX_DEFAULT_MS} (a small RTO cap with the default 15 retries gives up a dead subflow within seconds, for good)`, { detail: { key } })
   }
-  const out: SysctlSetting[] = []
+  const out: SysctlRequest[] = []
   if (k.staleLossCnt !== undefined) out.push({ key: 'net.mptcp.stale_loss_cnt', value: String(k.staleLossCnt) })
   // retries before the cap: never a moment with a small cap and few retries
   if (k.tcpRetries2 !== undefined) out.push({ key: 'net.ipv4.tcp_retries2', value: String(k.tcpRetries2) })
   if (k.rtoMaxMs !== undefined) out.push({ key: 'net.ipv4.tcp_rto_max_ms', value: String(k.rtoMaxMs) })
+  const wmemMax = k.tcpWmemMax
+  if (wmemMax !== undefined) out.push({ key: 'net.ipv4.tcp_wmem', derive: (current) => withTcpMemMax(current, wmemMax) })
   return out
 }
 
 /** What to write back at stop: the saved values of the settings that were changed, in reverse order. */
 export function restoreList (saved: readonly SavedSetting[]): SysctlSetting[] {
-  return saved.filter((s) => s.before !== s.after).map((s) => ({ key: s.key, value: s.before })).reverse()
+  return saved.filter((s) => !sameSysctlValue(s.before, s.after)).map((s) => ({ key: s.key, value: s.before })).reverse()
 }
 
 export const sysctlWriteArgv = (s: SysctlSetting): string[] => ['sysctl', '-qw', `${s.key}=${s.value}`]
@@ -80,15 +117,16 @@ export class SysctlProfile {
   /** The settings applied so far (before/after), for status output. */
   get saved (): readonly SavedSetting[] { return this.#saved }
 
-  async apply (settings: readonly SysctlSetting[]): Promise<void> {
+  async apply (settings: readonly SysctlRequest[]): Promise<void> {
     try {
       for (const s of settings) {
-        const before = (await this.#o.run(sysctlReadArgv(s.key))).trim()
-        if (before !== s.value) {
-          await this.#o.run(sysctlWriteArgv(s))
-          this.#o.onChange?.({ key: s.key, from: before, to: s.value, phase: 'apply' })
+        const before = normaliseSysctl(await this.#o.run(sysctlReadArgv(s.key)))
+        const after = resolveSetting(s, before)
+        if (!sameSysctlValue(before, after)) {
+          await this.#o.run(sysctlWriteArgv({ key: s.key, value: after }))
+          this.#o.onChange?.({ key: s.key, from: before, to: after, phase: 'apply' })
         }
-        this.#saved.push({ key: s.key, before, after: s.value })
+        this.#saved.push({ key: s.key, before, after })
       }
     } catch (err) {
       await this.restore().catch(() => {})

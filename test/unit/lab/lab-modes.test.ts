@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ADDRESS_PLAN } from '../../../lab/addresses.ts'
 import { labConcentratorConfig, LAB_CONCENTRATOR_PORTS } from '../../../lab/daemons.ts'
-import { DAEMON_MODES, LAB_DRAIN_TIMEOUT_MS, labConcentratorKernelConfig, labCpeConfig, labFailoverConfig, labModeConcentratorConfig } from '../../../lab/lab-daemons-config.ts'
+import { DAEMON_MODES, LAB_DRAIN_TIMEOUT_MS, labConcentratorKernelConfig, labWmemMax, labCpeConfig, labFailoverConfig, labModeConcentratorConfig } from '../../../lab/lab-daemons-config.ts'
 import { bytesBetween, rateOf, readPathMetrics, rttBetween } from '../../../lab/live-view.ts'
 import { labPrometheusListen } from '../../../lab/prometheus-run.ts'
 import { LAB_METRICS_TARGETS } from '../../../lab/prometheus-config.ts'
@@ -80,4 +80,16 @@ test('Prometheus listens on inet\'s server address; the kept-lab guide names PID
   assert.match(text, /PID 11 in ha-cpe, management http:\/\/192\.0\.2\.1:9091/)
   assert.match(text, /PID 22 in ha-hag, management http:\/\/203\.0\.113\.1:9090/)
   assert.match(text, /ip netns exec ha-inet curl -s 'http:\/\/203\.0\.113\.10:9099\/api\/v1\/query\?query=up'/)
+})
+
+test('lab tcp_wmem max: 1 MiB by default, HYBRID_LAB_TCP_WMEM_MAX=<bytes> or off; anything else is a config error naming the variable', () => {
+  assert.equal(labWmemMax(undefined), 1_048_576)
+  assert.equal(labWmemMax(''), 1_048_576)
+  assert.equal(labWmemMax('4194304'), 4_194_304)
+  assert.equal(labWmemMax('off'), undefined)
+  for (const bad of ['1m', '-1', '65535', '1073741825', '1e6', ' 4194304']) {
+    assert.throws(() => labWmemMax(bad), { code: 'HYBRID_ERR_CONFIG_ENV', message: /^HYBRID_LAB_TCP_WMEM_MAX: expected bytes/ }, bad)
+  }
+  // the default profile carries it on both ends (the environment of this test run may override it)
+  if (process.env['HYBRID_LAB_TCP_WMEM_MAX'] === undefined) assert.equal(labConcentratorKernelConfig()['tcpWmemMax'], 1_048_576)
 })

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import {
   actionsFor, failoverTarget, ipBatchArgv, kernelSettings, preferredUplink, staleSteeringBatch, steeringBatch, steeringDiff, steeringRuleArgv, steeringRules, type FailoverUplink
 } from '../../../../cpe/src/failover/failover-plan.ts'
+import { resolveSetting } from '../../../../shared/src/sys/sysctl-profile.ts'
 
 const uplinks = (dsl: boolean, lte: boolean): FailoverUplink[] => [
   { name: 'dsl', table: 100, primary: true, healthy: dsl },
@@ -69,8 +70,8 @@ test('idempotent: steering already right gives no steer action; an unknown path 
 test('kernel settings: blackhole_timeout by default; the profile in order; -1 leaves it alone', () => {
   assert.deepEqual(kernelSettings({ blackholeTimeout: 0 }), [{ key: 'net.mptcp.blackhole_timeout', value: '0' }])
   assert.deepEqual(kernelSettings({ blackholeTimeout: -1 }), [])
-  assert.deepEqual(kernelSettings({ blackholeTimeout: 0, staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60 }).map((s) => `${s.key}=${s.value}`), [
-    'net.mptcp.blackhole_timeout=0', 'net.mptcp.stale_loss_cnt=1', 'net.ipv4.tcp_retries2=60', 'net.ipv4.tcp_rto_max_ms=1000'
+  assert.deepEqual(kernelSettings({ blackholeTimeout: 0, staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60, tcpWmemMax: 1_048_576 }).map((s) => `${s.key}=${resolveSetting(s, '4096 16384 4194304')}`), [
+    'net.mptcp.blackhole_timeout=0', 'net.mptcp.stale_loss_cnt=1', 'net.ipv4.tcp_retries2=60', 'net.ipv4.tcp_rto_max_ms=1000', 'net.ipv4.tcp_wmem=4096 16384 1048576'
   ])
 })
 

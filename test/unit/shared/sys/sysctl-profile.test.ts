@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { CommandRunner } from '../../../../shared/src/sys/command.ts'
 import { HybridError } from '../../../../shared/src/errors.ts'
-import { restoreList, SysctlProfile, sysctlReadArgv, sysctlWriteArgv, tcpProfileSettings } from '../../../../shared/src/sys/sysctl-profile.ts'
+import { resolveSetting, restoreList, sameSysctlValue, SysctlProfile, sysctlReadArgv, sysctlWriteArgv, tcpProfileSettings, withTcpMemMax } from '../../../../shared/src/sys/sysctl-profile.ts'
 
 test('tcpProfileSettings: unset keys are left alone', () => {
   assert.deepEqual(tcpProfileSettings({}, 'kernel'), [])
@@ -29,6 +29,27 @@ test('tcpProfileSettings: rtoMaxMs below 120000 without tcpRetries2 is a config 
   // the kernel default cap, or a cap with retries, is fine
   assert.equal(tcpProfileSettings({ rtoMaxMs: 120_000 }, 'kernel').length, 1)
   assert.equal(tcpProfileSettings({ tcpRetries2: 30 }, 'kernel').length, 1)
+})
+
+test('withTcpMemMax: replaces the max field, keeps min and default, clamps them to the new max', () => {
+  assert.equal(withTcpMemMax('4096\t16384\t4194304', 1_048_576), '4096 16384 1048576')
+  assert.equal(withTcpMemMax(' 4096 16384 4194304\n', 8_388_608), '4096 16384 8388608')
+  assert.equal(withTcpMemMax('131072 262144 4194304', 65_536), '65536 65536 65536')
+  for (const bad of ['', '4096 16384', '4096 16384 4194304 1', 'a b c', '-1 2 3']) {
+    assert.throws(() => withTcpMemMax(bad, 1_048_576), { code: 'HYBRID_ERR_CMD_OUTPUT', message: /^net\.ipv4\.tcp_wmem: expected "min default max"/ })
+  }
+})
+
+test('tcpProfileSettings: tcpWmemMax is a derived tcp_wmem setting, last', () => {
+  const s = tcpProfileSettings({ staleLossCnt: 1, tcpWmemMax: 1_048_576 }, 'kernel')
+  assert.deepEqual(s.map((x) => x.key), ['net.mptcp.stale_loss_cnt', 'net.ipv4.tcp_wmem'])
+  assert.equal(resolveSetting(s[1]!, '4096\t16384\t4194304'), '4096 16384 1048576')
+  assert.equal(resolveSetting(s[0]!, 'anything'), '1')
+})
+
+test('sameSysctlValue: field-wise, whitespace-insensitive', () => {
+  assert.ok(sameSysctlValue('4096\t16384\t4194304\n', '4096 16384 4194304'))
+  assert.ok(!sameSysctlValue('4096 16384 4194304', '4096 16384 1048576'))
 })
 
 test('restoreList: only changed settings, in reverse order', () => {
@@ -84,6 +105,29 @@ test('SysctlProfile: apply sets what differs, restore writes the previous values
   calls.length = 0
   await p.restore()
   assert.deepEqual(calls, [], 'restore is idempotent')
+})
+
+test('SysctlProfile: tcp_wmem max set from the value read (tabs), written back as read at stop; equal max writes nothing', async () => {
+  const values: Record<string, string> = { 'net.ipv4.tcp_wmem': '4096\t16384\t4194304' }
+  const { run, calls } = fakeSysctl(values)
+  const p = new SysctlProfile({ run })
+  await p.apply(tcpProfileSettings({ tcpWmemMax: 1_048_576 }, 'kernel'))
+  assert.equal(values['net.ipv4.tcp_wmem'], '4096 16384 1048576')
+  assert.deepEqual(p.saved, [{ key: 'net.ipv4.tcp_wmem', before: '4096 16384 4194304', after: '4096 16384 1048576' }])
+  calls.length = 0
+  await p.restore()
+  assert.deepEqual(calls, ['sysctl -qw net.ipv4.tcp_wmem=4096 16384 4194304'])
+  values['net.ipv4.tcp_wmem'] = '4096\t16384\t1048576'
+  calls.length = 0
+  await new SysctlProfile({ run }).apply(tcpProfileSettings({ tcpWmemMax: 1_048_576 }, 'kernel'))
+  assert.deepEqual(calls, ['sysctl -n net.ipv4.tcp_wmem'], 'already at the max: read only')
+})
+
+test('SysctlProfile: unreadable tcp_wmem fails the apply with HYBRID_ERR_CMD_OUTPUT and restores what was set', async () => {
+  const values: Record<string, string> = { 'net.mptcp.stale_loss_cnt': '4', 'net.ipv4.tcp_wmem': 'garbage' }
+  const { run } = fakeSysctl(values)
+  await assert.rejects(new SysctlProfile({ run }).apply(tcpProfileSettings({ staleLossCnt: 1, tcpWmemMax: 1_048_576 }, 'kernel')), { code: 'HYBRID_ERR_CMD_OUTPUT' })
+  assert.deepEqual(values, { 'net.mptcp.stale_loss_cnt': '4', 'net.ipv4.tcp_wmem': 'garbage' })
 })
 
 test('SysctlProfile: a failing apply restores what it had set, then rethrows', async () => {
