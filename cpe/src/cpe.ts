@@ -178,6 +178,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     socketMark: config.intercept.socketMark,
     onMptcpUnavailable: config.mptcp.onUnavailable,
     highWaterMark: config.limits.highWaterMark,
+    sourceFor: (d, f) => steering?.pinnedSource(d, f),
     socks5: config.socks5,
     limits: config.limits
   })

@@ -9,6 +9,8 @@
  * - run-time switch through PUT /api/v1/steering (400 + stable code on bad input), metrics, and
  *   MP_PRIO on the running connection (kernel MIB MPTcpExtMPPrioTx);
  * - active-standby: LTE ~0 bytes while DSL is up; takes over when DSL is blackholed;
+ * - destination classes pinned to LTE: bypassed traffic follows the class rule; proxied (socks5)
+ *   traffic follows the upstream's source binding (no subflow from the DSL address);
  * - failback (load-balancing): after DSL returns both accesses carry subflows and DSL carries the
  *   bulk again within 1.5 s, the running transfer never stalls > 300 ms on the way back.
  * Figures are printed as `# steering` lines. Needs `npx tsc -b` first.
@@ -39,10 +41,14 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
     const base = steeringCpeConfig(l, 'priority-based')
     // A class pinned to LTE for the second inet server, which LAN traffic reaches directly (bypass): forwarded traffic follows the class rule.
     const pinned = l.plan.internet.servers[1]?.v4 ?? ''
-    const config = { ...base, intercept: { ...(base['intercept'] as object), bypass: { destinations: [pinned] } }, steering: { ...(base['steering'] as object), classes: [{ name: 'pinned', destinations: [`${pinned}/32`], access: 'lte' }] } }
+    // A second class pinned to LTE for the third server, reached through the proxy (socks5): the upstream to the concentrator is bound to LTE's address.
+    const proxied = l.plan.internet.servers[2]?.v4 ?? ''
+    const classes = [{ name: 'pinned', destinations: [`${pinned}/32`], access: 'lte' }, { name: 'proxied', destinations: [`${proxied}/32`], access: 'lte' }]
+    const config = { ...base, intercept: { ...(base['intercept'] as object), bypass: { destinations: [pinned] } }, steering: { ...(base['steering'] as object), classes } }
     h.cpe = await startDaemon({ daemon: 'cpe', config, ns: l.ns.cpe, spawn: (argv) => l.spawn('cpe', argv) })
     await startPacedSource(l) // paced HTTP sources in inet, killed at teardown
     await startPacedSource(l, pinned)
+    await startPacedSource(l, proxied)
   })
   after(async () => {
     // HST_STEERING_LOG=<file>: keep the CPE log tail of a failed run.
@@ -170,7 +176,7 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
     const pinned = lab().plan.internet.servers[1]?.v4 ?? ''
     assert.match(await lab().ns.cpe.exec(['ip', 'rule', 'show']), new RegExp(`31900:\\s+from all to ${pinned.replace(/\./g, '\\.')} lookup 200`))
     const view = (JSON.parse((await cpe().get('/api/v1/steering')).body) as { steering: { classes: unknown[] } }).steering.classes
-    assert.deepEqual(view, [{ name: 'pinned', access: 'lte', active: true }])
+    assert.deepEqual(view, [{ name: 'pinned', access: 'lte', active: true }, { name: 'proxied', access: 'lte', active: true }])
     const before = { dsl: await lab().accessBytes('dsl'), lte: await lab().accessBytes('lte') }
     const d = await startPacedDownload(lab(), 1_000_000, 3, pinned)
     const after = { dsl: await lab().accessBytes('dsl'), lte: await lab().accessBytes('lte') }
@@ -179,6 +185,27 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
     assert.equal(d.error, null)
     assert.ok(d.bytes > 1e6)
     assert.ok(up.lte > 5 * Math.max(up.dsl, 1000), `upstream of the pinned class: dsl ${up.dsl} B, lte ${up.lte} B`)
+  })
+
+  test('class pinned to LTE, proxied (socks5): the upstream to the concentrator leaves over LTE only', async () => {
+    const proxied = lab().plan.internet.servers[2]?.v4 ?? ''
+    const dslAddress = lab().plan.access.dsl.cpeSide.cpe.v4
+    const lteAddress = lab().plan.access.lte.cpeSide.cpe.v4
+    const before = { dsl: await lab().accessBytes('dsl'), lte: await lab().accessBytes('lte') }
+    const sources = new Set<string>()
+    const download = startPacedDownload(lab(), 1_000_000, 4, proxied)
+    const t0 = Date.now()
+    while (Date.now() - t0 < 3500) { for (const a of await subflowSources()) sources.add(a); await sleep(100) }
+    const d = await download
+    const after = { dsl: await lab().accessBytes('dsl'), lte: await lab().accessBytes('lte') }
+    const down = { dsl: after.dsl.down - before.dsl.down, lte: after.lte.down - before.lte.down }
+    console.log(`# steering class pinned to lte, proxied: ${(d.bytes / 1e6).toFixed(1)} MB through the concentrator; hag → CPE bytes: dsl ${down.dsl}, lte ${down.lte}; subflow sources seen: ${[...sources].join(', ')}`)
+    assert.equal(d.error, null)
+    assert.ok(d.bytes > 2e6)
+    assert.ok(sources.has(lteAddress), 'the upstream has a subflow from the LTE address')
+    assert.ok(!sources.has(dslAddress), `no subflow from the DSL address: ${[...sources].join(', ')}`)
+    // DSL keeps carrying the probes and the other tests' idle traffic, far below the download
+    assert.ok(down.lte > 10 * Math.max(down.dsl, 10_000), `download of the pinned class: dsl ${down.dsl} B, lte ${down.lte} B`)
   })
 
   interface Failback { both: number, bulk: number | undefined, stall: number, dslShareAfter: number, error: string | null, pulses: number }

@@ -107,7 +107,7 @@ export class ConvertUpstream {
   }
 
   #dial (): void {
-    const r = dialConcentrator(this.#s, this.#deps.dial)
+    const r = dialConcentrator(this.#s, this.#deps.dial, this.#info.destination)
     if (!r.ok) { queueMicrotask(() => { this.#unreachable(r.errno) }); return }
     const socket = r.socket
     this.#socket = socket

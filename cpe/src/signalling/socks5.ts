@@ -118,7 +118,7 @@ export class Socks5Upstream {
   }
 
   #dial (): void {
-    const r = dialConcentrator(this.#s, this.#deps.dial)
+    const r = dialConcentrator(this.#s, this.#deps.dial, this.#info.destination)
     if (!r.ok) {
       this.#info.log.debug({ err: r.error }, 'concentrator dial refused')
       queueMicrotask(() => { this.#fail({ type: 'connect', errno: r.errno }) })

@@ -3,7 +3,7 @@
  * own packets are never intercepted) and what the agent learns from it once the handshake is over
  * (MPTCP or fallback, TFO outcome). Never throws: a refused socket option becomes a failed attempt.
  */
-import type net from 'node:net'
+import net from 'node:net'
 import { dial } from '../../../shared/src/net/dial.ts'
 import type { DialOptions } from '../../../shared/src/net/dial.ts'
 import { isMptcpFallback, socketProtocol, tcpInfo } from '../../../shared/src/net/sockopt.ts'
@@ -18,6 +18,11 @@ export interface UpstreamDialSettings {
   socketMark: number
   onMptcpUnavailable: 'fail' | 'fallback'
   highWaterMark: number
+  /**
+   * Source address for the upstream of a LAN connection to `destination` (steering classes pinned
+   * to one access: SteeringController.pinnedSource); undefined: the kernel picks it by route.
+   */
+  sourceFor?: ((destination: { address: string, port: number }, family: 4 | 6) => string | undefined) | undefined
 }
 
 export type DialFn = (opts: DialOptions) => net.Socket
@@ -25,9 +30,12 @@ export type DialFn = (opts: DialOptions) => net.Socket
 export type DialResult = { ok: true, socket: net.Socket } | { ok: false, errno: string | undefined, error: Error }
 
 /** Starts the connect (returns at once; with TFO the SYN leaves with the first write). */
-export function dialConcentrator (s: UpstreamDialSettings, dialFn: DialFn = dial): DialResult {
+export function dialConcentrator (s: UpstreamDialSettings, dialFn: DialFn = dial, destination?: { address: string, port: number }): DialResult {
   try {
+    const family = net.isIPv6(s.concentrator.host) ? 6 : 4
+    const localAddress = destination === undefined ? undefined : s.sourceFor?.(destination, family)
     const socket = dialFn({
+      ...(localAddress === undefined ? {} : { localAddress }),
       host: s.concentrator.host,
       port: s.concentrator.port,
       protocol: 'mptcp',

@@ -20,7 +20,7 @@ import type { CpeMetrics } from '../metrics.ts'
 import type { UplinkSource } from '../paths/uplink-observer.ts'
 import { endpointFlagWriter, managedFlagWriter, type BackupFlagWriter } from './backup-flags.ts'
 import {
-  activeClassRules, classRuleArgv, classRuleKey, classRules, delayStep, desiredBackup, initialPriorityState, priorityStep,
+  activeClassRules, classMatcher, classRuleArgv, classRuleKey, classRules, delayStep, sourceAddressOf, desiredBackup, initialPriorityState, priorityStep,
   unsupportedReason, type ClassRule, type DelayState, type FlagReason, type PriorityState, type SteeringCapabilities
 } from './steering-plan.ts'
 
@@ -76,6 +76,7 @@ export class SteeringController {
   readonly #now: () => number
   readonly #writer: BackupFlagWriter
   readonly #rules: ClassRule[]
+  readonly #classOf: ReturnType<typeof classMatcher>
   #mode: SteeringMode | undefined
   #prio: PriorityState = initialPriorityState()
   #delay: DelayState
@@ -96,6 +97,7 @@ export class SteeringController {
     this.#mode = o.config.mode
     this.#writer = o.managed === undefined ? endpointFlagWriter(o.source, this.#run) : managedFlagWriter(o.source, o.managed.mode)
     this.#rules = classRules(o.config.classes, new Map(o.uplinks.map((u) => [u.name, u.table])), o.config.classRulePriority)
+    this.#classOf = classMatcher(o.config.classes)
     this.#delay = { preferred: this.#primary()?.name ?? '', pendingSince: undefined }
   }
 
@@ -116,6 +118,20 @@ export class SteeringController {
   }
 
   get mode (): SteeringMode | undefined { return this.#mode }
+
+  /**
+   * The source address a proxied upstream (socks5, convert) to the concentrator binds to, for a LAN
+   * connection to `dst`: the address of `family` (the concentrator's) of the access its class is
+   * pinned to, while that access is healthy — the source rule then routes it there. Undefined: no
+   * class, the access is down (failover's steering decides), or it has no such address.
+   */
+  pinnedSource (dst: { address: string, port: number }, family: 4 | 6): string | undefined {
+    if (this.#stopped) return undefined
+    const c = this.#classOf(dst.address, dst.port)
+    if (c === undefined || !this.#healthy(c.access)) return undefined
+    const addresses = this.#o.source.uplinks().find((u) => u.name === c.access)?.addresses ?? []
+    return sourceAddressOf(addresses, family)
+  }
 
   view (): SteeringView {
     const healthy = (n: string): boolean => this.#healthy(n)

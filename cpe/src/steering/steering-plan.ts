@@ -14,6 +14,7 @@
  *   4. no mode configured                  → undefined: leave the flag as it was before the agent
  *      touched it (multipath.mode decides, as without steering).
  */
+import net from 'node:net'
 import { ConfigError } from '../../../shared/src/errors.ts'
 import type { SteeringClass, SteeringConfig, SteeringMode } from '../config-steering.ts'
 
@@ -143,6 +144,37 @@ export function classRules (classes: readonly SteeringClass[], tables: ReadonlyM
 export function activeClassRules (rules: readonly ClassRule[], classes: readonly SteeringClass[], healthy: (name: string) => boolean): ClassRule[] {
   const pinned = new Map(classes.map((c) => [c.name, c.access]))
   return rules.filter((r) => healthy(pinned.get(r.klass) ?? ''))
+}
+
+/**
+ * The class of a destination (first class in configuration order whose prefixes contain the
+ * address and whose port, if set, matches), for the proxied modes: their upstream goes to the
+ * concentrator, so a routing rule on the destination cannot see the class (steering-controller.ts
+ * binds the upstream's source address instead). IPv4-mapped IPv6 addresses match IPv4 prefixes.
+ */
+export function classMatcher (classes: readonly SteeringClass[]): (address: string, port: number) => SteeringClass | undefined {
+  const lists = classes.map((c) => {
+    const list = new net.BlockList()
+    for (const d of c.destinations) {
+      const [addr = '', len] = d.split('/')
+      const type = addr.includes(':') ? 'ipv6' : 'ipv4'
+      if (len === undefined) list.addAddress(addr, type)
+      else list.addSubnet(addr, Number(len), type)
+    }
+    return { c, list }
+  })
+  return (address, port) => {
+    const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1]
+    const a = v4 ?? address
+    const type = net.isIPv4(a) ? 'ipv4' : net.isIPv6(a) ? 'ipv6' : undefined
+    if (type === undefined) return undefined
+    return lists.find(({ c, list }) => (c.port === undefined || c.port === port) && list.check(a, type))?.c
+  }
+}
+
+/** The address of `family` an uplink's upstream binds to: the first one, never an IPv6 link-local. */
+export function sourceAddressOf (addresses: readonly string[], family: 4 | 6): string | undefined {
+  return addresses.find((a) => family === 4 ? net.isIPv4(a) : net.isIPv6(a) && !/^fe[89ab]/i.test(a))
 }
 
 export const classRuleKey = (r: ClassRule): string => `${r.family}|${r.priority}|${r.to}|${r.port ?? ''}|${r.table}`

@@ -2,7 +2,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  activeClassRules, classRuleArgv, classRules, delayStep, desiredBackup, initialPriorityState, LOAD_ALPHA, MIN_LEARNED_BPS, priorityStep, unsupportedReason,
+  activeClassRules, classMatcher, classRuleArgv, classRules, delayStep, sourceAddressOf, desiredBackup, initialPriorityState, LOAD_ALPHA, MIN_LEARNED_BPS, priorityStep, unsupportedReason,
   type FlagInputs, type PriorityState
 } from '../../../../cpe/src/steering/steering-plan.ts'
 import type { SteeringConfig } from '../../../../cpe/src/config-steering.ts'
@@ -145,4 +145,28 @@ test('modes refuse what they cannot do', () => {
   assert.match(unsupportedReason('smallest-delay', { ...ok, healthEnabled: false }) ?? '', /health\.enabled/)
   assert.match(unsupportedReason('priority-based', { ...ok, primaryIsDsl: false }) ?? '', /dsl uplink/)
   assert.match(unsupportedReason('load-balancing', { ...ok, others: 0 }) ?? '', /second uplink/)
+})
+
+test('classMatcher: first class in order whose prefixes and port match; v4, v6, mapped, hosts and prefixes', () => {
+  const m = classMatcher([
+    { name: 'voip', destinations: ['203.0.113.0/25', '2001:db8:ee::/64'], port: 5060, access: 'dsl' },
+    { name: 'bulk', destinations: ['203.0.113.12', '198.51.100.0/24'], access: 'lte' },
+    { name: 'all', destinations: ['0.0.0.0/0'], access: 'dsl' }
+  ])
+  assert.equal(m('203.0.113.12', 5060)?.name, 'voip', 'first match wins')
+  assert.equal(m('203.0.113.12', 80)?.name, 'bulk')
+  assert.equal(m('::ffff:203.0.113.12', 80)?.name, 'bulk', 'IPv4-mapped')
+  assert.equal(m('2001:db8:ee::5', 5060)?.name, 'voip')
+  assert.equal(m('2001:db8:ee::5', 80), undefined, 'no IPv6 catch-all')
+  assert.equal(m('192.0.2.9', 1)?.name, 'all')
+  assert.equal(m('not-an-address', 80), undefined)
+  assert.equal(classMatcher([])('203.0.113.1', 80), undefined)
+})
+
+test('sourceAddressOf: first address of the family, never an IPv6 link-local', () => {
+  const a = ['fe80::1', '198.51.100.66', '2001:db8:2::2', '198.51.100.67']
+  assert.equal(sourceAddressOf(a, 4), '198.51.100.66')
+  assert.equal(sourceAddressOf(a, 6), '2001:db8:2::2')
+  assert.equal(sourceAddressOf(['fe80::1'], 6), undefined)
+  assert.equal(sourceAddressOf([], 4), undefined)
 })
