@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createNamespace, e2eSkipReason, removeNamespace, type Netns } from '../../lab/netns.ts'
 import { startDaemon } from '../../lab/daemons.ts'
+import { normaliseSysctl } from '../../shared/src/sys/sysctl-profile.ts'
 
 const skip = e2eSkipReason() ?? (hasRtoMax() ? undefined : 'kernel without net.ipv4.tcp_rto_max_ms (Linux >= 6.15)')
 const NS = `hat-kp-${process.pid % 100_000}`
@@ -21,7 +22,7 @@ const KEYS = ['net.mptcp.stale_loss_cnt', 'net.ipv4.tcp_retries2', 'net.ipv4.tcp
 const START: Record<string, string> = { 'net.mptcp.stale_loss_cnt': '3', 'net.ipv4.tcp_retries2': '14', 'net.ipv4.tcp_rto_max_ms': '110000', 'net.ipv4.tcp_wmem': '4096 32768 3145728' }
 const PROFILE = { staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60, tcpWmemMax: 1_048_576 }
 /** Multi-value sysctls (tcp_wmem) print with tabs. */
-const fields = (v: string): string => v.trim().split(/\s+/).join(' ')
+const fields = normaliseSysctl
 
 function hasRtoMax (): boolean {
   try { readFileSync('/proc/sys/net/ipv4/tcp_rto_max_ms'); return true } catch { return false }

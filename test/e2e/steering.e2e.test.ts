@@ -77,10 +77,21 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
     const diag = await lab().ns.cpe.exec(['sh', '-c', 'ip mptcp endpoint show; ss -tniMH dport = :1080 or sport = :1080 | head -40']).catch((e: unknown) => String(e))
     throw new Error(`${what}: not within ${boundMs} ms; ${diag}; ${cpe().logTail(1500)}`)
   }
-  const subflowSources = async (): Promise<string[]> => {
-    const out = await lab().ns.cpe.exec(['ss', '-tnH', 'state', 'established', 'dport', '=', ':1080'])
-    return out.split('\n').map((l) => l.trim().split(/\s+/)[2]?.replace(/:\d+$/, '').replace(/%.*$/, '') ?? '').filter((a) => a !== '')
+  /** Local address and whether it is the initial (MP_CAPABLE) subflow, of each subflow to the concentrator. */
+  const subflowKinds = async (): Promise<Array<{ local: string, initial: boolean }>> => {
+    const out = await lab().ns.cpe.exec(['ss', '-tniH', 'state', 'established', 'dport', '=', ':1080'])
+    const rows: Array<{ local: string, initial: boolean }> = []
+    for (const line of out.split('\n')) {
+      if (line.trim() === '') continue
+      if (!/^\s/.test(line)) { rows.push({ local: line.trim().split(/\s+/)[2]?.replace(/:\d+$/, '').replace(/%.*$/, '') ?? '', initial: false }); continue }
+      const flags = /tcp-ulp-mptcp flags:(\S*)/.exec(line)?.[1]
+      const last = rows[rows.length - 1]
+      if (flags !== undefined && last !== undefined) last.initial = /[Mm]/.test(flags)
+    }
+    return rows
   }
+
+  const subflowSources = async (): Promise<string[]> => (await subflowKinds()).map((r) => r.local)
 
   test('priority-based: below the DSL rate LTE carries < 5 %; above, DSL + LTE carry ≥ 90 % of the sum', async () => {
     await waitFor('dsl and lte up', async () => (await healthState('dsl')) === 'up' && (await healthState('lte')) === 'up', 8000)
@@ -186,20 +197,6 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
     assert.ok(d.bytes > 1e6)
     assert.ok(up.lte > 5 * Math.max(up.dsl, 1000), `upstream of the pinned class: dsl ${up.dsl} B, lte ${up.lte} B`)
   })
-
-  /** Local address and whether it is the initial (MP_CAPABLE) subflow, of each subflow to the concentrator. */
-  const subflowKinds = async (): Promise<Array<{ local: string, initial: boolean }>> => {
-    const out = await lab().ns.cpe.exec(['ss', '-tniH', 'state', 'established', 'dport', '=', ':1080'])
-    const rows: Array<{ local: string, initial: boolean }> = []
-    for (const line of out.split('\n')) {
-      if (line.trim() === '') continue
-      if (!/^\s/.test(line)) { rows.push({ local: line.trim().split(/\s+/)[2]?.replace(/:\d+$/, '').replace(/%.*$/, '') ?? '', initial: false }); continue }
-      const flags = /tcp-ulp-mptcp flags:(\S*)/.exec(line)?.[1]
-      const last = rows[rows.length - 1]
-      if (flags !== undefined && last !== undefined) last.initial = /[Mm]/.test(flags)
-    }
-    return rows
-  }
 
   test('class pinned to LTE, proxied (socks5): the initial subflow of the upstream to the concentrator leaves over LTE', async () => {
     const proxied = lab().plan.internet.servers[2]?.v4 ?? ''

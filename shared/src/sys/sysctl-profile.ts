@@ -40,7 +40,8 @@ export function resolveSetting (s: SysctlRequest, current: string): string {
 
 /** Sysctl values compared field by field: `sysctl -n` prints tcp_wmem with tabs, a profile with spaces. */
 export const sameSysctlValue = (a: string, b: string): boolean => normaliseSysctl(a) === normaliseSysctl(b)
-const normaliseSysctl = (v: string): string => v.trim().split(/\s+/).join(' ')
+/** A sysctl value with its fields separated by one space (as `sysctl -n` prints it, trimmed). */
+export const normaliseSysctl = (v: string): string => v.trim().split(/\s+/).join(' ')
 
 /**
  * `net.ipv4.tcp_wmem` / `tcp_rmem` with the max field replaced: `min default max`, min and
