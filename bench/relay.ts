@@ -120,7 +120,8 @@ export class Bench {
         management: { listen: { host: '127.0.0.1', port: PORTS.mgmt } },
         listeners: [{ host: SVC, port: PORTS.ours, mode: 'socks5' }],
         auth: { trustedPrefixes: ['203.0.113.0/24'] },
-        policy: { ownAddresses: [SVC] },
+        // One namespace holds the relay and the sink: the sink's address is let through the own-address refusal.
+        policy: { ownAddresses: [SVC], hostAddresses: { except: [SINK] } },
         limits: { perSourceMaxConnections: 100_000 }
       }
     })

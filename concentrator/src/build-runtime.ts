@@ -17,6 +17,7 @@ import { AuthBackoff } from './signalling/auth-backoff.ts'
 import { CredentialVerifier, loadCredentialsFile } from './signalling/credentials.ts'
 import type { Runtime } from './runtime.ts'
 import { ConfigError } from '../../shared/src/errors.ts'
+import type { AddressMembership } from '../../shared/src/net/host-addresses.ts'
 
 export interface BuildRuntimeDeps {
   metrics: ConcentratorMetrics
@@ -25,6 +26,8 @@ export interface BuildRuntimeDeps {
   /** The open-file limit (tests); default /proc/self/limits. */
   openFilesLimit?: () => number
   now?: () => number
+  /** The host's addresses, kept current by the daemon (refused unless `policy.hostAddresses.refuse: false`). */
+  hostAddresses?: AddressMembership
 }
 
 function dnsLabel (r: ResolveResult): DnsResultLabel {
@@ -67,9 +70,16 @@ export async function buildRuntime (config: Config, deps: BuildRuntimeDeps, prev
   const trusted = new SourcePrefixes('auth.trustedPrefixes', config.auth.trustedPrefixes)
   const file = config.auth.credentialsFile
   const verifier = file === undefined ? undefined : new CredentialVerifier(await loadCredentialsFile(file))
-  const listenAddresses = config.listeners.map((l) => l.host).filter((h) => isIP(h) !== 0 && h !== '0.0.0.0' && h !== '::')
+  // Explicit listen addresses are always refused; a wildcard's real addresses come from hostAddresses.
+  const hosts = [...config.listeners.map((l) => l.host), config.management.listen.host]
+  const listenAddresses = hosts.filter((h) => isIP(h) !== 0 && h !== '0.0.0.0' && h !== '::')
   const resolver = timedResolver(deps.resolver ?? defaultResolver(config), deps.metrics)
-  const policy = createDestinationPolicy({ config: config.policy as DestinationPolicyInput, ownAddresses: listenAddresses, resolver })
+  const policy = createDestinationPolicy({
+    config: config.policy as DestinationPolicyInput,
+    ownAddresses: listenAddresses,
+    resolver,
+    ...(deps.hostAddresses === undefined ? {} : { hostAddresses: deps.hostAddresses })
+  })
   const a = config.auth
   const backoff = previous !== undefined && sameBackoff(previous.config.auth, a)
     ? previous.backoff

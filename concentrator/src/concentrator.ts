@@ -26,6 +26,7 @@ import type { CommandRunner } from '../../shared/src/sys/command.ts'
 import { runCommand } from '../../shared/src/sys/command.ts'
 import { SysctlProfile, tcpProfileSettings } from '../../shared/src/sys/sysctl-profile.ts'
 import { ConnectionCaps } from '../../shared/src/net/connection-caps.ts'
+import { HostAddresses, type AddressMembership } from '../../shared/src/net/host-addresses.ts'
 import { ListenerSet } from './accept/listener-set.ts'
 import type { BoundListener } from './accept/listener-set.ts'
 import { sourceKey } from './accept/source-address.ts'
@@ -63,6 +64,8 @@ export interface ConcentratorDeps {
   openFilesLimit?: () => number
   /** Runner of the `sysctl` commands of the kernel profile (`kernel.*`). Default runCommand. */
   run?: CommandRunner
+  /** Tests: the host's addresses; default HostAddresses (read and watched) when `policy.hostAddresses.refuse`. */
+  hostAddresses?: AddressMembership
 }
 
 export interface ListenerStatus { host: string, port: number, mode: string, protocol: 'mptcp' | 'tcp' }
@@ -128,6 +131,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   let stopPromise: Promise<void> | undefined
   let sweepTimer: NodeJS.Timeout | undefined
   let onIdle: (() => void) | undefined
+  let hostAddresses: HostAddresses | undefined // own addresses of the namespace (policy.hostAddresses)
   const kernel = new SysctlProfile({
     run: deps.run ?? runCommand,
     onChange: (c) => { log.info({ sysctl: c.key, from: c.from, to: c.to }, c.phase === 'apply' ? `kernel setting ${c.key}=${c.to} (was ${c.from}; restored at stop)` : `kernel setting ${c.key} restored to ${c.to}`) }
@@ -212,6 +216,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       users: runtime?.verifier?.size ?? 0,
       throttledSources: runtime?.backoff.throttledCount() ?? 0
     },
+    policy: { hostAddresses: [...(hostAddresses?.addresses ?? [])] },
     kernel: Object.fromEntries(kernel.saved.map((k) => [k.key, { value: k.after, before: k.before }]))
   })
   const ready = (): boolean => !draining && startPromise !== undefined && listeners.allBound
@@ -269,6 +274,14 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     }
   })
 
+  /** Before the first runtime: the policy refuses what this namespace has configured, from the start. */
+  const watchHostAddresses = async (): Promise<void> => {
+    if (deps.hostAddresses !== undefined) { runtimeDeps.hostAddresses = deps.hostAddresses; return }
+    if (!initial.policy.hostAddresses.refuse) return
+    hostAddresses = await HostAddresses.start({ log: childFor(deps.log, 'host-addresses') })
+    runtimeDeps.hostAddresses = hostAddresses
+  }
+
   const doStart = async (): Promise<void> => {
     try {
       await startParts()
@@ -278,6 +291,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       await probe?.stop()
       await mgmt.close()
       runtime?.policy.close()
+      hostAddresses?.close()
       await restoreKernel()
       throw err
     }
@@ -285,6 +299,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   const startParts = async (): Promise<void> => {
     checkModes(initial)
     await kernel.apply(tcpProfileSettings(initial.kernel, 'kernel'))
+    await watchHostAddresses()
     runtime = await buildRuntime(initial, runtimeDeps)
     caps = new ConnectionCaps({ maxConnections: runtime.limits.maxConnections, perSourceMaxConnections: runtime.limits.perSourceMaxConnections })
     metrics.connectionsMax.set(runtime.limits.maxConnections)
@@ -356,6 +371,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     await probe?.stop()
     await mgmt.close()
     runtime?.policy.close()
+    hostAddresses?.close()
     await restoreKernel()
     log.info('concentrator stopped')
   }

@@ -1,7 +1,7 @@
 /**
  * What a reload may change in a running concentrator (pure). Applied in place (concentrator.ts):
  * log level, limits, auth, policy, convert, listeners (changed ones re-bound). Read at start only:
- * `management`, `mptcp`, `transparent`, `probe` and `kernel` — a reload that changes one of them is refused as a whole with
+ * `management`, `mptcp`, `transparent`, `probe`, `kernel` and `policy.hostAddresses.refuse` — a reload that changes one of them is refused as a whole with
  * HYBRID_ERR_CONFIG_INVALID naming the first key that differs ("needs a restart"), and the running
  * configuration stays (the CPE's reload plan does the same: cpe/src/reload-plan.ts).
  */
@@ -13,7 +13,9 @@ const FIXED: StartOnlyKeys<ConcentratorConfig> = [
   ['mptcp', (c) => c.mptcp],
   ['transparent', (c) => c.transparent],
   ['probe', (c) => c.probe],
-  ['kernel', (c) => c.kernel]
+  ['kernel', (c) => c.kernel],
+  // Whether the host's addresses are read and watched at all (the `except` list reloads).
+  ['policy.hostAddresses.refuse', (c) => c.policy.hostAddresses.refuse]
 ]
 
 /** The first start-only key that differs between the two configurations, if any. */

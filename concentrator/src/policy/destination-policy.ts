@@ -6,7 +6,9 @@
  *  2. check the port (range, `deniedPorts`, `allowedPorts`);
  *  3. names: `localhost` refused, else resolve A + AAAA once (c-ares, capped, cached);
  *  4. vet EVERY address (and the IPv4 embedded in mapped / compatible / NAT64 / 6to4 forms):
- *     own addresses and infrastructure prefixes → ssrf_blocked (never overridable);
+ *     own addresses (configured, listen addresses, and every address of the host's network
+ *     namespace unless `hostAddresses.refuse: false` or listed in `hostAddresses.except`) and
+ *     infrastructure prefixes → ssrf_blocked (never overridable by `allowPrefixes`);
  *     `denyPrefixes` → acl_denied; built-in special-purpose ranges → ssrf_blocked unless the
  *     address is in `allowPrefixes`. One denied address denies the whole request;
  *  5. allowed → the vetted literals. The caller connects to one of them (autoSelectFamily: false)
@@ -16,6 +18,7 @@
  */
 import { isIPv4 } from 'node:net'
 import { ConfigError } from '../../../shared/src/errors.ts'
+import type { AddressMembership } from '../../../shared/src/net/host-addresses.ts'
 import type { IpAddress } from './address.ts'
 import { canonicaliseDestination, embeddedIpv4, ipFromBytes, parseInetAton, parseIpv6 } from './address.ts'
 import type { DestinationPolicyConfig, DnsPolicyConfig } from './destination-policy-schema.ts'
@@ -43,12 +46,17 @@ export interface PolicyAllowed {
 export type PolicyDecision = PolicyAllowed | PolicyRefusal
 
 /** The schema's config; omitted keys take the schema defaults. */
-export type DestinationPolicyInput = Partial<Omit<DestinationPolicyConfig, 'dns'>> & { readonly dns?: Partial<DnsPolicyConfig> }
+export type DestinationPolicyInput = Partial<Omit<DestinationPolicyConfig, 'dns' | 'hostAddresses'>> & {
+  readonly dns?: Partial<DnsPolicyConfig>
+  readonly hostAddresses?: Partial<DestinationPolicyConfig['hostAddresses']>
+}
 
 export interface DestinationPolicyOptions {
   readonly config?: DestinationPolicyInput
   /** Addresses the daemon learns at run time (listen and join addresses), refused like `ownAddresses`. */
   readonly ownAddresses?: readonly string[]
+  /** The addresses of the host's network namespace, kept current (HostAddresses); used when `hostAddresses.refuse`. */
+  readonly hostAddresses?: AddressMembership
   /** Injected resolver (tests); default: c-ares with `config.dns`. */
   readonly resolver?: HostResolver
 }
@@ -90,6 +98,8 @@ function parseAnswer (a: ResolvedAddress): IpAddress | undefined {
 
 export class DestinationPolicy {
   readonly #own: PrefixSet
+  readonly #host: AddressMembership | undefined
+  readonly #hostExcept: PrefixSet
   readonly #infrastructure: PrefixSet
   readonly #deny: PrefixSet
   readonly #allow: PrefixSet
@@ -101,6 +111,8 @@ export class DestinationPolicy {
   constructor (options: DestinationPolicyOptions = {}) {
     const c = options.config ?? {}
     this.#own = prefixSet('ownAddresses', [...(c.ownAddresses ?? []), ...(options.ownAddresses ?? [])])
+    this.#host = c.hostAddresses?.refuse === false ? undefined : options.hostAddresses
+    this.#hostExcept = prefixSet('hostAddresses.except', c.hostAddresses?.except)
     this.#infrastructure = prefixSet('infrastructurePrefixes', c.infrastructurePrefixes)
     this.#deny = prefixSet('denyPrefixes', c.denyPrefixes)
     this.#allow = prefixSet('allowPrefixes', c.allowPrefixes)
@@ -170,7 +182,7 @@ export class DestinationPolicy {
     const candidates = emb === undefined ? [ip] : [ip, emb.ip]
     const shown = emb === undefined ? ip.text : `${ip.text} (${emb.kind} ${emb.ip.text})`
     const inSet = (s: PrefixSet): boolean => candidates.some((c) => s.has(c))
-    if (inSet(this.#own)) return refuse('ssrf_blocked', `${shown} is an address of this concentrator`)
+    if (inSet(this.#own) || candidates.some((c) => this.#isHostAddress(c))) return refuse('ssrf_blocked', `${shown} is an address of this concentrator`)
     if (inSet(this.#infrastructure)) return refuse('ssrf_blocked', `${shown} is in an infrastructure prefix`)
     if (inSet(this.#deny)) return refuse('acl_denied', `${shown} is in a denied prefix`)
     for (const c of candidates) {
@@ -185,6 +197,10 @@ export class DestinationPolicy {
   /** Shutdown: cancel outstanding DNS lookups so the process can exit without waiting for c-ares. */
   close (): void {
     this.#resolver.close?.()
+  }
+
+  #isHostAddress (ip: IpAddress): boolean {
+    return this.#host !== undefined && this.#host.has(ip.text) && !this.#hostExcept.has(ip)
   }
 
   #defaultClass (ip: IpAddress): RangeClass | undefined {

@@ -75,7 +75,7 @@ async function setUp (t: TestContext, convert: Record<string, unknown> = {}, lim
   const config = makeConfig({
     listeners: [{ host: CONV, port: 0, mode: 'convert', protocol: 'mptcp', fastOpenNoCookie: true }],
     auth: { trustedPrefixes: [`${CONV}/32`] },
-    policy: { allowPrefixes: ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/25'], denyPrefixes: ['203.0.113.128/25'] },
+    policy: { allowPrefixes: ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/25'], denyPrefixes: ['203.0.113.128/25'], hostAddresses: { except: [ECHO] } },
     limits: { connectTimeoutMs: 500, convertTimeoutMs: 400, ...limits },
     convert
   })

@@ -21,10 +21,13 @@ const MPTCP_LISTENER = 'listeners: [{ host: 127.0.0.1, port: 1080, mode: socks5 
 const TCP_LISTENER = 'listeners: [{ host: 127.0.0.1, port: 1080, mode: socks5, protocol: tcp }]\n'
 const TRANSPARENT = 'transparent: { enabled: true, accessInterfaces: [acc0], joinEndpoints: [{ address: 192.0.2.1, interface: acc0, port: 7101 }]'
 
-test('MPTCP listeners need kernel MPTCP unless mptcp.onUnavailable is fallback; nothing is exec\'d without transparent mode', () => {
-  assert.deepEqual(summary(config(MPTCP_LISTENER)), ['mptcp'])
-  assert.deepEqual(summary(config(`${MPTCP_LISTENER}mptcp: { onUnavailable: fallback }\n`)), [])
-  assert.deepEqual(summary(config(TCP_LISTENER)), [])
+const NO_HOST = 'policy: { hostAddresses: { refuse: false } }\n'
+
+test('MPTCP listeners need kernel MPTCP unless mptcp.onUnavailable is fallback; ip for the own-address refusal; nothing is exec\'d without it and transparent mode', () => {
+  assert.deepEqual(summary(config(MPTCP_LISTENER)), ['mptcp', 'ip'])
+  assert.deepEqual(summary(config(`${MPTCP_LISTENER}mptcp: { onUnavailable: fallback }\n`)), ['ip'])
+  assert.deepEqual(summary(config(`${MPTCP_LISTENER}${NO_HOST}`)), ['mptcp'])
+  assert.deepEqual(summary(config(`${TCP_LISTENER}${NO_HOST}`)), [])
 })
 
 test('transparent mode: MPTCP, ip, sysctl, nft and tproxy (owner tables only with failMode open)', () => {

@@ -10,6 +10,7 @@ import { DestinationPolicySchema } from '../../../../concentrator/src/policy/des
 import { DefaultDenyRanges, buildPrefixSet } from '../../../../concentrator/src/policy/ranges.ts'
 import type { HostResolver, ResolveResult } from '../../../../concentrator/src/policy/resolver.ts'
 import { DefaultResolverLimits } from '../../../../concentrator/src/policy/resolver.ts'
+import { AddressSet } from '../../../../shared/src/net/host-addresses.ts'
 
 /** Fake resolver: a table of answers; unknown names are NXDOMAIN. Records every lookup. */
 function fakeResolver (table: Record<string, Array<[string, 4 | 6]> | ResolveResult>): HostResolver & { calls: string[] } {
@@ -192,6 +193,26 @@ test('the concentrator\'s own addresses and infrastructure prefixes are refused,
   refused(await policy.check('own.example', 443, 's'), 'ssrf_blocked', 2, 32, 'name resolving to own')
   refused(await policy.check('203.0.113.14', 443, 's'), 'ssrf_blocked', 2, 32, 'infrastructure')
   assert.ok((await policy.check('203.0.113.16', 443, 's')).allowed)
+})
+
+test('the host\'s addresses are refused in every form; hostAddresses.except and refuse: false open them', async () => {
+  const host = new AddressSet(['198.51.100.1', '2001:db8:3::1', '203.0.113.1'])
+  const policy = makePolicy({ hostAddresses: host })
+  refused(await policy.check('198.51.100.1', 8081, 's'), 'ssrf_blocked', 2, 32, 'host v4')
+  refused(await policy.check('::ffff:198.51.100.1', 8081, 's'), 'ssrf_blocked', 2, 32, 'host v4, mapped')
+  refused(await policy.check('0xc6336401', 8081, 's'), 'ssrf_blocked', 2, 32, 'host v4, hex')
+  refused(await policy.check('2001:0db8:0003:0000::0001', 8081, 's'), 'ssrf_blocked', 2, 32, 'host v6, long spelling')
+  refused(await policy.check('own.example', 8081, 's'), 'ssrf_blocked', 2, 32, 'name resolving to a host address')
+  refused(policy.checkAddress(Uint8Array.from([203, 0, 113, 1]), 443), 'ssrf_blocked', 2, 32, 'Convert / transparent literal')
+  assert.ok((await policy.check('198.51.100.2', 8081, 's')).allowed, 'a neighbour is not an own address')
+  const excepted = makePolicy({ hostAddresses: host, config: { hostAddresses: { except: ['203.0.113.0/24'] } } })
+  assert.ok(excepted.checkAddress('203.0.113.1', 443).allowed, 'excepted host address')
+  refused(excepted.checkAddress('198.51.100.1', 443), 'ssrf_blocked', 2, 32, 'only the excepted prefix opens')
+  const configured = makePolicy({ hostAddresses: host, config: { ownAddresses: ['203.0.113.1'], hostAddresses: { except: ['203.0.113.1'] } } })
+  refused(configured.checkAddress('203.0.113.1', 443), 'ssrf_blocked', 2, 32, 'except does not open a configured own address')
+  const off = makePolicy({ hostAddresses: host, config: { hostAddresses: { refuse: false } } })
+  assert.ok(off.checkAddress('198.51.100.1', 443).allowed, 'refuse: false')
+  assert.throws(() => makePolicy({ config: { hostAddresses: { except: ['203.0.113.0/33'] } } }), /policy\.hostAddresses\.except: invalid prefix/)
 })
 
 test('configured deny-list and documentation ranges in production', async () => {
