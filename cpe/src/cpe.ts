@@ -22,7 +22,8 @@ import type { MgmtApp } from '../../shared/src/mgmt/mgmt-server.ts'
 import { ConnectionCaps, effectiveMaxConnections } from '../../shared/src/net/connection-caps.ts'
 import type { Config, CpeConfig } from './config.ts'
 import { checkConcentratorPath, type EffectiveUpstream } from './concentrator-checks.ts'
-import { Interceptor, type OriginalDestination } from './intercept/interceptor.ts'
+import { RateLimitedLog } from '../../shared/src/rate-limited-log.ts'
+import { Interceptor, type OriginalDestination, type RefusedHandler } from './intercept/interceptor.ts'
 import { registerCpeRoutes, type UplinkChange } from './mgmt/cpe-routes.ts'
 import { CpeSessionTable } from './mgmt/session-table.ts'
 import { createCpeMetrics, createCpeRegistry, type CpeMetrics } from './metrics.ts'
@@ -57,7 +58,7 @@ export interface CpeDeps {
   kernelMib?: boolean
   /** Tests: replace the uplink manager / interceptor / dial. */
   startUplinks?: (config: Config, log: Logger) => Promise<UplinkSource>
-  startInterceptor?: (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void) => Promise<InterceptorLike>
+  startInterceptor?: (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void, onRefused: RefusedHandler) => Promise<InterceptorLike>
   dial?: DialFn
   pathSampleMs?: number
   clock?: () => number
@@ -130,8 +131,8 @@ const defaultStartUplinks = async (config: Config, log: Logger): Promise<UplinkS
   return config.multipath.rules === 'managed' ? UplinkManager.start(opts) : UplinkObserver.start(opts)
 }
 
-const defaultStartInterceptor = async (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void): Promise<InterceptorLike> =>
-  Interceptor.start({ config: { intercept: config.intercept, concentrator: { host: config.concentrator.host } }, log: childFor(log, 'intercept'), onConnection, highWaterMark: config.limits.highWaterMark })
+const defaultStartInterceptor = async (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void, onRefused: RefusedHandler): Promise<InterceptorLike> =>
+  Interceptor.start({ config: { intercept: config.intercept, concentrator: { host: config.concentrator.host } }, log: childFor(log, 'intercept'), onConnection, onRefused, highWaterMark: config.limits.highWaterMark })
 
 /** The frozen configuration is never mutated; the components take the schema's (mutable) types. */
 const asConfig = (c: CpeConfig): Config => c as Config
@@ -182,6 +183,13 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     socks5: config.socks5,
     limits: config.limits
   })
+
+  const refusalLog = new RateLimitedLog(20, now)
+  /** A connection addressed to the CPE itself on the interception port: reset, never relayed (a loop). */
+  const onNotIntercepted = (destination: OriginalDestination, source: string | undefined): void => {
+    metrics.connectionsRejected.inc({ mode: config.mode, reason: 'not_intercepted' })
+    if (refusalLog.allow(log)) log.warn({ destination, source }, 'connection addressed to the CPE itself on the interception port: reset (would loop through the concentrator)')
+  }
 
   const onConnection = (lan: net.Socket, destination: OriginalDestination): void => {
     if (config.mode === 'transparent') { onTransparent(lan, destination); return }
@@ -371,7 +379,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     failover?.useFailbackPulse(async (ms) => steering?.holdBackup(ms))
     upstream = checkConcentratorPath(initial, log)
     if (initial.intercept.rules !== 'off') {
-      interceptor = await (deps.startInterceptor ?? defaultStartInterceptor)(initial, log, onConnection)
+      interceptor = await (deps.startInterceptor ?? defaultStartInterceptor)(initial, log, onConnection, onNotIntercepted)
       interceptor.on('holderExit', () => { metrics.nftTableInstalled.set(0) })
       metrics.nftTableInstalled.set(interceptor.tableInstalled ? 1 : 0)
     }

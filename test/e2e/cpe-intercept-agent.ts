@@ -6,7 +6,8 @@
  * original destination over a plain TCP socket carrying the agent's SO_MARK. Also starts a
  * long-lived `sleep` child, to prove that the nft holder's pipe does not leak into other children.
  * stdout lines: {"type":"ready",holderPid,sleepPid,pid} · {"type":"conn",address,port,family,remote}
- * · {"type":"stopped"}. SIGTERM: clean stop, exit 0.
+ * · {"type":"refused",address,port,family,remote} (addressed to the CPE itself) · {"type":"stopped"}.
+ * SIGTERM: clean stop, exit 0.
  */
 import { spawn } from 'node:child_process'
 import type net from 'node:net'
@@ -28,7 +29,7 @@ function relay (lan: net.Socket, dst: OriginalDestination): void {
   up.pipe(lan)
 }
 
-const interceptor = await Interceptor.start({ config, log, onConnection: relay })
+const interceptor = await Interceptor.start({ config, log, onConnection: relay, onRefused: (dst, remote) => { out({ type: 'refused', ...dst, remote }) } })
 const sleeper = spawn('sleep', ['120'], { stdio: 'ignore' })
 interceptor.on('holderExit', () => { out({ type: 'holderExit' }) })
 out({ type: 'ready', pid: process.pid, holderPid: interceptor.holderPid, sleepPid: sleeper.pid })

@@ -51,8 +51,8 @@ interface AgentMsg { type: string, [k: string]: unknown }
 class Agent {
   readonly child: ChildProcess
   readonly messages: AgentMsg[] = []
-  constructor (ns: Netns) {
-    this.child = ns.spawn([process.execPath, '--import', 'tsx', agentScript, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  constructor (ns: Netns, input: InterceptRulesetInput = config) {
+    this.child = ns.spawn([process.execPath, '--import', 'tsx', agentScript, JSON.stringify(input)], { stdio: ['ignore', 'pipe', 'inherit'] })
     started.push(this.child)
     createInterface({ input: this.child.stdout as NodeJS.ReadableStream }).on('line', (l) => { this.messages.push(JSON.parse(l) as AgentMsg) })
   }
@@ -73,10 +73,10 @@ class Agent {
 
 const sleep = async (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Connect from the LAN namespace; resolves with the server's answer (the address it saw). */
-async function fetchPeer (address: string, port: number, timeoutS = 3): Promise<string> {
+/** Connect from the LAN namespace (or `from`); resolves with the server's answer (the address it saw). */
+async function fetchPeer (address: string, port: number, timeoutS = 3, from: Netns = lan): Promise<string> {
   const target = address.includes(':') ? `TCP6:[${address}]:${port}` : `TCP4:${address}:${port}`
-  return (await lan.exec(['socat', '-u', `${target},connect-timeout=${timeoutS}`, 'STDOUT'], { timeoutMs: (timeoutS + 3) * 1000 })).trim()
+  return (await from.exec(['socat', '-u', `${target},connect-timeout=${timeoutS}`, 'STDOUT'], { timeoutMs: (timeoutS + 3) * 1000 })).trim()
 }
 
 /** Routes of every table, minus link-local ones (the kernel adds those asynchronously after link-up). */
@@ -215,4 +215,35 @@ test('fail-open: SIGKILL of the agent takes the nft holder and the table with it
   assert.equal(await fetchPeer('2001:db8:3::10', 8080), '2001:db8:1::2')
   t.diagnostic(`kill -9 → table gone after ${tableGoneMs.toFixed(1)} ms, holder exited after ≤ ${holderGoneMs.toFixed(1)} ms`)
   process.kill(Number(ready['sleepPid']), 'SIGKILL')
+})
+
+test('no relay loop: a connection addressed to the CPE itself on the interception port is never relayed (from the WAN; also without the nft table)', { skip }, async () => {
+  const managed = new Agent(cpe)
+  try {
+    await managed.waitFor('ready')
+    // From the Internet side to the CPE's WAN address: the table's first rule drops the SYN on any interface.
+    await assert.rejects(fetchPeer('198.51.100.1', 7001, 1, srv))
+    await assert.rejects(fetchPeer('2001:db8:2::1', 7001, 1, srv))
+    assert.deepEqual(managed.conns(), [], 'nothing relayed')
+    managed.child.kill('SIGTERM')
+    await managed.waitFor('stopped')
+  } finally {
+    managed.child.kill('SIGKILL')
+  }
+  // rules: external (no table at all): the agent itself resets connections whose local address is its own.
+  const external = new Agent(cpe, { intercept: { ...config.intercept, rules: 'external' } })
+  try {
+    await external.waitFor('ready')
+    for (const [address, family] of [['198.51.100.1', 4], ['2001:db8:2::1', 6], ['192.0.2.1', 4]] as const) {
+      const from = address === '192.0.2.1' ? lan : srv
+      const t0 = performance.now()
+      const answer = await fetchPeer(address, 7001, 2, from).catch(() => 'refused')
+      assert.ok(answer === '' || answer === 'refused', `${address}: reset with no bytes (a reset may reach socat as EOF or as an error), got ${answer}`)
+      assert.ok(performance.now() - t0 < 1500, 'reset at once, not a timeout')
+      await waitFor(`refusal of ${address} reported`, () => external.messages.some((m) => m.type === 'refused' && m['address'] === address && m['family'] === family), performance.now())
+    }
+    assert.deepEqual(external.conns(), [], 'nothing relayed')
+  } finally {
+    external.child.kill('SIGKILL')
+  }
 })

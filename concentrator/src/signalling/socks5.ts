@@ -26,7 +26,7 @@ import { repLabel } from '../metrics.ts'
 import type { PolicyDecision } from '../policy/destination-policy.ts'
 import type { Runtime } from '../runtime.ts'
 import type { SessionTable } from '../session-table.ts'
-import type { RateLimitedLog } from '../rate-limited-log.ts'
+import type { RateLimitedLog } from '../../../shared/src/rate-limited-log.ts'
 
 /** After a failure reply, the socket is destroyed if the peer has not closed within this. */
 const FAILURE_LINGER_MS = 1000

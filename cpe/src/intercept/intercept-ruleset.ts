@@ -4,9 +4,11 @@
  * TPROXY-marked packets locally. See docs/cpe-control-plane.md.
  *
  * Order in the prerouting chain (first match wins):
- *  1. only TCP arriving on a LAN interface is considered;
- *  2. packets carrying the agent's own SO_MARK are skipped;
- *  3. direct connections to the transparent port on a CPE address are dropped;
+ *  1. direct connections to the transparent port on a CPE address are dropped, from ANY interface
+ *     (a connection from the Internet to the WAN address would otherwise be relayed to the
+ *     concentrator, which connects back to it: a relay loop);
+ *  2. only TCP arriving on a LAN interface is considered;
+ *  3. packets carrying the agent's own SO_MARK are skipped;
  *  4. traffic to the CPE's own addresses (`fib daddr type local`: management, DNS …) is not intercepted;
  *  5. bypass sets: destination prefixes (plus the concentrator), LAN sources, destination ports;
  *  6. packets of already-intercepted connections (`socket transparent 1`) are marked and accepted;
@@ -90,11 +92,11 @@ export function buildInterceptRuleset (input: InterceptRulesetInput): string {
   lines.push(
     '  chain prerouting {',
     '    type filter hook prerouting priority mangle; policy accept;',
+    `    fib daddr type local tcp dport ${c.port} drop`,
     `    iifname != { ${c.lanInterfaces.map((i) => `"${i}"`).join(', ')} } return`,
     '    meta l4proto != tcp return',
     ...(c.ipv6 ? [] : ['    meta nfproto ipv6 return']),
     `    meta mark ${hex(c.socketMark)} return`,
-    `    fib daddr type local tcp dport ${c.port} drop`,
     '    fib daddr type local return',
     '    ip daddr @bypass_dst4 return',
     '    ip saddr @bypass_src4 return',

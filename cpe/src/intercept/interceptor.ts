@@ -8,17 +8,26 @@
  * removes the table (ends the holder) and the routing. If the agent dies, the holder reads EOF and
  * exits, and the kernel deletes the table: traffic is routed natively (fail-open).
  *
- * The original destination of an accepted connection is its local address and port.
+ * The original destination of an accepted connection is its local address and port. A connection
+ * whose local address is one of the CPE's own (HostAddresses: a direct connection to the port from
+ * the WAN, the LAN or the CPE itself, never a TPROXY'd one) is reset and reported through
+ * `onRefused`: relaying it would send the concentrator back to this port — a loop. The nft table
+ * drops such SYNs on every interface first; this check also holds with `rules: external` or while
+ * the table is gone (fail-open).
  */
 import { EventEmitter } from 'node:events'
 import type net from 'node:net'
 import type { Logger } from '../../../shared/src/log.ts'
 import { listen } from '../../../shared/src/net/listen.ts'
+import { HostAddresses, type AddressMembership } from '../../../shared/src/net/host-addresses.ts'
 import { runCommand, type CommandRunner } from '../../../shared/src/sys/command.ts'
 import { NftOwner } from '../../../shared/src/sys/nft-owner.ts'
 import { buildInterceptRouting, buildInterceptRuleset, NFT_FAMILY, NFT_TABLE, type InterceptRulesetInput } from './intercept-ruleset.ts'
 
 export interface OriginalDestination { address: string, port: number, family: 4 | 6 }
+
+/** Told about a connection addressed to the CPE itself (reset, never relayed). */
+export type RefusedHandler = (destination: OriginalDestination, source: string | undefined) => void
 
 export interface InterceptorOptions {
   config: InterceptRulesetInput
@@ -31,6 +40,10 @@ export interface InterceptorOptions {
   commandPrefix?: readonly string[]
   /** Stream high-water mark of accepted sockets; Node's default otherwise. */
   highWaterMark?: number
+  /** A connection addressed to the CPE itself was reset (never relayed). */
+  onRefused?: RefusedHandler
+  /** Tests: the CPE's own addresses; default HostAddresses (read and watched) started with the listeners. */
+  hostAddresses?: AddressMembership
 }
 
 const MAX_DELETE_REPEATS = 8
@@ -49,6 +62,8 @@ export class Interceptor extends EventEmitter<{ holderExit: [code: number | null
   #opts: InterceptorOptions
   #run: CommandRunner
   #servers: net.Server[] = []
+  #own: AddressMembership | undefined
+  #ownWatch: HostAddresses | undefined
   #owner: NftOwner | undefined
   #routingInstalled = false
   #tableApplied = false
@@ -83,6 +98,7 @@ export class Interceptor extends EventEmitter<{ holderExit: [code: number | null
   static async start (opts: InterceptorOptions): Promise<Interceptor> {
     const ic = new Interceptor(opts)
     try {
+      await ic.#watchOwnAddresses()
       await ic.#listen()
       if (opts.config.intercept.rules === 'managed') {
         await ic.#installRouting()
@@ -111,9 +127,25 @@ export class Interceptor extends EventEmitter<{ holderExit: [code: number | null
     this.#opts.log.info({ port: c.port, hosts }, 'transparent listeners up')
   }
 
+  async #watchOwnAddresses (): Promise<void> {
+    if (this.#opts.hostAddresses !== undefined) { this.#own = this.#opts.hostAddresses; return }
+    this.#ownWatch = await HostAddresses.start({
+      log: this.#opts.log,
+      run: this.#run,
+      ...(this.#opts.commandPrefix === undefined ? {} : { commandPrefix: this.#opts.commandPrefix })
+    })
+    this.#own = this.#ownWatch
+  }
+
   #accept (socket: net.Socket): void {
     const dst = originalDestinationOf(socket)
     if (dst === undefined) { socket.destroy(); return }
+    if (this.#own?.has(dst.address) === true) {
+      socket.on('error', () => {})
+      socket.resetAndDestroy()
+      this.#opts.onRefused?.(dst, socket.remoteAddress)
+      return
+    }
     this.#opts.onConnection(socket, dst)
   }
 
@@ -158,6 +190,8 @@ export class Interceptor extends EventEmitter<{ holderExit: [code: number | null
   /** Close the listeners, remove the nft table and the policy routing. Idempotent. */
   async stop (): Promise<void> {
     this.stopAccepting()
+    this.#ownWatch?.close()
+    this.#ownWatch = undefined
     const owner = this.#owner
     this.#owner = undefined
     this.#tableApplied = false

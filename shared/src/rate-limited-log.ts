@@ -3,7 +3,7 @@
  * lines per second for one component; the rest are counted and reported in one summary line when
  * the next second's budget opens. A flood of resets cannot flood the log.
  */
-import type { Logger } from '../../shared/src/log.ts'
+import type { Logger } from './log.ts'
 
 export class RateLimitedLog {
   readonly #perSecond: number
