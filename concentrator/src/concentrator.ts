@@ -25,6 +25,7 @@ import { isMptcpFallback } from '../../shared/src/net/sockopt.ts'
 import type { CommandRunner } from '../../shared/src/sys/command.ts'
 import { runCommand } from '../../shared/src/sys/command.ts'
 import { SysctlProfile, tcpProfileSettings } from '../../shared/src/sys/sysctl-profile.ts'
+import { CrashJournal, undoJournal, type JournalRecorder } from '../../shared/src/sys/crash-journal.ts'
 import { ConnectionCaps } from '../../shared/src/net/connection-caps.ts'
 import { HostAddresses, type AddressMembership } from '../../shared/src/net/host-addresses.ts'
 import { ListenerSet } from './accept/listener-set.ts'
@@ -132,8 +133,11 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   let sweepTimer: NodeJS.Timeout | undefined
   let onIdle: (() => void) | undefined
   let hostAddresses: HostAddresses | undefined // own addresses of the namespace (policy.hostAddresses)
+  let journal: CrashJournal | undefined // what start changes in the namespace, on disk (crash-journal.ts)
+  const journalled: JournalRecorder = { record: (e) => journal?.record(e), forget: (e) => journal?.forget(e) }
   const kernel = new SysctlProfile({
     run: deps.run ?? runCommand,
+    journal: journalled,
     onChange: (c) => { log.info({ sysctl: c.key, from: c.from, to: c.to }, c.phase === 'apply' ? `kernel setting ${c.key}=${c.to} (was ${c.from}; restored at stop)` : `kernel setting ${c.key} restored to ${c.to}`) }
   })
   const restoreKernel = async (): Promise<void> => {
@@ -274,6 +278,14 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     }
   })
 
+  /** First of all: undo what a crashed previous run left in this namespace, then record our own changes. */
+  const openJournal = async (): Promise<void> => {
+    journal = CrashJournal.open({ dir: initial.stateDir, name: 'concentrator', log })
+    if (journal.leftovers.length === 0) return
+    await undoJournal(journal.leftovers, deps.run ?? runCommand, log)
+    journal.leftoversUndone()
+  }
+
   /** Before the first runtime: the policy refuses what this namespace has configured, from the start. */
   const watchHostAddresses = async (): Promise<void> => {
     if (deps.hostAddresses !== undefined) { runtimeDeps.hostAddresses = deps.hostAddresses; return }
@@ -298,6 +310,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   }
   const startParts = async (): Promise<void> => {
     checkModes(initial)
+    await openJournal()
     await kernel.apply(tcpProfileSettings(initial.kernel, 'kernel'))
     await watchHostAddresses()
     runtime = await buildRuntime(initial, runtimeDeps)
@@ -322,7 +335,8 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       runtime: current,
       acquire: (source) => caps?.tryAcquire(source) ?? { ok: false, reason: 'max_conns' },
       nextId: () => ++nextId,
-      highWaterMark: initial.limits.highWaterMark
+      highWaterMark: initial.limits.highWaterMark,
+      journal: journalled
     })
     await transparent.start()
   }

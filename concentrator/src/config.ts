@@ -4,7 +4,7 @@
  * Reference: docs/configuration.md (generated from this schema by scripts/config-reference.ts).
  */
 import { Type, type Static } from 'typebox'
-import { endpointProperties, LogSchema, managementSchema, MptcpSchema } from '../../shared/src/config/common-schema.ts'
+import { endpointProperties, LogSchema, managementSchema, MptcpSchema, stateDirSchema } from '../../shared/src/config/common-schema.ts'
 import { integerOption, stringEnum } from '../../shared/src/config/schema-helpers.ts'
 import type { DeepReadonly } from '../../shared/src/config/freeze.ts'
 import { ConcentratorLimitsSchema } from './config-limits.ts'
@@ -63,6 +63,8 @@ export const ConfigSchema = Type.Object({
   log: LogSchema,
   /** Management API; default 127.0.0.1:9090, no token. */
   management: managementSchema(9090),
+  /** Crash journal directory; default /run/hybrid-concentrator. */
+  stateDir: stateDirSchema('concentrator'),
   /** Behaviour without kernel MPTCP; default `fail`. */
   mptcp: MptcpSchema,
   /**

@@ -25,6 +25,7 @@ export const ErrorCodes = {
   HYBRID_ERR_TUN_SYSCALL: 'TUN device system call failed',
   // --- system commands / nftables / uplinks (CPE control plane) ----------------------------
   HYBRID_ERR_CMD_FAILED: 'system command failed',
+  HYBRID_ERR_STATE_LOCKED: 'another instance of the daemon runs in this network namespace (crash journal held)',
   HYBRID_ERR_CMD_OUTPUT: 'system command output cannot be parsed',
   HYBRID_ERR_NFT_CHECK: 'nftables ruleset rejected by nft -c',
   HYBRID_ERR_NFT_APPLY: 'nftables ruleset could not be applied',

@@ -230,6 +230,32 @@ describe('transparent mode (on-path HAG)', { skip: skip ?? false, concurrency: f
     await lab().ns.hag.exec(['nft', 'delete', 'table', 'inet', 'hybrid_hag'])
   })
 
+  test('SIGKILL leaves the namespace changed; the next start (another join port) undoes it first, and its clean stop restores the original C flag', async () => {
+    const hag = lab().ns.hag
+    const C_FLAG = ['sysctl', '-n', 'net.mptcp.allow_join_initial_addr_port']
+    assert.equal((await hag.exec(C_FLAG)).trim(), '1')
+    const crashed = await startConc({ joinPort: 7104 })
+    holder.conc = undefined
+    process.kill(crashed.pid, 'SIGKILL')
+    await crashed.stop(100)
+    assert.equal((await hag.exec(C_FLAG)).trim(), '0', 'a SIGKILL leaves the C flag cleared')
+    assert.match(await hag.exec(['ip', 'mptcp', 'endpoint', 'show']), /port 7104/)
+    assert.match(await hag.exec(['ip', 'rule', 'show']), /fwmark/)
+    const next = await startConc({ joinPort: 7105 })
+    assert.match(next.logTail(64 * 1024), /did not stop cleanly: undoing what it left/)
+    const endpoints = await hag.exec(['ip', 'mptcp', 'endpoint', 'show'])
+    assert.doesNotMatch(endpoints, /port 7104/, 'the dead run\'s endpoints are gone')
+    assert.match(endpoints, /port 7105/)
+    assert.equal((await hag.exec(['ip', 'rule', 'show'])).split('\n').filter((l) => l.includes('fwmark')).length, 1, 'one fwmark rule, not two')
+    const r = await get(plainServer().v4, 80, 1_000_000)
+    assert.equal(r.error, undefined)
+    assert.equal(r.subflows, 2, 'bonded again: the join reaches the new endpoint')
+    await stopConc()
+    assert.equal((await hag.exec(C_FLAG)).trim(), '1', 'the original value, not the leaked 0')
+    assert.equal((await hag.exec(['ip', 'mptcp', 'endpoint', 'show'])).trim(), '')
+    assert.doesNotMatch(await hag.exec(['ip', 'rule', 'show']), /fwmark/)
+  })
+
   test('CPE agent in mode transparent: LAN downloads on several ports are bonded; fail-open counted by the agent', async (t) => {
     await startConc({ joinPort: 7104 })
     const cpe = await startDaemon({ daemon: 'cpe', config: cpeConfig(lab()), ns: lab().ns.cpe, spawn: (argv) => lab().spawn('cpe', argv) })

@@ -19,6 +19,8 @@ import { HybridError } from '../../../shared/src/errors.ts'
 import type { Logger } from '../../../shared/src/log.ts'
 import { runCommand, runJsonArray, type CommandRunner } from '../../../shared/src/sys/command.ts'
 import { NftOwner } from '../../../shared/src/sys/nft-owner.ts'
+import type { JournalEntry } from '../../../shared/src/sys/crash-journal.ts'
+import type { JournalRecorder } from '../../../shared/src/sys/crash-journal.ts'
 import {
   endpointAddArgv, endpointDelArgv, families, hagRuleset, JOIN_SYSCTL, limitsArgv, localRouteArgv, parseEndpoints,
   parseLimits, plainTableBatch, ruleArgv, sysctlReadArgv, sysctlWriteArgv, type HagPlanInput, type JoinEndpoint, type MptcpLimits,
@@ -38,6 +40,8 @@ export interface HagSetupOptions {
   readonly commandPrefix?: readonly string[]
   /** The owner table's holder died (table gone: interception is off, fail-open). */
   readonly onHolderExit?: () => void
+  /** Every change is recorded before it is made and forgotten when undone, so a crash cannot lose it. */
+  readonly journal?: JournalRecorder
 }
 
 export class HagSetup {
@@ -88,13 +92,18 @@ export class HagSetup {
 
   async #applyRouting (): Promise<void> {
     const c = this.#o.config
+    this.#routing = true
     for (const f of families(c)) {
       await this.#deleteRules(f)
+      this.#record({ kind: 'command', undo: localRouteArgv('del', f, c) })
       await this.#run(localRouteArgv('replace', f, c))
+      this.#record({ kind: 'command', undo: ruleArgv('del', f, c) })
       await this.#run(ruleArgv('add', f, c))
     }
-    this.#routing = true
   }
+
+  #record (e: JournalEntry): void { this.#o.journal?.record(e) }
+  #forget (e: JournalEntry): void { this.#o.journal?.forget(e) }
 
   /** Remove every copy of our rule (a leftover from a crash would otherwise be duplicated). */
   async #deleteRules (f: 4 | 6): Promise<void> {
@@ -108,7 +117,9 @@ export class HagSetup {
     this.#routing = false
     for (const f of families(this.#o.config)) {
       await this.#deleteRules(f)
+      this.#forget({ kind: 'command', undo: ruleArgv('del', f, this.#o.config) })
       await this.#run(localRouteArgv('del', f, this.#o.config)).catch(() => '')
+      this.#forget({ kind: 'command', undo: localRouteArgv('del', f, this.#o.config) })
     }
   }
 
@@ -116,14 +127,17 @@ export class HagSetup {
     const before = parseLimits(await this.#run(['ip', 'mptcp', 'limits', 'show']))
     const want = this.#o.config.subflowsLimit
     if (before === undefined || before.subflows >= want) return
-    await this.#run(limitsArgv({ subflows: want, addAddrAccepted: before.addAddrAccepted }))
+    this.#record({ kind: 'command', undo: limitsArgv(before) })
     this.#limitsBefore = before
+    await this.#run(limitsArgv({ subflows: want, addAddrAccepted: before.addAddrAccepted }))
   }
 
   async #restoreLimits (): Promise<void> {
     const before = this.#limitsBefore
     this.#limitsBefore = undefined
-    if (before !== undefined) await this.#run(limitsArgv(before))
+    if (before === undefined) return
+    await this.#run(limitsArgv(before))
+    this.#forget({ kind: 'command', undo: limitsArgv(before) })
   }
 
   async #applyEndpoints (): Promise<void> {
@@ -150,11 +164,15 @@ export class HagSetup {
    */
   async #addEndpoint (e: JoinEndpoint): Promise<void> {
     if (this.#removed) return
+    this.#record({ kind: 'mptcp-endpoint', address: e.address, port: e.port })
     try {
       await this.#run(endpointAddArgv(e))
     } catch (err) {
       const stderr = String((err as HybridError).detail?.['stderr'] ?? '')
-      if (!/-98\b|in use/i.test(stderr)) throw err
+      if (!/-98\b|in use/i.test(stderr)) {
+        this.#forget({ kind: 'mptcp-endpoint', address: e.address, port: e.port })
+        throw err
+      }
       this.#o.log.warn({ address: e.address, port: e.port }, 'join endpoint port still in use (TIME_WAIT of a previous run?): retrying; connections stay single-path until then')
       const timer = setTimeout(() => {
         this.#retries.delete(timer)
@@ -175,18 +193,24 @@ export class HagSetup {
     const ids = this.#endpointIds
     this.#endpointIds = []
     for (const id of ids) await this.#run(endpointDelArgv(id))
+    // Deleted, or never added (an endpoint still being retried): nothing left to undo.
+    for (const e of this.#o.config.joinEndpoints) this.#forget({ kind: 'mptcp-endpoint', address: e.address, port: e.port })
   }
 
   async #applySysctl (): Promise<void> {
     const before = (await this.#run(sysctlReadArgv(JOIN_SYSCTL))).trim()
-    if (before !== '0') await this.#run(sysctlWriteArgv(JOIN_SYSCTL, '0'))
     this.#sysctlBefore = before
+    if (before === '0') return
+    this.#record({ kind: 'sysctl', key: JOIN_SYSCTL, before })
+    await this.#run(sysctlWriteArgv(JOIN_SYSCTL, '0'))
   }
 
   async #restoreSysctl (): Promise<void> {
     const before = this.#sysctlBefore
     this.#sysctlBefore = undefined
-    if (before !== undefined && before !== '0') await this.#run(sysctlWriteArgv(JOIN_SYSCTL, before))
+    if (before === undefined || before === '0') return
+    await this.#run(sysctlWriteArgv(JOIN_SYSCTL, before))
+    this.#forget({ kind: 'sysctl', key: JOIN_SYSCTL, before })
   }
 
   async #applyRules (): Promise<void> {

@@ -9,6 +9,7 @@
  * stop(): stop accepting → drain (listeners stay open: MP_JOINs of draining connections) → abort
  * the rest → remove the system state (open: the table goes; closed: it stays) → close listeners.
  */
+import type { JournalRecorder } from '../../../shared/src/sys/crash-journal.ts'
 import type net from 'node:net'
 import { connLogger, childFor } from '../../../shared/src/log.ts'
 import type { Logger } from '../../../shared/src/log.ts'
@@ -39,6 +40,8 @@ export interface TransparentModeDeps {
   readonly highWaterMark: number
   readonly run?: CommandRunner
   readonly commandPrefix?: readonly string[]
+  /** The daemon's crash journal (what the HAG setup changes is recorded before it is made). */
+  readonly journal?: JournalRecorder
 }
 
 export interface TransparentMode {
@@ -64,7 +67,8 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
     config: c,
     log,
     ...(deps.run === undefined ? {} : { run: deps.run }),
-    ...(deps.commandPrefix === undefined ? {} : { commandPrefix: deps.commandPrefix })
+    ...(deps.commandPrefix === undefined ? {} : { commandPrefix: deps.commandPrefix }),
+    ...(deps.journal === undefined ? {} : { journal: deps.journal })
   })
   const m = deps.metrics
 

@@ -47,3 +47,13 @@ export function endpointProperties (what: string) {
     port: portOption(`${what} port`)
   }
 }
+
+/** `stateDir`: where the crash journal lives (shared/src/sys/crash-journal.ts). */
+export function stateDirSchema (daemon: string) {
+  return Type.String({
+    minLength: 1,
+    maxLength: 1024,
+    default: `/run/hybrid-${daemon}`,
+    description: 'directory of the crash journal (what the daemon changed in its network namespace, undone by the next start after a crash); one file per namespace; keep it on a volume that outlives the container for crash recovery across container restarts'
+  })
+}

@@ -24,6 +24,7 @@
  */
 import { ConfigError, HybridError } from '../errors.ts'
 import type { CommandRunner } from './command.ts'
+import type { JournalRecorder } from './crash-journal.ts'
 
 export interface SysctlSetting { readonly key: string, readonly value: string }
 
@@ -101,6 +102,8 @@ export interface SysctlProfileOptions {
   readonly run: CommandRunner
   /** Called once per setting changed or written back (the caller logs it). */
   readonly onChange?: (change: { key: string, from: string, to: string, phase: 'apply' | 'restore' }) => void
+  /** Each change is recorded here before it is made and forgotten once written back (crash-journal.ts). */
+  readonly journal?: JournalRecorder
 }
 
 /**
@@ -124,6 +127,7 @@ export class SysctlProfile {
         const before = normaliseSysctl(await this.#o.run(sysctlReadArgv(s.key)))
         const after = resolveSetting(s, before)
         if (!sameSysctlValue(before, after)) {
+          this.#o.journal?.record({ kind: 'sysctl', key: s.key, before })
           await this.#o.run(sysctlWriteArgv({ key: s.key, value: after }))
           this.#o.onChange?.({ key: s.key, from: before, to: after, phase: 'apply' })
         }
@@ -144,6 +148,7 @@ export class SysctlProfile {
     for (const s of list) {
       try {
         await this.#o.run(sysctlWriteArgv(s))
+        this.#o.journal?.forget({ kind: 'sysctl', key: s.key, before: s.value })
         this.#o.onChange?.({ key: s.key, from: set.get(s.key) ?? '', to: s.value, phase: 'restore' })
       } catch (err) { errors.push(err) }
     }

@@ -3,6 +3,10 @@ import assert from 'node:assert/strict'
 import { createLogger } from '../../../../shared/src/log.ts'
 import { HybridError } from '../../../../shared/src/errors.ts'
 import { HagSetup, type HagSetupInput } from '../../../../concentrator/src/transparent/hag-setup.ts'
+import { CrashJournal, parseJournal, undoJournal, type JournalEntry } from '../../../../shared/src/sys/crash-journal.ts'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { testTempDir } from '../../../helpers/temp-dir.ts'
 
 const config: HagSetupInput = {
   accessInterfaces: ['dsl0'],
@@ -82,3 +86,53 @@ test('a join port still in use (TIME_WAIT) does not fail the start; the retry st
   await setup.remove()
   assert.equal(sys.state().sysctl, '1')
 })
+
+test('crash journal: every change is on disk before it is made; a SIGKILL-like stop leaves it, the next start undoes it and then restores the ORIGINAL C flag', async () => {
+  const dir = testTempDir('hat-journal-')
+  const sys = fakeSystem()
+  // Run 1 "crashes" after apply: no remove(); its journal is what a SIGKILL leaves behind.
+  const crashed = CrashJournal.open({ dir, name: 'concentrator', log, netnsId: 'x', isAlive: () => false })
+  const atRecord: string[] = []
+  const recording = {
+    record: (e: JournalEntry) => {
+      // What the entry covers is not done yet when it is recorded.
+      const st = sys.state()
+      if (e.kind === 'sysctl') assert.equal(st.sysctl, '1')
+      if (e.kind === 'mptcp-endpoint') assert.equal(st.endpoints, 0)
+      if (e.kind === 'command' && e.undo.includes('limits')) assert.equal(st.subflows, 0)
+      if (e.kind === 'command' && e.undo.includes('rule')) assert.ok(!sys.calls.some((c) => c.startsWith('ip -4 rule add')))
+      crashed.record(e)
+      atRecord.push(e.kind)
+    },
+    forget: (e: JournalEntry) => { crashed.forget(e) }
+  }
+  await new HagSetup({ config, log, run: sys.run, journal: recording }).apply()
+  assert.deepEqual(sys.state(), { sysctl: '0', subflows: 2, endpoints: 1 })
+  const left = parseJournal(readFileSync(crashed.file, 'utf8'))
+  assert.deepEqual(left?.entries.map((e) => e.kind === 'command' ? e.undo.slice(0, 4).join(' ') : e.kind), [
+    'ip -4 route del', 'ip -4 rule del', 'ip mptcp limits set', 'mptcp-endpoint', 'sysctl'
+  ])
+  assert.ok(left?.entries.some((e) => e.kind === 'sysctl' && e.before === '1'), 'the original C flag is on disk')
+  assert.equal(atRecord.length, 5)
+
+  // Run 2: another process (the journal's pid is "dead"), another join port.
+  const journal = openAsNextRun(dir, left?.pid ?? 0)
+  assert.equal(journal.leftovers.length, 5)
+  await undoJournal(journal.leftovers, sys.run, log)
+  journal.leftoversUndone()
+  assert.deepEqual(sys.state(), { sysctl: '1', subflows: 0, endpoints: 0 }, 'the dead run\'s changes are undone, the original values are back')
+  const next = new HagSetup({ config: { ...config, joinEndpoints: [{ address: '198.51.100.82', interface: 'lte0', port: 7102 }] }, log, run: sys.run, journal })
+  await next.apply()
+  assert.deepEqual(sys.state(), { sysctl: '0', subflows: 2, endpoints: 1 }, 'a restart on another join port works (no "already is an MPTCP endpoint")')
+  await next.remove()
+  assert.deepEqual(sys.state(), { sysctl: '1', subflows: 0, endpoints: 0 }, 'a clean stop restores the original C flag, not the leaked 0')
+  assert.ok(!existsSync(journal.file), 'a clean stop leaves no journal')
+})
+
+/** The journal as a new process would open it: the file's pid is made foreign and dead. */
+function openAsNextRun (dir: string, pid: number): CrashJournal {
+  const file = join(dir, 'concentrator-netnsx.json')
+  const body = JSON.parse(readFileSync(file, 'utf8')) as { pid: number }
+  writeFileSync(file, JSON.stringify({ ...body, pid: pid + 1_000_000 }))
+  return CrashJournal.open({ dir, name: 'concentrator', log, netnsId: 'x', isAlive: () => false })
+}
