@@ -26,9 +26,10 @@ import type { CommandRunner } from '../../shared/src/sys/command.ts'
 import { runCommand } from '../../shared/src/sys/command.ts'
 import { SysctlProfile, tcpProfileSettings } from '../../shared/src/sys/sysctl-profile.ts'
 import { ConnectionCaps } from '../../shared/src/net/connection-caps.ts'
+import type { CapLimits } from '../../shared/src/net/connection-caps.ts'
 import { ListenerSet } from './accept/listener-set.ts'
 import type { BoundListener } from './accept/listener-set.ts'
-import { sourceKey } from './accept/source-address.ts'
+import { capSourceKey, sourceKey } from './accept/source-address.ts'
 import { buildRuntime } from './build-runtime.ts'
 import type { BuildRuntimeDeps } from './build-runtime.ts'
 import type { ConcentratorConfig } from './config.ts'
@@ -92,6 +93,21 @@ function checkModes (config: ConcentratorConfig): void {
   })
 }
 
+function capLimits (r: Runtime): CapLimits {
+  const l = r.limits
+  return { maxConnections: l.maxConnections, perSourceMaxConnections: l.perSourceMaxConnections, unauthenticatedMaxConnections: l.unauthenticatedMaxConnections }
+}
+
+function capsStatus (caps: ConnectionCaps | undefined): object {
+  return {
+    max: caps?.limits.maxConnections ?? 0,
+    perSourceMax: caps?.limits.perSourceMaxConnections ?? 0,
+    unauthenticated: caps?.unauthenticated ?? 0,
+    unauthenticatedMax: caps?.limits.unauthenticatedMaxConnections ?? 0,
+    sources: caps?.sources ?? 0
+  }
+}
+
 function allowedHosts (host: string): string[] {
   return ['localhost', '127.0.0.1', '[::1]', host.includes(':') ? `[${host}]` : host]
 }
@@ -153,7 +169,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     const source = sourceKey(socket.remoteAddress)
     const mptcp = listener.config.protocol === 'mptcp' && isMptcp(socket, listener)
     if (listener.config.protocol === 'mptcp' && !mptcp) metrics.mptcpFallbacks.inc({ reason: 'other' })
-    const slot = caps?.tryAcquire(source) ?? { ok: false as const, reason: 'max_conns' as const }
+    const slot = caps?.tryAcquire(capSourceKey(source, current().limits.perSourceIpv6PrefixLength)) ?? { ok: false as const, reason: 'max_conns' as const }
     if (!slot.ok && mode === 'convert') {
       metrics.connectionsRejected.inc({ mode, reason: slot.reason })
       refuseConvertAtAccept(socket, source, { ...connDeps, converter })
@@ -173,6 +189,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       source,
       mptcp,
       accepted: now(),
+      authenticated: slot.authenticated,
       log: connLogger(connLog, id, { mode, src: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}` }),
       onDone: () => {
         slot.release()
@@ -203,9 +220,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       active: live.size,
       relaying: sessions.size,
       handshaking: live.size - sessions.size,
-      max: caps?.limits.maxConnections ?? 0,
-      perSourceMax: caps?.limits.perSourceMaxConnections ?? 0,
-      sources: caps?.sources ?? 0
+      ...capsStatus(caps)
     },
     auth: {
       trustedPrefixes: config.auth.trustedPrefixes.length,
@@ -226,7 +241,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       runtime = built
       config = next
       converter.update(next.convert)
-      caps?.setLimits({ maxConnections: built.limits.maxConnections, perSourceMaxConnections: built.limits.perSourceMaxConnections })
+      caps?.setLimits(capLimits(built))
       metrics.connectionsMax.set(built.limits.maxConnections)
       deps.log.level = next.log.level
       if (old !== undefined) retire(old, next)
@@ -286,7 +301,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     checkModes(initial)
     await kernel.apply(tcpProfileSettings(initial.kernel, 'kernel'))
     runtime = await buildRuntime(initial, runtimeDeps)
-    caps = new ConnectionCaps({ maxConnections: runtime.limits.maxConnections, perSourceMaxConnections: runtime.limits.perSourceMaxConnections })
+    caps = new ConnectionCaps(capLimits(runtime))
     metrics.connectionsMax.set(runtime.limits.maxConnections)
     warnTfo(initial)
     await listeners.reconcile(initial.listeners)
@@ -305,7 +320,8 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       metrics,
       sessions,
       runtime: current,
-      acquire: (source) => caps?.tryAcquire(source) ?? { ok: false, reason: 'max_conns' },
+      // No signalling handshake to wait for: intercepted subscriber traffic is not in the unauthenticated budget.
+      acquire: (source) => caps?.tryAcquire(capSourceKey(source, current().limits.perSourceIpv6PrefixLength), { authenticated: true }) ?? { ok: false, reason: 'max_conns' },
       nextId: () => ++nextId,
       highWaterMark: initial.limits.highWaterMark
     })

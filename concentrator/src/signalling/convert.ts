@@ -204,6 +204,7 @@ export class ConvertConnection {
     }
     const target = decision.addresses[0]
     if (target === undefined) return // never: an allowed decision has at least one address
+    this.#info.authenticated() // source, cookie and TLVs accepted: out of the unauthenticated budget
     const started = performance.now()
     const result = await connectDownstream({
       address: target.address,

@@ -44,6 +44,8 @@ export interface ConnectionInfo {
   readonly source: string
   readonly mptcp: boolean
   readonly accepted: number
+  /** The connection has authenticated and its request was accepted: its caps slot leaves the unauthenticated budget. */
+  readonly authenticated: () => void
   readonly log: Logger
   /** Called exactly once when the connection is gone (caps slot, gauges, live set). */
   readonly onDone: () => void
@@ -188,6 +190,7 @@ export class Socks5Connection {
       this.#fail(encodeReply(decision.socks5Reply), reason, `${decision.reason}: ${decision.detail}`)
       return
     }
+    this.#info.authenticated() // authorised and the request accepted: out of the unauthenticated budget
     const started = performance.now()
     const result = await connectUpstream(decision.addresses, {
       port: decision.port, timeoutMs: limits.connectTimeoutMs, highWaterMark: limits.highWaterMark, signal: this.#abort.signal
