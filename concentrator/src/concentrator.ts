@@ -169,7 +169,10 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     const source = sourceKey(socket.remoteAddress)
     const mptcp = listener.config.protocol === 'mptcp' && isMptcp(socket, listener)
     if (listener.config.protocol === 'mptcp' && !mptcp) metrics.mptcpFallbacks.inc({ reason: 'other' })
-    const slot = caps?.tryAcquire(capSourceKey(source, current().limits.perSourceIpv6PrefixLength)) ?? { ok: false as const, reason: 'max_conns' as const }
+    const rt = current()
+    // A source in auth.trustedPrefixes is authenticated by its address; any other waits in the
+    // unauthenticated budget until its request (SOCKS5) or TLVs (Convert) are accepted.
+    const slot = caps?.tryAcquire(capSourceKey(source, rt.limits.perSourceIpv6PrefixLength), { authenticated: rt.trusted.has(source) }) ?? { ok: false as const, reason: 'max_conns' as const }
     if (!slot.ok && mode === 'convert') {
       metrics.connectionsRejected.inc({ mode, reason: slot.reason })
       refuseConvertAtAccept(socket, source, { ...connDeps, converter })
