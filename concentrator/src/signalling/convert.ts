@@ -8,7 +8,8 @@
  * the bytes that followed the message in the SYN go downstream right after the connect.
  *
  * Failures answer `[Hdr][Error]`, half-close and destroy after ≤ 1 s (the RFC's "reset" is
- * approximated: an immediate RST would discard the queued Error, docs/convert.md).
+ * approximated: an immediate RST would discard the queued Error, docs/convert.md); a refusal at
+ * accept (caps) closes the fd as soon as its Error is flushed (`refuseConvertAtAccept`).
  * Error replies are rate-limited per source (over the limit: a plain close). Decoder verdicts
  * "reset" (bad magic, Total Length 0, repeated TLV) are answered with a real RST.
  *
@@ -60,20 +61,27 @@ function asBuffer (u: Uint8Array): Buffer {
   return Buffer.from(u.buffer, u.byteOffset, u.byteLength)
 }
 
+/** Fallback only: a refused socket whose Error could not be flushed is destroyed after this. */
+const REFUSAL_FLUSH_MS = 50
+
 /**
- * A connection refused at accept (caps): Error 64 Resource Exceeded when the source's Error budget
- * allows, else a plain close; half-close, drain, destroy within 1 s.
+ * A connection refused at accept (caps; counted by the caller): Error 64 Resource Exceeded when the
+ * source's Error budget allows, then the fd is closed as soon as the Error and our FIN are handed to
+ * the kernel, without waiting for the peer (a refused socket must not hold an fd: it holds no caps
+ * slot). Reading is resumed first so that the SYN payload is consumed and the close does not turn
+ * into an RST that discards the Error. No Error budget: an RST at once.
  */
 export function refuseConvertAtAccept (socket: net.Socket, source: string, deps: ConvertConnectionDeps): void {
   socket.on('error', () => {})
-  const allowed = deps.converter.errorLimiter.take(source)
-  if (allowed) deps.metrics.convertErrors.inc({ direction: 'sent', code: convertErrorLabel(ConvertErrorCode.ResourceExceeded) })
-  const timer = setTimeout(() => { socket.destroy() }, FAILURE_LINGER_MS)
+  if (!deps.converter.errorLimiter.take(source)) {
+    socket.resetAndDestroy()
+    return
+  }
+  deps.metrics.convertErrors.inc({ direction: 'sent', code: convertErrorLabel(ConvertErrorCode.ResourceExceeded) })
+  const timer = setTimeout(() => { socket.destroy() }, REFUSAL_FLUSH_MS)
   socket.on('close', () => { clearTimeout(timer) })
-  socket.on('end', () => { socket.destroy() })
   socket.resume()
-  if (allowed) socket.end(buildConvertError(ConvertErrorCode.ResourceExceeded))
-  else socket.end()
+  socket.end(buildConvertError(ConvertErrorCode.ResourceExceeded), () => { socket.destroy() })
 }
 
 export class ConvertConnection {
