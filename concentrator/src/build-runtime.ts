@@ -85,5 +85,8 @@ export async function buildRuntime (config: Config, deps: BuildRuntimeDeps, prev
     ? previous.backoff
     : new AuthBackoff({ maxFailures: a.maxFailures, windowMs: a.failureWindowMs, initialMs: a.backoffInitialMs, maxMs: a.backoffMaxMs, ...(deps.now === undefined ? {} : { now: deps.now }) })
   const maxConnections = effectiveMaxConnections(config.limits.maxConnections, deps.openFilesLimit)
-  return { limits: { ...config.limits, maxConnections }, policy, verifier, trusted, backoff, config }
+  const unauthenticatedMaxConnections = config.limits.unauthenticatedMaxConnections > 0
+    ? Math.min(config.limits.unauthenticatedMaxConnections, maxConnections)
+    : Math.max(1, Math.floor(maxConnections / 4))
+  return { limits: { ...config.limits, maxConnections, unauthenticatedMaxConnections }, policy, verifier, trusted, backoff, config }
 }

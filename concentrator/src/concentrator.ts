@@ -28,9 +28,10 @@ import { SysctlProfile, tcpProfileSettings } from '../../shared/src/sys/sysctl-p
 import { CrashJournal, undoJournal, type JournalRecorder } from '../../shared/src/sys/crash-journal.ts'
 import { ConnectionCaps } from '../../shared/src/net/connection-caps.ts'
 import { HostAddresses, type AddressMembership } from '../../shared/src/net/host-addresses.ts'
+import type { CapLimits } from '../../shared/src/net/connection-caps.ts'
 import { ListenerSet } from './accept/listener-set.ts'
 import type { BoundListener } from './accept/listener-set.ts'
-import { sourceKey } from './accept/source-address.ts'
+import { capSourceKey, sourceKey } from './accept/source-address.ts'
 import { buildRuntime } from './build-runtime.ts'
 import type { BuildRuntimeDeps } from './build-runtime.ts'
 import type { ConcentratorConfig } from './config.ts'
@@ -94,6 +95,21 @@ function checkModes (config: ConcentratorConfig): void {
   config.listeners.forEach((l, i) => {
     if (l.mode !== 'socks5' && l.mode !== 'convert') throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `listeners/${i}/mode: ${String(l.mode)} listeners are not implemented`, { detail: { key: `listeners.${i}.mode` } })
   })
+}
+
+function capLimits (r: Runtime): CapLimits {
+  const l = r.limits
+  return { maxConnections: l.maxConnections, perSourceMaxConnections: l.perSourceMaxConnections, unauthenticatedMaxConnections: l.unauthenticatedMaxConnections }
+}
+
+function capsStatus (caps: ConnectionCaps | undefined): object {
+  return {
+    max: caps?.limits.maxConnections ?? 0,
+    perSourceMax: caps?.limits.perSourceMaxConnections ?? 0,
+    unauthenticated: caps?.unauthenticated ?? 0,
+    unauthenticatedMax: caps?.limits.unauthenticatedMaxConnections ?? 0,
+    sources: caps?.sources ?? 0
+  }
 }
 
 function allowedHosts (host: string): string[] {
@@ -161,7 +177,10 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     const source = sourceKey(socket.remoteAddress)
     const mptcp = listener.config.protocol === 'mptcp' && isMptcp(socket, listener)
     if (listener.config.protocol === 'mptcp' && !mptcp) metrics.mptcpFallbacks.inc({ reason: 'other' })
-    const slot = caps?.tryAcquire(source) ?? { ok: false as const, reason: 'max_conns' as const }
+    const rt = current()
+    // A source in auth.trustedPrefixes is authenticated by its address; any other waits in the
+    // unauthenticated budget until its request (SOCKS5) or TLVs (Convert) are accepted.
+    const slot = caps?.tryAcquire(capSourceKey(source, rt.limits.perSourceIpv6PrefixLength), { authenticated: rt.trusted.has(source) }) ?? { ok: false as const, reason: 'max_conns' as const }
     if (!slot.ok && mode === 'convert') {
       metrics.connectionsRejected.inc({ mode, reason: slot.reason })
       refuseConvertAtAccept(socket, source, { ...connDeps, converter })
@@ -181,6 +200,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       source,
       mptcp,
       accepted: now(),
+      authenticated: slot.authenticated,
       log: connLogger(connLog, id, { mode, src: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}` }),
       onDone: () => {
         slot.release()
@@ -211,9 +231,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       active: live.size,
       relaying: sessions.size,
       handshaking: live.size - sessions.size,
-      max: caps?.limits.maxConnections ?? 0,
-      perSourceMax: caps?.limits.perSourceMaxConnections ?? 0,
-      sources: caps?.sources ?? 0
+      ...capsStatus(caps)
     },
     auth: {
       trustedPrefixes: config.auth.trustedPrefixes.length,
@@ -235,7 +253,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       runtime = built
       config = next
       converter.update(next.convert)
-      caps?.setLimits({ maxConnections: built.limits.maxConnections, perSourceMaxConnections: built.limits.perSourceMaxConnections })
+      caps?.setLimits(capLimits(built))
       metrics.connectionsMax.set(built.limits.maxConnections)
       deps.log.level = next.log.level
       if (old !== undefined) retire(old, next)
@@ -314,7 +332,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     await kernel.apply(tcpProfileSettings(initial.kernel, 'kernel'))
     await watchHostAddresses()
     runtime = await buildRuntime(initial, runtimeDeps)
-    caps = new ConnectionCaps({ maxConnections: runtime.limits.maxConnections, perSourceMaxConnections: runtime.limits.perSourceMaxConnections })
+    caps = new ConnectionCaps(capLimits(runtime))
     metrics.connectionsMax.set(runtime.limits.maxConnections)
     warnTfo(initial)
     await listeners.reconcile(initial.listeners)
@@ -333,7 +351,8 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       metrics,
       sessions,
       runtime: current,
-      acquire: (source) => caps?.tryAcquire(source) ?? { ok: false, reason: 'max_conns' },
+      // No signalling handshake to wait for: intercepted subscriber traffic is not in the unauthenticated budget.
+      acquire: (source) => caps?.tryAcquire(capSourceKey(source, current().limits.perSourceIpv6PrefixLength), { authenticated: true }) ?? { ok: false, reason: 'max_conns' },
       nextId: () => ++nextId,
       highWaterMark: initial.limits.highWaterMark,
       journal: journalled

@@ -18,8 +18,12 @@ export const ConcentratorLimitsSchema = Type.Object({
   halfCloseTimeoutMs: msOption(45_000, 'after the first FIN, the other direction must end within this time', 100),
   /** Concurrent connections over all listeners; 0 = floor((RLIMIT_NOFILE − 64) / 2). Default 0. */
   maxConnections: integerOption({ default: 0, minimum: 0, maximum: 1_048_576, unit: 'connections', description: 'concurrent relayed connections; 0: derived from the fd limit, floor((RLIMIT_NOFILE - 64) / 2)' }),
-  /** Concurrent connections from one source address. Default 1024. */
-  perSourceMaxConnections: integerOption({ default: 1024, minimum: 1, maximum: 1_048_576, unit: 'connections', description: 'concurrent connections from one source address' }),
+  /** Concurrent connections from one source (an IPv4 address, or an IPv6 prefix of perSourceIpv6PrefixLength). Default 1024. */
+  perSourceMaxConnections: integerOption({ default: 1024, minimum: 1, maximum: 1_048_576, unit: 'connections', description: 'concurrent connections from one source: an IPv4 address (IPv4-mapped IPv6 counts as IPv4), or an IPv6 prefix of perSourceIpv6PrefixLength' }),
+  /** IPv6 sources are aggregated by this prefix length for perSourceMaxConnections (one host usually holds a whole /64). Default 64. */
+  perSourceIpv6PrefixLength: integerOption({ default: 64, minimum: 1, maximum: 128, unit: 'bits', description: 'IPv6 prefix length that makes one source for perSourceMaxConnections (IPv4 is always /32)' }),
+  /** Of maxConnections, slots that connections not yet authenticated may hold together; 0 = a quarter of maxConnections (at least 1). Default 0. */
+  unauthenticatedMaxConnections: integerOption({ default: 0, minimum: 0, maximum: 1_048_576, unit: 'connections', description: 'concurrent connections not yet authenticated (SOCKS5 before its request is accepted, Convert before its TLVs are accepted); 0: a quarter of maxConnections, at least 1' }),
   /** Client bytes buffered before the upstream connects (SOCKS pipelining, TFO payload). Unit bytes. Default 16384 (hard cap). */
   earlyDataMaxBytes: integerOption({ default: Limits.earlyDataMaxBytes, minimum: 0, maximum: Limits.earlyDataMaxBytes, unit: 'bytes', description: 'client bytes held before the upstream connects (pipelining, TFO data)' }),
   /** Stream buffer high-water mark per socket. Unit bytes. Default 32768. */

@@ -12,7 +12,7 @@ import type { CredentialVerifier } from './signalling/credentials.ts'
 import type { SourcePrefixes } from './accept/source-address.ts'
 
 export interface Runtime {
-  /** Limits with `maxConnections` already resolved (0 → from the fd limit). */
+  /** Limits with `maxConnections` and `unauthenticatedMaxConnections` already resolved (0 → derived). */
   readonly limits: ConcentratorLimits
   readonly policy: DestinationPolicy
   /** Undefined: RFC 1929 authentication is off (no credentials file). */

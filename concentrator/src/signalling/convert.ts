@@ -8,7 +8,8 @@
  * the bytes that followed the message in the SYN go downstream right after the connect.
  *
  * Failures answer `[Hdr][Error]`, half-close and destroy after ≤ 1 s (the RFC's "reset" is
- * approximated: an immediate RST would discard the queued Error, docs/convert.md).
+ * approximated: an immediate RST would discard the queued Error, docs/convert.md); a refusal at
+ * accept (caps) closes the fd as soon as its Error is flushed (`refuseConvertAtAccept`).
  * Error replies are rate-limited per source (over the limit: a plain close). Decoder verdicts
  * "reset" (bad magic, Total Length 0, repeated TLV) are answered with a real RST.
  *
@@ -37,6 +38,8 @@ import type { DownstreamResult } from './convert-downstream.ts'
 import { errnoToConvertError } from './convert-errno.ts'
 import type { ConverterState } from './convert-state.ts'
 import type { ConnectionDeps, ConnectionInfo } from './socks5.ts'
+import { EarlyData } from './early-data.ts'
+import type { EarlyBytes } from './early-data.ts'
 
 /** After a failure reply, the socket is destroyed if the peer has not closed within this. */
 const FAILURE_LINGER_MS = 1000
@@ -60,20 +63,27 @@ function asBuffer (u: Uint8Array): Buffer {
   return Buffer.from(u.buffer, u.byteOffset, u.byteLength)
 }
 
+/** Fallback only: a refused socket whose Error could not be flushed is destroyed after this. */
+const REFUSAL_FLUSH_MS = 50
+
 /**
- * A connection refused at accept (caps): Error 64 Resource Exceeded when the source's Error budget
- * allows, else a plain close; half-close, drain, destroy within 1 s.
+ * A connection refused at accept (caps; counted by the caller): Error 64 Resource Exceeded when the
+ * source's Error budget allows, then the fd is closed as soon as the Error and our FIN are handed to
+ * the kernel, without waiting for the peer (a refused socket must not hold an fd: it holds no caps
+ * slot). Reading is resumed first so that the SYN payload is consumed and the close does not turn
+ * into an RST that discards the Error. No Error budget: an RST at once.
  */
 export function refuseConvertAtAccept (socket: net.Socket, source: string, deps: ConvertConnectionDeps): void {
   socket.on('error', () => {})
-  const allowed = deps.converter.errorLimiter.take(source)
-  if (allowed) deps.metrics.convertErrors.inc({ direction: 'sent', code: convertErrorLabel(ConvertErrorCode.ResourceExceeded) })
-  const timer = setTimeout(() => { socket.destroy() }, FAILURE_LINGER_MS)
+  if (!deps.converter.errorLimiter.take(source)) {
+    socket.resetAndDestroy()
+    return
+  }
+  deps.metrics.convertErrors.inc({ direction: 'sent', code: convertErrorLabel(ConvertErrorCode.ResourceExceeded) })
+  const timer = setTimeout(() => { socket.destroy() }, REFUSAL_FLUSH_MS)
   socket.on('close', () => { clearTimeout(timer) })
-  socket.on('end', () => { socket.destroy() })
   socket.resume()
-  if (allowed) socket.end(buildConvertError(ConvertErrorCode.ResourceExceeded))
-  else socket.end()
+  socket.end(buildConvertError(ConvertErrorCode.ResourceExceeded), () => { socket.destroy() })
 }
 
 export class ConvertConnection {
@@ -85,7 +95,10 @@ export class ConvertConnection {
   readonly #abort = new AbortController()
   #timer: NodeJS.Timeout | undefined
   #relay: Relay | undefined
+  /** Between the message and the downstream connect: the early bytes read meanwhile. */
+  #early: EarlyData | undefined
   #finished = false
+  #failed = false
   #dst = ''
 
   constructor (socket: net.Socket, info: ConnectionInfo, deps: ConvertConnectionDeps) {
@@ -120,7 +133,7 @@ export class ConvertConnection {
   }
 
   readonly #onEnd = (): void => {
-    if (this.#relay === undefined) this.#socket.destroy()
+    if (this.#relay === undefined && this.#early === undefined) this.#socket.destroy()
   }
 
   readonly #onDeadline = (): void => {
@@ -166,10 +179,11 @@ export class ConvertConnection {
     if (!this.#cookieOk(message)) return
     this.#dst = connect.destination.family === 6 ? `[${connect.destination.address}]:${connect.port}` : `${connect.destination.address}:${connect.port}`
     const cap = this.#runtime.limits.earlyDataMaxBytes
-    if (earlyData.length > cap) {
-      this.#fail(ConvertErrorCode.ResourceExceeded, undefined, 'malformed', `early data over ${cap} bytes`)
-      return
-    }
+    const early = new EarlyData(this.#socket, earlyData, cap, (bytes) => {
+      this.#fail(ConvertErrorCode.ResourceExceeded, undefined, 'malformed', `early data over ${cap} bytes (${bytes} before the downstream connected)`)
+    })
+    if (this.#failed) return
+    this.#early = early
     this.#connect(message, connect, earlyData).catch((err: unknown) => {
       this.#info.log.error({ err }, 'connect path failed')
       this.#socket.destroy()
@@ -204,6 +218,7 @@ export class ConvertConnection {
     }
     const target = decision.addresses[0]
     if (target === undefined) return // never: an allowed decision has at least one address
+    this.#info.authenticated() // source, cookie and TLVs accepted: out of the unauthenticated budget
     const started = performance.now()
     const result = await connectDownstream({
       address: target.address,
@@ -215,14 +230,14 @@ export class ConvertConnection {
       highWaterMark: limits.highWaterMark,
       signal: this.#abort.signal
     })
-    if (this.#finished) {
+    if (this.#finished || this.#failed) {
       if (result.ok) result.socket.destroy()
       return
     }
-    this.#onDownstream(result, (performance.now() - started) / 1000, earlyData, target.family === 6 ? `[${target.address}]:${decision.port}` : `${target.address}:${decision.port}`)
+    this.#onDownstream(result, (performance.now() - started) / 1000, target.family === 6 ? `[${target.address}]:${decision.port}` : `${target.address}:${decision.port}`)
   }
 
-  #onDownstream (result: DownstreamResult, seconds: number, earlyData: Buffer, upstreamText: string): void {
+  #onDownstream (result: DownstreamResult, seconds: number, upstreamText: string): void {
     const m = this.#deps.metrics
     if (!result.ok) {
       m.upstreamConnectFailures.inc({ reason: upstreamFailureReason(result.code) })
@@ -231,18 +246,28 @@ export class ConvertConnection {
       return
     }
     m.upstreamConnectDuration.observe({ mode: 'convert' }, seconds)
+    const early = this.#takeEarly()
     this.#socket.write(buildConvertSuccess())
     m.handshakeDuration.observe({ mode: 'convert' }, (Date.now() - this.#info.accepted) / 1000)
-    this.#startRelay(result.socket, upstreamText, result.earlyDataSent ? Buffer.alloc(0) : earlyData)
+    this.#startRelay(result.socket, upstreamText, early, result.earlyDataSent)
   }
 
-  #startRelay (upstream: net.Socket, upstreamText: string, earlyData: Buffer): void {
+  #takeEarly (): EarlyBytes {
+    const early = this.#early?.take() ?? { first: Buffer.alloc(0), later: Buffer.alloc(0), ended: false }
+    this.#early = undefined
+    return early
+  }
+
+  /** `firstSent`: the bytes of the message's own read already left in the downstream SYN (TFO). */
+  #startRelay (upstream: net.Socket, upstreamText: string, early: EarlyBytes, firstSent: boolean): void {
     const { limits } = this.#runtime
+    const earlyData = firstSent || early.first.length === 0 ? early.later : early.later.length === 0 ? early.first : Buffer.concat([early.first, early.later])
     const r = relay(this.#socket, upstream, {
       ...relayMetricHooks(this.#deps.metrics),
       idleTimeoutMs: limits.idleTimeoutMs,
       halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
-      ...(earlyData.length > 0 ? { earlyData } : {})
+      ...(earlyData.length > 0 ? { earlyData } : {}),
+      ...(early.ended ? { clientEnded: true } : {})
     })
     this.#relay = r
     const s = this.#socket
@@ -275,6 +300,10 @@ export class ConvertConnection {
    * budget allows, else close without it; count; half-close; destroy within FAILURE_LINGER_MS.
    */
   #fail (code: number, value: Uint8Array | undefined, reason: RejectReason | undefined, why: string, bytes?: Buffer): void {
+    if (this.#failed) return
+    this.#failed = true
+    this.#abort.abort() // a dial in progress is abandoned
+    this.#takeEarly()
     if (reason !== undefined) this.#reject(reason)
     const allowed = this.#deps.converter.errorLimiter.take(this.#info.source)
     if (allowed) this.#deps.metrics.convertErrors.inc({ direction: 'sent', code: convertErrorLabel(code) })

@@ -27,6 +27,8 @@ import type { PolicyDecision } from '../policy/destination-policy.ts'
 import type { Runtime } from '../runtime.ts'
 import type { SessionTable } from '../session-table.ts'
 import type { RateLimitedLog } from '../../../shared/src/rate-limited-log.ts'
+import { EarlyData } from './early-data.ts'
+import type { EarlyBytes } from './early-data.ts'
 
 /** After a failure reply, the socket is destroyed if the peer has not closed within this. */
 const FAILURE_LINGER_MS = 1000
@@ -44,6 +46,8 @@ export interface ConnectionInfo {
   readonly source: string
   readonly mptcp: boolean
   readonly accepted: number
+  /** The connection has authenticated and its request was accepted: its caps slot leaves the unauthenticated budget. */
+  readonly authenticated: () => void
   readonly log: Logger
   /** Called exactly once when the connection is gone (caps slot, gauges, live set). */
   readonly onDone: () => void
@@ -80,7 +84,10 @@ export class Socks5Connection {
   readonly #abort = new AbortController()
   #timer: NodeJS.Timeout | undefined
   #relay: Relay | undefined
+  /** Between the request and the upstream connect: the early bytes read meanwhile. */
+  #early: EarlyData | undefined
   #finished = false
+  #failed = false
   #dst = ''
 
   constructor (socket: net.Socket, info: ConnectionInfo, deps: ConnectionDeps) {
@@ -115,9 +122,9 @@ export class Socks5Connection {
     if (this.#relay === undefined) this.#done()
   }
 
-  /** FIN before the relay (the listener runs allowHalfOpen for the relay's sake): nothing to wait for. */
+  /** FIN before the request (the listener runs allowHalfOpen for the relay's sake): nothing to wait for. After it, EarlyData keeps it for the relay. */
   readonly #onEnd = (): void => {
-    if (this.#relay === undefined) this.#socket.destroy()
+    if (this.#relay === undefined && this.#early === undefined) this.#socket.destroy()
   }
 
   readonly #onHandshakeTimeout = (): void => {
@@ -163,43 +170,45 @@ export class Socks5Connection {
   }
 
   #onRequest (address: Socks5Address, earlyData: Buffer): void {
-    this.#socket.pause()
     this.#socket.off('data', this.#onData)
     clearTimeout(this.#timer)
     this.#timer = undefined
     this.#dst = `${address.host}:${address.port}`
-    if (earlyData.length > this.#runtime.limits.earlyDataMaxBytes) {
-      this.#fail(encodeReply(Socks5Reply.GeneralFailure), 'malformed', `early data over ${this.#runtime.limits.earlyDataMaxBytes} bytes`)
-      return
-    }
-    this.#connect(address, earlyData).catch((err: unknown) => {
+    const cap = this.#runtime.limits.earlyDataMaxBytes
+    const early = new EarlyData(this.#socket, earlyData, cap, (bytes) => {
+      this.#fail(encodeReply(Socks5Reply.GeneralFailure), 'malformed', `early data over ${cap} bytes (${bytes} before the upstream connected)`)
+    })
+    if (this.#failed) return
+    this.#early = early
+    this.#connect(address).catch((err: unknown) => {
       this.#info.log.error({ err }, 'connect path failed')
       this.#socket.destroy()
     })
   }
 
-  async #connect (address: Socks5Address, earlyData: Buffer): Promise<void> {
+  async #connect (address: Socks5Address): Promise<void> {
     const { policy, limits } = this.#runtime
     const decision: PolicyDecision = await policy.check(address.host, address.port, this.#info.source)
-    if (this.#finished) return
+    if (this.#finished || this.#failed) return
     if (!decision.allowed) {
       const reason = policyRejectReason(decision.reason)
       if (reason === undefined) this.#deps.metrics.upstreamConnectFailures.inc({ reason: 'dns' })
       this.#fail(encodeReply(decision.socks5Reply), reason, `${decision.reason}: ${decision.detail}`)
       return
     }
+    this.#info.authenticated() // authorised and the request accepted: out of the unauthenticated budget
     const started = performance.now()
     const result = await connectUpstream(decision.addresses, {
       port: decision.port, timeoutMs: limits.connectTimeoutMs, highWaterMark: limits.highWaterMark, signal: this.#abort.signal
     })
-    if (this.#finished) {
+    if (this.#finished || this.#failed) {
       if (result.ok) result.socket.destroy()
       return
     }
-    this.#onUpstream(result, (performance.now() - started) / 1000, earlyData)
+    this.#onUpstream(result, (performance.now() - started) / 1000)
   }
 
-  #onUpstream (result: UpstreamResult, seconds: number, earlyData: Buffer): void {
+  #onUpstream (result: UpstreamResult, seconds: number): void {
     const m = this.#deps.metrics
     if (!result.ok) {
       m.upstreamConnectFailures.inc({ reason: result.reason })
@@ -207,20 +216,29 @@ export class Socks5Connection {
       return
     }
     m.upstreamConnectDuration.observe({ mode: 'socks5' }, seconds)
+    const early = this.#takeEarly()
     const upstream = result.socket
     this.#socket.write(encodeReply(Socks5Reply.Succeeded, boundAddress(upstream)))
     m.socks5Replies.inc({ rep: '0' })
     m.handshakeDuration.observe({ mode: 'socks5' }, (Date.now() - this.#info.accepted) / 1000)
-    this.#startRelay(upstream, `${result.target.family === 6 ? `[${result.target.address}]` : result.target.address}:${upstream.remotePort ?? 0}`, earlyData)
+    this.#startRelay(upstream, `${result.target.family === 6 ? `[${result.target.address}]` : result.target.address}:${upstream.remotePort ?? 0}`, early)
   }
 
-  #startRelay (upstream: net.Socket, upstreamText: string, earlyData: Buffer): void {
+  #takeEarly (): EarlyBytes {
+    const early = this.#early?.take() ?? { first: Buffer.alloc(0), later: Buffer.alloc(0), ended: false }
+    this.#early = undefined
+    return early
+  }
+
+  #startRelay (upstream: net.Socket, upstreamText: string, early: EarlyBytes): void {
     const { limits } = this.#runtime
+    const earlyData = early.later.length === 0 ? early.first : Buffer.concat([early.first, early.later])
     const r = relay(this.#socket, upstream, {
       ...relayMetricHooks(this.#deps.metrics),
       idleTimeoutMs: limits.idleTimeoutMs,
       halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
-      ...(earlyData.length > 0 ? { earlyData } : {})
+      ...(earlyData.length > 0 ? { earlyData } : {}),
+      ...(early.ended ? { clientEnded: true } : {})
     })
     this.#relay = r
     const s = this.#socket
@@ -255,6 +273,10 @@ export class Socks5Connection {
 
   /** Answer (if there is an answer), count, flush and close within FAILURE_LINGER_MS. */
   #fail (reply: Buffer, reason: RejectReason | undefined, why: string | undefined): void {
+    if (this.#failed) return
+    this.#failed = true
+    this.#abort.abort() // a dial in progress is abandoned
+    this.#takeEarly()
     clearTimeout(this.#timer)
     this.#socket.off('data', this.#onData)
     if (reason !== undefined) this.#reject(reason)

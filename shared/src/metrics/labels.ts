@@ -17,7 +17,7 @@ export type ReloadResult = (typeof ReloadResult)[number]
 
 /** Why a connection was refused before it was relayed. */
 export const RejectReason = [
-  'max_conns', 'per_source_limit', 'acl_denied', 'ssrf_blocked', 'auth_failed',
+  'max_conns', 'per_source_limit', 'unauthenticated_limit', 'acl_denied', 'ssrf_blocked', 'auth_failed',
   'handshake_timeout', 'malformed', 'unsupported_cmd', 'overload', 'not_intercepted'
 ] as const
 export type RejectReason = (typeof RejectReason)[number]

@@ -1,19 +1,31 @@
 /**
  * Connection caps shared by the daemons (security-and-operations.md §1, threats 4 and 5): a global
- * cap and a per-source cap on concurrent connections, and the fd-limit derived default
- * `floor((RLIMIT_NOFILE − 64) / 2)` (two fds per relayed connection). The concentrator has its own
- * copy in concentrator/src/accept/ (conn-caps.ts, fd-limit.ts) and may switch to this module.
+ * cap and a per-source cap on concurrent connections, an optional budget for connections that have
+ * not authenticated yet (so unauthenticated hosts cannot take the global cap from subscribers),
+ * and the fd-limit derived default `floor((RLIMIT_NOFILE − 64) / 2)` (two fds per relayed
+ * connection). What a "source" is (the concentrator aggregates IPv6 by prefix) is the caller's key.
  */
 import { readFileSync } from 'node:fs'
 
-export type CapRefusal = 'max_conns' | 'per_source_limit'
+export type CapRefusal = 'max_conns' | 'per_source_limit' | 'unauthenticated_limit'
 
 export interface CapLimits {
   maxConnections: number
   perSourceMaxConnections: number
+  /**
+   * Of `maxConnections`, how many slots connections that have not authenticated yet may hold
+   * together (their own, smaller budget, so that unauthenticated hosts cannot crowd out
+   * subscribers). Absent: no separate budget.
+   */
+  unauthenticatedMaxConnections?: number
 }
 
-export type Acquired = { ok: true, release: () => void } | { ok: false, reason: CapRefusal }
+/**
+ * A held slot. It starts unauthenticated (counted in the unauthenticated budget) unless acquired
+ * with `authenticated: true`; `authenticated()` moves it out of that budget (idempotent);
+ * `release()` frees it (idempotent).
+ */
+export type Acquired = { ok: true, release: () => void, authenticated: () => void } | { ok: false, reason: CapRefusal }
 
 export const MaxDerivedConnections = 1_048_576
 
@@ -50,6 +62,7 @@ export function effectiveMaxConnections (configured: number, nofile: () => numbe
 export class ConnectionCaps {
   #limits: CapLimits
   #total = 0
+  #unauthenticated = 0
   readonly #perSource = new Map<string, number>()
 
   constructor (limits: CapLimits) {
@@ -63,6 +76,8 @@ export class ConnectionCaps {
 
   get limits (): CapLimits { return { ...this.#limits } }
   get total (): number { return this.#total }
+  /** Slots held by connections that have not authenticated yet. */
+  get unauthenticated (): number { return this.#unauthenticated }
   /** Distinct sources holding at least one slot. */
   get sources (): number { return this.#perSource.size }
 
@@ -71,19 +86,30 @@ export class ConnectionCaps {
     return this.#perSource.get(source) ?? 0
   }
 
-  /** A slot, or the reason there is none; `release()` is idempotent. */
-  tryAcquire (source: string): Acquired {
+  /** A slot, or the reason there is none; see `Acquired`. */
+  tryAcquire (source: string, options: { authenticated?: boolean } = {}): Acquired {
     if (this.#total >= this.#limits.maxConnections) return { ok: false, reason: 'max_conns' }
     const n = this.#perSource.get(source) ?? 0
     if (n >= this.#limits.perSourceMaxConnections) return { ok: false, reason: 'per_source_limit' }
+    let pending = options.authenticated !== true
+    const budget = this.#limits.unauthenticatedMaxConnections
+    if (pending && budget !== undefined && this.#unauthenticated >= budget) return { ok: false, reason: 'unauthenticated_limit' }
     this.#total++
+    if (pending) this.#unauthenticated++
     this.#perSource.set(source, n + 1)
     let released = false
+    const authenticated = (): void => {
+      if (!pending) return
+      pending = false
+      this.#unauthenticated--
+    }
     return {
       ok: true,
+      authenticated,
       release: () => {
         if (released) return
         released = true
+        authenticated()
         this.#total--
         const left = (this.#perSource.get(source) ?? 1) - 1
         if (left <= 0) this.#perSource.delete(source)

@@ -28,6 +28,8 @@ export interface RelayOptions {
   maxDurationMs?: number
   /** Bytes read from the client before the relay started that belong to the server (early data). */
   earlyData?: Uint8Array
+  /** The client's FIN was already read before the relay started (pipelined request, data, FIN): the server leg is ended after `earlyData`. */
+  clientEnded?: boolean
   /**
    * Called when a leg's write buffer filled up and the pipeline paused reading the other leg
    * (observed as that leg's 'drain', which ends every such pause). `side` is the leg written to.
@@ -172,6 +174,10 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
     maxTimer = setTimeout(() => { abort('max_duration') }, opts.maxDurationMs)
   }
   if (opts.earlyData !== undefined && opts.earlyData.length > 0) server.write(opts.earlyData)
+  if (opts.clientEnded === true) {
+    c.readEnded = true
+    server.end()
+  }
   pump(client, c, server, sv, 'server')
   pump(server, sv, client, c, 'client')
   // A signalling layer may have paused a leg while it handshook; 'data' listeners do not undo that.

@@ -2,8 +2,7 @@
  * The real concentrator as an RFC 8803 Transport Converter, in-process, inside ONE network namespace
  * (`hat-cv-int`): the Convert decoder refuses loopback destinations (Error 1), so the destination
  * must be a non-loopback local address. This file re-runs itself inside the namespace
- * (`ip netns exec`, env HAT_CV_IN_NS=1); the outer run only sets the namespace up, forwards the
- * inner report and tears everything down.
+ * (in-namespace.ts, env HAT_CV_IN_NS=1).
  *
  * Namespace: veth `d0` (peer `d1`, no address) with 192.0.2.1 (converter), 192.0.2.2 (echo server),
  * 192.0.2.100 (an untrusted source); 198.51.100.9 routed out of d0 to a static MAC nobody owns (SYNs
@@ -13,11 +12,10 @@
 import { describe, test } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { createNamespace, e2eSkipReason, removeNamespaces } from '../../../lab/netns.ts'
+import { runInNamespace } from './in-namespace.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { buildConvertConnect, buildConvertInfo } from '../../../shared/src/codec/convert.ts'
 import { createClientSideReader } from '../../../shared/src/codec/convert-reader.ts'
@@ -30,43 +28,15 @@ const CONV = '192.0.2.1'
 const ECHO = '192.0.2.2'
 const UNTRUSTED = '192.0.2.100'
 
-if (process.env['HAT_CV_IN_NS'] === undefined) {
-  test('Convert converter integration (runs inside namespace hat-cv-int)', async (t) => {
-    const skip = e2eSkipReason()
-    if (skip !== undefined) { t.skip(skip); return }
-    t.after(async () => { await removeNamespaces(PREFIX) })
-    const ns = await createNamespace(PREFIX)
-    const setup = [
-      ['ip', 'link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1'], ['ip', 'link', 'set', 'd0', 'up'], ['ip', 'link', 'set', 'd1', 'up'],
-      ['ip', 'addr', 'add', `${CONV}/24`, 'dev', 'd0'], ['ip', 'addr', 'add', `${ECHO}/24`, 'dev', 'd0'],
-      ['ip', 'addr', 'add', `${UNTRUSTED}/24`, 'dev', 'd0'],
-      ['ip', 'route', 'add', '198.51.100.0/24', 'dev', 'd0'],
-      ['ip', 'neigh', 'add', '198.51.100.9', 'lladdr', '02:00:00:00:00:09', 'dev', 'd0', 'nud', 'permanent'], ['ip', 'route', 'add', 'unreachable', '203.0.113.0/25'],
-      ['sysctl', '-qw', 'net.ipv4.tcp_fastopen=0x203', 'net.mptcp.enabled=1']
-    ]
-    for (const argv of setup) await ns.exec(argv)
-    const child = spawn('ip', ['netns', 'exec', PREFIX, process.execPath, '--import', 'tsx', '--test-reporter=spec', SELF], {
-      env: innerEnv(), stdio: ['ignore', 'pipe', 'pipe'], cwd: process.cwd()
-    })
-    let out = ''
-    child.stdout.on('data', (d: Buffer) => { out += String(d) })
-    child.stderr.on('data', (d: Buffer) => { out += String(d) })
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, 120_000)
-    const [code] = await once(child, 'exit') as [number | null]
-    clearTimeout(timer)
-    assert.equal(code, 0, `inner run failed:\n${out}`)
-    t.diagnostic(out.split('\n').filter((l) => /^\s*ℹ (tests|pass|fail)/.test(l)).join('; '))
-  })
-} else {
-  inner()
-}
-
-/** The inner run reports on its own (spec); NODE_TEST_CONTEXT would make it talk to this runner instead. */
-function innerEnv (): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, HAT_CV_IN_NS: '1', NODE_NO_WARNINGS: '1' }
-  delete env['NODE_TEST_CONTEXT']
-  return env
-}
+const setup = [
+  ['ip', 'link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1'], ['ip', 'link', 'set', 'd0', 'up'], ['ip', 'link', 'set', 'd1', 'up'],
+  ['ip', 'addr', 'add', `${CONV}/24`, 'dev', 'd0'], ['ip', 'addr', 'add', `${ECHO}/24`, 'dev', 'd0'],
+  ['ip', 'addr', 'add', `${UNTRUSTED}/24`, 'dev', 'd0'],
+  ['ip', 'route', 'add', '198.51.100.0/24', 'dev', 'd0'],
+  ['ip', 'neigh', 'add', '198.51.100.9', 'lladdr', '02:00:00:00:00:09', 'dev', 'd0', 'nud', 'permanent'], ['ip', 'route', 'add', 'unreachable', '203.0.113.0/25'],
+  ['sysctl', '-qw', 'net.ipv4.tcp_fastopen=0x203', 'net.mptcp.enabled=1']
+]
+if (runInNamespace({ name: PREFIX, self: SELF, flag: 'HAT_CV_IN_NS', setup })) inner()
 
 interface Setup { port: number, echoPort: number, conc: Awaited<ReturnType<typeof startConcentrator>>['conc'] }
 

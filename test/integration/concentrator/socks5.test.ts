@@ -190,3 +190,26 @@ test('early data over the cap → REP 01 and close', async (t) => {
   assert.equal((await ok.read(16)).toString(), 'b'.repeat(16), 'exactly the cap is fine')
   ok.socket.destroy()
 })
+
+test('unauthenticated budget: a connection leaves it once authenticated and its request accepted', async (t) => {
+  const echo = await echoServer(t)
+  const file = join(tempDir(), 'users')
+  writeFileSync(file, 'alice:pw\n')
+  const { conc, port } = await startConcentrator(t, makeConfig({
+    auth: { trustedPrefixes: [], credentialsFile: file },
+    limits: { unauthenticatedMaxConnections: 1 }
+  }))
+  const a = await RawClient.connect(port())
+  a.write(Buffer.concat([Buffer.from('050102', 'hex'), userPass('alice', 'pw'), connectRequest(ECHO_HOST, echo.port), Buffer.from('hi')]))
+  assert.equal((await a.read(4)).toString('hex'), '05020100')
+  assert.equal((await a.read(10))[1], 0)
+  assert.equal(String(await a.read(2)), 'hi')
+  const b = await RawClient.connect(port())
+  b.write(Buffer.from('050102', 'hex'))
+  assert.equal((await b.read(2)).toString('hex'), '0502', 'the budget slot of the relayed connection was freed')
+  const c = await RawClient.connect(port())
+  await c.waitClosed()
+  assert.equal(c.buffered.length, 0)
+  assert.equal(await metricValue(conc, 'hybrid_connections_rejected_total', { mode: 'socks5', reason: 'unauthenticated_limit' }), 1)
+  for (const s of [a, b]) s.socket.destroy()
+})

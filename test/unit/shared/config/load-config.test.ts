@@ -203,3 +203,15 @@ test('loading twice gives equal, independent results (defaults are not shared)',
   assert.equal(b.listeners[0]?.port, 2000)
   assert.notEqual(a.listeners, b.listeners)
 })
+
+test('limits.perSourceIpv6PrefixLength: default 64, 1-128, a bad value names the key', () => {
+  const c = loadConfig(ConcSchema, {})
+  assert.equal(c.limits.perSourceIpv6PrefixLength, 64)
+  assert.equal(c.limits.unauthenticatedMaxConnections, 0)
+  assert.equal(loadConfig(ConcSchema, { argv: { set: ['limits.perSourceIpv6PrefixLength=48'] } }).limits.perSourceIpv6PrefixLength, 48)
+  for (const bad of ['0', '129', '64.5']) {
+    const { err, problems } = configError(() => loadConfig(ConcSchema, { argv: { set: [`limits.perSourceIpv6PrefixLength=${bad}`] } }))
+    assert.equal(err.code, 'HYBRID_ERR_CONFIG_ARGV')
+    assert.equal(problems[0]?.path, '/limits/perSourceIpv6PrefixLength', bad)
+  }
+})

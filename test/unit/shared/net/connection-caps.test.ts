@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ConnectionCaps, connectionsForFdLimit, effectiveMaxConnections, parseOpenFilesLimit } from '../../../../shared/src/net/connection-caps.ts'
-import { SourcePrefixes, sourceKey } from '../../../../concentrator/src/accept/source-address.ts'
+import { capSourceKey, SourcePrefixes, sourceKey } from '../../../../concentrator/src/accept/source-address.ts'
 
 test('global and per-source caps; release is idempotent; lowered limits affect new connections only', () => {
   const caps = new ConnectionCaps({ maxConnections: 3, perSourceMaxConnections: 2 })
@@ -44,4 +44,47 @@ test('source keys fold IPv4-mapped IPv6; prefixes match both families', () => {
   assert.equal(p.has('2001:db8::5'), true)
   assert.equal(new SourcePrefixes('k', []).has('192.0.2.9'), false)
   assert.throws(() => new SourcePrefixes('auth.trustedPrefixes', ['nope']), { code: 'HYBRID_ERR_CONFIG_INVALID' })
+})
+
+test('unauthenticated connections have their own budget; authenticated() frees it, idempotently', () => {
+  const caps = new ConnectionCaps({ maxConnections: 4, perSourceMaxConnections: 4, unauthenticatedMaxConnections: 2 })
+  const a = caps.tryAcquire('a')
+  const b = caps.tryAcquire('b')
+  assert.deepEqual(caps.tryAcquire('c'), { ok: false, reason: 'unauthenticated_limit' })
+  assert.ok(a.ok && b.ok)
+  assert.equal(caps.unauthenticated, 2)
+  a.authenticated()
+  a.authenticated()
+  assert.equal(caps.unauthenticated, 1)
+  const c = caps.tryAcquire('c')
+  assert.ok(c.ok)
+  assert.equal(caps.tryAcquire('d', { authenticated: true }).ok, true, 'an authenticated slot is not in the budget')
+  assert.deepEqual(caps.tryAcquire('e', { authenticated: true }), { ok: false, reason: 'max_conns' })
+  b.release()
+  assert.equal(caps.unauthenticated, 1, 'releasing a pending slot frees its budget')
+  a.release()
+  c.release()
+  assert.equal(caps.unauthenticated, 0)
+  assert.equal(caps.total, 1)
+})
+
+test('cap keys: IPv6 aggregated by the configured prefix, IPv4 and mapped IPv6 stay /32', () => {
+  assert.equal(capSourceKey(sourceKey('2001:db8:1:2::1'), 64), '2001:db8:1:2::/64')
+  assert.equal(capSourceKey(sourceKey('2001:db8:1:2:ffff:ffff:ffff:ffff'), 64), '2001:db8:1:2::/64')
+  assert.notEqual(capSourceKey('2001:db8:1:3::1', 64), capSourceKey('2001:db8:1:2::1', 64))
+  assert.equal(capSourceKey('2001:db8:1:2:3:4:5:6', 56), '2001:db8:1::/56')
+  assert.equal(capSourceKey('2001:db8:1:2:3:4:5:6', 128), '2001:db8:1:2:3:4:5:6')
+  assert.equal(capSourceKey('2001:db8:1:2:3:4:5:6', 1), '::/1')
+  assert.equal(capSourceKey(sourceKey('::ffff:192.0.2.7'), 64), '192.0.2.7')
+  assert.equal(capSourceKey('192.0.2.7', 64), '192.0.2.7')
+  assert.equal(capSourceKey('unknown', 64), 'unknown')
+  // the probe's fault: 12 addresses of one /64 are one source for the per-source cap
+  const caps = new ConnectionCaps({ maxConnections: 9968, perSourceMaxConnections: 1024 })
+  let refused = 0
+  for (let host = 1; host <= 12; host++) {
+    for (let i = 0; i < 900; i++) if (!caps.tryAcquire(capSourceKey(`2001:db8:0:1::${host.toString(16)}`, 64)).ok) refused++
+  }
+  assert.equal(caps.total, 1024)
+  assert.equal(refused, 12 * 900 - 1024)
+  assert.equal(caps.tryAcquire(capSourceKey('2001:db8:0:2::1', 64)).ok, true, 'another /64 still gets a slot')
 })
