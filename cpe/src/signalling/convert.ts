@@ -28,7 +28,7 @@ import type { CpeMetrics } from '../metrics.ts'
 import type { PathMonitor } from '../paths/path-monitor.ts'
 import { buildFirstWrite, convertReplyAction, replyErrorCode } from './convert-reply.ts'
 import type { ConverterMemory, ConvertReplyAction } from './convert-reply.ts'
-import { collectFirstBytes } from './first-bytes.ts'
+import { collectFirstBytes, type FirstBytes } from './first-bytes.ts'
 import type { PendingDials } from './pending-dials.ts'
 import { reasonForErrno } from './reply-action.ts'
 import type { Socks5ConnInfo } from './socks5.ts'
@@ -46,8 +46,11 @@ export interface ConvertDeps {
   readonly sessions: CpeSessionTable
   readonly paths: PathMonitor
   readonly memory: ConverterMemory
-  /** fallback `socks5`: take over the LAN connection (first bytes already pushed back into it). */
-  readonly fallbackSocks5?: (lan: net.Socket) => { abort: (reason: RelayEndReason) => void, readonly relaying: boolean }
+  /**
+   * fallback `socks5`: take over the LAN connection with the first bytes already collected (handed
+   * over, not pushed back: after the client's FIN was read a stream refuses `unshift`).
+   */
+  readonly fallbackSocks5?: (lan: net.Socket, first: FirstBytes) => { abort: (reason: RelayEndReason) => void, readonly relaying: boolean }
   /** Re-dial once when the access of a still unanswered connect dies (pending-dials.ts). */
   readonly redials?: PendingDials
   readonly dial?: DialFn
@@ -63,6 +66,8 @@ export class ConvertUpstream {
   #socket: net.Socket | undefined
   #reader: ConvertReader | undefined
   #first: Buffer | undefined
+  /** The LAN client half-closed while its first bytes were collected (the relay passes the FIN on). */
+  #lanEnded = false
   #timer: NodeJS.Timeout | undefined
   #relay: Relay | undefined
   #delegate: { abort: (reason: RelayEndReason) => void, readonly relaying: boolean } | undefined
@@ -86,8 +91,9 @@ export class ConvertUpstream {
     const backedOff = deps.memory.backedOff(this.#key)
     if (!backedOff) this.#dial()
     collectFirstBytes(lan, { windowMs: settings.convert.coalesceMs, maxBytes: settings.limits.earlyDataMaxBytes })
-      .then(({ data }) => {
+      .then(({ data, ended }) => {
         this.#first = data
+        this.#lanEnded = ended
         if (backedOff || this.#wantFallback !== undefined) this.#fallback(this.#wantFallback ?? 'backed off')
         else this.#begin()
       }, () => {})
@@ -252,10 +258,10 @@ export class ConvertUpstream {
     this.#info.log.debug({ why, fallback: kind }, 'falling back')
     if (this.#first === undefined) { this.#wantFallback = why; return } // resumed once the first bytes are in
     if (kind === 'socks5' && this.#deps.fallbackSocks5 !== undefined) {
-      if (this.#first.length > 0) this.#lan.unshift(this.#first)
+      const first = { data: this.#first, ended: this.#lanEnded }
       this.#first = undefined
       this.#finished = true // the delegate owns onDone from here
-      this.#delegate = this.#deps.fallbackSocks5(this.#lan)
+      this.#delegate = this.#deps.fallbackSocks5(this.#lan, first)
       return
     }
     if (kind === 'direct') { this.#direct(); return }

@@ -29,7 +29,7 @@ import type { OriginalDestination } from '../intercept/interceptor.ts'
 import type { CpeSessionTable } from '../mgmt/session-table.ts'
 import type { CpeMetrics } from '../metrics.ts'
 import type { PathMonitor } from '../paths/path-monitor.ts'
-import { collectFirstBytes } from './first-bytes.ts'
+import { collectFirstBytes, type FirstBytes } from './first-bytes.ts'
 import type { PendingDials } from './pending-dials.ts'
 import { concentratorKey, type PipeliningMemory } from './pipelining-memory.ts'
 import { outcomeFor, type AttemptFailure } from './reply-action.ts'
@@ -90,7 +90,11 @@ export class Socks5Upstream {
   #earlyInHandshake = 0
   #finished = false
 
-  constructor (lan: net.Socket, info: Socks5ConnInfo, settings: Socks5Settings, deps: Socks5Deps) {
+  /**
+   * `collected`: the LAN client's first bytes already read by a Convert fallback (they cannot be
+   * pushed back once the client's FIN was read), so no second collection window.
+   */
+  constructor (lan: net.Socket, info: Socks5ConnInfo, settings: Socks5Settings, deps: Socks5Deps, collected?: FirstBytes) {
     this.#lan = lan
     this.#info = info
     this.#deps = deps
@@ -99,8 +103,8 @@ export class Socks5Upstream {
     lan.on('error', this.#onLanError)
     lan.on('close', this.#onLanClose)
     this.#dial()
-    collectFirstBytes(lan, { windowMs: settings.socks5.coalesceMs, maxBytes: settings.limits.earlyDataMaxBytes })
-      .then(({ data }) => { this.#first = data; this.#begin() }, () => {})
+    const first = collected === undefined ? collectFirstBytes(lan, { windowMs: settings.socks5.coalesceMs, maxBytes: settings.limits.earlyDataMaxBytes }) : Promise.resolve(collected)
+    first.then(({ data }) => { this.#first = data; this.#begin() }, () => {})
     info.log.debug({ dst: `${info.destination.address}:${info.destination.port}` }, 'open')
   }
 
