@@ -16,7 +16,7 @@ import type net from 'node:net'
 import { createClientSideReader } from '../../../shared/src/codec/convert-reader.ts'
 import type { ConvertReader } from '../../../shared/src/codec/convert-reader.ts'
 import type { ConvertMessage } from '../../../shared/src/codec/convert.ts'
-import { convertErrorLabel } from '../../../shared/src/metrics/labels.ts'
+import { convertErrorLabel, type UpstreamFailureReason } from '../../../shared/src/metrics/labels.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
@@ -119,6 +119,7 @@ export class ConvertUpstream {
     this.#socket = socket
     socket.on('error', (err: Error & { code?: string }) => { if (this.#socket === socket && this.#relay === undefined && !this.#gotReplyByte) this.#unreachable(err.code) })
     socket.on('close', () => { if (this.#socket === socket && this.#relay === undefined) this.#onUpClose() })
+    socket.on('end', () => { if (this.#socket === socket && this.#relay === undefined) this.#onUpEnd() })
     this.#unwatch = this.#redialled ? undefined : this.#deps.redials?.add({ mode: 'convert', socket, log: this.#info.log, redial: () => { this.#redial(socket) } })
     if (this.#first !== undefined) this.#begin()
   }
@@ -243,13 +244,23 @@ export class ConvertUpstream {
     else this.#unreachable(undefined)
   }
 
+  /**
+   * FIN before the reply is complete (the upstream runs allowHalfOpen: no 'close' follows, so without
+   * this the deadline would notice): mid-reply → reset; before any reply byte → like unreachable.
+   */
+  #onUpEnd (): void {
+    if (this.#finished || this.#delegate !== undefined) return
+    if (this.#gotReplyByte) this.#reset({ kind: 'upstream', reason: 'closed' }, 'converter sent FIN mid-reply')
+    else this.#unreachable(undefined, 'closed')
+  }
+
   /** The converter cannot be reached (no reply byte): count and fall back. */
-  #unreachable (errno: string | undefined): void {
+  #unreachable (errno: string | undefined, reason: UpstreamFailureReason = reasonForErrno(errno)): void {
     if (this.#finished || this.#delegate !== undefined || this.#relay !== undefined) return
     clearTimeout(this.#timer)
-    this.#deps.metrics.upstreamConnectFailures.inc({ reason: reasonForErrno(errno) })
+    this.#deps.metrics.upstreamConnectFailures.inc({ reason })
     this.#dropSocket()
-    this.#fallback(`converter unreachable (${errno ?? 'closed'})`)
+    this.#fallback(`converter unreachable (${errno ?? reason})`)
   }
 
   #fallback (why: string): void {

@@ -43,6 +43,8 @@ export type AttemptFailure =
   | { readonly type: 'timeout' }
   | { readonly type: 'connect', readonly errno: string | undefined }
   | { readonly type: 'closed' }
+  /** The concentrator sent FIN before its reply (over a cap, draining, its handshake deadline). */
+  | { readonly type: 'fin' }
 
 /** Errno of a failed connect to the concentrator → upstream failure reason. */
 export function reasonForErrno (code: string | undefined): UpstreamFailureReason {
@@ -63,5 +65,6 @@ export function outcomeFor (f: AttemptFailure): FailureOutcome {
     case 'timeout': return upstream('timeout')
     case 'connect': return upstream(reasonForErrno(f.errno))
     case 'closed': return upstream('reset')
+    case 'fin': return upstream('closed')
   }
 }

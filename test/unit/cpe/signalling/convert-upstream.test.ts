@@ -104,3 +104,30 @@ test('convert → socks5 fallback: the half-closed client\'s bytes and FIN are h
   assert.equal((await reply).data.toString(), 'RESP')
   assert.ok(await until(() => c.doneMs() !== undefined, 2000))
 })
+
+function lanClosed (client: net.Socket): Promise<{ ms: number, reset: boolean }> {
+  const t0 = performance.now()
+  let reset = false
+  client.on('error', (err: Error & { code?: string }) => { if (err.code === 'ECONNRESET') reset = true })
+  return new Promise((resolve) => { client.once('close', () => { resolve({ ms: performance.now() - t0, reset }) }) })
+}
+
+test('convert: converter FIN before any reply byte → noticed at once, counted closed, then the fallback (none: LAN reset)', async () => {
+  const conv = await converter({ fin: true })
+  const c = await start(conv.port, { coalesceMs: 0, fallback: 'none' })
+  const closed = await lanClosed(c.client)
+  assert.ok(closed.ms < 1000, `LAN closed after ${closed.ms.toFixed(0)} ms (reply deadline 3000 ms)`)
+  assert.equal(closed.reset, true)
+  assert.equal(await c.count('hybrid_upstream_connect_failures_total', { reason: 'closed' }), 1)
+})
+
+test('convert: converter FIN in the middle of its reply TLVs → LAN reset at once, counted closed', async () => {
+  const conv = await listenPeer((s) => { s.once('data', () => { s.end(buildConvertSuccess().subarray(0, 2)) }) })
+  cleanups.push(conv.close)
+  const c = await start(conv.port, { coalesceMs: 0, fallback: 'none' })
+  const closed = await lanClosed(c.client)
+  assert.ok(closed.ms < 1000, `LAN closed after ${closed.ms.toFixed(0)} ms (reply deadline 3000 ms)`)
+  assert.equal(closed.reset, true)
+  assert.equal(await c.count('hybrid_upstream_connect_failures_total', { reason: 'closed' }), 1)
+  assert.equal(await c.count('hybrid_upstream_connect_failures_total', { reason: 'timeout' }), 0)
+})
