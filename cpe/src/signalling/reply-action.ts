@@ -68,3 +68,9 @@ export function outcomeFor (f: AttemptFailure): FailureOutcome {
     case 'fin': return upstream('closed')
   }
 }
+
+/** A `Socks5ClientParser` failure event → attempt failure (REP set: the CONNECT reply). */
+export function attemptFailure (code: string, rep: number | undefined): AttemptFailure {
+  if (rep !== undefined) return { type: 'rep', rep }
+  return code === 'HYBRID_ERR_SOCKS5_AUTH_FAILED' || code === 'HYBRID_ERR_SOCKS5_NO_ACCEPTABLE_METHOD' ? { type: 'auth' } : { type: 'protocol' }
+}

@@ -102,3 +102,98 @@ test('LAN half-close before any byte: the FIN is carried (server-speaks-first an
   assert.equal((await reply).data.toString(), '220 banner\r\n')
   assert.ok(await until(() => c.doneMs() !== undefined, 2000))
 })
+
+/** Resolves with the ms from now until the LAN client's socket closes, and whether it was reset. */
+function lanClosed (client: net.Socket): Promise<{ ms: number, reset: boolean }> {
+  const t0 = performance.now()
+  let reset = false
+  client.on('error', (err: Error & { code?: string }) => { if (err.code === 'ECONNRESET') reset = true })
+  return new Promise((resolve) => { client.once('close', () => { resolve({ ms: performance.now() - t0, reset }) }) })
+}
+
+for (const pipelining of ['always', 'never', 'auto'] as const) {
+  test(`concentrator FIN before the CONNECT reply (${pipelining}): LAN reset at once, counted closed, no stepwise memory`, async () => {
+    const conc = await concentrator({ onRequest: (s) => { s.end() } }) // draining / over a cap / its deadline
+    const c = await start(conc.port, { pipelining, coalesceMs: 0, replyTimeoutMs: 3000 })
+    const closed = await lanClosed(c.client)
+    assert.ok(closed.ms < 1000, `LAN closed after ${closed.ms.toFixed(0)} ms (reply deadline 3000 ms)`)
+    assert.equal(closed.reset, true, 'the LAN client sees ECONNRESET')
+    assert.equal(await c.count('hybrid_upstream_connect_failures_total', { reason: 'closed' }), 1)
+    assert.equal(await c.count('hybrid_upstream_connect_failures_total', { reason: 'timeout' }), 0)
+    assert.deepEqual(c.pipelining.stepwiseKeys(), [], 'a FIN after the greeting that a stepwise retry also gets is not about pipelining')
+    if (pipelining === 'auto') assert.equal(conc.accepted.length, 2, 'one stepwise retry')
+  })
+}
+
+test('concentrator FIN before the greeting reply (always): LAN reset at once, counted closed', async () => {
+  const conc = await listenPeer((s) => { s.once('data', () => { s.end() }) })
+  cleanups.push(conc.close)
+  const c = await start(conc.port, { pipelining: 'always', coalesceMs: 0 })
+  const closed = await lanClosed(c.client)
+  assert.ok(closed.ms < 1000, `LAN closed after ${closed.ms.toFixed(0)} ms`)
+  assert.equal(await c.count('hybrid_upstream_connect_failures_total', { reason: 'closed' }), 1)
+})
+
+test('one destination that never answers (no credentials) does not switch the concentrator to stepwise', async () => {
+  // The concentrator answers the greeting and then waits for its dial of a SYN-dropping destination.
+  const conc = await concentrator({ onRequest: () => {} })
+  const memory = new PipeliningMemory(600_000)
+  const c = await start(conc.port, { coalesceMs: 0, replyTimeoutMs: 200 }, memory)
+  const closed = await lanClosed(c.client)
+  assert.equal(closed.reset, true)
+  assert.equal(await c.count('hybrid_upstream_connect_failures_total', { reason: 'timeout' }), 1)
+  assert.deepEqual(memory.stepwiseKeys(), [], 'other destinations keep the pipelined handshake')
+  assert.equal(memory.shouldPipeline('auto', '127.0.0.1:' + String(conc.port)), true)
+})
+
+type StrictKind = 'discard' | 'close' | 'fin' | 'garbage'
+
+/**
+ * A concentrator that does not read ahead: it takes the greeting from the first chunk and then
+ * discards the rest, closes (RST on unread bytes), sends FIN, or answers with a wrong-shaped reply;
+ * stepwise clients (one message per chunk) are served normally and their payload echoed upper-cased.
+ */
+async function strictConcentrator (kind: StrictKind): Promise<Peer> {
+  const peer = await listenPeer((s) => {
+    const parser = new Socks5ServerParser({ allowNoAuth: true, allowUserPass: false })
+    let first = true
+    let relaying = false
+    s.on('data', (chunk: Buffer) => {
+      if (relaying) { s.write(chunk.toString().toUpperCase()); return }
+      let bytes = chunk
+      if (first) {
+        first = false
+        const greeting = 2 + (chunk[1] ?? 0)
+        if (chunk.length > greeting) {
+          if (kind === 'close') { s.destroy(); return }
+          if (kind === 'fin') { s.end(); return }
+          if (kind === 'garbage') { s.end(Buffer.from('HTTP/1.0 400 Bad Request\r\n\r\n')); return }
+          bytes = chunk.subarray(0, greeting) // 'discard'
+        }
+      }
+      for (const ev of parser.feed(bytes)) {
+        if (ev.type === 'method-selected') s.write(ev.reply)
+        else if (ev.type === 'request') { s.write(encodeReply(Socks5Reply.Succeeded)); relaying = true }
+      }
+    })
+    s.on('end', () => { s.end() })
+  })
+  cleanups.push(peer.close)
+  return peer
+}
+
+for (const kind of ['discard', 'close', 'fin', 'garbage'] as const) {
+  test(`a concentrator that does not read a pipelined handshake (${kind}) is still found: stepwise retry works and is remembered`, async () => {
+    const conc = await strictConcentrator(kind)
+    const memory = new PipeliningMemory(600_000)
+    const c = await start(conc.port, { coalesceMs: 0, replyTimeoutMs: 300 }, memory)
+    const reply = readAll(c.client)
+    c.client.write('ping')
+    await until(() => c.conn.relaying, 2000)
+    assert.equal(c.conn.relaying, true, 'the stepwise retry relays')
+    c.client.end()
+    assert.equal((await reply).data.toString(), 'PING')
+    assert.deepEqual(memory.stepwiseKeys(), [`127.0.0.1:${conc.port}`])
+    assert.equal(conc.accepted.length, 2, 'one pipelined attempt, one stepwise')
+  })
+}
