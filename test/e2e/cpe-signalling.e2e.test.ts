@@ -18,6 +18,8 @@ import { enableLabTfo, startCpeAgent } from '../../lab/cpe-setup.ts'
 import { startConcentrator, type DaemonHandle } from '../../lab/daemons.ts'
 import { getProfile } from '../../lab/link-profile.ts'
 import { buildLab, type Lab } from '../../lab/topology.ts'
+import { CONN_LOOP_SCRIPT } from '../helpers/conn-loop-script.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 const PREFIX = 'hat-cs-'
 const skip = e2eSkipReason()
@@ -25,44 +27,6 @@ const COUNT = 60
 
 function report (what: string, value: unknown): void {
   process.stdout.write(`# cpe-signalling-e2e ${what}: ${JSON.stringify(value)}\n`)
-}
-
-/**
- * Node script run in lan: `count` connections to host:port (`parallel` at a time); each writes
- * `bytes` bytes and half-closes at once (bytes 0: FIN before any byte), then waits ≤ 5 s for the echo
- * and the server's FIN. Prints {ok, failed, ms}. Bounded by a 60 s deadline.
- */
-const HALF_CLOSE_SCRIPT = `
-const net = require('node:net')
-const [host, port, count, parallel, bytes] = process.argv.slice(1)
-let started = 0, ok = 0, failed = 0
-const t0 = Date.now()
-setTimeout(() => { console.log(JSON.stringify({ ok, failed, ms: Date.now() - t0, timeout: true })); process.exit(1) }, 60000).unref()
-function one () {
-  if (started >= Number(count)) return Promise.resolve()
-  started++
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port: Number(port), allowHalfOpen: true })
-    let got = 0
-    let done = false
-    const fin = (good) => { if (done) return; done = true; if (good) ok++; else failed++; s.destroy(); resolve() }
-    s.setTimeout(5000, () => fin(false))
-    s.on('error', () => fin(false))
-    s.on('connect', () => { if (Number(bytes) > 0) s.end(Buffer.alloc(Number(bytes), 120)); else s.end() })
-    s.on('data', (b) => { got += b.length })
-    s.on('end', () => fin(got === Number(bytes)))
-  }).then(one)
-}
-Promise.all(Array.from({ length: Number(parallel) }, one)).then(() => console.log(JSON.stringify({ ok, failed, ms: Date.now() - t0 })))
-`
-
-async function waitFor (what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-  throw new Error(`${what}: not reached within ${timeoutMs} ms`)
 }
 
 describe('CPE signalling end to end (socks5)', { skip: skip ?? false, timeout: 240_000 }, () => {
@@ -86,7 +50,7 @@ describe('CPE signalling end to end (socks5)', { skip: skip ?? false, timeout: 2
   for (const bytes of [64, 0]) {
     test(`half-close right after connect (${bytes} bytes, then FIN): every client gets its echo and FIN, no relay left`, async () => {
       const closed0 = await cpe.metric('hybrid_connections_closed_total', { mode: 'socks5', reason: 'normal' })
-      const out = await lab.ns.lan.exec([process.execPath, '-e', HALF_CLOSE_SCRIPT, '203.0.113.10', '7', String(COUNT), '10', String(bytes)], { timeoutMs: 70_000 })
+      const out = await lab.ns.lan.exec([process.execPath, '-e', CONN_LOOP_SCRIPT, '203.0.113.10', '7', String(COUNT), '10', 'half-close', String(bytes)], { timeoutMs: 70_000 })
         .catch((err: unknown) => { throw new Error(`${String(err)}\n${cpe.logTail(4000)}`) })
       const r = JSON.parse(out) as { ok: number, failed: number, ms: number }
       report(`half-close ${bytes} B`, r)

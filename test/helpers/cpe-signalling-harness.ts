@@ -112,6 +112,14 @@ export function readAll (s: net.Socket): Promise<{ data: Buffer, how: 'end' | 'c
   })
 }
 
+/** Resolves with the ms from now until the LAN client's socket closes, and whether it was reset. */
+export function lanClosed (client: net.Socket): Promise<{ ms: number, reset: boolean }> {
+  const t0 = performance.now()
+  let reset = false
+  client.on('error', (err: Error & { code?: string }) => { if (err.code === 'ECONNRESET') reset = true })
+  return new Promise((resolve) => { client.once('close', () => { resolve({ ms: performance.now() - t0, reset }) }) })
+}
+
 /** Waits until `pred` holds, polling every 5 ms, at most `ms`. */
 export async function until (pred: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms

@@ -16,7 +16,7 @@ import type { FirstBytes } from '../../../../cpe/src/signalling/first-bytes.ts'
 import { PipeliningMemory } from '../../../../cpe/src/signalling/pipelining-memory.ts'
 import { Socks5Upstream } from '../../../../cpe/src/signalling/socks5.ts'
 import type { ConvertClientConfig } from '../../../../cpe/src/config-convert.ts'
-import { convertConfig, endpoint, lanPair, limitsConfig, listenPeer, readAll, signallingDeps, silentLog, socks5Config, until, type Peer } from '../../../helpers/cpe-signalling-harness.ts'
+import { convertConfig, endpoint, lanClosed, lanPair, limitsConfig, listenPeer, readAll, signallingDeps, silentLog, socks5Config, until, type Peer } from '../../../helpers/cpe-signalling-harness.ts'
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c() })
@@ -104,13 +104,6 @@ test('convert → socks5 fallback: the half-closed client\'s bytes and FIN are h
   assert.equal((await reply).data.toString(), 'RESP')
   assert.ok(await until(() => c.doneMs() !== undefined, 2000))
 })
-
-function lanClosed (client: net.Socket): Promise<{ ms: number, reset: boolean }> {
-  const t0 = performance.now()
-  let reset = false
-  client.on('error', (err: Error & { code?: string }) => { if (err.code === 'ECONNRESET') reset = true })
-  return new Promise((resolve) => { client.once('close', () => { resolve({ ms: performance.now() - t0, reset }) }) })
-}
 
 test('convert: converter FIN before any reply byte → noticed at once, counted closed, then the fallback (none: LAN reset)', async () => {
   const conv = await converter({ fin: true })

@@ -11,7 +11,7 @@ import { encodeReply, Socks5Reply } from '../../../../shared/src/codec/socks5.ts
 import { PipeliningMemory } from '../../../../cpe/src/signalling/pipelining-memory.ts'
 import { Socks5Upstream, type Socks5Settings } from '../../../../cpe/src/signalling/socks5.ts'
 import type { Socks5Config } from '../../../../cpe/src/config-socks5.ts'
-import { endpoint, lanPair, limitsConfig, listenPeer, readAll, signallingDeps, silentLog, socks5Config, until, type Peer } from '../../../helpers/cpe-signalling-harness.ts'
+import { endpoint, lanClosed, lanPair, limitsConfig, listenPeer, readAll, signallingDeps, silentLog, socks5Config, until, type Peer } from '../../../helpers/cpe-signalling-harness.ts'
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c() })
@@ -102,14 +102,6 @@ test('LAN half-close before any byte: the FIN is carried (server-speaks-first an
   assert.equal((await reply).data.toString(), '220 banner\r\n')
   assert.ok(await until(() => c.doneMs() !== undefined, 2000))
 })
-
-/** Resolves with the ms from now until the LAN client's socket closes, and whether it was reset. */
-function lanClosed (client: net.Socket): Promise<{ ms: number, reset: boolean }> {
-  const t0 = performance.now()
-  let reset = false
-  client.on('error', (err: Error & { code?: string }) => { if (err.code === 'ECONNRESET') reset = true })
-  return new Promise((resolve) => { client.once('close', () => { resolve({ ms: performance.now() - t0, reset }) }) })
-}
 
 for (const pipelining of ['always', 'never', 'auto'] as const) {
   test(`concentrator FIN before the CONNECT reply (${pipelining}): LAN reset at once, counted closed, no stepwise memory`, async () => {
