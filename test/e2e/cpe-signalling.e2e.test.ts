@@ -9,13 +9,15 @@
  * - pipelining memory: a destination whose SYNs are dropped (nft in inet) fails by the reply
  *   deadline, and the concentrator is not switched to stepwise (GET /api/v1/status
  *   `concentrator.stepwise` stays empty) so other LAN connections keep the pipelined handshake.
+ * - convert mode (agent restarted): the same half-close loop through the Transport Converter.
  * Needs `npx tsc -b` first.
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { e2eSkipReason } from '../../lab/netns.ts'
 import { enableLabTfo, startCpeAgent } from '../../lab/cpe-setup.ts'
-import { startConcentrator, type DaemonHandle } from '../../lab/daemons.ts'
+import { convertConcentratorConfig, convertCpeConfig } from '../../lab/convert-setup.ts'
+import { startDaemon, type DaemonHandle } from '../../lab/daemons.ts'
 import { getProfile } from '../../lab/link-profile.ts'
 import { buildLab, type Lab } from '../../lab/topology.ts'
 import { CONN_LOOP_SCRIPT } from '../helpers/conn-loop-script.ts'
@@ -37,7 +39,8 @@ describe('CPE signalling end to end (socks5)', { skip: skip ?? false, timeout: 2
   before(async () => {
     lab = await buildLab({ prefix: PREFIX, profiles: { dsl: getProfile('vdsl'), lte: getProfile('lte') } })
     await enableLabTfo(lab)
-    conc = await startConcentrator(lab)
+    // socks5 and convert listeners (the convert test restarts the agent in mode convert)
+    conc = await startDaemon({ daemon: 'concentrator', config: convertConcentratorConfig({ plan: lab.plan }), ns: lab.ns.hag, spawn: (argv) => lab.spawn('hag', argv) })
     cpe = await startCpeAgent(lab, { socks5: { replyTimeoutMs: 1500, coalesceMs: 20 } })
   })
 
@@ -74,6 +77,22 @@ describe('CPE signalling end to end (socks5)', { skip: skip ?? false, timeout: 2
       assert.equal(small, '1000')
     } finally {
       await lab.ns.inet.exec(['nft', 'delete', 'table', 'inet', 'hatcs'])
+    }
+  })
+
+  test('convert mode (default coalesceMs): half-close right after connect, with and without bytes: every client answered, no relay left', async () => {
+    await cpe.stop()
+    // fallback none: a connection that did not go through the converter fails instead of hiding in socks5
+    cpe = await startDaemon({ daemon: 'cpe', config: convertCpeConfig(lab.plan, { fallback: 'none', logLevel: 'info' }), ns: lab.ns.cpe, spawn: (argv) => lab.spawn('cpe', argv) })
+    for (const bytes of [64, 0]) {
+      const closed0 = await cpe.metric('hybrid_connections_closed_total', { mode: 'convert', reason: 'normal' })
+      const out = await lab.ns.lan.exec([process.execPath, '-e', CONN_LOOP_SCRIPT, '203.0.113.10', '7', String(COUNT), '10', 'half-close', String(bytes)], { timeoutMs: 70_000 })
+        .catch((err: unknown) => { throw new Error(`${String(err)}\n${cpe.logTail(4000)}`) })
+      const r = JSON.parse(out) as { ok: number, failed: number, ms: number }
+      report(`convert half-close ${bytes} B`, r)
+      assert.equal(r.ok, COUNT, `${r.failed} of ${COUNT} clients got no echo + FIN within 5 s`)
+      await waitFor('relays gone', 5000, async () => await cpe.metric('hybrid_connections_active', { mode: 'convert' }) === 0)
+      assert.equal(await cpe.metric('hybrid_connections_closed_total', { mode: 'convert', reason: 'normal' }) - closed0, COUNT)
     }
   })
 })
