@@ -36,6 +36,7 @@ import { Socks5Upstream, type Socks5Settings } from './signalling/socks5.ts'
 import { ConvertUpstream } from './signalling/convert.ts'
 import { ConverterMemory } from './signalling/convert-reply.ts'
 import type { DialFn } from './signalling/upstream.ts'
+import type { FirstBytes } from './signalling/first-bytes.ts'
 import { PendingDials } from './signalling/pending-dials.ts'
 import { detectionMs } from './signalling/redial-plan.ts'
 import { TransparentUpstream } from './signalling/transparent.ts'
@@ -246,7 +247,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     const dialDep = deps.dial === undefined ? {} : { dial: deps.dial }
     const base = settings()
     const converter = { ...base.concentrator, host: config.convert.host ?? base.concentrator.host, port: config.convert.port ?? base.concentrator.port }
-    const socks5 = (l: net.Socket): Socks5Upstream => new Socks5Upstream(l, info, settings(), { metrics, sessions, paths: pathMonitor, pipelining, ...dialDep })
+    const socks5 = (l: net.Socket, first: FirstBytes): Socks5Upstream => new Socks5Upstream(l, info, settings(), { metrics, sessions, paths: pathMonitor, pipelining, ...dialDep }, first)
     const convertDeps = { metrics, sessions, paths: pathMonitor, memory: converterMemory, fallbackSocks5: socks5, redials, ...dialDep }
     const conn: ConvertUpstream = new ConvertUpstream(lan, info, { ...base, concentrator: converter, convert: config.convert }, convertDeps)
     live.add(conn)

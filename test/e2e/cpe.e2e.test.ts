@@ -22,6 +22,8 @@ import { runFlowIn } from '../../lab/flow-run.ts'
 import type { FlowLine } from '../../lab/flow-tool.ts'
 import { getProfile } from '../../lab/link-profile.ts'
 import { buildLab, type Lab } from '../../lab/topology.ts'
+import { CONN_LOOP_SCRIPT } from '../helpers/conn-loop-script.ts'
+import { waitFor } from '../helpers/wait-for.ts'
 
 const PREFIX = 'hat-ce5-a-'
 const skip = e2eSkipReason()
@@ -49,32 +51,6 @@ async function timeFetch (lab: Lab, url: string): Promise<{ connectMs: number, f
   return { connectMs: (c ?? NaN) * 1000, firstByteMs: (f ?? NaN) * 1000 }
 }
 
-/**
- * Node script run in lan: `count` short connections to host:port (`parallel` at a time), each writes
- * 64 bytes, waits for the echo and ends. Prints {ok, failed, ms}. Bounded by a 60 s deadline.
- */
-const LOOP_SCRIPT = `
-const net = require('node:net')
-const [host, port, count, parallel] = process.argv.slice(1)
-let started = 0, ok = 0, failed = 0
-const t0 = Date.now()
-setTimeout(() => { console.log(JSON.stringify({ ok, failed, ms: Date.now() - t0, timeout: true })); process.exit(1) }, 60000).unref()
-function one () {
-  if (started >= Number(count)) return Promise.resolve()
-  started++
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port: Number(port) })
-    let got = 0
-    const fin = (good) => { if (good) ok++; else failed++; s.destroy(); resolve() }
-    s.setTimeout(5000, () => fin(false))
-    s.on('error', () => fin(false))
-    s.on('connect', () => s.write(Buffer.alloc(64, 120)))
-    s.on('data', (b) => { got += b.length; if (got >= 64) { s.end(); fin(true) } })
-  }).then(one)
-}
-Promise.all(Array.from({ length: Number(parallel) }, one)).then(() => console.log(JSON.stringify({ ok, failed, ms: Date.now() - t0 })))
-`
-
 /** Rewrite the agent's config file through `edit` and SIGHUP it; waits for the successful reload. */
 async function reloadWith (h: DaemonHandle, edit: (config: Record<string, unknown>) => void): Promise<void> {
   const config = parse(readFileSync(h.configFile, 'utf8')) as Record<string, unknown>
@@ -83,15 +59,6 @@ async function reloadWith (h: DaemonHandle, edit: (config: Record<string, unknow
   const before = await h.metric('hybrid_config_reloads_total', { result: 'success' })
   process.kill(h.pid, 'SIGHUP')
   await waitFor('reload', 5000, async () => await h.metric('hybrid_config_reloads_total', { result: 'success' }) > before)
-}
-
-async function waitFor (what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-  throw new Error(`${what}: not reached within ${timeoutMs} ms`)
 }
 
 describe('CPE agent end to end (socks5)', { skip: skip ?? false, timeout: 300_000 }, () => {
@@ -218,11 +185,11 @@ describe('CPE agent end to end (socks5)', { skip: skip ?? false, timeout: 300_00
     const status = async (): Promise<{ active: number, relaying: number }> =>
       (JSON.parse((await cpe.get('/api/v1/status')).body) as { connections: { active: number, relaying: number } }).connections
     const sessions = async (): Promise<number> => (JSON.parse((await cpe.get('/api/v1/sessions')).body) as { total: number }).total
-    await lab.ns.lan.exec([process.execPath, '-e', LOOP_SCRIPT, '203.0.113.10', '7', '10', '5'], { timeoutMs: 70_000 }) // warm-up
+    await lab.ns.lan.exec([process.execPath, '-e', CONN_LOOP_SCRIPT, '203.0.113.10', '7', '10', '5'], { timeoutMs: 70_000 }) // warm-up
     await waitFor('idle after warm-up', 10_000, async () => (await status()).active === 0)
     const fds0 = await openFds(cpe.pid)
     const closed0 = await cpe.metric('hybrid_connections_closed_total', { mode: 'socks5' })
-    const out = JSON.parse(await lab.ns.lan.exec([process.execPath, '-e', LOOP_SCRIPT, '203.0.113.10', '7', '300', '10'], { timeoutMs: 70_000 })) as { ok: number, failed: number, ms: number }
+    const out = JSON.parse(await lab.ns.lan.exec([process.execPath, '-e', CONN_LOOP_SCRIPT, '203.0.113.10', '7', '300', '10'], { timeoutMs: 70_000 })) as { ok: number, failed: number, ms: number }
     let last = { active: -1, relaying: -1, sessions: -1, fds: -1 }
     await waitFor('back to baseline', 15_000, async () => {
       const s = await status()

@@ -16,7 +16,7 @@ import type net from 'node:net'
 import { createClientSideReader } from '../../../shared/src/codec/convert-reader.ts'
 import type { ConvertReader } from '../../../shared/src/codec/convert-reader.ts'
 import type { ConvertMessage } from '../../../shared/src/codec/convert.ts'
-import { convertErrorLabel } from '../../../shared/src/metrics/labels.ts'
+import { convertErrorLabel, type UpstreamFailureReason } from '../../../shared/src/metrics/labels.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
@@ -28,7 +28,7 @@ import type { CpeMetrics } from '../metrics.ts'
 import type { PathMonitor } from '../paths/path-monitor.ts'
 import { buildFirstWrite, convertReplyAction, replyErrorCode } from './convert-reply.ts'
 import type { ConverterMemory, ConvertReplyAction } from './convert-reply.ts'
-import { collectFirstBytes } from './first-bytes.ts'
+import { collectFirstBytes, type FirstBytes } from './first-bytes.ts'
 import type { PendingDials } from './pending-dials.ts'
 import { reasonForErrno } from './reply-action.ts'
 import type { Socks5ConnInfo } from './socks5.ts'
@@ -46,8 +46,11 @@ export interface ConvertDeps {
   readonly sessions: CpeSessionTable
   readonly paths: PathMonitor
   readonly memory: ConverterMemory
-  /** fallback `socks5`: take over the LAN connection (first bytes already pushed back into it). */
-  readonly fallbackSocks5?: (lan: net.Socket) => { abort: (reason: RelayEndReason) => void, readonly relaying: boolean }
+  /**
+   * fallback `socks5`: take over the LAN connection with the first bytes already collected (handed
+   * over, not pushed back: after the client's FIN was read a stream refuses `unshift`).
+   */
+  readonly fallbackSocks5?: (lan: net.Socket, first: FirstBytes) => { abort: (reason: RelayEndReason) => void, readonly relaying: boolean }
   /** Re-dial once when the access of a still unanswered connect dies (pending-dials.ts). */
   readonly redials?: PendingDials
   readonly dial?: DialFn
@@ -63,6 +66,8 @@ export class ConvertUpstream {
   #socket: net.Socket | undefined
   #reader: ConvertReader | undefined
   #first: Buffer | undefined
+  /** The LAN client half-closed while its first bytes were collected (the relay passes the FIN on). */
+  #lanEnded = false
   #timer: NodeJS.Timeout | undefined
   #relay: Relay | undefined
   #delegate: { abort: (reason: RelayEndReason) => void, readonly relaying: boolean } | undefined
@@ -86,8 +91,9 @@ export class ConvertUpstream {
     const backedOff = deps.memory.backedOff(this.#key)
     if (!backedOff) this.#dial()
     collectFirstBytes(lan, { windowMs: settings.convert.coalesceMs, maxBytes: settings.limits.earlyDataMaxBytes })
-      .then(({ data }) => {
+      .then(({ data, ended }) => {
         this.#first = data
+        this.#lanEnded = ended
         if (backedOff || this.#wantFallback !== undefined) this.#fallback(this.#wantFallback ?? 'backed off')
         else this.#begin()
       }, () => {})
@@ -113,6 +119,7 @@ export class ConvertUpstream {
     this.#socket = socket
     socket.on('error', (err: Error & { code?: string }) => { if (this.#socket === socket && this.#relay === undefined && !this.#gotReplyByte) this.#unreachable(err.code) })
     socket.on('close', () => { if (this.#socket === socket && this.#relay === undefined) this.#onUpClose() })
+    socket.on('end', () => { if (this.#socket === socket && this.#relay === undefined) this.#onUpEnd() })
     this.#unwatch = this.#redialled ? undefined : this.#deps.redials?.add({ mode: 'convert', socket, log: this.#info.log, redial: () => { this.#redial(socket) } })
     if (this.#first !== undefined) this.#begin()
   }
@@ -237,13 +244,23 @@ export class ConvertUpstream {
     else this.#unreachable(undefined)
   }
 
+  /**
+   * FIN before the reply is complete (the upstream runs allowHalfOpen: no 'close' follows, so without
+   * this the deadline would notice): mid-reply → reset; before any reply byte → like unreachable.
+   */
+  #onUpEnd (): void {
+    if (this.#finished || this.#delegate !== undefined) return
+    if (this.#gotReplyByte) this.#reset({ kind: 'upstream', reason: 'closed' }, 'converter sent FIN mid-reply')
+    else this.#unreachable(undefined, 'closed')
+  }
+
   /** The converter cannot be reached (no reply byte): count and fall back. */
-  #unreachable (errno: string | undefined): void {
+  #unreachable (errno: string | undefined, reason: UpstreamFailureReason = reasonForErrno(errno)): void {
     if (this.#finished || this.#delegate !== undefined || this.#relay !== undefined) return
     clearTimeout(this.#timer)
-    this.#deps.metrics.upstreamConnectFailures.inc({ reason: reasonForErrno(errno) })
+    this.#deps.metrics.upstreamConnectFailures.inc({ reason })
     this.#dropSocket()
-    this.#fallback(`converter unreachable (${errno ?? 'closed'})`)
+    this.#fallback(`converter unreachable (${errno ?? reason})`)
   }
 
   #fallback (why: string): void {
@@ -252,10 +269,10 @@ export class ConvertUpstream {
     this.#info.log.debug({ why, fallback: kind }, 'falling back')
     if (this.#first === undefined) { this.#wantFallback = why; return } // resumed once the first bytes are in
     if (kind === 'socks5' && this.#deps.fallbackSocks5 !== undefined) {
-      if (this.#first.length > 0) this.#lan.unshift(this.#first)
+      const first = { data: this.#first, ended: this.#lanEnded }
       this.#first = undefined
       this.#finished = true // the delegate owns onDone from here
-      this.#delegate = this.#deps.fallbackSocks5(this.#lan)
+      this.#delegate = this.#deps.fallbackSocks5(this.#lan, first)
       return
     }
     if (kind === 'direct') { this.#direct(); return }

@@ -43,6 +43,8 @@ export type AttemptFailure =
   | { readonly type: 'timeout' }
   | { readonly type: 'connect', readonly errno: string | undefined }
   | { readonly type: 'closed' }
+  /** The concentrator sent FIN before its reply (over a cap, draining, its handshake deadline). */
+  | { readonly type: 'fin' }
 
 /** Errno of a failed connect to the concentrator → upstream failure reason. */
 export function reasonForErrno (code: string | undefined): UpstreamFailureReason {
@@ -63,5 +65,12 @@ export function outcomeFor (f: AttemptFailure): FailureOutcome {
     case 'timeout': return upstream('timeout')
     case 'connect': return upstream(reasonForErrno(f.errno))
     case 'closed': return upstream('reset')
+    case 'fin': return upstream('closed')
   }
+}
+
+/** A `Socks5ClientParser` failure event → attempt failure (REP set: the CONNECT reply). */
+export function attemptFailure (code: string, rep: number | undefined): AttemptFailure {
+  if (rep !== undefined) return { type: 'rep', rep }
+  return code === 'HYBRID_ERR_SOCKS5_AUTH_FAILED' || code === 'HYBRID_ERR_SOCKS5_NO_ACCEPTABLE_METHOD' ? { type: 'auth' } : { type: 'protocol' }
 }

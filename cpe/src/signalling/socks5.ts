@@ -8,9 +8,13 @@
  *   to accept pipelining. Replies are parsed by `Socks5ClientParser` under socks5.replyTimeoutMs.
  *   success → relay (leftover reply bytes go to the LAN client first); failure → LAN reset.
  *
- * Pipelining refused (`auto`): the server answered only the greeting and then closed, stayed silent
- * past socks5.probeMs (with credentials) or past the reply deadline. The attempt is dropped, the
- * concentrator remembered as stepwise, and the same LAN connection is retried stepwise once.
+ * Pipelining refused (`auto`), judged on evidence about the concentrator, not about one destination
+ * (pipelining-evidence.ts): the credentials probe is conclusive (remembered as stepwise, this
+ * connection retried stepwise); a wrong-shaped reply, a FIN/reset before any method reply, or only the
+ * greeting answered before a FIN, close or the deadline is a suspicion: retried stepwise once, and
+ * remembered only if that retry gets a CONNECT reply.
+ * A FIN from the concentrator before its reply ends the attempt at once (the upstream runs
+ * allowHalfOpen, so no 'close' follows): counted `closed`, LAN reset (docs/cpe.md).
  *
  * Error discipline (as the concentrator's): handlers attached synchronously, nothing thrown out of
  * them, one `#done()` per connection.
@@ -18,7 +22,6 @@
 import type net from 'node:net'
 import { Socks5ClientParser } from '../../../shared/src/codec/socks5-client-parser.ts'
 import type { Socks5ClientEvent } from '../../../shared/src/codec/socks5-client-parser.ts'
-import type { Socks5Address } from '../../../shared/src/codec/socks5.ts'
 import type { Logger } from '../../../shared/src/log.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
@@ -29,10 +32,11 @@ import type { OriginalDestination } from '../intercept/interceptor.ts'
 import type { CpeSessionTable } from '../mgmt/session-table.ts'
 import type { CpeMetrics } from '../metrics.ts'
 import type { PathMonitor } from '../paths/path-monitor.ts'
-import { collectFirstBytes } from './first-bytes.ts'
+import { collectFirstBytes, type FirstBytes } from './first-bytes.ts'
 import type { PendingDials } from './pending-dials.ts'
 import { concentratorKey, type PipeliningMemory } from './pipelining-memory.ts'
-import { outcomeFor, type AttemptFailure } from './reply-action.ts'
+import { pipeliningEvidence, type PipelinedFailure } from './pipelining-evidence.ts'
+import { attemptFailure, outcomeFor, type AttemptFailure } from './reply-action.ts'
 import { dialConcentrator, upstreamFacts, type DialFn, type UpstreamDialSettings } from './upstream.ts'
 
 /** What a connection reads from the configuration at accept (a reload affects later connections). */
@@ -83,6 +87,8 @@ export class Socks5Upstream {
   #probe: NodeJS.Timeout | undefined
   #relay: Relay | undefined
   #retried = false
+  /** Why the pipelined attempt looked like a refusal that the stepwise retry must confirm. */
+  #suspect: string | undefined
   #redialled = false
   #unwatch: (() => void) | undefined
   #mptcp = false
@@ -90,7 +96,11 @@ export class Socks5Upstream {
   #earlyInHandshake = 0
   #finished = false
 
-  constructor (lan: net.Socket, info: Socks5ConnInfo, settings: Socks5Settings, deps: Socks5Deps) {
+  /**
+   * `collected`: the LAN client's first bytes already read by a Convert fallback (they cannot be
+   * pushed back once the client's FIN was read), so no second collection window.
+   */
+  constructor (lan: net.Socket, info: Socks5ConnInfo, settings: Socks5Settings, deps: Socks5Deps, collected?: FirstBytes) {
     this.#lan = lan
     this.#info = info
     this.#deps = deps
@@ -99,8 +109,8 @@ export class Socks5Upstream {
     lan.on('error', this.#onLanError)
     lan.on('close', this.#onLanClose)
     this.#dial()
-    collectFirstBytes(lan, { windowMs: settings.socks5.coalesceMs, maxBytes: settings.limits.earlyDataMaxBytes })
-      .then(({ data }) => { this.#first = data; this.#begin() }, () => {})
+    const first = collected === undefined ? collectFirstBytes(lan, { windowMs: settings.socks5.coalesceMs, maxBytes: settings.limits.earlyDataMaxBytes }) : Promise.resolve(collected)
+    first.then(({ data }) => { this.#first = data; this.#begin() }, () => {})
     info.log.debug({ dst: `${info.destination.address}:${info.destination.port}` }, 'open')
   }
 
@@ -128,6 +138,7 @@ export class Socks5Upstream {
     this.#socket = socket
     socket.on('error', (err: Error & { code?: string }) => { if (this.#attempt?.socket === socket || this.#socket === socket) this.#onUpError(socket, err) })
     socket.on('close', () => { if (this.#socket === socket) this.#onUpClose() })
+    socket.on('end', () => { if (this.#socket === socket) this.#onUpEnd() })
     this.#watch(socket)
     if (this.#first !== undefined) this.#begin()
   }
@@ -148,23 +159,28 @@ export class Socks5Upstream {
     if (this.#finished || this.#relay !== undefined || this.#socket !== socket) return
     this.#redialled = true
     this.#unwatch = undefined
+    this.#dropAttempt(socket)
+    this.#dial()
+  }
+
+  #dropAttempt (socket: net.Socket): void {
     this.#clearTimers()
     this.#attempt = undefined
     this.#socket = undefined
     socket.destroy()
-    this.#dial()
   }
 
   /** Both the socket and the first bytes are there: write the handshake. */
   #begin (): void {
     const socket = this.#socket
     if (this.#finished || socket === undefined || this.#first === undefined || this.#attempt !== undefined) return
-    const pipelined = this.#deps.pipelining.shouldPipeline(this.#s.socks5.pipelining, this.#key)
+    const pipelined = this.#suspect === undefined && this.#deps.pipelining.shouldPipeline(this.#s.socks5.pipelining, this.#key)
     const { username, password } = this.#s.socks5
     const auth = username !== undefined && password !== undefined ? { username, password } : undefined
     let parser: Socks5ClientParser
     try {
-      parser = new Socks5ClientParser({ address: socksAddress(this.#info.destination), ...(auth === undefined ? {} : { auth }), ...(pipelined && this.#first.length > 0 ? { earlyData: this.#first } : {}), pipelined })
+      const d = this.#info.destination
+      parser = new Socks5ClientParser({ address: { type: d.family === 6 ? 'ipv6' : 'ipv4', host: d.address, port: d.port }, ...(auth === undefined ? {} : { auth }), ...(pipelined && this.#first.length > 0 ? { earlyData: this.#first } : {}), pipelined })
     } catch (err) {
       this.#info.log.debug({ err }, 'cannot encode the SOCKS5 request')
       this.#fail({ type: 'protocol' })
@@ -190,11 +206,11 @@ export class Socks5Upstream {
       case 'send': a.socket.write(ev.data); return
       case 'method-selected':
         if (a.pipelined && this.#s.socks5.pipelining === 'auto' && this.#s.socks5.username !== undefined) {
-          this.#probe = setTimeout(() => { if (a.parser.greetingOnly) this.#pipeliningRefused(a, 'probe') }, this.#s.socks5.probeMs)
+          this.#probe = setTimeout(() => { if (a.parser.greetingOnly) this.#judge(a, 'probe', { type: 'protocol' }) }, this.#s.socks5.probeMs)
         }
         return
       case 'connected': this.#onConnected(a, ev.leftover); return
-      case 'failure': this.#fail(attemptFailure(ev.code, ev.rep)); break
+      case 'failure': this.#onFailure(a, attemptFailure(ev.code, ev.rep)); break
       default: // authenticated, data: nothing to do
     }
   }
@@ -204,33 +220,61 @@ export class Socks5Upstream {
     if (this.#relay === undefined && this.#attempt === undefined) this.#fail({ type: 'connect', errno: err.code })
   }
 
+  /** A failure reply: a wrong-shaped one to a pipelined handshake may mean the server misread it. */
+  #onFailure (a: Attempt, f: AttemptFailure): void {
+    if (f.type === 'rep') this.#confirmSuspect(a)
+    if (f.type === 'protocol') this.#judge(a, 'bad-reply', f)
+    else this.#fail(f)
+  }
+
   /** The concentrator closed before the relay started. */
   #onUpClose (): void {
     if (this.#relay !== undefined || this.#finished) return
     const a = this.#attempt
     if (a === undefined) { this.#fail({ type: 'connect', errno: undefined }); return }
-    if (a.pipelined && a.parser.greetingOnly) { this.#pipeliningRefused(a, 'closed after the greeting'); return }
-    this.#fail(a.firstByteAt === undefined && a.errno !== undefined ? { type: 'connect', errno: a.errno } : { type: 'closed' })
+    this.#judge(a, 'close', a.firstByteAt === undefined && a.errno !== undefined ? { type: 'connect', errno: a.errno } : { type: 'closed' })
+  }
+
+  /** FIN from the concentrator before its reply: nothing more will come, fail now (not at the deadline). */
+  #onUpEnd (): void {
+    if (this.#relay === undefined && !this.#finished) this.#judge(this.#attempt, 'fin', { type: 'fin' })
   }
 
   #onDeadline (a: Attempt): void {
-    if (this.#attempt !== a || this.#finished) return
-    if (a.pipelined && a.parser.greetingOnly && this.#s.socks5.pipelining === 'auto') this.#pipeliningRefused(a, 'deadline')
-    else this.#fail({ type: 'timeout' })
+    if (this.#attempt === a && !this.#finished) this.#judge(a, 'deadline', { type: 'timeout' })
   }
 
-  /** Remember the concentrator as stepwise and retry this connection once, stepwise. */
-  #pipeliningRefused (a: Attempt, why: string): void {
+  /** A pipelined attempt (`auto`) that may have failed for want of pipelining is retried stepwise; else `failure`. */
+  #judge (a: Attempt | undefined, event: PipelinedFailure['event'], failure: AttemptFailure): void {
+    const j = a !== undefined && a.pipelined && this.#s.socks5.pipelining === 'auto'
+      ? pipeliningEvidence({ event, greetingOnly: a.parser.greetingOnly, silent: a.firstByteAt === undefined, errno: a.errno })
+      : undefined
+    if (a === undefined || j === undefined || j.evidence === 'none') this.#fail(failure)
+    else this.#pipeliningRefused(a, j.why, failure, j.evidence === 'conclusive')
+  }
+
+  /**
+   * Retry this connection once, stepwise. `conclusive`: remember the concentrator as stepwise now;
+   * otherwise only if the stepwise retry gets a CONNECT reply (`#confirmSuspect`). Without a retry
+   * left, the attempt fails as `failure`.
+   */
+  #pipeliningRefused (a: Attempt, why: string, failure: AttemptFailure, conclusive: boolean): void {
     if (this.#attempt !== a || this.#finished) return
-    this.#deps.pipelining.recordRefused(this.#key)
-    this.#info.log.info({ concentrator: this.#key, why }, 'concentrator does not accept a pipelined SOCKS5 handshake; going stepwise')
-    this.#clearTimers()
-    this.#attempt = undefined
-    this.#socket = undefined
-    a.socket.destroy()
-    if (this.#retried || this.#s.socks5.pipelining !== 'auto') { this.#fail({ type: 'protocol' }); return }
+    if (conclusive) this.#deps.pipelining.recordRefused(this.#key)
+    this.#info.log[conclusive ? 'info' : 'debug']({ concentrator: this.#key, why, conclusive }, 'pipelined SOCKS5 handshake not answered; retrying stepwise')
+    if (this.#retried) { this.#fail(failure); return }
+    this.#dropAttempt(a.socket)
     this.#retried = true
+    this.#suspect = conclusive ? undefined : why
     this.#dial()
+  }
+
+  /** A stepwise retry got a CONNECT reply where the pipelined attempt got none: the concentrator is the cause. */
+  #confirmSuspect (a: Attempt): void {
+    if (a.pipelined || this.#suspect === undefined) return
+    this.#deps.pipelining.recordRefused(this.#key)
+    this.#info.log.info({ concentrator: this.#key, why: this.#suspect }, 'concentrator answers a stepwise SOCKS5 handshake but not a pipelined one; going stepwise')
+    this.#suspect = undefined
   }
 
   #onConnected (a: Attempt, leftover: Buffer): void {
@@ -239,6 +283,7 @@ export class Socks5Upstream {
     const m = this.#deps.metrics
     const socket = a.socket
     if (a.pipelined) this.#deps.pipelining.recordAccepted(this.#key)
+    else this.#confirmSuspect(a)
     socket.removeAllListeners('data')
     socket.pause()
     if (leftover.length > 0) socket.unshift(leftover)
@@ -317,8 +362,6 @@ export class Socks5Upstream {
   #clearTimers (): void {
     clearTimeout(this.#timer)
     clearTimeout(this.#probe)
-    this.#timer = undefined
-    this.#probe = undefined
   }
 
   #done (): void {
@@ -330,13 +373,4 @@ export class Socks5Upstream {
     this.#deps.sessions.delete(this.#info.id)
     this.#info.onDone()
   }
-}
-
-function attemptFailure (code: string, rep: number | undefined): AttemptFailure {
-  if (rep !== undefined) return { type: 'rep', rep }
-  return code === 'HYBRID_ERR_SOCKS5_AUTH_FAILED' || code === 'HYBRID_ERR_SOCKS5_NO_ACCEPTABLE_METHOD' ? { type: 'auth' } : { type: 'protocol' }
-}
-
-function socksAddress (d: OriginalDestination): Socks5Address {
-  return { type: d.family === 6 ? 'ipv6' : 'ipv4', host: d.address, port: d.port }
 }

@@ -26,7 +26,8 @@ export type RejectReason = (typeof RejectReason)[number]
 export const CloseReason = ['normal', 'idle_timeout', 'half_close_timeout', 'max_duration', 'error', 'drain'] as const
 export type CloseReason = (typeof CloseReason)[number]
 
-export const UpstreamFailureReason = ['refused', 'timeout', 'unreachable', 'dns', 'reset', 'other'] as const
+/** `closed`: the next hop sent FIN before its reply (CPE: concentrator over a cap, draining, at its deadline). */
+export const UpstreamFailureReason = ['refused', 'timeout', 'unreachable', 'dns', 'reset', 'closed', 'other'] as const
 export type UpstreamFailureReason = (typeof UpstreamFailureReason)[number]
 
 export const ConvertDirection = ['sent', 'received'] as const

@@ -13,7 +13,9 @@
  * - Bytes are counted from the sockets' own counters when the relay ends, never per chunk.
  *
  * Bytes already read past the handshake (`earlyData`) are written to the server first; nothing read
- * is ever dropped.
+ * is ever dropped. A leg whose FIN was already consumed before the relay started (a handshake or the
+ * CPE's first-bytes collector read to end of stream: `readableEnded`) is treated as half-closed at
+ * once: its FIN is passed on after the early data instead of waiting for an 'end' that never comes.
  */
 import type { Socket } from 'node:net'
 
@@ -150,14 +152,17 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
       opts.onBackpressure?.(dstSide)
       src.resume()
     })
-    src.on('end', () => {
+    const onEnd = (): void => {
       srcLeg.readEnded = true
       dst.end()
-    })
+    }
     dst.on('finish', () => {
       dstLeg.writeFinished = true
       onWriteFinished()
     })
+    // 'end' was emitted before the relay listened (nc -N style clients): pass the FIN on now.
+    if (src.readableEnded) onEnd()
+    else src.on('end', onEnd)
   }
 
   for (const [sock, leg] of legs) {

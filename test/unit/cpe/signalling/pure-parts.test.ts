@@ -30,6 +30,7 @@ test('every reply failure resets the LAN connection; counted by REP', () => {
   assert.deepEqual(outcomeFor({ type: 'connect', errno: 'ECONNREFUSED' }).count, { kind: 'upstream', reason: 'refused' })
   assert.deepEqual(outcomeFor({ type: 'connect', errno: 'EHOSTUNREACH' }).count, { kind: 'upstream', reason: 'unreachable' })
   assert.deepEqual(outcomeFor({ type: 'closed' }).count, { kind: 'upstream', reason: 'reset' })
+  assert.deepEqual(outcomeFor({ type: 'fin' }).count, { kind: 'upstream', reason: 'closed' })
 })
 
 test('pipelining memory: auto goes stepwise for a refusing concentrator until the memory expires', () => {

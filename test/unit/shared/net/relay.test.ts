@@ -165,3 +165,20 @@ test('pauses from a signalling layer are undone when relaying starts', async (t)
   assert.equal((await down).toString(), 'y')
   assert.equal((await r.done).reason, 'normal')
 })
+
+test('a FIN consumed before the relay started (readableEnded) is passed on after the early data', async (t) => {
+  const { clientApp, serverApp, a, b } = await setup(t)
+  const early: Buffer[] = []
+  a.on('data', (c: Buffer) => { early.push(c) }) // a handshake reading the client to end of stream
+  clientApp.end('request')
+  await once(a, 'end')
+  a.removeAllListeners('data')
+  assert.equal(a.readableEnded, true)
+  const up = collect(serverApp)
+  const r = relay(a, b, { idleTimeoutMs: 60_000, halfCloseTimeoutMs: 60_000, earlyData: Buffer.concat(early) })
+  assert.equal((await up).toString(), 'request', 'early data, then the FIN')
+  const down = readAll(clientApp)
+  serverApp.end('answer')
+  assert.equal((await down).toString(), 'answer')
+  assert.equal((await r.done).reason, 'normal')
+})
