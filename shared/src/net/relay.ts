@@ -160,8 +160,9 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
       dstLeg.writeFinished = true
       onWriteFinished()
     })
-    // 'end' was emitted before the relay listened (nc -N style clients): pass the FIN on now.
-    if (src.readableEnded) onEnd()
+    // 'end' was emitted before the relay listened (nc -N style clients, a FIN read while the upstream
+    // was dialled: `clientEnded`): pass the FIN on now, after the early data.
+    if (src.readableEnded || (src === client && opts.clientEnded === true)) onEnd()
     else src.on('end', onEnd)
   }
 
@@ -179,10 +180,6 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
     maxTimer = setTimeout(() => { abort('max_duration') }, opts.maxDurationMs)
   }
   if (opts.earlyData !== undefined && opts.earlyData.length > 0) server.write(opts.earlyData)
-  if (opts.clientEnded === true) {
-    c.readEnded = true
-    server.end()
-  }
   pump(client, c, server, sv, 'server')
   pump(server, sv, client, c, 'client')
   // A signalling layer may have paused a leg while it handshook; 'data' listeners do not undo that.
