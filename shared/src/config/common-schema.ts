@@ -3,6 +3,7 @@
  * in its own `config.ts`; later issues add sections next to these.
  */
 import { Type, type Static } from 'typebox'
+import { B64TOKEN_PATTERN } from '../mgmt/bearer-auth.ts'
 import { portOption, stringEnum } from './schema-helpers.ts'
 
 export const LogLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const
@@ -24,7 +25,7 @@ export function managementSchema (defaultPort: number) {
       port: portOption('management server port', defaultPort)
     }, { additionalProperties: false, default: {}, description: 'where the management server listens' }),
     /** Bearer token required by the management API; unset means no authentication (loopback only!). Secret. Default: unset. */
-    token: Type.Optional(Type.String({ minLength: 16, maxLength: 256, secret: true, description: 'bearer token for the management API (at least 16 characters); unset: no authentication' }))
+    token: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: B64TOKEN_PATTERN, secret: true, description: 'bearer token for the management API (at least 16 characters of RFC 6750 b64token: letters, digits, - . _ ~ + /, then =; e.g. openssl rand -hex 32); unset: no authentication' }))
   }, { additionalProperties: false, default: {}, description: 'management HTTP API' })
 }
 export type ManagementConfig = Static<ReturnType<typeof managementSchema>>
