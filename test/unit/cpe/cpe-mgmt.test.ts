@@ -103,6 +103,16 @@ test('PUT /api/v1/uplinks/:name: token, mode on lte only, admin down, bad fields
   assert.equal((await put('lte', {})).statusCode, 400)
 })
 
+test('management.limits reach the CPE management server; refusals are counted on the CPE registry', async (t) => {
+  const cpe = createCpe(config({ management: { token: TOKEN, limits: { idleTimeoutMs: 1234, keepAliveTimeoutMs: 800, headersTimeoutMs: 900, requestTimeoutMs: 2000 } } }), {
+    log: createLogger({ level: 'silent', name: 'test' }), registry: new Registry(), listenManagement: false, kernelMib: false
+  })
+  t.after(async () => { await cpe.mgmt.close() })
+  await cpe.mgmt.ready()
+  assert.deepEqual([cpe.mgmt.server.timeout, cpe.mgmt.server.keepAliveTimeout, cpe.mgmt.server.headersTimeout, cpe.mgmt.server.requestTimeout], [1234, 800, 900, 2000])
+  assert.match(await cpe.registry.metrics(), /^hybrid_mgmt_connections_refused_total\{reason="per_source_limit"\} 0$/m)
+})
+
 test('reload: bypass change re-applies the ruleset; restart-only keys are refused and counted', async (t) => {
   const { cpe, rulesets } = await started(t)
   await cpe.reload(config({ intercept: { bypass: { ports: [22] } } }))

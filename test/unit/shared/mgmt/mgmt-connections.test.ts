@@ -16,7 +16,7 @@ import { createCommonMetrics } from '../../../../shared/src/metrics/common-metri
 
 const TEST_TIMEOUT_MS = 20_000
 
-async function started (t: TestContext, limits: MgmtServerOptions['limits']): Promise<{ port: number, metrics: () => Promise<string> }> {
+async function started (t: TestContext, limits: NonNullable<MgmtServerOptions['limits']>): Promise<{ port: number, metrics: () => Promise<string> }> {
   const registry = createRegistry({ daemon: 'cpe', version: '0', commit: 'test' })
   const common = createCommonMetrics(registry)
   const app = buildMgmtServer({
@@ -31,14 +31,14 @@ async function started (t: TestContext, limits: MgmtServerOptions['limits']): Pr
   })
   t.after(() => app.close())
   const { port } = await listenMgmt(app, { host: '127.0.0.1', port: 0 })
-  return { port, metrics: async () => await registry.metrics() }
+  return { port, metrics: async () => registry.metrics() }
 }
 
 interface Held { socket: Socket, closedAt: number | undefined }
 
 /** `count` idle connections from `source`, resolved once all are connected; all destroyed after the test. */
 async function openIdle (t: TestContext, port: number, source: string, count: number): Promise<Held[]> {
-  const held = await Promise.all(Array.from({ length: count }, async () => await new Promise<Held>((resolve, reject) => {
+  const held = await Promise.all(Array.from({ length: count }, async () => new Promise<Held>((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port, localAddress: source })
     const h: Held = { socket, closedAt: undefined }
     socket.on('error', () => {}) // a refused socket may see ECONNRESET
@@ -50,11 +50,11 @@ async function openIdle (t: TestContext, port: number, source: string, count: nu
   return held
 }
 
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+const sleep = async (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** GET `path` with a chosen source address (fetch cannot bind one). */
 async function getFrom (port: number, source: string, path: string): Promise<number> {
-  return await new Promise((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, localAddress: source, agent: false, timeout: 3000 }, (res) => {
       res.resume()
       res.on('end', () => { resolve(res.statusCode ?? 0) })
@@ -101,4 +101,16 @@ test('idle connections are closed after management.limits.idleTimeoutMs', { time
   assert.ok(idle.closedAt !== undefined, 'the idle connection is closed')
   const after = idle.closedAt - opened
   assert.ok(after >= 250 && after < 2000, `closed after ${after} ms (idle timeout 300 ms)`)
+})
+
+test('close() does not wait for held connections that never sent a request', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const registry = createRegistry({ daemon: 'cpe', version: '0', commit: 'test' })
+  const app = buildMgmtServer({ log: pino({ level: 'silent' }), registry, token: undefined, allowedHosts: ['127.0.0.1'], readiness: () => ({ ready: true, checks: {} }), status: () => ({}), limits: { idleTimeoutMs: 60_000, headersTimeoutMs: 10_000 } })
+  const { port } = await listenMgmt(app, { host: '127.0.0.1', port: 0 })
+  const held = await openIdle(t, port, '127.0.0.9', 5)
+  const begin = Date.now()
+  await app.close()
+  assert.ok(Date.now() - begin < 1000, `closed in ${Date.now() - begin} ms`)
+  await sleep(100)
+  assert.equal(held.filter((h) => h.closedAt !== undefined).length, 5)
 })

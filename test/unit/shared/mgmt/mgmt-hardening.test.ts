@@ -50,7 +50,7 @@ test('rate limit: once the budget is spent /livez, /healthz and /readyz still an
 
 /** Sends one raw HTTP/1.1 request; resolves with the status line and the body. */
 async function raw (port: number, text: string): Promise<{ status: string, body: string }> {
-  return await new Promise((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1')
     let data = ''
     socket.setEncoding('utf8')
