@@ -216,6 +216,8 @@ function controlPlane ({ S, ts, stat, table, RI, onOff }, extra) {
     { w: 4, thresholds: { mode: 'absolute', steps: [{ color: 'green', value: null }, { color: 'red', value: 1 }] } })
   ts('Reloads by result', 'Configuration reloads (SIGHUP or API) per interval.', 'short',
     [[`sum by (result) (increase(hybrid_config_reloads_total{${S}}[${RI}]))`, '{{result}}']], { stack: true })
+  ts('Refused management connections', 'hybrid_mgmt_connections_refused_total: management connections closed at accept by management.limits (max_conns, per_source_limit); a rise means a host is flooding the management port.', 'short',
+    [[`sum by (reason) (increase(hybrid_mgmt_connections_refused_total{${S}}[${RI}]))`, '{{reason}}']], { stack: true })
   extra?.({ S, stat, onOff })
 }
 

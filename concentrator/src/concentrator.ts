@@ -284,6 +284,8 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     registry,
     token: initial.management.token,
     allowedHosts: allowedHosts(initial.management.listen.host),
+    limits: initial.management.limits,
+    onRefused: (reason) => { metrics.mgmtConnectionsRefused.inc({ reason }) },
     readiness: () => ({ ready: ready(), checks: { listeners: listeners.allBound, accepting: !draining } }),
     status,
     info: { title: 'hybrid-concentrator management API', version: deps.version ?? '0' },

@@ -345,6 +345,8 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     registry,
     token: initial.management.token,
     allowedHosts: allowedHosts(initial.management.listen.host),
+    limits: initial.management.limits,
+    onRefused: (reason) => { metrics.mgmtConnectionsRefused.inc({ reason }) },
     readiness: () => ({ ready: ready(), checks: checks() }),
     status,
     info: { title: 'hybrid-cpe management API', version: deps.version ?? '0' },

@@ -61,17 +61,23 @@ export function registerCpeRoutes (app: MgmtApp, deps: CpeRouteDeps): void {
   }, async (request, reply) => {
     const { name } = request.params
     const uplink = deps.uplinks().find((u) => u.name === name)
-    if (uplink === undefined) return sendError(reply, 404, 'HYBRID_ERR_MGMT_NOT_FOUND', `no uplink named ${name}`, 'name')
+    if (uplink === undefined) return sendError(reply, 404, 'HYBRID_ERR_MGMT_NOT_FOUND', `no uplink named ${name}`, '/params/name')
     const body = request.body
     if (body.mode !== undefined && uplink.access !== 'lte') {
-      return sendError(reply, 400, 'HYBRID_ERR_MGMT_BAD_REQUEST', 'mode applies to LTE uplinks (their endpoints are flagged backup or not)', 'mode')
+      return sendError(reply, 400, 'HYBRID_ERR_MGMT_BAD_REQUEST', 'mode applies to LTE uplinks (their endpoints are flagged backup or not)', '/body/mode')
     }
-    try {
-      await deps.setUplink(name, { ...(body.mode === undefined ? {} : { mode: body.mode }), ...(body.admin === undefined ? {} : { admin: body.admin }) })
-    } catch (err) {
-      request.log.warn({ err }, 'uplink change refused')
-      if (isHybridError(err) && err.code === 'HYBRID_ERR_UPLINK_CONFIG') return sendError(reply, 400, 'HYBRID_ERR_MGMT_BAD_REQUEST', err.message, 'admin')
-      return sendError(reply, 500, isHybridError(err) ? err.code : 'HYBRID_ERR_INTERNAL', isHybridError(err) ? err.message : 'uplink change failed')
+    // Admin state first, then mode (the order setUplink always had); a refusal names the field it was about.
+    const parts: Array<[field: string, change: UplinkChange]> = []
+    if (body.admin !== undefined) parts.push(['/body/admin', { admin: body.admin }])
+    if (body.mode !== undefined) parts.push(['/body/mode', { mode: body.mode }])
+    for (const [field, change] of parts) {
+      try {
+        await deps.setUplink(name, change)
+      } catch (err) {
+        request.log.warn({ err, field }, 'uplink change refused')
+        if (isHybridError(err) && (err.code === 'HYBRID_ERR_UPLINK_CONFIG' || err.code === 'HYBRID_ERR_STEERING_UNSUPPORTED')) return sendError(reply, 400, err.code === 'HYBRID_ERR_UPLINK_CONFIG' ? 'HYBRID_ERR_MGMT_BAD_REQUEST' : err.code, err.message, field)
+        return sendError(reply, 500, isHybridError(err) ? err.code : 'HYBRID_ERR_INTERNAL', isHybridError(err) ? err.message : 'uplink change failed')
+      }
     }
     return { uplink: deps.uplinks().find((u) => u.name === name) }
   })

@@ -3,7 +3,9 @@
  * in its own `config.ts`; later issues add sections next to these.
  */
 import { Type, type Static } from 'typebox'
-import { portOption, stringEnum } from './schema-helpers.ts'
+import { B64TOKEN_PATTERN } from '../mgmt/bearer-auth.ts'
+import { DefaultMgmtConnectionLimits as D } from '../mgmt/connection-budget.ts'
+import { integerOption, msOption, portOption, stringEnum } from './schema-helpers.ts'
 
 export const LogLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const
 export type LogLevel = typeof LogLevels[number]
@@ -14,17 +16,42 @@ export const LogSchema = Type.Object({
 }, { additionalProperties: false, default: {}, description: 'logging (JSON lines on stdout)' })
 export type LogConfig = Static<typeof LogSchema>
 
+/**
+ * `management.limits`: the management listener's connection budget and timeouts. A LAN host holding
+ * idle connections must not exhaust the daemon's fds, and one host must not take every slot.
+ */
+export const ManagementLimitsSchema = Type.Object({
+  /** Concurrent management connections in total; beyond, a new connection is closed at once. Default 64. */
+  maxConnections: integerOption({ default: D.maxConnections, minimum: 1, maximum: 65_535, unit: 'connections', description: 'concurrent management connections in total; beyond, new ones are closed at accept (hybrid_mgmt_connections_refused_total{reason="max_conns"})' }),
+  /** Concurrent management connections from one source address. Default 16. */
+  perSourceMaxConnections: integerOption({ default: D.perSourceMaxConnections, minimum: 1, maximum: 65_535, unit: 'connections', description: 'concurrent management connections from one source address; beyond, closed at accept (reason="per_source_limit")' }),
+  /** No bytes either way for this long closes the connection. Unit ms. Default 30000. */
+  idleTimeoutMs: msOption(D.idleTimeoutMs, 'a management connection with no bytes either way for this long is closed', 100, 3_600_000),
+  /** Idle time allowed between keep-alive requests. Unit ms. Default 5000. */
+  keepAliveTimeoutMs: msOption(D.keepAliveTimeoutMs, 'an idle keep-alive connection between two requests is closed after this', 100, 600_000),
+  /** Request headers must arrive within this. Unit ms. Default 5000. At most requestTimeoutMs. */
+  headersTimeoutMs: msOption(D.headersTimeoutMs, 'request headers must arrive within this (at most requestTimeoutMs; checked every second)', 100, 600_000),
+  /** The whole request must arrive within this. Unit ms. Default 10000. */
+  requestTimeoutMs: msOption(D.requestTimeoutMs, 'the whole request (headers and body) must arrive within this', 100, 600_000)
+}, { additionalProperties: false, default: {}, description: 'connection budget and timeouts of the management listener' })
+export type ManagementLimits = Static<typeof ManagementLimitsSchema>
+
 /** `management` section; only the default port differs between the daemons. */
 export function managementSchema (defaultPort: number) {
   return Type.Object({
     listen: Type.Object({
-      /** Address of the management HTTP server (/livez, /readyz, /metrics). IP literal. Default `127.0.0.1`. */
-      host: Type.String({ format: 'ip', default: '127.0.0.1', description: 'management server address (IP literal; loopback or a management VLAN only)' }),
+      /**
+       * Address of the management HTTP server (/livez, /readyz, /metrics). IP literal. Default
+       * `127.0.0.1`: loopback only. To reach it from the LAN or a management VLAN, set that address
+       * here explicitly (and a token; docs/management-api.md).
+       */
+      host: Type.String({ format: 'ip', default: '127.0.0.1', description: 'management server address (IP literal); default loopback only; set a management VLAN (or LAN) address explicitly to open it' }),
       /** TCP port of the management server. Default 9090 (concentrator) / 9091 (CPE). */
       port: portOption('management server port', defaultPort)
     }, { additionalProperties: false, default: {}, description: 'where the management server listens' }),
+    limits: ManagementLimitsSchema,
     /** Bearer token required by the management API; unset means no authentication (loopback only!). Secret. Default: unset. */
-    token: Type.Optional(Type.String({ minLength: 16, maxLength: 256, secret: true, description: 'bearer token for the management API (at least 16 characters); unset: no authentication' }))
+    token: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: B64TOKEN_PATTERN, secret: true, description: 'bearer token for the management API (at least 16 characters of RFC 6750 b64token: letters, digits, - . _ ~ + /, then =; e.g. openssl rand -hex 32); unset: no authentication' }))
   }, { additionalProperties: false, default: {}, description: 'management HTTP API' })
 }
 export type ManagementConfig = Static<ReturnType<typeof managementSchema>>

@@ -6,7 +6,7 @@
 import type { Registry } from 'prom-client'
 import { ConfigError } from '../errors.ts'
 import {
-  CloseReason, ConvertDirection, ConvertErrorLabel, FallbackReason, Mode, OverloadAction,
+  CloseReason, ConvertDirection, ConvertErrorLabel, FallbackReason, MgmtRefusalReason, Mode, OverloadAction,
   RejectReason, ReloadResult, Side, UpstreamFailureReason
 } from './labels.ts'
 import {
@@ -40,7 +40,8 @@ export const commonMetricSpecs = {
   convertErrors: metricSpec({ name: 'hybrid_convert_errors_total', type: 'counter', unit: 'messages', help: 'RFC 8803 Convert Error TLVs sent or received, by IANA code name.', labels: { direction: ConvertDirection, code: ConvertErrorLabel } }),
   overloadActive: metricSpec({ name: 'hybrid_overload_active', type: 'gauge', unit: '1', help: 'Overload protection actions currently in force (1 active, 0 not).', labels: { action: OverloadAction } }),
   mptcpConnectionsActive: metricSpec({ name: 'hybrid_mptcp_connections_active', type: 'gauge', unit: 'connections', help: 'Open proxied connections that negotiated MPTCP (no fallback).', labels: {} }),
-  mptcpFallbacks: metricSpec({ name: 'hybrid_mptcp_fallbacks_total', type: 'counter', unit: 'connections', help: 'Connections that fell back to plain TCP (no bonding), by reason; the key health signal.', labels: { reason: FallbackReason } })
+  mptcpFallbacks: metricSpec({ name: 'hybrid_mptcp_fallbacks_total', type: 'counter', unit: 'connections', help: 'Connections that fell back to plain TCP (no bonding), by reason; the key health signal.', labels: { reason: FallbackReason } }),
+  mgmtConnectionsRefused: metricSpec({ name: 'hybrid_mgmt_connections_refused_total', type: 'counter', unit: 'connections', help: 'Management API connections closed at accept because management.limits.maxConnections (max_conns) or perSourceMaxConnections (per_source_limit) was reached.', labels: { reason: MgmtRefusalReason } })
 } as const
 
 export const mptcpSubflowsSpec = metricSpec({ name: 'hybrid_mptcp_subflows_active', type: 'gauge', unit: 'subflows', help: 'Established MPTCP subflows of proxied connections (per configured path on the CPE).', labels: {} })
@@ -93,7 +94,8 @@ export function createCommonMetrics<P extends string = never> (registry: Registr
     overloadActive: createGauge(registry, s.overloadActive),
     mptcpConnectionsActive: createPlainGauge(registry, s.mptcpConnectionsActive),
     mptcpSubflowsActive: createSubflowGauge(registry, options.paths),
-    mptcpFallbacks: createCounter(registry, s.mptcpFallbacks)
+    mptcpFallbacks: createCounter(registry, s.mptcpFallbacks),
+    mgmtConnectionsRefused: createCounter(registry, s.mgmtConnectionsRefused)
   }
 }
 

@@ -22,6 +22,10 @@ export const RejectReason = [
 ] as const
 export type RejectReason = (typeof RejectReason)[number]
 
+/** Why a management API connection was refused (management.limits; shared/src/mgmt/connection-budget.ts). */
+export const MgmtRefusalReason = ['max_conns', 'per_source_limit'] as const
+export type MgmtRefusalReason = (typeof MgmtRefusalReason)[number]
+
 /** Why an established (relayed) connection ended. */
 export const CloseReason = ['normal', 'idle_timeout', 'half_close_timeout', 'max_duration', 'error', 'drain'] as const
 export type CloseReason = (typeof CloseReason)[number]

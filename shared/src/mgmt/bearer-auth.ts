@@ -11,6 +11,14 @@ import { sendError } from './mgmt-errors.ts'
 /** Shortest accepted token: 16 characters (e.g. `openssl rand -hex 16` gives 32). */
 export const MIN_TOKEN_LENGTH = 16
 
+/**
+ * RFC 6750 §2.1 b64token: ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/", then any "=".
+ * A configured token outside it (a space, a colon, a non-ASCII letter) could never be presented
+ * in an Authorization header, so configuration validation refuses it (management.token).
+ */
+export const B64TOKEN_PATTERN = '^[A-Za-z0-9._~+/-]+=*$'
+const B64TOKEN = new RegExp(B64TOKEN_PATTERN)
+
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i
 
 const digest = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest()
@@ -24,6 +32,9 @@ export function bearerToken (header: string | undefined): string | undefined {
 export function createTokenCheck (token: string | undefined): (presented: string | undefined) => boolean {
   if (token !== undefined && token.length < MIN_TOKEN_LENGTH) {
     throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `the management token must have at least ${MIN_TOKEN_LENGTH} characters`)
+  }
+  if (token !== undefined && !B64TOKEN.test(token)) {
+    throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'the management token must be an RFC 6750 b64token (letters, digits, - . _ ~ + /, then =)')
   }
   const expected = token === undefined ? undefined : digest(token)
   return (presented) => {

@@ -3,7 +3,10 @@
  * the guards, error shape, health routes and the OpenAPI document but never listens: tests use
  * `app.inject()`, and main.ts calls `listenMgmt`.
  *
- * Request pipeline: global rate limit (429) → Host allow-list (421) → bearer token on mutating routes (401) → schema
+ * Connections first pass the connection budget (./connection-budget.ts: total and per-source caps,
+ * idle/header/request timeouts; an over-limit socket is destroyed at once and counted).
+ * Request pipeline: global rate limit (429; not on /livez, /healthz, /readyz) → one Host, no foreign
+ * absolute-form target (400) → Host allow-list (421) → bearer token on mutating routes (401) → schema
  * validation (400 naming the field) → handler. Every error body is `{ error: { code, message, field } }`.
  */
 import Fastify, { LogController } from 'fastify'
@@ -16,6 +19,9 @@ import type { Readiness } from './health-routes.ts'
 import { createHostGuard } from './host-allow-list.ts'
 import { MgmtErrorSchema, mgmtErrorHandler, mgmtNotFoundHandler } from './mgmt-errors.ts'
 import { createRateLimiter, DefaultRateLimit } from './rate-limit.ts'
+import { enforceConnectionCaps, resolveMgmtConnectionLimits, TIMEOUT_CHECK_INTERVAL_MS } from './connection-budget.ts'
+import type { MgmtConnectionLimits } from './connection-budget.ts'
+import type { MgmtRefusal } from './connection-budget.ts'
 import type { RateLimitOptions } from './rate-limit.ts'
 import { buildOpenApiDocument, routeRecords } from './openapi.ts'
 import type { OpenApiInfo, RouteRecord } from './openapi.ts'
@@ -55,15 +61,18 @@ export interface MgmtServerOptions {
   info?: OpenApiInfo
   /** Global request budget; default 100 requests per second (429 beyond). */
   rateLimit?: RateLimitOptions
+  /** Connection caps and timeouts (`management.limits`); missing ones take DefaultMgmtConnectionLimits. */
+  limits?: Partial<MgmtConnectionLimits>
+  /** Called for each connection the caps refuse (the daemons count hybrid_mgmt_connections_refused_total). */
+  onRefused?: (reason: MgmtRefusal) => void
 }
 
-/** Server limits: small bodies, short timeouts (Node's own defaults are 60 s headers, 300 s request). */
+/**
+ * Fixed server limits: small bodies and parameters. The timeouts (Node's own defaults are 60 s
+ * headers, 300 s request, no idle timeout) are configurable: `management.limits`, connection-budget.ts.
+ */
 export const MgmtLimits = {
   bodyLimit: 16 * 1024,
-  requestTimeout: 10_000,
-  connectionTimeout: 30_000,
-  keepAliveTimeout: 5_000,
-  headersTimeout: 5_000,
   maxParamLength: 100,
   maxRequestsPerSocket: 1000
 } as const
@@ -84,7 +93,7 @@ function withHook (existing: RouteOptions['onRequest'], hook: onRequestAsyncHook
   return [...(Array.isArray(existing) ? existing as OnRequestHook[] : [existing as OnRequestHook]), hook]
 }
 
-function createApp (options: MgmtServerOptions): MgmtApp {
+function createApp (options: MgmtServerOptions, limits: MgmtConnectionLimits): MgmtApp {
   return Fastify({
     loggerInstance: options.log,
     // fastify 5.8+: the top-level disableRequestLogging and router keys (maxParamLength) are
@@ -92,11 +101,11 @@ function createApp (options: MgmtServerOptions): MgmtApp {
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { maxParamLength: MgmtLimits.maxParamLength },
     bodyLimit: MgmtLimits.bodyLimit,
-    requestTimeout: MgmtLimits.requestTimeout,
-    connectionTimeout: MgmtLimits.connectionTimeout,
-    keepAliveTimeout: MgmtLimits.keepAliveTimeout,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
     maxRequestsPerSocket: MgmtLimits.maxRequestsPerSocket,
-    http: { headersTimeout: MgmtLimits.headersTimeout },
+    http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS },
     trustProxy: false,
     return503OnClosing: true,
     // Unknown body keys are rejected (additionalProperties: false), not silently removed.
@@ -115,7 +124,15 @@ function logResponse (request: FastifyRequest, reply: FastifyReply, done: () => 
 export function buildMgmtServer (options: MgmtServerOptions): MgmtApp {
   const hostGuard = createHostGuard(options.allowedHosts)
   const bearerGuard = createBearerGuard(options.token)
-  const app = createApp(options)
+  const limits = resolveMgmtConnectionLimits(options.limits)
+  const app = createApp(options, limits)
+  const onRefused = options.onRefused ?? (() => {})
+  const budget = enforceConnectionCaps(app.server, limits, (reason) => {
+    onRefused(reason)
+    app.log.debug({ reason }, 'management connection refused')
+  })
+  // close() must not wait for connections that never sent a request (up to idleTimeoutMs each).
+  app.addHook('preClose', (done) => { budget.closeIdle(); done() })
   const records: RouteRecord[] = []
 
   app.addHook('onRequest', createRateLimiter(options.rateLimit ?? DefaultRateLimit))

@@ -9,6 +9,7 @@ import { readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { once } from 'node:events'
 import { dial } from '../../../shared/src/net/dial.ts'
+import { listenMgmt } from '../../../shared/src/mgmt/mgmt-server.ts'
 import { socketProtocol, isMptcpFallback } from '../../../shared/src/net/sockopt.ts'
 import { ECHO_HOST, RawClient, connectRequest, echoServer, eventually, makeConfig, metricValue, startConcentrator, tempDir } from './harness.ts'
 
@@ -127,6 +128,15 @@ test('management routes via inject()', async (t) => {
   assert.equal(ok.statusCode, 200)
   assert.equal(reloads, 1)
   c.socket.destroy()
+})
+
+test('management.limits reach the concentrator management server; refusals are counted on its registry', async (t) => {
+  const { conc } = await startConcentrator(t, makeConfig({ management: { limits: { maxConnections: 2, idleTimeoutMs: 4321 } } }))
+  assert.equal(conc.mgmt.server.timeout, 4321)
+  const { port } = await listenMgmt(conc.mgmt, { host: '127.0.0.1', port: 0 })
+  const clients = await Promise.all([0, 1, 2, 3].map(async () => RawClient.connect(port)))
+  t.after(() => { for (const c of clients) c.socket.destroy() })
+  await eventually(async () => await metricValue(conc, 'hybrid_mgmt_connections_refused_total', { reason: 'max_conns' }) === 2)
 })
 
 function openFds (): number {

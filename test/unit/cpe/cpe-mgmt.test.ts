@@ -2,6 +2,8 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { EventEmitter } from 'node:events'
 import { writeFileSync } from 'node:fs'
+import { get } from 'node:http'
+import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { Registry } from 'prom-client'
 import { stringify } from 'yaml'
@@ -9,6 +11,7 @@ import { loadConfig } from '../../../shared/src/config/load-config.ts'
 import { createLogger } from '../../../shared/src/log.ts'
 import { HybridError } from '../../../shared/src/errors.ts'
 import { createCpe } from '../../../cpe/src/cpe.ts'
+import { listenMgmt } from '../../../shared/src/mgmt/mgmt-server.ts'
 import { testTempDir } from '../../helpers/temp-dir.ts'
 import { ConfigSchema, type CpeConfig } from '../../../cpe/src/config.ts'
 import type { UplinkState } from '../../../cpe/src/uplink/uplink-manager.ts'
@@ -85,13 +88,48 @@ test('PUT /api/v1/uplinks/:name: token, mode on lte only, admin down, bad fields
   assert.equal(uplinks.mode, 'backup')
   const dslMode = await put('dsl', { mode: 'backup' })
   assert.equal(dslMode.statusCode, 400)
-  assert.equal((dslMode.json() as { error: { field: string } }).error.field, 'mode')
+  assert.equal((dslMode.json() as { error: { field: string } }).error.field, '/body/mode')
   const bad = await put('lte', { mode: 'fast' })
   assert.equal(bad.statusCode, 400)
   assert.match(bad.body, /mode/)
-  assert.equal((await put('dsl', { admin: 'down' })).statusCode, 400)
-  assert.equal((await put('wifi', { admin: 'down' })).statusCode, 404)
+  const dslDown = await put('dsl', { admin: 'down' })
+  assert.equal(dslDown.statusCode, 400)
+  assert.equal((dslDown.json() as { error: { field: string } }).error.field, '/body/admin')
+  const wifi = await put('wifi', { admin: 'down' })
+  assert.equal(wifi.statusCode, 404)
+  assert.equal((wifi.json() as { error: { field: string } }).error.field, '/params/name')
+  // A refused mode change names mode, not admin.
+  uplinks.setMode = async () => { throw new HybridError('HYBRID_ERR_UPLINK_CONFIG', 'endpoint flags could not be written') }
+  const modeRefused = await put('lte', { mode: 'aggregate' })
+  assert.equal(modeRefused.statusCode, 400)
+  assert.equal((modeRefused.json() as { error: { field: string } }).error.field, '/body/mode')
   assert.equal((await put('lte', {})).statusCode, 400)
+})
+
+test('management.limits reach the CPE management server; refusals are counted on the CPE registry', async (t) => {
+  const cpe = createCpe(config({ management: { token: TOKEN, limits: { perSourceMaxConnections: 3, idleTimeoutMs: 1234, keepAliveTimeoutMs: 800, headersTimeoutMs: 900, requestTimeoutMs: 2000 } } }), {
+    log: createLogger({ level: 'silent', name: 'test' }), registry: new Registry(), listenManagement: false, kernelMib: false
+  })
+  t.after(async () => { await cpe.mgmt.close() })
+  await cpe.mgmt.ready()
+  assert.deepEqual([cpe.mgmt.server.timeout, cpe.mgmt.server.keepAliveTimeout, cpe.mgmt.server.headersTimeout, cpe.mgmt.server.requestTimeout], [1234, 800, 900, 2000])
+  assert.match(await cpe.registry.metrics(), /^hybrid_mgmt_connections_refused_total\{reason="per_source_limit"\} 0$/m)
+  // Real sockets on the CPE's own server: 6 idle connections from one source with a cap of 3.
+  const { port } = await listenMgmt(cpe.mgmt, { host: '127.0.0.1', port: 0 })
+  const closed: boolean[] = []
+  const sockets = await Promise.all(Array.from({ length: 6 }, async (_, i) => new Promise<Socket>((resolve) => {
+    const s = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1' }, () => { resolve(s) })
+    s.on('error', () => {})
+    s.on('close', () => { closed[i] = true })
+  })))
+  t.after(() => { for (const s of sockets) s.destroy() })
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.equal(closed.filter(Boolean).length, 3)
+  const livez = await new Promise<number>((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path: '/livez', localAddress: '127.0.0.2', agent: false }, (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject)
+  })
+  assert.equal(livez, 200, 'another source still gets /livez')
+  assert.match(await cpe.registry.metrics(), /^hybrid_mgmt_connections_refused_total\{reason="per_source_limit"\} 3$/m)
 })
 
 test('reload: bypass change re-applies the ruleset; restart-only keys are refused and counted', async (t) => {

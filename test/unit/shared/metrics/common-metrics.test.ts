@@ -4,7 +4,8 @@ import { Registry, register as globalRegister } from 'prom-client'
 import { ConfigError } from '../../../../shared/src/errors.ts'
 import { commonMetricSpecs, ConnectionDurationBuckets, createCommonMetrics, LatencyBuckets } from '../../../../shared/src/metrics/common-metrics.ts'
 
-// Every "both" row of security-and-operations.md §5, except build info (registry.ts) and the kernel MIB (kernel-mib.ts).
+// Every "both" row of security-and-operations.md §5, except build info (registry.ts) and the kernel MIB (kernel-mib.ts),
+// plus the management listener's refused connections (docs/management-api.md).
 const TABLE = [
   'hybrid_config_reloads_total', 'hybrid_config_last_reload_success_timestamp_seconds',
   'hybrid_connections_accepted_total', 'hybrid_connections_active', 'hybrid_connections_rejected_total',
@@ -12,7 +13,8 @@ const TABLE = [
   'hybrid_upstream_connect_failures_total', 'hybrid_connection_duration_seconds', 'hybrid_bytes_received_total',
   'hybrid_bytes_sent_total', 'hybrid_buffered_bytes', 'hybrid_backpressure_pauses_total',
   'hybrid_half_closed_connections', 'hybrid_convert_errors_total', 'hybrid_overload_active',
-  'hybrid_mptcp_connections_active', 'hybrid_mptcp_subflows_active', 'hybrid_mptcp_fallbacks_total'
+  'hybrid_mptcp_connections_active', 'hybrid_mptcp_subflows_active', 'hybrid_mptcp_fallbacks_total',
+  'hybrid_mgmt_connections_refused_total'
 ]
 
 const freshRegistry = (): Registry => new Registry()

@@ -239,6 +239,9 @@ test('building never listens; listenMgmt binds and reports the port', async (t) 
 test('bad configuration is refused at build time', () => {
   assert.throws(() => build({ token: 'short' }), /at least 16 characters/)
   assert.throws(() => build({ allowedHosts: [] }), /at least one allowed host/)
+  // Node itself would throw a bare ERR_OUT_OF_RANGE for this; the daemons get a ConfigError naming the key.
+  assert.throws(() => build({ limits: { headersTimeoutMs: 20_000, requestTimeoutMs: 10_000 } }), (err: Error & { code?: string, detail?: { key?: string } }) =>
+    err.code === 'HYBRID_ERR_CONFIG_INVALID' && err.detail?.key === 'management.limits.headersTimeoutMs')
 })
 
 test('building and listening emits no process warning (no deprecated fastify options: FSTDEP022/FSTDEP023)', async (t) => {
