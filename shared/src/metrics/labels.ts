@@ -23,7 +23,7 @@ export const RejectReason = [
 export type RejectReason = (typeof RejectReason)[number]
 
 /** Why an established (relayed) connection ended. */
-export const CloseReason = ['normal', 'idle_timeout', 'half_close_timeout', 'max_duration', 'error', 'drain'] as const
+export const CloseReason = ['normal', 'idle_timeout', 'half_close_timeout', 'max_duration', 'error', 'drain', 'peer_timeout'] as const
 export type CloseReason = (typeof CloseReason)[number]
 
 export const UpstreamFailureReason = ['refused', 'timeout', 'unreachable', 'dns', 'reset', 'other'] as const

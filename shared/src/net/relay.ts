@@ -10,14 +10,23 @@
  *   with `allowHalfOpen: true`), and a half-close timer bounds how long the other direction may stay
  *   open (CLOSE_WAIT / FIN_WAIT2 build-up, threat 3 of the security notes).
  * - Idle: one socket timeout on the client leg, which sees every byte in both directions.
+ * - Abnormal ends are resets, never FINs: when a leg errors (ECONNRESET, EPIPE, ETIMEDOUT …), closes
+ *   before its FIN was read and ours flushed, or the relay is aborted (idle / half-close / max
+ *   duration / drain), the other leg is closed with RST (`resetAndDestroy`). A FIN there would make a
+ *   truncated transfer look complete to the far application, and a FIN-closed socket would keep its
+ *   unsent send buffer in FIN-WAIT for up to the peer's lifetime. Only a normal end (both FINs
+ *   relayed) closes with FIN.
+ * - Dead peers: `keepalive` (SO_KEEPALIVE, TCP_KEEPIDLE/KEEPINTVL/KEEPCNT, TCP_USER_TIMEOUT) is set on
+ *   both legs; a peer that vanished ends the relay with ETIMEDOUT, reason 'peer_timeout'.
  * - Bytes are counted from the sockets' own counters when the relay ends, never per chunk.
  *
  * Bytes already read past the handshake (`earlyData`) are written to the server first; nothing read
  * is ever dropped.
  */
 import type { Socket } from 'node:net'
+import { setLegKeepalive, type LegKeepalive } from './sockopt.ts'
 
-export type RelayEndReason = 'normal' | 'idle_timeout' | 'half_close_timeout' | 'max_duration' | 'error' | 'drain'
+export type RelayEndReason = 'normal' | 'idle_timeout' | 'half_close_timeout' | 'max_duration' | 'error' | 'drain' | 'peer_timeout'
 
 export interface RelayOptions {
   /** Close both legs after this long without a byte in either direction. Milliseconds; 0 = off. */
@@ -26,6 +35,8 @@ export interface RelayOptions {
   halfCloseTimeoutMs: number
   /** Hard cap on the connection's lifetime. Milliseconds; 0 or absent = off. */
   maxDurationMs?: number
+  /** Dead-peer detection set on both legs when the relay starts; absent = the kernel's (off). */
+  keepalive?: LegKeepalive
   /** Bytes read from the client before the relay started that belong to the server (early data). */
   earlyData?: Uint8Array
   /**
@@ -50,6 +61,8 @@ export interface RelayResult {
   bytesDown: number
   durationMs: number
   error?: Error
+  /** A keepalive option the kernel refused on a leg (the relay runs on without it). */
+  sockoptError?: Error
 }
 
 export interface Relay {
@@ -68,6 +81,16 @@ export interface Relay {
 /** Per-leg progress flags: the relay is finished when both legs have read their FIN and flushed ours. */
 interface LegState { readEnded: boolean, writeFinished: boolean, closed: boolean, pausedByUs: boolean }
 
+/** Close a leg with RST (SO_LINGER 0); a socket already gone is left alone. */
+function resetLeg (s: Socket): void {
+  if (s.destroyed) return
+  try {
+    s.resetAndDestroy()
+  } catch {
+    s.destroy() // not a TCP handle (cannot happen for relayed legs): close it anyway
+  }
+}
+
 export function relay (client: Socket, server: Socket, opts: RelayOptions): Relay {
   const started = Date.now()
   // Half-close needs both legs to keep their writable side open after the peer's FIN.
@@ -83,6 +106,7 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
   const sv = legs.get(server) as LegState
   let reason: RelayEndReason | undefined
   let firstError: Error | undefined
+  let sockoptError: Error | undefined
   let halfCloseTimer: NodeJS.Timeout | undefined
   let maxTimer: NodeJS.Timeout | undefined
   let halfClosedOpen = false
@@ -95,10 +119,20 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
   })
   const directionsDone = (): number => (sv.writeFinished ? 1 : 0) + (c.writeFinished ? 1 : 0)
 
+  /**
+   * Tear both legs down. A normal end closes with FIN (both directions are over); anything else
+   * resets, so neither far end mistakes a cut-off for a complete transfer and the kernel frees the
+   * send buffers at once instead of holding them in FIN-WAIT.
+   */
   const abort = (why: RelayEndReason): void => {
     reason ??= why
-    client.destroy()
-    server.destroy()
+    if (reason === 'normal') {
+      client.destroy()
+      server.destroy()
+    } else {
+      resetLeg(client)
+      resetLeg(server)
+    }
   }
 
   const finish = (): void => {
@@ -108,6 +142,7 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
     const { up, down } = progress()
     const result: RelayResult = { reason: reason ?? 'normal', bytesUp: up, bytesDown: down, durationMs: Date.now() - started }
     if (firstError !== undefined) result.error = firstError
+    if (sockoptError !== undefined) result.sockoptError = sockoptError
     settle(result)
   }
 
@@ -159,11 +194,20 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
   }
 
   for (const [sock, leg] of legs) {
-    sock.on('error', (err: Error) => {
+    sock.on('error', (err: Error & { code?: string }) => {
       firstError ??= err
-      abort('error')
+      abort(err.code === 'ETIMEDOUT' ? 'peer_timeout' : 'error')
     })
     sock.on('close', () => { onClose(leg) })
+  }
+  if (opts.keepalive !== undefined) {
+    for (const sock of [client, server]) {
+      try {
+        setLegKeepalive(sock, opts.keepalive)
+      } catch (err) {
+        sockoptError ??= err as Error
+      }
+    }
   }
   if (opts.idleTimeoutMs > 0) {
     client.setTimeout(opts.idleTimeoutMs, () => { abort('idle_timeout') })
