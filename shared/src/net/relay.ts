@@ -17,14 +17,17 @@
  *   unsent send buffer in FIN-WAIT for up to the peer's lifetime. Only a normal end (both FINs
  *   relayed) closes with FIN.
  * - Dead peers: `keepalive` (SO_KEEPALIVE, TCP_KEEPIDLE/KEEPINTVL/KEEPCNT, TCP_USER_TIMEOUT) is set on
- *   both legs; a peer that vanished ends the relay with ETIMEDOUT, reason 'peer_timeout'.
+ *   both legs; a peer that vanished ends the relay with ETIMEDOUT, reason 'peer_timeout'. On an MPTCP
+ *   leg keepalive only kills the subflows (the MPTCP socket stays up with none, no error), so every
+ *   keepalive interval the relay reads MPTCP_INFO; no subflow at two checks in a row (a path manager
+ *   may re-create one in between) ends the relay the same way.
  * - Bytes are counted from the sockets' own counters when the relay ends, never per chunk.
  *
  * Bytes already read past the handshake (`earlyData`) are written to the server first; nothing read
  * is ever dropped.
  */
 import type { Socket } from 'node:net'
-import { setLegKeepalive, type LegKeepalive } from './sockopt.ts'
+import { mptcpInfo, setLegKeepalive, type LegKeepalive } from './sockopt.ts'
 
 export type RelayEndReason = 'normal' | 'idle_timeout' | 'half_close_timeout' | 'max_duration' | 'error' | 'drain' | 'peer_timeout'
 
@@ -91,6 +94,30 @@ function resetLeg (s: Socket): void {
   }
 }
 
+/**
+ * Every `intervalMs` (≥ 1 s), read MPTCP_INFO of each leg; a leg with no subflow at two checks in a
+ * row is dead (`onDead`). Kernels without `subflowsTotal` (< 6.10) and fallen-back legs are skipped.
+ */
+function watchSubflows (legs: Socket[], intervalMs: number, onDead: (leg: Socket) => void): NodeJS.Timeout {
+  const empty = new Map<Socket, number>()
+  const timer = setInterval(() => {
+    for (const leg of legs) {
+      if (leg.destroyed) continue
+      let total: number | undefined
+      try {
+        total = mptcpInfo(leg)?.subflowsTotal
+      } catch {
+        continue
+      }
+      const n = total === 0 ? (empty.get(leg) ?? 0) + 1 : 0
+      empty.set(leg, n)
+      if (n >= 2) { onDead(leg); return }
+    }
+  }, Math.max(1000, intervalMs))
+  timer.unref()
+  return timer
+}
+
 export function relay (client: Socket, server: Socket, opts: RelayOptions): Relay {
   const started = Date.now()
   // Half-close needs both legs to keep their writable side open after the peer's FIN.
@@ -109,6 +136,7 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
   let sockoptError: Error | undefined
   let halfCloseTimer: NodeJS.Timeout | undefined
   let maxTimer: NodeJS.Timeout | undefined
+  let subflowTimer: NodeJS.Timeout | undefined
   let halfClosedOpen = false
   let settle: (r: RelayResult) => void = () => {}
   const done = new Promise<RelayResult>((resolve) => { settle = resolve })
@@ -139,6 +167,7 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
     if (halfClosedOpen) opts.onHalfCloseEnd?.()
     clearTimeout(halfCloseTimer)
     clearTimeout(maxTimer)
+    clearInterval(subflowTimer)
     const { up, down } = progress()
     const result: RelayResult = { reason: reason ?? 'normal', bytesUp: up, bytesDown: down, durationMs: Date.now() - started }
     if (firstError !== undefined) result.error = firstError
@@ -201,12 +230,19 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
     sock.on('close', () => { onClose(leg) })
   }
   if (opts.keepalive !== undefined) {
+    const mptcpLegs: Socket[] = []
     for (const sock of [client, server]) {
       try {
-        setLegKeepalive(sock, opts.keepalive)
+        if (setLegKeepalive(sock, opts.keepalive).mptcp && opts.keepalive.idleMs > 0) mptcpLegs.push(sock)
       } catch (err) {
         sockoptError ??= err as Error
       }
+    }
+    if (mptcpLegs.length > 0) {
+      subflowTimer = watchSubflows(mptcpLegs, opts.keepalive.intervalMs, (leg) => {
+        firstError ??= Object.assign(new Error(`MPTCP leg ${leg === client ? 'client' : 'server'} has no subflow left (keepalive)`), { code: 'ETIMEDOUT' })
+        abort('peer_timeout')
+      })
     }
   }
   if (opts.idleTimeoutMs > 0) {

@@ -213,9 +213,11 @@ const keepSeconds = (ms: number): number => Math.min(32_767, Math.max(1, Math.ce
  * setKeepAlive sets the idle time only, and libuv ≥ 1.45 forces interval 1 s, count 10).
  * On an MPTCP socket (Linux 6.18, measured) the keepalive options are accepted and copied to every
  * subflow, but TCP_USER_TIMEOUT is not (setsockopt ENOPROTOOPT): it is skipped there, and
- * keepalive alone bounds a vanished peer. Returns which options were applied.
+ * keepalive alone bounds a vanished peer. Keepalive there only kills the dead subflows: the MPTCP
+ * socket stays ESTABLISHED with no subflow and reports no error (measured on 6.18), so the relay
+ * watches the subflow count of MPTCP legs (see relay.ts). Returns which options were applied.
  */
-export function setLegKeepalive (target: SocketTarget, k: LegKeepalive): { keepalive: boolean, userTimeout: boolean } {
+export function setLegKeepalive (target: SocketTarget, k: LegKeepalive): { keepalive: boolean, userTimeout: boolean, mptcp: boolean } {
   const fd = socketFd(target)
   const on = k.idleMs > 0
   setsockoptInt(fd, Linux.SOL_SOCKET, Linux.SO_KEEPALIVE, on ? 1 : 0, `SOL_SOCKET, SO_KEEPALIVE ${on ? 1 : 0}`)
@@ -224,9 +226,9 @@ export function setLegKeepalive (target: SocketTarget, k: LegKeepalive): { keepa
     setsockoptInt(fd, Linux.IPPROTO_TCP, Linux.TCP_KEEPINTVL, keepSeconds(k.intervalMs), 'IPPROTO_TCP, TCP_KEEPINTVL')
     setsockoptInt(fd, Linux.IPPROTO_TCP, Linux.TCP_KEEPCNT, k.count, 'IPPROTO_TCP, TCP_KEEPCNT')
   }
-  if (socketProtocol(fd) === 'mptcp') return { keepalive: on, userTimeout: false }
+  if (socketProtocol(fd) === 'mptcp') return { keepalive: on, userTimeout: false, mptcp: true }
   setsockoptInt(fd, Linux.IPPROTO_TCP, Linux.TCP_USER_TIMEOUT, k.userTimeoutMs, 'IPPROTO_TCP, TCP_USER_TIMEOUT')
-  return { keepalive: on, userTimeout: k.userTimeoutMs > 0 }
+  return { keepalive: on, userTimeout: k.userTimeoutMs > 0, mptcp: false }
 }
 
 const intBuf4 = Buffer.alloc(4)
