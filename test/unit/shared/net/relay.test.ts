@@ -138,31 +138,24 @@ test('an error on one leg resets the other (the client app sees ECONNRESET, not 
   assert.deepEqual(await seen, { end: false, code: 'ECONNRESET' })
 })
 
-test('upstream reset mid-transfer: the client app gets the partial data and then ECONNRESET, never a clean end', async (t) => {
-  const { serverApp, clientApp, a, b } = await setup(t)
-  const r = relay(a, b, { idleTimeoutMs: 5000, halfCloseTimeoutMs: 5000 })
-  const seen = ending(clientApp)
-  const gotAll = new Promise<void>((resolve) => {
-    let got = 0
-    clientApp.on('data', (c: Buffer) => { got += c.length; if (got >= 1 << 20) resolve() })
+for (const resetter of ['server', 'client'] as const) {
+  const what = resetter === 'server' ? 'an upstream reset mid-download: the client app gets the partial data and then ECONNRESET' : 'a client reset mid-upload: the server app gets the partial data and then ECONNRESET'
+  test(`${what}, never a clean end`, async (t) => {
+    const { serverApp, clientApp, a, b } = await setup(t)
+    const [sender, receiver] = resetter === 'server' ? [serverApp, clientApp] : [clientApp, serverApp]
+    const r = relay(a, b, { idleTimeoutMs: 5000, halfCloseTimeoutMs: 5000 })
+    const seen = ending(receiver)
+    const gotAll = new Promise<void>((resolve) => {
+      let got = 0
+      receiver.on('data', (c: Buffer) => { got += c.length; if (got >= 1 << 20) resolve() })
+    })
+    sender.write(Buffer.alloc(1 << 20, 5))
+    await gotAll
+    sender.resetAndDestroy()
+    assert.deepEqual(await seen, { end: false, code: 'ECONNRESET' })
+    assert.equal((await r.done).reason, 'error')
   })
-  serverApp.write(Buffer.alloc(1 << 20, 5))
-  await gotAll
-  serverApp.resetAndDestroy()
-  assert.deepEqual(await seen, { end: false, code: 'ECONNRESET' })
-  assert.equal((await r.done).reason, 'error')
-})
-
-test('a client reset mid-upload reaches the server app as ECONNRESET', async (t) => {
-  const { serverApp, clientApp, a, b } = await setup(t)
-  const r = relay(a, b, { idleTimeoutMs: 5000, halfCloseTimeoutMs: 5000 })
-  const seen = ending(serverApp)
-  clientApp.write(Buffer.alloc(64 << 10, 1))
-  await once(serverApp, 'data')
-  clientApp.resetAndDestroy()
-  assert.deepEqual(await seen, { end: false, code: 'ECONNRESET' })
-  assert.equal((await r.done).reason, 'error')
-})
+}
 
 test('a normal end stays a FIN on both sides (end, no error)', async (t) => {
   const { serverApp, clientApp, a, b } = await setup(t)
@@ -272,12 +265,20 @@ for (const how of ['reset', 'close with unread data'] as const) {
     const { clientApp, serverApp, a, b, port } = await setupMptcp(t)
     const r = relay(a, b, { idleTimeoutMs: 0, halfCloseTimeoutMs: 45_000 })
     const far = ending(serverApp)
-    // The far end sends up to 32 MiB as fast as the relay takes it (bounded).
-    const chunk = Buffer.alloc(256 << 10, 9)
+    // The far end streams up to 32 MiB. 'reset': paced (64 KiB per 2 ms) so the MPTCP leg has read
+    // everything when the client aborts (a FIN-closed leg would then send FIN, not RST); 'close':
+    // as fast as the relay takes it, so data queues toward the stopped reader.
+    const chunk = Buffer.alloc(how === 'reset' ? 64 << 10 : 256 << 10, 9)
     let sent = 0
     const pumpOut = (): void => { while (sent < 32 << 20 && serverApp.writable && serverApp.write(chunk)) sent += chunk.length }
-    serverApp.on('drain', () => { sent += chunk.length; pumpOut() })
-    pumpOut()
+    let pacer: NodeJS.Timeout | undefined
+    if (how === 'reset') {
+      pacer = setInterval(() => { if (sent < 32 << 20 && serverApp.writable) { serverApp.write(chunk); sent += chunk.length } }, 2)
+      t.after(() => { clearInterval(pacer) })
+    } else {
+      serverApp.on('drain', () => { sent += chunk.length; pumpOut() })
+      pumpOut()
+    }
     let got = 0
     await new Promise<void>((resolve) => {
       clientApp.on('data', (c: Buffer) => { got += c.length; if (got >= 4 << 20) resolve() })
@@ -292,7 +293,9 @@ for (const how of ['reset', 'close with unread data'] as const) {
     }
     const res = await r.done
     assert.equal(res.reason, 'error')
-    assert.deepEqual(await far, { end: false, code: 'ECONNRESET' }, 'the far end is reset, not sent a FIN (which would keep it sending into a half-closed relay)')
+    const farSaw = await far
+    clearInterval(pacer)
+    assert.deepEqual(farSaw, { end: false, code: 'ECONNRESET' }, 'the far end is reset, not sent a FIN (which would keep it sending into a half-closed relay)')
     assert.ok(Date.now() - t0 < 2000, `the far end saw the reset ${Date.now() - t0} ms after the abort`)
     await new Promise((resolve) => setTimeout(resolve, 200))
     assert.equal(finWait(port), '', 'no leg of the aborted relay is left in FIN-WAIT')
