@@ -4,6 +4,7 @@
 import { Type, type Static } from 'typebox'
 import { Limits } from '../../shared/src/codec/limits.ts'
 import { integerOption, msOption } from '../../shared/src/config/schema-helpers.ts'
+import { keepaliveLimitProperties } from '../../shared/src/config/common-schema.ts'
 
 export const ConcentratorLimitsSchema = Type.Object({
   /** SOCKS5 greeting → request deadline, then the socket is destroyed. Unit ms. Default 10000. */
@@ -29,7 +30,8 @@ export const ConcentratorLimitsSchema = Type.Object({
   /** Stream buffer high-water mark per socket. Unit bytes. Default 32768. */
   highWaterMark: integerOption({ default: 32_768, minimum: 1024, maximum: 1_048_576, unit: 'bytes', description: 'socket stream high-water mark (backpressure threshold)' }),
   /** Drain deadline on SIGTERM before remaining connections are destroyed. Unit ms. Default 25000. */
-  drainTimeoutMs: msOption(25_000, 'on SIGTERM: drain deadline before the remaining connections are destroyed', 0, 300_000)
+  drainTimeoutMs: msOption(25_000, 'on SIGTERM: drain deadline before the remaining connections are destroyed', 0, 300_000),
+  ...keepaliveLimitProperties
 }, { additionalProperties: false, default: {}, description: 'limits and timeouts' })
 
 export type ConcentratorLimits = Static<typeof ConcentratorLimitsSchema>

@@ -30,6 +30,7 @@ import { convertErrorLabel } from '../../../shared/src/metrics/labels.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
+import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import { upstreamFailureReason } from '../egress/connect-upstream.ts'
 import type { Runtime } from '../runtime.ts'
@@ -266,6 +267,7 @@ export class ConvertConnection {
       ...relayMetricHooks(this.#deps.metrics),
       idleTimeoutMs: limits.idleTimeoutMs,
       halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
+      keepalive: relayKeepalive(limits),
       ...(earlyData.length > 0 ? { earlyData } : {}),
       ...(early.ended ? { clientEnded: true } : {})
     })

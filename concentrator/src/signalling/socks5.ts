@@ -18,6 +18,7 @@ import type { ErrorCode } from '../../../shared/src/errors.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
+import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import { connectUpstream } from '../egress/connect-upstream.ts'
 import type { UpstreamResult } from '../egress/connect-upstream.ts'
@@ -237,6 +238,7 @@ export class Socks5Connection {
       ...relayMetricHooks(this.#deps.metrics),
       idleTimeoutMs: limits.idleTimeoutMs,
       halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
+      keepalive: relayKeepalive(limits),
       ...(earlyData.length > 0 ? { earlyData } : {}),
       ...(early.ended ? { clientEnded: true } : {})
     })

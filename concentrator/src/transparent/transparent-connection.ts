@@ -14,6 +14,7 @@ import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
+import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import { upstreamFailureReason } from '../egress/connect-upstream.ts'
 import type { ConcentratorMetrics } from '../metrics.ts'
@@ -159,7 +160,7 @@ export class TransparentConnection {
 
   #startRelay (upstream: net.Socket, dstText: string): void {
     const { limits } = this.#deps.runtime()
-    const r = relay(this.#socket, upstream, { ...relayMetricHooks(this.#deps.metrics), idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs })
+    const r = relay(this.#socket, upstream, { ...relayMetricHooks(this.#deps.metrics), idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs, keepalive: relayKeepalive(limits) })
     this.#relay = r
     const s = this.#socket
     this.#deps.sessions.add({

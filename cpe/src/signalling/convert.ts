@@ -20,6 +20,7 @@ import { convertErrorLabel, type UpstreamFailureReason } from '../../../shared/s
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
+import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import type { CpeLimits } from '../config-limits.ts'
 import type { ConvertClientConfig } from '../config-convert.ts'
@@ -196,7 +197,7 @@ export class ConvertUpstream {
   #relayTo (socket: net.Socket, earlyData: Buffer, path: string | undefined): void {
     const { limits } = this.#s
     const sentFirst = earlyData.length === 0 ? this.#first?.length ?? 0 : 0
-    const r = relay(this.#lan, socket, { ...relayMetricHooks(this.#deps.metrics), idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs, ...(earlyData.length > 0 ? { earlyData } : {}) })
+    const r = relay(this.#lan, socket, { ...relayMetricHooks(this.#deps.metrics), idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs, keepalive: relayKeepalive(limits), ...(earlyData.length > 0 ? { earlyData } : {}) })
     this.#relay = r
     this.#first = undefined
     const id = this.#info.id

@@ -25,6 +25,7 @@ import type { Socks5ClientEvent } from '../../../shared/src/codec/socks5-client-
 import type { Logger } from '../../../shared/src/log.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
+import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import type { CpeLimits } from '../config-limits.ts'
 import type { Socks5Config } from '../config-socks5.ts'
@@ -302,7 +303,7 @@ export class Socks5Upstream {
     const { limits } = this.#s
     const early = !a.pipelined && this.#first !== undefined && this.#first.length > 0 ? { earlyData: this.#first } : {}
     this.#earlyInHandshake = a.pipelined ? this.#first?.length ?? 0 : 0
-    const r = relay(this.#lan, a.socket, { ...relayMetricHooks(this.#deps.metrics), idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs, ...early })
+    const r = relay(this.#lan, a.socket, { ...relayMetricHooks(this.#deps.metrics), idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs, keepalive: relayKeepalive(limits), ...early })
     this.#relay = r
     this.#first = undefined
     const id = this.#info.id

@@ -17,6 +17,7 @@ import type { FallbackReason } from '../../../shared/src/metrics/labels.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
+import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import type { CpeLimits } from '../config-limits.ts'
 import type { OriginalDestination } from '../intercept/interceptor.ts'
@@ -158,7 +159,7 @@ export class TransparentUpstream {
 
   #startRelay (socket: net.Socket): void {
     const { limits } = this.#s
-    const r = relay(this.#lan, socket, { ...relayMetricHooks(this.#deps.metrics), idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs })
+    const r = relay(this.#lan, socket, { ...relayMetricHooks(this.#deps.metrics), idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs, keepalive: relayKeepalive(limits) })
     this.#relay = r
     const id = this.#info.id
     const paths = this.#deps.paths

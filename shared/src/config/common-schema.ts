@@ -5,6 +5,7 @@
 import { Type, type Static } from 'typebox'
 import { B64TOKEN_PATTERN } from '../mgmt/bearer-auth.ts'
 import { DefaultMgmtConnectionLimits as D } from '../mgmt/connection-budget.ts'
+import type { LegKeepalive } from '../net/sockopt.ts'
 import { integerOption, msOption, portOption, stringEnum } from './schema-helpers.ts'
 
 export const LogLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const
@@ -83,4 +84,27 @@ export function stateDirSchema (daemon: string) {
     default: `/run/hybrid-${daemon}`,
     description: 'directory of the crash journal (what the daemon changed in its network namespace, undone by the next start after a crash); one file per namespace; keep it on a volume that outlives the container for crash recovery across container restarts'
   })
+}
+
+/**
+ * Dead-peer detection on every relayed leg of both daemons (spread into each daemon's `limits`;
+ * defaults and why: docs/design/limits.md). A peer that vanished (power loss, NAT state timed out)
+ * is found within keepaliveIdleMs + keepaliveCount × keepaliveIntervalMs when the connection is
+ * idle (60 s by default), within userTimeoutMs when data is unacknowledged (plain TCP legs only:
+ * MPTCP sockets refuse TCP_USER_TIMEOUT on Linux 6.18).
+ */
+export const keepaliveLimitProperties = {
+  /** TCP_KEEPIDLE on both legs: silence before the first keepalive probe; 0 = keepalive off. Unit ms (kernel: whole seconds, rounded up). Default 30000. */
+  keepaliveIdleMs: msOption(30_000, 'relayed legs: silence before the first TCP keepalive probe (SO_KEEPALIVE + TCP_KEEPIDLE, whole seconds, rounded up); 0: keepalive off', 0, 32_767_000),
+  /** TCP_KEEPINTVL on both legs: between unanswered probes. Unit ms (whole seconds, rounded up). Default 10000. */
+  keepaliveIntervalMs: msOption(10_000, 'relayed legs: interval between unanswered keepalive probes (TCP_KEEPINTVL, whole seconds, rounded up)', 1000, 32_767_000),
+  /** TCP_KEEPCNT on both legs: unanswered probes before the relay is reset (reason peer_timeout). Default 3. */
+  keepaliveCount: integerOption({ default: 3, minimum: 1, maximum: 127, unit: 'probes', description: 'relayed legs: unanswered keepalive probes before the connection is dropped (TCP_KEEPCNT; close reason peer_timeout)' }),
+  /** TCP_USER_TIMEOUT on plain-TCP legs: unacknowledged data older than this drops the connection; 0 = kernel default (≈ 15 min of retransmissions). Unit ms. Default 60000. */
+  userTimeoutMs: msOption(60_000, 'plain-TCP relayed legs: drop the connection when sent data stays unacknowledged this long (TCP_USER_TIMEOUT; MPTCP legs do not support it); 0: kernel default', 0, 86_400_000)
+}
+
+/** The keepalive part of a daemon's `limits`, as the relay applies it to both legs. */
+export function relayKeepalive (l: { keepaliveIdleMs: number, keepaliveIntervalMs: number, keepaliveCount: number, userTimeoutMs: number }): LegKeepalive {
+  return { idleMs: l.keepaliveIdleMs, intervalMs: l.keepaliveIntervalMs, count: l.keepaliveCount, userTimeoutMs: l.userTimeoutMs }
 }

@@ -27,7 +27,7 @@ export const MgmtRefusalReason = ['max_conns', 'per_source_limit'] as const
 export type MgmtRefusalReason = (typeof MgmtRefusalReason)[number]
 
 /** Why an established (relayed) connection ended. */
-export const CloseReason = ['normal', 'idle_timeout', 'half_close_timeout', 'max_duration', 'error', 'drain'] as const
+export const CloseReason = ['normal', 'idle_timeout', 'half_close_timeout', 'max_duration', 'error', 'drain', 'peer_timeout'] as const
 export type CloseReason = (typeof CloseReason)[number]
 
 /** `closed`: the next hop sent FIN before its reply (CPE: concentrator over a cap, draining, at its deadline). */

@@ -10,6 +10,17 @@
  *   with `allowHalfOpen: true`), and a half-close timer bounds how long the other direction may stay
  *   open (CLOSE_WAIT / FIN_WAIT2 build-up, threat 3 of the security notes).
  * - Idle: one socket timeout on the client leg, which sees every byte in both directions.
+ * - Abnormal ends are resets, never FINs: when a leg errors (ECONNRESET, EPIPE, ETIMEDOUT …), closes
+ *   before its FIN was read and ours flushed, or the relay is aborted (idle / half-close / max
+ *   duration / drain), the other leg is closed with RST (`resetAndDestroy`). A FIN there would make a
+ *   truncated transfer look complete to the far application, and a FIN-closed socket would keep its
+ *   unsent send buffer in FIN-WAIT for up to the peer's lifetime. Only a normal end (both FINs
+ *   relayed) closes with FIN.
+ * - Dead peers: `keepalive` (SO_KEEPALIVE, TCP_KEEPIDLE/KEEPINTVL/KEEPCNT, TCP_USER_TIMEOUT) is set on
+ *   both legs; a peer that vanished ends the relay with ETIMEDOUT, reason 'peer_timeout'. On an MPTCP
+ *   leg keepalive only kills the subflows (the MPTCP socket stays up with none, no error), so every
+ *   keepalive interval the relay reads MPTCP_INFO; no subflow at two checks in a row (a path manager
+ *   may re-create one in between) ends the relay the same way.
  * - Bytes are counted from the sockets' own counters when the relay ends, never per chunk.
  *
  * Bytes already read past the handshake (`earlyData`) are written to the server first; nothing read
@@ -18,8 +29,9 @@
  * once: its FIN is passed on after the early data instead of waiting for an 'end' that never comes.
  */
 import type { Socket } from 'node:net'
+import { mptcpInfo, setLegKeepalive, type LegKeepalive } from './sockopt.ts'
 
-export type RelayEndReason = 'normal' | 'idle_timeout' | 'half_close_timeout' | 'max_duration' | 'error' | 'drain'
+export type RelayEndReason = 'normal' | 'idle_timeout' | 'half_close_timeout' | 'max_duration' | 'error' | 'drain' | 'peer_timeout'
 
 export interface RelayOptions {
   /** Close both legs after this long without a byte in either direction. Milliseconds; 0 = off. */
@@ -28,6 +40,8 @@ export interface RelayOptions {
   halfCloseTimeoutMs: number
   /** Hard cap on the connection's lifetime. Milliseconds; 0 or absent = off. */
   maxDurationMs?: number
+  /** Dead-peer detection set on both legs when the relay starts; absent = the kernel's (off). */
+  keepalive?: LegKeepalive
   /** Bytes read from the client before the relay started that belong to the server (early data). */
   earlyData?: Uint8Array
   /** The client's FIN was already read before the relay started (pipelined request, data, FIN): the server leg is ended after `earlyData`. */
@@ -54,6 +68,8 @@ export interface RelayResult {
   bytesDown: number
   durationMs: number
   error?: Error
+  /** A keepalive option the kernel refused on a leg (the relay runs on without it). */
+  sockoptError?: Error
 }
 
 export interface Relay {
@@ -72,6 +88,40 @@ export interface Relay {
 /** Per-leg progress flags: the relay is finished when both legs have read their FIN and flushed ours. */
 interface LegState { readEnded: boolean, writeFinished: boolean, closed: boolean, pausedByUs: boolean }
 
+/** Close a leg with RST (SO_LINGER 0); a socket already gone is left alone. */
+function resetLeg (s: Socket): void {
+  if (s.destroyed) return
+  try {
+    s.resetAndDestroy()
+  } catch {
+    s.destroy() // not a TCP handle (cannot happen for relayed legs): close it anyway
+  }
+}
+
+/**
+ * Every `intervalMs` (≥ 1 s), read MPTCP_INFO of each leg; a leg with no subflow at two checks in a
+ * row is dead (`onDead`). Kernels without `subflowsTotal` (< 6.10) and fallen-back legs are skipped.
+ */
+function watchSubflows (legs: Socket[], intervalMs: number, onDead: (leg: Socket) => void): NodeJS.Timeout {
+  const empty = new Map<Socket, number>()
+  const timer = setInterval(() => {
+    for (const leg of legs) {
+      if (leg.destroyed) continue
+      let total: number | undefined
+      try {
+        total = mptcpInfo(leg)?.subflowsTotal
+      } catch {
+        continue
+      }
+      const n = total === 0 ? (empty.get(leg) ?? 0) + 1 : 0
+      empty.set(leg, n)
+      if (n >= 2) { onDead(leg); return }
+    }
+  }, Math.max(1000, intervalMs))
+  timer.unref()
+  return timer
+}
+
 export function relay (client: Socket, server: Socket, opts: RelayOptions): Relay {
   const started = Date.now()
   // Half-close needs both legs to keep their writable side open after the peer's FIN.
@@ -87,8 +137,10 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
   const sv = legs.get(server) as LegState
   let reason: RelayEndReason | undefined
   let firstError: Error | undefined
+  let sockoptError: Error | undefined
   let halfCloseTimer: NodeJS.Timeout | undefined
   let maxTimer: NodeJS.Timeout | undefined
+  let subflowTimer: NodeJS.Timeout | undefined
   let halfClosedOpen = false
   let settle: (r: RelayResult) => void = () => {}
   const done = new Promise<RelayResult>((resolve) => { settle = resolve })
@@ -99,19 +151,31 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
   })
   const directionsDone = (): number => (sv.writeFinished ? 1 : 0) + (c.writeFinished ? 1 : 0)
 
+  /**
+   * Tear both legs down. A normal end closes with FIN (both directions are over); anything else
+   * resets, so neither far end mistakes a cut-off for a complete transfer and the kernel frees the
+   * send buffers at once instead of holding them in FIN-WAIT.
+   */
   const abort = (why: RelayEndReason): void => {
     reason ??= why
-    client.destroy()
-    server.destroy()
+    if (reason === 'normal') {
+      client.destroy()
+      server.destroy()
+    } else {
+      resetLeg(client)
+      resetLeg(server)
+    }
   }
 
   const finish = (): void => {
     if (halfClosedOpen) opts.onHalfCloseEnd?.()
     clearTimeout(halfCloseTimer)
     clearTimeout(maxTimer)
+    clearInterval(subflowTimer)
     const { up, down } = progress()
     const result: RelayResult = { reason: reason ?? 'normal', bytesUp: up, bytesDown: down, durationMs: Date.now() - started }
     if (firstError !== undefined) result.error = firstError
+    if (sockoptError !== undefined) result.sockoptError = sockoptError
     settle(result)
   }
 
@@ -167,11 +231,27 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
   }
 
   for (const [sock, leg] of legs) {
-    sock.on('error', (err: Error) => {
+    sock.on('error', (err: Error & { code?: string }) => {
       firstError ??= err
-      abort('error')
+      abort(err.code === 'ETIMEDOUT' ? 'peer_timeout' : 'error')
     })
     sock.on('close', () => { onClose(leg) })
+  }
+  if (opts.keepalive !== undefined) {
+    const mptcpLegs: Socket[] = []
+    for (const sock of [client, server]) {
+      try {
+        if (setLegKeepalive(sock, opts.keepalive).mptcp && opts.keepalive.idleMs > 0) mptcpLegs.push(sock)
+      } catch (err) {
+        sockoptError ??= err as Error
+      }
+    }
+    if (mptcpLegs.length > 0) {
+      subflowTimer = watchSubflows(mptcpLegs, opts.keepalive.intervalMs, (leg) => {
+        firstError ??= Object.assign(new Error(`MPTCP leg ${leg === client ? 'client' : 'server'} has no subflow left (keepalive)`), { code: 'ETIMEDOUT' })
+        abort('peer_timeout')
+      })
+    }
   }
   if (opts.idleTimeoutMs > 0) {
     client.setTimeout(opts.idleTimeoutMs, () => { abort('idle_timeout') })

@@ -31,6 +31,7 @@ export const Linux = {
   IPPROTO_MPTCP: 262,
   SOL_SOCKET: 1,
   SO_REUSEADDR: 2,
+  SO_KEEPALIVE: 9,
   SO_BINDTODEVICE: 25,
   SO_MARK: 36,
   SO_PROTOCOL: 38,
@@ -48,6 +49,10 @@ export const Linux = {
   TCP_FASTOPEN: 23,
   TCP_FASTOPEN_CONNECT: 30,
   TCP_FASTOPEN_NO_COOKIE: 34,
+  TCP_KEEPIDLE: 4,
+  TCP_KEEPINTVL: 5,
+  TCP_KEEPCNT: 6,
+  TCP_USER_TIMEOUT: 18,
   SOL_MPTCP: 284,
   MPTCP_INFO: 1,
   MPTCP_FULL_INFO: 4
@@ -184,6 +189,64 @@ export function setReuseAddr (target: SocketTarget, on = true): void {
 
 export function setV6Only (target: SocketTarget, on = true): void {
   setsockoptInt(socketFd(target), Linux.SOL_IPV6, Linux.IPV6_V6ONLY, on ? 1 : 0, 'SOL_IPV6, IPV6_V6ONLY')
+}
+
+/**
+ * Dead-peer detection for a relayed leg. The kernel counts keepalive idle and interval in whole
+ * seconds: millisecond values are rounded up (1–32767 s).
+ */
+export interface LegKeepalive {
+  /** TCP_KEEPIDLE: silence before the first probe. 0 = keepalive off (SO_KEEPALIVE 0). */
+  idleMs: number
+  /** TCP_KEEPINTVL: between unanswered probes. */
+  intervalMs: number
+  /** TCP_KEEPCNT: unanswered probes before the connection is dropped (ETIMEDOUT). */
+  count: number
+  /** TCP_USER_TIMEOUT: unacknowledged data older than this drops the connection. 0 = off. */
+  userTimeoutMs: number
+}
+
+const keepSeconds = (ms: number): number => Math.min(32_767, Math.max(1, Math.ceil(ms / 1000)))
+
+/**
+ * Set SO_KEEPALIVE + TCP_KEEPIDLE/TCP_KEEPINTVL/TCP_KEEPCNT and TCP_USER_TIMEOUT in one go (Node's
+ * setKeepAlive sets the idle time only, and libuv ≥ 1.45 forces interval 1 s, count 10).
+ * On an MPTCP socket (Linux 6.18, measured) the keepalive options are accepted and copied to every
+ * subflow, but TCP_USER_TIMEOUT is not (setsockopt ENOPROTOOPT): it is skipped there, and
+ * keepalive alone bounds a vanished peer. Keepalive there only kills the dead subflows: the MPTCP
+ * socket stays ESTABLISHED with no subflow and reports no error (measured on 6.18), so the relay
+ * watches the subflow count of MPTCP legs (see relay.ts). Returns which options were applied.
+ */
+export function setLegKeepalive (target: SocketTarget, k: LegKeepalive): { keepalive: boolean, userTimeout: boolean, mptcp: boolean } {
+  const fd = socketFd(target)
+  const on = k.idleMs > 0
+  setsockoptInt(fd, Linux.SOL_SOCKET, Linux.SO_KEEPALIVE, on ? 1 : 0, `SOL_SOCKET, SO_KEEPALIVE ${on ? 1 : 0}`)
+  if (on) {
+    setsockoptInt(fd, Linux.IPPROTO_TCP, Linux.TCP_KEEPIDLE, keepSeconds(k.idleMs), 'IPPROTO_TCP, TCP_KEEPIDLE')
+    setsockoptInt(fd, Linux.IPPROTO_TCP, Linux.TCP_KEEPINTVL, keepSeconds(k.intervalMs), 'IPPROTO_TCP, TCP_KEEPINTVL')
+    setsockoptInt(fd, Linux.IPPROTO_TCP, Linux.TCP_KEEPCNT, k.count, 'IPPROTO_TCP, TCP_KEEPCNT')
+  }
+  if (socketProtocol(fd) === 'mptcp') return { keepalive: on, userTimeout: false, mptcp: true }
+  setsockoptInt(fd, Linux.IPPROTO_TCP, Linux.TCP_USER_TIMEOUT, k.userTimeoutMs, 'IPPROTO_TCP, TCP_USER_TIMEOUT')
+  return { keepalive: on, userTimeout: k.userTimeoutMs > 0, mptcp: false }
+}
+
+const intBuf4 = Buffer.alloc(4)
+
+/** The keepalive settings as the kernel has them (SO_KEEPALIVE, TCP_KEEP*, TCP_USER_TIMEOUT; ms). */
+export function legKeepalive (target: SocketTarget): { keepalive: boolean, idleMs: number, intervalMs: number, count: number, userTimeoutMs: number | undefined } {
+  const fd = socketFd(target)
+  const int = (level: number, name: number, what: string): number => getsockoptInt(fd, level, name, what)
+  const ut = getsockoptInto(fd, Linux.IPPROTO_TCP, Linux.TCP_USER_TIMEOUT, intBuf4)
+  if (ut < 0 && !notMptcp(ut)) throw syscallError('getsockopt', 'IPPROTO_TCP, TCP_USER_TIMEOUT', -ut)
+  return {
+    keepalive: int(Linux.SOL_SOCKET, Linux.SO_KEEPALIVE, 'SOL_SOCKET, SO_KEEPALIVE') !== 0,
+    idleMs: int(Linux.IPPROTO_TCP, Linux.TCP_KEEPIDLE, 'IPPROTO_TCP, TCP_KEEPIDLE') * 1000,
+    intervalMs: int(Linux.IPPROTO_TCP, Linux.TCP_KEEPINTVL, 'IPPROTO_TCP, TCP_KEEPINTVL') * 1000,
+    count: int(Linux.IPPROTO_TCP, Linux.TCP_KEEPCNT, 'IPPROTO_TCP, TCP_KEEPCNT'),
+    // MPTCP sockets answer EOPNOTSUPP: not settable there (see setLegKeepalive).
+    userTimeoutMs: ut < 0 ? undefined : intBuf4.readInt32LE(0)
+  }
 }
 
 // --- getters ------------------------------------------------------------------------------

@@ -2,7 +2,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import net from 'node:net'
+import { execFileSync } from 'node:child_process'
 import { relay } from '../../../../shared/src/net/relay.ts'
+import { dial } from '../../../../shared/src/net/dial.ts'
+import { listen } from '../../../../shared/src/net/listen.ts'
 
 /** A connected pair of loopback TCP sockets: [client-facing end held by the relay, peer]. */
 async function socketPair (): Promise<[net.Socket, net.Socket, () => void]> {
@@ -26,6 +29,16 @@ async function collect (s: net.Socket): Promise<Buffer> {
   })
 }
 
+/** How a socket's stream ended, at the first of 'end' (a FIN), 'error' or 'close'. */
+async function ending (s: net.Socket): Promise<{ end: boolean, code: string | undefined }> {
+  return new Promise((resolve) => {
+    s.on('data', () => {})
+    s.once('end', () => { resolve({ end: true, code: undefined }) })
+    s.once('error', (e: Error & { code?: string }) => { resolve({ end: false, code: e.code }) })
+    s.once('close', () => { resolve({ end: false, code: undefined }) })
+  })
+}
+
 async function readAll (s: net.Socket): Promise<Buffer> {
   const chunks: Buffer[] = []
   for await (const c of s) chunks.push(c as Buffer)
@@ -37,6 +50,8 @@ async function setup (t: { after: (fn: () => void) => void }): Promise<{ clientA
   const [a, clientApp, close1] = await socketPair()
   const [b, serverApp, close2] = await socketPair()
   t.after(() => { for (const s of [a, b, clientApp, serverApp]) s.destroy(); close1(); close2() })
+  // An aborted relay resets the applications' connections: tests that do not look at it ignore it.
+  for (const s of [clientApp, serverApp]) s.on('error', () => {})
   return { clientApp, serverApp, a, b }
 }
 
@@ -112,14 +127,73 @@ test('idle timeout closes a silent connection', async (t) => {
   assert.equal(res.reason, 'idle_timeout')
 })
 
-test('an error on one leg destroys the other', async (t) => {
+test('an error on one leg resets the other (the client app sees ECONNRESET, not end)', async (t) => {
   const { serverApp, clientApp, a, b } = await setup(t)
   const r = relay(a, b, { idleTimeoutMs: 5000, halfCloseTimeoutMs: 5000 })
+  const seen = ending(clientApp)
   serverApp.resetAndDestroy()
   const res = await r.done
   assert.equal(res.reason, 'error')
   assert.ok(res.error instanceof Error)
-  await once(clientApp.resume(), 'end') // the client side sees its leg closed too
+  assert.deepEqual(await seen, { end: false, code: 'ECONNRESET' })
+})
+
+for (const resetter of ['server', 'client'] as const) {
+  const what = resetter === 'server' ? 'an upstream reset mid-download: the client app gets the partial data and then ECONNRESET' : 'a client reset mid-upload: the server app gets the partial data and then ECONNRESET'
+  test(`${what}, never a clean end`, async (t) => {
+    const { serverApp, clientApp, a, b } = await setup(t)
+    const [sender, receiver] = resetter === 'server' ? [serverApp, clientApp] : [clientApp, serverApp]
+    const r = relay(a, b, { idleTimeoutMs: 5000, halfCloseTimeoutMs: 5000 })
+    const seen = ending(receiver)
+    const gotAll = new Promise<void>((resolve) => {
+      let got = 0
+      receiver.on('data', (c: Buffer) => { got += c.length; if (got >= 1 << 20) resolve() })
+    })
+    sender.write(Buffer.alloc(1 << 20, 5))
+    await gotAll
+    sender.resetAndDestroy()
+    assert.deepEqual(await seen, { end: false, code: 'ECONNRESET' })
+    assert.equal((await r.done).reason, 'error')
+  })
+}
+
+test('a normal end stays a FIN on both sides (end, no error)', async (t) => {
+  const { serverApp, clientApp, a, b } = await setup(t)
+  const r = relay(a, b, { idleTimeoutMs: 5000, halfCloseTimeoutMs: 5000 })
+  const up = ending(serverApp)
+  const down = ending(clientApp)
+  clientApp.end('q')
+  await once(serverApp, 'end')
+  serverApp.end('a')
+  assert.deepEqual(await up, { end: true, code: undefined })
+  assert.deepEqual(await down, { end: true, code: undefined })
+  assert.equal((await r.done).reason, 'normal')
+})
+
+for (const why of ['drain', 'idle_timeout', 'max_duration'] as const) {
+  test(`a relay cut off by ${why} resets both legs`, async (t) => {
+    const { serverApp, clientApp, a, b } = await setup(t)
+    const opts = why === 'idle_timeout' ? { idleTimeoutMs: 100, halfCloseTimeoutMs: 0 } : why === 'max_duration' ? { idleTimeoutMs: 0, halfCloseTimeoutMs: 0, maxDurationMs: 100 } : { idleTimeoutMs: 0, halfCloseTimeoutMs: 0 }
+    const r = relay(a, b, opts)
+    const up = ending(serverApp)
+    const down = ending(clientApp)
+    clientApp.write('x')
+    serverApp.write('y')
+    if (why === 'drain') { await once(serverApp, 'data'); r.abort('drain') }
+    assert.equal((await r.done).reason, why)
+    assert.deepEqual(await up, { end: false, code: 'ECONNRESET' })
+    assert.deepEqual(await down, { end: false, code: 'ECONNRESET' })
+  })
+}
+
+test('half-close timeout resets the direction still open (the client app sees no FIN for the cut-off download)', async (t) => {
+  const { serverApp, clientApp, a, b } = await setup(t)
+  const r = relay(a, b, { idleTimeoutMs: 0, halfCloseTimeoutMs: 100 })
+  const down = ending(clientApp)
+  clientApp.end()
+  serverApp.write('part of the answer')
+  assert.equal((await r.done).reason, 'half_close_timeout')
+  assert.deepEqual(await down, { end: false, code: 'ECONNRESET' })
 })
 
 test('abort records its reason (drain) and is idempotent', async (t) => {
@@ -182,3 +256,65 @@ test('a FIN consumed before the relay started (readableEnded) is passed on after
   assert.equal((await down).toString(), 'answer')
   assert.equal((await r.done).reason, 'normal')
 })
+
+/** client app ⇄ [a (TCP) | relay | b (MPTCP)] ⇄ server app, like the CPE's LAN and concentrator legs. */
+async function setupMptcp (t: { after: (fn: () => void) => void }): Promise<{ clientApp: net.Socket, serverApp: net.Socket, a: net.Socket, b: net.Socket, port: number }> {
+  const [a, clientApp, close1] = await socketPair()
+  let accepted: ((s: net.Socket) => void) | undefined
+  const serverAppP = new Promise<net.Socket>((resolve) => { accepted = resolve })
+  const srv = await listen({ host: '127.0.0.1', port: 0, protocol: 'mptcp', allowHalfOpen: true }, (s) => { accepted?.(s) })
+  const { port } = srv.address() as net.AddressInfo
+  const b = dial({ host: '127.0.0.1', port, protocol: 'mptcp', allowHalfOpen: true })
+  await once(b, 'connect')
+  const serverApp = await serverAppP
+  t.after(() => { for (const s of [a, b, clientApp, serverApp]) s.destroy(); close1(); srv.close() })
+  for (const s of [clientApp, serverApp]) s.on('error', () => {})
+  return { clientApp, serverApp, a, b, port }
+}
+
+/** Sockets on `port` (either end) in a FIN-WAIT state, as `ss` lists them. */
+function finWait (port: number): string {
+  return execFileSync('ss', ['-tanH', 'state', 'fin-wait-1', 'state', 'fin-wait-2', `( sport = :${port} or dport = :${port} )`], { encoding: 'utf8' }).trim()
+}
+
+for (const how of ['reset', 'close with unread data'] as const) {
+  test(`a LAN client aborting a large download (${how}) resets the MPTCP leg at once: the far end sees ECONNRESET and no socket lingers in FIN-WAIT`, async (t) => {
+    const { clientApp, serverApp, a, b, port } = await setupMptcp(t)
+    const r = relay(a, b, { idleTimeoutMs: 0, halfCloseTimeoutMs: 45_000 })
+    const far = ending(serverApp)
+    // The far end streams up to 32 MiB. 'reset': paced (64 KiB per 2 ms) so the MPTCP leg has read
+    // everything when the client aborts (a FIN-closed leg would then send FIN, not RST); 'close':
+    // as fast as the relay takes it, so data queues toward the stopped reader.
+    const chunk = Buffer.alloc(how === 'reset' ? 64 << 10 : 256 << 10, 9)
+    let sent = 0
+    const pumpOut = (): void => { while (sent < 32 << 20 && serverApp.writable && serverApp.write(chunk)) sent += chunk.length }
+    let pacer: NodeJS.Timeout | undefined
+    if (how === 'reset') {
+      pacer = setInterval(() => { if (sent < 32 << 20 && serverApp.writable) { serverApp.write(chunk); sent += chunk.length } }, 2)
+      t.after(() => { clearInterval(pacer) })
+    } else {
+      serverApp.on('drain', () => { sent += chunk.length; pumpOut() })
+      pumpOut()
+    }
+    let got = 0
+    await new Promise<void>((resolve) => {
+      clientApp.on('data', (c: Buffer) => { got += c.length; if (got >= 4 << 20) resolve() })
+    })
+    const t0 = Date.now()
+    if (how === 'reset') {
+      clientApp.resetAndDestroy() // an aborted download (browser stop, curl ^C with SO_LINGER 0)
+    } else {
+      clientApp.pause()
+      await new Promise((resolve) => setTimeout(resolve, 100)) // data queues toward the stopped reader
+      clientApp.destroy() // close with unread data: the kernel resets the LAN leg
+    }
+    const res = await r.done
+    assert.equal(res.reason, 'error')
+    const farSaw = await far
+    clearInterval(pacer)
+    assert.deepEqual(farSaw, { end: false, code: 'ECONNRESET' }, 'the far end is reset, not sent a FIN (which would keep it sending into a half-closed relay)')
+    assert.ok(Date.now() - t0 < 2000, `the far end saw the reset ${Date.now() - t0} ms after the abort`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.equal(finWait(port), '', 'no leg of the aborted relay is left in FIN-WAIT')
+  })
+}
