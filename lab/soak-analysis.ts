@@ -47,6 +47,7 @@ export interface SoakLoadTotals {
   readonly skipped: number
   readonly bytesDown: number
   readonly bytesUp: number
+  /** `<kind>:<reason>` → count (soak-load.ts kinds; reasons: errno codes, timeout, short-body, …). */
   readonly errorsByReason: Readonly<Record<string, number>>
 }
 

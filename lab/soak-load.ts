@@ -120,11 +120,15 @@ function runOne (o: SoakLoadOptions, kind: SoakKind, rng: Rng, tally: Tally): Pr
   return httpGet(o, PATH[kind]!, abortAfter, tally, kind === 'http-10M' || kind === 'abort' ? 90_000 : 30_000)
 }
 
-function record (tally: Tally, o: Outcome): void {
+function record (tally: Tally, kind: SoakKind, o: Outcome): void {
   if (o === 'ok') tally.ok++
   else if (o === 'aborted') tally.aborted++
   else if (o === 'halfClosed') tally.halfClosed++
-  else { tally.errors++; tally.errorsByReason[o.error] = (tally.errorsByReason[o.error] ?? 0) + 1 }
+  else {
+    tally.errors++
+    const key = `${kind}:${o.error}`
+    tally.errorsByReason[key] = (tally.errorsByReason[key] ?? 0) + 1
+  }
 }
 
 function totals (t: Tally, planned: number): SoakLoadTotals {
@@ -145,7 +149,7 @@ export async function runSoakLoad (o: SoakLoadOptions, emit: (line: object) => v
     const kind = kindOf(i, o.rate, rng)
     if (inflight.size >= o.maxInflight) { tally.skipped++; continue }
     tally.started++
-    const p: Promise<void> = runOne(o, kind, rng, tally).then((out) => { record(tally, out) }).finally(() => { inflight.delete(p) })
+    const p: Promise<void> = runOne(o, kind, rng, tally).then((out) => { record(tally, kind, out) }).finally(() => { inflight.delete(p) })
     inflight.add(p)
   }
   const drained = new Promise((resolve) => setTimeout(resolve, DRAIN_S * 1000).unref())

@@ -35,6 +35,9 @@ export function formatSoakReport (r: SoakReport): string {
   }
   lines.push('', 'trend start/end: floor (minimum) of the first and last 60 s bucket of the trend window; slope: least squares over the bucket floors', '')
   lines.push(...v.checks.map(checkLine), '', `verdict: ${v.pass ? 'PASS' : `FAIL (${v.failed.map((c) => `${c.subject} ${c.name}`).join(', ')})`}`)
+  for (const d of SOAK_DAEMONS) {
+    if (r.lingering[d].length > 0) lines.push(`${d}: sessions still open at the end (up to 20): ${r.lingering[d].map((x) => JSON.stringify(x)).join('\n  ')}`)
+  }
   if (r.logsKept !== undefined) lines.push(`daemon logs kept in ${r.logsKept}`)
   return lines.join('\n') + '\n'
 }

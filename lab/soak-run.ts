@@ -45,6 +45,8 @@ export interface SoakReport {
   readonly verdict: SoakVerdict
   readonly samples: Readonly<Record<SoakDaemon, DaemonSeries>>
   readonly totalSeconds: number
+  /** Sessions still open at the final sample (up to 20 per daemon, largest first): what leaked. */
+  readonly lingering: Readonly<Record<SoakDaemon, readonly unknown[]>>
   /** Daemon log folder when it was kept (failure). */
   readonly logsKept?: string
 }
@@ -111,6 +113,7 @@ export async function runSoak (lab: Lab, o: SoakOptions): Promise<SoakReport> {
     const { series, totals } = await sampleWhileLoading(handles, load, t0, every, (o.minutes * 60 + 180) * 1000)
     const settledAfterS = await settle(handles, o)
     const final = await sampleBoth(handles, (performance.now() - t0) / 1000)
+    const lingering = { cpe: await openSessions(handles.cpe), concentrator: await openSessions(handles.concentrator) }
     const samples = { cpe: { baseline: baseline.cpe, load: series.cpe, final: final.cpe }, concentrator: { baseline: baseline.concentrator, load: series.concentrator, final: final.concentrator } }
     const thresholds = o.thresholds ?? SOAK_THRESHOLDS
     const verdict = analyseSoak(samples, totals, thresholds)
@@ -128,6 +131,7 @@ export async function runSoak (lab: Lab, o: SoakOptions): Promise<SoakReport> {
       load: totals,
       verdict,
       samples,
+      lingering,
       totalSeconds: Math.round((performance.now() - started) / 100) / 10,
       ...(logsKept ? { logsKept: session.dir } : {})
     }
@@ -138,6 +142,11 @@ export async function runSoak (lab: Lab, o: SoakOptions): Promise<SoakReport> {
     if (load !== undefined) kill(load.child)
     await session.stop({ keepLogs: failed })
   }
+}
+
+async function openSessions (h: DaemonHandle): Promise<unknown[]> {
+  const r = await h.get('/api/v1/sessions?limit=20')
+  return r.status === 200 ? (JSON.parse(r.body) as { sessions?: unknown[] }).sessions ?? [] : []
 }
 
 async function sampleBoth (handles: Record<SoakDaemon, DaemonHandle>, atS: number): Promise<Record<SoakDaemon, SoakSample>> {
