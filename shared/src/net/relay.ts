@@ -13,7 +13,7 @@
  * - Bytes are counted from the sockets' own counters when the relay ends, never per chunk.
  *
  * Bytes already read past the handshake (`earlyData`) are written to the server first; nothing read
- * is ever dropped.
+ * is ever dropped, and neither is a FIN read before the relay started (`readableEnded`).
  */
 import type { Socket } from 'node:net'
 
@@ -63,6 +63,12 @@ export interface Relay {
   halfClosed: () => boolean
   /** Bytes queued in user space per leg, waiting to be written to it. */
   buffered: () => Record<RelaySide, number>
+}
+
+function endIfReadEnded (src: Socket, srcLeg: LegState, dst: Socket): void {
+  if (!src.readableEnded || srcLeg.readEnded) return
+  srcLeg.readEnded = true
+  dst.end()
 }
 
 /** Per-leg progress flags: the relay is finished when both legs have read their FIN and flushed ours. */
@@ -174,6 +180,11 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
   if (opts.earlyData !== undefined && opts.earlyData.length > 0) server.write(opts.earlyData)
   pump(client, c, server, sv, 'server')
   pump(server, sv, client, c, 'client')
+  // A FIN read before the relay started (the CPE's first-bytes collector saw 'end' within its
+  // window) fires no second 'end': pass it on now, after the early data, or neither peer ever
+  // gets a FIN and the connection lingers until the idle timeout.
+  endIfReadEnded(client, c, server)
+  endIfReadEnded(server, sv, client)
   // A signalling layer may have paused a leg while it handshook; 'data' listeners do not undo that.
   client.resume()
   server.resume()

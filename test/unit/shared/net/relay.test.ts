@@ -165,3 +165,25 @@ test('pauses from a signalling layer are undone when relaying starts', async (t)
   assert.equal((await down).toString(), 'y')
   assert.equal((await r.done).reason, 'normal')
 })
+
+test('a FIN read before relaying started (the CPE collecting the first bytes) still reaches the server', async (t) => {
+  // The churn soak found this: a LAN client that sent a small request and shut down its sending
+  // side within the coalescing window had its FIN consumed by the first-bytes collector; the relay
+  // waited for an 'end' that had already fired, so neither the server nor the client ever got a FIN
+  // and both daemons held the connection until the idle timeout (1 h).
+  const { clientApp, serverApp, a, b } = await setup(t)
+  const first: Buffer[] = []
+  a.on('data', (c: Buffer) => first.push(c))
+  clientApp.end('request')
+  await once(a, 'end')
+  a.removeAllListeners('data')
+  a.pause()
+  const r = relay(a, b, { idleTimeoutMs: 0, halfCloseTimeoutMs: 5000, earlyData: Buffer.concat(first) })
+  const up = collect(serverApp)
+  const down = readAll(clientApp)
+  const got = await Promise.race([up, new Promise<string>((resolve) => setTimeout(() => { resolve('no FIN at the server') }, 2000))])
+  assert.equal(got.toString(), 'request')
+  serverApp.end('reply')
+  assert.equal((await down).toString(), 'reply')
+  assert.equal((await r.done).reason, 'normal')
+})
