@@ -74,7 +74,7 @@ export const SOAK_THRESHOLDS: SoakThresholds = {
   bucketS: 60,
   rssSlopeMiBPerMin: 3,
   rssGrowthMiB: 24,
-  heapSlopeMiBPerMin: 2,
+  heapSlopeMiBPerMin: 3,
   heapGrowthMiB: 16,
   fdMargin: 4,
   maxErrorRatio: 0.01,
