@@ -20,6 +20,9 @@ import { runTour } from './tour.ts'
 import { formatScenarioReport, parseScenarioSelection, plannedSeconds, type ScenarioSelection } from './scenario-failover.ts'
 import { runFailoverScenario } from './scenario-run.ts'
 import { formatPriorityReport, runPriorityScenario } from './scenario-priority.ts'
+import { parseSoakSelection, type SoakArgs, type SoakSelection } from './soak-options.ts'
+import { defaultResultsBase, formatSoakReport, writeSoakResults } from './soak-report.ts'
+import { runSoak, type SoakReport } from './soak-run.ts'
 
 export const USAGE = `Usage: npm run lab -- [options]
 
@@ -54,7 +57,15 @@ Options:
                     instead of the demo: priority-based steering (socks5): a download below
                     the DSL rate (LTE must carry < 5 %) and one above it (DSL + LTE must carry
                     >= 90 % of the sum of both rates); docs/steering.md
-  --modes <list>    scenario modes, comma-separated (default socks5,convert,transparent,mptcp)
+  --scenario soak   instead of the demo: the churn soak (docs/soak.md): new LAN connections at
+                    --rate per second for --minutes (or --hours), mixed sizes, client resets and
+                    half-closes, both daemons sampled every 10 s; fails (status 1) on a leak or a
+                    memory growth trend; summary printed and written to --results (<base>.txt/.json,
+                    default lab-output/soak-<mode>-<time>). npm run soak -- --hours N runs it long
+  --minutes <n>, --hours <n>, --rate <n>, --results <base>
+                    soak duration (default 10 min; 2 min .. 24 h), rate (default 25, 1..50/s)
+  --modes <list>    scenario modes, comma-separated (default socks5,convert,transparent,mptcp;
+                    soak: daemon modes, default socks5)
   --faults <list>   scenario faults (default dsl-blackhole,dsl-carrier,lte-loss,dsl-flap)
   -h, --help        this text
 `
@@ -74,6 +85,8 @@ export interface LabCliOptions {
   scenario?: ScenarioSelection
   /** `--scenario priority`. */
   priority?: boolean
+  /** `--scenario soak`. */
+  soak?: SoakSelection
 }
 
 /** Parse the command line: options, `'help'`, or an error message (usage error). Pure. */
@@ -94,6 +107,10 @@ export function parseLabArgs (argv: readonly string[]): LabCliOptions | 'help' |
         scenario: { type: 'string' },
         modes: { type: 'string' },
         faults: { type: 'string' },
+        minutes: { type: 'string' },
+        hours: { type: 'string' },
+        rate: { type: 'string' },
+        results: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false }
       }
     }).values
@@ -109,7 +126,15 @@ export function parseLabArgs (argv: readonly string[]): LabCliOptions | 'help' |
   if (!/^hat?-[a-z0-9-]{0,20}$/.test(values.prefix)) return { error: `--prefix must start with ha- or hat- (lower-case letters, digits, -), got ${values.prefix}` }
   if (values['with-prometheus'] && mode === 'mptcp') return { error: '--with-prometheus needs the daemons (--mode all, socks5, convert or transparent)' }
   const opts = { mode, seconds, dsl: values.dsl, lte: values.lte, json: values.json, keep: values.keep, prefix: values.prefix, withPrometheus: values['with-prometheus'] }
+  if (values.scenario === 'soak' || [values.minutes, values.hours, values.rate, values.results].some((v) => v !== undefined)) return withSoak(opts, values)
   return withScenario(opts, scenarioOption(values.scenario, values.modes, values.faults))
+}
+
+function withSoak (opts: LabCliOptions, values: SoakArgs & { scenario?: string | undefined, faults?: string | undefined }): LabCliOptions | { error: string } {
+  if (values.scenario !== 'soak') return { error: '--minutes, --hours, --rate and --results need --scenario soak' }
+  if (values.faults !== undefined) return { error: '--faults needs --scenario failover' }
+  const soak = parseSoakSelection(values)
+  return 'error' in soak ? soak : { ...opts, soak }
 }
 
 function withScenario (opts: LabCliOptions, scenario: ScenarioSelection | 'priority' | { error: string } | undefined): LabCliOptions | { error: string } {
@@ -124,7 +149,7 @@ function scenarioOption (name: string | undefined, modes: string | undefined, fa
     if (modes !== undefined || faults !== undefined) return { error: '--modes and --faults need --scenario failover' }
     return name
   }
-  if (name !== 'failover') return { error: `unknown --scenario ${JSON.stringify(name)} (known: failover, priority)` }
+  if (name !== 'failover') return { error: `unknown --scenario ${JSON.stringify(name)} (known: failover, priority, soak)` }
   return parseScenarioSelection(modes, faults)
 }
 
@@ -234,6 +259,7 @@ async function runSelected (lab: Lab, opts: LabCliOptions, out: (s: string) => v
     const report = await runPriorityScenario(lab, progress)
     return { text: formatPriorityReport(report), json: report }
   }
+  if (opts.soak !== undefined) return runSoaks(lab, opts.soak, opts.json, out, progress)
   if (opts.scenario !== undefined) {
     progress(`failover scenario: ${opts.scenario.modes.join(', ')} × ${opts.scenario.faults.map((f) => f.name).join(', ')}; about ${plannedSeconds(opts.scenario)} s plus daemon starts`)
     const report = await runFailoverScenario(lab, { ...opts.scenario, log: progress })
@@ -247,6 +273,29 @@ async function runSelected (lab: Lab, opts: LabCliOptions, out: (s: string) => v
   progress(`demo: ${opts.mode}, ${opts.seconds} s download then ${opts.seconds} s upload on one connection`)
   const { session, ...summary } = await runDemo(lab, { mode: opts.mode, seconds: opts.seconds, live: out, log: progress, keepDaemons: opts.keep })
   return { text: formatSummary(summary), json: summary, session }
+}
+
+/**
+ * The soak of each selected mode in turn; every mode's table is written to its results files. A
+ * failed verdict prints the table (or the JSON) and then throws: exit status 1.
+ */
+async function runSoaks (lab: Lab, soak: SoakSelection, json: boolean, out: (s: string) => void, progress: (m: string) => void): Promise<RunOutput> {
+  const reports: SoakReport[] = []
+  const texts: string[] = []
+  for (const mode of soak.modes) {
+    progress(`soak: ${mode}, ${soak.minutes} min at ${soak.rate} connections/s; about ${Math.ceil(soak.minutes + 1.5)} min with settle and daemon start`)
+    const report = await runSoak(lab, { mode, minutes: soak.minutes, rate: soak.rate, log: progress })
+    const base = soak.results === undefined ? defaultResultsBase(REPO_ROOT, mode) : soak.modes.length > 1 ? `${soak.results}-${mode}` : soak.results
+    const files = writeSoakResults(report, base)
+    texts.push(formatSoakReport(report) + `results: ${files.text}, ${files.json}\n`)
+    reports.push(report)
+  }
+  const result = { text: texts.join('\n'), json: reports.length === 1 ? reports[0] : reports }
+  const failed = reports.filter((r) => !r.verdict.pass)
+  if (failed.length === 0) return result
+  if (json) process.stdout.write(JSON.stringify(result.json, null, 2) + '\n')
+  else out('\n' + result.text)
+  throw new Error(`soak failed: ${failed.map((r) => `${r.mode}: ${r.verdict.failed.map((c) => `${c.subject} ${c.name} ${c.value} (limit ${c.rule} ${c.limit} ${c.unit})`).join('; ')}`).join(' | ')}`)
 }
 
 /** Daemon modes run dist/: compile first (incremental, a few seconds when nothing changed). */

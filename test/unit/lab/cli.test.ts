@@ -42,3 +42,20 @@ test('--scenario priority (with a hat- prefix); --modes/--faults belong to failo
   assert.ok('error' in (parseLabArgs(['--scenario', 'priority', '--modes', 'socks5']) as object))
   assert.match((parseLabArgs(['--scenario', 'fastest']) as { error: string }).error, /known: failover, priority/)
 })
+
+test('--scenario soak: socks5 for 10 min at 25/s by default; --hours, --rate, --modes, --results; soak options need it', () => {
+  const base = { mode: 'all', seconds: 5, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'hat-sk-', withPrometheus: false }
+  assert.deepEqual(parseLabArgs(['--scenario', 'soak', '--prefix', 'hat-sk-']), { ...base, soak: { modes: ['socks5'], minutes: 10, rate: 25 } })
+  assert.deepEqual(parseLabArgs(['--scenario', 'soak', '--prefix', 'hat-sk-', '--hours', '1.5', '--rate', '40', '--modes', 'socks5,convert', '--results', '/tmp/x']),
+    { ...base, soak: { modes: ['socks5', 'convert'], minutes: 90, rate: 40, results: '/tmp/x' } })
+  const bad = [
+    ['--minutes', '10'], ['--scenario', 'failover', '--rate', '5'], ['--scenario', 'soak', '--minutes', '1'], ['--scenario', 'soak', '--hours', '25'],
+    ['--scenario', 'soak', '--minutes', '5', '--hours', '1'], ['--scenario', 'soak', '--rate', '51'], ['--scenario', 'soak', '--modes', 'mptcp'],
+    ['--scenario', 'soak', '--faults', 'dsl-flap']
+  ]
+  for (const argv of bad) {
+    const r = parseLabArgs(argv)
+    assert.ok(typeof r === 'object' && 'error' in r, argv.join(' '))
+  }
+  assert.match(USAGE, /--scenario soak/)
+})
