@@ -203,3 +203,14 @@ test('loading twice gives equal, independent results (defaults are not shared)',
   assert.equal(b.listeners[0]?.port, 2000)
   assert.notEqual(a.listeners, b.listeners)
 })
+
+test('a YAML alias inside the node it names is a problem, not a stack overflow (fuzz: config)', () => {
+  const file = configError(() => loadConfig(ConcSchema, { file: fixture('cyclic-alias.yaml') }))
+  assert.equal(file.err.code, 'HYBRID_ERR_CONFIG_PARSE')
+  assert.deepEqual(file.problems.map((p) => [p.path, p.message, p.line]), [['/listeners', 'YAML alias refers to a node that contains it (cyclic)', 2]])
+  const env = configError(() => loadConfig(ConcSchema, { env: { HYBRID_CONC_LISTENERS: '&a [*a]' }, envPrefix: CONC }))
+  assert.equal(env.err.code, 'HYBRID_ERR_CONFIG_ENV')
+  assert.equal(env.problems[0]?.message, 'YAML alias refers to a node that contains it (cyclic)')
+  const argv = configError(() => loadConfig(CpeSchema, { argv: { set: ['uplinks=&a { x: *a }'] } }))
+  assert.deepEqual(argv.problems.filter((p) => p.source === 'argv').map((p) => [p.path, p.message]), [['/uplinks', 'YAML alias refers to a node that contains it (cyclic)']])
+})
