@@ -62,7 +62,13 @@ export function parseConfigText (text: string, file: string): FileSource {
   })
   if (problems.length > 0) return { data: undefined, problems, locate: noLocation }
   const locate = locator(doc, lineCounter)
-  const value: unknown = doc.toJS({ maxAliasCount: 100 })
+  let value: unknown
+  try {
+    value = doc.toJS({ maxAliasCount: 100 })
+  } catch (err) { // an alias before its anchor, or too many aliases (yaml throws ReferenceError)
+    const first = (err as Error).message.split('\n')[0] ?? ''
+    return { data: undefined, problems: [{ path: '', message: `YAML error: ${first}`, source: 'file', origin: file }], locate: noLocation }
+  }
   if (value === null || value === undefined) return { data: {}, problems, locate }
   const cycle = cyclicNode(value)
   if (cycle !== undefined) {

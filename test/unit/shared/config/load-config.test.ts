@@ -214,3 +214,12 @@ test('a YAML alias inside the node it names is a problem, not a stack overflow (
   const argv = configError(() => loadConfig(CpeSchema, { argv: { set: ['uplinks=&a { x: *a }'] } }))
   assert.deepEqual(argv.problems.filter((p) => p.source === 'argv').map((p) => [p.path, p.message]), [['/uplinks', 'YAML alias refers to a node that contains it (cyclic)']])
 })
+
+test('an alias before its anchor and an alias flood are YAML problems, not ReferenceErrors (fuzz: config)', () => {
+  const early = configError(() => loadConfig(ConcSchema, { file: fixture('alias-before-anchor.yaml') }))
+  assert.equal(early.err.code, 'HYBRID_ERR_CONFIG_PARSE')
+  assert.match(early.problems[0]?.message ?? '', /^YAML error: Unresolved alias/)
+  const flood = configError(() => loadConfig(ConcSchema, { file: fixture('alias-flood.yaml') }))
+  assert.equal(flood.err.code, 'HYBRID_ERR_CONFIG_PARSE')
+  assert.match(flood.problems[0]?.message ?? '', /^YAML error: Excessive alias count/)
+})
