@@ -42,3 +42,19 @@ export function canonical (v: unknown): string {
     return x
   })
 }
+
+/**
+ * The end of a SOCKS5 parser transcript: at most one failure, last, with a SOCKS5 code, and state
+ * `failed` exactly then; state `final` exactly when an `event` was emitted.
+ */
+export function checkEnding (t: { events: Array<Record<string, unknown>>, state: string }, final: string, event: string): void {
+  const failures = t.events.filter((e) => e['type'] === 'failure')
+  check(failures.length <= 1, 'more than one failure')
+  if (failures.length === 1) {
+    check(t.events.at(-1)?.['type'] === 'failure', 'events after a failure')
+    check(String(failures[0]?.['code']).startsWith('HYBRID_ERR_SOCKS5_'), `failure code ${String(failures[0]?.['code'])}`)
+  }
+  check((t.state === 'failed') === (failures.length === 1), `state ${t.state} with ${failures.length} failures`)
+  const seen = t.events.some((e) => e['type'] === event)
+  check((t.state === final) === seen, `state ${t.state}, ${event} ${seen ? 'present' : 'absent'}`)
+}
