@@ -14,7 +14,7 @@ test('every fuzz target keeps its contract for a bounded run (corpus replay + mu
   const names = Object.keys(targets)
   const results = await Promise.all(names.map(async (name) => {
     const lines: string[] = []
-    const r = await runTarget(name, { mode: 'fuzz', runs: RUNS[name] ?? 3000, seed: 1, timeoutSeconds: 20, print: (l) => lines.push(l) })
+    const r = await runTarget(name, { mode: 'fuzz', runs: RUNS[name] ?? 3000, seed: 1, timeoutSeconds: 60, print: (l) => lines.push(l) })
     return { name, r, lines }
   }))
   for (const { name, r, lines } of results) {
