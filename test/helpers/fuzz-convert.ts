@@ -35,6 +35,9 @@ export interface FuzzReport {
   readonly failures: readonly string[]
 }
 
+/** The verdicts of a decoder that keeps its contract. */
+export const ConvertVerdicts = ['message', 'reply', 'reset', 'need-more'] as const
+
 function buildCorpus (seed: number): Uint8Array[] {
   const corpus: Uint8Array[] = [...positiveVectors, ...negativeVectors].map((v) => hex(v.hex))
   for (const m of fc.sample(clientMessage, { seed, numRuns: 300 })) corpus.push(encodeConvertMessage(m))
@@ -89,8 +92,11 @@ function feedChunks (reader: ConvertReader, chunks: readonly Uint8Array[]): Fed 
   return { result, fed }
 }
 
-/** Checks one input; returns a description of the broken invariant, or the verdict's status. */
-function checkOne (input: Uint8Array, chunks: readonly Uint8Array[], options: ConvertDecodeOptions): string {
+/**
+ * Checks one input; returns a description of the broken invariant, or the verdict's status (one of
+ * `ConvertVerdicts`). Also the contract of the coverage-guided target test/fuzz/targets/convert.ts.
+ */
+export function checkConvertInput (input: Uint8Array, chunks: readonly Uint8Array[], options: ConvertDecodeOptions): string {
   const { result, fed, broken } = feedChunks(new ConvertReader(options), chunks)
   if (broken !== undefined) return broken
   const once = decodeConvertMessage(input, options)
@@ -125,7 +131,7 @@ function checkMessage (message: ConvertMessage, once: { message: ConvertMessage,
 export function runConvertFuzz (count: number, seed: number, maxFailures = 5): FuzzReport {
   const rnd = mulberry32(seed)
   const corpus = buildCorpus(seed)
-  const tally = { message: 0, reply: 0, reset: 0, 'need-more': 0 }
+  const tally: Record<(typeof ConvertVerdicts)[number], number> = { message: 0, reply: 0, reset: 0, 'need-more': 0 }
   const failures: string[] = []
   const start = performance.now()
   for (let i = 0; i < count && failures.length < maxFailures; i++) {
@@ -133,7 +139,7 @@ export function runConvertFuzz (count: number, seed: number, maxFailures = 5): F
     const options: ConvertDecodeOptions = { side: rnd() < 0.5 ? 'converter' : 'client', ...(rnd() < 0.3 ? { privateTypes: PRIVATE_TYPES } : {}) }
     let verdict: string
     try {
-      verdict = checkOne(input, chunk(rnd, input), options)
+      verdict = checkConvertInput(input, chunk(rnd, input), options)
     } catch (err) {
       verdict = `threw ${String(err)}`
     }

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { LineCounter, parseDocument, isMap, isNode, type Document } from 'yaml'
-import type { ConfigProblem } from './problem.ts'
+import { toPointer, type ConfigProblem } from './problem.ts'
 
 export interface FileSource {
   /** The parsed mapping, or undefined when the file could not be read or parsed. */
@@ -15,6 +15,29 @@ export interface FileSource {
 }
 
 const noLocation = (): undefined => undefined
+
+export const CYCLIC_ALIAS = 'YAML alias refers to a node that contains it (cyclic)'
+
+/**
+ * Path of a collection that contains itself, or undefined. YAML lets an alias name an enclosing
+ * node (`a: &x [*x]`); `toJS` turns that into a cyclic structure, which every later step (merge,
+ * validation, freezing) would walk until the stack overflows.
+ */
+export function cyclicNode (value: unknown, path: (string | number)[] = [], ancestors: object[] = []): (string | number)[] | undefined {
+  if (value === null || typeof value !== 'object') return undefined
+  const i = ancestors.indexOf(value)
+  if (i >= 0) return path.slice(0, i)
+  ancestors.push(value)
+  const entries: Array<[string | number, unknown]> = Array.isArray(value) ? value.map((v, k) => [k, v]) : Object.entries(value)
+  for (const [k, v] of entries) {
+    path.push(k)
+    const found = cyclicNode(v, path, ancestors)
+    path.pop()
+    if (found !== undefined) return found
+  }
+  ancestors.pop()
+  return undefined
+}
 
 export function readConfigFile (file: string): FileSource {
   let text: string
@@ -39,8 +62,20 @@ export function parseConfigText (text: string, file: string): FileSource {
   })
   if (problems.length > 0) return { data: undefined, problems, locate: noLocation }
   const locate = locator(doc, lineCounter)
-  const value: unknown = doc.toJS({ maxAliasCount: 100 })
+  let value: unknown
+  try {
+    value = doc.toJS({ maxAliasCount: 100 })
+  } catch (err) { // an alias before its anchor, or too many aliases (yaml throws ReferenceError)
+    const first = (err as Error).message.split('\n')[0] ?? ''
+    return { data: undefined, problems: [{ path: '', message: `YAML error: ${first}`, source: 'file', origin: file }], locate: noLocation }
+  }
   if (value === null || value === undefined) return { data: {}, problems, locate }
+  const cycle = cyclicNode(value)
+  if (cycle !== undefined) {
+    const p: ConfigProblem = { path: toPointer(cycle), message: CYCLIC_ALIAS, source: 'file', origin: file }
+    const at = locate(cycle)
+    return { data: undefined, problems: [at === undefined ? p : { ...p, ...at }], locate }
+  }
   if (!isMap(doc.contents)) {
     const at = locate([])
     const p: ConfigProblem = { path: '', message: 'top level must be a mapping of keys', source: 'file', origin: file }

@@ -4,6 +4,7 @@
  * except where the schema expects a string: then the raw text is kept (`token=0123` stays a string).
  */
 import { parse as parseYaml } from 'yaml'
+import { CYCLIC_ALIAS, cyclicNode } from './file-source.ts'
 import { toPointer, type ConfigProblem } from './problem.ts'
 import { isStringSchema, resolveDottedPath, resolveEnvSegment, schemaAt, childSchema, type SchemaNode } from './schema-walk.ts'
 
@@ -31,7 +32,8 @@ export interface ArgvOverrides {
 function parseValue (raw: string, node: SchemaNode | undefined): { value: unknown } | { error: string } {
   if (isStringSchema(node)) return { value: raw }
   try {
-    return { value: parseYaml(raw) as unknown }
+    const value: unknown = parseYaml(raw)
+    return cyclicNode(value) === undefined ? { value } : { error: CYCLIC_ALIAS }
   } catch (err) {
     return { error: `value is not a YAML scalar or flow value: ${(err as Error).message.split('\n')[0] ?? ''}` }
   }

@@ -215,3 +215,23 @@ test('limits.perSourceIpv6PrefixLength: default 64, 1-128, a bad value names the
     assert.equal(problems[0]?.path, '/limits/perSourceIpv6PrefixLength', bad)
   }
 })
+
+test('a YAML alias inside the node it names is a problem, not a stack overflow (fuzz: config)', () => {
+  const file = configError(() => loadConfig(ConcSchema, { file: fixture('cyclic-alias.yaml') }))
+  assert.equal(file.err.code, 'HYBRID_ERR_CONFIG_PARSE')
+  assert.deepEqual(file.problems.map((p) => [p.path, p.message, p.line]), [['/listeners', 'YAML alias refers to a node that contains it (cyclic)', 2]])
+  const env = configError(() => loadConfig(ConcSchema, { env: { HYBRID_CONC_LISTENERS: '&a [*a]' }, envPrefix: CONC }))
+  assert.equal(env.err.code, 'HYBRID_ERR_CONFIG_ENV')
+  assert.equal(env.problems[0]?.message, 'YAML alias refers to a node that contains it (cyclic)')
+  const argv = configError(() => loadConfig(CpeSchema, { argv: { set: ['uplinks=&a { x: *a }'] } }))
+  assert.deepEqual(argv.problems.filter((p) => p.source === 'argv').map((p) => [p.path, p.message]), [['/uplinks', 'YAML alias refers to a node that contains it (cyclic)']])
+})
+
+test('an alias before its anchor and an alias flood are YAML problems, not ReferenceErrors (fuzz: config)', () => {
+  const early = configError(() => loadConfig(ConcSchema, { file: fixture('alias-before-anchor.yaml') }))
+  assert.equal(early.err.code, 'HYBRID_ERR_CONFIG_PARSE')
+  assert.match(early.problems[0]?.message ?? '', /^YAML error: Unresolved alias/)
+  const flood = configError(() => loadConfig(ConcSchema, { file: fixture('alias-flood.yaml') }))
+  assert.equal(flood.err.code, 'HYBRID_ERR_CONFIG_PARSE')
+  assert.match(flood.problems[0]?.message ?? '', /^YAML error: Excessive alias count/)
+})

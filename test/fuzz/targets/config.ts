@@ -1,0 +1,75 @@
+/**
+ * The configuration loader (shared/src/config/load-config.ts) with each daemon's schema, on
+ * arbitrary YAML text. Input: [daemon][YAML text…]; bit 0 of the first byte picks the CPE or the
+ * concentrator schema. Asserts: loadConfig either returns a deep-frozen configuration (that the
+ * redaction for --print-config accepts) or throws a ConfigError (HYBRID_ERR_CONFIG_*) whose
+ * detail.problems is a non-empty list of well-formed problems; never any other exception. Hangs are
+ * caught by the runner's watchdog.
+ */
+import { rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { threadId } from 'node:worker_threads'
+import type { TObject } from 'typebox'
+import { ConfigSchema as CpeSchema } from '../../../cpe/src/config.ts'
+import { ConfigSchema as ConcentratorSchema } from '../../../concentrator/src/config.ts'
+import { loadConfig } from '../../../shared/src/config/load-config.ts'
+import { redactConfig } from '../../../shared/src/config/redact.ts'
+import { configValidator } from '../../../shared/src/config/validator.ts'
+import { ConfigError } from '../../../shared/src/errors.ts'
+import { check } from '../engine/target.ts'
+import type { FuzzTarget } from '../engine/target.ts'
+
+const schemas: readonly TObject[] = [CpeSchema, ConcentratorSchema]
+const file = join(tmpdir(), `hybrid-fuzz-config-${process.pid}-${threadId}.yaml`)
+process.once('exit', () => rmSync(file, { force: true }))
+
+function deepFrozen (v: unknown): boolean {
+  if (v === null || typeof v !== 'object') return true
+  return Object.isFrozen(v) && Object.values(v).every(deepFrozen)
+}
+
+function checkError (err: unknown): void {
+  if (!(err instanceof ConfigError)) throw err // not the documented error: the fuzzer reports it
+  check(err.code.startsWith('HYBRID_ERR_CONFIG_'), `ConfigError code ${err.code}`)
+  const problems = err.detail?.['problems']
+  check(Array.isArray(problems) && problems.length > 0, 'ConfigError without problems')
+  for (const p of problems as Array<Record<string, unknown>>) {
+    check(typeof p['path'] === 'string' && typeof p['message'] === 'string' && typeof p['origin'] === 'string', `malformed problem ${JSON.stringify(p)}`)
+    check(['file', 'env', 'argv', 'default'].includes(p['source'] as string), `problem source ${String(p['source'])}`)
+  }
+}
+
+/** Property names and enum values of a schema: the words a valid file is made of. */
+function schemaWords (s: unknown, out: Set<string>): Set<string> {
+  if (s === null || typeof s !== 'object') return out
+  const o = s as Record<string, unknown>
+  if (o['properties'] !== undefined) for (const k of Object.keys(o['properties'] as object)) out.add(`${k}: `)
+  if (Array.isArray(o['enum'])) for (const e of o['enum'] as unknown[]) out.add(String(e))
+  for (const v of Object.values(o)) schemaWords(v, out)
+  return out
+}
+
+// Compile both validators now (seconds on a loaded machine), so the first input is not timed as a hang.
+for (const s of schemas) configValidator(s)
+
+const yamlTokens = ['\n', '\n  ', '\n- ', ': ', '- ', '{ ', ' }', '[', ']', ', ', '"', "'", '&a ', '*a', '<<: ', '!!str ', '!!int ', '!!binary ', '---\n', '...\n', '? ', '|\n  ', '>\n  ', '# ', 'null', 'true', '~', '0x1f', '1e3', '.inf', '-1']
+
+export const target: FuzzTarget = {
+  maxLen: 16 * 1024,
+  dictionary: [...yamlTokens, ...schemas.flatMap((s) => [...schemaWords(s, new Set())])],
+  fuzz (data) {
+    if (data.length < 1) return
+    const schema = schemas[(data[0] as number) & 1] as TObject
+    writeFileSync(file, data.subarray(1))
+    let config: unknown
+    try {
+      config = loadConfig(schema, { file })
+    } catch (err) {
+      checkError(err)
+      return
+    }
+    check(deepFrozen(config), 'configuration is not deep-frozen')
+    redactConfig(schema, config as Record<string, unknown>)
+  }
+}
