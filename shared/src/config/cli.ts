@@ -75,7 +75,7 @@ export function usage (name: string, envPrefix: string): string {
 
 Options:
   -c, --config <file>      YAML configuration file
-      --validate           check the configuration, print every problem; exit 0 if valid, 1 if not
+      --validate           check the configuration, print every problem; exit 0 if valid, 2 if not
       --print-config       print the effective configuration (secrets redacted) and exit
       --log-level <level>  ${LogLevels.join(' | ')} (overrides log.level)
       --set <key=value>    override one option, e.g. --set limits.idleTimeoutMs=60000 (repeatable)
@@ -112,7 +112,7 @@ export async function runDaemonCli<T extends TObject> (opts: DaemonCliOptions<T>
     config = load()
   } catch (err) {
     opts.stderr.write(describeLoadError(opts.name, err))
-    return args.validate === true ? ExitCode.Runtime : ExitCode.Config
+    return ExitCode.Config
   }
   if (args.validate === true) return done(opts.stdout, 'ok\n', ExitCode.Ok)
   const redacted = redactConfig(opts.schema, config)
@@ -175,6 +175,8 @@ async function runService<T extends TObject> (opts: DaemonCliOptions<T>, config:
     service = await opts.start(config, log, { reload })
   } catch (err) {
     log.fatal({ err }, 'start failed')
+    // The log is JSON on stdout, for collectors; a person (or systemd's journal of stderr) gets one line.
+    opts.stderr.write(`${opts.name}: start failed: ${isHybridError(err) ? `${err.code}: ` : ''}${(err as Error).message ?? String(err)}\n`)
     return err instanceof ConfigError ? ExitCode.Config : ExitCode.Runtime
   }
   log.info('started')

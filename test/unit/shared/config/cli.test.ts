@@ -58,10 +58,11 @@ test('--validate: "ok" and 0 when valid', async () => {
   assert.deepEqual(h.calls, [])
 })
 
-test('--validate: every problem on stderr and 1 when invalid', async () => {
+test('--validate: every problem on stderr and 2 when invalid (the same code as a start with that file)', async () => {
   const file = fixture('concentrator-invalid.yaml')
   const h = harness(['--config', file, '--validate'], undefined, { HYBRID_CONC_LIMITS__HIGH_WATER_MARK: '1' })
-  assert.equal(await runDaemonCli(h.opts), ExitCode.Runtime)
+  assert.equal(await runDaemonCli(h.opts), ExitCode.Config)
+  assert.equal(await runDaemonCli(harness(['--config', file], undefined, { HYBRID_CONC_LIMITS__HIGH_WATER_MARK: '1' }).opts), ExitCode.Config)
   assert.equal(h.out(), '')
   const lines = h.err().trim().split('\n')
   assert.match(lines[0] ?? '', /HYBRID_ERR_CONFIG_INVALID: 5 configuration problem/)
@@ -127,8 +128,10 @@ test('a failing start exits 1 (2 for a ConfigError); a failing stop exits 1', as
   const boom = harness([], async () => { throw new Error('bind failed') })
   assert.equal(await runDaemonCli(boom.opts), ExitCode.Runtime)
   assert.match(boom.out(), /start failed/)
+  assert.equal(boom.err(), 'hybrid-concentrator: start failed: bind failed\n', 'one human line on stderr as well')
   const cfg = harness([], async () => { throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'late check') })
   assert.equal(await runDaemonCli(cfg.opts), ExitCode.Config)
+  assert.equal(cfg.err(), 'hybrid-concentrator: start failed: HYBRID_ERR_CONFIG_INVALID: late check\n')
   const stop = harness([], async () => ({ stop: async () => { throw new Error('stuck') } }))
   stop.controller.abort()
   assert.equal(await runDaemonCli(stop.opts), ExitCode.Runtime)
