@@ -19,13 +19,15 @@ import { cpus, loadavg, release, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { createNamespace, removeNamespaces, run, type Netns } from '../lab/netns.ts'
+import { createNamespace, ownPrefix, removeNamespaces, removeStaleRuns, run, type Netns } from '../lab/netns.ts'
 import { startDaemon, type DaemonHandle } from '../lab/daemons.ts'
 import { REPO_ROOT } from '../lab/topology.ts'
 import { heapBreakdown } from './relay-heap.ts'
 import { netstatCounter, summariseRuns, parseProcStat, parseSockstat, parseVmRss, renderMarkdown, summariseProfile, type CpuProfile, type IdleResult, type RelayBenchResult, type ThroughputRun } from './relay-report.ts'
 
-const PREFIX = 'hat-bench-'
+const BASE = 'hat-bench-'
+// This run's own prefix: a second run (or any other tool) never deletes our namespace mid-measurement.
+const PREFIX = ownPrefix(BASE)
 const NS = `${PREFIX}relay`
 const SVC = '203.0.113.200'
 const SINK = '203.0.113.10'
@@ -305,7 +307,7 @@ export async function runRelayBench (argv: readonly string[]): Promise<number> {
   const machine: Record<string, string | number> = { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, kernel: release(), node: process.version, memGiB: Math.round(totalmem() / 2 ** 30), loadavg1: loadavg()[0]?.toFixed(2) ?? '?', nofileHard: hard }
   const notes: string[] = [...o.notes]
   if (o.idle && conns < o.wanted) notes.push(`idle connections reduced from ${o.wanted} to ${conns}: the hard RLIMIT_NOFILE here is ${nofile} (two fds per relayed connection); raise it (e.g. LimitNOFILE) to run ${o.wanted}`)
-  await removeNamespaces(PREFIX)
+  await removeStaleRuns(BASE)
   const bench = new Bench(await createNamespace(NS), clk)
   mkdirSync(PROFILE_DIR, { recursive: true })
   try {

@@ -101,6 +101,30 @@ export async function removeNamespaces (prefix: string): Promise<string[]> {
   return names
 }
 
+/**
+ * A prefix owned by this process, `<base><pid>-`: runs of the same tool (the relay benchmark) never
+ * delete each other's namespaces; `removeStaleRuns(base)` clears those of dead runs.
+ */
+export function ownPrefix (base: string, pid = process.pid): string {
+  return `${base}${pid}-`
+}
+
+/** Namespaces `<base><pid>-…` whose pid is not alive (pure; `isAlive` injected). Others are left alone. */
+export function staleRunNamespaces (names: readonly string[], base: string, isAlive: (pid: number) => boolean): string[] {
+  return names.filter((n) => {
+    if (!n.startsWith(base)) return false
+    const m = /^(\d+)-/.exec(n.slice(base.length))
+    return m?.[1] !== undefined && !isAlive(Number(m[1]))
+  })
+}
+
+/** Remove the namespaces of dead runs under `base` (see ownPrefix). */
+export async function removeStaleRuns (base: string): Promise<string[]> {
+  const names = staleRunNamespaces(await listNamespaces(), base, alive)
+  for (const n of names) await removeNamespace(n)
+  return names
+}
+
 async function waitGone (pids: number[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
