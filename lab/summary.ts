@@ -127,6 +127,11 @@ export function formatSummary (s: LabSummary): string {
 function round2 (x: number): number { return Math.round(x * 100) / 100 }
 
 /** How to reach every host and endpoint of a kept lab (`npm run lab -- --keep`). */
+/** The command that removes this lab: `--prefix` only when it is not the default `ha-`. */
+export function labDownCommand (prefix: string): string {
+  return prefix === 'ha-' ? 'npm run lab:down' : `npm run lab:down -- --prefix ${prefix}`
+}
+
 export function formatAccessGuide (prefix: string, plan: AddressPlan): string {
   const ns = (r: LabRole): string => namespaceName(prefix, r)
   const inet = plan.internet.servers[0]!
@@ -150,7 +155,7 @@ export function formatAccessGuide (prefix: string, plan: AddressPlan): string {
     x('dsl', `tc -s qdisc show                                # shaping on the DSL access (likewise ${ns('lte')})`),
     '',
     `Flow server (download/upload): ${plan.service.v4}:${LAB_PORTS.flow} and [${plan.service.v6}]:${LAB_PORTS.flow} on hag, ${inet.v4}:${LAB_PORTS.flow} on inet.`,
-    'Remove everything: npm run lab:down'
+    `Remove everything: ${labDownCommand(prefix)}`
   ].join('\n') + '\n'
 }
 

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ADDRESS_PLAN } from '../../../lab/addresses.ts'
 import type { AccessProfile } from '../../../lab/link-profile.ts'
-import { formatAccessGuide, formatSummary, median, summarizeTransfer } from '../../../lab/summary.ts'
+import { formatAccessGuide, formatSummary, labDownCommand, median, summarizeTransfer } from '../../../lab/summary.ts'
 import { formatLiveHeader, formatLiveLine, ratesBetween } from '../../../lab/live-view.ts'
 
 const dir = (rateMbit: number): AccessProfile['up'] => ({ rateMbit, delayMs: 10, jitterMs: 0, lossPct: 0 })
@@ -66,4 +66,10 @@ test('access guide names every namespace, the servers and lab:down', () => {
   assert.ok(g.includes('ip netns exec ha-lan curl -o /dev/null http://203.0.113.10/10M'))
   assert.ok(g.includes('[2001:db8:ee::10]'))
   assert.ok(g.includes('npm run lab:down'))
+})
+
+test('the guide\'s lab:down command carries a non-default --prefix (it printed the bare command, which removes ha-… only)', () => {
+  assert.equal(labDownCommand('ha-'), 'npm run lab:down')
+  assert.equal(labDownCommand('hat-me-'), 'npm run lab:down -- --prefix hat-me-')
+  assert.ok(formatAccessGuide('hat-me-', ADDRESS_PLAN).includes('Remove everything: npm run lab:down -- --prefix hat-me-'))
 })
