@@ -3,7 +3,10 @@
  * else): argv/env, signals, exit code, crash handlers. Together with the config loader this is the
  * only place outside `*\/src/main.ts` that touches `process`.
  *
- *   SIGTERM / SIGINT  → stop: readiness off, stop accepting, drain ≤ limits.drainTimeoutMs, exit 0
+ *   SIGTERM / SIGINT  → stop: readiness off, stop accepting, drain ≤ limits.drainTimeoutMs, exit 0.
+ *                       During start too: what start already did is undone (stop() waits for start
+ *                       to settle, then tears down). A second signal is logged, never fatal (a
+ *                       default-action kill would skip the undo); SIGKILL remains the hard stop.
  *   SIGHUP            → reload: re-read and validate the file; on failure keep the running config
  *   uncaughtException / unhandledRejection → log fatal, exit 1 (the supervisor restarts the daemon)
  *
@@ -59,6 +62,26 @@ export function packageVersion (moduleUrl: string): string {
   return '0.0.0'
 }
 
+/**
+ * `service.start()`, unless a stop was requested first (then nothing is started). A stop requested
+ * while start runs calls `service.stop()` at once: the daemons' stop() waits for start to settle and
+ * then undoes everything it did, so a SIGTERM at any point of start leaves the host as it was.
+ * The caller stops the service again when the signal has fired (stop() is idempotent).
+ */
+export async function startUnlessStopped (service: { start: () => Promise<void>, stop: () => Promise<void> }, signal: AbortSignal, log: Logger): Promise<void> {
+  if (signal.aborted) { log.warn('stop requested before start: not starting'); return }
+  const onAbort = (): void => {
+    log.warn('stop requested during start: undoing what start did')
+    service.stop().catch((err: unknown) => { log.error({ err }, 'stop during start failed') })
+  }
+  signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    await service.start()
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
 export async function runDaemonProcess<T extends TObject> (opts: DaemonProcessOptions<T>): Promise<void> {
   const crashLog = createLogger({ level: 'fatal', name: opts.name })
   const crash = (kind: string) => (err: unknown): void => {
@@ -69,9 +92,12 @@ export async function runDaemonProcess<T extends TObject> (opts: DaemonProcessOp
   process.on('unhandledRejection', crash('unhandled rejection'))
 
   const controller = new AbortController()
-  const stop = (): void => { controller.abort() }
-  process.once('SIGTERM', stop)
-  process.once('SIGINT', stop)
+  const stop = (signal: NodeJS.Signals): void => {
+    if (controller.signal.aborted) { crashLog.fatal({ signal }, 'already stopping: signal ignored (SIGKILL stops without cleanup)'); return }
+    controller.abort()
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
 
   const version = packageVersion(opts.moduleUrl)
   const code = await runDaemonCli({
@@ -91,7 +117,7 @@ export async function runDaemonProcess<T extends TObject> (opts: DaemonProcessOp
     start: async (config, log, control) => {
       await checkPrerequisites(opts.prerequisites?.(config) ?? [], { path: process.env['PATH'] ?? '' })
       const service = await opts.create(config, { log, version, commit: process.env['HYBRID_COMMIT'] ?? 'unknown', requestReload: control.reload })
-      await service.start()
+      await startUnlessStopped(service, controller.signal, log)
       return service
     }
   })
