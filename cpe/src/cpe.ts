@@ -22,6 +22,8 @@ import type { MgmtApp } from '../../shared/src/mgmt/mgmt-server.ts'
 import { ConnectionCaps, effectiveMaxConnections } from '../../shared/src/net/connection-caps.ts'
 import type { Config, CpeConfig } from './config.ts'
 import { checkConcentratorPath, type EffectiveUpstream } from './concentrator-checks.ts'
+import { CrashJournal, undoJournal, type JournalRecorder } from '../../shared/src/sys/crash-journal.ts'
+import { runCommand } from '../../shared/src/sys/command.ts'
 import { RateLimitedLog } from '../../shared/src/rate-limited-log.ts'
 import { Interceptor, type OriginalDestination, type RefusedHandler } from './intercept/interceptor.ts'
 import { registerCpeRoutes, type UplinkChange } from './mgmt/cpe-routes.ts'
@@ -58,8 +60,8 @@ export interface CpeDeps {
   requestReload?: () => Promise<void>
   kernelMib?: boolean
   /** Tests: replace the uplink manager / interceptor / dial. */
-  startUplinks?: (config: Config, log: Logger) => Promise<UplinkSource>
-  startInterceptor?: (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void, onRefused: RefusedHandler) => Promise<InterceptorLike>
+  startUplinks?: (config: Config, log: Logger, journal: JournalRecorder) => Promise<UplinkSource>
+  startInterceptor?: (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void, onRefused: RefusedHandler, journal: JournalRecorder) => Promise<InterceptorLike>
   dial?: DialFn
   pathSampleMs?: number
   clock?: () => number
@@ -109,7 +111,7 @@ function checkMode (config: Config): void {
 }
 
 /** Start failover (failover.enabled) once uplinks and health run. */
-async function startFailover (config: Config, uplinks: UplinkSource, health: PathHealth | undefined, metrics: CpeMetrics, log: Logger, redials: PendingDials): Promise<FailoverController | undefined> {
+async function startFailover (config: Config, uplinks: UplinkSource, health: PathHealth | undefined, metrics: CpeMetrics, log: Logger, redials: PendingDials, journal: JournalRecorder): Promise<FailoverController | undefined> {
   if (!config.failover.enabled || health === undefined) return undefined
   const specs = uplinkSpecs(config.uplinks, config.multipath).map((u) => ({ name: u.name, table: u.table, primary: !u.endpoints }))
   return FailoverController.start({
@@ -121,19 +123,20 @@ async function startFailover (config: Config, uplinks: UplinkSource, health: Pat
     health,
     metrics,
     log: childFor(log, 'failover'),
+    journal,
     onSteered: (path, state) => { redials.pathDone(path, state) }
   })
 }
 
-const defaultStartUplinks = async (config: Config, log: Logger): Promise<UplinkSource> => {
+const defaultStartUplinks = async (config: Config, log: Logger, journal: JournalRecorder): Promise<UplinkSource> => {
   // Transparent mode: extra uplinks join the HAG's announced address (fullmesh; docs/transparent.md).
   const multipath = config.mode === 'transparent' ? { ...config.multipath, fullmesh: true } : config.multipath
   const opts = { uplinks: config.uplinks, multipath, log: childFor(log, 'uplinks') }
-  return config.multipath.rules === 'managed' ? UplinkManager.start(opts) : UplinkObserver.start(opts)
+  return config.multipath.rules === 'managed' ? UplinkManager.start({ ...opts, journal }) : UplinkObserver.start(opts)
 }
 
-const defaultStartInterceptor = async (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void, onRefused: RefusedHandler): Promise<InterceptorLike> =>
-  Interceptor.start({ config: { intercept: config.intercept, concentrator: { host: config.concentrator.host } }, log: childFor(log, 'intercept'), onConnection, onRefused, highWaterMark: config.limits.highWaterMark })
+const defaultStartInterceptor = async (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void, onRefused: RefusedHandler, journal: JournalRecorder): Promise<InterceptorLike> =>
+  Interceptor.start({ config: { intercept: config.intercept, concentrator: { host: config.concentrator.host } }, log: childFor(log, 'intercept'), onConnection, onRefused, journal, highWaterMark: config.limits.highWaterMark })
 
 /** The frozen configuration is never mutated; the components take the schema's (mutable) types. */
 const asConfig = (c: CpeConfig): Config => c as Config
@@ -368,21 +371,32 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     return { access: c?.role ?? 'dsl', interface: c?.interface ?? '', addresses: s?.addresses ?? [], mode: uplinks?.mode ?? config.multipath.mode, steering: steering?.mode ?? null, backup }
   }
 
+  let journal: CrashJournal | undefined // what start changes in the namespace, on disk (crash-journal.ts)
+  const journalled: JournalRecorder = { record: (e) => journal?.record(e), forget: (e) => journal?.forget(e) }
+  /** First of all: undo what a crashed previous run left in this namespace, then record our own changes. */
+  const openJournal = async (): Promise<void> => {
+    journal = CrashJournal.open({ dir: initial.stateDir, name: 'cpe', log })
+    if (journal.leftovers.length === 0) return
+    await undoJournal(journal.leftovers, runCommand, log)
+    journal.leftoversUndone()
+  }
+
   const startParts = async (): Promise<void> => {
     checkMode(initial)
     caps = new ConnectionCaps({ maxConnections: effectiveMaxConnections(initial.limits.maxConnections), perSourceMaxConnections: initial.limits.perSourceMaxConnections })
-    uplinks = await (deps.startUplinks ?? defaultStartUplinks)(initial, log)
+    await openJournal()
+    uplinks = await (deps.startUplinks ?? defaultStartUplinks)(initial, log, journalled)
     uplinks.on('change', (states) => { pathMonitor.updateUplinks(states); health?.updateUplinks(states) })
     pathMonitor.updateUplinks(uplinks.uplinks())
     health?.updateUplinks(uplinks.uplinks())
     pathMonitor.start()
     health?.start()
     steering = await startSteering(initial, uplinks, health, metrics, deps.log)
-    failover = await startFailover(initial, uplinks, health, metrics, deps.log, redials)
+    failover = await startFailover(initial, uplinks, health, metrics, deps.log, redials, journalled)
     failover?.useFailbackPulse(async (ms) => steering?.holdBackup(ms))
     upstream = checkConcentratorPath(initial, log)
     if (initial.intercept.rules !== 'off') {
-      interceptor = await (deps.startInterceptor ?? defaultStartInterceptor)(initial, log, onConnection, onNotIntercepted)
+      interceptor = await (deps.startInterceptor ?? defaultStartInterceptor)(initial, log, onConnection, onNotIntercepted, journalled)
       interceptor.on('holderExit', () => { metrics.nftTableInstalled.set(0) })
       metrics.nftTableInstalled.set(interceptor.tableInstalled ? 1 : 0)
     }

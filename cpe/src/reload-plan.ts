@@ -20,6 +20,7 @@ export interface ReloadPlan {
 const FIXED: StartOnlyKeys<Config> = [
   ['mode', (c) => c.mode],
   ['mptcp', (c) => c.mptcp],
+  ['stateDir', (c) => c.stateDir],
   ['management', (c) => c.management],
   ['uplinks', (c) => c.uplinks],
   ['multipath.rules', (c) => c.multipath.rules],

@@ -19,6 +19,7 @@ import type { Logger } from '../../../shared/src/log.ts'
 import { parseMptcpMib } from '../../../shared/src/metrics/kernel-mib.ts'
 import { runCommand, runJsonArray, type CommandRunner } from '../../../shared/src/sys/command.ts'
 import { SysctlProfile } from '../../../shared/src/sys/sysctl-profile.ts'
+import type { JournalRecorder } from '../../../shared/src/sys/crash-journal.ts'
 import type { FailoverConfig } from '../config-failover.ts'
 import type { HealthStateName, Transition } from '../health/health-state.ts'
 import type { CpeMetrics } from '../metrics.ts'
@@ -47,6 +48,8 @@ export interface FailoverOptions {
   metrics: CpeMetrics
   log: Logger
   run?: CommandRunner
+  /** The kernel profile's changes are recorded before they are made (crash-journal.ts). */
+  journal?: JournalRecorder
   readMib?: () => Promise<string>
   mibPollMs?: number
   /** Monotonic ms, the clock of the health transitions (default performance.now). */
@@ -88,6 +91,7 @@ export class FailoverController {
     this.#now = o.now ?? (() => performance.now())
     this.#kernel = new SysctlProfile({
       run: this.#run,
+      ...(o.journal === undefined ? {} : { journal: o.journal }),
       onChange: (c) => {
         if (c.phase === 'apply') this.#log('info', { sysctl: c.key, from: c.from, to: c.to }, `kernel setting ${c.key}=${c.to} (was ${c.from}; restored at stop)`)
       }

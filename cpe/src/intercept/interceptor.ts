@@ -21,6 +21,7 @@ import type { Logger } from '../../../shared/src/log.ts'
 import { listen } from '../../../shared/src/net/listen.ts'
 import { HostAddresses, type AddressMembership } from '../../../shared/src/net/host-addresses.ts'
 import { runCommand, type CommandRunner } from '../../../shared/src/sys/command.ts'
+import type { JournalRecorder } from '../../../shared/src/sys/crash-journal.ts'
 import { NftOwner } from '../../../shared/src/sys/nft-owner.ts'
 import { buildInterceptRouting, buildInterceptRuleset, NFT_FAMILY, NFT_TABLE, type InterceptRulesetInput } from './intercept-ruleset.ts'
 
@@ -44,6 +45,8 @@ export interface InterceptorOptions {
   onRefused?: RefusedHandler
   /** Tests: the CPE's own addresses; default HostAddresses (read and watched) started with the listeners. */
   hostAddresses?: AddressMembership
+  /** The fwmark rule and the local route are recorded before they are added (crash-journal.ts). */
+  journal?: JournalRecorder
 }
 
 const MAX_DELETE_REPEATS = 8
@@ -153,6 +156,7 @@ export class Interceptor extends EventEmitter<{ holderExit: [code: number | null
     const plan = buildInterceptRouting(this.#opts.config.intercept)
     await this.#removeAll(plan.remove)
     this.#routingInstalled = true
+    for (const undo of plan.remove) this.#opts.journal?.record({ kind: 'command', undo })
     for (const argv of plan.add) await this.#run(argv)
     this.#opts.log.info({ commands: plan.add.length }, 'interception policy routing installed')
   }
@@ -198,7 +202,9 @@ export class Interceptor extends EventEmitter<{ holderExit: [code: number | null
     if (owner !== undefined) await owner.close()
     if (this.#routingInstalled) {
       this.#routingInstalled = false
-      await this.#removeAll(buildInterceptRouting(this.#opts.config.intercept).remove)
+      const remove = buildInterceptRouting(this.#opts.config.intercept).remove
+      await this.#removeAll(remove)
+      for (const undo of remove) this.#opts.journal?.forget({ kind: 'command', undo })
     }
   }
 }

@@ -14,6 +14,7 @@ import { EventEmitter } from 'node:events'
 import type { Logger } from '../../../shared/src/log.ts'
 import { HybridError } from '../../../shared/src/errors.ts'
 import { runCommand, runJsonArray, type CommandRunner } from '../../../shared/src/sys/command.ts'
+import type { JournalEntry, JournalRecorder } from '../../../shared/src/sys/crash-journal.ts'
 import type { MultipathConfig, UplinkConfig } from '../config-uplinks.ts'
 import {
   desiredState, endpointAddArgv, endpointChangeArgv, endpointDelArgv, limitsArgv, parseEndpoints, parseLimits, parseLinks,
@@ -42,9 +43,13 @@ export interface UplinkManagerOptions {
   multipath: MultipathConfig
   log: Logger
   run?: CommandRunner
+  /** Every rule, route, endpoint, limit and rp_filter change is recorded before it is made (crash-journal.ts). */
+  journal?: JournalRecorder
 }
 
 interface Snapshot { observed: Observed, rules: RuleObj[], routes: RouteObj[], endpoints: SystemEndpoint[] }
+
+const rpFilterKey = (iface: string): string => `net/ipv4/conf/${iface}/rp_filter`
 
 export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], problem: [Error] }> {
   #specs: UplinkSpec[]
@@ -59,6 +64,7 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
   #savedLimits: MptcpLimits | undefined
   #savedRpFilter = new Map<string, string>()
   #foreignWarned = new Set<string>()
+  readonly #journal: JournalRecorder | undefined
   #states: UplinkState[] = []
   #timer: NodeJS.Timeout | undefined
   #pass: Promise<void> = Promise.resolve()
@@ -74,7 +80,11 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
     this.#mode = opts.multipath.mode
     this.#log = opts.log
     this.#run = opts.run ?? runCommand
+    this.#journal = opts.journal
   }
+
+  #record (e: JournalEntry): void { this.#journal?.record(e) }
+  #forget (e: JournalEntry): void { this.#journal?.forget(e) }
 
   /** Set limits and rp_filter, reconcile once, then poll. On failure everything added is removed. */
   static async start (opts: UplinkManagerOptions): Promise<UplinkManager> {
@@ -138,20 +148,24 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
     if (this.#timer !== undefined) clearInterval(this.#timer)
     await this.#pass
     const failures: unknown[] = []
-    const attempt = async (argv: string[]): Promise<void> => { try { await this.#run(argv) } catch (err) { failures.push(err) } }
-    for (const e of this.#endpoints.values()) await attempt(endpointDelArgv(e.id))
-    for (const r of this.#rules.values()) await attempt(ruleArgv('del', r))
-    for (const r of this.#routes.values()) await attempt(routeArgv('del', r))
+    // An undo that failed stays in the journal: the next start tries it again.
+    const attempt = async (argv: string[], entry: JournalEntry): Promise<void> => {
+      try { await this.#run(argv); this.#forget(entry) } catch (err) { failures.push(err) }
+    }
+    for (const e of this.#endpoints.values()) await attempt(endpointDelArgv(e.id), { kind: 'mptcp-endpoint', address: e.address })
+    for (const r of this.#rules.values()) await attempt(ruleArgv('del', r), { kind: 'command', undo: ruleArgv('del', r) })
+    for (const r of this.#routes.values()) await attempt(routeArgv('del', r), { kind: 'command', undo: routeArgv('del', r) })
     this.#endpoints.clear(); this.#rules.clear(); this.#routes.clear()
-    if (this.#savedLimits !== undefined) await attempt(limitsArgv(this.#savedLimits))
+    if (this.#savedLimits !== undefined) await attempt(limitsArgv(this.#savedLimits), { kind: 'command', undo: limitsArgv(this.#savedLimits) })
     this.#savedLimits = undefined
-    for (const [iface, value] of this.#savedRpFilter) await attempt(['sysctl', '-qw', `net/ipv4/conf/${iface}/rp_filter=${value}`])
+    for (const [iface, value] of this.#savedRpFilter) await attempt(['sysctl', '-qw', `${rpFilterKey(iface)}=${value}`], { kind: 'sysctl', key: rpFilterKey(iface), before: value })
     this.#savedRpFilter.clear()
     for (const err of failures) this.#log.warn({ err }, 'uplink cleanup step failed')
   }
 
   async #setLimits (): Promise<void> {
     const saved = parseLimits(await this.#run(['ip', 'mptcp', 'limits', 'show']))
+    if (saved !== undefined) this.#record({ kind: 'command', undo: limitsArgv(saved) })
     await this.#run(limitsArgv({ subflows: this.#mp.subflows, addAddrAccepted: this.#mp.addAddrAccepted }))
     this.#savedLimits = saved
   }
@@ -160,9 +174,12 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
     if (!this.#mp.looseRpFilter) return
     for (const s of this.#specs) {
       if (!present.has(s.interface) || this.#savedRpFilter.has(s.interface)) continue
-      const key = `net/ipv4/conf/${s.interface}/rp_filter`
+      const key = rpFilterKey(s.interface)
       const before = (await this.#run(['sysctl', '-n', key])).trim()
-      if (before !== '2') await this.#run(['sysctl', '-qw', `${key}=2`])
+      if (before !== '2') {
+        this.#record({ kind: 'sysctl', key, before })
+        await this.#run(['sysctl', '-qw', `${key}=2`])
+      }
       this.#savedRpFilter.set(s.interface, before)
     }
   }
@@ -207,6 +224,7 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
       if (wantKeys.has(key)) continue
       await this.#run(routeArgv('del', r)).catch((err: unknown) => { this.#log.debug({ err }, 'owned route already gone') })
       this.#routes.delete(key)
+      this.#forget({ kind: 'command', undo: routeArgv('del', r) })
     }
     const presentKeys = new Set(present.map(routeKey))
     for (const r of want) {
@@ -216,6 +234,7 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
       if (replaced !== undefined && ![...this.#routes.values()].some((o) => routeKey(o) === routeKey(replaced))) {
         this.#log.warn({ table: r.table, family: r.family }, 'uplink table already has a foreign default route; replacing it')
       }
+      this.#record({ kind: 'command', undo: routeArgv('del', r) })
       await this.#run(routeArgv('replace', r))
       this.#routes.set(key, r)
       this.#log.info({ route: routeArgv('replace', r).slice(2).join(' ') }, 'uplink route set')
@@ -228,11 +247,13 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
       if (wantKeys.has(key)) continue
       await this.#run(ruleArgv('del', r)).catch((err: unknown) => { this.#log.debug({ err }, 'owned rule already gone') })
       this.#rules.delete(key)
+      this.#forget({ kind: 'command', undo: ruleArgv('del', r) })
     }
     const presentKeys = new Set(present.map(ruleKey))
     for (const r of want) {
       const key = ruleKey(r)
       if (presentKeys.has(key)) continue // ours and intact, or foreign and identical (not adopted)
+      this.#record({ kind: 'command', undo: ruleArgv('del', r) })
       await this.#run(ruleArgv('add', r))
       this.#rules.set(key, r)
       this.#log.info({ rule: ruleArgv('add', r).slice(2).join(' ') }, 'uplink rule added')
@@ -247,12 +268,14 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
       if (wanted.has(address) && byAddress.get(address)?.id === owned.id) continue
       if (byAddress.get(address)?.id === owned.id) await this.#run(endpointDelArgv(owned.id))
       this.#endpoints.delete(address)
+      this.#forget({ kind: 'mptcp-endpoint', address })
     }
     let added = false
     for (const e of want) {
       const sys = byAddress.get(e.address)
       const owned = this.#endpoints.get(e.address)
       if (sys === undefined) {
+        this.#record({ kind: 'mptcp-endpoint', address: e.address })
         await this.#run(endpointAddArgv(e))
         this.#endpoints.set(e.address, { ...e, id: -1 })
         added = true
