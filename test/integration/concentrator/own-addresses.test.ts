@@ -8,21 +8,20 @@
  * ssrf_blocked), and the canary sees nothing. The escape hatch (`policy.hostAddresses.except`,
  * reloaded) lets one through: proof that the canary would have seen the relay.
  *
- * Re-runs itself inside the namespace (`ip netns exec`, env HAT_OA_IN_NS=1), like convert.test.ts.
+ * Re-runs itself inside the namespace (in-namespace.ts, env HAT_OA_IN_NS=1), like caps.test.ts.
  */
 import { describe, test } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, execFileSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { createNamespace, e2eSkipReason, removeNamespaces } from '../../../lab/netns.ts'
+import { runInNamespace } from './in-namespace.ts'
 import type { HostResolver } from '../../../concentrator/src/policy/resolver.ts'
 import { encodeRequest } from '../../../shared/src/codec/socks5.ts'
 import { eventually, makeConfig, metricValue, RawClient, startConcentrator } from './harness.ts'
 
-const PREFIX = 'hat-oa-int'
 const SELF = fileURLToPath(import.meta.url)
 const ACCESS4 = '198.51.100.1'
 const ACCESS6 = '2001:db8:2::1'
@@ -31,39 +30,12 @@ const EGRESS6 = '2001:db8:3::1'
 const LATER4 = '203.0.113.77'
 const CANARY_PORT = 8081
 
-if (process.env['HAT_OA_IN_NS'] === undefined) {
-  test('own addresses are refused (runs inside namespace hat-oa-int)', async (t) => {
-    const skip = e2eSkipReason()
-    if (skip !== undefined) { t.skip(skip); return }
-    t.after(async () => { await removeNamespaces(PREFIX) })
-    const ns = await createNamespace(PREFIX)
-    const setup = [
-      ['ip', 'link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1'], ['ip', 'link', 'set', 'd0', 'up'], ['ip', 'link', 'set', 'd1', 'up'],
-      ['ip', 'addr', 'add', `${ACCESS4}/24`, 'dev', 'd0'], ['ip', 'addr', 'add', `${EGRESS4}/24`, 'dev', 'd0'],
-      ['ip', 'addr', 'add', `${ACCESS6}/64`, 'dev', 'd0', 'nodad'], ['ip', 'addr', 'add', `${EGRESS6}/64`, 'dev', 'd0', 'nodad']
-    ]
-    for (const argv of setup) await ns.exec(argv)
-    const child = spawn('ip', ['netns', 'exec', PREFIX, process.execPath, '--import', 'tsx', '--test-reporter=spec', SELF], {
-      env: innerEnv(), stdio: ['ignore', 'pipe', 'pipe'], cwd: process.cwd()
-    })
-    let out = ''
-    child.stdout.on('data', (d: Buffer) => { out += String(d) })
-    child.stderr.on('data', (d: Buffer) => { out += String(d) })
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, 120_000)
-    const [code] = await once(child, 'exit') as [number | null]
-    clearTimeout(timer)
-    assert.equal(code, 0, `inner run failed:\n${out}`)
-    t.diagnostic(out.split('\n').filter((l) => /^\s*ℹ (tests|pass|fail)/.test(l)).join('; '))
-  })
-} else {
-  inner()
-}
-
-function innerEnv (): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, HAT_OA_IN_NS: '1', NODE_NO_WARNINGS: '1' }
-  delete env['NODE_TEST_CONTEXT']
-  return env
-}
+const setup = [
+  ['ip', 'link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1'], ['ip', 'link', 'set', 'd0', 'up'], ['ip', 'link', 'set', 'd1', 'up'],
+  ['ip', 'addr', 'add', `${ACCESS4}/24`, 'dev', 'd0'], ['ip', 'addr', 'add', `${EGRESS4}/24`, 'dev', 'd0'],
+  ['ip', 'addr', 'add', `${ACCESS6}/64`, 'dev', 'd0', 'nodad'], ['ip', 'addr', 'add', `${EGRESS6}/64`, 'dev', 'd0', 'nodad']
+]
+if (runInNamespace({ name: 'hat-oa-int', self: SELF, flag: 'HAT_OA_IN_NS', setup })) inner()
 
 /** SOCKS5 CONNECT for an IPv4 or IPv6 literal or a name (ATYP 1/4/3), through the project's encoder. */
 function connectTo (host: string, port: number): Buffer {
