@@ -20,7 +20,7 @@ import { join } from 'node:path'
 import { ConfigError, HybridError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { sysctlWriteArgv } from './sysctl-profile.ts'
-import type { CommandRunner } from './command.ts'
+import { runJsonArray, type CommandRunner } from './command.ts'
 
 /** One undoable change. `undo` commands are run as given (argv, no shell). */
 export type JournalEntry =
@@ -195,7 +195,7 @@ export async function undoJournal (entries: readonly JournalEntry[], run: Comman
 }
 
 async function deleteEndpoints (e: { address: string, port?: number }, run: CommandRunner): Promise<void> {
-  const rows = JSON.parse((await run(['ip', '-j', 'mptcp', 'endpoint', 'show'])).trim() || '[]') as Array<Record<string, unknown>>
+  const rows = await runJsonArray(run, ['ip', '-j', 'mptcp', 'endpoint', 'show'])
   for (const r of rows) {
     if (r['address'] !== e.address || typeof r['id'] !== 'number') continue
     if (e.port !== undefined && r['port'] !== e.port) continue
