@@ -206,6 +206,8 @@ export interface LabConcentratorOptions {
   readonly limits?: Readonly<Record<string, unknown>>
   /** Merged over `policy` (e.g. `dns: { servers: [...] }`). */
   readonly policy?: Readonly<Record<string, unknown>>
+  /** The `overload` section (docs/overload.md); absent: the defaults. */
+  readonly overload?: Readonly<Record<string, unknown>>
   readonly logLevel?: string
   readonly plan?: AddressPlan
 }
@@ -231,6 +233,7 @@ export function labConcentratorConfig (options: LabConcentratorOptions = {}): Re
     auth: { trustedPrefixes: cpeAddresses },
     policy: { ownAddresses: [p.service.v4, p.service.v6], ...options.policy },
     limits: { ...options.limits },
+    ...(options.overload === undefined ? {} : { overload: options.overload }),
     probe: labProbeConfig(p)
   }
 }

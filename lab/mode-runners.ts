@@ -38,6 +38,8 @@ export interface StartModeOptions {
   readonly logLevel?: string
   /** Transparent mode's join port; default 7101 (pick another one for a restart within 60 s). */
   readonly joinPort?: number
+  /** Top-level sections set over each daemon's lab configuration (tests: e.g. `overload`). */
+  readonly overrides?: { readonly cpe?: Readonly<Record<string, unknown>>, readonly concentrator?: Readonly<Record<string, unknown>> }
 }
 
 /**
@@ -65,10 +67,10 @@ export async function startModeSession (lab: Lab, mode: DaemonMode, options: Sta
   const restore = async (): Promise<void> => { if (mode === 'transparent') await useSubflowEndpoints(lab) }
   try {
     log(`starting the concentrator in ${lab.ns.hag.name} (mode ${mode}), logs in ${dir}`)
-    concentrator = await startDaemon({ daemon: 'concentrator', dir, config: labModeConcentratorConfig(mode, cfg), ns: lab.ns.hag, spawn: (argv) => spawnLogged(lab, 'hag', argv, logFile('concentrator')) })
+    concentrator = await startDaemon({ daemon: 'concentrator', dir, config: { ...labModeConcentratorConfig(mode, cfg), ...options.overrides?.concentrator }, ns: lab.ns.hag, spawn: (argv) => spawnLogged(lab, 'hag', argv, logFile('concentrator')) })
       .catch((err: unknown) => { throw new Error(`${(err as Error).message}\n${logTail('concentrator')}`) })
     log(`starting the CPE agent in ${lab.ns.cpe.name} (mode ${mode})`)
-    const cpe = await startDaemon({ daemon: 'cpe', dir, config: labCpeConfig(mode, cfg), ns: lab.ns.cpe, spawn: (argv) => spawnLogged(lab, 'cpe', argv, logFile('cpe')) })
+    const cpe = await startDaemon({ daemon: 'cpe', dir, config: { ...labCpeConfig(mode, cfg), ...options.overrides?.cpe }, ns: lab.ns.cpe, spawn: (argv) => spawnLogged(lab, 'cpe', argv, logFile('cpe')) })
       .catch((err: unknown) => { throw new Error(`${(err as Error).message}\n${logTail('cpe')}`) })
     let stopping: Promise<{ logsKept: boolean }> | undefined
     const conc = concentrator

@@ -191,7 +191,7 @@ function dataPlane ({ S, ts, RI, q }) {
     [0.5, 0.95].map((p) => [q(p, 'hybrid_connection_duration_seconds', 'le', S), `p${p * 100}`]))
 }
 
-function resources ({ S, ts, timeline, RI, onOff }) {
+function resources ({ S, ts, stat, timeline, RI, onOff }) {
   ts('Resident memory', 'process_resident_memory_bytes.', 'bytes', [[`process_resident_memory_bytes{${S}}`, '{{instance}}']], { w: 6 })
   ts('V8 heap', 'Heap used and total.', 'bytes',
     [[`nodejs_heap_size_used_bytes{${S}}`, 'used {{instance}}'], [`nodejs_heap_size_total_bytes{${S}}`, 'total {{instance}}']], { w: 6 })
@@ -201,8 +201,14 @@ function resources ({ S, ts, timeline, RI, onOff }) {
     [[`rate(process_cpu_seconds_total{${S}}[${RI}])`, '{{instance}}']], { w: 6 })
   ts('File descriptors', 'Open versus maximum file descriptors.', 'short',
     [[`process_open_fds{${S}}`, 'open {{instance}}'], [`process_max_fds{${S}}`, 'max {{instance}}']])
-  timeline('Overload actions', 'hybrid_overload_active: stop_accept and reduce_timeouts in force.', onOff('off', 'active'),
+  timeline('Overload actions', 'hybrid_overload_active: stop_accept_busiest, refuse_new and shed_idle in force (docs/overload.md).', onOff('off', 'active'),
     [[`max by (action) (hybrid_overload_active{${S}})`, '{{action}}']], { w: 16 })
+  ts('Overload pressure', 'hybrid_overload_pressure: each resource divided by its overload limit; the actions start at 0.8 / 0.9 / 0.95 by default.', 'percentunit',
+    [[`max by (resource) (hybrid_overload_pressure{${S}})`, '{{resource}}']], { w: 8 })
+  ts('Buffered bytes', 'hybrid_buffered_bytes: bytes queued in user space for slow legs, by the side written to.', 'bytes',
+    [[`sum by (side) (hybrid_buffered_bytes{${S}})`, '{{side}}']], { w: 8 })
+  stat('Overload activations (range)', 'hybrid_overload_activations_total: times each overload action started in the selected range (also those shorter than a scrape).', 'short',
+    [[`sum by (action) (increase(hybrid_overload_activations_total{${S}}[$__range]))`, '{{action}}']], { w: 8 })
 }
 
 function controlPlane ({ S, ts, stat, table, RI, onOff }, extra) {

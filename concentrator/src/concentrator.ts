@@ -27,8 +27,9 @@ import { runCommand } from '../../shared/src/sys/command.ts'
 import { SysctlProfile, tcpProfileSettings } from '../../shared/src/sys/sysctl-profile.ts'
 import { CrashJournal, undoJournal, type JournalRecorder } from '../../shared/src/sys/crash-journal.ts'
 import { ConnectionCaps } from '../../shared/src/net/connection-caps.ts'
+import { OverloadManager } from '../../shared/src/daemon/overload.ts'
 import { HostAddresses, type AddressMembership } from '../../shared/src/net/host-addresses.ts'
-import type { CapLimits } from '../../shared/src/net/connection-caps.ts'
+import type { Acquired, CapLimits } from '../../shared/src/net/connection-caps.ts'
 import { ListenerSet } from './accept/listener-set.ts'
 import type { BoundListener } from './accept/listener-set.ts'
 import { capSourceKey, sourceKey } from './accept/source-address.ts'
@@ -170,6 +171,18 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     return runtime
   }
   const connDeps = { metrics, sessions, errorLog, runtime: current }
+  const overload = new OverloadManager(initial.overload, {
+    log: childFor(deps.log, 'overload'),
+    metrics,
+    relays: () => sessions.relays(),
+    sourceCounts: () => caps?.counts() ?? []
+  })
+  /** Whether overload protection lets a new connection from `key` (a caps source key) in. */
+  const admitted = (key: string): boolean => overload.admit(caps?.countFor(key) ?? 0)
+  const acquire = (key: string, trusted: boolean, overloaded: boolean): Acquired | { ok: false, reason: 'overload' } => {
+    if (overloaded) return { ok: false, reason: 'overload' }
+    return caps?.tryAcquire(key, { authenticated: trusted }) ?? { ok: false, reason: 'max_conns' }
+  }
 
   const onConnection = (socket: net.Socket, listener: BoundListener): void => {
     const mode = listener.config.mode === 'socks5' ? 'socks5' : 'convert'
@@ -180,7 +193,10 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     const rt = current()
     // A source in auth.trustedPrefixes is authenticated by its address; any other waits in the
     // unauthenticated budget until its request (SOCKS5) or TLVs (Convert) are accepted.
-    const slot = caps?.tryAcquire(capSourceKey(source, rt.limits.perSourceIpv6PrefixLength), { authenticated: rt.trusted.has(source) }) ?? { ok: false as const, reason: 'max_conns' as const }
+    const key = capSourceKey(source, rt.limits.perSourceIpv6PrefixLength)
+    // Overload: SOCKS5 still takes a slot and gets REP 01 after its request; Convert gets Error 64 now.
+    const overloaded = !admitted(key)
+    const slot = acquire(key, rt.trusted.has(source), overloaded && mode === 'convert')
     if (!slot.ok && mode === 'convert') {
       metrics.connectionsRejected.inc({ mode, reason: slot.reason })
       refuseConvertAtAccept(socket, source, { ...connDeps, converter })
@@ -200,6 +216,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       source,
       mptcp,
       accepted: now(),
+      overloaded,
       authenticated: slot.authenticated,
       log: connLogger(connLog, id, { mode, src: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}` }),
       onDone: () => {
@@ -239,6 +256,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       throttledSources: runtime?.backoff.throttledCount() ?? 0
     },
     policy: { hostAddresses: [...(hostAddresses?.addresses ?? [])] },
+    overload: overload.status(),
     kernel: Object.fromEntries(kernel.saved.map((k) => [k.key, { value: k.after, before: k.before }]))
   })
   const ready = (): boolean => !draining && startPromise !== undefined && listeners.allBound
@@ -253,6 +271,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       runtime = built
       config = next
       converter.update(next.convert)
+      overload.update(next.overload)
       caps?.setLimits(capLimits(built))
       metrics.connectionsMax.set(built.limits.maxConnections)
       deps.log.level = next.log.level
@@ -344,6 +363,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     if (deps.listenManagement !== false) await listenMgmt(mgmt, initial.management.listen)
     metrics.configLastReloadSuccess.setToCurrentTime()
     startSweep()
+    overload.start()
     log.info({ maxConnections: runtime.limits.maxConnections, listeners: listenerStatus() }, 'concentrator ready')
   }
   const startTransparent = async (): Promise<void> => {
@@ -354,7 +374,11 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       sessions,
       runtime: current,
       // No signalling handshake to wait for: intercepted subscriber traffic is not in the unauthenticated budget.
-      acquire: (source) => caps?.tryAcquire(capSourceKey(source, current().limits.perSourceIpv6PrefixLength), { authenticated: true }) ?? { ok: false, reason: 'max_conns' },
+      acquire: (source) => {
+        const key = capSourceKey(source, current().limits.perSourceIpv6PrefixLength)
+        if (!admitted(key)) return { ok: false, reason: 'overload' }
+        return caps?.tryAcquire(key, { authenticated: true }) ?? { ok: false, reason: 'max_conns' }
+      },
       nextId: () => ++nextId,
       highWaterMark: initial.limits.highWaterMark,
       journal: journalled
@@ -401,6 +425,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     await Promise.all([drain(config.limits.drainTimeoutMs), transparent?.stop(config.limits.drainTimeoutMs)])
     onIdle = undefined
     clearInterval(sweepTimer)
+    overload.stop()
     await listeners.closeAll()
     updateListenerGauge()
     await probe?.stop()

@@ -11,6 +11,7 @@ import { ConcentratorLimitsSchema } from './config-limits.ts'
 import { TransparentSchema } from './config-transparent.ts'
 import { ConvertSchema } from './config-convert.ts'
 import { ProbeSchema } from './config-probe.ts'
+import { OverloadSchema } from '../../shared/src/config/overload-schema.ts'
 import { KernelSchema } from './config-kernel.ts'
 import { DestinationPolicySchema } from './policy/destination-policy-schema.ts'
 
@@ -91,7 +92,9 @@ export const ConfigSchema = Type.Object({
   /** UDP path-health probe responder (off by default); see docs/path-health.md. */
   probe: ProbeSchema,
   /** TCP/MPTCP kernel profile owned while running (unset keys: left alone); see docs/failover.md. */
-  kernel: KernelSchema
+  kernel: KernelSchema,
+  /** Overload manager: resources, thresholds, hysteresis; see docs/overload.md. */
+  overload: OverloadSchema
 }, { additionalProperties: false })
 
 export type Config = Static<typeof ConfigSchema>

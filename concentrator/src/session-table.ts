@@ -3,7 +3,8 @@
  * (`GET /api/v1/sessions`). Source and destination appear here and in logs, never in metrics.
  * Bytes come from the relay's socket counters (`relay.progress()`), read only when listed.
  */
-import type { Mode } from '../../shared/src/metrics/labels.ts'
+import type { Mode, Side } from '../../shared/src/metrics/labels.ts'
+import type { RelayEndReason } from '../../shared/src/net/relay.ts'
 
 export interface SessionEntry {
   readonly id: number
@@ -17,6 +18,10 @@ export interface SessionEntry {
   readonly started: number
   readonly mptcp: boolean
   readonly progress: () => { up: number, down: number }
+  /** Bytes queued in user space per leg (the overload manager's buffered-bytes input). */
+  readonly buffered: () => Record<Side, number>
+  /** Close the relay now (overload shedding). */
+  readonly abort: (reason: RelayEndReason) => void
 }
 
 export interface SessionView {
@@ -51,6 +56,9 @@ export class SessionTable {
   }
 
   get size (): number { return this.#entries.size }
+
+  /** The relays, for the overload manager (buffered bytes, idle shedding). */
+  relays (): Iterable<SessionEntry> { return this.#entries.values() }
 
   /** Sessions ordered by total bytes (largest first), then a page of them. */
   page (offset: number, limit: number, now = Date.now()): SessionPage {

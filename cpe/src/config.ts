@@ -15,6 +15,7 @@ import { ConvertClientSchema } from './config-convert.ts'
 import { HealthSchema } from './config-health.ts'
 import { FailoverSchema } from './config-failover.ts'
 import { SteeringSchema } from './config-steering.ts'
+import { OverloadSchema } from '../../shared/src/config/overload-schema.ts'
 
 export { LogSchema, UplinkSchema }
 
@@ -50,7 +51,9 @@ export const ConfigSchema = Type.Object({
   /** Failover and failback actions on path-health transitions (off by default); docs/failover.md. */
   failover: FailoverSchema,
   /** Steering modes (3GPP ATSSS names) and destination classes; docs/steering.md. */
-  steering: SteeringSchema
+  steering: SteeringSchema,
+  /** Overload manager: resources, thresholds, hysteresis; see docs/overload.md. */
+  overload: OverloadSchema
 }, { additionalProperties: false })
 
 export type Config = Static<typeof ConfigSchema>

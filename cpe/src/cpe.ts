@@ -19,7 +19,8 @@ import { childFor, connLogger } from '../../shared/src/log.ts'
 import type { Logger } from '../../shared/src/log.ts'
 import { buildMgmtServer, listenMgmt } from '../../shared/src/mgmt/mgmt-server.ts'
 import type { MgmtApp } from '../../shared/src/mgmt/mgmt-server.ts'
-import { ConnectionCaps, effectiveMaxConnections } from '../../shared/src/net/connection-caps.ts'
+import { ConnectionCaps, effectiveMaxConnections, type Acquired } from '../../shared/src/net/connection-caps.ts'
+import { OverloadManager } from '../../shared/src/daemon/overload.ts'
 import type { Config, CpeConfig } from './config.ts'
 import { checkConcentratorPath, type EffectiveUpstream } from './concentrator-checks.ts'
 import { CrashJournal, undoJournal, type JournalRecorder } from '../../shared/src/sys/crash-journal.ts'
@@ -195,19 +196,41 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     if (refusalLog.allow(log)) log.warn({ destination, source }, 'connection addressed to the CPE itself on the interception port: reset (would loop through the concentrator)')
   }
 
+  const overload = new OverloadManager(initial.overload, {
+    log: childFor(deps.log, 'overload'),
+    metrics,
+    relays: () => sessions.relays(),
+    sourceCounts: () => caps?.counts() ?? []
+  })
+  /**
+   * Admission, the same for every mode: not while draining, not under overload (docs/overload.md),
+   * then a caps slot. A refusal is counted and reset here (an intercepted LAN connection has no
+   * signalling to answer in); undefined then.
+   */
+  const admit = (lan: net.Socket, mode: CpeConfig['mode']): Extract<Acquired, { ok: true }> | undefined => {
+    metrics.connectionsAccepted.inc({ mode })
+    const source = lan.remoteAddress ?? '?'
+    const slot: Acquired | { ok: false, reason: 'overload' } = draining
+      ? { ok: false, reason: 'max_conns' }
+      : !overload.admit(caps?.countFor(source) ?? 0)
+          ? { ok: false, reason: 'overload' }
+          : caps?.tryAcquire(source) ?? { ok: false, reason: 'max_conns' }
+    if (!slot.ok) {
+      lan.on('error', () => {})
+      metrics.connectionsRejected.inc({ mode, reason: slot.reason })
+      lan.resetAndDestroy()
+      return undefined
+    }
+    metrics.connectionsActive.inc({ mode })
+    return slot
+  }
+
   const onConnection = (lan: net.Socket, destination: OriginalDestination): void => {
     if (config.mode === 'transparent') { onTransparent(lan, destination); return }
     if (config.mode === 'convert') { onConvert(lan, destination); return }
-    metrics.connectionsAccepted.inc({ mode: 'socks5' })
+    const slot = admit(lan, 'socks5')
+    if (slot === undefined) return
     const source = lan.remoteAddress ?? '?'
-    const slot = draining ? { ok: false as const, reason: 'max_conns' as const } : caps?.tryAcquire(source) ?? { ok: false as const, reason: 'max_conns' as const }
-    if (!slot.ok) {
-      lan.on('error', () => {})
-      metrics.connectionsRejected.inc({ mode: 'socks5', reason: slot.reason })
-      lan.resetAndDestroy()
-      return
-    }
-    metrics.connectionsActive.inc({ mode: 'socks5' })
     const id = ++nextId
     const conn: Socks5Upstream = new Socks5Upstream(lan, {
       id,
@@ -225,16 +248,9 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
 
   /** Mode convert: RFC 8803 towards the Transport Converter (signalling/convert.ts); fallback socks5 hands over. */
   const onConvert = (lan: net.Socket, destination: OriginalDestination): void => {
-    metrics.connectionsAccepted.inc({ mode: 'convert' })
+    const slot = admit(lan, 'convert')
+    if (slot === undefined) return
     const source = lan.remoteAddress ?? '?'
-    const slot = draining ? { ok: false as const, reason: 'max_conns' as const } : caps?.tryAcquire(source) ?? { ok: false as const, reason: 'max_conns' as const }
-    if (!slot.ok) {
-      lan.on('error', () => {})
-      metrics.connectionsRejected.inc({ mode: 'convert', reason: slot.reason })
-      lan.resetAndDestroy()
-      return
-    }
-    metrics.connectionsActive.inc({ mode: 'convert' })
     const id = ++nextId
     const info = {
       id,
@@ -258,16 +274,9 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
 
   /** Mode transparent: MPTCP straight to the original destination (signalling/transparent.ts). */
   const onTransparent = (lan: net.Socket, destination: OriginalDestination): void => {
-    metrics.connectionsAccepted.inc({ mode: 'transparent' })
+    const slot = admit(lan, 'transparent')
+    if (slot === undefined) return
     const source = lan.remoteAddress ?? '?'
-    const slot = draining ? { ok: false as const, reason: 'max_conns' as const } : caps?.tryAcquire(source) ?? { ok: false as const, reason: 'max_conns' as const }
-    if (!slot.ok) {
-      lan.on('error', () => {})
-      metrics.connectionsRejected.inc({ mode: 'transparent', reason: slot.reason })
-      lan.resetAndDestroy()
-      return
-    }
-    metrics.connectionsActive.inc({ mode: 'transparent' })
     const id = ++nextId
     const conn: TransparentUpstream = new TransparentUpstream(lan, {
       id,
@@ -306,7 +315,8 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     concentrator: { ...(upstream?.concentrator ?? config.concentrator), stepwise: pipelining.stepwiseKeys() },
     connections: { active: live.size, relaying: sessions.size, handshaking: live.size - sessions.size, max: caps?.limits.maxConnections ?? 0, perSourceMax: caps?.limits.perSourceMaxConnections ?? 0 },
     ...(failover === undefined ? {} : { failover: failover.view() }),
-    ...(steering === undefined ? {} : { steering: steering.view() })
+    ...(steering === undefined ? {} : { steering: steering.view() }),
+    overload: overload.status()
   })
 
   const setUplink = async (name: string, change: UplinkChange): Promise<void> => {
@@ -329,6 +339,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
       config = next
       upstream = nextUpstream
       caps?.setLimits({ maxConnections: effectiveMaxConnections(next.limits.maxConnections), perSourceMaxConnections: next.limits.perSourceMaxConnections })
+      overload.update(next.overload)
       deps.log.level = next.log.level
     } catch (err) {
       reloadFailed(err)
@@ -402,6 +413,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     }
     if (deps.listenManagement !== false) await listenMgmt(mgmt, initial.management.listen)
     metrics.configLastReloadSuccess.setToCurrentTime()
+    overload.start()
     started = true
     log.info({ maxConnections: caps.limits.maxConnections, concentrator: upstream.concentrator, intercept: initial.intercept.rules }, 'cpe agent ready')
   }
@@ -424,6 +436,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     pathMonitor.stop()
     health?.stop()
     redials.stop()
+    overload.stop()
     const i = interceptor
     interceptor = undefined
     if (i !== undefined) await i.stop().catch((err: unknown) => { log.warn({ err }, 'interception cleanup failed') })

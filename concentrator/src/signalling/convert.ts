@@ -281,7 +281,9 @@ export class ConvertConnection {
       upstream: upstreamText,
       started: Date.now(),
       mptcp: this.#info.mptcp,
-      progress: r.progress
+      progress: r.progress,
+      buffered: r.buffered,
+      abort: r.abort
     })
     r.done.then((res) => { this.#onRelayEnd(res) }, () => {})
   }

@@ -33,6 +33,8 @@ import type { EarlyBytes } from './early-data.ts'
 
 /** After a failure reply, the socket is destroyed if the peer has not closed within this. */
 const FAILURE_LINGER_MS = 1000
+/** Handshake deadline of a connection accepted under overload only to be answered REP 01 (docs/overload.md). */
+export const OVERLOAD_HANDSHAKE_MS = 1000
 
 export interface ConnectionDeps {
   readonly metrics: ConcentratorMetrics
@@ -47,6 +49,8 @@ export interface ConnectionInfo {
   readonly source: string
   readonly mptcp: boolean
   readonly accepted: number
+  /** Overload protection refuses it (docs/overload.md): SOCKS5 answers its request with REP 01. */
+  readonly overloaded?: boolean
   /** The connection has authenticated and its request was accepted: its caps slot leaves the unauthenticated budget. */
   readonly authenticated: () => void
   readonly log: Logger
@@ -101,7 +105,9 @@ export class Socks5Connection {
     socket.on('end', this.#onEnd)
     const { trusted, verifier, limits } = this.#runtime
     this.#parser = new Socks5ServerParser({ allowNoAuth: trusted.has(info.source), allowUserPass: verifier !== undefined })
-    this.#timer = setTimeout(this.#onHandshakeTimeout, limits.handshakeTimeoutMs)
+    // Refused for overload: its answer comes after the request; it gets a short deadline to send one.
+    const deadline = info.overloaded === true ? Math.min(limits.handshakeTimeoutMs, OVERLOAD_HANDSHAKE_MS) : limits.handshakeTimeoutMs
+    this.#timer = setTimeout(this.#onHandshakeTimeout, deadline)
     socket.on('data', this.#onData)
     info.log.debug('open')
   }
@@ -174,6 +180,10 @@ export class Socks5Connection {
     this.#socket.off('data', this.#onData)
     clearTimeout(this.#timer)
     this.#timer = undefined
+    if (this.#info.overloaded === true) {
+      this.#fail(encodeReply(Socks5Reply.GeneralFailure), 'overload', 'overloaded: new connections are refused (docs/overload.md)')
+      return
+    }
     this.#dst = `${address.host}:${address.port}`
     const cap = this.#runtime.limits.earlyDataMaxBytes
     const early = new EarlyData(this.#socket, earlyData, cap, (bytes) => {
@@ -252,7 +262,9 @@ export class Socks5Connection {
       upstream: upstreamText,
       started: Date.now(),
       mptcp: this.#info.mptcp,
-      progress: r.progress
+      progress: r.progress,
+      buffered: r.buffered,
+      abort: r.abort
     })
     r.done.then((res) => { this.#onRelayEnd(res) }, () => {}) // never rejects
   }

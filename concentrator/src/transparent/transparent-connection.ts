@@ -171,7 +171,9 @@ export class TransparentConnection {
       upstream: `${bracket(plainAddress(upstream.localAddress) ?? '?')}:${upstream.localPort ?? 0}`,
       started: Date.now(),
       mptcp: this.#info.mptcp,
-      progress: r.progress
+      progress: r.progress,
+      buffered: r.buffered,
+      abort: r.abort
     })
     this.#deps.metrics.handshakeDuration.observe({ mode: MODE }, 0)
     r.done.then((res) => { this.#onRelayEnd(res) }, () => {})

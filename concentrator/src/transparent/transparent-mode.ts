@@ -34,7 +34,8 @@ export interface TransparentModeDeps {
   readonly sessions: SessionTable
   readonly runtime: () => Runtime
   /** The daemon's connection caps (shared with the other listeners). */
-  readonly acquire: (source: string) => Acquired
+  /** A caps slot, or why not (`overload`: the overload manager refuses new connections). */
+  readonly acquire: (source: string) => Acquired | { ok: false, reason: 'overload' }
   /** Session ids shared with the other modes. */
   readonly nextId: () => number
   readonly highWaterMark: number
@@ -77,7 +78,7 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
     m.connectionsAccepted.inc({ mode: 'transparent' })
     if (!accepting) { socket.resetAndDestroy(); return }
     const source = sourceKey(socket.remoteAddress)
-    const slot: Acquired = deps.acquire(source)
+    const slot = deps.acquire(source)
     if (!slot.ok) {
       m.connectionsRejected.inc({ mode: 'transparent', reason: slot.reason })
       socket.resetAndDestroy()

@@ -220,7 +220,9 @@ export class ConvertUpstream {
       pipelined: true,
       tfo: 'none',
       path,
-      progress: () => { const p = r.progress(); return { up: p.up + sentFirst, down: p.down } }
+      progress: () => { const p = r.progress(); return { up: p.up + sentFirst, down: p.down } },
+      buffered: r.buffered,
+      abort: r.abort
     })
     r.done.then((res) => { this.#onRelayEnd(res, sentFirst) }, () => {})
   }

@@ -322,7 +322,9 @@ export class Socks5Upstream {
       pipelined: a.pipelined,
       tfo,
       path,
-      progress: () => { const p = r.progress(); return { up: p.up + this.#earlyInHandshake, down: p.down } }
+      progress: () => { const p = r.progress(); return { up: p.up + this.#earlyInHandshake, down: p.down } },
+      buffered: r.buffered,
+      abort: r.abort
     })
     this.#info.log.debug({ pipelined: a.pipelined, mptcp: this.#mptcp, tfo, path }, 'relaying')
     r.done.then((res) => { this.#onRelayEnd(res) }, () => {})

@@ -178,7 +178,9 @@ export class TransparentUpstream {
       pipelined: false,
       tfo: 'none',
       path,
-      progress: r.progress
+      progress: r.progress,
+      buffered: r.buffered,
+      abort: r.abort
     })
     this.#info.log.debug({ mptcp: this.#mptcp, path }, 'relaying')
     r.done.then((res) => { this.#onRelayEnd(res) }, () => {})

@@ -6,7 +6,7 @@
 import type { Registry } from 'prom-client'
 import { ConfigError } from '../errors.ts'
 import {
-  CloseReason, ConvertDirection, ConvertErrorLabel, FallbackReason, MgmtRefusalReason, Mode, OverloadAction,
+  CloseReason, ConvertDirection, ConvertErrorLabel, FallbackReason, MgmtRefusalReason, Mode, OverloadAction, OverloadResource,
   RejectReason, ReloadResult, Side, UpstreamFailureReason
 } from './labels.ts'
 import {
@@ -27,7 +27,7 @@ export const commonMetricSpecs = {
   connectionsAccepted: metricSpec({ name: 'hybrid_connections_accepted_total', type: 'counter', unit: 'connections', help: 'Connections accepted on a proxy listener, by signalling mode.', labels: mode }),
   connectionsActive: metricSpec({ name: 'hybrid_connections_active', type: 'gauge', unit: 'connections', help: 'Connections currently open (handshake or relay), by signalling mode.', labels: mode }),
   connectionsRejected: metricSpec({ name: 'hybrid_connections_rejected_total', type: 'counter', unit: 'connections', help: 'Connections refused before relaying, by mode and reason.', labels: { mode: Mode, reason: RejectReason } }),
-  connectionsClosed: metricSpec({ name: 'hybrid_connections_closed_total', type: 'counter', unit: 'connections', help: 'Relayed connections that ended, by mode and reason. peer_timeout: a leg\'s peer vanished (keepalive or TCP_USER_TIMEOUT, or an MPTCP leg lost every subflow). Every reason but normal closes both legs with RST.', labels: { mode: Mode, reason: CloseReason } }),
+  connectionsClosed: metricSpec({ name: 'hybrid_connections_closed_total', type: 'counter', unit: 'connections', help: 'Relayed connections that ended, by mode and reason. peer_timeout: a leg\'s peer vanished (keepalive or TCP_USER_TIMEOUT, or an MPTCP leg lost every subflow); overload: closed idle by the overload manager. Every reason but normal closes both legs with RST.', labels: { mode: Mode, reason: CloseReason } }),
   handshakeDuration: metricSpec({ name: 'hybrid_handshake_duration_seconds', type: 'histogram', unit: 'seconds', help: 'Time from accept to the end of the signalling handshake (SOCKS5 or Convert reply sent).', labels: mode, buckets: LatencyBuckets }),
   upstreamConnectDuration: metricSpec({ name: 'hybrid_upstream_connect_duration_seconds', type: 'histogram', unit: 'seconds', help: 'Time to connect to the next hop (concentrator or destination server).', labels: mode, buckets: LatencyBuckets }),
   upstreamConnectFailures: metricSpec({ name: 'hybrid_upstream_connect_failures_total', type: 'counter', unit: 'connects', help: 'Failed connects to the next hop, by reason.', labels: { reason: UpstreamFailureReason } }),
@@ -38,7 +38,9 @@ export const commonMetricSpecs = {
   backpressurePauses: metricSpec({ name: 'hybrid_backpressure_pauses_total', type: 'counter', unit: 'pauses', help: 'Times a relay paused reading because the side written to was full.', labels: { side: Side } }),
   halfClosedConnections: metricSpec({ name: 'hybrid_half_closed_connections', type: 'gauge', unit: 'connections', help: 'Relayed connections with one direction finished (FIN seen) and the other still open.', labels: {} }),
   convertErrors: metricSpec({ name: 'hybrid_convert_errors_total', type: 'counter', unit: 'messages', help: 'RFC 8803 Convert Error TLVs sent or received, by IANA code name.', labels: { direction: ConvertDirection, code: ConvertErrorLabel } }),
-  overloadActive: metricSpec({ name: 'hybrid_overload_active', type: 'gauge', unit: '1', help: 'Overload protection actions currently in force (1 active, 0 not).', labels: { action: OverloadAction } }),
+  overloadActive: metricSpec({ name: 'hybrid_overload_active', type: 'gauge', unit: '1', help: 'Overload protection actions currently in force (1 active, 0 not); docs/overload.md.', labels: { action: OverloadAction } }),
+  overloadActivations: metricSpec({ name: 'hybrid_overload_activations_total', type: 'counter', unit: 'activations', help: 'Times an overload action started (catches actions shorter than a scrape interval).', labels: { action: OverloadAction } }),
+  overloadPressure: metricSpec({ name: 'hybrid_overload_pressure', type: 'gauge', unit: 'ratio', help: 'Resource use divided by its overload limit (1 = the limit); the highest drives the overload actions.', labels: { resource: OverloadResource } }),
   mptcpConnectionsActive: metricSpec({ name: 'hybrid_mptcp_connections_active', type: 'gauge', unit: 'connections', help: 'Open proxied connections that negotiated MPTCP (no fallback).', labels: {} }),
   mptcpFallbacks: metricSpec({ name: 'hybrid_mptcp_fallbacks_total', type: 'counter', unit: 'connections', help: 'Connections that fell back to plain TCP (no bonding), by reason; the key health signal.', labels: { reason: FallbackReason } }),
   mgmtConnectionsRefused: metricSpec({ name: 'hybrid_mgmt_connections_refused_total', type: 'counter', unit: 'connections', help: 'Management API connections closed at accept because management.limits.maxConnections (max_conns) or perSourceMaxConnections (per_source_limit) was reached.', labels: { reason: MgmtRefusalReason } })
@@ -92,6 +94,8 @@ export function createCommonMetrics<P extends string = never> (registry: Registr
     halfClosedConnections: createPlainGauge(registry, s.halfClosedConnections),
     convertErrors: createCounter(registry, s.convertErrors),
     overloadActive: createGauge(registry, s.overloadActive),
+    overloadActivations: createCounter(registry, s.overloadActivations),
+    overloadPressure: createGauge(registry, s.overloadPressure),
     mptcpConnectionsActive: createPlainGauge(registry, s.mptcpConnectionsActive),
     mptcpSubflowsActive: createSubflowGauge(registry, options.paths),
     mptcpFallbacks: createCounter(registry, s.mptcpFallbacks),

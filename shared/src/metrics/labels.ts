@@ -27,7 +27,7 @@ export const MgmtRefusalReason = ['max_conns', 'per_source_limit'] as const
 export type MgmtRefusalReason = (typeof MgmtRefusalReason)[number]
 
 /** Why an established (relayed) connection ended. */
-export const CloseReason = ['normal', 'idle_timeout', 'half_close_timeout', 'max_duration', 'error', 'drain', 'peer_timeout'] as const
+export const CloseReason = ['normal', 'idle_timeout', 'half_close_timeout', 'max_duration', 'error', 'drain', 'peer_timeout', 'overload'] as const
 export type CloseReason = (typeof CloseReason)[number]
 
 /** `closed`: the next hop sent FIN before its reply (CPE: concentrator over a cap, draining, at its deadline). */
@@ -65,9 +65,13 @@ export function convertErrorLabel (code: number): ConvertErrorLabel {
 export const FallbackReason = ['no_mpc_synack', 'mpc_syn_drop', 'blackhole', 'infinite_map', 'tfo_data_not_acked', 'other'] as const
 export type FallbackReason = (typeof FallbackReason)[number]
 
-/** Overload protection actions (1 while active). */
-export const OverloadAction = ['stop_accept', 'reduce_timeouts'] as const
+/** Overload protection actions, in the order of their default thresholds (docs/overload.md). */
+export const OverloadAction = ['stop_accept_busiest', 'refuse_new', 'shed_idle'] as const
 export type OverloadAction = (typeof OverloadAction)[number]
+
+/** Resources the overload manager reads (docs/overload.md). */
+export const OverloadResource = ['event_loop', 'heap', 'fds', 'buffered'] as const
+export type OverloadResource = (typeof OverloadResource)[number]
 
 export const Daemon = ['cpe', 'concentrator'] as const
 export type Daemon = (typeof Daemon)[number]

@@ -81,6 +81,11 @@ export class ConnectionCaps {
   /** Distinct sources holding at least one slot. */
   get sources (): number { return this.#perSource.size }
 
+  /** Connections held per source (sources holding none are absent). */
+  counts (): IterableIterator<number> {
+    return this.#perSource.values()
+  }
+
   /** Connections currently held by `source`. */
   countFor (source: string): number {
     return this.#perSource.get(source) ?? 0

@@ -12,7 +12,7 @@
  * - Idle: one socket timeout on the client leg, which sees every byte in both directions.
  * - Abnormal ends are resets, never FINs: when a leg errors (ECONNRESET, EPIPE, ETIMEDOUT …), closes
  *   before its FIN was read and ours flushed, or the relay is aborted (idle / half-close / max
- *   duration / drain), the other leg is closed with RST (`resetAndDestroy`). A FIN there would make a
+ *   duration / drain / overload), the other leg is closed with RST (`resetAndDestroy`). A FIN there would make a
  *   truncated transfer look complete to the far application, and a FIN-closed socket would keep its
  *   unsent send buffer in FIN-WAIT for up to the peer's lifetime. Only a normal end (both FINs
  *   relayed) closes with FIN.
@@ -31,7 +31,7 @@
 import type { Socket } from 'node:net'
 import { mptcpInfo, setLegKeepalive, type LegKeepalive } from './sockopt.ts'
 
-export type RelayEndReason = 'normal' | 'idle_timeout' | 'half_close_timeout' | 'max_duration' | 'error' | 'drain' | 'peer_timeout'
+export type RelayEndReason = 'normal' | 'idle_timeout' | 'half_close_timeout' | 'max_duration' | 'error' | 'drain' | 'peer_timeout' | 'overload'
 
 export interface RelayOptions {
   /** Close both legs after this long without a byte in either direction. Milliseconds; 0 = off. */

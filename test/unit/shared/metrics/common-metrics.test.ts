@@ -13,6 +13,7 @@ const TABLE = [
   'hybrid_upstream_connect_failures_total', 'hybrid_connection_duration_seconds', 'hybrid_bytes_received_total',
   'hybrid_bytes_sent_total', 'hybrid_buffered_bytes', 'hybrid_backpressure_pauses_total',
   'hybrid_half_closed_connections', 'hybrid_convert_errors_total', 'hybrid_overload_active',
+  'hybrid_overload_activations_total', 'hybrid_overload_pressure',
   'hybrid_mptcp_connections_active', 'hybrid_mptcp_subflows_active', 'hybrid_mptcp_fallbacks_total',
   'hybrid_mgmt_connections_refused_total'
 ]
@@ -50,11 +51,12 @@ test('counters and labelled gauges start at 0 for every closed label combination
   const json = await registry.getMetricsAsJSON()
   const series = (name: string): number => json.find((m) => m.name === name)?.values.length ?? -1
   assert.equal(series('hybrid_connections_rejected_total'), 3 * 11)
-  assert.equal(series('hybrid_connections_closed_total'), 3 * 7) // normal, idle_timeout, half_close_timeout, max_duration, error, drain, peer_timeout
+  assert.equal(series('hybrid_connections_closed_total'), 3 * 8) // normal, idle_timeout, half_close_timeout, max_duration, error, drain, peer_timeout, overload
   assert.equal(series('hybrid_bytes_sent_total'), 3 * 2)
   assert.equal(series('hybrid_convert_errors_total'), 2 * 12)
   assert.equal(series('hybrid_mptcp_fallbacks_total'), 6)
-  assert.equal(series('hybrid_overload_active'), 2)
+  assert.equal(series('hybrid_overload_active'), 3)
+  assert.equal(series('hybrid_overload_pressure'), 4)
   const text = await registry.metrics()
   assert.ok(text.includes('hybrid_connections_rejected_total{mode="socks5",reason="ssrf_blocked"} 0'))
 })
