@@ -19,7 +19,7 @@ export function formatSoakReport (r: SoakReport): string {
   const l = r.load
   const v = r.verdict
   const lines = [
-    `Soak (lab ${r.prefix}*, ${r.mode}, ${r.minutes} min at ${r.rate} new connections/s, samples every ${r.sampleEveryS} s, trend over ${v.trendWindowS[0]}-${v.trendWindowS[1]} s, settled after ${r.settledAfterS} s)`,
+    `Soak (lab ${r.prefix}*, ${r.mode}, ${r.minutes} min at ${r.rate} new connections/s, samples every ${r.sampleEveryS} s (${r.missedSamples} missed), trend over ${v.trendWindowS[0]}-${v.trendWindowS[1]} s, settled after ${r.settledAfterS} s)`,
     `load: ${l.planned} planned, ${l.started} started, ${l.done} done (ok ${l.ok}, aborted ${l.aborted}, half-closed ${l.halfClosed}), errors ${l.errors}` +
       `${l.errors > 0 ? ` ${JSON.stringify(l.errorsByReason)}` : ''}, skipped at the in-flight cap ${l.skipped}; ${(l.bytesDown / 1e9).toFixed(2)} GB down, ${(l.bytesUp / 1e6).toFixed(1)} MB up`,
     '',
