@@ -2,7 +2,8 @@
  * Admission and caps of the real concentrator (in-process) inside ONE network namespace
  * (`hat-cc-int`, in-namespace.ts): per-source caps aggregated by IPv6 prefix, the budget of
  * unauthenticated connections, Convert refusals at accept (counted, fd closed at once), and the
- * early-data cap counting every byte received before the upstream connects, however segmented.
+ * early-data cap counting every byte received before the upstream connects, however segmented;
+ * the answers under overload (docs/overload.md).
  *
  * Namespace: veth `d0` (peer `d1`) with 192.0.2.1 (concentrator, trusted), 192.0.2.2 (echo server), 192.0.2.3 (echo server
  * whose first SYN per connection nftables drops: dialling it takes ≈ 1 s, so early data sent within
@@ -147,6 +148,46 @@ function inner (): void {
       assert.equal(await metricValue(conc, 'hybrid_connections_rejected_total', { mode: 'convert', reason: 'per_source_limit' }), n)
       assert.equal(await metricValue(conc, 'hybrid_convert_errors_total', { direction: 'sent', code: 'resource_exceeded' }), n)
       for (const c of [...refused, holder]) c.socket.destroy()
+    })
+
+    test('under overload: Convert gets Error 64 at accept, SOCKS5 REP 01 after its request, a silent handshake 1 s (not handshakeTimeoutMs)', async (t) => {
+      const echo = await echoServer(t, FAST)
+      // openFiles 1: this process's fds are far over 100 % of it, so every action starts at the first tick.
+      const overload = { intervalMs: 100, releaseAfterMs: 60_000, resources: { openFiles: 1 } }
+      const policy = { allowPrefixes: ['192.0.2.0/24'], hostAddresses: { except: [FAST, SLOW] } }
+      const { conc, port } = await startConcentrator(t, makeConfig({
+        listeners: [{ host: CONC, port: 0, mode: 'socks5', protocol: 'tcp' }, { host: CONC, port: 0, mode: 'convert', protocol: 'mptcp', fastOpenNoCookie: true }],
+        auth: { trustedPrefixes: [`${CONC}/32`] },
+        policy,
+        convert: { errorRateLimit: { perSecond: 1000, burst: 1000 } },
+        limits: { handshakeTimeoutMs: 10_000 },
+        overload
+      }))
+      await eventually(() => (conc.status() as { overload: { active: string[] } }).overload.active.length === 3, 3000)
+      const listeners = conc.listeners()
+      const socksPort = listeners.find((l) => l.mode === 'socks5')?.port ?? port()
+      const convertPort = listeners.find((l) => l.mode === 'convert')?.port ?? 0
+
+      const k = convertClient(convertPort)
+      k.write(buildConvertConnect({ port: echo.port, destination: { family: 4, address: FAST } }))
+      assert.equal((await k.read(8)).toString('hex'), ERROR_64, 'Convert: Error 64 resource_exceeded')
+      assert.equal(await metricValue(conc, 'hybrid_connections_rejected_total', { mode: 'convert', reason: 'overload' }), 1)
+
+      const c = await RawClient.connect(socksPort, CONC, { localAddress: CONC })
+      c.write(Buffer.concat([GREETING_NOAUTH, connectRequest(FAST, echo.port)]))
+      assert.equal((await c.read(2)).toString('hex'), '0500')
+      assert.equal((await c.read(10))[1], 1, 'SOCKS5: REP 01 general failure')
+      assert.equal(echo.sockets.size, 0, 'nothing was dialled')
+      assert.equal(await metricValue(conc, 'hybrid_connections_rejected_total', { mode: 'socks5', reason: 'overload' }), 1)
+
+      const silent = await RawClient.connect(socksPort, CONC, { localAddress: CONC })
+      silent.write(GREETING_NOAUTH)
+      const t0 = Date.now()
+      await silent.read(2)
+      await silent.waitClosed(5000)
+      const ms = Date.now() - t0
+      assert.ok(ms >= 800 && ms < 4000, `a silent handshake under overload was closed after ${ms} ms (deadline 1 s, not 10 s)`)
+      for (const x of [k, c, silent]) x.socket.destroy()
     })
 
     describe('early data: every byte before the upstream connects counts, however segmented', { concurrency: false }, () => {
