@@ -11,7 +11,7 @@ import { integerOption, msOption } from './schema-helpers.ts'
 export const DefaultOverload = {
   intervalMs: 1000,
   releaseAfterMs: 5000,
-  eventLoopDelayMs: 500,
+  eventLoopDelayMs: 2000,
   heapBytes: 0,
   openFiles: 0,
   bufferedBytes: 128 * 1024 * 1024,
@@ -32,8 +32,8 @@ export const OverloadSchema = Type.Object({
   /** An action ends only after the pressure stayed under its release point this long. Unit ms. Default 5000. */
   releaseAfterMs: msOption(DefaultOverload.releaseAfterMs, 'an action ends only after the pressure stayed under its release point (threshold − hysteresisPercent) for this long', 0, 600_000),
   resources: Type.Object({
-    /** Event-loop delay (p99 over the interval, or the sampler's own lateness if higher) that counts as 100 %. Unit ms. Default 500. */
-    eventLoopDelayMs: msOption(DefaultOverload.eventLoopDelayMs, 'event-loop delay (p99 over an interval, or the sampler\'s own lateness) that counts as 100 % pressure', 10, 60_000),
+    /** Event-loop delay (p99 over an interval, or the sampler's own lateness if higher; the lowest of the last 3 intervals) that counts as 100 %. Unit ms. Default 2000. */
+    eventLoopDelayMs: msOption(DefaultOverload.eventLoopDelayMs, 'event-loop delay that counts as 100 % pressure: per interval the p99 delay or the sampler\'s own lateness, whichever is higher; the lowest of the last 3 intervals counts (a delay must last)', 10, 60_000),
     /** V8 heap in use that counts as 100 %; 0 = V8's heap_size_limit (--max-old-space-size). Unit bytes. Default 0. */
     heapBytes: integerOption({ default: DefaultOverload.heapBytes, minimum: 0, maximum: 2 ** 45, unit: 'bytes', description: 'V8 heap in use that counts as 100 % pressure; 0: V8\'s heap_size_limit (set by --max-old-space-size)' }),
     /** Open file descriptors that count as 100 %; 0 = the soft RLIMIT_NOFILE. Default 0. */

@@ -8,7 +8,7 @@ import pino from 'pino'
 import { DefaultOverload, OverloadSchema } from '../../../../shared/src/config/overload-schema.ts'
 import type { OverloadConfig } from '../../../../shared/src/config/overload-schema.ts'
 import { loadConfig } from '../../../../shared/src/config/load-config.ts'
-import { busyThreshold, OverloadActions, OverloadManager, thresholdsOf } from '../../../../shared/src/daemon/overload.ts'
+import { busyThreshold, EVENT_LOOP_SUSTAIN_TICKS, OverloadActions, OverloadManager, thresholdsOf } from '../../../../shared/src/daemon/overload.ts'
 import type { OverloadRelay } from '../../../../shared/src/daemon/overload.ts'
 import { countOpenFiles, createResourceMonitors } from '../../../../shared/src/daemon/resource-monitors.ts'
 import type { ResourceMonitors, ResourceReading } from '../../../../shared/src/daemon/resource-monitors.ts'
@@ -23,7 +23,7 @@ test('the schema defaults are the documented ones', () => {
   const c = defaults()
   assert.equal(c.enabled, true)
   assert.deepEqual(c.thresholds, { stopAcceptBusiest: DefaultOverload.stopAcceptBusiest, refuseNew: DefaultOverload.refuseNew, shedIdle: DefaultOverload.shedIdle })
-  assert.deepEqual(c.resources, { eventLoopDelayMs: 500, heapBytes: 0, openFiles: 0, bufferedBytes: 128 * 1024 * 1024 })
+  assert.deepEqual(c.resources, { eventLoopDelayMs: 2000, heapBytes: 0, openFiles: 0, bufferedBytes: 128 * 1024 * 1024 })
   assert.equal(c.hysteresisPercent, 10)
   assert.equal(c.releaseAfterMs, 5000)
 })
@@ -113,11 +113,11 @@ function harness (config: Partial<OverloadConfig> = {}) {
 
 test('pressure is value ÷ limit per resource; the limits default to heap_size_limit and RLIMIT_NOFILE', async () => {
   const h = harness()
-  Object.assign(h.reading, { eventLoopDelayMs: 250, heapBytes: 300, openFiles: 10 })
+  Object.assign(h.reading, { eventLoopDelayMs: 1000, heapBytes: 300, openFiles: 10 })
   h.relays.push(fakeRelay(1, 64 * 1024 * 1024))
   h.m.tick()
   assert.deepEqual(h.m.status().pressure, { event_loop: 0.5, heap: 0.3, fds: 0.1, buffered: 0.5 })
-  assert.deepEqual(h.m.status().limits, { eventLoopDelayMs: 500, heapBytes: 1000, openFiles: 100, bufferedBytes: 128 * 1024 * 1024 })
+  assert.deepEqual(h.m.status().limits, { eventLoopDelayMs: 2000, heapBytes: 1000, openFiles: 100, bufferedBytes: 128 * 1024 * 1024 })
   assert.equal(await h.value('hybrid_overload_pressure', { resource: 'event_loop' }), 0.5)
   assert.equal(await h.value('hybrid_buffered_bytes', { side: 'client' }), 64 * 1024 * 1024)
   assert.equal(await h.value('hybrid_buffered_bytes', { side: 'server' }), 0)
@@ -136,11 +136,27 @@ test('the highest pressure drives the actions; admission follows them; metrics s
   assert.equal(h.m.admit(9), true, 'a source under the busiest count is not')
   assert.equal(h.m.admit(0), true)
   h.reading.openFiles = 10
-  h.reading.eventLoopDelayMs = 460 // 0.92
+  h.reading.eventLoopDelayMs = 1840 // 0.92, for three ticks
+  h.m.tick()
+  h.m.tick()
   h.m.tick()
   assert.deepEqual(h.m.status().active, ['stop_accept_busiest', 'refuse_new'])
   assert.equal(h.m.admit(0), false, 'refuse_new: nobody')
   assert.equal(await h.value('hybrid_overload_active', { action: 'refuse_new' }), 1)
+})
+
+test('the event loop counts only a delay that lasts EVENT_LOOP_SUSTAIN_TICKS readings', () => {
+  const h = harness()
+  for (const ms of [0, 0, 5000, 0, 5000, 5000]) {
+    h.reading.eventLoopDelayMs = ms
+    h.m.tick()
+  }
+  assert.deepEqual(h.m.status().active, [], 'spikes, even two in a row, are not overload')
+  assert.equal(h.m.status().pressure.event_loop, 0)
+  h.m.tick() // a third reading of 5000 ms in a row
+  assert.equal(EVENT_LOOP_SUSTAIN_TICKS, 3)
+  assert.equal(h.m.status().pressure.event_loop, 2.5)
+  assert.equal(h.m.status().active.length, 3)
 })
 
 test('shed_idle closes only relays idle for shedIdleAfterMs, and only while it is active', () => {
