@@ -12,12 +12,12 @@ import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { createInterface } from 'node:readline'
 import { e2eSkipReason } from '../../lab/netns.ts'
 import { LAB_PORTS } from '../../lab/addresses.ts'
 import { LAB_CONCENTRATOR_PORTS, startConcentrator, type DaemonHandle } from '../../lab/daemons.ts'
 import { getProfile } from '../../lab/link-profile.ts'
 import { buildLab, type Lab } from '../../lab/topology.ts'
+import { jsonLines, type JsonLines } from '../helpers/json-lines.ts'
 
 const PREFIX = 'hat-ce-'
 const PEER = 'test/e2e/concentrator-peer.ts'
@@ -34,35 +34,8 @@ function expectedSha (size: number): string {
   return createHash('sha256').update(body).digest('hex')
 }
 
-interface Line { type: string, [k: string]: unknown }
-
-/** Collect a peer's JSON lines; `next(type)` resolves with the next line of that type (bounded). */
-function lines (child: ChildProcess): { next: (type: string, timeoutMs?: number) => Promise<Line> } {
-  const seen: Line[] = []
-  const rl = createInterface({ input: child.stdout! })
-  const waiters = new Set<() => void>()
-  rl.on('line', (l) => {
-    try { seen.push(JSON.parse(l) as Line) } catch { return }
-    for (const w of waiters) w()
-  })
-  let stderr = ''
-  child.stderr?.on('data', (b: Buffer) => { stderr += b.toString() })
-  return {
-    next: async (type, timeoutMs = 15_000) => new Promise((resolve, reject) => {
-      const check = (): void => {
-        const i = seen.findIndex((l) => l.type === type)
-        if (i < 0) return
-        const [line] = seen.splice(i, 1)
-        done()
-        resolve(line as Line)
-      }
-      const timer = setTimeout(() => { done(); reject(new Error(`no ${type} line within ${timeoutMs} ms: ${stderr}`)) }, timeoutMs)
-      const done = (): void => { clearTimeout(timer); waiters.delete(check) }
-      waiters.add(check)
-      check()
-    })
-  }
-}
+/** The peer's JSON lines (test/helpers/json-lines.ts). */
+const lines = (child: ChildProcess): JsonLines => jsonLines(child, 'concentrator-peer')
 
 describe('concentrator end to end in the lab', { skip: skip ?? false, concurrency: false }, () => {
   const state: { lab?: Lab, conc?: DaemonHandle } = {}

@@ -17,7 +17,6 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
-import { createInterface } from 'node:readline'
 import { LAB_PORTS } from '../../lab/addresses.ts'
 import { LAB_CONCENTRATOR_PORTS, startConcentrator, type DaemonHandle } from '../../lab/daemons.ts'
 import { getProfile } from '../../lab/link-profile.ts'
@@ -25,50 +24,24 @@ import { startModeSession, type ModeSession } from '../../lab/mode-runners.ts'
 import { e2eSkipReason } from '../../lab/netns.ts'
 import { buildLab, type Lab } from '../../lab/topology.ts'
 import type { LabRole } from '../../lab/addresses.ts'
+import { jsonLines, type JsonLines, type Line } from '../helpers/json-lines.ts'
 
 const PEER = 'test/e2e/overload-peer.ts'
 const skip = e2eSkipReason()
 
-interface Line { type: string, [k: string]: unknown }
-
-/** A peer process and its JSON lines; `next(type)` waits (bounded) for the next line of that type. */
-interface Peer { child: ChildProcess, next: (type: string, timeoutMs?: number) => Promise<Line>, count: (type: string) => number, stop: () => Promise<Line | undefined> }
+/** A peer process and its JSON lines. */
+interface Peer extends JsonLines { child: ChildProcess, stop: () => Promise<Line | undefined> }
 
 function peer (lab: Lab, role: LabRole, args: readonly string[]): Peer {
   const child = lab.spawn(role, [process.execPath, '--import', 'tsx', PEER, ...args])
-  const seen: Line[] = []
-  const counts = new Map<string, number>()
-  const waiters = new Set<() => void>()
-  let stderr = ''
-  child.stderr?.on('data', (b: Buffer) => { stderr += b.toString() })
-  createInterface({ input: child.stdout! }).on('line', (l) => {
-    let line: Line
-    try { line = JSON.parse(l) as Line } catch { return }
-    seen.push(line)
-    counts.set(line.type, (counts.get(line.type) ?? 0) + 1)
-    for (const w of waiters) w()
-  })
-  const next = async (type: string, timeoutMs = 30_000): Promise<Line> => new Promise((resolve, reject) => {
-    const check = (): void => {
-      const i = seen.findIndex((l) => l.type === type)
-      if (i < 0) return
-      const [line] = seen.splice(i, 1)
-      done()
-      resolve(line as Line)
-    }
-    const timer = setTimeout(() => { done(); reject(new Error(`${args[0] ?? ''}: no ${type} line within ${timeoutMs} ms; stderr: ${stderr}`)) }, timeoutMs)
-    const done = (): void => { clearTimeout(timer); waiters.delete(check) }
-    waiters.add(check)
-    check()
-  })
+  const lines = jsonLines(child, `overload-peer ${args[0] ?? ''}`)
   return {
     child,
-    next,
-    count: (type) => counts.get(type) ?? 0,
+    ...lines,
     stop: async () => {
       if (child.exitCode !== null || child.pid === undefined) return undefined
       child.kill('SIGTERM')
-      return next('result', 10_000).catch(() => undefined)
+      return lines.next('result', 10_000).catch(() => undefined)
     }
   }
 }

@@ -8,7 +8,8 @@
  * goes to the announced endpoint thanks to the C flag); aggregate goodput of one download; policy
  * refusal = reset; an MPTCP-speaking destination works; IPv6; setup latency equals a direct
  * connection's; sourceAddress subscriber; stop() restores sysctl/endpoints/rules/table; fail-open
- * (daemon stopped: the MPTCP SYN is forwarded natively, single path, fallback) and fail-closed.
+ * (daemon stopped: the MPTCP SYN is forwarded natively, single path, fallback) and fail-closed;
+ * under overload an intercepted connection is reset.
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -214,6 +215,21 @@ describe('transparent mode (on-path HAG)', { skip: skip ?? false, concurrency: f
     const r6 = await get(plainServer().v6, 443, 1_000_000)
     assert.equal(r6.error, undefined)
     assert.equal(r6.peer, lab().plan.access.dsl.cpeSide.cpe.v6)
+    await stopConc()
+  })
+
+  test('under overload an intercepted connection gets a reset, counted (docs/overload.md)', async () => {
+    // openFiles 1: the daemon's fds are far over 100 % of it, so every action starts at the first tick.
+    const conc = await startConc({ joinPort: 7106, overload: { intervalMs: 100, releaseAfterMs: 60_000, resources: { openFiles: 1 } } })
+    const deadline = Date.now() + 5000
+    while (!(JSON.parse((await conc.get('/api/v1/status')).body) as { overload: { active: string[] } }).overload.active.includes('refuse_new')) {
+      assert.ok(Date.now() < deadline, 'refuse_new within 5 s')
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    const r = await get(plainServer().v4, 80, 1000)
+    assert.equal(r.error, 'ECONNRESET')
+    assert.equal(r.bytes, 0)
+    assert.equal(await conc.metric('hybrid_connections_rejected_total', { mode: 'transparent', reason: 'overload' }), 1)
     await stopConc()
   })
 
