@@ -15,6 +15,7 @@ import { createSocket } from 'node:dgram'
 import net from 'node:net'
 import { parseArgs } from 'node:util'
 import { SocksClient } from 'socks'
+import { hostPort, out } from '../helpers/peer-io.ts'
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -30,14 +31,6 @@ const { positionals, values } = parseArgs({
     local: { type: 'string' }
   }
 })
-
-const out = (o: Record<string, unknown>): void => { process.stdout.write(JSON.stringify(o) + '\n') }
-
-function hostPort (text: string | undefined): { host: string, port: number } {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(text ?? '')
-  if (m === null) throw new Error(`want host:port, got ${String(text)}`)
-  return { host: m[1] as string, port: Number(m[2]) }
-}
 
 /** A DNS answer for one A/AAAA question: header, the question copied, 0 or 1 answer. */
 function dnsAnswer (query: Buffer, name: string, a: string, aaaa: string): Buffer | undefined {

@@ -15,6 +15,7 @@
  */
 import net from 'node:net'
 import { parseArgs } from 'node:util'
+import { hostPort, out } from '../helpers/peer-io.ts'
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -27,14 +28,6 @@ const { positionals, values } = parseArgs({
     url: { type: 'string' }
   }
 })
-
-const out = (o: Record<string, unknown>): void => { process.stdout.write(JSON.stringify(o) + '\n') }
-
-function hostPort (text: string | undefined): { host: string, port: number } {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(text ?? '')
-  if (m === null) throw new Error(`expected host:port, got ${String(text)}`)
-  return { host: m[1] as string, port: Number(m[2]) }
-}
 
 const STEP_MS = 5000
 
