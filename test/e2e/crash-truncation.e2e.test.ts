@@ -13,8 +13,13 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { stringify } from 'yaml'
 import { createNamespace, e2eSkipReason, removeNamespaces, type Netns } from '../../lab/netns.ts'
+import { testTempDir } from '../helpers/temp-dir.ts'
 
 const PREFIX = 'hat-k9-'
 const PEER = 'test/e2e/crash-truncation-peer.ts'
@@ -103,5 +108,74 @@ describe('a relay killed or cut off mid-transfer ends the client\'s stream with 
       assert.deepEqual(await echo.next('result', 60_000), { type: 'result', bytes: 5 * 1_048_576, end: 'eof', exact: true })
       r.child.kill('SIGKILL')
     }
+  })
+})
+
+/**
+ * Task "the concentrator's drain waits the full 25 s with zero active connections": the built
+ * concentrator (default drainTimeoutMs 25 s) in `hat-k9-drain`; SIGTERM with no connection, and
+ * after connections that were refused, closed early or finished, with a keep-alive management
+ * connection still open, must exit within 2 s.
+ */
+const MAIN = join(process.cwd(), 'dist', 'concentrator', 'src', 'main.js')
+const CLIENTS = `
+const net = require('node:net')
+const one = (bytes) => new Promise((r) => { const s = net.connect(1080, '192.0.2.1', () => { if (bytes) s.write(bytes); setTimeout(() => { s.destroy(); r() }, 100) }); s.on('error', r) })
+;(async () => {
+  await one(null); await one(Buffer.from([5, 1, 0])); await one(Buffer.from('GET / HTTP/1.0\\r\\n\\r\\n'))
+  const m = net.connect(9090, '127.0.0.1', () => { m.write('GET /metrics HTTP/1.1\\r\\nHost: x\\r\\nConnection: keep-alive\\r\\n\\r\\n') })
+  if (process.argv.includes('hold')) { const h = net.connect(1080, '192.0.2.1', () => { h.write(Buffer.from([5])) }); h.on('error', () => {}) }
+  m.once('data', () => { setTimeout(() => { console.log('done') }, 200) })
+  m.on('error', () => {})
+})()
+`
+
+describe('SIGTERM of an idle concentrator exits at once, not after the drain deadline', { skip: skip ?? false, concurrency: false, timeout: 120_000 }, () => {
+  const state: { ns?: Netns } = {}
+  before(async () => {
+    state.ns = await createNamespace(`${PREFIX}drain`)
+    const ns = state.ns
+    await ns.exec(['ip', 'link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1'])
+    await ns.exec(['ip', 'addr', 'add', '192.0.2.1/24', 'dev', 'd0'])
+    await ns.exec(['ip', 'link', 'set', 'd0', 'up'])
+    await ns.exec(['ip', 'link', 'set', 'd1', 'up'])
+  })
+  after(async () => { await removeNamespaces(`${PREFIX}drain`) })
+
+  const run = async (t: { after: (fn: () => void) => void }, withClients: boolean, hold = false): Promise<number> => {
+    const ns = state.ns!
+    const dir = testTempDir(`${PREFIX}drain-`)
+    const file = join(dir, 'concentrator.yaml')
+    writeFileSync(file, stringify({ stateDir: join(dir, 'state'), listeners: [{ host: '192.0.2.1', port: 1080, mode: 'socks5' }] }))
+    const child = ns.spawn([process.execPath, MAIN, '--config', file])
+    t.after(() => { child.kill('SIGKILL') })
+    let out = ''
+    child.stderr?.on('data', (d: Buffer) => { out += String(d) })
+    await new Promise<void>((resolve) => {
+      createInterface({ input: child.stdout! }).on('line', (l) => { out += l + '\n'; if (l.includes('concentrator ready')) resolve() })
+    })
+    if (withClients) {
+      const c = ns.spawn([process.execPath, '-e', CLIENTS, ...(hold ? ['hold'] : [])])
+      t.after(() => { c.kill('SIGKILL') })
+      await new Promise<void>((resolve) => { createInterface({ input: c.stdout! }).on('line', (l) => { if (l === 'done') resolve() }) })
+    }
+    const t0 = Date.now()
+    child.kill('SIGTERM')
+    const [code] = await once(child, 'exit') as [number | null]
+    assert.equal(code, 0, out)
+    return Date.now() - t0
+  }
+
+  test('no connection ever: exit within 2 s', async (t) => {
+    const ms = await run(t, false)
+    assert.ok(ms < 2000, `exited after ${ms} ms`)
+  })
+  test('after closed / early-closed / refused connections, a keep-alive management connection open: exit within 2 s', async (t) => {
+    const ms = await run(t, true)
+    assert.ok(ms < 2000, `exited after ${ms} ms`)
+  })
+  test('a client stuck in its SOCKS5 greeting does not hold the stop for the drain deadline', async (t) => {
+    const ms = await run(t, true, true)
+    assert.ok(ms < 3000, `exited after ${ms} ms`)
   })
 })
