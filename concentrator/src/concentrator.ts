@@ -400,6 +400,9 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   }
 
   const drain = async (timeoutMs: number): Promise<void> => {
+    // A connection still in its SOCKS5/Convert handshake has no transfer to finish: waiting for it
+    // held every stop until the handshake deadline (≈ 10 s, with nothing relayed). Close it now.
+    for (const c of [...live]) if (!c.relaying) c.abort('drain')
     if (live.size > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs)

@@ -16,6 +16,11 @@
  *   truncated transfer look complete to the far application, and a FIN-closed socket would keep its
  *   unsent send buffer in FIN-WAIT for up to the peer's lifetime. Only a normal end (both FINs
  *   relayed) closes with FIN.
+ * - Process death is a reset too: while a leg is relayed it has SO_LINGER {1, 0} (`setResetOnClose`),
+ *   so when the daemon is killed (kill -9, OOM) the kernel's close sends RST / MP_FASTCLOSE instead
+ *   of the FIN a plain close would send (without it a LAN client read a crash as a complete
+ *   download). Right before the relay passes a FIN on (`end()`), that leg goes back to a normal
+ *   close: its last bytes and FIN are then the kernel's to deliver, even if the process dies.
  * - Dead peers: `keepalive` (SO_KEEPALIVE, TCP_KEEPIDLE/KEEPINTVL/KEEPCNT, TCP_USER_TIMEOUT) is set on
  *   both legs; a peer that vanished ends the relay with ETIMEDOUT, reason 'peer_timeout'. On an MPTCP
  *   leg keepalive only kills the subflows (the MPTCP socket stays up with none, no error), so every
@@ -29,7 +34,7 @@
  * once: its FIN is passed on after the early data instead of waiting for an 'end' that never comes.
  */
 import type { Socket } from 'node:net'
-import { mptcpInfo, setLegKeepalive, type LegKeepalive } from './sockopt.ts'
+import { mptcpInfo, setLegKeepalive, setResetOnClose, type LegKeepalive } from './sockopt.ts'
 
 export type RelayEndReason = 'normal' | 'idle_timeout' | 'half_close_timeout' | 'max_duration' | 'error' | 'drain' | 'peer_timeout' | 'overload'
 
@@ -120,6 +125,16 @@ function watchSubflows (legs: Socket[], intervalMs: number, onDead: (leg: Socket
   }, Math.max(1000, intervalMs))
   timer.unref()
   return timer
+}
+
+/** SO_LINGER {1, 0} on a relayed leg (a process death resets it); returns the error if refused. */
+function resetOnCrash (s: Socket): Error | undefined {
+  try {
+    setResetOnClose(s, true)
+    return undefined
+  } catch (err) {
+    return err as Error
+  }
 }
 
 export function relay (client: Socket, server: Socket, opts: RelayOptions): Relay {
@@ -218,6 +233,7 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
     })
     const onEnd = (): void => {
       srcLeg.readEnded = true
+      lingerOff(dst)
       dst.end()
     }
     dst.on('finish', () => {
@@ -230,7 +246,13 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
     else src.on('end', onEnd)
   }
 
+  /** A leg about to be ended cleanly: a normal close again (FIN, queued bytes delivered). */
+  const lingerOff = (s: Socket): void => {
+    if (s.destroyed) return
+    try { setResetOnClose(s, false) } catch { /* gone meanwhile: nothing to deliver */ }
+  }
   for (const [sock, leg] of legs) {
+    sockoptError ??= resetOnCrash(sock)
     sock.on('error', (err: Error & { code?: string }) => {
       firstError ??= err
       abort(err.code === 'ETIMEDOUT' ? 'peer_timeout' : 'error')

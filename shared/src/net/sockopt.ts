@@ -32,6 +32,7 @@ export const Linux = {
   SOL_SOCKET: 1,
   SO_REUSEADDR: 2,
   SO_KEEPALIVE: 9,
+  SO_LINGER: 13,
   SO_BINDTODEVICE: 25,
   SO_MARK: 36,
   SO_PROTOCOL: 38,
@@ -181,6 +182,28 @@ export function setBindToDevice (target: SocketTarget, device: string): void {
   const name = Buffer.from(`${device}\0`, 'utf8')
   if (name.byteLength > 16) throw new HybridError('HYBRID_ERR_SOCKET_ADDRESS', `interface name too long: ${JSON.stringify(device)}`)
   setsockoptBytes(socketFd(target), Linux.SOL_SOCKET, Linux.SO_BINDTODEVICE, name, `SOL_SOCKET, SO_BINDTODEVICE ${device}`)
+}
+
+const lingerBuf = Buffer.alloc(8)
+
+/**
+ * SO_LINGER {l_onoff, l_linger = 0}: with `on`, every close of the socket — also the kernel's close
+ * when the process dies (kill -9) — sends RST (plain TCP) or MP_FASTCLOSE + RST (MPTCP, measured on
+ * 6.18: the peer reads ECONNRESET) instead of FIN, and drops unsent data. `on = false` restores the
+ * default (FIN, unsent data still delivered). The relay sets it while a connection is relayed so
+ * a crash never looks like a clean end of stream (relay.ts).
+ */
+export function setResetOnClose (target: SocketTarget, on: boolean): void {
+  lingerBuf.writeInt32LE(on ? 1 : 0, 0)
+  lingerBuf.writeInt32LE(0, 4)
+  setsockoptBytes(socketFd(target), Linux.SOL_SOCKET, Linux.SO_LINGER, lingerBuf, `SOL_SOCKET, SO_LINGER {${on ? 1 : 0}, 0}`)
+}
+
+/** Whether SO_LINGER {1, 0} is set (close sends a reset). */
+export function resetOnClose (target: SocketTarget): boolean {
+  const n = getsockoptInto(socketFd(target), Linux.SOL_SOCKET, Linux.SO_LINGER, lingerBuf)
+  if (n < 0) throw syscallError('getsockopt', 'SOL_SOCKET, SO_LINGER', -n)
+  return lingerBuf.readInt32LE(0) !== 0 && lingerBuf.readInt32LE(4) === 0
 }
 
 export function setReuseAddr (target: SocketTarget, on = true): void {

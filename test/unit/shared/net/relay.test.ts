@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import net from 'node:net'
 import { execFileSync } from 'node:child_process'
 import { relay } from '../../../../shared/src/net/relay.ts'
+import { resetOnClose } from '../../../../shared/src/net/sockopt.ts'
 import { dial } from '../../../../shared/src/net/dial.ts'
 import { listen } from '../../../../shared/src/net/listen.ts'
 
@@ -318,3 +319,15 @@ for (const how of ['reset', 'close with unread data'] as const) {
     assert.equal(finWait(port), '', 'no leg of the aborted relay is left in FIN-WAIT')
   })
 }
+
+test('relayed legs carry SO_LINGER {1, 0} (a process death resets them); a leg whose FIN is passed on goes back to a normal close', async (t) => {
+  const { clientApp, serverApp, a, b } = await setup(t)
+  const r = relay(a, b, { idleTimeoutMs: 5000, halfCloseTimeoutMs: 5000 })
+  assert.deepEqual([resetOnClose(a), resetOnClose(b)], [true, true])
+  const got = collect(clientApp)
+  serverApp.end('last bytes')
+  assert.equal((await got).toString(), 'last bytes')
+  assert.deepEqual([resetOnClose(a), resetOnClose(b)], [false, true], 'the download leg closes with FIN, the upload leg still resets')
+  clientApp.end()
+  assert.equal((await r.done).reason, 'normal')
+})
