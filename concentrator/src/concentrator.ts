@@ -376,8 +376,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       // No signalling handshake to wait for: intercepted subscriber traffic is not in the unauthenticated budget.
       acquire: (source) => {
         const key = capSourceKey(source, current().limits.perSourceIpv6PrefixLength)
-        if (!admitted(key)) return { ok: false, reason: 'overload' }
-        return caps?.tryAcquire(key, { authenticated: true }) ?? { ok: false, reason: 'max_conns' }
+        return acquire(key, true, !admitted(key))
       },
       nextId: () => ++nextId,
       highWaterMark: initial.limits.highWaterMark,
