@@ -1,11 +1,11 @@
 /**
  * Source addresses of accepted connections: the key for back-off and trusted-prefix matching
- * (IPv4-mapped IPv6 from a dual-stack listener is folded to its IPv4 text), the coarser key of the
- * per-source caps (IPv6 aggregated by `limits.perSourceIpv6PrefixLength`), and matching against
- * configured prefixes (auth.trustedPrefixes).
+ * (IPv4-mapped IPv6 from a dual-stack listener is folded to its IPv4 text) and matching against
+ * configured prefixes (auth.trustedPrefixes). The coarser key of the per-source caps (IPv6
+ * aggregated by `limits.perSourceIpv6PrefixLength`) is shared: shared/src/net/source-prefix.ts.
  */
 import { ConfigError } from '../../../shared/src/errors.ts'
-import { embeddedIpv4, ipv6FromBytes, parseInetAton, parseIpv6 } from '../policy/address.ts'
+import { embeddedIpv4, parseInetAton, parseIpv6 } from '../policy/address.ts'
 import type { IpAddress } from '../policy/address.ts'
 import { buildPrefixSet } from '../policy/ranges.ts'
 import type { PrefixSet } from '../policy/ranges.ts'
@@ -17,24 +17,6 @@ export function sourceKey (remoteAddress: string | undefined): string {
   if (ip === undefined) return remoteAddress
   const emb = ip.family === 6 ? embeddedIpv4(ip) : undefined
   return emb?.kind === 'mapped' ? emb.ip.text : ip.text
-}
-
-/**
- * The per-source caps key of a source key (see `sourceKey`): IPv4 unchanged (/32; mapped IPv6 is
- * already IPv4 text), IPv6 masked to `v6PrefixLength` bits as `2001:db8:1:2::/64` (one host
- * usually holds a whole /64, so a /128 key would let it take the global cap alone).
- */
-export function capSourceKey (source: string, v6PrefixLength: number): string {
-  if (!source.includes(':')) return source
-  const ip = parseIpv6(source)
-  if (ip === undefined) return source
-  if (v6PrefixLength >= 128) return ip.text
-  const bytes = Uint8Array.from(ip.bytes)
-  for (let bit = Math.max(0, v6PrefixLength); bit < 128; bit++) {
-    const i = bit >> 3
-    bytes[i] = (bytes[i] ?? 0) & ~(0x80 >> (bit & 7))
-  }
-  return `${ipv6FromBytes(bytes).text}/${v6PrefixLength}`
 }
 
 function parseIp (text: string): IpAddress | undefined {

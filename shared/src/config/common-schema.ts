@@ -25,7 +25,9 @@ export const ManagementLimitsSchema = Type.Object({
   /** Concurrent management connections in total; beyond, a new connection is closed at once. Default 64. */
   maxConnections: integerOption({ default: D.maxConnections, minimum: 1, maximum: 65_535, unit: 'connections', description: 'concurrent management connections in total; beyond, new ones are closed at accept (hybrid_mgmt_connections_refused_total{reason="max_conns"})' }),
   /** Concurrent management connections from one source address. Default 16. */
-  perSourceMaxConnections: integerOption({ default: D.perSourceMaxConnections, minimum: 1, maximum: 65_535, unit: 'connections', description: 'concurrent management connections from one source address; beyond, closed at accept (reason="per_source_limit")' }),
+  perSourceMaxConnections: integerOption({ default: D.perSourceMaxConnections, minimum: 1, maximum: 65_535, unit: 'connections', description: 'concurrent management connections from one source (an IPv4 address, or an IPv6 prefix of perSourceIpv6PrefixLength); beyond, closed at accept (reason="per_source_limit")' }),
+  /** IPv6 prefix length that makes one management source. Default 64. */
+  perSourceIpv6PrefixLength: integerOption({ default: D.perSourceIpv6PrefixLength, minimum: 1, maximum: 128, unit: 'bits', description: 'IPv6 prefix length that makes one source for perSourceMaxConnections (IPv4 is always /32; one host usually holds a /64)' }),
   /** No bytes either way for this long closes the connection. Unit ms. Default 30000. */
   idleTimeoutMs: msOption(D.idleTimeoutMs, 'a management connection with no bytes either way for this long is closed', 100, 3_600_000),
   /** Idle time allowed between keep-alive requests. Unit ms. Default 5000. */

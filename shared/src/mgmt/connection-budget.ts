@@ -12,12 +12,15 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { ConnectionCaps, type CapRefusal } from '../net/connection-caps.ts'
 import { ConfigError } from '../errors.ts'
+import { capSourceKey, DEFAULT_SOURCE_IPV6_PREFIX_LENGTH } from '../net/source-prefix.ts'
 
 export interface MgmtConnectionLimits {
   /** Concurrent management connections in total. Default 64. */
   maxConnections: number
-  /** Concurrent management connections from one source address. Default 16. */
+  /** Concurrent management connections from one source address (IPv6: one prefix of `perSourceIpv6PrefixLength`). Default 16. */
   perSourceMaxConnections: number
+  /** IPv6 prefix length that makes one source for `perSourceMaxConnections` (IPv4 is always /32). Default 64. */
+  perSourceIpv6PrefixLength: number
   /** A connection with no bytes either way for this long is closed (Node `server.timeout`). Default 30 000 ms. */
   idleTimeoutMs: number
   /** An idle keep-alive connection between requests is closed after this. Default 5 000 ms. */
@@ -32,6 +35,7 @@ export interface MgmtConnectionLimits {
 export const DefaultMgmtConnectionLimits: Readonly<MgmtConnectionLimits> = {
   maxConnections: 64,
   perSourceMaxConnections: 16,
+  perSourceIpv6PrefixLength: DEFAULT_SOURCE_IPV6_PREFIX_LENGTH,
   idleTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
   headersTimeoutMs: 5_000,
@@ -50,10 +54,13 @@ export function resolveMgmtConnectionLimits (limits: Partial<MgmtConnectionLimit
   return resolved
 }
 
-/** The source a connection is counted against: its remote address, IPv4-mapped IPv6 unwrapped. */
-export function connectionSource (socket: Socket): string {
+/**
+ * The source a connection is counted against: its remote address, IPv4-mapped IPv6 unwrapped, IPv6
+ * aggregated to its `/v6PrefixLength` (a host holding a /64 is one source, not 2^64).
+ */
+export function connectionSource (socket: Socket, v6PrefixLength: number = DEFAULT_SOURCE_IPV6_PREFIX_LENGTH): string {
   const address = socket.remoteAddress ?? 'unknown'
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address
+  return capSourceKey(address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address, v6PrefixLength)
 }
 
 /** Why the management listener refused a connection (it has no unauthenticated budget). */
@@ -72,7 +79,7 @@ export interface ConnectionBudget {
  * Enforces the caps on `server`: each accepted socket takes a slot (released on close); a socket
  * without one is destroyed at once and reported through `onRefused`.
  */
-export function enforceConnectionCaps (server: Server, limits: Pick<MgmtConnectionLimits, 'maxConnections' | 'perSourceMaxConnections'>, onRefused: (reason: MgmtRefusal) => void): ConnectionBudget {
+export function enforceConnectionCaps (server: Server, limits: Pick<MgmtConnectionLimits, 'maxConnections' | 'perSourceMaxConnections'> & Partial<Pick<MgmtConnectionLimits, 'perSourceIpv6PrefixLength'>>, onRefused: (reason: MgmtRefusal) => void): ConnectionBudget {
   const caps = new ConnectionCaps({ maxConnections: limits.maxConnections, perSourceMaxConnections: limits.perSourceMaxConnections })
   /** Held sockets and their requests in progress. */
   const held = new Map<Socket, number>()
@@ -82,7 +89,7 @@ export function enforceConnectionCaps (server: Server, limits: Pick<MgmtConnecti
       socket.destroy()
       return
     }
-    const slot = caps.tryAcquire(connectionSource(socket), { authenticated: true })
+    const slot = caps.tryAcquire(connectionSource(socket, limits.perSourceIpv6PrefixLength), { authenticated: true })
     if (!slot.ok) {
       socket.destroy()
       // No unauthenticated budget on the management listener: only the two caps can refuse.

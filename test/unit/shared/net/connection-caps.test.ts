@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ConnectionCaps, connectionsForFdLimit, effectiveMaxConnections, parseOpenFilesLimit } from '../../../../shared/src/net/connection-caps.ts'
-import { capSourceKey, SourcePrefixes, sourceKey } from '../../../../concentrator/src/accept/source-address.ts'
+import { SourcePrefixes, sourceKey } from '../../../../concentrator/src/accept/source-address.ts'
+import { capSourceKey } from '../../../../shared/src/net/source-prefix.ts'
 
 test('global and per-source caps; release is idempotent; lowered limits affect new connections only', () => {
   const caps = new ConnectionCaps({ maxConnections: 3, perSourceMaxConnections: 2 })
