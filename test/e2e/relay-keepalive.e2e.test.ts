@@ -86,3 +86,27 @@ for (const [protocol, port] of [['tcp', 7101], ['mptcp', 7102]] as const) {
     }
   })
 }
+
+/** 48 MiB: several times what the kernel buffers on the path (two send and two receive buffers, ≤ 6 MiB each) hold. */
+const STALL_BYTES = 48 * 1024 * 1024
+const STALL_MS = 4 * KEEPALIVE.userTimeoutMs
+
+test('a LAN client that stops reading for 4× TCP_USER_TIMEOUT is not a dead peer: its download completes', { skip, timeout: 60_000 }, async () => {
+  // Before: since Linux 5.11 the user timeout also bounds zero-window probing, so the LAN leg was
+  // dropped (ETIMEDOUT, reason peer_timeout) ≈ 3 s after the client's window shut.
+  const far = spawnPeer(farNs, ['far', 'tcp', '7103', String(STALL_BYTES)])
+  await far.next('ready', 15_000)
+  const rel = spawnPeer(relayNs, ['relay', 'tcp', '198.51.100.2', '7103', JSON.stringify(KEEPALIVE), String(STALL_MS)])
+  await rel.next('relaying', 15_000)
+  const done = await rel.next('done', STALL_MS + 30_000)
+  const stalled = rel.events.find((e) => e['event'] === 'stalled') ?? {}
+  process.stdout.write(`# stalled reader: half way through the stall ${JSON.stringify(stalled)}; ${JSON.stringify(done)}\n`)
+  assert.equal(done['reason'], 'normal', 'the relay was not ended as a dead peer')
+  assert.equal(stalled['unacked'], 0, 'nothing in flight: the client\'s window is shut')
+  assert.ok(Number(stalled['notsentBytes']) > 0, 'bytes wait for the window')
+  assert.equal(stalled['userTimeoutMs'], 0, 'TCP_USER_TIMEOUT is off while the live peer keeps its window shut')
+  assert.equal(done['reason'], 'normal')
+  assert.equal(done['lanSaw'], 'end')
+  assert.equal(done['lanBytes'], STALL_BYTES, 'every byte arrived')
+  assert.ok(Number(done['ms']) >= STALL_MS, 'the relay lived through the stall')
+})

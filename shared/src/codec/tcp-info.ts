@@ -59,6 +59,8 @@ export interface TcpInfo {
   caState: number
   /** Current consecutive retransmissions of the head segment. */
   retransmits: number
+  /** tcpi_probes: unanswered zero-window probes (or keepalive probes) outstanding. */
+  probes: number
   options: number
   synData: boolean
   sndWscale: number
@@ -72,6 +74,8 @@ export interface TcpInfo {
   lost: number
   lastDataSentMs: number
   lastDataRecvMs: number
+  /** tcpi_last_ack_recv: ms since the peer's last ACK (a zero-window probe's answer counts). */
+  lastAckRecvMs: number
   pmtu: number
   rttUs: number
   rttVarUs: number
@@ -83,6 +87,8 @@ export interface TcpInfo {
   bytesReceived: number | undefined
   segsOut: number | undefined
   segsIn: number | undefined
+  /** tcpi_notsent_bytes (Linux ≥ 4.6): bytes queued in the kernel and not yet sent. */
+  notsentBytes: number | undefined
   minRttUs: number | undefined
   /** Bytes per second. */
   deliveryRate: number | undefined
@@ -134,6 +140,7 @@ export function decodeTcpInfo (bytes: Uint8Array): TcpInfo | undefined {
     state: u8(0),
     caState: u8(1),
     retransmits: u8(2),
+    probes: u8(3),
     options,
     synData: (options & TcpInfoOption.SynData) !== 0,
     sndWscale: u8(6) & 0x0f,
@@ -147,6 +154,7 @@ export function decodeTcpInfo (bytes: Uint8Array): TcpInfo | undefined {
     lost: u32(32),
     lastDataSentMs: u32(44),
     lastDataRecvMs: u32(52),
+    lastAckRecvMs: u32(56),
     pmtu: u32(60),
     rttUs: u32(68),
     rttVarUs: u32(72),
@@ -158,6 +166,7 @@ export function decodeTcpInfo (bytes: Uint8Array): TcpInfo | undefined {
     bytesReceived: s.u64(128),
     segsOut: s.u32(136),
     segsIn: s.u32(140),
+    notsentBytes: s.u32(144),
     minRttUs: s.u32(148),
     deliveryRate: s.u64(160),
     bytesSent: s.u64(200),

@@ -103,7 +103,7 @@ export const keepaliveLimitProperties = {
   /** TCP_KEEPCNT on both legs: unanswered probes before the relay is reset (reason peer_timeout). Default 3. */
   keepaliveCount: integerOption({ default: 3, minimum: 1, maximum: 127, unit: 'probes', description: 'relayed legs: unanswered keepalive probes before the connection is dropped (TCP_KEEPCNT; close reason peer_timeout)' }),
   /** TCP_USER_TIMEOUT on plain-TCP legs: unacknowledged data older than this drops the connection; 0 = kernel default (≈ 15 min of retransmissions). Unit ms. Default 60000. */
-  userTimeoutMs: msOption(60_000, 'plain-TCP relayed legs: drop the connection when sent data stays unacknowledged this long (TCP_USER_TIMEOUT; MPTCP legs do not support it); 0: kernel default', 0, 86_400_000)
+  userTimeoutMs: msOption(60_000, 'plain-TCP relayed legs: drop the connection when sent data stays unacknowledged this long (TCP_USER_TIMEOUT; not while a live peer keeps its window shut: a reader that stopped reading is ended by the idle timeout, or after userTimeoutMs + 120 s without an ACK to the window probes; MPTCP legs do not support it); 0: kernel default', 0, 86_400_000)
 }
 
 /** The keepalive part of a daemon's `limits`, as the relay applies it to both legs. */

@@ -25,7 +25,9 @@
  *   both legs; a peer that vanished ends the relay with ETIMEDOUT, reason 'peer_timeout'. On an MPTCP
  *   leg keepalive only kills the subflows (the MPTCP socket stays up with none, no error), so every
  *   keepalive interval the relay reads MPTCP_INFO; no subflow at two checks in a row (a path manager
- *   may re-create one in between) ends the relay the same way.
+ *   may re-create one in between) ends the relay the same way. A plain leg whose live peer keeps
+ *   its window shut (a client that stopped reading) is not a dead peer: its TCP_USER_TIMEOUT is off
+ *   while it is window-stalled (zero-window.ts; the kernel would otherwise drop it after the timeout).
  * - Bytes are counted from the sockets' own counters when the relay ends, never per chunk.
  *
  * Bytes already read past the handshake (`earlyData`) are written to the server first; nothing read
@@ -35,6 +37,7 @@
  */
 import type { Socket } from 'node:net'
 import { mptcpInfo, setLegKeepalive, setResetOnClose, type LegKeepalive } from './sockopt.ts'
+import { watchZeroWindow } from './zero-window.ts'
 
 export type RelayEndReason = 'normal' | 'idle_timeout' | 'half_close_timeout' | 'max_duration' | 'error' | 'drain' | 'peer_timeout' | 'overload'
 
@@ -127,6 +130,34 @@ function watchSubflows (legs: Socket[], intervalMs: number, onDead: (leg: Socket
   return timer
 }
 
+/**
+ * Dead-peer detection on both legs: keepalive options, the subflow watch of MPTCP legs and the
+ * zero-window watch of legs with a user timeout. `onDead(message)` when a watch finds a peer gone.
+ */
+function watchPeers (client: Socket, server: Socket, k: LegKeepalive, onDead: (message: string) => void): { timers: NodeJS.Timeout[], sockoptError?: Error } {
+  const mptcpLegs: Socket[] = []
+  const userTimeoutLegs: Socket[] = []
+  let sockoptError: Error | undefined
+  for (const sock of [client, server]) {
+    try {
+      const applied = setLegKeepalive(sock, k)
+      if (applied.mptcp && k.idleMs > 0) mptcpLegs.push(sock)
+      if (applied.userTimeout) userTimeoutLegs.push(sock)
+    } catch (err) {
+      sockoptError ??= err as Error
+    }
+  }
+  const side = (leg: Socket): string => leg === client ? 'client' : 'server'
+  const timers: NodeJS.Timeout[] = []
+  if (userTimeoutLegs.length > 0) {
+    timers.push(watchZeroWindow(userTimeoutLegs, k.userTimeoutMs, (leg) => { onDead(`${side(leg)} leg: window shut and no ACK to zero-window probes (peer gone)`) }))
+  }
+  if (mptcpLegs.length > 0) {
+    timers.push(watchSubflows(mptcpLegs, k.intervalMs, (leg) => { onDead(`MPTCP leg ${side(leg)} has no subflow left (keepalive)`) }))
+  }
+  return sockoptError === undefined ? { timers } : { timers, sockoptError }
+}
+
 /** SO_LINGER {1, 0} on a relayed leg (a process death resets it); returns the error if refused. */
 function resetOnCrash (s: Socket): Error | undefined {
   try {
@@ -155,7 +186,7 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
   let sockoptError: Error | undefined
   let halfCloseTimer: NodeJS.Timeout | undefined
   let maxTimer: NodeJS.Timeout | undefined
-  let subflowTimer: NodeJS.Timeout | undefined
+  let peerTimers: NodeJS.Timeout[] = []
   let halfClosedOpen = false
   let settle: (r: RelayResult) => void = () => {}
   const done = new Promise<RelayResult>((resolve) => { settle = resolve })
@@ -186,7 +217,7 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
     if (halfClosedOpen) opts.onHalfCloseEnd?.()
     clearTimeout(halfCloseTimer)
     clearTimeout(maxTimer)
-    clearInterval(subflowTimer)
+    for (const t of peerTimers) clearInterval(t)
     const { up, down } = progress()
     const result: RelayResult = { reason: reason ?? 'normal', bytesUp: up, bytesDown: down, durationMs: Date.now() - started }
     if (firstError !== undefined) result.error = firstError
@@ -260,20 +291,12 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
     sock.on('close', () => { onClose(leg) })
   }
   if (opts.keepalive !== undefined) {
-    const mptcpLegs: Socket[] = []
-    for (const sock of [client, server]) {
-      try {
-        if (setLegKeepalive(sock, opts.keepalive).mptcp && opts.keepalive.idleMs > 0) mptcpLegs.push(sock)
-      } catch (err) {
-        sockoptError ??= err as Error
-      }
-    }
-    if (mptcpLegs.length > 0) {
-      subflowTimer = watchSubflows(mptcpLegs, opts.keepalive.intervalMs, (leg) => {
-        firstError ??= Object.assign(new Error(`MPTCP leg ${leg === client ? 'client' : 'server'} has no subflow left (keepalive)`), { code: 'ETIMEDOUT' })
-        abort('peer_timeout')
-      })
-    }
+    const watch = watchPeers(client, server, opts.keepalive, (message) => {
+      firstError ??= Object.assign(new Error(message), { code: 'ETIMEDOUT' })
+      abort('peer_timeout')
+    })
+    peerTimers = watch.timers
+    sockoptError ??= watch.sockoptError
   }
   if (opts.idleTimeoutMs > 0) {
     client.setTimeout(opts.idleTimeoutMs, () => { abort('idle_timeout') })

@@ -254,6 +254,15 @@ export function setLegKeepalive (target: SocketTarget, k: LegKeepalive): { keepa
   return { keepalive: on, userTimeout: k.userTimeoutMs > 0, mptcp: false }
 }
 
+/**
+ * TCP_USER_TIMEOUT alone (ms, 0 = off: the kernel's retransmission and probe limits). Plain TCP
+ * only (MPTCP sockets refuse it). The relay turns it off while a live peer keeps its window shut
+ * (zero-window.ts) and back on when the window opens.
+ */
+export function setUserTimeout (target: SocketTarget, ms: number): void {
+  setsockoptInt(socketFd(target), Linux.IPPROTO_TCP, Linux.TCP_USER_TIMEOUT, ms, `IPPROTO_TCP, TCP_USER_TIMEOUT ${ms}`)
+}
+
 const intBuf4 = Buffer.alloc(4)
 
 /** The keepalive settings as the kernel has them (SO_KEEPALIVE, TCP_KEEP*, TCP_USER_TIMEOUT; ms). */

@@ -98,6 +98,24 @@ test('TCP_INFO captured on this kernel: established, SACK+timestamps, no SYN dat
   assert.ok(t.rttUs > 0 && t.rttUs < 1_000_000)
   assert.ok(t.sndMss > 0 && t.sndCwnd > 0)
   assert.equal(t.bytesReceived, meta.v4.bytesRead, 'TCP_INFO on an MPTCP socket describes the initial subflow, which carried everything here')
+  // The fields the relay's zero-window check reads (zero-window.ts): an idle, fully acknowledged connection.
+  assert.equal(t.probes, 0)
+  assert.equal(t.unacked, 0)
+  assert.equal(t.notsentBytes, 0)
+  assert.ok(t.lastAckRecvMs >= 0 && t.lastAckRecvMs < 3_600_000)
+})
+
+test('TCP_INFO offsets of the zero-window fields: tcpi_probes (3), tcpi_last_ack_recv (56), tcpi_notsent_bytes (144)', () => {
+  const b = Buffer.alloc(232)
+  b[3] = 7
+  b.writeUInt32LE(123_456, 56)
+  b.writeUInt32LE(98_765, 144)
+  const t = decodeTcpInfo(b)
+  assert.ok(t !== undefined)
+  assert.equal(t.probes, 7)
+  assert.equal(t.lastAckRecvMs, 123_456)
+  assert.equal(t.notsentBytes, 98_765)
+  assert.equal(decodeTcpInfo(b.subarray(0, 144))?.notsentBytes, undefined, 'absent on an old kernel\'s shorter struct')
 })
 
 test('TCP_INFO of a TFO no-cookie client: SYN_DATA set (0x20), no client failure', () => {
