@@ -11,6 +11,7 @@
  * - then the clients read: every download completes byte-exact, and both daemons go back to 0
  *   connections and 0 sessions.
  * socks5 (the full CPE → concentrator path) and convert (RFC 8803 signalling, same relay) in turn.
+ * Both daemons run with limits.userTimeoutMs 10 s, a third of the stall (see STALL_LIMITS).
  *
  * HYBRID_SLOW_READERS (20), HYBRID_SLOW_MIB (64, per download) and HYBRID_SLOW_SECONDS (30) change
  * the load; HYBRID_SLOW_MODES (socks5,convert) the modes. Needs `npx tsc -b` first.
@@ -24,7 +25,7 @@ import { e2eSkipReason, removeNamespaces } from '../../lab/netns.ts'
 import { getProfile } from '../../lab/link-profile.ts'
 import { startModeSession, type ModeSession } from '../../lab/mode-runners.ts'
 import { sumMetric, type DaemonHandle } from '../../lab/daemons.ts'
-import type { DaemonMode } from '../../lab/lab-daemons-config.ts'
+import { LAB_DRAIN_TIMEOUT_MS, type DaemonMode } from '../../lab/lab-daemons-config.ts'
 import { buildLab, type Lab } from '../../lab/topology.ts'
 
 const PREFIX = 'hat-sr-'
@@ -39,6 +40,13 @@ const MiB = 1024 * KIB
 /** The daemons' default limits.highWaterMark (the lab does not change them). */
 const HWM = { cpe: 16 * KIB, concentrator: 32 * KIB } as const
 const skip = e2eSkipReason()
+/**
+ * TCP_USER_TIMEOUT well below the stall (default 60 s): the kernel bounds zero-window probing by it
+ * too, and the CPE used to drop every stalled download after that long without telling the client
+ * (docs/design/limits.md, "A slow reader is not a dead peer"). With 10 s the 30 s stall proves that
+ * a live reader keeps its connection however long it pauses.
+ */
+const STALL_LIMITS = { limits: { drainTimeoutMs: LAB_DRAIN_TIMEOUT_MS, userTimeoutMs: 10_000 } }
 type Daemon = keyof typeof HWM
 
 /**
@@ -128,9 +136,10 @@ const mib = (b: number): string => (b / MiB).toFixed(1)
 
 async function runMode (t: TestContext, lab: Lab, mode: DaemonMode): Promise<void> {
   // One retry: on the shared 2-core machine a daemon has missed startDaemon's 15 s readiness deadline.
-  const session = await startModeSession(lab, mode, { logLevel: 'warn' }).catch(async (err: unknown) => {
+  const options = { logLevel: 'warn', overrides: { cpe: STALL_LIMITS, concentrator: STALL_LIMITS } } as const
+  const session = await startModeSession(lab, mode, options).catch(async (err: unknown) => {
     t.diagnostic(`start failed once, retrying: ${(err as Error).message.split('\n')[0] ?? ''}`)
-    return startModeSession(lab, mode, { logLevel: 'warn' })
+    return startModeSession(lab, mode, options)
   })
   let ok = false
   try {
