@@ -17,6 +17,8 @@ import type net from 'node:net'
 import { readFileSync } from 'node:fs'
 import type { Registry } from 'prom-client'
 import { ConfigError } from '../../shared/src/errors.ts'
+import { formatCheckProblem } from '../../shared/src/config/problem.ts'
+import { concentratorConfigProblems } from './config-check.ts'
 import { childFor, connLogger } from '../../shared/src/log.ts'
 import type { Logger } from '../../shared/src/log.ts'
 import { buildMgmtServer, listenMgmt } from '../../shared/src/mgmt/mgmt-server.ts'
@@ -93,10 +95,16 @@ export interface Concentrator {
 
 const SWEEP_MS = 5000
 
-function checkModes (config: ConcentratorConfig): void {
-  config.listeners.forEach((l, i) => {
-    if (l.mode !== 'socks5' && l.mode !== 'convert') throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `listeners/${i}/mode: ${String(l.mode)} listeners are not implemented`, { detail: { key: `listeners.${i}.mode` } })
-  })
+/**
+ * The loader already ran these checks (main.ts passes `check: concentratorConfigProblems`); repeated
+ * at start for a concentrator built without the loader (tests, embedding). The same function.
+ */
+function checkConfig (config: ConcentratorConfig): void {
+  const problems = concentratorConfigProblems(config)
+  if (problems.length > 0) {
+    const key = problems[0]?.path.join('.') ?? ''
+    throw new ConfigError(problems.some((p) => p.message.startsWith('cannot read')) ? 'HYBRID_ERR_CONFIG_READ' : 'HYBRID_ERR_CONFIG_INVALID', problems.map(formatCheckProblem).join('; '), { detail: { key } })
+  }
 }
 
 function capLimits (r: Runtime): CapLimits {
@@ -266,7 +274,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   const reload = async (next: ConcentratorConfig): Promise<void> => {
     try {
       checkReload(config, next)
-      checkModes(next)
+      checkConfig(next)
       const built = await buildRuntime(next, runtimeDeps, runtime)
       const old = runtime
       runtime = built
@@ -349,7 +357,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     }
   }
   const startParts = async (): Promise<void> => {
-    checkModes(initial)
+    checkConfig(initial)
     await openJournal()
     await kernel.apply(tcpProfileSettings(initial.kernel, 'kernel'))
     await watchHostAddresses()

@@ -6,12 +6,14 @@
 import { runDaemonProcess } from '../../shared/src/config/daemon-process.ts'
 import { ConfigSchema, ENV_PREFIX } from './config.ts'
 import { concentratorPrerequisites } from './prerequisites.ts'
+import { concentratorConfigProblems } from './config-check.ts'
 
 await runDaemonProcess({
   name: 'hybrid-concentrator',
   schema: ConfigSchema,
   envPrefix: ENV_PREFIX,
   moduleUrl: import.meta.url,
+  check: concentratorConfigProblems,
   prerequisites: concentratorPrerequisites,
   // Loaded only once the prerequisites are met: a failing start stays well under a second.
   create: async (config, deps) => (await import('./concentrator.ts')).createConcentrator(config, deps)

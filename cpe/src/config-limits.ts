@@ -8,10 +8,8 @@ import { integerOption, msOption } from '../../shared/src/config/schema-helpers.
 import { keepaliveLimitProperties } from '../../shared/src/config/common-schema.ts'
 
 export const CpeLimitsSchema = Type.Object({
-  /** SOCKS5 greeting → request deadline for LAN clients (mode `socks5`). Unit ms. Default 10000. */
-  handshakeTimeoutMs: msOption(10_000, 'SOCKS5 handshake deadline for LAN clients (greeting to reply), then destroy', 100, 600_000),
-  /** Deadline for the concentrator's Convert reply (mode `convert`). Unit ms. Default 6000. */
-  convertTimeoutMs: msOption(6_000, 'deadline for the concentrator\'s Convert reply', 100, 600_000),
+  // No handshakeTimeoutMs / convertTimeoutMs: LAN clients are intercepted (no SOCKS5 handshake on the
+  // LAN side), and the upstream reply deadlines are socks5.replyTimeoutMs and convert.replyTimeoutMs.
   /** Deadline for the MPTCP connect to the concentrator. Unit ms. Default 10000. */
   connectTimeoutMs: msOption(10_000, 'deadline for the MPTCP connect to the concentrator', 100, 600_000),
   /** A relayed connection with no bytes either way for this long is closed. Unit ms. Default 3600000 (1 h). */

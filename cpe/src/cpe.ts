@@ -15,6 +15,8 @@
 import type net from 'node:net'
 import type { Registry } from 'prom-client'
 import { ConfigError } from '../../shared/src/errors.ts'
+import { formatCheckProblem } from '../../shared/src/config/problem.ts'
+import { cpeConfigProblems } from './config-check.ts'
 import { childFor, connLogger } from '../../shared/src/log.ts'
 import type { Logger } from '../../shared/src/log.ts'
 import { buildMgmtServer, listenMgmt } from '../../shared/src/mgmt/mgmt-server.ts'
@@ -103,12 +105,16 @@ function allowedHosts (host: string): string[] {
   return ['localhost', '127.0.0.1', '[::1]', host.includes(':') ? `[${host}]` : host]
 }
 
+/**
+ * The loader already ran these checks (main.ts passes `check: cpeConfigProblems`); repeated here for
+ * an agent built without the loader (tests, embedding). The same function, so the same answer.
+ */
 function checkMode (config: Config): void {
-  if (config.mode === 'convert' && config.convert.port === undefined) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'convert.port: required in mode convert', { detail: { key: 'convert.port' } })
-  if (config.socks5.username !== undefined && config.socks5.password === undefined) {
-    throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'socks5.password: required with socks5.username', { detail: { key: 'socks5.password' } })
+  const problems = cpeConfigProblems(config)
+  if (problems.length > 0) {
+    const key = problems[0]?.path.join('.') ?? ''
+    throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', problems.map(formatCheckProblem).join('; '), { detail: { key } })
   }
-  if (config.failover.enabled && !config.health.enabled) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'failover.enabled: needs health.enabled (failover acts on path-health transitions)', { detail: { key: 'failover.enabled' } })
 }
 
 /** Start failover (failover.enabled) once uplinks and health run. */

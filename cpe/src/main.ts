@@ -8,12 +8,14 @@
 import { runDaemonProcess } from '../../shared/src/config/daemon-process.ts'
 import { ConfigSchema, ENV_PREFIX } from './config.ts'
 import { cpePrerequisites } from './prerequisites.ts'
+import { cpeConfigProblems } from './config-check.ts'
 
 await runDaemonProcess({
   name: 'hybrid-cpe',
   schema: ConfigSchema,
   envPrefix: ENV_PREFIX,
   moduleUrl: import.meta.url,
+  check: cpeConfigProblems,
   prerequisites: cpePrerequisites,
   // Loaded only once the prerequisites are met: a failing start stays well under a second.
   create: async (config, deps) => (await import('./cpe.ts')).createCpe(config, deps)

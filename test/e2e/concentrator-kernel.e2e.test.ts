@@ -92,7 +92,8 @@ describe('concentrator kernel profile (real sysctls in a namespace)', { skip }, 
     await assert.rejects(startDaemon({ daemon: 'concentrator', config: config({ rtoMaxMs: 1000 }), ns, spawn: (argv) => ns.spawn(argv), dir: join(dir, 'refused'), readyTimeoutMs: 10_000 }), /exited with 2/)
     const log = readFileSync(join(dir, 'refused', 'concentrator.log'), 'utf8')
     assert.match(log, /HYBRID_ERR_CONFIG_INVALID/)
-    assert.match(log, /kernel\.tcpRetries2: required with kernel\.rtoMaxMs below 120000/)
+    // Refused by the loader's cross-field check (concentrator/src/config-check.ts), before start: key and file named.
+    assert.match(log, /concentrator\.yaml:\d+:\d+: \/kernel\/tcpRetries2: required with \/kernel\/rtoMaxMs below 120000/)
     assert.doesNotMatch(log, /kernel setting/)
     assert.deepEqual(await values(), START)
   })

@@ -13,6 +13,7 @@
  *  4. failMode closed only: the same SYNs, not taken by rule 3 (no listener), get a TCP reset.
  */
 import type { TransparentConfig } from '../config-transparent.ts'
+import type { CheckProblem } from '../../../shared/src/config/problem.ts'
 
 export type Family = 4 | 6
 
@@ -114,13 +115,14 @@ export function parseEndpoints (rows: ReadonlyArray<Record<string, unknown>>): S
   return out
 }
 
-/** Configuration problems the schema cannot express; empty when fine. */
-export function planProblems (c: HagPlanInput): string[] {
-  const out: string[] = []
-  if (c.accessInterfaces.length === 0) out.push('transparent.accessInterfaces: name at least one access-facing interface')
+/** Configuration problems the schema cannot express (paths under `transparent`); empty when fine. The config check runs it when enabled. */
+export function planProblems (c: HagPlanInput): CheckProblem[] {
+  const out: CheckProblem[] = []
+  const at = (...rest: Array<string | number>): Array<string | number> => ['transparent', ...rest]
+  if (c.accessInterfaces.length === 0) out.push({ path: at('accessInterfaces'), message: 'name at least one access-facing interface (transparent.enabled is true)' })
   c.joinEndpoints.forEach((e, i) => {
-    if (e.port === c.listenPort) out.push(`transparent.joinEndpoints.${i}.port: must differ from transparent.listenPort (${c.listenPort})`)
-    if (!c.ipv6 && e.address.includes(':')) out.push(`transparent.joinEndpoints.${i}.address: IPv6 join address while transparent.ipv6 is false`)
+    if (e.port === c.listenPort) out.push({ path: at('joinEndpoints', i, 'port'), message: `must differ from /transparent/listenPort (${c.listenPort})` })
+    if (!c.ipv6 && e.address.includes(':')) out.push({ path: at('joinEndpoints', i, 'address'), message: 'IPv6 join address while /transparent/ipv6 is false' })
   })
   return out
 }

@@ -16,6 +16,7 @@ import type { Logger } from '../../../shared/src/log.ts'
 import { listen } from '../../../shared/src/net/listen.ts'
 import { isMptcpFallback } from '../../../shared/src/net/sockopt.ts'
 import { ConfigError } from '../../../shared/src/errors.ts'
+import { formatCheckProblem } from '../../../shared/src/config/problem.ts'
 import type { CommandRunner } from '../../../shared/src/sys/command.ts'
 import type { Acquired } from '../../../shared/src/net/connection-caps.ts'
 import { sourceKey } from '../accept/source-address.ts'
@@ -58,7 +59,7 @@ export interface TransparentMode {
 export function createTransparentMode (deps: TransparentModeDeps): TransparentMode {
   const c = deps.config
   const problems = planProblems(c)
-  if (problems.length > 0) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', problems.join('; '), { detail: { key: 'transparent' } })
+  if (problems.length > 0) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', problems.map(formatCheckProblem).join('; '), { detail: { key: 'transparent' } })
   const log = childFor(deps.log, 'transparent')
   const live = new Set<TransparentConnection>()
   const servers: net.Server[] = []

@@ -17,6 +17,7 @@
  */
 import ipaddr from 'ipaddr.js'
 import { ConfigError } from '../../../shared/src/errors.ts'
+import { formatCheckProblem, type CheckProblem } from '../../../shared/src/config/problem.ts'
 import type { InterceptConfig } from '../config-intercept.ts'
 
 export const NFT_FAMILY = 'inet'
@@ -68,11 +69,16 @@ function setBlock (name: string, type: string, elements: readonly (string | numb
   return lines
 }
 
-/** Problems that the schema cannot express (cross-field), as messages naming the key. */
-export function interceptProblems (input: InterceptRulesetInput): string[] {
+/** Problems that the schema cannot express (cross-field, prefixes); the config check reports them at load. */
+export function interceptProblems (input: InterceptRulesetInput): CheckProblem[] {
   const c = input.intercept
-  const problems: string[] = []
-  if (c.mark === c.socketMark) problems.push('/intercept/socketMark: must differ from /intercept/mark (the agent\'s own packets would be delivered locally)')
+  const problems: CheckProblem[] = []
+  if (c.mark === c.socketMark) problems.push({ path: ['intercept', 'socketMark'], message: 'must differ from /intercept/mark (the agent\'s own packets would be delivered locally)' })
+  for (const key of ['destinations', 'sources'] as const) {
+    c.bypass[key].forEach((text, i) => {
+      if (parsePrefix(text) === undefined) problems.push({ path: ['intercept', 'bypass', key, i], message: `not an IP address or prefix: ${JSON.stringify(text)}` })
+    })
+  }
   return problems
 }
 
@@ -80,7 +86,7 @@ export function interceptProblems (input: InterceptRulesetInput): string[] {
 export function buildInterceptRuleset (input: InterceptRulesetInput): string {
   const c = input.intercept
   const problems = interceptProblems(input)
-  if (problems.length > 0) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', problems.join('; '))
+  if (problems.length > 0) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', problems.map(formatCheckProblem).join('; '))
   const dst = splitPrefixes([...c.bypass.destinations, ...(input.concentrator === undefined ? [] : [input.concentrator.host])], '/intercept/bypass/destinations')
   const src = splitPrefixes(c.bypass.sources, '/intercept/bypass/sources')
   const ports = [...new Set(c.bypass.ports)].sort((a, b) => a - b)

@@ -11,6 +11,7 @@
  */
 import { HybridError } from '../../../shared/src/errors.ts'
 import type { MultipathConfig, UplinkConfig } from '../config-uplinks.ts'
+import type { CheckProblem } from '../../../shared/src/config/problem.ts'
 
 export type Family = 4 | 6
 export type MultipathMode = MultipathConfig['mode']
@@ -57,14 +58,22 @@ export function uplinkSpecs (uplinks: readonly UplinkConfig[], mp: Pick<Multipat
     ...(u.gateway6 === undefined ? {} : { gateway6: u.gateway6 }),
     endpoints: i !== primary
   }))
+  const [dup] = duplicateUplinkProblems(specs)
+  if (dup !== undefined) throw new HybridError('HYBRID_ERR_UPLINK_CONFIG', `uplinks: ${dup.message}`)
+  return specs
+}
+
+/** Uplinks sharing a name, an interface or a routing table (explicit or tableBase + index); the config check reports them at load. */
+export function duplicateUplinkProblems (specs: ReadonlyArray<Pick<UplinkSpec, 'name' | 'interface' | 'table'>>): CheckProblem[] {
+  const out: CheckProblem[] = []
   for (const key of ['name', 'interface', 'table'] as const) {
     const seen = new Set<unknown>()
-    for (const s of specs) {
-      if (seen.has(s[key])) throw new HybridError('HYBRID_ERR_UPLINK_CONFIG', `uplinks: duplicate ${key} ${String(s[key])}`)
+    specs.forEach((s, i) => {
+      if (seen.has(s[key])) out.push({ path: ['uplinks', i, key], message: `duplicate ${key} ${String(s[key])}` })
       seen.add(s[key])
-    }
+    })
   }
-  return specs
+  return out
 }
 
 /** Extra endpoint flags (multipath.fullmesh, or implied by transparent mode). */

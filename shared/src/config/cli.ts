@@ -14,7 +14,7 @@ import { ConfigError, HybridError, isHybridError } from '../errors.ts'
 import { createLogger, type Logger } from '../log.ts'
 import { LogLevels, type LogLevel } from './common-schema.ts'
 import { loadConfig, type LoadedConfig } from './load-config.ts'
-import { formatProblem, type ConfigProblem } from './problem.ts'
+import { formatProblem, type ConfigCheck, type ConfigProblem } from './problem.ts'
 import { redactConfig } from './redact.ts'
 
 export const ExitCode = { Ok: 0, Runtime: 1, Config: 2 } as const
@@ -43,6 +43,11 @@ export interface DaemonCliOptions<T extends TObject> {
   schema: T
   /** `HYBRID_CPE_` or `HYBRID_CONC_`. */
   envPrefix: string
+  /**
+   * The daemon's cross-field checks, run by the loader after the schema: the same for `--validate`,
+   * start and every reload (SIGHUP, POST /api/v1/reload).
+   */
+  check?: ConfigCheck<LoadedConfig<T>>
   /** Arguments after the script name (`process.argv.slice(2)`). */
   argv: readonly string[]
   env: Readonly<Record<string, string | undefined>>
@@ -105,7 +110,8 @@ export async function runDaemonCli<T extends TObject> (opts: DaemonCliOptions<T>
     file: args.config,
     env: opts.env,
     envPrefix: opts.envPrefix,
-    argv: { set: args.set, logLevel: args['log-level'] }
+    argv: { set: args.set, logLevel: args['log-level'] },
+    check: opts.check
   })
   let config: LoadedConfig<T>
   try {

@@ -22,6 +22,7 @@ import { createLogger, type Logger } from '../log.ts'
 import { checkPrerequisites, type Requirement } from '../sys/prerequisites.ts'
 import { runDaemonCli, type RunningService } from './cli.ts'
 import type { LoadedConfig } from './load-config.ts'
+import type { ConfigCheck } from './problem.ts'
 
 /** What a daemon's composition root receives besides its configuration. */
 export interface DaemonProcessDeps {
@@ -40,6 +41,8 @@ export interface DaemonProcessOptions<T extends TObject> {
   name: string
   schema: T
   envPrefix: string
+  /** Cross-field checks run by the loader (`--validate`, start and reload alike). */
+  check?: ConfigCheck<LoadedConfig<T>>
   /** The daemon's own `import.meta.url`: the package version is read from the package.json above it. */
   moduleUrl: string
   /** The composition root; may import it lazily, so a failed prerequisite check never loads the data plane. */
@@ -105,6 +108,7 @@ export async function runDaemonProcess<T extends TObject> (opts: DaemonProcessOp
     version,
     schema: opts.schema,
     envPrefix: opts.envPrefix,
+    ...(opts.check === undefined ? {} : { check: opts.check }),
     argv: process.argv.slice(2),
     env: process.env,
     stdout: process.stdout,

@@ -2,8 +2,9 @@
  * The configuration loader of both daemons. Precedence: schema defaults < YAML file < environment
  * (`<prefix>A__B=value`) < command line (`--set a.b=value`, `--log-level`). The merged result is
  * validated against the daemon's TypeBox schema with Ajv (unknown keys rejected), then deep-frozen.
- * Every problem is reported at once, each with its JSON pointer and the file, variable or flag it
- * came from; a ConfigError carries them in `detail.problems`.
+ * Then the daemon's cross-field checks (`check`, e.g. cpe/src/config-check.ts) run on the typed
+ * result. Every problem is reported at once, each with its JSON pointer and the file, variable or
+ * flag it came from; a ConfigError carries them in `detail.problems`.
  *
  * Pure apart from reading `file`: the caller passes `env` and the parsed argv, so tests need no
  * process state.
@@ -13,11 +14,11 @@ import { readConfigFile, type FileSource } from './file-source.ts'
 import { deepFreeze, type DeepReadonly } from './freeze.ts'
 import { LayeredConfig, type Origin } from './layers.ts'
 import { argvOverrides, envOverrides, type ArgvOverrides, type Override } from './override-source.ts'
-import { configErrorFrom, fromPointer, toPointer, type ConfigProblem } from './problem.ts'
+import { configErrorFrom, fromPointer, toPointer, type ConfigCheck, type ConfigProblem } from './problem.ts'
 import { asNode } from './schema-walk.ts'
 import { validateConfig, type ErrorObject } from './validator.ts'
 
-export interface LoadConfigOptions {
+export interface LoadConfigOptions<C = unknown> {
   /** YAML file; omitted: defaults, environment and command line only. */
   file?: string | undefined
   /** Environment (pass `process.env` from main.ts, a literal in tests). */
@@ -25,12 +26,17 @@ export interface LoadConfigOptions {
   /** Variable prefix including the trailing underscore: `HYBRID_CPE_` or `HYBRID_CONC_`; unset: `env` is ignored. */
   envPrefix?: string
   argv?: ArgvOverrides
+  /**
+   * Cross-field checks the schema cannot express, run once the schema accepted the result (so they
+   * see typed data with defaults). Their problems are reported like schema problems, with origin.
+   */
+  check?: ConfigCheck<C> | undefined
 }
 
 export type LoadedConfig<T extends TObject> = DeepReadonly<Static<T>>
 
 /** Load, merge, validate and freeze. Throws ConfigError listing every problem. */
-export function loadConfig<T extends TObject> (schema: T, options: LoadConfigOptions = {}): LoadedConfig<T> {
+export function loadConfig<T extends TObject> (schema: T, options: LoadConfigOptions<LoadedConfig<T>> = {}): LoadedConfig<T> {
   const defaults: Record<string, unknown> = {}
   validateConfig(schema, defaults) // fills in defaults; missing required keys are reported below
   const layers = new LayeredConfig(defaults)
@@ -49,6 +55,9 @@ export function loadConfig<T extends TObject> (schema: T, options: LoadConfigOpt
   // A file that cannot be read or parsed would only add misleading "required" errors.
   if (file === undefined || file.data !== undefined) {
     problems.push(...validateConfig(schema, layers.root).map((e) => toProblem(e, layers, file, options.file)))
+  }
+  if (problems.length === 0 && options.check !== undefined) {
+    problems.push(...options.check(layers.root as LoadedConfig<T>).map((p) => locate(p.path.map(String), p.message, layers, file, options.file)))
   }
   if (problems.length > 0) throw configErrorFrom(sortProblems(problems))
   return deepFreeze(layers.root as Static<T>)
@@ -73,6 +82,11 @@ function applyOverrides (layers: LayeredConfig, overrides: readonly Override[]):
 
 function toProblem (e: ErrorObject, layers: LayeredConfig, file: FileSource | undefined, fileName: string | undefined): ConfigProblem {
   const { segments, message } = describeError(e)
+  return locate(segments, message, layers, file, fileName)
+}
+
+/** A problem at `segments`, with the layer (file line, variable, flag) that set the value. */
+function locate (segments: string[], message: string, layers: LayeredConfig, file: FileSource | undefined, fileName: string | undefined): ConfigProblem {
   const origin = layers.originOf(segments)
   const path = toPointer(segments)
   if (origin === undefined) {

@@ -20,6 +20,21 @@ export interface ConfigProblem {
   column?: number
 }
 
+/**
+ * A problem found by a daemon's cross-field check (cpe/src/config-check.ts,
+ * concentrator/src/config-check.ts): where (path segments) and what. The loader adds the origin.
+ */
+export interface CheckProblem {
+  path: readonly (string | number)[]
+  message: string
+}
+
+/** A daemon's cross-field check: pure (at most reading a small file it names), every problem at once. */
+export type ConfigCheck<C> = (config: C) => readonly CheckProblem[]
+
+/** `/a/b: message`, for the start-time guards of components built without the loader (tests). */
+export const formatCheckProblem = (p: CheckProblem): string => `${toPointer(p.path)}: ${p.message}`
+
 /** RFC 6901 pointer from path segments. */
 export function toPointer (segments: readonly (string | number)[]): string {
   return segments.map((s) => '/' + String(s).replaceAll('~', '~0').replaceAll('/', '~1')).join('')

@@ -56,8 +56,9 @@ export interface CommonMetricsOptions<P extends string> {
   paths?: readonly P[]
 }
 
-const PATH_NAME = /^[a-z][a-z0-9_]{0,15}$/
-const MAX_PATHS = 4
+/** Uplink (path) names usable as the `path` metric label; the CPE config check refuses others at load. */
+export const PATH_NAME = /^[a-z][a-z0-9_]{0,15}$/
+export const MAX_PATHS = 4
 
 function checkPaths (paths: readonly string[]): void {
   if (paths.length > MAX_PATHS) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `at most ${MAX_PATHS} paths may be labelled, got ${paths.length}`)

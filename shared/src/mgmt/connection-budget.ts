@@ -13,6 +13,7 @@ import type { Socket } from 'node:net'
 import { ConnectionCaps, type CapRefusal } from '../net/connection-caps.ts'
 import { ConfigError } from '../errors.ts'
 import { capSourceKey, DEFAULT_SOURCE_IPV6_PREFIX_LENGTH } from '../net/source-prefix.ts'
+import type { CheckProblem } from '../config/problem.ts'
 
 export interface MgmtConnectionLimits {
   /** Concurrent management connections in total. Default 64. */
@@ -45,13 +46,21 @@ export const DefaultMgmtConnectionLimits: Readonly<MgmtConnectionLimits> = {
 /** How often Node checks headersTimeout/requestTimeout (its own default, 30 s, would let them overrun). */
 export const TIMEOUT_CHECK_INTERVAL_MS = 1000
 
-/** Fills in the defaults and refuses combinations Node rejects (headers timeout beyond the request timeout). */
-export function resolveMgmtConnectionLimits (limits: Partial<MgmtConnectionLimits> | undefined): MgmtConnectionLimits {
+/** Combinations Node rejects (headers timeout beyond the request timeout); both daemons' config checks run this. */
+export function mgmtLimitProblems (limits: Partial<MgmtConnectionLimits> | undefined): CheckProblem[] {
   const resolved = { ...DefaultMgmtConnectionLimits, ...limits }
-  if (resolved.headersTimeoutMs > resolved.requestTimeoutMs) {
+  return resolved.headersTimeoutMs > resolved.requestTimeoutMs
+    ? [{ path: ['management', 'limits', 'headersTimeoutMs'], message: 'must not exceed /management/limits/requestTimeoutMs' }]
+    : []
+}
+
+/** Fills in the defaults; throws ConfigError for what `mgmtLimitProblems` reports (the loader refuses it first). */
+export function resolveMgmtConnectionLimits (limits: Partial<MgmtConnectionLimits> | undefined): MgmtConnectionLimits {
+  const [problem] = mgmtLimitProblems(limits)
+  if (problem !== undefined) {
     throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'management.limits.headersTimeoutMs: must not exceed management.limits.requestTimeoutMs', { detail: { key: 'management.limits.headersTimeoutMs' } })
   }
-  return resolved
+  return { ...DefaultMgmtConnectionLimits, ...limits }
 }
 
 /**

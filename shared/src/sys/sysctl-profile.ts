@@ -23,6 +23,7 @@
  *   the same throughput. Only the max field is set; min and default are kept (clamped to the max).
  */
 import { ConfigError, HybridError } from '../errors.ts'
+import type { CheckProblem } from '../config/problem.ts'
 import type { CommandRunner } from './command.ts'
 import type { JournalRecorder } from './crash-journal.ts'
 
@@ -76,7 +77,7 @@ export const RTO_MAX_DEFAULT_MS = 120_000
  * (detail.key `<section>.tcpRetries2`) for rtoMaxMs below 120000 without tcpRetries2.
  */
 export function tcpProfileSettings (k: TcpProfileInput, section: string): SysctlRequest[] {
-  if (k.rtoMaxMs !== undefined && k.rtoMaxMs < RTO_MAX_DEFAULT_MS && k.tcpRetries2 === undefined) {
+  if (tcpProfileProblems(k, section.split('.')).length > 0) {
     const key = `${section}.tcpRetries2`
     throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `${key}: required with ${section}.rtoMaxMs below ${RTO_MAX_DEFAULT_MS} (a small RTO cap with the default 15 retries gives up a dead subflow within seconds, for good)`, { detail: { key } })
   }
@@ -88,6 +89,13 @@ export function tcpProfileSettings (k: TcpProfileInput, section: string): Sysctl
   const wmemMax = k.tcpWmemMax
   if (wmemMax !== undefined) out.push({ key: 'net.ipv4.tcp_wmem', derive: (current) => withTcpMemMax(current, wmemMax) })
   return out
+}
+
+/** The config check's view of `tcpProfileSettings`' refusal: problems under `path` (e.g. ['failover', 'kernel']). */
+export function tcpProfileProblems (k: TcpProfileInput, path: readonly string[]): CheckProblem[] {
+  return k.rtoMaxMs !== undefined && k.rtoMaxMs < RTO_MAX_DEFAULT_MS && k.tcpRetries2 === undefined
+    ? [{ path: [...path, 'tcpRetries2'], message: `required with /${path.join('/')}/rtoMaxMs below ${RTO_MAX_DEFAULT_MS} (a small RTO cap with the default 15 retries gives up a dead subflow within seconds, for good)` }]
+    : []
 }
 
 /** What to write back at stop: the saved values of the settings that were changed, in reverse order. */

@@ -185,7 +185,7 @@ test('required keys of the CPE are reported without a file; a full file loads', 
   assert.equal(c.uplinks[1]?.role, 'dsl')
   assert.equal(c.management.listen.port, 9091)
   assert.equal(c.limits.highWaterMark, 16_384)
-  assert.equal(c.limits.convertTimeoutMs, 6_000)
+  assert.equal(c.convert.replyTimeoutMs, 6_000)
 })
 
 test('the result is deep-frozen: mutation throws in strict mode', () => {

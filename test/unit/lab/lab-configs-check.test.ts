@@ -1,0 +1,33 @@
+/**
+ * The lab's generated daemon configurations pass the daemons' whole loader, cross-field checks
+ * included (what `--validate`, start and reload run), in every mode: a lab run never fails on a
+ * configuration the loader could have refused up front.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { stringify } from 'yaml'
+import { loadConfig } from '../../../shared/src/config/load-config.ts'
+import { ConfigSchema as CpeSchema } from '../../../cpe/src/config.ts'
+import { cpeConfigProblems } from '../../../cpe/src/config-check.ts'
+import { ConfigSchema as ConcSchema } from '../../../concentrator/src/config.ts'
+import { concentratorConfigProblems } from '../../../concentrator/src/config-check.ts'
+import { DAEMON_MODES, labCpeConfig, labModeConcentratorConfig } from '../../../lab/lab-daemons-config.ts'
+import { testTempDir } from '../../helpers/temp-dir.ts'
+
+const dir = testTempDir('hat-lab-check-')
+const write = (name: string, doc: Record<string, unknown>): string => {
+  const file = join(dir, name)
+  writeFileSync(file, stringify(doc))
+  return file
+}
+
+for (const mode of DAEMON_MODES) {
+  test(`lab ${mode}: CPE and concentrator configurations pass the loader with the cross-field checks`, () => {
+    const cpe = loadConfig(CpeSchema, { file: write(`cpe-${mode}.yaml`, labCpeConfig(mode)), check: cpeConfigProblems })
+    assert.equal(cpe.mode, mode)
+    const conc = loadConfig(ConcSchema, { file: write(`conc-${mode}.yaml`, labModeConcentratorConfig(mode)), check: concentratorConfigProblems })
+    assert.ok(conc.listeners.length > 0)
+  })
+}
