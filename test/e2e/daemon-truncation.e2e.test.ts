@@ -15,7 +15,10 @@
  * - a client in its SOCKS5 greeting / Convert message at the concentrator (connected from hag itself),
  *   SIGKILL of the concentrator: ECONNRESET, not EOF.
  * Every byte the client got is checked against the pattern (crash-truncation-peer.ts).
- * socks5 and convert in turn (HYBRID_TRUNC_MODES). Needs `npx tsc -b` first.
+ * socks5, convert and transparent in turn (HYBRID_TRUNC_MODES; transparent has no handshake phase,
+ * so only the mid-download cases). With SO_LINGER left off (setResetOnClose a no-op) every SIGKILL
+ * case fails with a clean EOF; the drain cases pass either way (the drain cut-off resets explicitly).
+ * Needs `npx tsc -b` first.
  */
 import { after, before, describe, test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
@@ -32,7 +35,7 @@ import { buildLab, type Lab } from '../../lab/topology.ts'
 
 const PREFIX = 'hat-k9d-'
 const PEER = 'test/e2e/crash-truncation-peer.ts'
-const MODES = (process.env.HYBRID_TRUNC_MODES ?? 'socks5,convert').split(',') as DaemonMode[]
+const MODES = (process.env.HYBRID_TRUNC_MODES ?? 'socks5,convert,transparent').split(',') as DaemonMode[]
 const SERVER_PORT = 9100
 const MB30 = 30 * 1_048_576
 /** 64 KiB every 20 ms: ≈ 3.2 MB/s, 30 MiB last ≈ 10 s, so every cut below lands mid-transfer. */
@@ -84,6 +87,7 @@ describe('an abnormal end of a daemon reaches the LAN client as a reset', { skip
   const holder: { lab?: Lab, server?: ChildProcess } = {}
   const lab = (): Lab => { assert.ok(holder.lab); return holder.lab }
   const serverV4 = (): string => lab().plan.internet.servers[0]!.v4
+  let joinPorts = 0
 
   before(async () => {
     holder.lab = await buildLab({ prefix: PREFIX, profiles: { dsl: getProfile('fast'), lte: getProfile('fast') }, servers: false })
@@ -98,7 +102,8 @@ describe('an abnormal end of a daemon reaches the LAN client as a reset', { skip
 
   /** A mode session (one retry: a daemon can miss the readiness deadline on a loaded machine). */
   const session = async (t: TestContext, mode: DaemonMode, options: StartModeOptions = {}): Promise<ModeSession> => {
-    const o = { logLevel: 'warn', ...options }
+    // Transparent mode: a restart within 60 s needs another join port (docs/transparent.md).
+    const o = { logLevel: 'warn', ...(mode === 'transparent' ? { joinPort: 7101 + (joinPorts++) } : {}), ...options }
     const s = await startModeSession(lab(), mode, o).catch(async (err: unknown) => {
       t.diagnostic(`start failed once, retrying: ${(err as Error).message.split('\n')[0] ?? ''}`)
       return startModeSession(lab(), mode, o)
@@ -161,6 +166,8 @@ describe('an abnormal end of a daemon reaches the LAN client as a reset', { skip
         assert.equal(alive, false, `${daemon} still running 5 s after the client's reset`)
       })
     }
+
+    if (mode === 'transparent') continue // no SOCKS5/Convert exchange: the CPE relays once its MPTCP dial connects
 
     test(`${mode}: SIGKILL of the CPE while it waits for the concentrator's answer → ECONNRESET, not EOF`, async (t) => {
       const s = await session(t, mode)
