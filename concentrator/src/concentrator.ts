@@ -23,7 +23,7 @@ import { childFor, connLogger } from '../../shared/src/log.ts'
 import type { Logger } from '../../shared/src/log.ts'
 import { buildMgmtServer, listenMgmt } from '../../shared/src/mgmt/mgmt-server.ts'
 import type { MgmtApp } from '../../shared/src/mgmt/mgmt-server.ts'
-import { isMptcpFallback } from '../../shared/src/net/sockopt.ts'
+import { armResetOnClose, isMptcpFallback } from '../../shared/src/net/sockopt.ts'
 import type { CommandRunner } from '../../shared/src/sys/command.ts'
 import { runCommand } from '../../shared/src/sys/command.ts'
 import { SysctlProfile, tcpProfileSettings } from '../../shared/src/sys/sysctl-profile.ts'
@@ -219,6 +219,9 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     }
     metrics.connectionsActive.inc({ mode })
     if (mptcp) metrics.mptcpConnectionsActive.inc()
+    // Admitted: from here a process death resets the client leg, also during the handshake
+    // (docs/design/limits.md); a refusal with an answer switches it back (disarmResetOnClose).
+    const lingerError = armResetOnClose(socket)
     const id = ++nextId
     const info = {
       id,
@@ -236,6 +239,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
         if (live.size === 0) onIdle?.()
       }
     }
+    if (lingerError !== undefined) info.log.debug({ err: { message: lingerError.message } }, 'SO_LINGER {1, 0} refused: a crash during the handshake closes with FIN')
     const connection = mode === 'convert' ? new ConvertConnection(socket, info, { ...connDeps, converter }) : new Socks5Connection(socket, info, connDeps)
     live.add(connection)
   }

@@ -22,6 +22,7 @@ import type { Logger } from '../../shared/src/log.ts'
 import { buildMgmtServer, listenMgmt } from '../../shared/src/mgmt/mgmt-server.ts'
 import type { MgmtApp } from '../../shared/src/mgmt/mgmt-server.ts'
 import { ConnectionCaps, effectiveMaxConnections, type Acquired } from '../../shared/src/net/connection-caps.ts'
+import { armResetOnClose } from '../../shared/src/net/sockopt.ts'
 import { OverloadManager } from '../../shared/src/daemon/overload.ts'
 import type { Config, CpeConfig } from './config.ts'
 import { checkConcentratorPath, type EffectiveUpstream } from './concentrator-checks.ts'
@@ -228,6 +229,10 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
       return undefined
     }
     metrics.connectionsActive.inc({ mode })
+    // Admitted: a process death from here on (dial, SOCKS5/Convert exchange, relay) resets the LAN
+    // client instead of a FIN it would take for the end of an empty response (docs/design/limits.md).
+    // Every close of a LAN leg before the relay is a reset anyway; a socket without a fd (tests) is left alone.
+    armResetOnClose(lan)
     return slot
   }
 

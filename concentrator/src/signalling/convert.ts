@@ -29,6 +29,7 @@ import { TcpOptionKind } from '../../../shared/src/codec/convert-tcp-options.ts'
 import { convertErrorLabel } from '../../../shared/src/metrics/labels.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import { disarmResetOnClose } from '../../../shared/src/net/sockopt.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
@@ -134,13 +135,16 @@ export class ConvertConnection {
   }
 
   readonly #onEnd = (): void => {
-    if (this.#relay === undefined && this.#early === undefined) this.#socket.destroy()
+    if (this.#relay !== undefined || this.#early !== undefined) return
+    disarmResetOnClose(this.#socket) // the client's own close: answered with FIN
+    this.#socket.destroy()
   }
 
   readonly #onDeadline = (): void => {
     this.#timer = undefined
     this.#reject('handshake_timeout')
     this.#info.log.debug('Convert message deadline passed')
+    disarmResetOnClose(this.#socket) // a deliberate close: FIN, as before (docs/convert.md)
     this.#socket.destroy()
   }
 
@@ -317,6 +321,7 @@ export class ConvertConnection {
 
   /** Write `reply` (if any), FIN, drain what the client still sends, destroy within the linger. */
   #closeAfter (reply: Buffer | undefined): void {
+    disarmResetOnClose(this.#socket) // the TLVs and our FIN are delivered, not discarded by a reset
     clearTimeout(this.#timer)
     this.#timer = setTimeout(() => { this.#socket.destroy() }, FAILURE_LINGER_MS)
     this.#socket.resume()

@@ -17,6 +17,7 @@ import type { Socks5Address } from '../../../shared/src/codec/socks5.ts'
 import type { ErrorCode } from '../../../shared/src/errors.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import { disarmResetOnClose } from '../../../shared/src/net/sockopt.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
@@ -131,13 +132,16 @@ export class Socks5Connection {
 
   /** FIN before the request (the listener runs allowHalfOpen for the relay's sake): nothing to wait for. After it, EarlyData keeps it for the relay. */
   readonly #onEnd = (): void => {
-    if (this.#relay === undefined && this.#early === undefined) this.#socket.destroy()
+    if (this.#relay !== undefined || this.#early !== undefined) return
+    disarmResetOnClose(this.#socket) // the client's own close: answered with FIN
+    this.#socket.destroy()
   }
 
   readonly #onHandshakeTimeout = (): void => {
     this.#timer = undefined
     this.#reject('handshake_timeout')
     this.#info.log.debug('handshake deadline passed')
+    disarmResetOnClose(this.#socket) // a deliberate close: FIN, as documented (docs/cpe.md counts it `closed`)
     this.#socket.destroy()
   }
 
@@ -296,6 +300,7 @@ export class Socks5Connection {
     if (reason !== undefined) this.#reject(reason)
     if (reply.length >= 10 && reply[0] === 5) this.#deps.metrics.socks5Replies.inc({ rep: repLabel(reply[1] ?? 1) })
     this.#info.log.debug({ reason: reason ?? 'upstream', why }, 'refused')
+    disarmResetOnClose(this.#socket) // the reply and our FIN are delivered, not discarded by a reset
     this.#timer = setTimeout(() => { this.#socket.destroy() }, FAILURE_LINGER_MS)
     this.#socket.resume() // drain whatever the client still sends until it closes
     if (reply.length > 0) this.#socket.end(reply)

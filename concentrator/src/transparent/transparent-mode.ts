@@ -14,7 +14,7 @@ import type net from 'node:net'
 import { connLogger, childFor } from '../../../shared/src/log.ts'
 import type { Logger } from '../../../shared/src/log.ts'
 import { listen } from '../../../shared/src/net/listen.ts'
-import { isMptcpFallback } from '../../../shared/src/net/sockopt.ts'
+import { armResetOnClose, isMptcpFallback } from '../../../shared/src/net/sockopt.ts'
 import { ConfigError } from '../../../shared/src/errors.ts'
 import { formatCheckProblem } from '../../../shared/src/config/problem.ts'
 import type { CommandRunner } from '../../../shared/src/sys/command.ts'
@@ -85,6 +85,7 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
       socket.resetAndDestroy()
       return
     }
+    armResetOnClose(socket) // a process death during the upstream dial resets the client (limits.md)
     let mptcp = false
     try { mptcp = !isMptcpFallback(socket) } catch { mptcp = false }
     if (!mptcp) m.mptcpFallbacks.inc({ reason: 'other' })

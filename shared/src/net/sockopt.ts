@@ -199,6 +199,30 @@ export function setResetOnClose (target: SocketTarget, on: boolean): void {
   setsockoptBytes(socketFd(target), Linux.SOL_SOCKET, Linux.SO_LINGER, lingerBuf, `SOL_SOCKET, SO_LINGER {${on ? 1 : 0}, 0}`)
 }
 
+/**
+ * `setResetOnClose(target, true)` at accept, for a connection still in its handshake (SOCKS5 or
+ * Convert exchange, upstream dial): a process death then resets the client leg as it would a
+ * relayed one. Returns the error instead of throwing (the connection works on without it). A path
+ * that closes the connection on purpose with a reply to deliver calls `disarmResetOnClose` first.
+ */
+export function armResetOnClose (target: SocketTarget): Error | undefined {
+  try {
+    setResetOnClose(target, true)
+    return undefined
+  } catch (err) {
+    return err as Error
+  }
+}
+
+/**
+ * Back to a normal close (FIN, queued bytes delivered) before a deliberate close with an answer
+ * (a SOCKS5 failure reply, a Convert Error TLV): under SO_LINGER {1, 0} the close would discard the
+ * answer still unsent and reset. A socket already gone (or no TCP handle, in unit tests) is left alone.
+ */
+export function disarmResetOnClose (target: SocketTarget): void {
+  try { setResetOnClose(target, false) } catch { /* gone meanwhile: nothing to deliver */ }
+}
+
 /** Whether SO_LINGER {1, 0} is set (close sends a reset). */
 export function resetOnClose (target: SocketTarget): boolean {
   const n = getsockoptInto(socketFd(target), Linux.SOL_SOCKET, Linux.SO_LINGER, lingerBuf)
