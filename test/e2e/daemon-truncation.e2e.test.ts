@@ -162,7 +162,7 @@ describe('an abnormal end of a daemon reaches the LAN client as a reset', { skip
       // Known bug, kept visible: the concentrator's drain cut-off of a relayed MPTCP leg (relay
       // abort('drain') → resetAndDestroy) sometimes reaches the CPE as a DATA_FIN, which it passes on
       // as a FIN: the LAN client reads EOF at the deadline (seen in socks5 and transparent, about 1 run
-      // in 3; see the k9d report). `todo` until fixed: the case runs and reports, the suite stays green.
+      // in 6 of the first runs; docs/design/limits.md). `todo` until fixed: the case runs and reports, the suite stays green.
       const todo = daemon === 'concentrator' ? { todo: 'concentrator drain cut-off of an MPTCP leg sometimes reaches the CPE as DATA_FIN (EOF at the LAN client)' } : {}
       test(`${mode}: SIGTERM of the ${daemon} mid-download, drain deadline ${DRAIN_MS} ms → reset at the deadline, the daemon exits`, todo, async (t) => {
         const s = await session(t, mode, { overrides: { [daemon]: { limits: { drainTimeoutMs: DRAIN_MS } } } })
