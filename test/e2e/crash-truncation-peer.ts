@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util'
 import { dial } from '../../shared/src/net/dial.ts'
 import { listen } from '../../shared/src/net/listen.ts'
 import { relay } from '../../shared/src/net/relay.ts'
+import { pendingSocketError } from '../../shared/src/net/sockopt.ts'
 
 const PERIOD = 251
 /** The pattern bytes [offset, offset + n). */
@@ -120,7 +121,15 @@ async function main (): Promise<void> {
       bytes += d.length
       if (!progressed && bytes >= 1_048_576) { progressed = true; say({ type: 'progress', bytes }) }
     })
-    s.on('end', () => { say({ type: 'result', bytes, end: 'eof', exact }); s.end(); s.destroy() })
+    s.on('end', () => {
+      // Node reports a reset that arrives with the last bytes as an end of stream (libuv: POLLHUP
+      // after a short read); the socket still holds the error, as a C client's read() would return it.
+      const pending = pendingSocketError(s)
+      if (pending !== undefined) say({ type: 'result', bytes, end: 'error', code: pending, readAsEnd: true, exact })
+      else say({ type: 'result', bytes, end: 'eof', exact })
+      s.end()
+      s.destroy()
+    })
     s.on('error', (e: NodeJS.ErrnoException) => { say({ type: 'result', bytes, end: 'error', code: e.code, exact }) })
   }
 }

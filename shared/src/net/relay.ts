@@ -28,6 +28,11 @@
  *   may re-create one in between) ends the relay the same way. A plain leg whose live peer keeps
  *   its window shut (a client that stopped reading) is not a dead peer: its TCP_USER_TIMEOUT is off
  *   while it is window-stalled (zero-window.ts; the kernel would otherwise drop it after the timeout).
+ * - A reset is never mistaken for a FIN: Node reports a reset that arrives with the last queued bytes
+ *   as 'end' (libuv synthesises EOF on POLLHUP after a short read), so at every 'end' the relay
+ *   reads SO_ERROR; a pending ECONNRESET (or any error) resets the other leg instead of ending it.
+ *   This is how the concentrator's drain cut-off (MP_FASTCLOSE) sometimes reached the LAN client
+ *   as EOF: the CPE's upstream leg was paused by backpressure when the fastclose arrived.
  * - Bytes are counted from the sockets' own counters when the relay ends, never per chunk.
  *
  * Bytes already read past the handshake (`earlyData`) are written to the server first; nothing read
@@ -36,7 +41,7 @@
  * once: its FIN is passed on after the early data instead of waiting for an 'end' that never comes.
  */
 import type { Socket } from 'node:net'
-import { mptcpInfo, setLegKeepalive, setResetOnClose, type LegKeepalive } from './sockopt.ts'
+import { mptcpInfo, pendingSocketError, setLegKeepalive, setResetOnClose, type LegKeepalive } from './sockopt.ts'
 import { watchZeroWindow } from './zero-window.ts'
 
 export type RelayEndReason = 'normal' | 'idle_timeout' | 'half_close_timeout' | 'max_duration' | 'error' | 'drain' | 'peer_timeout' | 'overload'
@@ -263,6 +268,14 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
       src.resume()
     })
     const onEnd = (): void => {
+      // A reset that came with the last queued bytes reaches Node as an end of stream (libuv:
+      // POLLHUP after a short read); the socket still holds the error. Pass it on as a reset.
+      const pending = pendingSocketError(src)
+      if (pending !== undefined) {
+        firstError ??= Object.assign(new Error(`${src === client ? 'client' : 'server'} leg: ${pending} read as end of stream`), { code: pending })
+        abort(pending === 'ETIMEDOUT' ? 'peer_timeout' : 'error')
+        return
+      }
       srcLeg.readEnded = true
       lingerOff(dst)
       dst.end()

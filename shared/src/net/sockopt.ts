@@ -9,6 +9,7 @@
  * expected to fail on non-MPTCP sockets (MPTCP_INFO, MPTCP_FULL_INFO) return `undefined` instead.
  */
 import type net from 'node:net'
+import { constants as osConstants } from 'node:os'
 import { HybridError, SyscallError } from '../errors.ts'
 import { decodeSockaddr, encodeSockaddr, SockaddrSize, type SocketAddress } from '../codec/sockaddr.ts'
 import { decodeMptcpInfo, MPTCP_INFO_BYTES, type MptcpFullInfo, type MptcpInfo } from '../codec/mptcp-info.ts'
@@ -33,6 +34,7 @@ export const Linux = {
   SO_REUSEADDR: 2,
   SO_KEEPALIVE: 9,
   SO_LINGER: 13,
+  SO_ERROR: 4,
   SO_BINDTODEVICE: 25,
   SO_MARK: 36,
   SO_PROTOCOL: 38,
@@ -288,6 +290,25 @@ export function setUserTimeout (target: SocketTarget, ms: number): void {
 }
 
 const intBuf4 = Buffer.alloc(4)
+
+const osErrnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([name, value]) => [value, name]))
+
+/**
+ * The socket's pending error (SO_ERROR, which also clears it) as an errno name such as
+ * `ECONNRESET`; `undefined` when there is none or the socket is gone. Node (libuv) reports a reset
+ * that arrives together with the last queued bytes as an end of stream: after a short read with
+ * POLLHUP set it synthesises EOF without reading the error (measured: 10 000 bytes then RST to a
+ * paused socket → 'end', SO_ERROR then ECONNRESET). The relay asks this at every 'end' so such a
+ * reset is passed on as a reset, never as a FIN.
+ */
+export function pendingSocketError (target: SocketTarget): string | undefined {
+  let fd: number
+  try { fd = socketFd(target) } catch { return undefined }
+  const n = getsockoptInto(fd, Linux.SOL_SOCKET, Linux.SO_ERROR, intBuf4)
+  if (n < 4) return undefined
+  const errno = intBuf4.readInt32LE(0)
+  return errno === 0 ? undefined : (osErrnoNames.get(errno) ?? `errno ${errno}`)
+}
 
 /** The keepalive settings as the kernel has them (SO_KEEPALIVE, TCP_KEEP*, TCP_USER_TIMEOUT; ms). */
 export function legKeepalive (target: SocketTarget): { keepalive: boolean, idleMs: number, intervalMs: number, count: number, userTimeoutMs: number | undefined } {

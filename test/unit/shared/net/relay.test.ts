@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import net from 'node:net'
 import { execFileSync } from 'node:child_process'
 import { relay } from '../../../../shared/src/net/relay.ts'
-import { resetOnClose } from '../../../../shared/src/net/sockopt.ts'
+import { pendingSocketError, resetOnClose } from '../../../../shared/src/net/sockopt.ts'
 import { dial } from '../../../../shared/src/net/dial.ts'
 import { listen } from '../../../../shared/src/net/listen.ts'
 
@@ -30,11 +30,18 @@ async function collect (s: net.Socket): Promise<Buffer> {
   })
 }
 
-/** How a socket's stream ended, at the first of 'end' (a FIN), 'error' or 'close'. */
+/**
+ * How a socket's stream ended, at the first of 'end' (a FIN), 'error' or 'close'. An 'end' with a
+ * pending SO_ERROR is the reset it is (Node reports a reset that arrives with the last bytes as
+ * an end of stream; a C client's read() would return the error).
+ */
 async function ending (s: net.Socket): Promise<{ end: boolean, code: string | undefined }> {
   return new Promise((resolve) => {
     s.on('data', () => {})
-    s.once('end', () => { resolve({ end: true, code: undefined }) })
+    s.once('end', () => {
+      const pending = pendingSocketError(s)
+      resolve(pending === undefined ? { end: true, code: undefined } : { end: false, code: pending })
+    })
     s.once('error', (e: Error & { code?: string }) => { resolve({ end: false, code: e.code }) })
     s.once('close', () => { resolve({ end: false, code: undefined }) })
   })
@@ -136,6 +143,33 @@ test('an error on one leg resets the other (the client app sees ECONNRESET, not 
   const res = await r.done
   assert.equal(res.reason, 'error')
   assert.ok(res.error instanceof Error)
+  assert.deepEqual(await seen, { end: false, code: 'ECONNRESET' })
+})
+
+test('a reset that arrives with the last queued bytes (read by Node as an end of stream) is passed on as a reset, not a FIN', async (t) => {
+  // Node/libuv: bytes and RST queued on a socket whose handle is not reading (paused before its
+  // connect, as a dialled upstream, or by backpressure); once reading starts the short read has
+  // POLLHUP set and libuv reports EOF without reading the error. Before the relay checked SO_ERROR
+  // at 'end', the client app got the bytes and a clean end (a truncated download that looks
+  // complete); the concentrator's drain cut-off reached LAN clients that way.
+  const [a, clientApp, closeA] = await socketPair()
+  const upstream = net.createServer((s) => {
+    s.on('error', () => {})
+    s.write(Buffer.alloc(10_000, 7), () => { setTimeout(() => { s.resetAndDestroy() }, 100) })
+  })
+  upstream.listen(0, '127.0.0.1')
+  await once(upstream, 'listening')
+  const b = net.connect({ port: (upstream.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true })
+  b.pause() // before the connect completes: the handle does not start reading
+  t.after(() => { for (const s of [a, b, clientApp]) s.destroy(); closeA(); upstream.close() })
+  clientApp.on('error', () => {})
+  await once(b, 'connect')
+  await new Promise((resolve) => setTimeout(resolve, 400)) // the bytes, then the RST, wait in b's kernel queue
+  const seen = ending(clientApp)
+  const r = relay(a, b, { idleTimeoutMs: 5000, halfCloseTimeoutMs: 5000 })
+  const res = await r.done
+  assert.equal(res.reason, 'error')
+  assert.equal((res.error as { code?: string } | undefined)?.code, 'ECONNRESET')
   assert.deepEqual(await seen, { end: false, code: 'ECONNRESET' })
 })
 
