@@ -5,11 +5,11 @@
  * Every problem is reported at once, each with its JSON pointer and the file, variable or flag it
  * came from; a ConfigError carries them in `detail.problems`.
  *
- * Pure apart from reading `file`: the caller passes `env` and the parsed argv, so tests need no
- * process state.
+ * Pure apart from reading `file` (through `readFile` when given): the caller passes `env` and the
+ * parsed argv, so tests need no process state.
  */
 import type { Static, TObject } from 'typebox'
-import { readConfigFile, type FileSource } from './file-source.ts'
+import { readConfigFile, type FileSource, type ReadText } from './file-source.ts'
 import { deepFreeze, type DeepReadonly } from './freeze.ts'
 import { LayeredConfig, type Origin } from './layers.ts'
 import { argvOverrides, envOverrides, type ArgvOverrides, type Override } from './override-source.ts'
@@ -25,6 +25,12 @@ export interface LoadConfigOptions {
   /** Variable prefix including the trailing underscore: `HYBRID_CPE_` or `HYBRID_CONC_`; unset: `env` is ignored. */
   envPrefix?: string
   argv?: ArgvOverrides
+  /**
+   * Reads `file`'s text; default `readFileSync(file, 'utf8')`. For callers that already hold the
+   * text (the config fuzz target: no temp file per input). A throw with an errno `code` is reported
+   * like a failed read ("cannot read file: CODE"). Everything after the read is the same.
+   */
+  readFile?: ReadText | undefined
 }
 
 export type LoadedConfig<T extends TObject> = DeepReadonly<Static<T>>
@@ -35,7 +41,7 @@ export function loadConfig<T extends TObject> (schema: T, options: LoadConfigOpt
   validateConfig(schema, defaults) // fills in defaults; missing required keys are reported below
   const layers = new LayeredConfig(defaults)
   const problems: ConfigProblem[] = []
-  const file = options.file === undefined ? undefined : readConfigFile(options.file)
+  const file = options.file === undefined ? undefined : readConfigFile(options.file, options.readFile)
   if (file !== undefined && options.file !== undefined) { // (both: narrows options.file)
     problems.push(...file.problems)
     if (file.data !== undefined) layers.mergeTree(file.data, { source: 'file', origin: options.file })
