@@ -39,10 +39,15 @@ export function cyclicNode (value: unknown, path: (string | number)[] = [], ance
   return undefined
 }
 
-export function readConfigFile (file: string): FileSource {
+/** How the loader reads a file's text: `readFileSync(file, 'utf8')` unless a caller injects another. */
+export type ReadText = (file: string) => string
+
+const readUtf8: ReadText = (file) => readFileSync(file, 'utf8')
+
+export function readConfigFile (file: string, read: ReadText = readUtf8): FileSource {
   let text: string
   try {
-    text = readFileSync(file, 'utf8')
+    text = read(file)
   } catch (err) {
     const message = `cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`
     return { data: undefined, problems: [{ path: '', message, source: 'file', origin: file }], locate: noLocation }

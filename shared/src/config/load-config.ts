@@ -6,11 +6,11 @@
  * result. Every problem is reported at once, each with its JSON pointer and the file, variable or
  * flag it came from; a ConfigError carries them in `detail.problems`.
  *
- * Pure apart from reading `file`: the caller passes `env` and the parsed argv, so tests need no
- * process state.
+ * Pure apart from reading `file` (through `readFile` when given): the caller passes `env` and the
+ * parsed argv, so tests need no process state.
  */
 import type { Static, TObject } from 'typebox'
-import { readConfigFile, type FileSource } from './file-source.ts'
+import { readConfigFile, type FileSource, type ReadText } from './file-source.ts'
 import { deepFreeze, type DeepReadonly } from './freeze.ts'
 import { LayeredConfig, type Origin } from './layers.ts'
 import { argvOverrides, envOverrides, type ArgvOverrides, type Override } from './override-source.ts'
@@ -31,6 +31,12 @@ export interface LoadConfigOptions<C = unknown> {
    * see typed data with defaults). Their problems are reported like schema problems, with origin.
    */
   check?: ConfigCheck<C> | undefined
+  /**
+   * Reads `file`'s text; default `readFileSync(file, 'utf8')`. For callers that already hold the
+   * text (the config fuzz target: no temp file per input). A throw with an errno `code` is reported
+   * like a failed read ("cannot read file: CODE"). Everything after the read is the same.
+   */
+  readFile?: ReadText | undefined
 }
 
 export type LoadedConfig<T extends TObject> = DeepReadonly<Static<T>>
@@ -41,7 +47,7 @@ export function loadConfig<T extends TObject> (schema: T, options: LoadConfigOpt
   validateConfig(schema, defaults) // fills in defaults; missing required keys are reported below
   const layers = new LayeredConfig(defaults)
   const problems: ConfigProblem[] = []
-  const file = options.file === undefined ? undefined : readConfigFile(options.file)
+  const file = options.file === undefined ? undefined : readConfigFile(options.file, options.readFile)
   if (file !== undefined && options.file !== undefined) { // (both: narrows options.file)
     problems.push(...file.problems)
     if (file.data !== undefined) layers.mergeTree(file.data, { source: 'file', origin: options.file })

@@ -163,6 +163,19 @@ test('a file that is missing or not a mapping is a problem of its own', () => {
   assert.equal(list.problems[0]?.message, 'top level must be a mapping of keys')
 })
 
+test('readFile: the injected reader supplies the text (same checks, same locations); its errno is a read problem', () => {
+  const text = 'log:\n  level: loud\n'
+  const seen: string[] = []
+  const { problems } = configError(() => loadConfig(ConcSchema, { file: 'mem.yaml', readFile: (f) => { seen.push(f); return text } }))
+  assert.deepEqual(seen, ['mem.yaml'])
+  assert.deepEqual(problems.map((p) => [p.path, p.source, p.origin, p.line]), [['/log/level', 'file', 'mem.yaml', 2]])
+  assert.equal(loadConfig(ConcSchema, { file: 'x.yaml', readFile: () => 'log:\n  level: warn\n' }).log.level, 'warn')
+  const enoent = Object.assign(new Error('gone'), { code: 'ENOENT' })
+  const missing = configError(() => loadConfig(ConcSchema, { file: 'gone.yaml', readFile: () => { throw enoent } }))
+  assert.equal(missing.err.code, 'HYBRID_ERR_CONFIG_READ')
+  assert.match(missing.problems[0]?.message ?? '', /cannot read file: ENOENT/)
+})
+
 test('bad override syntax is reported with the flag or variable', () => {
   const { problems } = configError(() => loadConfig(ConcSchema, {
     envPrefix: CONC,
