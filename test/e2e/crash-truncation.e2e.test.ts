@@ -20,6 +20,7 @@ import { createInterface } from 'node:readline'
 import { stringify } from 'yaml'
 import { createNamespace, e2eSkipReason, removeNamespaces, type Netns } from '../../lab/netns.ts'
 import { testTempDir } from '../helpers/temp-dir.ts'
+import { jsonLines } from '../helpers/json-lines.ts'
 
 const PREFIX = 'hat-k9-'
 const PEER = 'test/e2e/crash-truncation-peer.ts'
@@ -37,25 +38,8 @@ describe('a relay killed or cut off mid-transfer ends the client\'s stream with 
   const peer = async (args: readonly string[]): Promise<{ child: ChildProcess, next: (type: string, ms?: number) => Promise<Line> }> => {
     const child = ns().spawn([process.execPath, '--import', 'tsx', PEER, ...args])
     state.children.push(child)
-    const seen: Line[] = []
-    const waiters = new Set<() => void>()
-    let err = ''
-    child.stderr?.on('data', (d: Buffer) => { err += String(d) })
-    createInterface({ input: child.stdout! }).on('line', (l) => {
-      try { seen.push(JSON.parse(l) as Line) } catch { return }
-      for (const w of waiters) w()
-    })
-    const next = async (type: string, ms = 20_000): Promise<Line> => new Promise((resolve, reject) => {
-      const check = (): void => {
-        const i = seen.findIndex((l) => l.type === type)
-        if (i < 0) return
-        done(); resolve(seen.splice(i, 1)[0]!)
-      }
-      const timer = setTimeout(() => { done(); reject(new Error(`no ${type} line within ${ms} ms: ${err}`)) }, ms)
-      const done = (): void => { clearTimeout(timer); waiters.delete(check) }
-      waiters.add(check)
-      check()
-    })
+    const l = jsonLines(child, `crash-truncation-peer ${args[0] ?? ''}`)
+    const next = async (type: string, ms = 20_000): Promise<Line> => await l.next(type, ms) as unknown as Line
     await next('ready')
     return { child, next }
   }

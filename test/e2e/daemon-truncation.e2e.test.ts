@@ -26,13 +26,13 @@ import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { rmSync } from 'node:fs'
-import { createInterface } from 'node:readline'
 import { e2eSkipReason, removeNamespaces } from '../../lab/netns.ts'
 import { getProfile } from '../../lab/link-profile.ts'
 import { startModeSession, type ModeSession, type StartModeOptions } from '../../lab/mode-runners.ts'
 import { LAB_CONCENTRATOR_PORTS } from '../../lab/daemons.ts'
 import type { DaemonMode } from '../../lab/lab-daemons-config.ts'
 import { buildLab, type Lab } from '../../lab/topology.ts'
+import { jsonLines } from '../helpers/json-lines.ts'
 
 const PREFIX = 'hat-k9d-'
 const PEER = 'test/e2e/crash-truncation-peer.ts'
@@ -48,27 +48,10 @@ const skip = e2eSkipReason()
 
 interface Line { type: string, bytes?: number, end?: string, code?: string, exact?: boolean, at?: number, readAsEnd?: boolean }
 
-/** JSON lines of a child; `next(type)` takes the first unconsumed line of that type. */
+/** JSON lines of a child; `next(type)` takes the first unconsumed line of that type, stamped with its arrival (`at`). */
 function lines (child: ChildProcess): (type: string, ms?: number) => Promise<Line> {
-  const seen: Line[] = []
-  const waiters = new Set<() => void>()
-  let err = ''
-  child.stderr?.on('data', (d: Buffer) => { err = (err + String(d)).slice(-2000) })
-  createInterface({ input: child.stdout! }).on('line', (l) => {
-    try { seen.push({ ...(JSON.parse(l) as Line), at: performance.now() }) } catch { return }
-    for (const w of waiters) w()
-  })
-  return async (type, ms = 20_000) => new Promise((resolve, reject) => {
-    const check = (): void => {
-      const i = seen.findIndex((l) => l.type === type)
-      if (i < 0) return
-      done(); resolve(seen.splice(i, 1)[0]!)
-    }
-    const timer = setTimeout(() => { done(); reject(new Error(`no ${type} line within ${ms} ms: ${err}`)) }, ms)
-    const done = (): void => { clearTimeout(timer); waiters.delete(check) }
-    waiters.add(check)
-    check()
-  })
+  const l = jsonLines(child, 'peer', { stamp: true })
+  return async (type, ms = 20_000) => await l.next(type, ms) as unknown as Line
 }
 
 const MIB_KEYS = ['MPFastcloseTx', 'MPFastcloseRx', 'MPRstTx', 'MPRstRx']

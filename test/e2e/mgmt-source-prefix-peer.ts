@@ -9,24 +9,15 @@
  */
 import { request } from 'node:http'
 import { connect, type Socket } from 'node:net'
-import { pino } from 'pino'
-import { buildMgmtServer, listenMgmt } from '../../shared/src/mgmt/mgmt-server.ts'
-import { createRegistry } from '../../shared/src/metrics/registry.ts'
-import { createCommonMetrics } from '../../shared/src/metrics/common-metrics.ts'
+import { listenMgmt } from '../../shared/src/mgmt/mgmt-server.ts'
+import { buildTestMgmt } from '../helpers/mgmt-test-server.ts'
 
 setTimeout(() => { process.exit(3) }, 20_000).unref()
 const prefixLength = Number(process.argv[2] ?? '64')
-const registry = createRegistry({ daemon: 'concentrator', version: '0', commit: 'test' })
-const common = createCommonMetrics(registry)
-const app = buildMgmtServer({
-  log: pino({ level: 'silent' }),
-  registry,
-  token: undefined,
+const { app, metrics } = buildTestMgmt({
+  daemon: 'concentrator',
   allowedHosts: ['[2001:db8:1:9::1]'],
-  readiness: () => ({ ready: true, checks: {} }),
-  status: () => ({}),
-  limits: { maxConnections: 64, perSourceMaxConnections: 10, perSourceIpv6PrefixLength: prefixLength, idleTimeoutMs: 60_000 },
-  onRefused: (reason) => { common.mgmtConnectionsRefused.inc({ reason }) }
+  limits: { maxConnections: 64, perSourceMaxConnections: 10, perSourceIpv6PrefixLength: prefixLength, idleTimeoutMs: 60_000 }
 })
 const { port } = await listenMgmt(app, { host: '2001:db8:1:9::1', port: 0 })
 
@@ -51,8 +42,8 @@ const livez = await new Promise<number>((resolve) => {
   req.on('error', () => { resolve(0) })
   req.end()
 })
-const metrics = (await registry.metrics()).split('\n').filter((l) => l.startsWith('hybrid_mgmt_connections_refused_total{')).join('\n')
-process.stdout.write(JSON.stringify({ type: 'result', held: sockets.length - closed.size, refused: closed.size, livezOtherPrefix: livez, metrics }) + '\n')
+const refusedLines = (await metrics()).split('\n').filter((l) => l.startsWith('hybrid_mgmt_connections_refused_total{')).join('\n')
+process.stdout.write(JSON.stringify({ type: 'result', held: sockets.length - closed.size, refused: closed.size, livezOtherPrefix: livez, metrics: refusedLines }) + '\n')
 for (const s of sockets) s.destroy()
 await app.close()
 process.exit(0)

@@ -1,7 +1,8 @@
 /**
  * The JSON lines a test peer prints on stdout (one object per line, a `type` field naming it), for
  * e2e tests that drive peers in lab namespaces. `next(type)` takes the next unread line of that
- * type, waiting at most `timeoutMs`; the error names the peer and carries its stderr.
+ * type, waiting at most `timeoutMs`; the error names the peer and carries its stderr. With
+ * `stamp`, each line gets `at`: `performance.now()` when it arrived (for timing a peer's events).
  */
 import type { ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
@@ -14,7 +15,7 @@ export interface JsonLines {
   count: (type: string) => number
 }
 
-export function jsonLines (child: ChildProcess, label = 'peer'): JsonLines {
+export function jsonLines (child: ChildProcess, label = 'peer', opts: { stamp?: boolean } = {}): JsonLines {
   const unread: Line[] = []
   const counts = new Map<string, number>()
   const waiters = new Set<() => void>()
@@ -24,6 +25,7 @@ export function jsonLines (child: ChildProcess, label = 'peer'): JsonLines {
   createInterface({ input: child.stdout }).on('line', (l) => {
     let line: Line
     try { line = JSON.parse(l) as Line } catch { return }
+    if (opts.stamp === true) line = { ...line, at: performance.now() }
     unread.push(line)
     counts.set(line.type, (counts.get(line.type) ?? 0) + 1)
     for (const w of waiters) w()

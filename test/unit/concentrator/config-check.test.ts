@@ -9,10 +9,9 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { loadConfig } from '../../../shared/src/config/load-config.ts'
-import type { ConfigProblem } from '../../../shared/src/config/problem.ts'
-import { isHybridError } from '../../../shared/src/errors.ts'
 import { ConfigSchema } from '../../../concentrator/src/config.ts'
 import { concentratorConfigProblems } from '../../../concentrator/src/config-check.ts'
+import { configRefusal } from '../../helpers/config-refusal.ts'
 import { testTempDir } from '../../helpers/temp-dir.ts'
 
 const dir = testTempDir('conc-config-check-')
@@ -27,15 +26,7 @@ function writeFile (name: string, text: string): string {
 }
 const writeConfig = (extra: Record<string, unknown>): string => writeFile(`conc-${++n}.yaml`, stringify({ listeners: [listener], ...extra }))
 
-function refusal (file: string): { code: string, problems: ConfigProblem[] } {
-  try {
-    loadConfig(ConfigSchema, { file, check: concentratorConfigProblems })
-  } catch (err) {
-    assert.ok(isHybridError(err))
-    return { code: err.code, problems: (err.detail?.['problems'] ?? []) as ConfigProblem[] }
-  }
-  assert.fail('the loader accepted the configuration')
-}
+const refusal = (file: string): ReturnType<typeof configRefusal> => configRefusal(ConfigSchema, file, concentratorConfigProblems)
 
 interface Case { name: string, extra: Record<string, unknown>, path: string, message: RegExp, code?: string }
 

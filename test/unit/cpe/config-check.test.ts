@@ -13,6 +13,7 @@ import type { ConfigProblem } from '../../../shared/src/config/problem.ts'
 import { isHybridError } from '../../../shared/src/errors.ts'
 import { ConfigSchema } from '../../../cpe/src/config.ts'
 import { cpeConfigProblems } from '../../../cpe/src/config-check.ts'
+import { configRefusal } from '../../helpers/config-refusal.ts'
 import { testTempDir } from '../../helpers/temp-dir.ts'
 
 const dir = testTempDir('cpe-config-check-')
@@ -27,15 +28,7 @@ function writeConfig (extra: Record<string, unknown>): string {
   return file
 }
 
-function refusal (file: string): { code: string, problems: ConfigProblem[] } {
-  try {
-    loadConfig(ConfigSchema, { file, check: cpeConfigProblems })
-  } catch (err) {
-    assert.ok(isHybridError(err))
-    return { code: err.code, problems: (err.detail?.['problems'] ?? []) as ConfigProblem[] }
-  }
-  assert.fail('the loader accepted the configuration')
-}
+const refusal = (file: string): ReturnType<typeof configRefusal> => configRefusal(ConfigSchema, file, cpeConfigProblems)
 
 interface Case { name: string, extra: Record<string, unknown>, path: string, message: RegExp }
 

@@ -8,30 +8,17 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { request } from 'node:http'
 import { connect, type Socket } from 'node:net'
-import { pino } from 'pino'
-import { buildMgmtServer, listenMgmt } from '../../../../shared/src/mgmt/mgmt-server.ts'
+import { listenMgmt } from '../../../../shared/src/mgmt/mgmt-server.ts'
 import type { MgmtServerOptions } from '../../../../shared/src/mgmt/mgmt-server.ts'
-import { createRegistry } from '../../../../shared/src/metrics/registry.ts'
-import { createCommonMetrics } from '../../../../shared/src/metrics/common-metrics.ts'
+import { buildTestMgmt } from '../../../helpers/mgmt-test-server.ts'
 
 const TEST_TIMEOUT_MS = 20_000
 
 async function started (t: TestContext, limits: NonNullable<MgmtServerOptions['limits']>): Promise<{ port: number, metrics: () => Promise<string> }> {
-  const registry = createRegistry({ daemon: 'cpe', version: '0', commit: 'test' })
-  const common = createCommonMetrics(registry)
-  const app = buildMgmtServer({
-    log: pino({ level: 'silent' }),
-    registry,
-    token: undefined,
-    allowedHosts: ['127.0.0.1'],
-    readiness: () => ({ ready: true, checks: {} }),
-    status: () => ({}),
-    limits,
-    onRefused: (reason) => { common.mgmtConnectionsRefused.inc({ reason }) }
-  })
+  const { app, metrics } = buildTestMgmt({ daemon: 'cpe', allowedHosts: ['127.0.0.1'], limits })
   t.after(() => app.close())
   const { port } = await listenMgmt(app, { host: '127.0.0.1', port: 0 })
-  return { port, metrics: async () => registry.metrics() }
+  return { port, metrics }
 }
 
 interface Held { socket: Socket, closedAt: number | undefined }
@@ -104,8 +91,7 @@ test('idle connections are closed after management.limits.idleTimeoutMs', { time
 })
 
 test('close() does not wait for held connections that never sent a request', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const registry = createRegistry({ daemon: 'cpe', version: '0', commit: 'test' })
-  const app = buildMgmtServer({ log: pino({ level: 'silent' }), registry, token: undefined, allowedHosts: ['127.0.0.1'], readiness: () => ({ ready: true, checks: {} }), status: () => ({}), limits: { idleTimeoutMs: 60_000, headersTimeoutMs: 10_000 } })
+  const { app } = buildTestMgmt({ daemon: 'cpe', allowedHosts: ['127.0.0.1'], limits: { idleTimeoutMs: 60_000, headersTimeoutMs: 10_000 } })
   const { port } = await listenMgmt(app, { host: '127.0.0.1', port: 0 })
   const held = await openIdle(t, port, '127.0.0.9', 5)
   const begin = Date.now()
