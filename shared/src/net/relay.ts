@@ -41,7 +41,7 @@
  * once: its FIN is passed on after the early data instead of waiting for an 'end' that never comes.
  */
 import type { Socket } from 'node:net'
-import { mptcpInfo, pendingSocketError, setLegKeepalive, setResetOnClose, type LegKeepalive } from './sockopt.ts'
+import { armResetOnClose, disarmResetOnClose, mptcpInfo, pendingSocketError, setLegKeepalive, type LegKeepalive } from './sockopt.ts'
 import { watchZeroWindow } from './zero-window.ts'
 
 export type RelayEndReason = 'normal' | 'idle_timeout' | 'half_close_timeout' | 'max_duration' | 'error' | 'drain' | 'peer_timeout' | 'overload'
@@ -163,16 +163,6 @@ function watchPeers (client: Socket, server: Socket, k: LegKeepalive, onDead: (m
   return sockoptError === undefined ? { timers } : { timers, sockoptError }
 }
 
-/** SO_LINGER {1, 0} on a relayed leg (a process death resets it); returns the error if refused. */
-function resetOnCrash (s: Socket): Error | undefined {
-  try {
-    setResetOnClose(s, true)
-    return undefined
-  } catch (err) {
-    return err as Error
-  }
-}
-
 export function relay (client: Socket, server: Socket, opts: RelayOptions): Relay {
   const started = Date.now()
   // Half-close needs both legs to keep their writable side open after the peer's FIN.
@@ -292,11 +282,10 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
 
   /** A leg about to be ended cleanly: a normal close again (FIN, queued bytes delivered). */
   const lingerOff = (s: Socket): void => {
-    if (s.destroyed) return
-    try { setResetOnClose(s, false) } catch { /* gone meanwhile: nothing to deliver */ }
+    if (!s.destroyed) disarmResetOnClose(s)
   }
   for (const [sock, leg] of legs) {
-    sockoptError ??= resetOnCrash(sock)
+    sockoptError ??= armResetOnClose(sock)
     sock.on('error', (err: Error & { code?: string }) => {
       firstError ??= err
       abort(err.code === 'ETIMEDOUT' ? 'peer_timeout' : 'error')
