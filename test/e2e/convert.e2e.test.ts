@@ -7,7 +7,8 @@
  * Proves: (1) an intercepted download is MPTCP with one subflow per access and the bytes are right;
  * (2) a capture on hag's DSL-facing interface shows the SYN carrying `01 xx 22 63` + Connect
  * (IPv4-mapped destination) + the LAN client's HTTP request line; (3) time to first byte equals a
- * direct connection's (no extra round trip); (4) policy refusal (Error 32) and a closed port
+ * direct connection's (no extra round trip; asserted at an 80 ms DSL RTT, where machine noise is small
+ * against the round trip); (4) policy refusal (Error 32) and a closed port
  * (Error 96) reset the LAN client quickly and are counted as received Errors; (5) with the converter
  * unreachable the download still works through the SOCKS5 fallback.
  * Needs `npx tsc -b` first. Numbers: docs/convert.md "Measured".
@@ -26,6 +27,7 @@ import { convertConcentratorConfig, convertCpeConfig, enableLabFastOpen, type Co
 import { LAB_CONCENTRATOR_PORTS, startDaemon, type DaemonHandle } from '../../lab/daemons.ts'
 import { getProfile } from '../../lab/link-profile.ts'
 import { buildLab, type Lab } from '../../lab/topology.ts'
+import { quantile } from '../../lab/three-node-lab.ts'
 
 const PREFIX = 'hat-cve-'
 const skip = e2eSkipReason()
@@ -185,14 +187,38 @@ describe('Convert mode (RFC 8803) through CPE agent and concentrator', { skip: s
   })
 
   test('time to first byte through Convert equals a direct connection\'s (no extra round trip)', async (t) => {
-    await stopCpe() // LAN traffic now flows natively: lan → cpe → DSL → hag → inet, plain TCP
-    const direct = await ttfb()
-    const mc = median(ttfbConvert)
-    const md = median(direct)
-    t.diagnostic(`TTFB median over ${TTFB_RUNS}: convert ${mc.toFixed(1)} ms, direct ${md.toFixed(1)} ms (DSL RTT ${DSL_RTT_MS} ms)`)
-    t.diagnostic(`direct:  ${direct.map((x) => x.toFixed(1)).join(' ')}`)
+    // At the lab's 20 ms DSL RTT the margin (half an RTT) is of the order of what a loaded shared
+    // machine adds to two user-space daemons' turnaround (one CI run: Convert median 60.0 ms against
+    // 47 on a quiet machine). So the figures at the normal profile are reported, and the claim is
+    // asserted with the DSL delay raised to 40 ms each way (LTE to 80, so that no reply takes the
+    // LTE subflow): an extra round trip would then add 80 ms, the noise stays the same. Compared
+    // at the 20th percentile (an extra round trip shifts the fastest samples too; noise only adds).
+    const low = (xs: readonly number[]): number => quantile([...xs].sort((a, b) => a - b), 0.2)
+    const report = (label: string, convert: readonly number[], direct: readonly number[], rtt: number): number => {
+      t.diagnostic(`${label}: TTFB over ${TTFB_RUNS}, median / 20th percentile: convert ${median(convert).toFixed(1)} / ${low(convert).toFixed(1)} ms, ` +
+        `direct ${median(direct).toFixed(1)} / ${low(direct).toFixed(1)} ms (DSL RTT ${rtt} ms)`)
+      t.diagnostic(`${label} convert: ${convert.map((x) => x.toFixed(1)).join(' ')}`)
+      t.diagnostic(`${label} direct:  ${direct.map((x) => x.toFixed(1)).join(' ')}`)
+      return low(convert) - low(direct)
+    }
     assert.equal(ttfbConvert.length, TTFB_RUNS)
-    assert.ok(Math.abs(mc - md) < 0.5 * DSL_RTT_MS, `convert ${mc} vs direct ${md}`)
+    await stopCpe() // LAN traffic now flows natively: lan → cpe → DSL → hag → inet, plain TCP
+    report('vdsl', ttfbConvert, await ttfb(), DSL_RTT_MS)
+    const slowRtt = 80
+    const slow = (p: typeof profiles.dsl, oneWay: number): typeof p => ({ ...p, name: `${p.name}-slow`, up: { ...p.up, delayMs: oneWay }, down: { ...p.down, delayMs: oneWay } })
+    await lab().setProfile('dsl', slow(profiles.dsl, slowRtt / 2))
+    await lab().setProfile('lte', slow(profiles.lte, slowRtt))
+    let diff: number
+    try {
+      await startCpe()
+      const convert = await ttfb()
+      await stopCpe()
+      diff = report('slow', convert, await ttfb(), slowRtt)
+    } finally {
+      await lab().setProfile('dsl', profiles.dsl)
+      await lab().setProfile('lte', profiles.lte)
+    }
+    assert.ok(Math.abs(diff) < 0.5 * slowRtt, `convert − direct at the 20th percentile: ${diff.toFixed(1)} ms at a DSL RTT of ${slowRtt} ms`)
   })
 
   test('converter unreachable (wrong port) with fallback socks5: the download still works', async () => {
