@@ -19,7 +19,7 @@ import type { Registry } from 'prom-client'
 import { ConfigError } from '../../shared/src/errors.ts'
 import { formatCheckProblem } from '../../shared/src/config/problem.ts'
 import { concentratorConfigProblems } from './config-check.ts'
-import { childFor, connLogger } from '../../shared/src/log.ts'
+import { childFor } from '../../shared/src/log.ts'
 import type { Logger } from '../../shared/src/log.ts'
 import { buildMgmtServer, listenMgmt } from '../../shared/src/mgmt/mgmt-server.ts'
 import type { MgmtApp } from '../../shared/src/mgmt/mgmt-server.ts'
@@ -30,8 +30,10 @@ import { SysctlProfile, tcpProfileSettings } from '../../shared/src/sys/sysctl-p
 import { CrashJournal, undoJournal, type JournalRecorder } from '../../shared/src/sys/crash-journal.ts'
 import { ConnectionCaps } from '../../shared/src/net/connection-caps.ts'
 import { OverloadManager } from '../../shared/src/daemon/overload.ts'
+import { Admission } from '../../shared/src/daemon/admission.ts'
+import { TransparentConnection } from './transparent/transparent-connection.ts'
 import { HostAddresses, type AddressMembership } from '../../shared/src/net/host-addresses.ts'
-import type { Acquired, CapLimits } from '../../shared/src/net/connection-caps.ts'
+import type { CapLimits } from '../../shared/src/net/connection-caps.ts'
 import { ListenerSet } from './accept/listener-set.ts'
 import type { BoundListener } from './accept/listener-set.ts'
 import { sourceKey } from './accept/source-address.ts'
@@ -144,20 +146,16 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   }
   const sessions = new SessionTable()
   const errorLog = new RateLimitedLog(20, now)
-  const live = new Set<Socks5Connection | ConvertConnection>()
   const converter = new ConverterState(initial.convert, { now })
   const startedAt = now()
   let config = initial
   let runtime: Runtime | undefined
   let caps: ConnectionCaps | undefined
-  let nextId = 0
   let transparent: TransparentMode | undefined // transparent mode (docs/transparent.md), when enabled
   let probe: ProbeResponder | undefined // UDP path-health responder (docs/path-health.md), read at start only
-  let draining = false
   let startPromise: Promise<void> | undefined
   let stopPromise: Promise<void> | undefined
   let sweepTimer: NodeJS.Timeout | undefined
-  let onIdle: (() => void) | undefined
   let hostAddresses: HostAddresses | undefined // own addresses of the namespace (policy.hostAddresses)
   let journal: CrashJournal | undefined // what start changes in the namespace, on disk (crash-journal.ts)
   const journalled: JournalRecorder = { record: (e) => journal?.record(e), forget: (e) => journal?.forget(e) }
@@ -186,12 +184,17 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     relays: () => sessions.relays(),
     sourceCounts: () => caps?.counts() ?? []
   })
-  /** Whether overload protection lets a new connection from `key` (a caps source key) in. */
-  const admitted = (key: string): boolean => overload.admit(caps?.countFor(key) ?? 0)
-  const acquire = (key: string, trusted: boolean, overloaded: boolean): Acquired | { ok: false, reason: 'overload' } => {
-    if (overloaded) return { ok: false, reason: 'overload' }
-    return caps?.tryAcquire(key, { authenticated: trusted }) ?? { ok: false, reason: 'max_conns' }
-  }
+  /**
+   * Admission and drain of every accept path, transparent mode's too (shared/src/daemon/admission.ts).
+   * A connection still in its SOCKS5/Convert handshake has no transfer to finish: drain closes it at
+   * once (waiting for it held every stop until the handshake deadline, ≈ 10 s, with nothing relayed).
+   */
+  const admission = new Admission<Socks5Connection | ConvertConnection | TransparentConnection>({
+    overload,
+    caps: () => caps,
+    log,
+    abortAtDrainStart: (c) => !(c instanceof TransparentConnection) && !c.relaying
+  })
 
   const onConnection = (socket: net.Socket, listener: BoundListener): void => {
     const mode = listener.config.mode === 'socks5' ? 'socks5' : 'convert'
@@ -202,46 +205,45 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     const rt = current()
     // A source in auth.trustedPrefixes is authenticated by its address; any other waits in the
     // unauthenticated budget until its request (SOCKS5) or TLVs (Convert) are accepted.
-    const key = capSourceKey(source, rt.limits.perSourceIpv6PrefixLength)
     // Overload: SOCKS5 still takes a slot and gets REP 01 after its request; Convert gets Error 64 now.
-    const overloaded = !admitted(key)
-    const slot = acquire(key, rt.trusted.has(source), overloaded && mode === 'convert')
-    if (!slot.ok && mode === 'convert') {
-      metrics.connectionsRejected.inc({ mode, reason: slot.reason })
-      refuseConvertAtAccept(socket, source, { ...connDeps, converter })
+    const admitted = admission.admit(capSourceKey(source, rt.limits.perSourceIpv6PrefixLength), {
+      authenticated: rt.trusted.has(source),
+      refuseOverloaded: mode === 'convert',
+      log: { base: connLog, fields: { mode, src: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}` } }
+    })
+    if (!admitted.ok) {
+      const reason = admitted.reason === 'draining' ? 'max_conns' : admitted.reason
+      metrics.connectionsRejected.inc({ mode, reason })
+      if (mode === 'convert') {
+        refuseConvertAtAccept(socket, source, { ...connDeps, converter })
+      } else {
+        socket.on('error', () => {})
+        socket.destroy()
+      }
       return
     }
-    if (!slot.ok) {
-      socket.on('error', () => {})
-      metrics.connectionsRejected.inc({ mode, reason: slot.reason })
-      socket.destroy()
-      return
-    }
+    const { ticket } = admitted
     metrics.connectionsActive.inc({ mode })
     if (mptcp) metrics.mptcpConnectionsActive.inc()
     // Admitted: from here a process death resets the client leg, also during the handshake
     // (docs/design/limits.md); a refusal with an answer switches it back (disarmResetOnClose).
     const lingerError = armResetOnClose(socket)
-    const id = ++nextId
     const info = {
-      id,
+      id: ticket.id,
       source,
       mptcp,
       accepted: now(),
-      overloaded,
-      authenticated: slot.authenticated,
-      log: connLogger(connLog, id, { mode, src: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}` }),
+      overloaded: ticket.overloaded,
+      authenticated: ticket.authenticated,
+      log: ticket.log ?? connLog,
       onDone: () => {
-        slot.release()
         metrics.connectionsActive.dec({ mode })
         if (mptcp) metrics.mptcpConnectionsActive.dec()
-        live.delete(connection)
-        if (live.size === 0) onIdle?.()
+        ticket.release()
       }
     }
     if (lingerError !== undefined) info.log.debug({ err: { message: lingerError.message } }, 'SO_LINGER {1, 0} refused: a crash during the handshake closes with FIN')
-    const connection = mode === 'convert' ? new ConvertConnection(socket, info, { ...connDeps, converter }) : new Socks5Connection(socket, info, connDeps)
-    live.add(connection)
+    ticket.attach(mode === 'convert' ? new ConvertConnection(socket, info, { ...connDeps, converter }) : new Socks5Connection(socket, info, connDeps))
   }
 
   const listeners = new ListenerSet({
@@ -255,12 +257,12 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     version: deps.version ?? '0.0.0',
     uptimeSeconds: Math.round((now() - startedAt) / 1000),
     ready: ready(),
-    draining,
+    draining: !admission.admitting,
     listeners: listenerStatus(),
     connections: {
-      active: live.size,
+      active: admission.size,
       relaying: sessions.size,
-      handshaking: live.size - sessions.size,
+      handshaking: admission.size - sessions.size,
       ...capsStatus(caps)
     },
     auth: {
@@ -272,7 +274,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     overload: overload.status(),
     kernel: Object.fromEntries(kernel.saved.map((k) => [k.key, { value: k.after, before: k.before }]))
   })
-  const ready = (): boolean => !draining && startPromise !== undefined && listeners.allBound
+  const ready = (): boolean => admission.admitting && startPromise !== undefined && listeners.allBound
   const listenerStatus = (): ListenerStatus[] => listeners.listeners.map((l) => ({ host: l.address.host, port: l.address.port, mode: l.config.mode, protocol: l.protocol }))
 
   const reload = async (next: ConcentratorConfig): Promise<void> => {
@@ -318,7 +320,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     allowedHosts: allowedHosts(initial.management.listen.host),
     limits: initial.management.limits,
     onRefused: (reason) => { metrics.mgmtConnectionsRefused.inc({ reason }) },
-    readiness: () => ({ ready: ready(), checks: { listeners: listeners.allBound, accepting: !draining } }),
+    readiness: () => ({ ready: ready(), checks: { listeners: listeners.allBound, accepting: admission.admitting } }),
     status,
     info: { title: 'hybrid-concentrator management API', version: deps.version ?? '0' },
     routes: (app) => {
@@ -350,7 +352,8 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     try {
       await startParts()
     } catch (err) {
-      await transparent?.stop(0).catch(() => {})
+      await admission.drain(0) // connections transparent mode took in before the failure
+      await transparent?.stop().catch(() => {})
       await listeners.closeAll()
       await probe?.stop()
       await mgmt.close()
@@ -386,12 +389,8 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       metrics,
       sessions,
       runtime: current,
-      // No signalling handshake to wait for: intercepted subscriber traffic is not in the unauthenticated budget.
-      acquire: (source) => {
-        const key = capSourceKey(source, current().limits.perSourceIpv6PrefixLength)
-        return acquire(key, true, !admitted(key))
-      },
-      nextId: () => ++nextId,
+      admission,
+      sourceKey: (source) => capSourceKey(source, current().limits.perSourceIpv6PrefixLength),
       highWaterMark: initial.limits.highWaterMark,
       journal: journalled
     })
@@ -411,34 +410,14 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     }
   }
 
-  const drain = async (timeoutMs: number): Promise<void> => {
-    // A connection still in its SOCKS5/Convert handshake has no transfer to finish: waiting for it
-    // held every stop until the handshake deadline (≈ 10 s, with nothing relayed). Close it now.
-    for (const c of [...live]) if (!c.relaying) c.abort('drain')
-    if (live.size > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs)
-        onIdle = () => { clearTimeout(timer); resolve() }
-      })
-    }
-    if (live.size === 0) return
-    log.info({ remaining: live.size }, 'drain deadline passed; closing the remaining connections')
-    for (const c of [...live]) c.abort('drain')
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 1000)
-      onIdle = () => { clearTimeout(timer); resolve() }
-      if (live.size === 0) onIdle()
-    })
-  }
-
   const doStop = async (): Promise<void> => {
-    draining = true // synchronously: readiness is false from the moment stop() is called
+    admission.stopAdmitting() // synchronously: readiness is false from the moment stop() is called
     listeners.setAccepting(false)
-    transparent?.stopAccepting()
     if (startPromise !== undefined) await startPromise.catch(() => {})
-    log.info({ active: live.size, drainTimeoutMs: config.limits.drainTimeoutMs }, 'draining')
-    await Promise.all([drain(config.limits.drainTimeoutMs), transparent?.stop(config.limits.drainTimeoutMs)])
-    onIdle = undefined
+    log.info({ active: admission.size, drainTimeoutMs: config.limits.drainTimeoutMs }, 'draining')
+    // Transparent mode's listeners and nft rules stay until its connections are gone (their MP_JOINs).
+    await admission.drain(config.limits.drainTimeoutMs)
+    await transparent?.stop()
     clearInterval(sweepTimer)
     overload.stop()
     await listeners.closeAll()
@@ -463,7 +442,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     listeners: listenerStatus,
     ready,
     status,
-    activeConnections: () => live.size + (transparent?.active() ?? 0)
+    activeConnections: () => admission.size
   }
 }
 

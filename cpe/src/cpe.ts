@@ -17,13 +17,14 @@ import type { Registry } from 'prom-client'
 import { ConfigError } from '../../shared/src/errors.ts'
 import { formatCheckProblem } from '../../shared/src/config/problem.ts'
 import { cpeConfigProblems } from './config-check.ts'
-import { childFor, connLogger } from '../../shared/src/log.ts'
+import { childFor } from '../../shared/src/log.ts'
 import type { Logger } from '../../shared/src/log.ts'
 import { buildMgmtServer, listenMgmt } from '../../shared/src/mgmt/mgmt-server.ts'
 import type { MgmtApp } from '../../shared/src/mgmt/mgmt-server.ts'
-import { ConnectionCaps, effectiveMaxConnections, type Acquired } from '../../shared/src/net/connection-caps.ts'
+import { ConnectionCaps, effectiveMaxConnections } from '../../shared/src/net/connection-caps.ts'
 import { armResetOnClose } from '../../shared/src/net/sockopt.ts'
 import { OverloadManager } from '../../shared/src/daemon/overload.ts'
+import { Admission } from '../../shared/src/daemon/admission.ts'
 import type { Config, CpeConfig } from './config.ts'
 import { checkConcentratorPath, type EffectiveUpstream } from './concentrator-checks.ts'
 import { CrashJournal, undoJournal, type JournalRecorder } from '../../shared/src/sys/crash-journal.ts'
@@ -38,7 +39,7 @@ import { createPathHealth, healthFields, type PathHealth } from './health/path-h
 import { UplinkObserver, type UplinkSource } from './paths/uplink-observer.ts'
 import { planReload } from './reload-plan.ts'
 import { PipeliningMemory } from './signalling/pipelining-memory.ts'
-import { Socks5Upstream, type Socks5Settings } from './signalling/socks5.ts'
+import { Socks5Upstream, type Socks5ConnInfo, type Socks5Settings } from './signalling/socks5.ts'
 import { ConvertUpstream } from './signalling/convert.ts'
 import { ConverterMemory } from './signalling/convert-reply.ts'
 import type { DialFn } from './signalling/upstream.ts'
@@ -167,7 +168,6 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
   const pathMonitor = new PathMonitor({ metrics, paths, primary: primaryOf(initial), countFailovers: !initial.failover.enabled, ...(deps.pathSampleMs === undefined ? {} : { sampleMs: deps.pathSampleMs }) })
   const health = createPathHealth(initial, metrics, childFor(deps.log, 'health'))
   const pipelining = new PipeliningMemory(initial.socks5.stepwiseMemoryMs, now)
-  const live = new Set<Socks5Upstream | TransparentUpstream | ConvertUpstream>()
   const converterMemory = new ConverterMemory(now)
   // Pending upstream connects re-dialled once when failover moved off their dead access (docs/failover.md).
   const redials = new PendingDials({ metrics, pathOf: (a) => pathMonitor.pathOf(a), steeredTo: () => failover?.view().steeredTo ?? undefined, boundMs: detectionMs(initial.health), sweepMs: initial.health.intervalMs })
@@ -179,12 +179,9 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
   let interceptor: InterceptorLike | undefined
   let failover: FailoverController | undefined
   let steering: SteeringController | undefined
-  let nextId = 0
-  let draining = false
   let started = false
   let startPromise: Promise<void> | undefined
   let stopPromise: Promise<void> | undefined
-  let onIdle: (() => void) | undefined
 
   const settings = (): Socks5Settings => ({
     concentrator: upstream?.concentrator ?? config.concentrator,
@@ -209,22 +206,22 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     relays: () => sessions.relays(),
     sourceCounts: () => caps?.counts() ?? []
   })
+  type Upstream = Socks5Upstream | TransparentUpstream | ConvertUpstream
+  type ConnectionInfo = Socks5ConnInfo & { readonly attach: (conn: Upstream) => void }
+  const admission = new Admission<Upstream>({ overload, caps: () => caps, log })
   /**
-   * Admission, the same for every mode: not while draining, not under overload (docs/overload.md),
-   * then a caps slot. A refusal is counted and reset here (an intercepted LAN connection has no
-   * signalling to answer in); undefined then.
+   * Admission, the same for every mode (shared/src/daemon/admission.ts): not while draining, not
+   * under overload (docs/overload.md), then a caps slot. A refusal is counted and reset here (an
+   * intercepted LAN connection has no signalling to answer in); undefined then.
    */
-  const admit = (lan: net.Socket, mode: CpeConfig['mode']): Extract<Acquired, { ok: true }> | undefined => {
+  const admit = (lan: net.Socket, mode: CpeConfig['mode'], destination: OriginalDestination): ConnectionInfo | undefined => {
     metrics.connectionsAccepted.inc({ mode })
     const source = lan.remoteAddress ?? '?'
-    const slot: Acquired | { ok: false, reason: 'overload' } = draining
-      ? { ok: false, reason: 'max_conns' }
-      : !overload.admit(caps?.countFor(source) ?? 0)
-          ? { ok: false, reason: 'overload' }
-          : caps?.tryAcquire(source) ?? { ok: false, reason: 'max_conns' }
-    if (!slot.ok) {
+    const admitted = admission.admit(source, { log: { base: connLog, fields: { mode, src: `${source}:${lan.remotePort ?? 0}` } } })
+    if (!admitted.ok) {
       lan.on('error', () => {})
-      metrics.connectionsRejected.inc({ mode, reason: slot.reason })
+      // A refusal while draining has always been counted as max_conns (no new label value).
+      metrics.connectionsRejected.inc({ mode, reason: admitted.reason === 'draining' ? 'max_conns' : admitted.reason })
       lan.resetAndDestroy()
       return undefined
     }
@@ -233,75 +230,45 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     // client instead of a FIN it would take for the end of an empty response (docs/design/limits.md).
     // Every close of a LAN leg before the relay is a reset anyway; a socket without a fd (tests) is left alone.
     armResetOnClose(lan)
-    return slot
+    const { ticket } = admitted
+    return {
+      id: ticket.id,
+      destination,
+      log: ticket.log ?? connLog,
+      onDone: () => {
+        metrics.connectionsActive.dec({ mode })
+        ticket.release()
+      },
+      attach: ticket.attach
+    }
   }
 
   const onConnection = (lan: net.Socket, destination: OriginalDestination): void => {
     if (config.mode === 'transparent') { onTransparent(lan, destination); return }
     if (config.mode === 'convert') { onConvert(lan, destination); return }
-    const slot = admit(lan, 'socks5')
-    if (slot === undefined) return
-    const source = lan.remoteAddress ?? '?'
-    const id = ++nextId
-    const conn: Socks5Upstream = new Socks5Upstream(lan, {
-      id,
-      destination,
-      log: connLogger(connLog, id, { mode: 'socks5', src: `${source}:${lan.remotePort ?? 0}` }),
-      onDone: () => {
-        slot.release()
-        metrics.connectionsActive.dec({ mode: 'socks5' })
-        live.delete(conn)
-        if (live.size === 0) onIdle?.()
-      }
-    }, settings(), { metrics, sessions, paths: pathMonitor, pipelining, redials, ...(deps.dial === undefined ? {} : { dial: deps.dial }) })
-    live.add(conn)
+    const info = admit(lan, 'socks5', destination)
+    if (info === undefined) return
+    info.attach(new Socks5Upstream(lan, info, settings(), { metrics, sessions, paths: pathMonitor, pipelining, redials, ...(deps.dial === undefined ? {} : { dial: deps.dial }) }))
   }
 
   /** Mode convert: RFC 8803 towards the Transport Converter (signalling/convert.ts); fallback socks5 hands over. */
   const onConvert = (lan: net.Socket, destination: OriginalDestination): void => {
-    const slot = admit(lan, 'convert')
-    if (slot === undefined) return
-    const source = lan.remoteAddress ?? '?'
-    const id = ++nextId
-    const info = {
-      id,
-      destination,
-      log: connLogger(connLog, id, { mode: 'convert', src: `${source}:${lan.remotePort ?? 0}` }),
-      onDone: () => {
-        slot.release()
-        metrics.connectionsActive.dec({ mode: 'convert' })
-        live.delete(conn)
-        if (live.size === 0) onIdle?.()
-      }
-    }
+    const info = admit(lan, 'convert', destination)
+    if (info === undefined) return
     const dialDep = deps.dial === undefined ? {} : { dial: deps.dial }
     const base = settings()
     const converter = { ...base.concentrator, host: config.convert.host ?? base.concentrator.host, port: config.convert.port ?? base.concentrator.port }
     const socks5 = (l: net.Socket, first: FirstBytes): Socks5Upstream => new Socks5Upstream(l, info, settings(), { metrics, sessions, paths: pathMonitor, pipelining, ...dialDep }, first)
     const convertDeps = { metrics, sessions, paths: pathMonitor, memory: converterMemory, fallbackSocks5: socks5, redials, ...dialDep }
-    const conn: ConvertUpstream = new ConvertUpstream(lan, info, { ...base, concentrator: converter, convert: config.convert }, convertDeps)
-    live.add(conn)
+    info.attach(new ConvertUpstream(lan, info, { ...base, concentrator: converter, convert: config.convert }, convertDeps))
   }
 
   /** Mode transparent: MPTCP straight to the original destination (signalling/transparent.ts). */
   const onTransparent = (lan: net.Socket, destination: OriginalDestination): void => {
-    const slot = admit(lan, 'transparent')
-    if (slot === undefined) return
-    const source = lan.remoteAddress ?? '?'
-    const id = ++nextId
-    const conn: TransparentUpstream = new TransparentUpstream(lan, {
-      id,
-      destination,
-      log: connLogger(connLog, id, { mode: 'transparent', src: `${source}:${lan.remotePort ?? 0}` }),
-      onDone: () => {
-        slot.release()
-        metrics.connectionsActive.dec({ mode: 'transparent' })
-        live.delete(conn)
-        if (live.size === 0) onIdle?.()
-      }
-    }, { socketMark: config.intercept.socketMark, onMptcpUnavailable: config.mptcp.onUnavailable, highWaterMark: config.limits.highWaterMark, limits: config.limits },
-    { metrics, sessions, paths: pathMonitor, redials, ...(deps.dial === undefined ? {} : { dial: deps.dial }) })
-    live.add(conn)
+    const info = admit(lan, 'transparent', destination)
+    if (info === undefined) return
+    info.attach(new TransparentUpstream(lan, info, { socketMark: config.intercept.socketMark, onMptcpUnavailable: config.mptcp.onUnavailable, highWaterMark: config.limits.highWaterMark, limits: config.limits },
+      { metrics, sessions, paths: pathMonitor, redials, ...(deps.dial === undefined ? {} : { dial: deps.dial }) }))
   }
 
   const checks = (): Record<string, boolean> => {
@@ -310,7 +277,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
       uplinks: uplinks !== undefined,
       listener: !intercepting || (interceptor?.listening ?? false),
       rules: config.intercept.rules !== 'managed' || (interceptor?.tableInstalled ?? false),
-      accepting: started && !draining
+      accepting: started && admission.admitting
     }
   }
   const ready = (): boolean => Object.values(checks()).every((v) => v)
@@ -319,12 +286,12 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     version: deps.version ?? '0.0.0',
     uptimeSeconds: Math.round((now() - startedAt) / 1000),
     ready: ready(),
-    draining,
+    draining: !admission.admitting,
     checks: checks(),
     mode: config.mode,
     multipathMode: uplinks?.mode ?? config.multipath.mode,
     concentrator: { ...(upstream?.concentrator ?? config.concentrator), stepwise: pipelining.stepwiseKeys() },
-    connections: { active: live.size, relaying: sessions.size, handshaking: live.size - sessions.size, max: caps?.limits.maxConnections ?? 0, perSourceMax: caps?.limits.perSourceMaxConnections ?? 0 },
+    connections: { active: admission.size, relaying: sessions.size, handshaking: admission.size - sessions.size, max: caps?.limits.maxConnections ?? 0, perSourceMax: caps?.limits.perSourceMaxConnections ?? 0 },
     ...(failover === undefined ? {} : { failover: failover.view() }),
     ...(steering === undefined ? {} : { steering: steering.view() }),
     overload: overload.status()
@@ -458,29 +425,13 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     await mgmt.close()
   }
 
-  const waitIdle = async (ms: number): Promise<void> => {
-    if (live.size === 0) return
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms)
-      onIdle = () => { clearTimeout(timer); resolve() }
-    })
-    onIdle = undefined
-  }
-  const drain = async (timeoutMs: number): Promise<void> => {
-    await waitIdle(timeoutMs)
-    if (live.size === 0) return
-    log.info({ remaining: live.size }, 'drain deadline passed; closing the remaining connections')
-    for (const c of [...live]) c.abort('drain')
-    await waitIdle(1000)
-  }
-
   const doStop = async (): Promise<void> => {
-    draining = true // synchronously: readiness is false from the moment stop() is called
+    admission.stopAdmitting() // synchronously: readiness is false from the moment stop() is called
     interceptor?.stopAccepting()
     if (startPromise !== undefined) await startPromise.catch(() => {})
     interceptor?.stopAccepting()
-    log.info({ active: live.size, drainTimeoutMs: config.limits.drainTimeoutMs }, 'draining')
-    await drain(config.limits.drainTimeoutMs)
+    log.info({ active: admission.size, drainTimeoutMs: config.limits.drainTimeoutMs }, 'draining')
+    await admission.drain(config.limits.drainTimeoutMs)
     await teardown()
     log.info('cpe agent stopped')
   }
@@ -497,6 +448,6 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     health,
     ready,
     status,
-    activeConnections: () => live.size
+    activeConnections: () => admission.size
   }
 }

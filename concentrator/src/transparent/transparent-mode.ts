@@ -6,19 +6,21 @@
  *
  * start(): listeners first, then the system state (a TPROXY rule without a listener would not
  * match anyway, but this way the first intercepted SYN already finds one).
- * stop(): stop accepting → drain (listeners stay open: MP_JOINs of draining connections) → abort
- * the rest → remove the system state (open: the table goes; closed: it stays) → close listeners.
+ * Admission and drain are the daemon's (shared/src/daemon/admission.ts, one for every accept path):
+ * the concentrator stops admitting and drains with the listeners and rules still in place (MP_JOINs
+ * of draining connections), then stop() removes the system state (open: the table goes; closed: it
+ * stays) and closes the listeners.
  */
 import type { JournalRecorder } from '../../../shared/src/sys/crash-journal.ts'
 import type net from 'node:net'
-import { connLogger, childFor } from '../../../shared/src/log.ts'
+import { childFor } from '../../../shared/src/log.ts'
 import type { Logger } from '../../../shared/src/log.ts'
 import { listen } from '../../../shared/src/net/listen.ts'
 import { armResetOnClose, isMptcpFallback } from '../../../shared/src/net/sockopt.ts'
 import { ConfigError } from '../../../shared/src/errors.ts'
 import { formatCheckProblem } from '../../../shared/src/config/problem.ts'
 import type { CommandRunner } from '../../../shared/src/sys/command.ts'
-import type { Acquired } from '../../../shared/src/net/connection-caps.ts'
+import type { Admitter } from '../../../shared/src/daemon/admission.ts'
 import { sourceKey } from '../accept/source-address.ts'
 import type { TransparentConfig } from '../config-transparent.ts'
 import type { ConcentratorMetrics } from '../metrics.ts'
@@ -34,11 +36,10 @@ export interface TransparentModeDeps {
   readonly metrics: ConcentratorMetrics
   readonly sessions: SessionTable
   readonly runtime: () => Runtime
-  /** The daemon's connection caps (shared with the other listeners). */
-  /** A caps slot, or why not (`overload`: the overload manager refuses new connections). */
-  readonly acquire: (source: string) => Acquired | { ok: false, reason: 'overload' }
-  /** Session ids shared with the other modes. */
-  readonly nextId: () => number
+  /** The daemon's admission (caps, overload, ids and drain shared with the other listeners). */
+  readonly admission: Admitter<TransparentConnection>
+  /** The caps key of a source address (IPv6 by prefix). */
+  readonly sourceKey: (source: string) => string
   readonly highWaterMark: number
   readonly run?: CommandRunner
   readonly commandPrefix?: readonly string[]
@@ -48,11 +49,8 @@ export interface TransparentModeDeps {
 
 export interface TransparentMode {
   start: () => Promise<void>
-  /** Stop accepting new intercepted connections (listeners stay open). */
-  stopAccepting: () => void
-  /** Wait ≤ timeoutMs for the live connections, abort the rest, remove the system state, close. */
-  stop: (drainTimeoutMs: number) => Promise<void>
-  readonly active: () => number
+  /** Remove the system state and close the listeners (after the daemon's drain). */
+  stop: () => Promise<void>
   readonly ruleset: () => string
 }
 
@@ -61,10 +59,7 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
   const problems = planProblems(c)
   if (problems.length > 0) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', problems.map(formatCheckProblem).join('; '), { detail: { key: 'transparent' } })
   const log = childFor(deps.log, 'transparent')
-  const live = new Set<TransparentConnection>()
   const servers: net.Server[] = []
-  let accepting = true
-  let onIdle: (() => void) | undefined
   const setup = new HagSetup({
     config: c,
     log,
@@ -77,35 +72,36 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
   const onConnection = (socket: net.Socket): void => {
     socket.on('error', () => {})
     m.connectionsAccepted.inc({ mode: 'transparent' })
-    if (!accepting) { socket.resetAndDestroy(); return }
+    if (!deps.admission.admitting) { socket.resetAndDestroy(); return }
     const source = sourceKey(socket.remoteAddress)
-    const slot = deps.acquire(source)
-    if (!slot.ok) {
-      m.connectionsRejected.inc({ mode: 'transparent', reason: slot.reason })
+    const dst = `${plainAddress(socket.localAddress) ?? '?'}:${socket.localPort ?? 0}`
+    // No signalling handshake to wait for: intercepted subscriber traffic is not in the unauthenticated budget.
+    const admitted = deps.admission.admit(deps.sourceKey(source), {
+      authenticated: true,
+      log: { base: log, fields: { mode: 'transparent', src: `${plainAddress(socket.remoteAddress) ?? '?'}:${socket.remotePort ?? 0}`, dst } }
+    })
+    if (!admitted.ok) {
+      m.connectionsRejected.inc({ mode: 'transparent', reason: admitted.reason === 'draining' ? 'max_conns' : admitted.reason })
       socket.resetAndDestroy()
       return
     }
+    const { ticket } = admitted
     armResetOnClose(socket) // a process death during the upstream dial resets the client (limits.md)
     let mptcp = false
     try { mptcp = !isMptcpFallback(socket) } catch { mptcp = false }
     if (!mptcp) m.mptcpFallbacks.inc({ reason: 'other' })
     m.connectionsActive.inc({ mode: 'transparent' })
     if (mptcp) m.mptcpConnectionsActive.inc()
-    const id = deps.nextId()
-    const dst = `${plainAddress(socket.localAddress) ?? '?'}:${socket.localPort ?? 0}`
-    const conn = new TransparentConnection(socket, {
-      id,
+    ticket.attach(new TransparentConnection(socket, {
+      id: ticket.id,
       mptcp,
-      log: connLogger(log, id, { mode: 'transparent', src: `${plainAddress(socket.remoteAddress) ?? '?'}:${socket.remotePort ?? 0}`, dst }),
+      log: ticket.log ?? log,
       onDone: () => {
-        slot.release()
         m.connectionsActive.dec({ mode: 'transparent' })
         if (mptcp) m.mptcpConnectionsActive.dec()
-        live.delete(conn)
-        if (live.size === 0) onIdle?.()
+        ticket.release()
       }
-    }, { metrics: m, sessions: deps.sessions, runtime: deps.runtime, sourceAddress: c.sourceAddress, connectTimeoutMs: c.connectTimeoutMs })
-    live.add(conn)
+    }, { metrics: m, sessions: deps.sessions, runtime: deps.runtime, sourceAddress: c.sourceAddress, connectTimeoutMs: c.connectTimeoutMs }))
   }
 
   const bind = async (host: string): Promise<void> => {
@@ -128,15 +124,6 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
     await new Promise<void>((resolve) => { setImmediate(resolve) })
   }
 
-  const waitIdle = async (ms: number): Promise<void> => {
-    if (live.size === 0) return
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms)
-      onIdle = () => { clearTimeout(timer); resolve() }
-    })
-    onIdle = undefined
-  }
-
   return {
     start: async () => {
       try {
@@ -149,12 +136,7 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
       }
       log.info({ listenPort: c.listenPort, accessInterfaces: c.accessInterfaces, joinEndpoints: c.joinEndpoints, failMode: c.failMode, sourceAddress: c.sourceAddress }, 'transparent mode on')
     },
-    stopAccepting: () => { accepting = false },
-    stop: async (drainTimeoutMs) => {
-      accepting = false
-      await waitIdle(drainTimeoutMs)
-      for (const conn of [...live]) conn.abort('drain')
-      await waitIdle(1000)
+    stop: async () => {
       try {
         await setup.remove()
       } finally {
@@ -162,7 +144,6 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
       }
       log.info('transparent mode off')
     },
-    active: () => live.size,
     ruleset: () => setup.ruleset
   }
 }
