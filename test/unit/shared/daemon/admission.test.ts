@@ -6,8 +6,14 @@ import { ConnectionCaps } from '../../../../shared/src/net/connection-caps.ts'
 
 class Conn implements Drainable {
   aborted: string[] = []
-  constructor (readonly relaying: boolean, private readonly onAbort?: () => void) {}
-  abort (reason: 'drain'): void { this.aborted.push(reason); this.onAbort?.() }
+  readonly relaying: boolean
+  readonly #onAbort: (() => void) | undefined
+  constructor (relaying: boolean, onAbort?: () => void) {
+    this.relaying = relaying
+    this.#onAbort = onAbort
+  }
+
+  abort (reason: 'drain'): void { this.aborted.push(reason); this.#onAbort?.() }
 }
 
 function setup (opts: { max?: number, perSource?: number, unauth?: number, overload?: (held: number) => boolean, early?: (c: Conn) => boolean } = {}): { a: Admission<Conn>, caps: ConnectionCaps } {
