@@ -32,6 +32,7 @@ import { ConnectionCaps } from '../../shared/src/net/connection-caps.ts'
 import { OverloadManager } from '../../shared/src/daemon/overload.ts'
 import { Admission } from '../../shared/src/daemon/admission.ts'
 import { TransparentConnection } from './transparent/transparent-connection.ts'
+import { JoinSetup } from './join/join-setup.ts'
 import { HostAddresses, type AddressMembership } from '../../shared/src/net/host-addresses.ts'
 import type { CapLimits } from '../../shared/src/net/connection-caps.ts'
 import { ListenerSet } from './accept/listener-set.ts'
@@ -164,6 +165,14 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     journal: journalled,
     onChange: (c) => { log.info({ sysctl: c.key, from: c.from, to: c.to }, c.phase === 'apply' ? `kernel setting ${c.key}=${c.to} (was ${c.from}; restored at stop)` : `kernel setting ${c.key} restored to ${c.to}`) }
   })
+  // Scale-out join recipe for the explicit modes (docs/scale-out.md): applied before the listeners
+  // bind (the C flag goes into the first MP_CAPABLE already), removed after they close.
+  const join = initial.join.endpoints.length === 0
+    ? undefined
+    : new JoinSetup({ endpoints: initial.join.endpoints, subflowsLimit: initial.join.subflowsLimit, key: 'join.endpoints', log, run: deps.run ?? runCommand, journal: journalled })
+  const removeJoin = async (): Promise<void> => {
+    await join?.remove().catch((err: unknown) => { log.warn({ err }, 'join endpoints: a setting could not be restored') })
+  }
   const restoreKernel = async (): Promise<void> => {
     await kernel.restore().catch((err: unknown) => { log.warn({ err }, 'kernel profile: a setting could not be restored') })
   }
@@ -359,6 +368,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       await mgmt.close()
       runtime?.policy.close()
       hostAddresses?.close()
+      await removeJoin()
       await restoreKernel()
       throw err
     }
@@ -372,6 +382,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     caps = new ConnectionCaps(capLimits(runtime))
     metrics.connectionsMax.set(runtime.limits.maxConnections)
     warnTfo(initial)
+    await join?.apply()
     await listeners.reconcile(initial.listeners)
     updateListenerGauge()
     if (initial.transparent.enabled) await startTransparent()
@@ -426,6 +437,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     await mgmt.close()
     runtime?.policy.close()
     hostAddresses?.close()
+    await removeJoin()
     await restoreKernel()
     log.info('concentrator stopped')
   }

@@ -20,6 +20,7 @@ import type { ConcentratorConfig } from './config.ts'
 import { buildPrefixSet } from './policy/ranges.ts'
 import { parseCredentials } from './signalling/credentials.ts'
 import { planProblems } from './transparent/hag-plan.ts'
+import { joinProblems } from './config-join.ts'
 
 export interface ConcentratorCheckDeps {
   /** Reads `auth.credentialsFile` (tests); default readFileSync. */
@@ -40,6 +41,7 @@ export function concentratorConfigProblems (config: ConcentratorConfig, deps: Co
   out.push(...prefixProblems(['policy', 'allowPrefixes'], p.allowPrefixes))
   out.push(...dnsServerProblems(p.dns.servers))
   if (config.transparent.enabled) out.push(...planProblems(config.transparent))
+  out.push(...joinProblems(config))
   if (config.auth.credentialsFile !== undefined) out.push(...credentialsProblems(config.auth.credentialsFile, deps.readFile ?? ((f) => readFileSync(f, 'utf8'))))
   return out
 }

@@ -9,6 +9,7 @@ import { integerOption, stringEnum } from '../../shared/src/config/schema-helper
 import type { DeepReadonly } from '../../shared/src/config/freeze.ts'
 import { ConcentratorLimitsSchema } from './config-limits.ts'
 import { TransparentSchema } from './config-transparent.ts'
+import { JoinSchema } from './config-join.ts'
 import { ConvertSchema } from './config-convert.ts'
 import { ProbeSchema } from './config-probe.ts'
 import { OverloadSchema } from '../../shared/src/config/overload-schema.ts'
@@ -89,6 +90,8 @@ export const ConfigSchema = Type.Object({
   convert: ConvertSchema,
   /** Transparent (on-path HAG) mode, read at start only; see docs/transparent.md. */
   transparent: TransparentSchema,
+  /** Scale-out: this instance's join endpoints and the C flag for the explicit modes, read at start only; see docs/scale-out.md. */
+  join: JoinSchema,
   /** UDP path-health probe responder (off by default); see docs/path-health.md. */
   probe: ProbeSchema,
   /** TCP/MPTCP kernel profile owned while running (unset keys: left alone); see docs/failover.md. */

@@ -45,6 +45,10 @@ const cases: Case[] = [
   { name: 'transparent enabled without access interfaces', extra: { transparent: { enabled: true } }, path: '/transparent/accessInterfaces', message: /at least one/ },
   { name: 'transparent join port equal to listenPort', extra: { transparent: { enabled: true, accessInterfaces: ['acc0'], joinEndpoints: [{ ...join1, port: 7100 }] } }, path: '/transparent/joinEndpoints/0/port', message: /listenPort/ },
   { name: 'transparent IPv6 join address with ipv6 false', extra: { transparent: { enabled: true, ipv6: false, accessInterfaces: ['acc0'], joinEndpoints: [{ ...join1, address: '2001:db8::1' }] } }, path: '/transparent/joinEndpoints/0/address', message: /IPv6 join address/ },
+  { name: 'join endpoint port equal to a listener port', extra: { join: { endpoints: [{ ...join1, port: 1080 }] } }, path: '/join/endpoints/0/port', message: /application port 1080 of \/listeners\/0\/port/ },
+  { name: 'join endpoint port equal to transparent.listenPort', extra: { transparent: { enabled: true, accessInterfaces: ['acc0'] }, join: { endpoints: [{ ...join1, port: 7100 }] } }, path: '/join/endpoints/0/port', message: /\/transparent\/listenPort/ },
+  { name: 'join endpoint address announced twice', extra: { join: { endpoints: [join1, { ...join1, port: 7102 }] } }, path: '/join/endpoints/1/address', message: /announced twice/ },
+  { name: 'join endpoint address also a transparent join endpoint', extra: { transparent: { enabled: true, accessInterfaces: ['acc0'], joinEndpoints: [join1] }, join: { endpoints: [{ ...join1, port: 7102 }] } }, path: '/join/endpoints/0/address', message: /also in \/transparent\/joinEndpoints/ },
   { name: 'auth.credentialsFile that does not exist', extra: { auth: { credentialsFile: join(dir, 'missing.txt') } }, path: '/auth/credentialsFile', message: /cannot read .*ENOENT/, code: 'HYBRID_ERR_CONFIG_READ' },
   { name: 'auth.credentialsFile with a malformed line', extra: { auth: { credentialsFile: writeFile('bad-credentials.txt', '# users\nalice:secret\nbob\n') } }, path: '/auth/credentialsFile', message: /bad-credentials\.txt:3: expected username:password/ }
 ]

@@ -34,3 +34,8 @@ test('transparent mode: MPTCP, ip, sysctl, nft and tproxy (owner tables only wit
   assert.deepEqual(summary(config(`${TCP_LISTENER}${TRANSPARENT} }\n`)), ['mptcp', 'ip', 'sysctl', 'nft', 'nft-tproxy+owner'])
   assert.deepEqual(summary(config(`${TCP_LISTENER}${TRANSPARENT}, failMode: closed }\n`)), ['mptcp', 'ip', 'sysctl', 'nft', 'nft-tproxy'])
 })
+
+test('scale-out join endpoints: MPTCP, ip and sysctl (the C flag), also over TCP listeners', () => {
+  assert.deepEqual(summary(config(`${TCP_LISTENER}${NO_HOST}join: { endpoints: [{ address: 192.0.2.2, interface: acc0, port: 7201 }] }\n`)), ['mptcp', 'ip', 'sysctl'])
+  assert.deepEqual(summary(config(`${TCP_LISTENER}${TRANSPARENT} }\njoin: { endpoints: [{ address: 192.0.2.2, interface: acc0, port: 7201 }] }\n`)), ['mptcp', 'ip', 'sysctl', 'nft', 'nft-tproxy+owner'])
+})
