@@ -27,10 +27,11 @@ import { armResetOnClose, isMptcpFallback } from '../../shared/src/net/sockopt.t
 import type { CommandRunner } from '../../shared/src/sys/command.ts'
 import { runCommand } from '../../shared/src/sys/command.ts'
 import { SysctlProfile, tcpProfileSettings } from '../../shared/src/sys/sysctl-profile.ts'
-import { CrashJournal, undoJournal, type JournalRecorder } from '../../shared/src/sys/crash-journal.ts'
+import { openJournalAndRecover, type CrashJournal, type JournalRecorder } from '../../shared/src/sys/crash-journal.ts'
 import { ConnectionCaps } from '../../shared/src/net/connection-caps.ts'
 import { OverloadManager } from '../../shared/src/daemon/overload.ts'
 import { Admission } from '../../shared/src/daemon/admission.ts'
+import { StartStop } from '../../shared/src/daemon/start-stop.ts'
 import { TransparentConnection } from './transparent/transparent-connection.ts'
 import { JoinSetup } from './join/join-setup.ts'
 import { HostAddresses, type AddressMembership } from '../../shared/src/net/host-addresses.ts'
@@ -341,14 +342,6 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     }
   })
 
-  /** First of all: undo what a crashed previous run left in this namespace, then record our own changes. */
-  const openJournal = async (): Promise<void> => {
-    journal = CrashJournal.open({ dir: initial.stateDir, name: 'concentrator', log })
-    if (journal.leftovers.length === 0) return
-    await undoJournal(journal.leftovers, deps.run ?? runCommand, log)
-    journal.leftoversUndone()
-  }
-
   /** Before the first runtime: the policy refuses what this namespace has configured, from the start. */
   const watchHostAddresses = async (): Promise<void> => {
     if (deps.hostAddresses !== undefined) { runtimeDeps.hostAddresses = deps.hostAddresses; return }
@@ -357,41 +350,61 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     runtimeDeps.hostAddresses = hostAddresses
   }
 
+  /**
+   * The parts in start order; stopped in reverse after the drain, or after a failed start
+   * (shared/src/daemon/start-stop.ts). Every change to the namespace is journalled first.
+   */
+  const parts = new StartStop(log)
   const doStart = async (): Promise<void> => {
-    try {
-      await startParts()
-    } catch (err) {
-      await admission.drain(0) // connections transparent mode took in before the failure
-      await transparent?.stop().catch(() => {})
-      await listeners.closeAll()
-      await probe?.stop()
-      await mgmt.close()
-      runtime?.policy.close()
-      hostAddresses?.close()
-      await removeJoin()
-      await restoreKernel()
-      throw err
-    }
-  }
-  const startParts = async (): Promise<void> => {
-    checkConfig(initial)
-    await openJournal()
-    await kernel.apply(tcpProfileSettings(initial.kernel, 'kernel'))
-    await watchHostAddresses()
-    runtime = await buildRuntime(initial, runtimeDeps)
-    caps = new ConnectionCaps(capLimits(runtime))
-    metrics.connectionsMax.set(runtime.limits.maxConnections)
-    warnTfo(initial)
-    await join?.apply()
-    await listeners.reconcile(initial.listeners)
-    updateListenerGauge()
-    if (initial.transparent.enabled) await startTransparent()
-    if (initial.probe.enabled) probe = await startProbeResponder(initial, { log: childFor(deps.log, 'probe'), metrics })
-    if (deps.listenManagement !== false) await listenMgmt(mgmt, initial.management.listen)
-    metrics.configLastReloadSuccess.setToCurrentTime()
-    startSweep()
-    overload.start()
-    log.info({ maxConnections: runtime.limits.maxConnections, listeners: listenerStatus() }, 'concentrator ready')
+    await parts.start([
+      {
+        name: 'crash journal',
+        start: async () => {
+          checkConfig(initial)
+          journal = await openJournalAndRecover({ dir: initial.stateDir, name: 'concentrator', log, run: deps.run ?? runCommand })
+        }
+      },
+      { name: 'kernel profile', start: async () => { await kernel.apply(tcpProfileSettings(initial.kernel, 'kernel')) }, stop: restoreKernel },
+      { name: 'host addresses', start: watchHostAddresses, stop: () => { hostAddresses?.close() } },
+      {
+        name: 'runtime',
+        start: async () => {
+          runtime = await buildRuntime(initial, runtimeDeps)
+          caps = new ConnectionCaps(capLimits(runtime))
+          metrics.connectionsMax.set(runtime.limits.maxConnections)
+          warnTfo(initial)
+        },
+        stop: () => { runtime?.policy.close() }
+      },
+      { name: 'join endpoints', start: async () => { await join?.apply() }, stop: removeJoin },
+      {
+        name: 'listeners',
+        start: async () => { await listeners.reconcile(initial.listeners); updateListenerGauge() },
+        stop: async () => { await listeners.closeAll(); updateListenerGauge() }
+      },
+      {
+        name: 'transparent mode',
+        start: async () => { if (initial.transparent.enabled) await startTransparent() },
+        // After a drain nothing is left; after a failed start, what it took in before the failure.
+        stop: async () => { await admission.drain(0); await transparent?.stop() }
+      },
+      {
+        name: 'probe responder',
+        start: async () => { if (initial.probe.enabled) probe = await startProbeResponder(initial, { log: childFor(deps.log, 'probe'), metrics }) },
+        stop: async () => { await probe?.stop() }
+      },
+      {
+        name: 'management API',
+        start: async () => { if (deps.listenManagement !== false) await listenMgmt(mgmt, initial.management.listen) },
+        stop: async () => { await mgmt.close() }
+      },
+      {
+        name: 'timers',
+        start: () => { metrics.configLastReloadSuccess.setToCurrentTime(); startSweep(); overload.start() },
+        stop: () => { clearInterval(sweepTimer); overload.stop() }
+      }
+    ])
+    log.info({ maxConnections: current().limits.maxConnections, listeners: listenerStatus() }, 'concentrator ready')
   }
   const startTransparent = async (): Promise<void> => {
     transparent = createTransparentMode({
@@ -428,17 +441,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     log.info({ active: admission.size, drainTimeoutMs: config.limits.drainTimeoutMs }, 'draining')
     // Transparent mode's listeners and nft rules stay until its connections are gone (their MP_JOINs).
     await admission.drain(config.limits.drainTimeoutMs)
-    await transparent?.stop()
-    clearInterval(sweepTimer)
-    overload.stop()
-    await listeners.closeAll()
-    updateListenerGauge()
-    await probe?.stop()
-    await mgmt.close()
-    runtime?.policy.close()
-    hostAddresses?.close()
-    await removeJoin()
-    await restoreKernel()
+    await parts.stop()
     log.info('concentrator stopped')
   }
 

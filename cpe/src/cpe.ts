@@ -25,9 +25,10 @@ import { ConnectionCaps, effectiveMaxConnections } from '../../shared/src/net/co
 import { armResetOnClose } from '../../shared/src/net/sockopt.ts'
 import { OverloadManager } from '../../shared/src/daemon/overload.ts'
 import { Admission } from '../../shared/src/daemon/admission.ts'
+import { StartStop } from '../../shared/src/daemon/start-stop.ts'
 import type { Config, CpeConfig } from './config.ts'
 import { checkConcentratorPath, type EffectiveUpstream } from './concentrator-checks.ts'
-import { CrashJournal, undoJournal, type JournalRecorder } from '../../shared/src/sys/crash-journal.ts'
+import { openJournalAndRecover, type CrashJournal, type JournalRecorder } from '../../shared/src/sys/crash-journal.ts'
 import { runCommand } from '../../shared/src/sys/command.ts'
 import { RateLimitedLog } from '../../shared/src/rate-limited-log.ts'
 import { Interceptor, type OriginalDestination, type RefusedHandler } from './intercept/interceptor.ts'
@@ -362,67 +363,87 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
 
   let journal: CrashJournal | undefined // what start changes in the namespace, on disk (crash-journal.ts)
   const journalled: JournalRecorder = { record: (e) => journal?.record(e), forget: (e) => journal?.forget(e) }
-  /** First of all: undo what a crashed previous run left in this namespace, then record our own changes. */
-  const openJournal = async (): Promise<void> => {
-    journal = CrashJournal.open({ dir: initial.stateDir, name: 'cpe', log })
-    if (journal.leftovers.length === 0) return
-    await undoJournal(journal.leftovers, runCommand, log)
-    journal.leftoversUndone()
+  /** Stop a part held in `take()`'s variable once, logging (not throwing) a failure. */
+  const stopOnce = async <T extends { stop: () => Promise<void> }>(what: string, take: () => T | undefined): Promise<void> => {
+    const p = take()
+    if (p !== undefined) await p.stop().catch((err: unknown) => { log.warn({ err }, `${what} cleanup failed`) })
   }
-
-  const startParts = async (): Promise<void> => {
-    checkMode(initial)
-    caps = new ConnectionCaps({ maxConnections: effectiveMaxConnections(initial.limits.maxConnections), perSourceMaxConnections: initial.limits.perSourceMaxConnections })
-    await openJournal()
-    uplinks = await (deps.startUplinks ?? defaultStartUplinks)(initial, log, journalled)
-    uplinks.on('change', (states) => { pathMonitor.updateUplinks(states); health?.updateUplinks(states) })
-    pathMonitor.updateUplinks(uplinks.uplinks())
-    health?.updateUplinks(uplinks.uplinks())
-    pathMonitor.start()
-    health?.start()
-    steering = await startSteering(initial, uplinks, health, metrics, deps.log)
-    failover = await startFailover(initial, uplinks, health, metrics, deps.log, redials, journalled)
-    failover?.useFailbackPulse(async (ms) => steering?.holdBackup(ms))
-    upstream = checkConcentratorPath(initial, log)
-    if (initial.intercept.rules !== 'off') {
-      interceptor = await (deps.startInterceptor ?? defaultStartInterceptor)(initial, log, onConnection, onNotIntercepted, journalled)
-      interceptor.on('holderExit', () => { metrics.nftTableInstalled.set(0) })
-      metrics.nftTableInstalled.set(interceptor.tableInstalled ? 1 : 0)
-    }
-    if (deps.listenManagement !== false) await listenMgmt(mgmt, initial.management.listen)
-    metrics.configLastReloadSuccess.setToCurrentTime()
-    overload.start()
-    started = true
-    log.info({ maxConnections: caps.limits.maxConnections, concentrator: upstream.concentrator, intercept: initial.intercept.rules }, 'cpe agent ready')
-  }
+  /**
+   * The parts in start order; stopped in reverse after the drain, or after a failed start
+   * (shared/src/daemon/start-stop.ts). Every change to the namespace is journalled first.
+   */
+  const parts = new StartStop(log)
   const doStart = async (): Promise<void> => {
-    try {
-      await startParts()
-    } catch (err) {
-      await teardown()
-      throw err
-    }
-  }
-
-  const teardown = async (): Promise<void> => {
-    const f = failover
-    failover = undefined
-    if (f !== undefined) await f.stop().catch((err: unknown) => { log.warn({ err }, 'failover cleanup failed') })
-    const st = steering
-    steering = undefined
-    if (st !== undefined) await st.stop().catch((err: unknown) => { log.warn({ err }, 'steering cleanup failed') })
-    pathMonitor.stop()
-    health?.stop()
-    redials.stop()
-    overload.stop()
-    const i = interceptor
-    interceptor = undefined
-    if (i !== undefined) await i.stop().catch((err: unknown) => { log.warn({ err }, 'interception cleanup failed') })
-    metrics.nftTableInstalled.set(0)
-    const u = uplinks
-    uplinks = undefined
-    if (u !== undefined) await u.stop().catch((err: unknown) => { log.warn({ err }, 'uplink cleanup failed') })
-    await mgmt.close()
+    await parts.start([
+      {
+        name: 'crash journal',
+        start: async () => {
+          checkMode(initial)
+          caps = new ConnectionCaps({ maxConnections: effectiveMaxConnections(initial.limits.maxConnections), perSourceMaxConnections: initial.limits.perSourceMaxConnections })
+          journal = await openJournalAndRecover({ dir: initial.stateDir, name: 'cpe', log, run: runCommand })
+        }
+      },
+      {
+        name: 'management API',
+        start: () => {},
+        stop: async () => { await mgmt.close() }
+      },
+      {
+        name: 'uplinks',
+        start: async () => {
+          const u = uplinks = await (deps.startUplinks ?? defaultStartUplinks)(initial, log, journalled)
+          u.on('change', (states) => { pathMonitor.updateUplinks(states); health?.updateUplinks(states) })
+        },
+        stop: async () => { await stopOnce('uplink', () => { const u = uplinks; uplinks = undefined; return u }) }
+      },
+      { name: 'redials', start: () => {}, stop: () => { redials.stop() } },
+      {
+        name: 'path monitor and health',
+        start: () => {
+          const states = uplinks?.uplinks() ?? []
+          pathMonitor.updateUplinks(states)
+          health?.updateUplinks(states)
+          pathMonitor.start()
+          health?.start()
+        },
+        stop: () => { pathMonitor.stop(); health?.stop() }
+      },
+      {
+        name: 'steering and failover',
+        start: async () => {
+          const u = uplinks
+          if (u === undefined) return
+          steering = await startSteering(initial, u, health, metrics, deps.log)
+          failover = await startFailover(initial, u, health, metrics, deps.log, redials, journalled)
+          failover?.useFailbackPulse(async (ms) => steering?.holdBackup(ms))
+        },
+        stop: async () => {
+          await stopOnce('failover', () => { const f = failover; failover = undefined; return f })
+          await stopOnce('steering', () => { const st = steering; steering = undefined; return st })
+        }
+      },
+      {
+        name: 'interception',
+        start: async () => {
+          upstream = checkConcentratorPath(initial, log)
+          if (initial.intercept.rules === 'off') return
+          interceptor = await (deps.startInterceptor ?? defaultStartInterceptor)(initial, log, onConnection, onNotIntercepted, journalled)
+          interceptor.on('holderExit', () => { metrics.nftTableInstalled.set(0) })
+          metrics.nftTableInstalled.set(interceptor.tableInstalled ? 1 : 0)
+        },
+        stop: async () => {
+          await stopOnce('interception', () => { const i = interceptor; interceptor = undefined; return i })
+          metrics.nftTableInstalled.set(0)
+        }
+      },
+      { name: 'management listener', start: async () => { if (deps.listenManagement !== false) await listenMgmt(mgmt, initial.management.listen) } },
+      {
+        name: 'overload manager',
+        start: () => { metrics.configLastReloadSuccess.setToCurrentTime(); overload.start(); started = true },
+        stop: () => { overload.stop() }
+      }
+    ])
+    log.info({ maxConnections: caps?.limits.maxConnections, concentrator: upstream?.concentrator, intercept: initial.intercept.rules }, 'cpe agent ready')
   }
 
   const doStop = async (): Promise<void> => {
@@ -432,7 +453,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     interceptor?.stopAccepting()
     log.info({ active: admission.size, drainTimeoutMs: config.limits.drainTimeoutMs }, 'draining')
     await admission.drain(config.limits.drainTimeoutMs)
-    await teardown()
+    await parts.stop()
     log.info('cpe agent stopped')
   }
 

@@ -202,3 +202,15 @@ async function deleteEndpoints (e: { address: string, port?: number }, run: Comm
     await run(['ip', 'mptcp', 'endpoint', 'delete', 'id', String(r['id'])])
   }
 }
+
+/**
+ * Open the daemon's journal and first of all undo what a crashed previous run left in this
+ * namespace (both daemons start this way, before they change anything).
+ */
+export async function openJournalAndRecover (o: CrashJournalOptions & { readonly run: CommandRunner }): Promise<CrashJournal> {
+  const journal = CrashJournal.open(o)
+  if (journal.leftovers.length === 0) return journal
+  await undoJournal(journal.leftovers, o.run, o.log)
+  journal.leftoversUndone()
+  return journal
+}
