@@ -1,9 +1,9 @@
 /**
- * The CPE agent's Convert data path (mode `convert`), in-process (harness.ts: fake interceptor,
- * loopback, no root): the Convert Cookie retry (Error 3), the back-off after Error 64/65, and the
- * `convert.fallback` paths when the converter is absent, silent or backed off — `socks5` through
- * the real in-process concentrator's SOCKS5 listener, `direct`, `none` (docs/convert.md, "CPE
- * Convert mode").
+ * The CPE agent's Convert data path (mode `convert`), in-process (test/helpers/cpe-harness.ts: fake
+ * interceptor, loopback, no root): the Convert Cookie retry (Error 3), the back-off after Error
+ * 64/65, and the `convert.fallback` paths when the converter is absent, silent or backed off —
+ * `socks5` through the real in-process concentrator's SOCKS5 listener, `direct`, `none`
+ * (docs/convert.md, "CPE Convert mode").
  *
  * The real converter refuses loopback destinations (Error 1, RFC 8803), and relaying to a
  * non-loopback destination needs addresses of its own (a namespace: test/e2e/convert*.e2e.test.ts).
@@ -19,8 +19,8 @@ import { buildConvertError, buildConvertMissingCookie, buildConvertSuccess, find
 import { createConverterSideReader } from '../../../shared/src/codec/convert-reader.ts'
 import { ConvertErrorCode } from '../../../shared/src/codec/convert-error.ts'
 import { ConvertTlvType } from '../../../shared/src/codec/convert-tlv.ts'
-import { ECHO_HOST, echoServer, eventually, makeConfig, metricValue, startConcentrator } from '../concentrator/harness.ts'
-import { closedPort, listenScripted, makeCpeConfig, pipeTo, startCpe, type CpeHarness, type Scripted } from './harness.ts'
+import { ECHO_HOST, echoServer, eventually, makeConfig, metricValue, startConcentrator } from '../../helpers/concentrator-harness.ts'
+import { closedPort, listenScripted, makeCpeConfig, pipeTo, startCpe, type CpeHarness, type Scripted } from '../../helpers/cpe-harness.ts'
 
 const DST = '192.0.2.10' // what the LAN client asked for; the scripted converter serves it from the echo server
 const COOKIE = Buffer.from('c00k1e42', 'ascii')
@@ -33,7 +33,9 @@ interface Converter extends Scripted {
   readonly cookies: Array<string | undefined>
 }
 
-async function scriptedConverter (t: TestContext, echoPort: number, answer: (index: number, cookie: string | undefined) => Answer): Promise<Converter> {
+type Script = (index: number, cookie: string | undefined) => Answer
+
+async function scriptedConverter (t: TestContext, echoPort: number, answer: Script): Promise<Converter> {
   const cookies: Array<string | undefined> = []
   const peer = await listenScripted(t, (s: net.Socket, i: number) => {
     const reader = createConverterSideReader()
@@ -49,7 +51,8 @@ async function scriptedConverter (t: TestContext, echoPort: number, answer: (ind
       const a = answer(i, seen)
       if (a === 'silent') return
       if (a === 'cookie') { s.end(buildConvertMissingCookie(COOKIE)); return }
-      if (a === 'error-64' || a === 'error-65') { s.end(buildConvertError(a === 'error-64' ? ConvertErrorCode.ResourceExceeded : ConvertErrorCode.NetworkFailure)); return }
+      if (a === 'error-64') { s.end(buildConvertError(ConvertErrorCode.ResourceExceeded)); return }
+      if (a === 'error-65') { s.end(buildConvertError(ConvertErrorCode.NetworkFailure)); return }
       if (r.status !== 'message') { s.destroy(); return }
       s.write(buildConvertSuccess())
       pipeTo(s, ECHO_HOST, echoPort, Buffer.from(r.rest))
@@ -60,7 +63,9 @@ async function scriptedConverter (t: TestContext, echoPort: number, answer: (ind
 }
 
 /** The real concentrator's SOCKS5 listener (the `fallback: socks5` target) and an echo server. */
-async function socks5Concentrator (t: TestContext): Promise<{ socksPort: number, echoPort: number, conc: Awaited<ReturnType<typeof startConcentrator>>['conc'] }> {
+type Conc = Awaited<ReturnType<typeof startConcentrator>>['conc']
+
+async function socks5Concentrator (t: TestContext): Promise<{ socksPort: number, echoPort: number, conc: Conc }> {
   const echo = await echoServer(t)
   const { conc, port } = await startConcentrator(t, makeConfig({ listeners: [{ host: '127.0.0.1', port: 0, mode: 'socks5', protocol: 'mptcp' }] }))
   return { socksPort: port(), echoPort: echo.port, conc }
@@ -145,11 +150,12 @@ for (const code of [64, 65] as const) {
     await roundTrip(h, DST, 80, 'converter again')
     assert.equal(conv.accepted.length, 2)
     assert.equal(dialsTo(h, socksPort), 2)
-    assert.equal(await h.metric('hybrid_convert_errors_total', { direction: 'received', code: code === 64 ? 'resource_exceeded' : 'network_failure' }), 1)
+    const label = code === 64 ? 'resource_exceeded' : 'network_failure'
+    assert.equal(await h.metric('hybrid_convert_errors_total', { direction: 'received', code: label }), 1)
   })
 }
 
-test('converter absent (connect refused): counted, fallback socks5 relays through the real concentrator, the converter is tried again next time', async (t) => {
+test('converter absent (connect refused): counted, fallback socks5 through the real concentrator, converter tried again next time', async (t) => {
   const { socksPort, echoPort } = await socks5Concentrator(t)
   const absent = await closedPort()
   const h = await startCpe(t, convertCpe(socksPort, absent))

@@ -1,19 +1,19 @@
 /**
- * The CPE agent's SOCKS5 data path, in-process (harness.ts: fake interceptor, loopback, no root):
- * the pipelined handshake against the real in-process concentrator, and `socks5.pipelining: auto`
- * against a concentrator that does not accept pipelining (a scripted naive server that handles one
- * message per read and drops whatever came with it, or closes after the greeting): the connection
- * is retried stepwise and works, the concentrator is remembered as stepwise (status, no second
- * pipelined attempt) for `socks5.stepwiseMemoryMs`, then pipelining is tried again
- * (docs/cpe.md, "Pipelining `auto`").
+ * The CPE agent's SOCKS5 data path, in-process (test/helpers/cpe-harness.ts: fake interceptor,
+ * loopback, no root): the pipelined handshake against the real in-process concentrator, and
+ * `socks5.pipelining: auto` against a concentrator that does not accept pipelining (a scripted
+ * naive server that handles one message per read and drops whatever came with it, or closes after
+ * the greeting): the connection is retried stepwise and works, the concentrator is remembered as
+ * stepwise (status, no second pipelined attempt) for `socks5.stepwiseMemoryMs`, then pipelining is
+ * tried again (docs/cpe.md, "Pipelining `auto`").
  */
 import { test } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import type net from 'node:net'
-import { ECHO_HOST, echoServer, eventually, makeConfig, metricValue, startConcentrator } from '../concentrator/harness.ts'
-import { listenScripted, makeCpeConfig, pipeTo, startCpe, type CpeHarness, type Scripted } from './harness.ts'
+import { ECHO_HOST, echoServer, eventually, makeConfig, metricValue, startConcentrator } from '../../helpers/concentrator-harness.ts'
+import { listenScripted, makeCpeConfig, pipeTo, startCpe, type CpeHarness, type Scripted } from '../../helpers/cpe-harness.ts'
 
 /** A first write that is the greeting alone (`[5, n, methods…]`): a stepwise handshake. */
 function greetingOnly (chunk: Buffer | undefined): boolean {
@@ -89,7 +89,10 @@ test('real concentrator: the handshake is pipelined into one write, relayed, nev
 
 test('real concentrator: a refusal (REP 02) resets the LAN client and does not make the concentrator stepwise', async (t) => {
   const echo = await echoServer(t)
-  const { port } = await startConcentrator(t, makeConfig({ listeners: [{ host: '127.0.0.1', port: 0, mode: 'socks5', protocol: 'tcp' }], policy: { allowPrefixes: ['127.0.0.0/8'], hostAddresses: { except: ['127.0.0.0/8'] }, deniedPorts: [echo.port] } }))
+  const { port } = await startConcentrator(t, makeConfig({
+    listeners: [{ host: '127.0.0.1', port: 0, mode: 'socks5', protocol: 'tcp' }],
+    policy: { allowPrefixes: ['127.0.0.0/8'], hostAddresses: { except: ['127.0.0.0/8'] }, deniedPorts: [echo.port] }
+  }))
   const h = await startCpe(t, makeCpeConfig({ concentrator: { host: '127.0.0.1', port: port() } }))
   const c = await h.lan(ECHO_HOST, echo.port)
   c.write('GET / HTTP/1.0\r\n\r\n')
@@ -111,7 +114,8 @@ test('pipelining never: stepwise from the first write, through the real concentr
 test('with credentials, the probe finds a concentrator that answered only the greeting: conclusive, retried stepwise, remembered', async (t) => {
   const echo = await echoServer(t)
   const peer = await naiveSocks5(t, 'drop-rest', echo.port, true)
-  const h = await startCpe(t, makeCpeConfig({ concentrator: { host: '127.0.0.1', port: peer.port }, socks5: { username: 'cpe', password: 'secret', probeMs: 50 } }))
+  const socks5 = { username: 'cpe', password: 'secret', probeMs: 50 }
+  const h = await startCpe(t, makeCpeConfig({ concentrator: { host: '127.0.0.1', port: peer.port }, socks5 }))
   const started = performance.now()
   await roundTrip(h, echo.port, 'first connection')
   const ms = performance.now() - started
@@ -128,7 +132,8 @@ test('with credentials, the probe finds a concentrator that answered only the gr
 })
 
 for (const how of ['drop-rest', 'fin-after-greeting'] as const) {
-  test(`without credentials, a concentrator that ${how === 'drop-rest' ? 'drops the pipelined request (reply deadline)' : 'closes after the greeting'}: a suspicion, confirmed by the stepwise retry, remembered`, async (t) => {
+  const what = how === 'drop-rest' ? 'drops the pipelined request (reply deadline)' : 'closes after the greeting'
+  test(`without credentials, a concentrator that ${what}: a suspicion, confirmed by the stepwise retry, remembered`, async (t) => {
     const echo = await echoServer(t)
     const peer = await naiveSocks5(t, how, echo.port, false)
     const h = await startCpe(t, makeCpeConfig({ concentrator: { host: '127.0.0.1', port: peer.port }, socks5: { replyTimeoutMs: 300 } }))

@@ -1,5 +1,5 @@
 /**
- * Test harness for in-process CPE tests (the CPE counterpart of ../concentrator/harness.ts): the
+ * Test harness for in-process CPE tests (the CPE counterpart of concentrator-harness.ts): the
  * real agent (`createCpe`) with
  *   - a fake interceptor: a plain loopback listener instead of the TPROXY listeners and the nft
  *     table; each accepted LAN socket is handed to the agent with the original destination the test
@@ -9,7 +9,7 @@
  *   - the real shared `dial` (MPTCP, TCP_FASTOPEN_CONNECT) minus SO_MARK, which needs
  *     CAP_NET_ADMIN and only keeps the agent's own packets out of an nft table that is not there.
  * No root, no namespaces, loopback only. Point `concentrator` / `convert` at an in-process
- * concentrator (../concentrator/harness.ts) or at a scripted peer (`listenScripted`).
+ * concentrator (concentrator-harness.ts) or at a scripted peer (`listenScripted`).
  */
 import { EventEmitter, once } from 'node:events'
 import { writeFileSync } from 'node:fs'
@@ -18,16 +18,16 @@ import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { Registry } from 'prom-client'
 import { stringify } from 'yaml'
-import { loadConfig } from '../../../shared/src/config/load-config.ts'
-import { createLogger } from '../../../shared/src/log.ts'
-import { dial, type DialOptions } from '../../../shared/src/net/dial.ts'
-import { createCpe, type Cpe, type InterceptorLike } from '../../../cpe/src/cpe.ts'
-import { ConfigSchema, type CpeConfig } from '../../../cpe/src/config.ts'
-import type { OriginalDestination } from '../../../cpe/src/intercept/interceptor.ts'
-import type { UplinkState } from '../../../cpe/src/uplink/uplink-manager.ts'
-import type { UplinkSource } from '../../../cpe/src/paths/uplink-observer.ts'
-import { testTempDir } from '../../helpers/temp-dir.ts'
-import { RawClient } from '../concentrator/harness.ts'
+import { loadConfig } from '../../shared/src/config/load-config.ts'
+import { createLogger } from '../../shared/src/log.ts'
+import { dial, type DialOptions } from '../../shared/src/net/dial.ts'
+import { createCpe, type Cpe, type InterceptorLike } from '../../cpe/src/cpe.ts'
+import { ConfigSchema, type CpeConfig } from '../../cpe/src/config.ts'
+import type { OriginalDestination } from '../../cpe/src/intercept/interceptor.ts'
+import type { UplinkState } from '../../cpe/src/uplink/uplink-manager.ts'
+import type { UplinkSource } from '../../cpe/src/paths/uplink-observer.ts'
+import { testTempDir } from './temp-dir.ts'
+import { RawClient } from './concentrator-harness.ts'
 
 /** A validated CPE config from a plain object (one `dsl` uplink, management token, temp state dir). */
 export function makeCpeConfig (doc: Record<string, unknown>): CpeConfig {
@@ -45,10 +45,22 @@ export function makeCpeConfig (doc: Record<string, unknown>): CpeConfig {
   return loadConfig(ConfigSchema, { file }) as CpeConfig
 }
 
+const DSL: Omit<UplinkState, 'mode'> = {
+  name: 'dsl',
+  role: 'dsl',
+  interface: 'dsl0',
+  table: 100,
+  addresses: ['127.0.0.1'],
+  up: true,
+  endpointId: undefined,
+  endpointIds: [],
+  admin: 'up'
+}
+
 class FakeUplinks extends EventEmitter<{ change: [UplinkState[]], problem: [Error] }> implements UplinkSource {
   mode: 'aggregate' | 'backup' = 'aggregate'
   uplinks = (): UplinkState[] => [
-    { name: 'dsl', role: 'dsl', interface: 'dsl0', table: 100, addresses: ['127.0.0.1'], up: true, endpointId: undefined, endpointIds: [], mode: this.mode, admin: 'up' }
+    { ...DSL, mode: this.mode }
   ]
 
   setMode = async (m: 'aggregate' | 'backup'): Promise<void> => { this.mode = m }
