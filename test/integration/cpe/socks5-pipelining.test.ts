@@ -136,7 +136,8 @@ for (const how of ['drop-rest', 'fin-after-greeting'] as const) {
   test(`without credentials, a concentrator that ${what}: a suspicion, confirmed by the stepwise retry, remembered`, async (t) => {
     const echo = await echoServer(t)
     const peer = await naiveSocks5(t, how, echo.port, false)
-    const h = await startCpe(t, makeCpeConfig({ concentrator: { host: '127.0.0.1', port: peer.port }, socks5: { replyTimeoutMs: 300 } }))
+    // The deadline ends the pipelined attempt (drop-rest) and bounds the stepwise retry: room for a loaded machine.
+    const h = await startCpe(t, makeCpeConfig({ concentrator: { host: '127.0.0.1', port: peer.port }, socks5: { replyTimeoutMs: 600 } }))
     await roundTrip(h, echo.port, `first (${how})`)
     assert.equal(peer.accepted.length, 2)
     assert.ok(!greetingOnly(peer.firstChunks[0]))
