@@ -26,17 +26,20 @@ export function tempDir (): string {
   return testTempDir('hat-conc-')
 }
 
+let stateDir: string | undefined
+
 /**
  * A validated config from a plain object; listener ports given as 0 are patched in after validation.
- * The crash journal (stateDir) goes to the test's temp dir.
+ * The crash journal (stateDir) goes to one temp dir per test process (one value, so reloads keep it).
  */
 export function makeConfig (doc: Record<string, unknown>): ConcentratorConfig {
   const dir = tempDir()
   const file = join(dir, 'concentrator.yaml')
   const listeners = (doc['listeners'] as Array<Record<string, unknown>> | undefined) ?? [{ host: '127.0.0.1', port: 0, mode: 'socks5', protocol: 'tcp' }]
   const withPorts = listeners.map((l) => ({ ...l, port: l['port'] === 0 ? 1 : l['port'] }))
-  // stateDir in the temp dir: the default /run/hybrid-concentrator needs root (and is shared).
-  writeFileSync(file, stringify({ log: { level: 'fatal' }, stateDir: dir, policy: { allowPrefixes: ['127.0.0.0/8'], hostAddresses: { except: ['127.0.0.0/8'] } }, auth: { trustedPrefixes: ['127.0.0.0/8'] }, ...doc, listeners: withPorts }))
+  // Not the default /run/hybrid-concentrator: creating it needs root, and every checkout shared it.
+  stateDir ??= testTempDir('hat-conc-state-')
+  writeFileSync(file, stringify({ log: { level: 'fatal' }, stateDir, policy: { allowPrefixes: ['127.0.0.0/8'], hostAddresses: { except: ['127.0.0.0/8'] } }, auth: { trustedPrefixes: ['127.0.0.0/8'] }, ...doc, listeners: withPorts }))
   const loaded = structuredClone(loadConfig(ConfigSchema, { file })) as unknown as { listeners: Array<{ port: number }> }
   listeners.forEach((l, i) => { if (l['port'] === 0 && loaded.listeners[i] !== undefined) loaded.listeners[i].port = 0 })
   return loaded as unknown as ConcentratorConfig

@@ -29,13 +29,18 @@ import type { UplinkSource } from '../../cpe/src/paths/uplink-observer.ts'
 import { testTempDir } from './temp-dir.ts'
 import { RawClient } from './concentrator-harness.ts'
 
-/** A validated CPE config from a plain object (one `dsl` uplink, management token, temp state dir). */
+let stateDir: string | undefined
+
+/**
+ * A validated CPE config from a plain object: one `dsl` uplink, a management token, the crash
+ * journal in one temp dir per test process (one value, so a reload keeps it).
+ */
 export function makeCpeConfig (doc: Record<string, unknown>): CpeConfig {
-  const dir = testTempDir('hat-cpi-')
-  const file = join(dir, 'cpe.yaml')
+  const file = join(testTempDir('hat-cpi-'), 'cpe.yaml')
+  stateDir ??= testTempDir('hat-cpi-state-')
   writeFileSync(file, stringify({
     log: { level: 'fatal' },
-    stateDir: dir,
+    stateDir,
     management: { token: 'test-token-0123456789' },
     uplinks: [{ name: 'dsl', interface: 'dsl0', role: 'dsl' }],
     multipath: { rules: 'off' },
