@@ -11,7 +11,7 @@ import { once } from 'node:events'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { listenMgmt } from '../../../shared/src/mgmt/mgmt-server.ts'
 import { socketProtocol, isMptcpFallback } from '../../../shared/src/net/sockopt.ts'
-import { ECHO_HOST, RawClient, connectRequest, echoServer, eventually, makeConfig, metricValue, startConcentrator, tempDir } from './harness.ts'
+import { ECHO_HOST, RawClient, connectRequest, echoServer, eventually, makeConfig, metricValue, startConcentrator, tempDir } from '../../helpers/concentrator-harness.ts'
 
 const GREETING_NOAUTH = Buffer.from('050100', 'hex')
 const TOKEN = '0123456789abcdef0123'

@@ -12,7 +12,7 @@ import { once } from 'node:events'
 import net from 'node:net'
 import { buildConvertConnect, buildConvertInfo } from '../../../shared/src/codec/convert.ts'
 import { tcpInfo } from '../../../shared/src/net/sockopt.ts'
-import { ECHO_HOST, RawClient, connectRequest, makeConfig, startConcentrator } from './harness.ts'
+import { ECHO_HOST, RawClient, connectRequest, makeConfig, startConcentrator } from '../../helpers/concentrator-harness.ts'
 
 const GREETING_NOAUTH = Buffer.from('050100', 'hex')
 /** TCP_CLOSE_WAIT: the peer's FIN read, no reset after it. */

@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import net from 'node:net'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ECHO_HOST, RawClient, connectRequest, echoServer, eventually, makeConfig, metricValue, startConcentrator, tempDir } from './harness.ts'
+import { ECHO_HOST, RawClient, connectRequest, echoServer, eventually, makeConfig, metricValue, startConcentrator, tempDir } from '../../helpers/concentrator-harness.ts'
 
 const GREETING_NOAUTH = Buffer.from('050100', 'hex')
 

@@ -9,10 +9,10 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { e2eSkipReason } from '../../../lab/netns.ts'
-import { startConcentrator, startDaemon, type DaemonHandle } from '../../../lab/daemons.ts'
-import { getProfile } from '../../../lab/link-profile.ts'
-import { buildLab, type Lab } from '../../../lab/topology.ts'
+import { e2eSkipReason } from '../../lab/netns.ts'
+import { startConcentrator, startDaemon, type DaemonHandle } from '../../lab/daemons.ts'
+import { getProfile } from '../../lab/link-profile.ts'
+import { buildLab, type Lab } from '../../lab/topology.ts'
 
 const PREFIX = 'hat-cpd-'
 const skip = e2eSkipReason()

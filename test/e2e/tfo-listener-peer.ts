@@ -1,9 +1,9 @@
 /**
- * Run inside a namespace by tfo-no-cookie.test.ts: one listener through the shared listen() with
+ * Run inside a namespace by concentrator-tfo-no-cookie.e2e.test.ts: one listener through the shared listen() with
  * the options the concentrator uses; prints its port, answers each connection with "ok:<data>".
  * Usage: tfo-listener-peer.ts <host> <mptcp|tcp> <fastOpenNoCookie 0|1>
  */
-import { listen } from '../../../shared/src/net/listen.ts'
+import { listen } from '../../shared/src/net/listen.ts'
 
 const [host = '192.0.2.1', protocol = 'mptcp', noCookie = '0'] = process.argv.slice(2)
 const server = await listen({

@@ -11,14 +11,14 @@ import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { Registry } from 'prom-client'
 import { stringify } from 'yaml'
-import { loadConfig } from '../../../shared/src/config/load-config.ts'
-import { createLogger } from '../../../shared/src/log.ts'
-import type { Logger } from '../../../shared/src/log.ts'
-import { createConcentrator } from '../../../concentrator/src/concentrator.ts'
-import type { Concentrator, ConcentratorDeps } from '../../../concentrator/src/concentrator.ts'
-import { ConfigSchema } from '../../../concentrator/src/config.ts'
-import { testTempDir } from '../../helpers/temp-dir.ts'
-import type { ConcentratorConfig } from '../../../concentrator/src/config.ts'
+import { loadConfig } from '../../shared/src/config/load-config.ts'
+import { createLogger } from '../../shared/src/log.ts'
+import type { Logger } from '../../shared/src/log.ts'
+import { createConcentrator } from '../../concentrator/src/concentrator.ts'
+import type { Concentrator, ConcentratorDeps } from '../../concentrator/src/concentrator.ts'
+import { ConfigSchema } from '../../concentrator/src/config.ts'
+import { testTempDir } from './temp-dir.ts'
+import type { ConcentratorConfig } from '../../concentrator/src/config.ts'
 
 export const ECHO_HOST = '127.0.0.2'
 
@@ -26,13 +26,20 @@ export function tempDir (): string {
   return testTempDir('hat-conc-')
 }
 
-/** A validated config from a plain object; listener ports given as 0 are patched in after validation. */
+let stateDir: string | undefined
+
+/**
+ * A validated config from a plain object; listener ports given as 0 are patched in after validation.
+ * The crash journal (stateDir) goes to one temp dir per test process (one value, so reloads keep it).
+ */
 export function makeConfig (doc: Record<string, unknown>): ConcentratorConfig {
   const dir = tempDir()
   const file = join(dir, 'concentrator.yaml')
   const listeners = (doc['listeners'] as Array<Record<string, unknown>> | undefined) ?? [{ host: '127.0.0.1', port: 0, mode: 'socks5', protocol: 'tcp' }]
   const withPorts = listeners.map((l) => ({ ...l, port: l['port'] === 0 ? 1 : l['port'] }))
-  writeFileSync(file, stringify({ log: { level: 'fatal' }, policy: { allowPrefixes: ['127.0.0.0/8'], hostAddresses: { except: ['127.0.0.0/8'] } }, auth: { trustedPrefixes: ['127.0.0.0/8'] }, ...doc, listeners: withPorts }))
+  // Not the default /run/hybrid-concentrator: creating it needs root, and every checkout shared it.
+  stateDir ??= testTempDir('hat-conc-state-')
+  writeFileSync(file, stringify({ log: { level: 'fatal' }, stateDir, policy: { allowPrefixes: ['127.0.0.0/8'], hostAddresses: { except: ['127.0.0.0/8'] } }, auth: { trustedPrefixes: ['127.0.0.0/8'] }, ...doc, listeners: withPorts }))
   const loaded = structuredClone(loadConfig(ConfigSchema, { file })) as unknown as { listeners: Array<{ port: number }> }
   listeners.forEach((l, i) => { if (l['port'] === 0 && loaded.listeners[i] !== undefined) loaded.listeners[i].port = 0 })
   return loaded as unknown as ConcentratorConfig

@@ -8,7 +8,7 @@
  * ssrf_blocked), and the canary sees nothing. The escape hatch (`policy.hostAddresses.except`,
  * reloaded) lets one through: proof that the canary would have seen the relay.
  *
- * Re-runs itself inside the namespace (in-namespace.ts, env HAT_OA_IN_NS=1), like caps.test.ts.
+ * Re-runs itself inside the namespace (in-namespace.ts, env HAT_OA_IN_NS=1), like concentrator-caps.e2e.test.ts.
  */
 import { describe, test } from 'node:test'
 import type { TestContext } from 'node:test'
@@ -17,10 +17,10 @@ import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { runInNamespace } from './in-namespace.ts'
-import type { HostResolver } from '../../../concentrator/src/policy/resolver.ts'
-import { encodeRequest } from '../../../shared/src/codec/socks5.ts'
-import { eventually, makeConfig, metricValue, RawClient, startConcentrator } from './harness.ts'
+import { runInNamespace } from '../helpers/in-namespace.ts'
+import type { HostResolver } from '../../concentrator/src/policy/resolver.ts'
+import { encodeRequest } from '../../shared/src/codec/socks5.ts'
+import { eventually, makeConfig, metricValue, RawClient, startConcentrator } from '../helpers/concentrator-harness.ts'
 
 const SELF = fileURLToPath(import.meta.url)
 const ACCESS4 = '198.51.100.1'

@@ -9,7 +9,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { createNamespace, e2eSkipReason, removeNamespaces } from '../../../lab/netns.ts'
+import { createNamespace, e2eSkipReason, removeNamespaces } from '../../lab/netns.ts'
 
 export interface InNamespace {
   /** Namespace name (must start with `hat-`); removed before and after. */

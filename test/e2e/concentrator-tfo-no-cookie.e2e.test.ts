@@ -12,8 +12,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import { createNamespace, e2eSkipReason, removeNamespaces, veth } from '../../../lab/netns.ts'
-import type { Netns } from '../../../lab/netns.ts'
+import { createNamespace, e2eSkipReason, removeNamespaces, veth } from '../../lab/netns.ts'
+import type { Netns } from '../../lab/netns.ts'
 
 const PREFIX = 'hat-conc-tfo'
 const peer = fileURLToPath(new URL('./tfo-listener-peer.ts', import.meta.url))
