@@ -34,6 +34,7 @@ import { Admission } from '../../shared/src/daemon/admission.ts'
 import { StartStop } from '../../shared/src/daemon/start-stop.ts'
 import { TransparentConnection } from './transparent/transparent-connection.ts'
 import { JoinSetup } from './join/join-setup.ts'
+import { ConcentratorStatusSchema, type ConcentratorStatus } from './mgmt/status-schema.ts'
 import { HostAddresses, type AddressMembership } from '../../shared/src/net/host-addresses.ts'
 import type { CapLimits } from '../../shared/src/net/connection-caps.ts'
 import { ListenerSet } from './accept/listener-set.ts'
@@ -116,7 +117,7 @@ function capLimits (r: Runtime): CapLimits {
   return { maxConnections: l.maxConnections, perSourceMaxConnections: l.perSourceMaxConnections, unauthenticatedMaxConnections: l.unauthenticatedMaxConnections }
 }
 
-function capsStatus (caps: ConnectionCaps | undefined): object {
+function capsStatus (caps: ConnectionCaps | undefined): Pick<ConcentratorStatus['connections'], 'max' | 'perSourceMax' | 'unauthenticated' | 'unauthenticatedMax' | 'sources'> {
   return {
     max: caps?.limits.maxConnections ?? 0,
     perSourceMax: caps?.limits.perSourceMaxConnections ?? 0,
@@ -263,7 +264,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     onConnection
   })
 
-  const status = (): object => ({
+  const status = (): ConcentratorStatus => ({
     version: deps.version ?? '0.0.0',
     uptimeSeconds: Math.round((now() - startedAt) / 1000),
     ready: ready(),
@@ -332,6 +333,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     onRefused: (reason) => { metrics.mgmtConnectionsRefused.inc({ reason }) },
     readiness: () => ({ ready: ready(), checks: { listeners: listeners.allBound, accepting: admission.admitting } }),
     status,
+    statusSchema: ConcentratorStatusSchema,
     info: { title: 'hybrid-concentrator management API', version: deps.version ?? '0' },
     routes: (app) => {
       registerConcentratorRoutes(app, {

@@ -5,11 +5,12 @@
  *   POST /api/v1/reload    re-read and apply the configuration (the SIGHUP path); bearer token
  */
 import type { MgmtApp } from '../../shared/src/mgmt/mgmt-server.ts'
-import { AnyObject, registerCommonRoutes } from '../../shared/src/mgmt/common-routes.ts'
+import { registerCommonRoutes } from '../../shared/src/mgmt/common-routes.ts'
 import type { SessionPage } from './session-table.ts'
+import { ConcentratorStatusSchema, type ConcentratorStatus } from './mgmt/status-schema.ts'
 
 export interface ConcentratorRouteDeps {
-  status: () => object
+  status: () => ConcentratorStatus
   sessions: (offset: number, limit: number) => SessionPage
   /** Resolves when the new configuration is applied; rejects (ConfigError) when it is refused. */
   reload: () => Promise<void>
@@ -17,7 +18,7 @@ export interface ConcentratorRouteDeps {
 
 export function registerConcentratorRoutes (app: MgmtApp, deps: ConcentratorRouteDeps): void {
   app.get('/api/v1/status', {
-    schema: { summary: 'Concentrator status: uptime, listeners, connection counts', tags: ['status'], response: { 200: AnyObject } }
+    schema: { summary: 'Concentrator status: uptime, listeners, connection counts', tags: ['status'], response: { 200: ConcentratorStatusSchema } }
   }, async () => deps.status())
 
   registerCommonRoutes(app, deps)

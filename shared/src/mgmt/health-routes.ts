@@ -3,7 +3,7 @@
  * None of them needs the bearer token; the Host allow-list still applies.
  */
 import type { Registry } from 'prom-client'
-import { Type } from 'typebox'
+import { Type, type TSchema } from 'typebox'
 import type { MgmtApp } from './mgmt-server.ts'
 
 export interface Readiness {
@@ -16,6 +16,7 @@ export interface HealthRouteOptions {
   registry: Registry
   readiness: () => Readiness
   status: () => object
+  statusSchema?: TSchema
 }
 
 const LiveSchema = Type.Object({ status: Type.Literal('ok') })
@@ -55,6 +56,6 @@ export function registerHealthRoutes (app: MgmtApp, options: HealthRouteOptions)
   })
 
   app.get('/status', {
-    schema: { summary: 'Daemon status summary (daemon-specific shape)', tags: ['status'], response: { 200: AnyObject } }
+    schema: { summary: 'Daemon status summary (daemon-specific shape)', tags: ['status'], response: { 200: options.statusSchema ?? AnyObject } }
   }, async () => options.status())
 }

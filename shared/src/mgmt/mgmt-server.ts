@@ -12,6 +12,7 @@
 import Fastify, { LogController } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler, onRequestHookHandler, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault, RouteOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { TSchema } from 'typebox'
 import type { Registry } from 'prom-client'
 import { createBearerGuard } from './bearer-auth.ts'
 import { registerHealthRoutes } from './health-routes.ts'
@@ -55,6 +56,8 @@ export interface MgmtServerOptions {
   allowedHosts: readonly string[]
   readiness: () => Readiness
   status: () => object
+  /** Response schema of `/status` (the daemon's `GET /api/v1/status` schema); default: any object. */
+  statusSchema?: TSchema
   /** Daemon-specific routes, registered after the common ones (guards and OpenAPI apply). */
   routes?: (app: MgmtApp) => void
   /** OpenAPI `info`; default title "hybrid management API", version "0". */
@@ -147,7 +150,7 @@ export function buildMgmtServer (options: MgmtServerOptions): MgmtApp {
   app.setErrorHandler(mgmtErrorHandler)
   app.setNotFoundHandler(mgmtNotFoundHandler)
 
-  registerHealthRoutes(app, { registry: options.registry, readiness: options.readiness, status: options.status })
+  registerHealthRoutes(app, { registry: options.registry, readiness: options.readiness, status: options.status, ...(options.statusSchema === undefined ? {} : { statusSchema: options.statusSchema }) })
   const info = options.info ?? { title: 'hybrid management API', version: '0' }
   app.get('/openapi.json', {
     schema: { summary: 'This OpenAPI 3.1 document', tags: ['meta'] }

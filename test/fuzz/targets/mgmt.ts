@@ -44,7 +44,7 @@ const cpe = build((app) => registerCpeRoutes(app, {
   steering: () => ({ view: () => ({}), setMode: async (mode: SteeringMode) => { calls.push({ kind: 'steering', value: mode }) } })
 }))
 const concentrator = build((app) => registerConcentratorRoutes(app, {
-  status: () => ({}),
+  status: () => ({}) as never,
   sessions: () => ({ total: 0, offset: 0, limit: 0, sessions: [] }) as never,
   reload: async () => { calls.push({ kind: 'reload', value: null }) }
 }))

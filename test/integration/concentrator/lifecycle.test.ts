@@ -118,6 +118,9 @@ test('management routes via inject()', async (t) => {
   const status = JSON.parse((await get('/api/v1/status')).body)
   assert.equal(status.connections.relaying, 1)
   assert.equal(status.listeners.length, 1)
+  // The typed response schema (concentrator/src/mgmt/status-schema.ts) serialises every field the daemon builds.
+  assert.deepEqual(status, { ...JSON.parse(JSON.stringify(conc.status())), uptimeSeconds: status.uptimeSeconds })
+  assert.deepEqual(JSON.parse((await get('/status')).body).connections, status.connections)
   const page = JSON.parse((await get('/api/v1/sessions?limit=10')).body)
   assert.equal(page.total, 1)
   assert.equal(page.sessions[0].bytesUp, 4)
