@@ -33,7 +33,12 @@ const rendered: Record<string, Manifest[]> = Object.fromEntries(RENDERINGS.map((
 
 /** Values the downward API gives a running pod (documentation addresses). */
 const FIELD_REFS: Readonly<Record<string, string>> = { 'status.podIP': '192.0.2.10', 'status.hostIP': '192.0.2.10', 'spec.nodeName': 'node-a', 'metadata.name': 'hybrid-concentrator-x1' }
-/** Kubernetes' safe sysctls (kubelet, v1.32): allowed without --allowed-unsafe-sysctls. */
+/**
+ * Kubernetes' safe sysctls, allowed without --allowed-unsafe-sysctls: the first five as in the
+ * kubelet's SafeSysctlAllowlist (pkg/kubelet/sysctl/safe_sysctls.go, read at v1.26); the others
+ * added by later releases (1.27–1.32, from their release notes as remembered). None is one the
+ * concentrator sets, so the list only matters for the "unsafe" message.
+ */
 const SAFE_SYSCTLS = new Set(['kernel.shm_rmid_forced', 'net.ipv4.ip_local_port_range', 'net.ipv4.tcp_syncookies', 'net.ipv4.ping_group_range', 'net.ipv4.ip_unprivileged_port_start', 'net.ipv4.ip_local_reserved_ports', 'net.ipv4.tcp_keepalive_time', 'net.ipv4.tcp_fin_timeout', 'net.ipv4.tcp_keepalive_intvl', 'net.ipv4.tcp_keepalive_probes', 'net.ipv4.tcp_rmem', 'net.ipv4.tcp_wmem'])
 const C_FLAG = 'net.mptcp.allow_join_initial_addr_port'
 
@@ -309,10 +314,10 @@ function deploymentProblems (ms: readonly Manifest[]): string[] {
 }
 
 test('every rendering: Kubernetes and Prometheus Operator schemas, no unknown fields', () => {
-  assert.deepEqual(RENDERINGS, ['base', 'overlays/host-network', 'overlays/pod-network'])
+  assert.ok(overlays.includes('pod-network') && overlays.includes('host-network'), 'both overlays (any further one is validated too)')
   for (const r of RENDERINGS) {
-    const kinds = rendered[r]?.map((m) => m.kind).sort()
-    assert.deepEqual(kinds, ['ConfigMap', 'DaemonSet', 'Namespace', 'PodMonitor', 'Secret', 'Service'], r)
+    const kinds = new Set(rendered[r]?.map((m) => m.kind))
+    for (const k of ['ConfigMap', 'DaemonSet', 'Namespace', 'PodMonitor', 'Secret', 'Service']) assert.ok(kinds.has(k), `${r}: a ${k}`)
     assert.deepEqual(schemaProblems(rendered[r] ?? []), [], r)
   }
   assert.deepEqual(unknownFieldProblems(rendered), [])
