@@ -99,7 +99,10 @@ function walkTlvs (whole: Uint8Array, options: ConvertDecodeOptions): ConvertTlv
     if (type === 0) return malformed('TLV type 0 is reserved')
     if (seen.has(type)) return problem('HYBRID_ERR_CONVERT_DUPLICATE_TLV', 'reset', `TLV ${type} repeated`)
     seen.add(type)
-    if (!isAccepted(type, options)) return problem('HYBRID_ERR_CONVERT_UNSUPPORTED_TLV', ConvertErrorCode.UnsupportedMessage, `TLV ${type} not accepted on the ${options.side} side`)
+    if (!isAccepted(type, options)) {
+      return problem('HYBRID_ERR_CONVERT_UNSUPPORTED_TLV', ConvertErrorCode.UnsupportedMessage,
+      `TLV ${type} not accepted on the ${options.side} side`)
+    }
     const tlv = decodeTlv(type, whole.subarray(off, off + len))
     if (isConvertProblem(tlv)) return tlv
     tlvs.push(tlv)
@@ -184,7 +187,14 @@ export function buildConvertConnect (req: ConvertConnectRequest, appData?: Uint8
 
 /** Converter: success `[Hdr]`, or `[Hdr][Extended TCP Header]` with raw TCP option bytes. */
 export function buildConvertSuccess (extendedTcpHeader?: Uint8Array): Buffer {
-  return encodeConvertMessage({ tlvs: extendedTcpHeader === undefined ? [] : [{ type: ConvertTlvType.ExtendedTcpHeader, options: extendedTcpHeader }] })
+  return encodeConvertMessage({
+    tlvs: extendedTcpHeader === undefined
+      ? []
+      : [{
+          type: ConvertTlvType.ExtendedTcpHeader,
+          options: extendedTcpHeader
+        }]
+  })
 }
 
 /** Converter: answer to Info, `[Hdr][Supported TCP Extensions]`. */

@@ -10,7 +10,10 @@
  * validation (400 naming the field) → handler. Every error body is `{ error: { code, message, field } }`.
  */
 import Fastify, { LogController } from 'fastify'
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler, onRequestHookHandler, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault, RouteOptions } from 'fastify'
+import type {
+  FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler, onRequestHookHandler,
+  RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault, RouteOptions
+} from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Registry } from 'prom-client'
 import { createBearerGuard } from './bearer-auth.ts'
@@ -44,7 +47,8 @@ declare module 'fastify' {
   }
 }
 
-export type MgmtApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>
+export type MgmtApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger,
+  TypeBoxTypeProvider>
 
 export interface MgmtServerOptions {
   log: FastifyBaseLogger
@@ -114,7 +118,12 @@ function createApp (options: MgmtServerOptions, limits: MgmtConnectionLimits): M
 }
 
 function logResponse (request: FastifyRequest, reply: FastifyReply, done: () => void): void {
-  const entry = { method: request.method, route: request.routeOptions.url ?? '(none)', statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }
+  const entry = {
+    method: request.method,
+    route: request.routeOptions.url ?? '(none)',
+    statusCode: reply.statusCode,
+    ms: Math.round(reply.elapsedTime)
+  }
   if (MUTATING.has(request.method)) request.log.info(entry, 'management request')
   else request.log.debug(entry, 'management request')
   done()

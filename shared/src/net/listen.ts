@@ -96,7 +96,12 @@ export async function listen (opts: ListenOptions, onConnection: (socket: net.So
   const hwm = opts.highWaterMark === undefined ? {} : { highWaterMark: opts.highWaterMark }
   const gate = (opts.holdWritesUntilEstablished ?? true) && (opts.protocol ?? 'mptcp') === 'mptcp'
   const handler = gate ? (socket: net.Socket) => { holdWritesUntilEstablished(socket); onConnection(socket) } : onConnection
-  const server = net.createServer({ allowHalfOpen: opts.allowHalfOpen ?? false, pauseOnConnect: opts.pauseOnConnect ?? false, noDelay: opts.noDelay ?? true, ...hwm }, handler)
+  const server = net.createServer({
+    allowHalfOpen: opts.allowHalfOpen ?? false,
+    pauseOnConnect: opts.pauseOnConnect ?? false,
+    noDelay: opts.noDelay ?? true,
+    ...hwm
+  }, handler)
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => { reject(err) }
     server.once('error', onError)

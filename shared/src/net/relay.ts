@@ -139,7 +139,8 @@ function watchSubflows (legs: Socket[], intervalMs: number, onDead: (leg: Socket
  * Dead-peer detection on both legs: keepalive options, the subflow watch of MPTCP legs and the
  * zero-window watch of legs with a user timeout. `onDead(message)` when a watch finds a peer gone.
  */
-function watchPeers (client: Socket, server: Socket, k: LegKeepalive, onDead: (message: string) => void): { timers: NodeJS.Timeout[], sockoptError?: Error } {
+function watchPeers (client: Socket, server: Socket, k: LegKeepalive,
+  onDead: (message: string) => void): { timers: NodeJS.Timeout[], sockoptError?: Error } {
   const mptcpLegs: Socket[] = []
   const userTimeoutLegs: Socket[] = []
   let sockoptError: Error | undefined
@@ -155,7 +156,8 @@ function watchPeers (client: Socket, server: Socket, k: LegKeepalive, onDead: (m
   const side = (leg: Socket): string => leg === client ? 'client' : 'server'
   const timers: NodeJS.Timeout[] = []
   if (userTimeoutLegs.length > 0) {
-    timers.push(watchZeroWindow(userTimeoutLegs, k.userTimeoutMs, (leg) => { onDead(`${side(leg)} leg: window shut and no ACK to zero-window probes (peer gone)`) }))
+    timers.push(watchZeroWindow(userTimeoutLegs, k.userTimeoutMs,
+      (leg) => { onDead(`${side(leg)} leg: window shut and no ACK to zero-window probes (peer gone)`) }))
   }
   if (mptcpLegs.length > 0) {
     timers.push(watchSubflows(mptcpLegs, k.intervalMs, (leg) => { onDead(`MPTCP leg ${side(leg)} has no subflow left (keepalive)`) }))

@@ -311,7 +311,13 @@ export function pendingSocketError (target: SocketTarget): string | undefined {
 }
 
 /** The keepalive settings as the kernel has them (SO_KEEPALIVE, TCP_KEEP*, TCP_USER_TIMEOUT; ms). */
-export function legKeepalive (target: SocketTarget): { keepalive: boolean, idleMs: number, intervalMs: number, count: number, userTimeoutMs: number | undefined } {
+export function legKeepalive (target: SocketTarget): {
+  keepalive: boolean,
+  idleMs: number,
+  intervalMs: number,
+  count: number,
+  userTimeoutMs: number | undefined
+} {
   const fd = socketFd(target)
   const int = (level: number, name: number, what: string): number => getsockoptInt(fd, level, name, what)
   const ut = getsockoptInto(fd, Linux.IPPROTO_TCP, Linux.TCP_USER_TIMEOUT, intBuf4)
