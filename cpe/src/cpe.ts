@@ -65,7 +65,8 @@ export interface CpeDeps {
   kernelMib?: boolean
   /** Tests: replace the uplink manager / interceptor / dial. */
   startUplinks?: (config: Config, log: Logger, journal: JournalRecorder) => Promise<UplinkSource>
-  startInterceptor?: (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void, onRefused: RefusedHandler, journal: JournalRecorder) => Promise<InterceptorLike>
+  startInterceptor?: (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void, onRefused: RefusedHandler,
+    journal: JournalRecorder) => Promise<InterceptorLike>
   dial?: DialFn
   pathSampleMs?: number
   clock?: () => number
@@ -119,7 +120,8 @@ function checkMode (config: Config): void {
 }
 
 /** Start failover (failover.enabled) once uplinks and health run. */
-async function startFailover (config: Config, uplinks: UplinkSource, health: PathHealth | undefined, metrics: CpeMetrics, log: Logger, redials: PendingDials, journal: JournalRecorder): Promise<FailoverController | undefined> {
+async function startFailover (config: Config, uplinks: UplinkSource, health: PathHealth | undefined, metrics: CpeMetrics, log: Logger,
+  redials: PendingDials, journal: JournalRecorder): Promise<FailoverController | undefined> {
   if (!config.failover.enabled || health === undefined) return undefined
   const specs = uplinkSpecs(config.uplinks, config.multipath).map((u) => ({ name: u.name, table: u.table, primary: !u.endpoints }))
   return FailoverController.start({
@@ -143,8 +145,16 @@ const defaultStartUplinks = async (config: Config, log: Logger, journal: Journal
   return config.multipath.rules === 'managed' ? UplinkManager.start({ ...opts, journal }) : UplinkObserver.start(opts)
 }
 
-const defaultStartInterceptor = async (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void, onRefused: RefusedHandler, journal: JournalRecorder): Promise<InterceptorLike> =>
-  Interceptor.start({ config: { intercept: config.intercept, concentrator: { host: config.concentrator.host } }, log: childFor(log, 'intercept'), onConnection, onRefused, journal, highWaterMark: config.limits.highWaterMark })
+const defaultStartInterceptor = async (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void,
+  onRefused: RefusedHandler, journal: JournalRecorder): Promise<InterceptorLike> =>
+  Interceptor.start({
+    config: { intercept: config.intercept, concentrator: { host: config.concentrator.host } },
+    log: childFor(log, 'intercept'),
+    onConnection,
+    onRefused,
+    journal,
+    highWaterMark: config.limits.highWaterMark
+  })
 
 /** The frozen configuration is never mutated; the components take the schema's (mutable) types. */
 const asConfig = (c: CpeConfig): Config => c as Config
@@ -164,13 +174,25 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     metrics = createCpeMetrics(registry, { paths, kernelMib: deps.kernelMib ?? true })
   }
   const sessions = new CpeSessionTable()
-  const pathMonitor = new PathMonitor({ metrics, paths, primary: primaryOf(initial), countFailovers: !initial.failover.enabled, ...(deps.pathSampleMs === undefined ? {} : { sampleMs: deps.pathSampleMs }) })
+  const pathMonitor = new PathMonitor({
+    metrics,
+    paths,
+    primary: primaryOf(initial),
+    countFailovers: !initial.failover.enabled,
+    ...(deps.pathSampleMs === undefined ? {} : { sampleMs: deps.pathSampleMs })
+  })
   const health = createPathHealth(initial, metrics, childFor(deps.log, 'health'))
   const pipelining = new PipeliningMemory(initial.socks5.stepwiseMemoryMs, now)
   const live = new Set<Socks5Upstream | TransparentUpstream | ConvertUpstream>()
   const converterMemory = new ConverterMemory(now)
   // Pending upstream connects re-dialled once when failover moved off their dead access (docs/failover.md).
-  const redials = new PendingDials({ metrics, pathOf: (a) => pathMonitor.pathOf(a), steeredTo: () => failover?.view().steeredTo ?? undefined, boundMs: detectionMs(initial.health), sweepMs: initial.health.intervalMs })
+  const redials = new PendingDials({
+    metrics,
+    pathOf: (a) => pathMonitor.pathOf(a),
+    steeredTo: () => failover?.view().steeredTo ?? undefined,
+    boundMs: detectionMs(initial.health),
+    sweepMs: initial.health.intervalMs
+  })
   const startedAt = now()
   let config = initial
   let upstream: EffectiveUpstream | undefined
@@ -200,7 +222,10 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
   /** A connection addressed to the CPE itself on the interception port: reset, never relayed (a loop). */
   const onNotIntercepted = (destination: OriginalDestination, source: string | undefined): void => {
     metrics.connectionsRejected.inc({ mode: config.mode, reason: 'not_intercepted' })
-    if (refusalLog.allow(log)) log.warn({ destination, source }, 'connection addressed to the CPE itself on the interception port: reset (would loop through the concentrator)')
+    if (refusalLog.allow(log)) {
+      log.warn({ destination, source },
+        'connection addressed to the CPE itself on the interception port: reset (would loop through the concentrator)')
+    }
   }
 
   const overload = new OverloadManager(initial.overload, {
@@ -276,8 +301,14 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     }
     const dialDep = deps.dial === undefined ? {} : { dial: deps.dial }
     const base = settings()
-    const converter = { ...base.concentrator, host: config.convert.host ?? base.concentrator.host, port: config.convert.port ?? base.concentrator.port }
-    const socks5 = (l: net.Socket, first: FirstBytes): Socks5Upstream => new Socks5Upstream(l, info, settings(), { metrics, sessions, paths: pathMonitor, pipelining, ...dialDep }, first)
+    const converter = {
+      ...base.concentrator,
+      host: config.convert.host ?? base.concentrator.host,
+      port: config.convert.port ?? base.concentrator.port
+    }
+    const socks5 = (l: net.Socket,
+      first: FirstBytes): Socks5Upstream => new Socks5Upstream(l, info, settings(),
+      { metrics, sessions, paths: pathMonitor, pipelining, ...dialDep }, first)
     const convertDeps = { metrics, sessions, paths: pathMonitor, memory: converterMemory, fallbackSocks5: socks5, redials, ...dialDep }
     const conn: ConvertUpstream = new ConvertUpstream(lan, info, { ...base, concentrator: converter, convert: config.convert }, convertDeps)
     live.add(conn)
@@ -299,7 +330,13 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
         live.delete(conn)
         if (live.size === 0) onIdle?.()
       }
-    }, { socketMark: config.intercept.socketMark, onMptcpUnavailable: config.mptcp.onUnavailable, highWaterMark: config.limits.highWaterMark, limits: config.limits },
+    },
+    {
+      socketMark: config.intercept.socketMark,
+      onMptcpUnavailable: config.mptcp.onUnavailable,
+      highWaterMark: config.limits.highWaterMark,
+      limits: config.limits
+    },
     { metrics, sessions, paths: pathMonitor, redials, ...(deps.dial === undefined ? {} : { dial: deps.dial }) })
     live.add(conn)
   }
@@ -324,7 +361,13 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     mode: config.mode,
     multipathMode: uplinks?.mode ?? config.multipath.mode,
     concentrator: { ...(upstream?.concentrator ?? config.concentrator), stepwise: pipelining.stepwiseKeys() },
-    connections: { active: live.size, relaying: sessions.size, handshaking: live.size - sessions.size, max: caps?.limits.maxConnections ?? 0, perSourceMax: caps?.limits.perSourceMaxConnections ?? 0 },
+    connections: {
+      active: live.size,
+      relaying: sessions.size,
+      handshaking: live.size - sessions.size,
+      max: caps?.limits.maxConnections ?? 0,
+      perSourceMax: caps?.limits.perSourceMaxConnections ?? 0
+    },
     ...(failover === undefined ? {} : { failover: failover.view() }),
     ...(steering === undefined ? {} : { steering: steering.view() }),
     overload: overload.status()
@@ -345,11 +388,19 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
       checkMode(next)
       const plan = planReload(config, next)
       const nextUpstream = checkConcentratorPath(next, log)
-      if (plan.rulesetChanged && interceptor !== undefined) await interceptor.updateRuleset({ intercept: next.intercept, concentrator: { host: next.concentrator.host } })
+      if (plan.rulesetChanged && interceptor !== undefined) {
+        await interceptor.updateRuleset({
+          intercept: next.intercept,
+          concentrator: { host: next.concentrator.host }
+        })
+      }
       if (plan.modeChanged && uplinks !== undefined) await uplinks.setMode(next.multipath.mode)
       config = next
       upstream = nextUpstream
-      caps?.setLimits({ maxConnections: effectiveMaxConnections(next.limits.maxConnections), perSourceMaxConnections: next.limits.perSourceMaxConnections })
+      caps?.setLimits({
+        maxConnections: effectiveMaxConnections(next.limits.maxConnections),
+        perSourceMaxConnections: next.limits.perSourceMaxConnections
+      })
       overload.update(next.overload)
       deps.log.level = next.log.level
     } catch (err) {
@@ -386,11 +437,25 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
       })
     }
   })
-  const uplinkDetail = (name: string): { access: string, interface: string, addresses: string[], mode: string, steering: string | null, backup: boolean | null } => {
+  const uplinkDetail = (name: string): {
+    access: string,
+    interface: string,
+    addresses: string[],
+    mode: string,
+    steering: string | null,
+    backup: boolean | null
+  } => {
     const s = uplinks?.uplinks().find((u) => u.name === name)
     const c = config.uplinks.find((u) => u.name === name)
     const backup = (steering?.view().backup ?? {})[name] ?? null
-    return { access: c?.role ?? 'dsl', interface: c?.interface ?? '', addresses: s?.addresses ?? [], mode: uplinks?.mode ?? config.multipath.mode, steering: steering?.mode ?? null, backup }
+    return {
+      access: c?.role ?? 'dsl',
+      interface: c?.interface ?? '',
+      addresses: s?.addresses ?? [],
+      mode: uplinks?.mode ?? config.multipath.mode,
+      steering: steering?.mode ?? null,
+      backup
+    }
   }
 
   let journal: CrashJournal | undefined // what start changes in the namespace, on disk (crash-journal.ts)
@@ -405,7 +470,10 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
 
   const startParts = async (): Promise<void> => {
     checkMode(initial)
-    caps = new ConnectionCaps({ maxConnections: effectiveMaxConnections(initial.limits.maxConnections), perSourceMaxConnections: initial.limits.perSourceMaxConnections })
+    caps = new ConnectionCaps({
+      maxConnections: effectiveMaxConnections(initial.limits.maxConnections),
+      perSourceMaxConnections: initial.limits.perSourceMaxConnections
+    })
     await openJournal()
     uplinks = await (deps.startUplinks ?? defaultStartUplinks)(initial, log, journalled)
     uplinks.on('change', (states) => { pathMonitor.updateUplinks(states); health?.updateUplinks(states) })
@@ -426,7 +494,8 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     metrics.configLastReloadSuccess.setToCurrentTime()
     overload.start()
     started = true
-    log.info({ maxConnections: caps.limits.maxConnections, concentrator: upstream.concentrator, intercept: initial.intercept.rules }, 'cpe agent ready')
+    log.info({ maxConnections: caps.limits.maxConnections, concentrator: upstream.concentrator, intercept: initial.intercept.rules },
+      'cpe agent ready')
   }
   const doStart = async (): Promise<void> => {
     try {

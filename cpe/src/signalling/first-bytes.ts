@@ -53,7 +53,8 @@ export interface FirstBytes {
  * Collects the client's first bytes per `coalesceDecision`; resolves once (never rejects). The socket
  * is left paused with no 'data' listener; any bytes over `maxBytes` are unshifted back into it.
  */
-export function collectFirstBytes (socket: net.Socket, limits: CoalesceLimits, now: () => number = performance.now.bind(performance)): Promise<FirstBytes> {
+export function collectFirstBytes (socket: net.Socket, limits: CoalesceLimits,
+  now: () => number = performance.now.bind(performance)): Promise<FirstBytes> {
   const started = now()
   const chunks: Buffer[] = []
   let buffered = 0
