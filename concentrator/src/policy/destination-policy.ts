@@ -182,7 +182,10 @@ export class DestinationPolicy {
     const candidates = emb === undefined ? [ip] : [ip, emb.ip]
     const shown = emb === undefined ? ip.text : `${ip.text} (${emb.kind} ${emb.ip.text})`
     const inSet = (s: PrefixSet): boolean => candidates.some((c) => s.has(c))
-    if (inSet(this.#own) || candidates.some((c) => this.#isHostAddress(c))) return refuse('ssrf_blocked', `${shown} is an address of this concentrator`)
+    if (inSet(this.#own) || candidates.some((c) => this.#isHostAddress(c))) {
+      return refuse('ssrf_blocked',
+      `${shown} is an address of this concentrator`)
+    }
     if (inSet(this.#infrastructure)) return refuse('ssrf_blocked', `${shown} is in an infrastructure prefix`)
     if (inSet(this.#deny)) return refuse('acl_denied', `${shown} is in a denied prefix`)
     for (const c of candidates) {

@@ -145,7 +145,8 @@ export class HagSetup {
     for (const e of this.#o.config.joinEndpoints) {
       const same = existing.find((x) => x.address === e.address)
       if (same !== undefined && (same.port !== e.port || !same.signal)) {
-        throw new HybridError('HYBRID_ERR_CONFIG_INVALID', `transparent.joinEndpoints: ${e.address} already is an MPTCP endpoint (id ${same.id}) with other flags or port; remove it first`)
+        throw new HybridError('HYBRID_ERR_CONFIG_INVALID',
+          `transparent.joinEndpoints: ${e.address} already is an MPTCP endpoint (id ${same.id}) with other flags or port; remove it first`)
       }
       if (same === undefined) await this.#addEndpoint(e)
       else this.#endpointIds.push(same.id)
@@ -173,7 +174,8 @@ export class HagSetup {
         this.#forget({ kind: 'mptcp-endpoint', address: e.address, port: e.port })
         throw err
       }
-      this.#o.log.warn({ address: e.address, port: e.port }, 'join endpoint port still in use (TIME_WAIT of a previous run?): retrying; connections stay single-path until then')
+      this.#o.log.warn({ address: e.address, port: e.port },
+        'join endpoint port still in use (TIME_WAIT of a previous run?): retrying; connections stay single-path until then')
       const timer = setTimeout(() => {
         this.#retries.delete(timer)
         this.#addEndpoint(e).catch((err2: unknown) => { this.#o.log.error({ err: err2, address: e.address }, 'join endpoint could not be added') })
@@ -219,7 +221,11 @@ export class HagSetup {
       await this.#run(['nft', '-f', '-'], { input: plainTableBatch(c, this.ruleset) })
       return
     }
-    const owner = await NftOwner.start({ family: 'inet', table: c.nftTable, ...(this.#o.commandPrefix === undefined ? {} : { commandPrefix: this.#o.commandPrefix }) })
+    const owner = await NftOwner.start({
+      family: 'inet',
+      table: c.nftTable,
+      ...(this.#o.commandPrefix === undefined ? {} : { commandPrefix: this.#o.commandPrefix })
+    })
     this.#owner = owner
     owner.on('exit', () => {
       this.#o.log.error({ table: c.nftTable }, 'nft -i holder exited: the transparent table is gone (intercepted traffic is forwarded natively)')
@@ -236,6 +242,9 @@ export class HagSetup {
       await owner.close()
       return
     }
-    if (this.#o.config.failMode === 'closed') this.#o.log.info({ table: this.#o.config.nftTable }, 'fail-closed: the transparent table stays installed (intercepted SYNs are reset until the next start)')
+    if (this.#o.config.failMode === 'closed') {
+      this.#o.log.info({ table: this.#o.config.nftTable },
+        'fail-closed: the transparent table stays installed (intercepted SYNs are reset until the next start)')
+    }
   }
 }

@@ -59,7 +59,10 @@ export interface TransparentMode {
 export function createTransparentMode (deps: TransparentModeDeps): TransparentMode {
   const c = deps.config
   const problems = planProblems(c)
-  if (problems.length > 0) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', problems.map(formatCheckProblem).join('; '), { detail: { key: 'transparent' } })
+  if (problems.length > 0) {
+    throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', problems.map(formatCheckProblem).join('; '),
+      { detail: { key: 'transparent' } })
+  }
   const log = childFor(deps.log, 'transparent')
   const live = new Set<TransparentConnection>()
   const servers: net.Server[] = []
@@ -147,7 +150,13 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
         await closeServers()
         throw err
       }
-      log.info({ listenPort: c.listenPort, accessInterfaces: c.accessInterfaces, joinEndpoints: c.joinEndpoints, failMode: c.failMode, sourceAddress: c.sourceAddress }, 'transparent mode on')
+      log.info({
+        listenPort: c.listenPort,
+        accessInterfaces: c.accessInterfaces,
+        joinEndpoints: c.joinEndpoints,
+        failMode: c.failMode,
+        sourceAddress: c.sourceAddress
+      }, 'transparent mode on')
     },
     stopAccepting: () => { accepting = false },
     stop: async (drainTimeoutMs) => {
