@@ -216,7 +216,12 @@ test('TFO 0-RTT proof: the server reads the payload although every client packet
 }\n`
   })
   try {
-    const r = await client.call({ op: 'dial', opts: { host: '192.0.2.2', port: ports.tfo, fastOpen: true, fastOpenNoCookie: true }, payload: 'only in the SYN', noEcho: true })
+    const r = await client.call({
+      op: 'dial',
+      opts: { host: '192.0.2.2', port: ports.tfo, fastOpen: true, fastOpenNoCookie: true },
+      payload: 'only in the SYN',
+      noEcho: true
+    })
     assert.equal(r.ok, true, JSON.stringify(r))
     assert.equal((r as DialReply).tcp.synData, true)
     const conn = await server.waitEvent((e) => e.event === 'conn' && e.firstData === 'only in the SYN')

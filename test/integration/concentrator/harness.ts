@@ -30,9 +30,21 @@ export function tempDir (): string {
 export function makeConfig (doc: Record<string, unknown>): ConcentratorConfig {
   const dir = tempDir()
   const file = join(dir, 'concentrator.yaml')
-  const listeners = (doc['listeners'] as Array<Record<string, unknown>> | undefined) ?? [{ host: '127.0.0.1', port: 0, mode: 'socks5', protocol: 'tcp' }]
+  const listeners = (doc['listeners'] as Array<Record<string, unknown>> | undefined) ?? [{
+    host: '127.0.0.1',
+    port: 0,
+    mode: 'socks5',
+    protocol: 'tcp'
+  }]
   const withPorts = listeners.map((l) => ({ ...l, port: l['port'] === 0 ? 1 : l['port'] }))
-  writeFileSync(file, stringify({ log: { level: 'fatal' }, policy: { allowPrefixes: ['127.0.0.0/8'], hostAddresses: { except: ['127.0.0.0/8'] } }, auth: { trustedPrefixes: ['127.0.0.0/8'] }, ...doc, listeners: withPorts }))
+  writeFileSync(file,
+    stringify({
+      log: { level: 'fatal' },
+      policy: { allowPrefixes: ['127.0.0.0/8'], hostAddresses: { except: ['127.0.0.0/8'] } },
+      auth: { trustedPrefixes: ['127.0.0.0/8'] },
+      ...doc,
+      listeners: withPorts
+    }))
   const loaded = structuredClone(loadConfig(ConfigSchema, { file })) as unknown as { listeners: Array<{ port: number }> }
   listeners.forEach((l, i) => { if (l['port'] === 0 && loaded.listeners[i] !== undefined) loaded.listeners[i].port = 0 })
   return loaded as unknown as ConcentratorConfig
@@ -120,7 +132,8 @@ export class RawClient {
   }
 
   async waitClosed (timeoutMs = 3000): Promise<void> {
-    await Promise.race([this.closed, new Promise<void>((_resolve, reject) => setTimeout(() => { reject(new Error('not closed')) }, timeoutMs).unref())])
+    await Promise.race([this.closed,
+      new Promise<void>((_resolve, reject) => setTimeout(() => { reject(new Error('not closed')) }, timeoutMs).unref())])
   }
 }
 

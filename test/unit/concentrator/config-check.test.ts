@@ -31,22 +31,103 @@ const refusal = (file: string): ReturnType<typeof configRefusal> => configRefusa
 interface Case { name: string, extra: Record<string, unknown>, path: string, message: RegExp, code?: string }
 
 const cases: Case[] = [
-  { name: 'kernel.rtoMaxMs below 120000 without tcpRetries2', extra: { kernel: { rtoMaxMs: 5000 } }, path: '/kernel/tcpRetries2', message: /rtoMaxMs below 120000/ },
-  { name: 'two listeners on the same host and port', extra: { listeners: [listener, { ...listener, mode: 'convert' }] }, path: '/listeners/1/port', message: /already used by \/listeners\/0\/port/ },
-  { name: 'management API on a listener\'s host and port', extra: { management: { listen: { host: '192.0.2.1', port: 1080 } } }, path: '/management/listen/port', message: /already used/ },
-  { name: 'management headersTimeoutMs above requestTimeoutMs', extra: { management: { limits: { headersTimeoutMs: 20_000, requestTimeoutMs: 10_000 } } }, path: '/management/limits/headersTimeoutMs', message: /must not exceed/ },
-  { name: 'auth.trustedPrefixes entry that is no prefix', extra: { auth: { trustedPrefixes: ['192.0.2.0/24', '10.0.0.0/33'] } }, path: '/auth/trustedPrefixes/1', message: /invalid prefix/ },
-  { name: 'policy.ownAddresses entry that is no prefix', extra: { policy: { ownAddresses: ['nope'] } }, path: '/policy/ownAddresses/0', message: /invalid prefix/ },
-  { name: 'policy.hostAddresses.except entry that is no prefix', extra: { policy: { hostAddresses: { except: ['::1/129'] } } }, path: '/policy/hostAddresses/except/0', message: /invalid prefix/ },
-  { name: 'policy.infrastructurePrefixes entry that is no prefix', extra: { policy: { infrastructurePrefixes: ['x'] } }, path: '/policy/infrastructurePrefixes/0', message: /invalid prefix/ },
-  { name: 'policy.denyPrefixes entry that is no prefix', extra: { policy: { denyPrefixes: ['300.0.0.0/8'] } }, path: '/policy/denyPrefixes/0', message: /invalid prefix/ },
-  { name: 'policy.allowPrefixes entry that is no prefix', extra: { policy: { allowPrefixes: ['10.0.0.0/8/8'] } }, path: '/policy/allowPrefixes/0', message: /invalid prefix/ },
-  { name: 'policy.dns.servers entry c-ares refuses', extra: { policy: { dns: { servers: ['203.0.113.53', 'dns.example'] } } }, path: '/policy/dns/servers/1', message: /invalid DNS server/ },
-  { name: 'transparent enabled without access interfaces', extra: { transparent: { enabled: true } }, path: '/transparent/accessInterfaces', message: /at least one/ },
-  { name: 'transparent join port equal to listenPort', extra: { transparent: { enabled: true, accessInterfaces: ['acc0'], joinEndpoints: [{ ...join1, port: 7100 }] } }, path: '/transparent/joinEndpoints/0/port', message: /listenPort/ },
-  { name: 'transparent IPv6 join address with ipv6 false', extra: { transparent: { enabled: true, ipv6: false, accessInterfaces: ['acc0'], joinEndpoints: [{ ...join1, address: '2001:db8::1' }] } }, path: '/transparent/joinEndpoints/0/address', message: /IPv6 join address/ },
-  { name: 'auth.credentialsFile that does not exist', extra: { auth: { credentialsFile: join(dir, 'missing.txt') } }, path: '/auth/credentialsFile', message: /cannot read .*ENOENT/, code: 'HYBRID_ERR_CONFIG_READ' },
-  { name: 'auth.credentialsFile with a malformed line', extra: { auth: { credentialsFile: writeFile('bad-credentials.txt', '# users\nalice:secret\nbob\n') } }, path: '/auth/credentialsFile', message: /bad-credentials\.txt:3: expected username:password/ }
+  {
+    name: 'kernel.rtoMaxMs below 120000 without tcpRetries2',
+    extra: { kernel: { rtoMaxMs: 5000 } },
+    path: '/kernel/tcpRetries2',
+    message: /rtoMaxMs below 120000/
+  },
+  {
+    name: 'two listeners on the same host and port',
+    extra: { listeners: [listener, { ...listener, mode: 'convert' }] },
+    path: '/listeners/1/port',
+    message: /already used by \/listeners\/0\/port/
+  },
+  {
+    name: 'management API on a listener\'s host and port',
+    extra: { management: { listen: { host: '192.0.2.1', port: 1080 } } },
+    path: '/management/listen/port',
+    message: /already used/
+  },
+  {
+    name: 'management headersTimeoutMs above requestTimeoutMs',
+    extra: { management: { limits: { headersTimeoutMs: 20_000, requestTimeoutMs: 10_000 } } },
+    path: '/management/limits/headersTimeoutMs',
+    message: /must not exceed/
+  },
+  {
+    name: 'auth.trustedPrefixes entry that is no prefix',
+    extra: { auth: { trustedPrefixes: ['192.0.2.0/24', '10.0.0.0/33'] } },
+    path: '/auth/trustedPrefixes/1',
+    message: /invalid prefix/
+  },
+  {
+    name: 'policy.ownAddresses entry that is no prefix',
+    extra: { policy: { ownAddresses: ['nope'] } },
+    path: '/policy/ownAddresses/0',
+    message: /invalid prefix/
+  },
+  {
+    name: 'policy.hostAddresses.except entry that is no prefix',
+    extra: { policy: { hostAddresses: { except: ['::1/129'] } } },
+    path: '/policy/hostAddresses/except/0',
+    message: /invalid prefix/
+  },
+  {
+    name: 'policy.infrastructurePrefixes entry that is no prefix',
+    extra: { policy: { infrastructurePrefixes: ['x'] } },
+    path: '/policy/infrastructurePrefixes/0',
+    message: /invalid prefix/
+  },
+  {
+    name: 'policy.denyPrefixes entry that is no prefix',
+    extra: { policy: { denyPrefixes: ['300.0.0.0/8'] } },
+    path: '/policy/denyPrefixes/0',
+    message: /invalid prefix/
+  },
+  {
+    name: 'policy.allowPrefixes entry that is no prefix',
+    extra: { policy: { allowPrefixes: ['10.0.0.0/8/8'] } },
+    path: '/policy/allowPrefixes/0',
+    message: /invalid prefix/
+  },
+  {
+    name: 'policy.dns.servers entry c-ares refuses',
+    extra: { policy: { dns: { servers: ['203.0.113.53', 'dns.example'] } } },
+    path: '/policy/dns/servers/1',
+    message: /invalid DNS server/
+  },
+  {
+    name: 'transparent enabled without access interfaces',
+    extra: { transparent: { enabled: true } },
+    path: '/transparent/accessInterfaces',
+    message: /at least one/
+  },
+  {
+    name: 'transparent join port equal to listenPort',
+    extra: { transparent: { enabled: true, accessInterfaces: ['acc0'], joinEndpoints: [{ ...join1, port: 7100 }] } },
+    path: '/transparent/joinEndpoints/0/port',
+    message: /listenPort/
+  },
+  {
+    name: 'transparent IPv6 join address with ipv6 false',
+    extra: { transparent: { enabled: true, ipv6: false, accessInterfaces: ['acc0'], joinEndpoints: [{ ...join1, address: '2001:db8::1' }] } },
+    path: '/transparent/joinEndpoints/0/address',
+    message: /IPv6 join address/
+  },
+  {
+    name: 'auth.credentialsFile that does not exist',
+    extra: { auth: { credentialsFile: join(dir, 'missing.txt') } },
+    path: '/auth/credentialsFile',
+    message: /cannot read .*ENOENT/,
+    code: 'HYBRID_ERR_CONFIG_READ'
+  },
+  {
+    name: 'auth.credentialsFile with a malformed line',
+    extra: { auth: { credentialsFile: writeFile('bad-credentials.txt', '# users\nalice:secret\nbob\n') } },
+    path: '/auth/credentialsFile',
+    message: /bad-credentials\.txt:3: expected username:password/
+  }
 ]
 
 for (const c of cases) {
@@ -79,6 +160,10 @@ test('a good configuration passes; ephemeral ports (0, tests building configs wi
   })
   const c = loadConfig(ConfigSchema, { file, check: concentratorConfigProblems })
   assert.equal(c.listeners.length, 2)
-  const ephemeral = { ...c, listeners: c.listeners.map((l) => ({ ...l, port: 0 })), management: { ...c.management, listen: { ...c.management.listen, port: 0 } } }
+  const ephemeral = {
+    ...c,
+    listeners: c.listeners.map((l) => ({ ...l, port: 0 })),
+    management: { ...c.management, listen: { ...c.management.listen, port: 0 } }
+  }
   assert.deepEqual(concentratorConfigProblems(ephemeral), [])
 })
