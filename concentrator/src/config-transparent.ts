@@ -2,7 +2,7 @@
  * `transparent:` — the concentrator as an on-path HAG (docs/transparent.md): MPTCP SYNs arriving
  * from the access interfaces are TPROXYed into an IP_TRANSPARENT MPTCP listener and re-originated
  * as plain TCP to their original destination. Joins for any destination port go to announced
- * `signal` endpoints (kernel-and-node.md §7, C-flag recipe). Off by default.
+ * `signal` endpoints (docs/design/kernel-facts.md §4, C-flag recipe). Off by default.
  */
 import { Type, type Static } from 'typebox'
 import { integerOption, portOption, stringEnum } from '../../shared/src/config/schema-helpers.ts'

@@ -1,6 +1,6 @@
 /**
  * The concentrator's metrics: the common set (shared/src/metrics), the kernel MPTCP MIB and the
- * concentrator-only rows of security-and-operations.md §5. One registry per daemon instance; label
+ * concentrator-only metrics (docs/metrics.md). One registry per daemon instance; label
  * values come from the closed sets below, never from the network.
  */
 import type { Registry } from 'prom-client'

@@ -1,6 +1,6 @@
 /**
  * The CPE agent's metrics: the common set (with a `path` label on `hybrid_mptcp_subflows_active`),
- * the kernel MPTCP MIB and the CPE rows of security-and-operations.md §5. One registry per agent.
+ * the kernel MPTCP MIB and the CPE-only metrics (docs/metrics.md). One registry per agent.
  * `path` values are the configured uplink names (closed set, ≤ 4); never addresses.
  */
 import type { Registry } from 'prom-client'

@@ -23,7 +23,7 @@ const PREFIX = 'hat-ce-'
 const PEER = 'test/e2e/concentrator-peer.ts'
 const DNS_NAME = 'www.lab.example'
 const LIMITS = { handshakeTimeoutMs: 1000, idleTimeoutMs: 2500, perSourceMaxConnections: 3, connectTimeoutMs: 3000 }
-/** Simultaneous slowloris clients of the timer test (security-and-operations.md §4 asks 10k at scale; the bench host's fd limits are shared). */
+/** Simultaneous slowloris clients of the timer test (10k are the goal at scale; the bench host's fd limits are shared). */
 const SLOWLORIS = 2000
 const skip = e2eSkipReason()
 

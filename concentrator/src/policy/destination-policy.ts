@@ -1,6 +1,6 @@
 /**
  * The concentrator's destination policy, shared by SOCKS5, Convert and transparent mode
- * (security-and-operations §3). Deny by default:
+ * (docs/destination-policy.md; docs/design/threat-model.md, threats 8–10). Deny by default:
  *
  *  1. canonicalise (every inet_aton form, IPv6 text, brackets; zone ids and bad names refused);
  *  2. check the port (range, `deniedPorts`, `allowedPorts`);

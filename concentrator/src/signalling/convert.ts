@@ -48,7 +48,7 @@ import type { EarlyBytes } from './early-data.ts'
 
 /** After a failure reply, the socket is destroyed if the peer has not closed within this. */
 const FAILURE_LINGER_MS = 1000
-/** Supported TCP Extensions answered to Info: MPTCP only (TFO 34 is not listed: see rfc8803.md §5). */
+/** Supported TCP Extensions answered to Info: MPTCP only (TFO 34 is not listed: docs/design/rfc8803-notes.md §2). */
 const SUPPORTED_KINDS = [TcpOptionKind.Mptcp]
 
 export interface ConvertConnectionDeps extends ConnectionDeps {

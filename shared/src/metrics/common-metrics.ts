@@ -1,5 +1,5 @@
 /**
- * Metrics both daemons export (security-and-operations.md §5, rows marked "both").
+ * Metrics both daemons export (docs/metrics.md, "Common metrics").
  * `createCommonMetrics(registry)` registers them on the daemon's own registry and returns a typed
  * object whose label arguments only accept the closed vocabularies of ./labels.ts.
  */

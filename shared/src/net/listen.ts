@@ -5,7 +5,7 @@
  *
  * Accepted sockets are MPTCP, except that a client without MPTCP yields a plain-TCP socket
  * (`socketProtocol` 'tcp', `isMptcpFallback` true). Keep the listener open while its connections
- * live: after close() the kernel refuses their MP_JOINs (kernel-and-node.md §6).
+ * live: after close() the kernel refuses their MP_JOINs (docs/mptcp-socket-layer.md; docs/design/kernel-facts.md §3).
  */
 import net from 'node:net'
 import { HybridError } from '../errors.ts'

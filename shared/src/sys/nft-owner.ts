@@ -1,6 +1,6 @@
 /**
  * Holder of an nftables `flags owner` table: a long-lived `nft -i` child, fed through a pipe, creates
- * the table and makes every later change to it (security-and-operations.md §8). The kernel deletes an
+ * the table and makes every later change to it (docs/cpe-control-plane.md; docs/design/threat-model.md, threat 14). The kernel deletes an
  * owner table when the netlink socket that created it closes, so the table lives exactly as long as
  * this child — and the child lives as long as the daemon:
  *

@@ -52,7 +52,7 @@ function refused (d: PolicyDecision, reason: string, socks5: number, convert: nu
   assert.equal(d.convertError.code, convert, `${label}: Convert Error`)
 }
 
-// §3.7 regression corpus: [input, reason, Convert code]; SOCKS5 REP is 02 for all of them.
+// Regression corpus of docs/destination-policy.md: [input, reason, Convert code]; SOCKS5 REP is 02 for all of them.
 const corpus: Array<[string, string, 1 | 32]> = [
   ['', 'invalid_destination', 1],
   ['0', 'ssrf_blocked', 1],

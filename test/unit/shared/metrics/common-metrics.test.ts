@@ -4,7 +4,7 @@ import { Registry, register as globalRegister } from 'prom-client'
 import { ConfigError } from '../../../../shared/src/errors.ts'
 import { commonMetricSpecs, ConnectionDurationBuckets, createCommonMetrics, LatencyBuckets } from '../../../../shared/src/metrics/common-metrics.ts'
 
-// Every "both" row of security-and-operations.md §5, except build info (registry.ts) and the kernel MIB (kernel-mib.ts),
+// Every metric both daemons export (docs/metrics.md, "Common metrics"), except build info (registry.ts) and the kernel MIB (kernel-mib.ts),
 // plus the management listener's refused connections (docs/management-api.md).
 const TABLE = [
   'hybrid_config_reloads_total', 'hybrid_config_last_reload_success_timestamp_seconds',
