@@ -41,7 +41,7 @@ export type ConvertDecodeResult =
   | { readonly ok: false, readonly failure: ConvertFailure }
 
 /*
- * Fixed header (RFC 8803 §4.1 [section number unverified])
+ * Fixed header (RFC 8803; magic and word count as in libconvert: docs/design/rfc8803-notes.md §1)
  *  0                   1                   2                   3
  *  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
  * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
@@ -117,7 +117,7 @@ function isAccepted (type: number, options: ConvertDecodeOptions): boolean {
 }
 
 /*
- * Message-level rules (our policy, O6): a client message carries exactly one of Info and Connect
+ * Message-level rules (our policy, open point O6: docs/design/rfc8803-notes.md §6): a client message carries exactly one of Info and Connect
  * (Cookie and configured private TLVs may accompany it); then the Connect TCP-option policy
  * (Error 33). Converter replies may combine their TLVs freely; the caller interprets them.
  */
@@ -207,7 +207,7 @@ export function buildConvertError (code: number, value: Uint8Array = new Uint8Ar
   return encodeConvertMessage({ tlvs: [{ type: ConvertTlvType.Error, code, value }] })
 }
 
-/** Converter: Error 3 Missing Cookie carrying the cookie computed for this client (O4 layout). */
+/** Converter: Error 3 Missing Cookie carrying the cookie computed for this client (open point O4: docs/design/rfc8803-notes.md §6). */
 export function buildConvertMissingCookie (cookie: Uint8Array): Buffer {
   return buildConvertError(ConvertErrorCode.MissingCookie, buildMissingCookieValue(cookie))
 }

@@ -12,7 +12,7 @@ function reply (bytes: Buffer): ConvertMessage {
   return r.message
 }
 
-test('first write: header + Connect (IPv4-mapped) + LAN bytes, byte-exact (rfc8803.md §9 vector)', () => {
+test('first write: header + Connect (IPv4-mapped) + LAN bytes, byte-exact (fixture vector)', () => {
   const w = buildFirstWrite({ family: 4, address: '192.0.2.10', port: 443 }, Buffer.from('GET'))
   assert.equal(hex(w), '01062263' + '0a0501bb' + '00000000000000000000ffffc000020a' + Buffer.from('GET').toString('hex'))
 })

@@ -20,7 +20,7 @@ const decodeOk = (bytes: Uint8Array, side: 'converter' | 'client'): ConvertMessa
   return r.message
 }
 
-test('every positive §9 vector decodes and re-encodes byte for byte', () => {
+test('every positive fixture vector decodes and re-encodes byte for byte', () => {
   for (const v of positiveVectors) {
     const bytes = hex(v.hex)
     const r = decodeConvertMessage(bytes, { side: v.side })
@@ -65,7 +65,7 @@ test('decoded fields: Connect address families, options, cookie, errors', () => 
   assert.deepEqual([...err.value], [3])
 })
 
-test('builders produce the §9 bytes', () => {
+test('builders produce the fixture bytes', () => {
   assert.deepEqual(buildConvertSuccess(), hex('01 01 22 63'))
   assert.deepEqual(buildConvertInfo(), hex('01 02 22 63 01 01 00 00'))
   assert.deepEqual(buildConvertSupported([30]), hex('01 03 22 63 15 02 00 00 1e 00 00 00'))
