@@ -49,13 +49,12 @@ export const ConvertSchema = Type.Object({
   cookie: ConvertCookieSchema,
   errorRateLimit: ConvertErrorRateSchema,
   /** Private-use TLV types (192–255) accepted in client messages (ignored); others get Error 2. Default none. */
-  privateTypes: Type.Array(Type.Integer({ minimum: 192, maximum: 255 }),
-    {
-      default: [],
-      maxItems: 64,
-      uniqueItems: true,
-      description: 'private-use Convert TLV types (192-255) accepted and ignored; any other private type is answered with Error 2'
-    }),
+  privateTypes: Type.Array(Type.Integer({ minimum: 192, maximum: 255 }), {
+    default: [],
+    maxItems: 64,
+    uniqueItems: true,
+    description: 'private-use Convert TLV types (192-255) accepted and ignored; any other private type is answered with Error 2'
+  }),
   /** Honour the MPTCP option (30) of a Connect by dialling the destination with MPTCP (falls back to TCP). Default false. */
   downstreamMptcp: Type.Boolean({
     default: false,

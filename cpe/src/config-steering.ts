@@ -80,12 +80,11 @@ export const SteeringSchema = Type.Object({
   priority: PrioritySchema,
   smallestDelay: SmallestDelaySchema,
   /** Destination classes pinned to one access (ip rules before the failover steering rules). Default []. */
-  classes: Type.Array(SteeringClassSchema,
-    {
-      maxItems: 32,
-      default: [],
-      description: 'destination classes pinned to one access: routing rules for new connections (docs/steering.md: what a pin covers in each mode)'
-    }),
+  classes: Type.Array(SteeringClassSchema, {
+    maxItems: 32,
+    default: [],
+    description: 'destination classes pinned to one access: routing rules for new connections (docs/steering.md: what a pin covers in each mode)'
+  }),
   /** Priority of the first class rule (one rule per destination and family, counting up). Default 31900. */
   classRulePriority: integerOption({
     default: 31_900,

@@ -72,13 +72,12 @@ describe('concentrator kernel profile (real sysctls in a namespace)', { skip }, 
     let stopped = false
     try {
       // tcp_wmem: only the max field is the profile's, min and default are what the namespace had
-      assert.deepEqual(await values(),
-        {
-          'net.mptcp.stale_loss_cnt': '1',
-          'net.ipv4.tcp_retries2': '60',
-          'net.ipv4.tcp_rto_max_ms': '1000',
-          'net.ipv4.tcp_wmem': '4096 32768 1048576'
-        })
+      assert.deepEqual(await values(), {
+        'net.mptcp.stale_loss_cnt': '1',
+        'net.ipv4.tcp_retries2': '60',
+        'net.ipv4.tcp_rto_max_ms': '1000',
+        'net.ipv4.tcp_wmem': '4096 32768 1048576'
+      })
       const status = JSON.parse((await conc.get('/api/v1/status')).body) as { kernel: Record<string, { value: string, before: string }> }
       assert.deepEqual(status.kernel['net.ipv4.tcp_rto_max_ms'], { value: '1000', before: '110000' })
       assert.match(conc.logTail(), /kernel setting net\.ipv4\.tcp_rto_max_ms=1000 \(was 110000; restored at stop\)/)

@@ -163,13 +163,12 @@ export class TransparentConnection {
 
   #startRelay (upstream: net.Socket, dstText: string): void {
     const { limits } = this.#deps.runtime()
-    const r = relay(this.#socket, upstream,
-      {
-        ...relayMetricHooks(this.#deps.metrics),
-        idleTimeoutMs: limits.idleTimeoutMs,
-        halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
-        keepalive: relayKeepalive(limits)
-      })
+    const r = relay(this.#socket, upstream, {
+      ...relayMetricHooks(this.#deps.metrics),
+      idleTimeoutMs: limits.idleTimeoutMs,
+      halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
+      keepalive: relayKeepalive(limits)
+    })
     this.#relay = r
     const s = this.#socket
     this.#deps.sessions.add({

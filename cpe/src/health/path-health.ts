@@ -80,13 +80,12 @@ export class PathHealth extends EventEmitter<{ change: [path: string, state: Hea
     this.#operstate = opts.operstate ?? sysfsOperstate
     const c = opts.config
     for (const p of paths) {
-      this.#paths.set(p,
-        {
-          state: new HealthState({ downAfter: c.downAfter, upAfter: c.upAfter, holdDownMs: c.holdDownMs, window: c.window }, this.#now(), true),
-          sinceWall: this.#wallNow(),
-          uplink: undefined,
-          socket: undefined
-        })
+      this.#paths.set(p, {
+        state: new HealthState({ downAfter: c.downAfter, upAfter: c.upAfter, holdDownMs: c.holdDownMs, window: c.window }, this.#now(), true),
+        sinceWall: this.#wallNow(),
+        uplink: undefined,
+        socket: undefined
+      })
     }
   }
 

@@ -206,14 +206,13 @@ export class ConvertUpstream {
   #relayTo (socket: net.Socket, earlyData: Buffer, path: string | undefined): void {
     const { limits } = this.#s
     const sentFirst = earlyData.length === 0 ? this.#first?.length ?? 0 : 0
-    const r = relay(this.#lan, socket,
-      {
-        ...relayMetricHooks(this.#deps.metrics),
-        idleTimeoutMs: limits.idleTimeoutMs,
-        halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
-        keepalive: relayKeepalive(limits),
-        ...(earlyData.length > 0 ? { earlyData } : {})
-      })
+    const r = relay(this.#lan, socket, {
+      ...relayMetricHooks(this.#deps.metrics),
+      idleTimeoutMs: limits.idleTimeoutMs,
+      halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
+      keepalive: relayKeepalive(limits),
+      ...(earlyData.length > 0 ? { earlyData } : {})
+    })
     this.#relay = r
     this.#first = undefined
     const id = this.#info.id
@@ -317,13 +316,12 @@ export class ConvertUpstream {
       return
     }
     this.#socket = socket
-    socket.on('error',
-      (err: Error & { code?: string }) => {
-        if (this.#relay === undefined) {
-          this.#reset({ kind: 'upstream', reason: reasonForErrno(err.code) },
-            'direct connect failed')
-        }
-      })
+    socket.on('error', (err: Error & { code?: string }) => {
+      if (this.#relay === undefined) {
+        this.#reset({ kind: 'upstream', reason: reasonForErrno(err.code) },
+          'direct connect failed')
+      }
+    })
     socket.once('connect', () => { if (!this.#finished) this.#relayTo(socket, this.#first ?? Buffer.alloc(0), undefined) })
   }
 

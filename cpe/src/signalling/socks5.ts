@@ -321,14 +321,13 @@ export class Socks5Upstream {
     const { limits } = this.#s
     const early = !a.pipelined && this.#first !== undefined && this.#first.length > 0 ? { earlyData: this.#first } : {}
     this.#earlyInHandshake = a.pipelined ? this.#first?.length ?? 0 : 0
-    const r = relay(this.#lan, a.socket,
-      {
-        ...relayMetricHooks(this.#deps.metrics),
-        idleTimeoutMs: limits.idleTimeoutMs,
-        halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
-        keepalive: relayKeepalive(limits),
-        ...early
-      })
+    const r = relay(this.#lan, a.socket, {
+      ...relayMetricHooks(this.#deps.metrics),
+      idleTimeoutMs: limits.idleTimeoutMs,
+      halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
+      keepalive: relayKeepalive(limits),
+      ...early
+    })
     this.#relay = r
     this.#first = undefined
     const id = this.#info.id

@@ -167,13 +167,12 @@ export class TransparentUpstream {
 
   #startRelay (socket: net.Socket): void {
     const { limits } = this.#s
-    const r = relay(this.#lan, socket,
-      {
-        ...relayMetricHooks(this.#deps.metrics),
-        idleTimeoutMs: limits.idleTimeoutMs,
-        halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
-        keepalive: relayKeepalive(limits)
-      })
+    const r = relay(this.#lan, socket, {
+      ...relayMetricHooks(this.#deps.metrics),
+      idleTimeoutMs: limits.idleTimeoutMs,
+      halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
+      keepalive: relayKeepalive(limits)
+    })
     this.#relay = r
     const id = this.#info.id
     const paths = this.#deps.paths

@@ -175,16 +175,15 @@ test('limits.handshakeTimeoutMs and limits.convertTimeoutMs are gone from the CP
 })
 
 test('a valid configuration passes the checks', () => {
-  const c = loadConfig(ConfigSchema,
-    {
-      file: writeConfig({
-        mode: 'convert',
-        convert: { port: 5124 },
-        health: { enabled: true },
-        failover: { enabled: true },
-        steering: { mode: 'priority-based' }
-      }),
-      check: cpeConfigProblems
-    })
+  const c = loadConfig(ConfigSchema, {
+    file: writeConfig({
+      mode: 'convert',
+      convert: { port: 5124 },
+      health: { enabled: true },
+      failover: { enabled: true },
+      steering: { mode: 'priority-based' }
+    }),
+    check: cpeConfigProblems
+  })
   assert.equal(c.convert.port, 5124)
 })

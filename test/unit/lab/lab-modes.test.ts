@@ -68,12 +68,11 @@ test('mode configurations: management on the metrics targets, the mode, TFO, con
     assert.deepEqual(labModeConcentratorConfig(mode)['kernel'], cpeProfile, `${mode}: concentrator kernel profile = the CPE's`)
   }
   assert.deepEqual(labCpeConfig('convert')['convert'], { port: LAB_CONCENTRATOR_PORTS.convert, fallback: 'socks5' })
-  assert.deepEqual(labModeConcentratorConfig('socks5'),
-    {
-      ...labConcentratorConfig(),
-      limits: { ...labConcentratorConfig()['limits'] as object, drainTimeoutMs: LAB_DRAIN_TIMEOUT_MS },
-      kernel: labConcentratorKernelConfig()
-    })
+  assert.deepEqual(labModeConcentratorConfig('socks5'), {
+    ...labConcentratorConfig(),
+    limits: { ...labConcentratorConfig()['limits'] as object, drainTimeoutMs: LAB_DRAIN_TIMEOUT_MS },
+    kernel: labConcentratorKernelConfig()
+  })
   for (const mode of DAEMON_MODES) {
     assert.equal((labModeConcentratorConfig(mode)['limits'] as { drainTimeoutMs?: number }).drainTimeoutMs,
       LAB_DRAIN_TIMEOUT_MS, `${mode}: drains within the stop grace`)

@@ -140,14 +140,13 @@ test('adaptive timeout: srtt + 4 × rttvar within [minTimeoutMs, timeoutMs] whil
       window: 10
     }
     let lteOper = 'up'
-    const h = new PathHealth(['dsl', 'lte'],
-      {
-        config,
-        target: { host: '127.0.0.1', port: r.port },
-        metrics,
-        log: createLogger({ level: 'silent', name: 't' }),
-        operstate: (i) => (i === 'lte0' ? lteOper : 'up')
-      })
+    const h = new PathHealth(['dsl', 'lte'], {
+      config,
+      target: { host: '127.0.0.1', port: r.port },
+      metrics,
+      log: createLogger({ level: 'silent', name: 't' }),
+      operstate: (i) => (i === 'lte0' ? lteOper : 'up')
+    })
     t.after(() => { h.stop() })
     assert.equal(h.view('dsl')?.timeoutMs, 400, 'no RTT yet: the upper bound')
     h.updateUplinks([uplink, { ...uplink, name: 'lte', role: 'lte', interface: 'lte0', table: 200 }])

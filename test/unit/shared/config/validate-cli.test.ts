@@ -52,11 +52,10 @@ test('hybrid-cpe --validate: mode convert without convert.port exits 2 naming th
 })
 
 test('hybrid-concentrator --validate: an unreadable credentials file and a bad prefix, both reported, exit 2', () => {
-  const file = write('conc.yaml',
-    {
-      listeners: [{ host: '192.0.2.1', port: 1080, mode: 'socks5' }],
-      auth: { trustedPrefixes: ['10.0.0.0/33'], credentialsFile: join(dir, 'missing.txt') }
-    })
+  const file = write('conc.yaml', {
+    listeners: [{ host: '192.0.2.1', port: 1080, mode: 'socks5' }],
+    auth: { trustedPrefixes: ['10.0.0.0/33'], credentialsFile: join(dir, 'missing.txt') }
+  })
   const r = runMain('concentrator', ['--config', file, '--validate'])
   assert.equal(r.status, ExitCode.Config, r.stderr)
   assert.match(r.stderr, /^hybrid-concentrator: HYBRID_ERR_CONFIG_READ: 2 configuration problem\(s\):\n/)

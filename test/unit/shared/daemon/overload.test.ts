@@ -112,16 +112,15 @@ function harness (config: Partial<OverloadConfig> = {}) {
   const counts: number[] = []
   let clock = 0
   let shed = 0
-  const m = new OverloadManager({ ...defaults(), ...config },
-    {
-      log: pino({ level: 'silent' }),
-      metrics,
-      relays: () => relays,
-      sourceCounts: () => counts,
-      monitors,
-      now: () => clock,
-      onShed: (n) => { shed += n }
-    })
+  const m = new OverloadManager({ ...defaults(), ...config }, {
+    log: pino({ level: 'silent' }),
+    metrics,
+    relays: () => relays,
+    sourceCounts: () => counts,
+    monitors,
+    now: () => clock,
+    onShed: (n) => { shed += n }
+  })
   const value = async (name: string, labels: Record<string, string>): Promise<number | undefined> => {
     const json = await registry.getMetricsAsJSON()
     return json.find((x) => x.name === name)?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value
