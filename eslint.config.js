@@ -9,6 +9,19 @@ export default [
   { ignores: ['dist/**', 'node_modules/**', 'deploy/**/*.json'] },
   ...neostandard({ ts: true }),
   {
+    // One line limit for code and comments; a long string, template literal, URL or regular expression
+    // is not split just to fit (splitting a log message or a pattern hides it from grep).
+    rules: {
+      '@stylistic/max-len': ['error', {
+        code: 150,
+        ignoreUrls: true,
+        ignoreStrings: true,
+        ignoreTemplateLiterals: true,
+        ignoreRegExpLiterals: true
+      }]
+    }
+  },
+  {
     files: ['**/*.ts'],
     languageOptions: {
       parser: tseslint.parser,

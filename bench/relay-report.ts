@@ -133,7 +133,11 @@ export function summariseRuns (runs: readonly ThroughputRun[]): RelayBenchResult
     const mine = runs.filter((x) => x.path === p)
     const user = mine.reduce((a, x) => a + x.userSeconds, 0)
     const all = mine.reduce((a, x) => a + x.cpuSeconds, 0)
-    return { gbpsMedian: median(mine.map((x) => x.gbps)), gbpsPerCoreMedian: median(mine.map((x) => x.gbpsPerCore)), userShare: all === 0 ? 0 : user / all }
+    return {
+      gbpsMedian: median(mine.map((x) => x.gbps)),
+      gbpsPerCoreMedian: median(mine.map((x) => x.gbpsPerCore)),
+      userShare: all === 0 ? 0 : user / all
+    }
   }
   return { ours: one('ours'), socat: one('socat') }
 }
@@ -161,7 +165,8 @@ export function renderMarkdown (r: RelayBenchResult): string {
     '',
     '| Path | Median goodput Gbit/s | Median Gbit/s per core | User-space share of relay CPU |',
     '|---|---|---|---|',
-    ...(['ours', 'socat'] as const).map((p) => `| ${p} | ${r2(r.summary[p].gbpsMedian)} | ${r2(r.summary[p].gbpsPerCoreMedian)} | ${Math.round(r.summary[p].userShare * 100)} % |`),
+    ...(['ours',
+      'socat'] as const).map((p) => `| ${p} | ${r2(r.summary[p].gbpsMedian)} | ${r2(r.summary[p].gbpsPerCoreMedian)} | ${Math.round(r.summary[p].userShare * 100)} % |`),
     '',
     `**Ours / socat, Gbit/s per core: ${r2(r.ratioPerCore)}**`,
     ''
@@ -210,7 +215,10 @@ export function aggregateHeapSnapshot (snap: HeapSnapshot): HeapAggregate {
   for (let i = 0; i < snap.nodes.length; i += width) {
     const type = types[snap.nodes[i + iType] ?? -1] ?? '?'
     const name = snap.strings[snap.nodes[i + iName] ?? -1] ?? ''
-    const key = type === 'object' ? name.slice(0, 60) : type === 'closure' ? `closure ${name === '' ? '(anonymous)' : name.slice(0, 50)}` : `(${type})`
+    const key = type === 'object'
+      ? name.slice(0,
+        60)
+      : type === 'closure' ? `closure ${name === '' ? '(anonymous)' : name.slice(0, 50)}` : `(${type})`
     const a = agg.get(key) ?? { count: 0, bytes: 0 }
     a.count++
     a.bytes += snap.nodes[i + iSize] ?? 0

@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- relay [--seconds 5] [--rounds 3] [--conns 10000] [--no-idle] [--profile auto|always|never] [--heap 2000] [--out bench/results] [--note text]`
+ * `npm run bench -- relay [--seconds 5] [--rounds 3] [--conns 10000] [--no-idle] [--profile
+ * auto|always|never] [--heap 2000] [--out bench/results] [--note text]`
  *
  * MPTCP → TCP relay benchmark in one namespace (`hat-bench-relay`, loopback, documentation
  * addresses only, removed at the end and on failure):
@@ -23,7 +24,10 @@ import { createNamespace, ownPrefix, removeNamespaces, removeStaleRuns, run, typ
 import { startDaemon, type DaemonHandle } from '../lab/daemons.ts'
 import { REPO_ROOT } from '../lab/topology.ts'
 import { heapBreakdown } from './relay-heap.ts'
-import { netstatCounter, summariseRuns, parseProcStat, parseSockstat, parseVmRss, renderMarkdown, summariseProfile, type CpuProfile, type IdleResult, type RelayBenchResult, type ThroughputRun } from './relay-report.ts'
+import {
+  netstatCounter, summariseRuns, parseProcStat, parseSockstat, parseVmRss, renderMarkdown, summariseProfile, type CpuProfile,
+  type IdleResult, type RelayBenchResult, type ThroughputRun
+} from './relay-report.ts'
 
 const BASE = 'hat-bench-'
 // This run's own prefix: a second run (or any other tool) never deletes our namespace mid-measurement.
@@ -134,7 +138,8 @@ export class Bench {
     const start = monotonicUs()
     const cpu0 = this.cpuSeconds(pid)
     const mp0 = await this.mptcpAccepted()
-    const args = ['bulk', '--proxy', `${SVC}:${PORTS[path]}`, '--seconds', String(seconds), ...(path === 'ours' ? ['--socks', `${SINK}:${PORTS.sink}`] : [])]
+    const args = ['bulk', '--proxy', `${SVC}:${PORTS[path]}`, '--seconds', String(seconds),
+      ...(path === 'ours' ? ['--socks', `${SINK}:${PORTS.sink}`] : [])]
     const client = new Proc(this.spawn(['mptcpize', 'run', ...nodePeer(args)]))
     await client.next('result', (seconds + 30) * 1000)
     const conn = await sink.next('conn', 10_000)
@@ -146,12 +151,25 @@ export class Bench {
     const user = cpu1.user - cpu0.user
     const system = cpu1.system - cpu0.system
     const bits = bytes * 8 / 1e9
-    return { path, round, bytes, ms, gbps: bits / (ms / 1000), cpuSeconds: user + system, userSeconds: user, systemSeconds: system, gbpsPerCore: bits / (user + system), mptcpAccepted: await this.mptcpAccepted() - mp0, windowUs: [start, end] }
+    return {
+      path,
+      round,
+      bytes,
+      ms,
+      gbps: bits / (ms / 1000),
+      cpuSeconds: user + system,
+      userSeconds: user,
+      systemSeconds: system,
+      gbpsPerCore: bits / (user + system),
+      mptcpAccepted: await this.mptcpAccepted() - mp0,
+      windowUs: [start, end]
+    }
   }
 
   /** n idle SOCKS5 relays through the concentrator (MPTCP client), held until `stop()`. */
   openIdle (n: number): Proc {
-    return new Proc(this.spawn(withNofile(['mptcpize', 'run', ...nodePeer(['idle', '--proxy', `${SVC}:${PORTS.ours}`, '--socks', `${SINK}:${PORTS.sink}`, '--count', String(n)])])))
+    return new Proc(this.spawn(withNofile(['mptcpize', 'run',
+      ...nodePeer(['idle', '--proxy', `${SVC}:${PORTS.ours}`, '--socks', `${SINK}:${PORTS.sink}`, '--count', String(n)])])))
   }
 
   async idle (conc: DaemonHandle, count: number): Promise<IdleResult> {
@@ -200,7 +218,8 @@ export class Bench {
 
   /** A socat MPTCP listener relaying to the sink, forking per connection. */
   async socat (): Promise<Proc> {
-    const p = new Proc(this.spawn(['socat', '-b', '131072', `SOCKET-LISTEN:2:262:x${sockaddrHex(SVC, PORTS.socat)},reuseaddr,fork`, `TCP:${SINK}:${PORTS.sink}`]))
+    const p = new Proc(this.spawn(['socat', '-b', '131072', `SOCKET-LISTEN:2:262:x${sockaddrHex(SVC, PORTS.socat)},reuseaddr,fork`,
+      `TCP:${SINK}:${PORTS.sink}`]))
     for (let i = 0; i < 50; i++) {
       if ((await this.ns.exec(['ss', '-Hltn', `sport = :${PORTS.socat}`])).trim() !== '') return p
       await sleep(100)
@@ -294,7 +313,14 @@ async function measure (bench: Bench, o: RelayOptions, conns: number, notes: str
   const wantProfile = o.profile === 'always' || (o.profile === 'auto' && ratioPerCore < 1)
   const profile = wantProfile ? await profileRun(bench, sink, o.seconds) : undefined
   const heap = o.heap > 0 ? { connections: o.heap, ...await heapBreakdown(bench, o.heap, PROFILE_DIR) } : undefined
-  return { runs, summary, ratioPerCore, ...(idle !== undefined ? { idle } : {}), ...(profile !== undefined ? { profile } : {}), ...(heap !== undefined ? { heap } : {}) }
+  return {
+    runs,
+    summary,
+    ratioPerCore,
+    ...(idle !== undefined ? { idle } : {}),
+    ...(profile !== undefined ? { profile } : {}),
+    ...(heap !== undefined ? { heap } : {})
+  }
 }
 
 export async function runRelayBench (argv: readonly string[]): Promise<number> {
@@ -304,7 +330,15 @@ export async function runRelayBench (argv: readonly string[]): Promise<number> {
   // The concentrator holds two fds per relayed connection, plus listeners, management, epoll, stdio.
   const conns = Math.min(o.wanted, Math.floor((nofile - 200) / 2))
   const clk = Number((await run(['getconf', 'CLK_TCK'])).trim())
-  const machine: Record<string, string | number> = { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, kernel: release(), node: process.version, memGiB: Math.round(totalmem() / 2 ** 30), loadavg1: loadavg()[0]?.toFixed(2) ?? '?', nofileHard: hard }
+  const machine: Record<string, string | number> = {
+    cpu: cpus()[0]?.model ?? '?',
+    cores: cpus().length,
+    kernel: release(),
+    node: process.version,
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    loadavg1: loadavg()[0]?.toFixed(2) ?? '?',
+    nofileHard: hard
+  }
   const notes: string[] = [...o.notes]
   if (o.idle && conns < o.wanted) notes.push(`idle connections reduced from ${o.wanted} to ${conns}: the hard RLIMIT_NOFILE here is ${nofile} (two fds per relayed connection); raise it (e.g. LimitNOFILE) to run ${o.wanted}`)
   await removeStaleRuns(BASE)
@@ -313,7 +347,15 @@ export async function runRelayBench (argv: readonly string[]): Promise<number> {
   try {
     const measured = await measure(bench, o, conns, notes)
     const date = new Date().toISOString().slice(0, 10)
-    const result: RelayBenchResult = { date, command: `npm run bench -- relay ${argv.join(' ')}`.trim(), machine, seconds: o.seconds, rounds: o.rounds, ...measured, notes }
+    const result: RelayBenchResult = {
+      date,
+      command: `npm run bench -- relay ${argv.join(' ')}`.trim(),
+      machine,
+      seconds: o.seconds,
+      rounds: o.rounds,
+      ...measured,
+      notes
+    }
     mkdirSync(o.out, { recursive: true })
     writeFileSync(join(o.out, `relay-${date}.json`), JSON.stringify(result, null, 2) + '\n')
     writeFileSync(join(o.out, `relay-${date}.md`), renderMarkdown(result))

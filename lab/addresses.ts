@@ -78,8 +78,16 @@ export const ADDRESS_PLAN: AddressPlan = deepFreeze({
       routerCpeIf: 'cpe0',
       routerCoreIf: 'core0',
       hagIf: 'dsl0',
-      cpeSide: { net: dual('198.51.100.0/28', '2001:db8:10::/64'), router: dual('198.51.100.1', '2001:db8:10::1'), cpe: dual('198.51.100.2', '2001:db8:10::2') },
-      coreSide: { net: dual('198.51.100.16/28', '2001:db8:11::/64'), router: dual('198.51.100.17', '2001:db8:11::1'), hag: dual('198.51.100.18', '2001:db8:11::2') }
+      cpeSide: {
+        net: dual('198.51.100.0/28', '2001:db8:10::/64'),
+        router: dual('198.51.100.1', '2001:db8:10::1'),
+        cpe: dual('198.51.100.2', '2001:db8:10::2')
+      },
+      coreSide: {
+        net: dual('198.51.100.16/28', '2001:db8:11::/64'),
+        router: dual('198.51.100.17', '2001:db8:11::1'),
+        hag: dual('198.51.100.18', '2001:db8:11::2')
+      }
     },
     lte: {
       name: 'lte',
@@ -88,8 +96,16 @@ export const ADDRESS_PLAN: AddressPlan = deepFreeze({
       routerCpeIf: 'cpe0',
       routerCoreIf: 'core0',
       hagIf: 'lte0',
-      cpeSide: { net: dual('198.51.100.64/28', '2001:db8:20::/64'), router: dual('198.51.100.65', '2001:db8:20::1'), cpe: dual('198.51.100.66', '2001:db8:20::2') },
-      coreSide: { net: dual('198.51.100.80/28', '2001:db8:21::/64'), router: dual('198.51.100.81', '2001:db8:21::1'), hag: dual('198.51.100.82', '2001:db8:21::2') }
+      cpeSide: {
+        net: dual('198.51.100.64/28', '2001:db8:20::/64'),
+        router: dual('198.51.100.65', '2001:db8:20::1'),
+        cpe: dual('198.51.100.66', '2001:db8:20::2')
+      },
+      coreSide: {
+        net: dual('198.51.100.80/28', '2001:db8:21::/64'),
+        router: dual('198.51.100.81', '2001:db8:21::1'),
+        hag: dual('198.51.100.82', '2001:db8:21::2')
+      }
     }
   },
   internet: {

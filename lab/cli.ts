@@ -125,26 +125,41 @@ export function parseLabArgs (argv: readonly string[]): LabCliOptions | 'help' |
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) return { error: `--seconds must be an integer in 1..600, got ${String(values.seconds)}` }
   if (!/^hat?-[a-z0-9-]{0,20}$/.test(values.prefix)) return { error: `--prefix must start with ha- or hat- (lower-case letters, digits, -), got ${values.prefix}` }
   if (values['with-prometheus'] && mode === 'mptcp') return { error: '--with-prometheus needs the daemons (--mode all, socks5, convert or transparent)' }
-  const opts = { mode, seconds, dsl: values.dsl, lte: values.lte, json: values.json, keep: values.keep, prefix: values.prefix, withPrometheus: values['with-prometheus'] }
-  if (values.scenario === 'soak' || [values.minutes, values.hours, values.rate, values.results].some((v) => v !== undefined)) return withSoak(opts, values)
+  const opts = {
+    mode,
+    seconds,
+    dsl: values.dsl,
+    lte: values.lte,
+    json: values.json,
+    keep: values.keep,
+    prefix: values.prefix,
+    withPrometheus: values['with-prometheus']
+  }
+  if (values.scenario === 'soak' || [values.minutes, values.hours, values.rate, values.results].some((v) => v !== undefined)) {
+    return withSoak(opts,
+      values)
+  }
   return withScenario(opts, scenarioOption(values.scenario, values.modes, values.faults))
 }
 
-function withSoak (opts: LabCliOptions, values: SoakArgs & { scenario?: string | undefined, faults?: string | undefined }): LabCliOptions | { error: string } {
+function withSoak (opts: LabCliOptions,
+  values: SoakArgs & { scenario?: string | undefined, faults?: string | undefined }): LabCliOptions | { error: string } {
   if (values.scenario !== 'soak') return { error: '--minutes, --hours, --rate and --results need --scenario soak' }
   if (values.faults !== undefined) return { error: '--faults needs --scenario failover' }
   const soak = parseSoakSelection(values)
   return 'error' in soak ? soak : { ...opts, soak }
 }
 
-function withScenario (opts: LabCliOptions, scenario: ScenarioSelection | 'priority' | { error: string } | undefined): LabCliOptions | { error: string } {
+function withScenario (opts: LabCliOptions,
+  scenario: ScenarioSelection | 'priority' | { error: string } | undefined): LabCliOptions | { error: string } {
   if (scenario === undefined) return opts
   if (scenario === 'priority') return { ...opts, priority: true }
   return 'error' in scenario ? scenario : { ...opts, scenario }
 }
 
 /** `--scenario` with `--modes` / `--faults` (which need it). Pure. */
-function scenarioOption (name: string | undefined, modes: string | undefined, faults: string | undefined): ScenarioSelection | 'priority' | { error: string } | undefined {
+function scenarioOption (name: string | undefined, modes: string | undefined,
+  faults: string | undefined): ScenarioSelection | 'priority' | { error: string } | undefined {
   if (name === undefined || name === 'priority') {
     if (modes !== undefined || faults !== undefined) return { error: '--modes and --faults need --scenario failover' }
     return name
@@ -238,11 +253,15 @@ async function stopLab (lab: Lab | undefined, prometheus: LabPrometheus | undefi
 }
 
 /** --keep: the lab stays (its link emulation held by a keeper process); say how to reach it. */
-async function keepRunning (lab: Lab, prefix: string, running: { session: ModeSession | undefined, prometheus: LabPrometheus | undefined }, out: (s: string) => void): Promise<void> {
+async function keepRunning (lab: Lab, prefix: string, running: { session: ModeSession | undefined, prometheus: LabPrometheus | undefined },
+  out: (s: string) => void): Promise<void> {
   const pid = await lab.keep()
   out(`\n${formatAccessGuide(prefix, ADDRESS_PLAN)}(link emulation kept alive by PID ${pid} in ${prefix}dsl)`)
   const { session, prometheus } = running
-  if (session !== undefined) out(formatDaemonGuide(prefix, ADDRESS_PLAN, { mode: session.mode, cpePid: session.cpe.pid, concentratorPid: session.concentrator.pid, logDir: session.dir, prometheus }))
+  if (session !== undefined) {
+    out(formatDaemonGuide(prefix, ADDRESS_PLAN,
+      { mode: session.mode, cpePid: session.cpe.pid, concentratorPid: session.concentrator.pid, logDir: session.dir, prometheus }))
+  }
 }
 
 interface RunOutput {

@@ -58,7 +58,12 @@ export function convertCpeConfig (plan: AddressPlan, options: ConvertCpeOptions 
       { name: 'lte', interface: plan.access.lte.cpeIf, role: 'lte' }
     ],
     multipath: { rules: 'off' },
-    concentrator: { host: plan.service.v4, port: LAB_CONCENTRATOR_PORTS.socks5, fastOpen: options.fastOpen ?? true, fastOpenNoCookie: options.fastOpenNoCookie ?? true },
+    concentrator: {
+      host: plan.service.v4,
+      port: LAB_CONCENTRATOR_PORTS.socks5,
+      fastOpen: options.fastOpen ?? true,
+      fastOpenNoCookie: options.fastOpenNoCookie ?? true
+    },
     convert: { port: options.port ?? LAB_CONCENTRATOR_PORTS.convert, fallback: options.fallback ?? 'socks5', ...options.convert },
     intercept: { lanInterfaces: [plan.lan.cpeIf] },
     limits: { drainTimeoutMs: 2000 }

@@ -143,4 +143,12 @@ rl.on('close', () => { shutdown(0) })
 process.on('SIGTERM', () => { shutdown(0) })
 process.on('SIGINT', () => { shutdown(0) })
 
-process.stdout.write(JSON.stringify({ event: 'ready', pid: process.pid, up: devUp.name, down: devDown.name, seed, drain, timer: values.timer }) + '\n')
+process.stdout.write(JSON.stringify({
+  event: 'ready',
+  pid: process.pid,
+  up: devUp.name,
+  down: devDown.name,
+  seed,
+  drain,
+  timer: values.timer
+}) + '\n')

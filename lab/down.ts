@@ -10,7 +10,13 @@ import { removeNamespaces } from './netns.ts'
 export const LAB_PREFIXES = ['ha-', 'hat-'] as const
 
 async function main (): Promise<number> {
-  const { values } = parseArgs({ options: { prefix: { type: 'string', multiple: true }, all: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } })
+  const { values } = parseArgs({
+    options: {
+      prefix: { type: 'string', multiple: true },
+      all: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false }
+    }
+  })
   if (values.help) {
     process.stdout.write('Usage: npm run lab:down [-- --prefix <p>] [-- --all]\nRemoves every lab namespace named ha-… (with --all also the tests\' hat-…; or <p>…) and the processes inside them.\n')
     return 0

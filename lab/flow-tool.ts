@@ -40,7 +40,17 @@ export type FlowLine =
   | { type: 'connected', protocol: Protocol, local: string, remote: string }
   | { type: 'start', direction: FlowDirection, seconds: number }
   | { type: 'tick', direction: FlowDirection, t: number, bytes: number, mbps: number, subflows: SubflowSample[] }
-  | { type: 'result', direction: FlowDirection, protocol: Protocol, bytes: number, seconds: number, goodputMbps: number, steadyMbps: number, subflows: number, accesses: string[] }
+  | {
+    type: 'result',
+    direction: FlowDirection,
+    protocol: Protocol,
+    bytes: number,
+    seconds: number,
+    goodputMbps: number,
+    steadyMbps: number,
+    subflows: number,
+    accesses: string[]
+  }
   | { type: 'done' }
 
 export interface FlowClientOptions {
@@ -95,7 +105,8 @@ export async function runFlowClient (opts: FlowClientOptions, emit: (line: FlowL
 
 interface PhaseResult { bytes: number, seconds: number, goodputMbps: number, steadyMbps: number, subflows: number, accesses: string[] }
 
-async function runPhase (socket: Socket, reader: SocketReader, direction: FlowDirection, seconds: number, emit: (l: FlowLine) => void): Promise<PhaseResult> {
+async function runPhase (socket: Socket, reader: SocketReader, direction: FlowDirection, seconds: number,
+  emit: (l: FlowLine) => void): Promise<PhaseResult> {
   const seen = { max: 0, accesses: new Set<string>() }
   const ticker = new Ticker(socket, direction, seen, emit)
   socket.write(encodeRequest({ direction, durationMs: seconds * 1000 }))

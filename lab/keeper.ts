@@ -30,7 +30,8 @@ async function main (): Promise<void> {
   process.on('SIGTERM', () => { stop().catch(() => process.exit(1)) })
   for (const name of ACCESS_NAMES) {
     const a = ADDRESS_PLAN.access[name]
-    emulations.push(await emulateAccess(netns(namespaceName(values.prefix, name)), { cpeSide: a.routerCpeIf, coreSide: a.routerCoreIf, profile: profiles[name] }))
+    emulations.push(await emulateAccess(netns(namespaceName(values.prefix, name)),
+      { cpeSide: a.routerCpeIf, coreSide: a.routerCoreIf, profile: profiles[name] }))
   }
   process.stdout.write(JSON.stringify({ type: 'ready', pid: process.pid }) + '\n')
   setInterval(() => {}, 1 << 30)

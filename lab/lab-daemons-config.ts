@@ -67,7 +67,10 @@ export function labModeConcentratorConfig (mode: DaemonMode, options: LabModeCon
   const kernel = labConcentratorKernelConfig()
   // Drain within the lab's 3 s stop grace (mode-runners.ts), as the CPE does: with the default 25 s
   // a concentrator stopped with connections open was SIGKILLed and could not restore its settings.
-  const limits = (c: Record<string, unknown>): Record<string, unknown> => ({ ...(c['limits'] as Record<string, unknown> | undefined), drainTimeoutMs: LAB_DRAIN_TIMEOUT_MS })
+  const limits = (c: Record<string, unknown>): Record<string, unknown> => ({
+    ...(c['limits'] as Record<string, unknown> | undefined),
+    drainTimeoutMs: LAB_DRAIN_TIMEOUT_MS
+  })
   if (mode === 'transparent') {
     const t = transparentConcentratorConfig({ ...base, ...(options.joinPort !== undefined ? { joinPort: options.joinPort } : {}) })
     return { ...t, limits: limits(t), probe: labProbeConfig(p), kernel }
@@ -108,7 +111,9 @@ export function labWmemMax (raw: string | undefined): number | undefined {
   if (raw === 'off') return undefined
   const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN
   if (!Number.isSafeInteger(n) || n < 65_536 || n > 1_073_741_824) {
-    throw new ConfigError('HYBRID_ERR_CONFIG_ENV', `HYBRID_LAB_TCP_WMEM_MAX: expected bytes between 65536 and 1073741824, or off; got ${JSON.stringify(raw)}`, { detail: { key: 'HYBRID_LAB_TCP_WMEM_MAX' } })
+    throw new ConfigError('HYBRID_ERR_CONFIG_ENV',
+      `HYBRID_LAB_TCP_WMEM_MAX: expected bytes between 65536 and 1073741824, or off; got ${JSON.stringify(raw)}`,
+      { detail: { key: 'HYBRID_LAB_TCP_WMEM_MAX' } })
   }
   return n
 }

@@ -231,7 +231,8 @@ class Access implements EmulatedAccess {
     const id = this.#nextId++
     const reply = new Promise<Reply>((resolve) => {
       this.#waiters.set(id, resolve)
-      setTimeout(() => { this.#waiters.delete(id); resolve({ ok: false, error: `no reply to ${String(cmd['cmd'])} in ${CONTROL_TIMEOUT_MS} ms` }) }, CONTROL_TIMEOUT_MS).unref()
+      setTimeout(() => { this.#waiters.delete(id); resolve({ ok: false, error: `no reply to ${String(cmd['cmd'])} in ${CONTROL_TIMEOUT_MS} ms` }) },
+        CONTROL_TIMEOUT_MS).unref()
     })
     this.#child.stdin?.write(JSON.stringify({ id, ...cmd }) + '\n')
     const r = await reply
@@ -241,7 +242,15 @@ class Access implements EmulatedAccess {
 }
 
 function counters (raw: unknown): DirectionCounters {
-  const s = raw as { packets: number, dropped: number, forwarded: number, queued: number, errorSumMs: number, errorMaxMs: number, reader: { poolReads: number, drained: number } }
+  const s = raw as {
+    packets: number,
+    dropped: number,
+    forwarded: number,
+    queued: number,
+    errorSumMs: number,
+    errorMaxMs: number,
+    reader: { poolReads: number, drained: number }
+  }
   return {
     packets: s.packets,
     dropped: s.dropped,

@@ -89,7 +89,12 @@ export function parseDirection (value: unknown, file: string, where: string): Di
     }
     return v
   }
-  const dir: DirectionProfile = { rateMbit: num('rateMbit') ?? 0, delayMs: num('delayMs') ?? 0, jitterMs: num('jitterMs') ?? 0, lossPct: num('lossPct') ?? 0 }
+  const dir: DirectionProfile = {
+    rateMbit: num('rateMbit') ?? 0,
+    delayMs: num('delayMs') ?? 0,
+    jitterMs: num('jitterMs') ?? 0,
+    lossPct: num('lossPct') ?? 0
+  }
   const queueMs = num('queueMs')
   if (queueMs !== undefined) dir.queueMs = queueMs
   if (dir.jitterMs > dir.delayMs) throw invalid(file, `${where}.jitterMs`, `must not exceed delayMs (${dir.delayMs})`)
@@ -101,7 +106,8 @@ export function getProfile (name: string, file?: string): AccessProfile {
   const all = loadProfiles(file)
   const p = all.get(name)
   if (p === undefined) {
-    throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `${file ?? DEFAULT_PROFILES_FILE}: no profile '${name}' (known: ${[...all.keys()].join(', ')})`)
+    throw new ConfigError('HYBRID_ERR_CONFIG_INVALID',
+      `${file ?? DEFAULT_PROFILES_FILE}: no profile '${name}' (known: ${[...all.keys()].join(', ')})`)
   }
   return p
 }

@@ -65,7 +65,10 @@ export function readPathMetrics (text: string, at: number): MeterReading {
       up: sumMetric(text, 'hybrid_path_bytes_total', { path, direction: 'up' }),
       down: sumMetric(text, 'hybrid_path_bytes_total', { path, direction: 'down' })
     })),
-    rtt: per((path) => ({ sum: sumMetric(text, 'hybrid_path_rtt_seconds_sum', { path }), count: sumMetric(text, 'hybrid_path_rtt_seconds_count', { path }) })),
+    rtt: per((path) => ({
+      sum: sumMetric(text, 'hybrid_path_rtt_seconds_sum', { path }),
+      count: sumMetric(text, 'hybrid_path_rtt_seconds_count', { path })
+    })),
     subflows: per((path) => sumMetric(text, 'hybrid_mptcp_subflows_active', { path })),
     paths: per((path) => readPathState(text, path)),
     steering: readSteering(text)

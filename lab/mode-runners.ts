@@ -58,7 +58,11 @@ export async function startModeSession (lab: Lab, mode: DaemonMode, options: Sta
   const logTail = (d: 'cpe' | 'concentrator', bytes = 4000): string => {
     try { return readFileSync(logFile(d), 'utf8').slice(-bytes) } catch { return '' }
   }
-  const cfg = { plan: lab.plan, ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}), joinPort: options.joinPort ?? TRANSPARENT_PORTS.join }
+  const cfg = {
+    plan: lab.plan,
+    ...(options.logLevel !== undefined ? { logLevel: options.logLevel } : {}),
+    joinPort: options.joinPort ?? TRANSPARENT_PORTS.join
+  }
   // TFO: client bit in cpe, client+server in hag (cookie mode; docs/concentrator.md).
   await lab.ns.cpe.exec(['sysctl', '-qw', 'net.ipv4.tcp_fastopen=1'])
   await lab.ns.hag.exec(['sysctl', '-qw', 'net.ipv4.tcp_fastopen=3'])
@@ -67,10 +71,22 @@ export async function startModeSession (lab: Lab, mode: DaemonMode, options: Sta
   const restore = async (): Promise<void> => { if (mode === 'transparent') await useSubflowEndpoints(lab) }
   try {
     log(`starting the concentrator in ${lab.ns.hag.name} (mode ${mode}), logs in ${dir}`)
-    concentrator = await startDaemon({ daemon: 'concentrator', dir, config: { ...labModeConcentratorConfig(mode, cfg), ...options.overrides?.concentrator }, ns: lab.ns.hag, spawn: (argv) => spawnLogged(lab, 'hag', argv, logFile('concentrator')) })
+    concentrator = await startDaemon({
+      daemon: 'concentrator',
+      dir,
+      config: { ...labModeConcentratorConfig(mode, cfg), ...options.overrides?.concentrator },
+      ns: lab.ns.hag,
+      spawn: (argv) => spawnLogged(lab, 'hag', argv, logFile('concentrator'))
+    })
       .catch((err: unknown) => { throw new Error(`${(err as Error).message}\n${logTail('concentrator')}`) })
     log(`starting the CPE agent in ${lab.ns.cpe.name} (mode ${mode})`)
-    const cpe = await startDaemon({ daemon: 'cpe', dir, config: { ...labCpeConfig(mode, cfg), ...options.overrides?.cpe }, ns: lab.ns.cpe, spawn: (argv) => spawnLogged(lab, 'cpe', argv, logFile('cpe')) })
+    const cpe = await startDaemon({
+      daemon: 'cpe',
+      dir,
+      config: { ...labCpeConfig(mode, cfg), ...options.overrides?.cpe },
+      ns: lab.ns.cpe,
+      spawn: (argv) => spawnLogged(lab, 'cpe', argv, logFile('cpe'))
+    })
       .catch((err: unknown) => { throw new Error(`${(err as Error).message}\n${logTail('cpe')}`) })
     let stopping: Promise<{ logsKept: boolean }> | undefined
     const conc = concentrator

@@ -50,7 +50,8 @@ function checkTargets (job: string, targets: readonly string[]): void {
   for (const t of targets) {
     const m = TARGET.exec(t)
     const host = m?.[1] ?? m?.[2]
-    if (m === null || host === undefined || scrapeTarget(host, Number(m[3])) !== t) throw new RangeError(`${job}: bad target ${t} (want ip:port or [ipv6]:port)`)
+    if (m === null || host === undefined || scrapeTarget(host,
+      Number(m[3])) !== t) throw new RangeError(`${job}: bad target ${t} (want ip:port or [ipv6]:port)`)
   }
 }
 

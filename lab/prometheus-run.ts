@@ -56,7 +56,8 @@ export async function startLabPrometheus (lab: Lab, options: LabPrometheusStartO
   const dir = mkdtempSync(join(tmpdir(), `${lab.prefix}prometheus-`))
   const configFile = join(dir, 'prometheus.yml')
   const logFile = join(dir, 'prometheus.log')
-  writeFileSync(configFile, renderLabPrometheusConfig({ targets: options.targets ?? LAB_METRICS_TARGETS, scrapeIntervalSeconds: options.scrapeIntervalSeconds ?? 5 }))
+  writeFileSync(configFile,
+    renderLabPrometheusConfig({ targets: options.targets ?? LAB_METRICS_TARGETS, scrapeIntervalSeconds: options.scrapeIntervalSeconds ?? 5 }))
   const listen = labPrometheusListen(lab)
   const child = spawnLogged(lab, 'inet', [PROMETHEUS_BINARY, ...labPrometheusArgs({ configFile, storageDir: join(dir, 'data'), listen })], logFile)
   const pid = child.pid
@@ -64,7 +65,8 @@ export async function startLabPrometheus (lab: Lab, options: LabPrometheusStartO
   let exited = false
   const gone = new Promise<void>((resolve) => { child.once('exit', () => { exited = true; resolve() }) })
   const url = `http://${listen}`
-  const get = async (path: string): Promise<string> => lab.ns.inet.exec(['curl', '-sS', '--max-time', '5', '--fail', `${url}${path}`], { timeoutMs: 8000 })
+  const get = async (path: string): Promise<string> => lab.ns.inet.exec(['curl', '-sS', '--max-time', '5', '--fail', `${url}${path}`],
+    { timeoutMs: 8000 })
   const logTail = (bytes = 3000): string => { try { return readFileSync(logFile, 'utf8').slice(-bytes) } catch { return '' } }
   let stopping: Promise<void> | undefined
   const stop = async (stopOptions: { keepFiles?: boolean } = {}): Promise<void> => {
@@ -80,7 +82,10 @@ export async function startLabPrometheus (lab: Lab, options: LabPrometheusStartO
     await stopping
   }
   const query = async (expr: string): Promise<Array<{ metric: Record<string, string>, value: [number, string] }>> => {
-    const body = JSON.parse(await get(`/api/v1/query?query=${encodeURIComponent(expr)}`)) as { status: string, data?: { result?: Array<{ metric: Record<string, string>, value: [number, string] }> } }
+    const body = JSON.parse(await get(`/api/v1/query?query=${encodeURIComponent(expr)}`)) as {
+      status: string,
+      data?: { result?: Array<{ metric: Record<string, string>, value: [number, string] }> }
+    }
     if (body.status !== 'success') throw new Error(`prometheus query ${expr}: ${JSON.stringify(body)}`)
     return body.data?.result ?? []
   }

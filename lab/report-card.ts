@@ -73,7 +73,16 @@ export interface FailoverFigures {
 
 function failoverFigures (f: FaultResult | undefined): FailoverFigures | null {
   if (f === undefined) return null
-  return { stallMs: f.stallDuringMs, backStallMs: f.stallAfterMs, reset: f.reset, newOk: f.during.ok, newCount: f.during.count, newTtfbMs: f.during.medianTtfbMs, subflowsBackMs: f.subflowsBackMs, bulkBackMs: f.bulkBackMs }
+  return {
+    stallMs: f.stallDuringMs,
+    backStallMs: f.stallAfterMs,
+    reset: f.reset,
+    newOk: f.during.ok,
+    newCount: f.during.count,
+    newTtfbMs: f.during.medianTtfbMs,
+    subflowsBackMs: f.subflowsBackMs,
+    bulkBackMs: f.bulkBackMs
+  }
 }
 
 export interface ReportCardAccess {
@@ -153,7 +162,15 @@ export function buildReportCard (input: ReportCardInput): ReportCard {
     upMbps: up?.accesses.find((x) => x.name === a.name)?.rateMbps ?? 0,
     rttMs: a.rttMs
   }))
-  return { prefix: input.prefix, seconds: input.seconds, accesses, directTtfbMs: direct, directTtfbSamples: input.directTtfb.samplesMs.length, rows, notes: NOTES }
+  return {
+    prefix: input.prefix,
+    seconds: input.seconds,
+    accesses,
+    directTtfbMs: direct,
+    directTtfbSamples: input.directTtfb.samplesMs.length,
+    rows,
+    notes: NOTES
+  }
 }
 
 const pct = (r: number | null): string => (r === null ? '-' : (r * 100).toFixed(1))
@@ -178,7 +195,8 @@ function groupHeader (label: string, width: number): string {
 }
 
 function directionCells (f: DirectionFigures | null): string {
-  return num(f?.goodputMbps ?? null).padStart(COLUMNS.mbps) + pct(f?.ofAccessSum ?? null).padStart(COLUMNS.share) + pct(f?.ofKernel ?? null).padStart(COLUMNS.kernel)
+  return num(f?.goodputMbps ?? null).padStart(COLUMNS.mbps) + pct(f?.ofAccessSum ?? null).padStart(COLUMNS.share) +
+    pct(f?.ofKernel ?? null).padStart(COLUMNS.kernel)
 }
 
 function rowLine (r: ReportCardRow): string {

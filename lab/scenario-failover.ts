@@ -30,7 +30,8 @@ export const FAULTS: readonly FaultSpec[] = [
     name: 'dsl-flap',
     access: 'dsl',
     description: 'DSL flap: carrier down 0.5 s, up 0.5 s, down 0.5 s, up',
-    steps: [{ atMs: 0, access: 'dsl', state: 'down' }, { atMs: 500, access: 'dsl', state: 'up' }, { atMs: 1000, access: 'dsl', state: 'down' }, { atMs: 1500, access: 'dsl', state: 'up' }]
+    steps: [{ atMs: 0, access: 'dsl', state: 'down' }, { atMs: 500, access: 'dsl', state: 'up' }, { atMs: 1000, access: 'dsl', state: 'down' },
+      { atMs: 1500, access: 'dsl', state: 'up' }]
   }
 ]
 
@@ -125,7 +126,8 @@ export function meanShare (samples: readonly BytesSample[], access: AccessName, 
  * Time (ms after `from`) of the end of the first window from which `access`'s share stays at or
  * above `threshold` for `consecutive` windows in a row; null if it never does. Pure.
  */
-export function shareBackAfter (samples: readonly BytesSample[], access: AccessName, from: number, threshold: number, consecutive = 3): number | null {
+export function shareBackAfter (samples: readonly BytesSample[], access: AccessName, from: number, threshold: number,
+  consecutive = 3): number | null {
   const w = shareWindows(samples, access).filter((x) => x.at > from)
   for (let i = 0; i + consecutive <= w.length; i++) {
     if (w.slice(i, i + consecutive).every((x) => x.share !== null && x.share >= threshold)) return Math.max(0, Math.round(w[i]!.at - from))
@@ -159,7 +161,12 @@ export function fetchFigures (fetches: readonly Fetch[], from: number, to: numbe
   const ttfb = ok.map((x) => x.ttfbMs).filter((x): x is number => x !== null).sort((a, b) => a - b)
   const mid = ttfb.length >> 1
   const median = ttfb.length === 0 ? null : ttfb.length % 2 === 1 ? ttfb[mid]! : (ttfb[mid - 1]! + ttfb[mid]!) / 2
-  return { count: f.length, ok: ok.length, ratio: f.length === 0 ? null : round3(ok.length / f.length), medianTtfbMs: median === null ? null : round1(median) }
+  return {
+    count: f.length,
+    ok: ok.length,
+    ratio: f.length === 0 ? null : round3(ok.length / f.length),
+    medianTtfbMs: median === null ? null : round1(median)
+  }
 }
 
 /** What one fault run recorded. */

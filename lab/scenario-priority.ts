@@ -59,7 +59,10 @@ export function sampleAccessBytes (lab: Lab, everyMs = 100, maxMs = 120_000): { 
   return { series, stop: async () => { ctl.running = false; await loop } }
 }
 
-/** A download from lan through the CPE: paced at `bytesPerSecond` (0: unpaced) for `seconds`; reports bytes, stalls (> 100 ms, epoch start) and any error. */
+/**
+ * A download from lan through the CPE: paced at `bytesPerSecond` (0: unpaced) for `seconds`; reports bytes,
+ * stalls (> 100 ms, epoch start) and any error.
+ */
 export const downloadScript = (url: string, bytesPerSecond: number, seconds: number): string => `
 const http = require('node:http')
 const t0 = Date.now(); let bytes = 0; let last = Date.now(); const gaps = []; let error = null; let done = false
@@ -112,16 +115,19 @@ export async function startPacedSource (lab: Lab, host: string = lab.plan.intern
 }
 
 /** A download of the paced source: demand of `bytesPerSecond` set by the sender. */
-export function startPacedDownload (lab: Lab, bytesPerSecond: number, seconds: number, host: string = lab.plan.internet.servers[0]?.v4 ?? ''): Promise<Download> {
+export function startPacedDownload (lab: Lab, bytesPerSecond: number, seconds: number,
+  host: string = lab.plan.internet.servers[0]?.v4 ?? ''): Promise<Download> {
   const url = `http://${host}:${PACED_PORT}/?bps=${bytesPerSecond}&seconds=${seconds}`
-  return lab.ns.lan.exec(['node', '-e', downloadScript(url, 0, seconds + 5)], { timeoutMs: (seconds + 25) * 1000 }).then((o) => JSON.parse(o) as Download)
+  return lab.ns.lan.exec(['node', '-e', downloadScript(url, 0, seconds + 5)],
+    { timeoutMs: (seconds + 25) * 1000 }).then((o) => JSON.parse(o) as Download)
 }
 
 export interface Download { bytes: number, gaps: Array<[number, number]>, error: string | null, t0: number, t1: number }
 
 export function startDownload (lab: Lab, bytesPerSecond: number, seconds: number): Promise<Download> {
   const url = `http://${lab.plan.internet.servers[0]?.v4 ?? ''}:${LAB_PORTS.http}/100M`
-  return lab.ns.lan.exec(['node', '-e', downloadScript(url, bytesPerSecond, seconds)], { timeoutMs: (seconds + 20) * 1000 }).then((o) => JSON.parse(o) as Download)
+  return lab.ns.lan.exec(['node', '-e', downloadScript(url, bytesPerSecond, seconds)],
+    { timeoutMs: (seconds + 20) * 1000 }).then((o) => JSON.parse(o) as Download)
 }
 
 /** Longest stall (ms) of a download that begins in [from, to). */
@@ -130,7 +136,8 @@ export const longestStall = (d: Download, from: number, to: number): number =>
 
 /** PUT /api/v1/steering through the CPE's management API (inside cpe). */
 export async function putSteering (lab: Lab, cpe: DaemonHandle, body: unknown): Promise<{ status: number, body: string }> {
-  const out = await lab.ns.cpe.exec(['curl', '-sS', '--max-time', '10', '-w', '\n%{http_code}', '-X', 'PUT', '-H', `authorization: Bearer ${LAB_CPE_TOKEN}`,
+  const out = await lab.ns.cpe.exec(['curl', '-sS', '--max-time', '10', '-w', '\n%{http_code}', '-X', 'PUT', '-H',
+    `authorization: Bearer ${LAB_CPE_TOKEN}`,
     '-H', 'content-type: application/json', '--data', JSON.stringify(body), `${cpe.mgmtUrl}/api/v1/steering`])
   const lines = out.trimEnd().split('\n')
   return { status: Number(lines.pop()), body: lines.join('\n') }
@@ -172,7 +179,15 @@ async function measureBelow (lab: Lab, demandMbps: number, opts: MeasureOptions)
       await s.stop()
       const b = bytesBetween(s.series, d.t0 + 1000, d.t1)
       const falseDown = downs0 !== undefined && (await opts.dslDowns?.() ?? 0) > downs0
-      if (!falseDown || attempt >= 1) return { demandMbps, dslMB: round(b.dsl / 1e6), lteMB: round(b.lte / 1e6), lteShare: round(b.lte / Math.max(b.dsl + b.lte, 1), 4), repeated: attempt > 0 }
+      if (!falseDown || attempt >= 1) {
+        return {
+          demandMbps,
+          dslMB: round(b.dsl / 1e6),
+          lteMB: round(b.lte / 1e6),
+          lteShare: round(b.lte / Math.max(b.dsl + b.lte, 1), 4),
+          repeated: attempt > 0
+        }
+      }
       await sleep(4000) // LTE back to backup, health settled
     }
   } finally { source.stop() }
@@ -183,11 +198,19 @@ async function measureAbove (lab: Lab, rates: { dsl: number, lte: number }): Pro
   const s = sampleAccessBytes(lab)
   const above = await startDownload(lab, 0, 12)
   await s.stop()
-  const joined = s.series.t.find((t, i) => i > 0 && t > above.t0 && ((s.series.lte[i] ?? 0) - (s.series.lte[i - 1] ?? 0)) > 0.5 * rates.lte * 125_000 * 0.1)
+  const joined = s.series.t.find((t,
+    i) => i > 0 && t > above.t0 && ((s.series.lte[i] ?? 0) - (s.series.lte[i - 1] ?? 0)) > 0.5 * rates.lte * 125_000 * 0.1)
   const a = bytesBetween(s.series, above.t0 + 4000, above.t1 - 300)
   const mbps = (bytes: number): number => Math.round(bytes * 8 / 1e6 / Math.max(a.seconds, 0.001) * 10) / 10
   const ofSum = round((mbps(a.dsl) + mbps(a.lte)) / (rates.dsl + rates.lte), 3)
-  return { windowS: round(a.seconds), dslMbps: mbps(a.dsl), lteMbps: mbps(a.lte), sumOfRatesMbps: rates.dsl + rates.lte, ofSum, lteJoinedAfterMs: joined === undefined ? null : joined - above.t0 }
+  return {
+    windowS: round(a.seconds),
+    dslMbps: mbps(a.dsl),
+    lteMbps: mbps(a.lte),
+    sumOfRatesMbps: rates.dsl + rates.lte,
+    ofSum,
+    lteJoinedAfterMs: joined === undefined ? null : joined - above.t0
+  }
 }
 
 /** Both phases on one running agent (steering.mode priority-based). */
@@ -212,9 +235,19 @@ export function formatPriorityReport (r: PriorityReport): string {
 
 /** The CLI scenario: start the daemons, measure, stop them. */
 export async function runPriorityScenario (lab: Lab, log: (m: string) => void): Promise<PriorityReport> {
-  const conc = await startDaemon({ daemon: 'concentrator', config: labModeConcentratorConfig('socks5', { plan: lab.plan }), ns: lab.ns.hag, spawn: (argv) => lab.spawn('hag', argv) })
+  const conc = await startDaemon({
+    daemon: 'concentrator',
+    config: labModeConcentratorConfig('socks5', { plan: lab.plan }),
+    ns: lab.ns.hag,
+    spawn: (argv) => lab.spawn('hag', argv)
+  })
   try {
-    const cpe = await startDaemon({ daemon: 'cpe', config: steeringCpeConfig(lab, 'priority-based'), ns: lab.ns.cpe, spawn: (argv) => lab.spawn('cpe', argv) })
+    const cpe = await startDaemon({
+      daemon: 'cpe',
+      config: steeringCpeConfig(lab, 'priority-based'),
+      ns: lab.ns.cpe,
+      spawn: (argv) => lab.spawn('cpe', argv)
+    })
     try {
       await sleep(1500) // path health up
       return await measurePriority(lab, log, { dslDowns: async () => cpe.metric('hybrid_path_state_changes_total', { path: 'dsl', to: 'down' }) })

@@ -33,7 +33,14 @@ function sampleSubflows (socket: Socket): void {
 }
 
 async function main (): Promise<void> {
-  const { values } = parseArgs({ options: { host: { type: 'string' }, port: { type: 'string' }, protocol: { type: 'string' }, ms: { type: 'string' } } })
+  const { values } = parseArgs({
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      protocol: { type: 'string' },
+      ms: { type: 'string' }
+    }
+  })
   const protocol = values.protocol === 'mptcp' ? 'mptcp' : 'tcp'
   const ms = Number(values.ms ?? '10000')
   if (values.host === undefined || !Number.isInteger(ms) || ms < 100 || ms > 600_000) throw new Error('usage: --host <addr> --ms <100..600000>')
@@ -66,7 +73,14 @@ async function main (): Promise<void> {
   if (sampler !== undefined) clearInterval(sampler)
   clearTimeout(guard)
   flush()
-  print({ type: 'end', at: now(), complete: counter.done, reset: !counter.done, bytes: counter.payloadBytes, ...(error !== undefined ? { error } : {}) })
+  print({
+    type: 'end',
+    at: now(),
+    complete: counter.done,
+    reset: !counter.done,
+    bytes: counter.payloadBytes,
+    ...(error !== undefined ? { error } : {})
+  })
 }
 
 main().catch((err: unknown) => {

@@ -103,7 +103,8 @@ async function fetchOnce (lab: Lab): Promise<Fetch> {
   const at = now()
   const url = `http://${lab.plan.internet.servers[0]!.v4}:${LAB_PORTS.http}/1k`
   try {
-    const out = await lab.ns.lan.exec(['curl', '-sS', '--max-time', String(T.fetchTimeoutS), '-o', '/dev/null', '-w', '%{time_starttransfer}', url], { timeoutMs: T.fetchTimeoutS * 1000 + 2000 })
+    const out = await lab.ns.lan.exec(['curl', '-sS', '--max-time', String(T.fetchTimeoutS), '-o', '/dev/null', '-w', '%{time_starttransfer}', url],
+      { timeoutMs: T.fetchTimeoutS * 1000 + 2000 })
     return { at, ok: true, ttfbMs: Math.round(Number(out.trim()) * 1e4) / 10 }
   } catch {
     return { at, ok: false, ttfbMs: null }

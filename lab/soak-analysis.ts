@@ -149,7 +149,8 @@ export function trendSamples (load: readonly SoakSample[], fraction: number): So
 }
 
 /** Floors: per bucket of `bucketS` from the window start, the minimum of `value` (MiB) at the bucket's middle. */
-export function bucketFloors (samples: readonly SoakSample[], bucketS: number, value: (s: SoakSample) => number): Array<{ atMin: number, mib: number }> {
+export function bucketFloors (samples: readonly SoakSample[], bucketS: number,
+  value: (s: SoakSample) => number): Array<{ atMin: number, mib: number }> {
   if (samples.length === 0) return []
   const start = samples[0]!.atS
   const buckets = new Map<number, number>()
@@ -176,7 +177,11 @@ function memoryTrend (samples: readonly SoakSample[], bucketS: number, value: (s
 
 function span (series: DaemonSeries, value: (s: SoakSample) => number, scale = 1): { baseline: number, peak: number, final: number } {
   const all = [series.baseline, ...series.load, series.final]
-  return { baseline: round(value(series.baseline) / scale), peak: round(Math.max(...all.map(value)) / scale), final: round(value(series.final) / scale) }
+  return {
+    baseline: round(value(series.baseline) / scale),
+    peak: round(Math.max(...all.map(value)) / scale),
+    final: round(value(series.final) / scale)
+  }
 }
 
 /** The figures of one daemon. Pure. */
@@ -217,7 +222,8 @@ function loadChecks (load: SoakLoadTotals, t: SoakThresholds): SoakCheck[] {
 }
 
 /** Samples of both daemons and the load's totals in, the verdict out. Pure. */
-export function analyseSoak (series: Readonly<Record<SoakDaemon, DaemonSeries>>, load: SoakLoadTotals, t: SoakThresholds = SOAK_THRESHOLDS): SoakVerdict {
+export function analyseSoak (series: Readonly<Record<SoakDaemon, DaemonSeries>>, load: SoakLoadTotals,
+  t: SoakThresholds = SOAK_THRESHOLDS): SoakVerdict {
   const daemons = { cpe: daemonFigures(series.cpe, t), concentrator: daemonFigures(series.concentrator, t) }
   const checks = [...loadChecks(load, t), ...SOAK_DAEMONS.flatMap((d) => daemonChecks(d, daemons[d], t))]
   const window = trendSamples(series.cpe.load, t.trendFraction)

@@ -39,7 +39,8 @@ export interface SoakLoadOptions {
 }
 
 const KIB = 1024
-const MIX: ReadonlyArray<readonly [SoakKind, number]> = [['http-1k', 0.45], ['http-100k', 0.25], ['http-1M', 0.10], ['abort', 0.08], ['half-close', 0.12]]
+const MIX: ReadonlyArray<readonly [SoakKind, number]> = [['http-1k', 0.45], ['http-100k', 0.25], ['http-1M', 0.10], ['abort', 0.08],
+  ['half-close', 0.12]]
 const PATH: Readonly<Record<string, string>> = { 'http-1k': '/1k', 'http-100k': '/100k', 'http-1M': '/1M', 'http-10M': '/10M', abort: '/10M' }
 const BIG_EVERY_S = 30
 const DRAIN_S = 120
@@ -54,7 +55,17 @@ export function kindOf (i: number, rate: number, rng: Rng): SoakKind {
   return 'http-1k'
 }
 
-interface Tally { started: number, ok: number, aborted: number, halfClosed: number, errors: number, skipped: number, bytesDown: number, bytesUp: number, errorsByReason: Record<string, number> }
+interface Tally {
+  started: number,
+  ok: number,
+  aborted: number,
+  halfClosed: number,
+  errors: number,
+  skipped: number,
+  bytesDown: number,
+  bytesUp: number,
+  errorsByReason: Record<string, number>
+}
 
 /** One GET over a fresh connection; `abortAfter` bytes of body: client reset instead of reading to the end. */
 function httpGet (o: SoakLoadOptions, path: string, abortAfter: number | undefined, tally: Tally, timeoutMs: number): Promise<Outcome> {
@@ -142,7 +153,14 @@ export async function runSoakLoad (o: SoakLoadOptions, emit: (line: object) => v
   const tally: Tally = { started: 0, ok: 0, aborted: 0, halfClosed: 0, errors: 0, skipped: 0, bytesDown: 0, bytesUp: 0, errorsByReason: {} }
   const inflight = new Set<Promise<void>>()
   const t0 = performance.now()
-  const progress = setInterval(() => { emit({ type: 'progress', atS: Math.round((performance.now() - t0) / 1000), inflight: inflight.size, ...totals(tally, planned) }) }, 10_000)
+  const progress = setInterval(() => {
+    emit({
+      type: 'progress',
+      atS: Math.round((performance.now() - t0) / 1000),
+      inflight: inflight.size,
+      ...totals(tally, planned)
+    })
+  }, 10_000)
   for (let i = 0; i < planned; i++) {
     const wait = t0 + (i * 1000) / o.rate - performance.now()
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))

@@ -33,7 +33,8 @@ export function formatSoakReport (r: SoakReport): string {
     lines.push(`${padR('', 13)}${padR('conns', 10)}${pad(f.connections.baseline, 9)}${pad(f.connections.peak, 9)}${pad(f.connections.final, 9)}`)
     lines.push(`${padR('', 13)}${padR('sessions', 10)}${pad(f.sessions.baseline, 9)}${pad(f.sessions.peak, 9)}${pad(f.sessions.final, 9)}`)
   }
-  lines.push('', 'trend start/end: floor (minimum) of the first and last 60 s bucket of the trend window; slope: least squares over the bucket floors', '')
+  lines.push('',
+    'trend start/end: floor (minimum) of the first and last 60 s bucket of the trend window; slope: least squares over the bucket floors', '')
   lines.push(...v.checks.map(checkLine), '', `verdict: ${v.pass ? 'PASS' : `FAIL (${v.failed.map((c) => `${c.subject} ${c.name}`).join(', ')})`}`)
   for (const d of SOAK_DAEMONS) {
     if (r.lingering[d].length > 0) lines.push(`${d}: sessions still open at the end (up to 20): ${r.lingering[d].map((x) => JSON.stringify(x)).join('\n  ')}`)

@@ -14,7 +14,10 @@ import { LAB_PORTS } from './addresses.ts'
 import { sumMetric, type DaemonHandle } from './daemons.ts'
 import type { DaemonMode } from './lab-daemons-config.ts'
 import { startModeSession } from './mode-runners.ts'
-import { analyseSoak, SOAK_DAEMONS, SOAK_THRESHOLDS, type DaemonSeries, type SoakDaemon, type SoakLoadTotals, type SoakSample, type SoakThresholds, type SoakVerdict } from './soak-analysis.ts'
+import {
+  analyseSoak, SOAK_DAEMONS, SOAK_THRESHOLDS, type DaemonSeries, type SoakDaemon, type SoakLoadTotals, type SoakSample, type SoakThresholds,
+  type SoakVerdict
+} from './soak-analysis.ts'
 import type { Lab } from './topology.ts'
 
 export interface SoakOptions {
@@ -79,7 +82,8 @@ interface LoadProcess { child: ChildProcess, end: Promise<SoakLoadTotals | undef
 function startLoad (lab: Lab, o: SoakOptions, onProgress: (l: Record<string, unknown>) => void): LoadProcess {
   const child = lab.spawn('lan', [process.execPath, '--import', 'tsx', 'lab/soak-load.ts',
     '--host', lab.plan.internet.servers[0]!.v4, '--http-port', String(LAB_PORTS.http), '--echo-port', String(LAB_PORTS.echo),
-    '--rate', String(o.rate), '--seconds', String(Math.round(o.minutes * 60)), '--max-inflight', String(o.maxInflight ?? 100), '--seed', String(o.seed ?? 1)])
+    '--rate', String(o.rate), '--seconds', String(Math.round(o.minutes * 60)), '--max-inflight', String(o.maxInflight ?? 100), '--seed',
+    String(o.seed ?? 1)])
   let stderr = ''
   child.stderr?.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-2000) })
   const end = new Promise<SoakLoadTotals | undefined>((resolve, reject) => {
@@ -90,7 +94,8 @@ function startLoad (lab: Lab, o: SoakOptions, onProgress: (l: Record<string, unk
       if (m.type === 'progress') onProgress(m)
       if (m.type === 'end') { const { type: _t, ...rest } = m; totals = rest as unknown as SoakLoadTotals }
     })
-    child.once('close', (code) => { if (totals !== undefined) resolve(totals); else reject(new Error(`soak-load exited ${String(code)} without totals: ${stderr.trim()}`)) })
+    child.once('close',
+      (code) => { if (totals !== undefined) resolve(totals); else reject(new Error(`soak-load exited ${String(code)} without totals: ${stderr.trim()}`)) })
   })
   return { child, end, progress: onProgress }
 }
@@ -111,12 +116,16 @@ export async function runSoak (lab: Lab, o: SoakOptions): Promise<SoakReport> {
     await sleep(3000)
     const baseline = await sampleBoth(handles, -3)
     const t0 = performance.now()
-    load = startLoad(lab, o, (p) => { o.log(`soak ${o.mode}: ${String(p.atS)} s, ${String(p.done)} done, ${String(p.inflight)} open, ${String(p.errors)} errors`) })
+    load = startLoad(lab, o,
+      (p) => { o.log(`soak ${o.mode}: ${String(p.atS)} s, ${String(p.done)} done, ${String(p.inflight)} open, ${String(p.errors)} errors`) })
     const { series, totals, missed } = await sampleWhileLoading(handles, load, t0, every, (o.minutes * 60 + 180) * 1000)
     const settledAfterS = await settle(handles, o)
     const final = await sampleBoth(handles, (performance.now() - t0) / 1000)
     const lingering = { cpe: await openSessions(handles.cpe), concentrator: await openSessions(handles.concentrator) }
-    const samples = { cpe: { baseline: baseline.cpe, load: series.cpe, final: final.cpe }, concentrator: { baseline: baseline.concentrator, load: series.concentrator, final: final.concentrator } }
+    const samples = {
+      cpe: { baseline: baseline.cpe, load: series.cpe, final: final.cpe },
+      concentrator: { baseline: baseline.concentrator, load: series.concentrator, final: final.concentrator }
+    }
     const thresholds = o.thresholds ?? SOAK_THRESHOLDS
     const verdict = analyseSoak(samples, totals, thresholds)
     failed = !verdict.pass
@@ -158,7 +167,8 @@ async function sampleBoth (handles: Record<SoakDaemon, DaemonHandle>, atS: numbe
 }
 
 /** Sample both daemons every `everyS` until the load generator ends (killed after `hardStopMs`). */
-async function sampleWhileLoading (handles: Record<SoakDaemon, DaemonHandle>, load: LoadProcess, t0: number, everyS: number, hardStopMs: number): Promise<{ series: Record<SoakDaemon, SoakSample[]>, totals: SoakLoadTotals, missed: number }> {
+async function sampleWhileLoading (handles: Record<SoakDaemon, DaemonHandle>, load: LoadProcess, t0: number, everyS: number,
+  hardStopMs: number): Promise<{ series: Record<SoakDaemon, SoakSample[]>, totals: SoakLoadTotals, missed: number }> {
   const series: Record<SoakDaemon, SoakSample[]> = { cpe: [], concentrator: [] }
   const guard = setTimeout(() => { kill(load.child) }, hardStopMs)
   const state = { ended: false }

@@ -90,7 +90,8 @@ export async function startEcho (lab: ThreeNodeLab, port = 7000): Promise<void> 
 export interface ProbeResult { sent: number, received: number, rttsMs: number[] }
 
 /** Run the prober in the client namespace (bounded: count × interval + wait). */
-export async function probe (lab: ThreeNodeLab, host: string, o: { count: number, intervalMs: number, size?: number, waitMs?: number, port?: number }): Promise<ProbeResult> {
+export async function probe (lab: ThreeNodeLab, host: string,
+  o: { count: number, intervalMs: number, size?: number, waitMs?: number, port?: number }): Promise<ProbeResult> {
   const out = await lab.client.exec([process.execPath, '--import', 'tsx', PROBE, 'probe', '--host', host,
     '--port', String(o.port ?? 7000), '--count', String(o.count), '--interval-ms', String(o.intervalMs),
     '--size', String(o.size ?? 64), '--wait-ms', String(o.waitMs ?? 500)],

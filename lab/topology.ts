@@ -112,7 +112,8 @@ class LabImpl implements Lab {
     for (const name of ACCESS_NAMES) {
       const a = this.plan.access[name]
       this.#log(`link emulation on ${name}: profile ${this.access[name].profile.name}`)
-      this.access[name].emulation = await emulateAccess(this.ns[name], { cpeSide: a.routerCpeIf, coreSide: a.routerCoreIf, profile: this.access[name].profile })
+      this.access[name].emulation = await emulateAccess(this.ns[name],
+        { cpeSide: a.routerCpeIf, coreSide: a.routerCoreIf, profile: this.access[name].profile })
     }
     if (servers) await this.#startServers()
   }
@@ -202,7 +203,8 @@ class LabImpl implements Lab {
   async keep (): Promise<number> {
     for (const name of ACCESS_NAMES) await this.access[name].emulation?.stop()
     const keeper = this.ns.dsl.spawn([process.execPath, '--import', 'tsx', 'lab/keeper.ts', '--prefix', this.prefix,
-      '--dsl', this.access.dsl.profile.name, '--lte', this.access.lte.profile.name], { cwd: REPO_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+      '--dsl', this.access.dsl.profile.name, '--lte', this.access.lte.profile.name],
+    { cwd: REPO_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
     this.#children.add(keeper)
     await waitReady(keeper, 'keeper.ts', 'dsl')
     for (const child of this.#children) {
@@ -236,7 +238,8 @@ async function waitReady (child: ChildProcess, script: string, role: string): Pr
   await new Promise<void>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! })
     const onExit = (code: number | null): void => { clearTimeout(timer); reject(new Error(`${script} in ${role} exited (${String(code)}): ${stderr.trim()}`)) }
-    const timer = setTimeout(() => { reject(new Error(`${script} in ${role}: not ready after ${READY_TIMEOUT_MS} ms: ${stderr.trim()}`)) }, READY_TIMEOUT_MS)
+    const timer = setTimeout(() => { reject(new Error(`${script} in ${role}: not ready after ${READY_TIMEOUT_MS} ms: ${stderr.trim()}`)) },
+      READY_TIMEOUT_MS)
     lines.on('line', (l) => {
       if (!l.includes('"ready"')) return
       clearTimeout(timer)

@@ -66,7 +66,8 @@ export async function runTour (lab: Lab, opts: TourOptions): Promise<TourResult>
   return kept === undefined ? { card, results } : { card, results, session: kept }
 }
 
-async function runDaemonMode (lab: Lab, mode: DaemonMode, runs: number, opts: TourOptions, keep: boolean): Promise<{ result: ModeResult, session?: ModeSession }> {
+async function runDaemonMode (lab: Lab, mode: DaemonMode, runs: number, opts: TourOptions,
+  keep: boolean): Promise<{ result: ModeResult, session?: ModeSession }> {
   const session = await startModeSession(lab, mode, { log: opts.log })
   let failed = false
   try {

@@ -45,7 +45,8 @@ export function transparentConcentratorConfig (options: TransparentLabOptions = 
       enabled: true,
       accessInterfaces: [p.access.dsl.hagIf, lte.hagIf],
       listenPort: TRANSPARENT_PORTS.listen,
-      joinEndpoints: (['v4', 'v6'] as const).map((f) => ({ address: lte.coreSide.hag[f], interface: lte.hagIf, port: options.joinPort ?? TRANSPARENT_PORTS.join })),
+      joinEndpoints: (['v4',
+        'v6'] as const).map((f) => ({ address: lte.coreSide.hag[f], interface: lte.hagIf, port: options.joinPort ?? TRANSPARENT_PORTS.join })),
       sourceAddress: options.sourceAddress ?? 'concentrator',
       failMode: options.failMode ?? 'open'
     }

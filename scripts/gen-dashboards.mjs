@@ -20,7 +20,8 @@ function build (d) {
     if (x + w > 24) { y += rowH; x = 0; rowH = 0 }
     const g = { h, w, x, y }; x += w; rowH = Math.max(rowH, h); return g
   }
-  const targets = (qs) => qs.map(([expr, legendFormat, extra], i) => ({ datasource: DS, refId: String.fromCharCode(65 + i), expr, legendFormat, range: true, ...extra }))
+  const targets = (qs) => qs.map(([expr, legendFormat, extra],
+    i) => ({ datasource: DS, refId: String.fromCharCode(65 + i), expr, legendFormat, range: true, ...extra }))
   const ts = (title, description, unit, qs, o = {}) => panels.push({
     id: ++id,
     type: 'timeseries',
@@ -34,7 +35,14 @@ function build (d) {
         min: o.min ?? 0,
         ...(o.max !== undefined ? { max: o.max } : {}),
         color: { mode: 'palette-classic' },
-        custom: { drawStyle: 'line', lineWidth: 1, fillOpacity: o.stack ? 60 : 10, showPoints: 'never', spanNulls: false, stacking: { mode: o.stack ? 'normal' : 'none', group: 'A' } }
+        custom: {
+          drawStyle: 'line',
+          lineWidth: 1,
+          fillOpacity: o.stack ? 60 : 10,
+          showPoints: 'never',
+          spanNulls: false,
+          stacking: { mode: o.stack ? 'normal' : 'none', group: 'A' }
+        }
       },
       overrides: o.overrides ?? []
     },
@@ -48,8 +56,25 @@ function build (d) {
     description,
     datasource: DS,
     gridPos: place(o.w ?? 4, o.h ?? 4),
-    fieldConfig: { defaults: { unit, mappings: o.mappings ?? [], thresholds: o.thresholds ?? { mode: 'absolute', steps: [{ color: 'green', value: null }] }, color: { mode: 'thresholds' } }, overrides: [] },
-    options: { reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false }, colorMode: 'value', graphMode: 'none', justifyMode: 'auto', orientation: 'auto', textMode: 'auto', wideLayout: true, showPercentChange: false },
+    fieldConfig: {
+      defaults: {
+        unit,
+        mappings: o.mappings ?? [],
+        thresholds: o.thresholds ?? { mode: 'absolute', steps: [{ color: 'green', value: null }] },
+        color: { mode: 'thresholds' }
+      },
+      overrides: []
+    },
+    options: {
+      reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false },
+      colorMode: 'value',
+      graphMode: 'none',
+      justifyMode: 'auto',
+      orientation: 'auto',
+      textMode: 'auto',
+      wideLayout: true,
+      showPercentChange: false
+    },
     targets: targets(qs.map(([e, l]) => [e, l, { range: false, instant: true }]))
   })
   const timeline = (title, description, mappings, qs, o = {}) => panels.push({
@@ -59,8 +84,23 @@ function build (d) {
     description,
     datasource: DS,
     gridPos: place(o.w ?? 8, o.h ?? 8),
-    fieldConfig: { defaults: { mappings, color: { mode: 'thresholds' }, thresholds: { mode: 'absolute', steps: [{ color: 'text', value: null }] }, custom: { fillOpacity: 80, lineWidth: 0 } }, overrides: [] },
-    options: { mergeValues: true, showValue: 'never', alignValue: 'left', rowHeight: 0.9, legend: { displayMode: 'list', placement: 'bottom', showLegend: false }, tooltip: { mode: 'single', sort: 'none' } },
+    fieldConfig: {
+      defaults: {
+        mappings,
+        color: { mode: 'thresholds' },
+        thresholds: { mode: 'absolute', steps: [{ color: 'text', value: null }] },
+        custom: { fillOpacity: 80, lineWidth: 0 }
+      },
+      overrides: []
+    },
+    options: {
+      mergeValues: true,
+      showValue: 'never',
+      alignValue: 'left',
+      rowHeight: 0.9,
+      legend: { displayMode: 'list', placement: 'bottom', showLegend: false },
+      tooltip: { mode: 'single', sort: 'none' }
+    },
     targets: targets(qs)
   })
   const table = (title, description, expr, o = {}) => panels.push({
@@ -81,7 +121,17 @@ function build (d) {
   const ctx = { S, P, RI, ts, stat, timeline, table, row, q, upDown, onOff }
   d.body(ctx)
   return {
-    annotations: { list: [{ builtIn: 1, datasource: { type: 'grafana', uid: '-- Grafana --' }, enable: true, hide: true, iconColor: 'rgba(0, 211, 255, 1)', name: 'Annotations & Alerts', type: 'dashboard' }, ...d.annotations(S)] },
+    annotations: {
+      list: [{
+        builtIn: 1,
+        datasource: { type: 'grafana', uid: '-- Grafana --' },
+        enable: true,
+        hide: true,
+        iconColor: 'rgba(0, 211, 255, 1)',
+        name: 'Annotations & Alerts',
+        type: 'dashboard'
+      }, ...d.annotations(S)]
+    },
     description: d.description,
     editable: true,
     fiscalYearStartMonth: 0,
@@ -103,7 +153,19 @@ function build (d) {
   }
 }
 
-const dsVar = { name: 'datasource', label: 'Data source', type: 'datasource', query: 'prometheus', current: {}, hide: 0, includeAll: false, multi: false, options: [], refresh: 1, regex: '' }
+const dsVar = {
+  name: 'datasource',
+  label: 'Data source',
+  type: 'datasource',
+  query: 'prometheus',
+  current: {},
+  hide: 0,
+  includeAll: false,
+  multi: false,
+  options: [],
+  refresh: 1,
+  regex: ''
+}
 const queryVar = (name, label, query, o = {}) => ({
   name,
   label,
@@ -145,17 +207,25 @@ function overview ({ S, ts, row, q, RI }) {
     [[`sum by (reason) (rate(hybrid_connections_rejected_total{${S}}[${RI}]))`, '{{reason}}']], { stack: true })
   ts('Handshake duration', 'Accept to SOCKS5/Convert reply sent; p50, p95, p99 over all modes.', 's',
     [0.5, 0.95, 0.99].map((p) => [q(p, 'hybrid_handshake_duration_seconds', 'le', S), `p${p * 100}`]))
-  ts('Upstream connect failures/s by reason', 'Failed connects to the next hop (concentrator or destination), with connect p95 on the right axis.', 'cps',
+  ts('Upstream connect failures/s by reason', 'Failed connects to the next hop (concentrator or destination), with connect p95 on the right axis.',
+    'cps',
     [[`sum by (reason) (rate(hybrid_upstream_connect_failures_total{${S}}[${RI}]))`, '{{reason}}'],
       [q(0.95, 'hybrid_upstream_connect_duration_seconds', 'le', S), 'connect p95']],
-    { overrides: [{ matcher: { id: 'byName', options: 'connect p95' }, properties: [{ id: 'unit', value: 's' }, { id: 'custom.axisPlacement', value: 'right' }] }] })
+    {
+      overrides: [{
+        matcher: { id: 'byName', options: 'connect p95' },
+        properties: [{ id: 'unit', value: 's' }, { id: 'custom.axisPlacement', value: 'right' }]
+      }]
+    })
   ts('Convert errors/s by code', 'RFC 8803 Error TLVs sent or received, by IANA code name.', 'short',
     [[`sum by (direction, code) (rate(hybrid_convert_errors_total{${S}}[${RI}]))`, '{{direction}} {{code}}']])
 }
 
 function mptcpCommon ({ S, ts, RI }, pathSel) {
-  ts('Fallback ratio', 'Fallbacks to plain TCP (no bonding) per accepted connection over 5 minutes. The key health signal: should stay near 0.', 'percentunit',
-    [[`sum by (instance) (rate(hybrid_mptcp_fallbacks_total{${S}}[5m])) / sum by (instance) (rate(hybrid_connections_accepted_total{${S}}[5m]))`, '{{instance}}']],
+  ts('Fallback ratio', 'Fallbacks to plain TCP (no bonding) per accepted connection over 5 minutes. The key health signal: should stay near 0.',
+    'percentunit',
+    [[`sum by (instance) (rate(hybrid_mptcp_fallbacks_total{${S}}[5m])) / sum by (instance) (rate(hybrid_connections_accepted_total{${S}}[5m]))`,
+      '{{instance}}']],
     { max: 1 })
   ts('Fallbacks/s by reason', 'hybrid_mptcp_fallbacks_total by reason, with the kernel MP_CAPABLE fallback counters.', 'short',
     [[`sum by (reason) (rate(hybrid_mptcp_fallbacks_total{${S}}[${RI}]))`, '{{reason}}'],
@@ -165,7 +235,8 @@ function mptcpCommon ({ S, ts, RI }, pathSel) {
       [`sum(rate(hybrid_kernel_mptcp_mib{${S}, counter="MPJoinSynTx"}[${RI}]))`, 'join SYNs sent']])
   ts('MPTCP retransmits/s', 'Kernel MIB MPTCPRetrans: data re-injected on another subflow.', 'short',
     [[`sum by (instance) (rate(hybrid_kernel_mptcp_mib{${S}, counter="MPTCPRetrans"}[${RI}]))`, '{{instance}}']])
-  ts('Blackhole detections', 'Kernel MIB Blackhole (MPTCP options stripped or dropped on the way) and fallbacks counted with reason blackhole.', 'short',
+  ts('Blackhole detections', 'Kernel MIB Blackhole (MPTCP options stripped or dropped on the way) and fallbacks counted with reason blackhole.',
+    'short',
     [[`sum by (instance) (increase(hybrid_kernel_mptcp_mib{${S}, counter="Blackhole"}[${RI}]))`, 'kernel {{instance}}'],
       [`sum by (instance) (increase(hybrid_mptcp_fallbacks_total{${S}, reason="blackhole"}[${RI}]))`, 'fallbacks {{instance}}']])
   ts('MPTCP connections and subflows', 'Open connections that negotiated MPTCP versus all open connections; established subflows.', 'short',
@@ -201,13 +272,16 @@ function resources ({ S, ts, stat, timeline, RI, onOff }) {
     [[`rate(process_cpu_seconds_total{${S}}[${RI}])`, '{{instance}}']], { w: 6 })
   ts('File descriptors', 'Open versus maximum file descriptors.', 'short',
     [[`process_open_fds{${S}}`, 'open {{instance}}'], [`process_max_fds{${S}}`, 'max {{instance}}']])
-  timeline('Overload actions', 'hybrid_overload_active: stop_accept_busiest, refuse_new and shed_idle in force (docs/overload.md).', onOff('off', 'active'),
+  timeline('Overload actions', 'hybrid_overload_active: stop_accept_busiest, refuse_new and shed_idle in force (docs/overload.md).',
+    onOff('off', 'active'),
     [[`max by (action) (hybrid_overload_active{${S}})`, '{{action}}']], { w: 16 })
-  ts('Overload pressure', 'hybrid_overload_pressure: each resource divided by its overload limit; the actions start at 0.8 / 0.9 / 0.95 by default.', 'percentunit',
+  ts('Overload pressure',
+    'hybrid_overload_pressure: each resource divided by its overload limit; the actions start at 0.8 / 0.9 / 0.95 by default.', 'percentunit',
     [[`max by (resource) (hybrid_overload_pressure{${S}})`, '{{resource}}']], { w: 8 })
   ts('Buffered bytes', 'hybrid_buffered_bytes: bytes queued in user space for slow legs, by the side written to.', 'bytes',
     [[`sum by (side) (hybrid_buffered_bytes{${S}})`, '{{side}}']], { w: 8 })
-  stat('Overload activations (range)', 'hybrid_overload_activations_total: times each overload action started in the selected range (also those shorter than a scrape).', 'short',
+  stat('Overload activations (range)',
+    'hybrid_overload_activations_total: times each overload action started in the selected range (also those shorter than a scrape).', 'short',
     [[`sum by (action) (increase(hybrid_overload_activations_total{${S}}[$__range]))`, '{{action}}']], { w: 8 })
 }
 
@@ -222,7 +296,8 @@ function controlPlane ({ S, ts, stat, table, RI, onOff }, extra) {
     { w: 4, thresholds: { mode: 'absolute', steps: [{ color: 'green', value: null }, { color: 'red', value: 1 }] } })
   ts('Reloads by result', 'Configuration reloads (SIGHUP or API) per interval.', 'short',
     [[`sum by (result) (increase(hybrid_config_reloads_total{${S}}[${RI}]))`, '{{result}}']], { stack: true })
-  ts('Refused management connections', 'hybrid_mgmt_connections_refused_total: management connections closed at accept by management.limits (max_conns, per_source_limit); a rise means a host is flooding the management port.', 'short',
+  ts('Refused management connections',
+    'hybrid_mgmt_connections_refused_total: management connections closed at accept by management.limits (max_conns, per_source_limit); a rise means a host is flooding the management port.', 'short',
     [[`sum by (reason) (increase(hybrid_mgmt_connections_refused_total{${S}}[${RI}]))`, '{{reason}}']], { stack: true })
   extra?.({ S, stat, onOff })
 }
@@ -235,7 +310,8 @@ const cpe = {
   description: 'CPE agent: connections, per-path bonding (DSL/LTE), MPTCP health, data plane, resources, control plane. Layout: docs/observability.md.',
   variables: (S) => [dsVar, instanceVar('hybrid-cpe'),
     queryVar('path', 'Path', `label_values(hybrid_path_up{${S}}, path)`),
-    queryVar('metered', 'Metered path', `label_values(hybrid_path_bytes_total{${S}}, path)`, { all: false, current: { selected: true, text: 'lte', value: 'lte' } })],
+    queryVar('metered', 'Metered path', `label_values(hybrid_path_bytes_total{${S}}, path)`,
+      { all: false, current: { selected: true, text: 'lte', value: 'lte' } })],
   annotations: (S) => [{
     name: 'Path failovers',
     datasource: DS,
@@ -289,34 +365,52 @@ const cpe = {
       [[`max by (path) (hybrid_path_probe_rtt_seconds{${P}})`, '{{path}}']])
     ts('Path state changes', 'hybrid_path_state_changes_total per interval, by path and state entered.', 'short',
       [[`sum by (path, to) (increase(hybrid_path_state_changes_total{${P}}[${RI}]))`, '{{path}} → {{to}}']])
-    timeline('Path role', 'hybrid_path_role: 1 = primary, 0 = backup.', [{ type: 'value', options: { 0: { text: 'backup', color: 'blue', index: 0 }, 1: { text: 'primary', color: 'green', index: 1 } } }],
+    timeline('Path role', 'hybrid_path_role: 1 = primary, 0 = backup.',
+      [{ type: 'value', options: { 0: { text: 'backup', color: 'blue', index: 0 }, 1: { text: 'primary', color: 'green', index: 1 } } }],
       [[`max by (path) (hybrid_path_role{${P}, role="primary"})`, '{{path}}']])
     ts('Subflows per path', 'Established MPTCP subflows of proxied connections.', 'short',
       [[`sum by (path) (hybrid_mptcp_subflows_active{${P}})`, '{{path}}']], { stack: true })
     ts('Metered path share of bytes', 'Share of all path bytes carried by $metered (cost and data cap), over 5 minutes.', 'percentunit',
-      [[`sum(rate(hybrid_path_bytes_total{${S}, path="$metered"}[5m])) / sum(rate(hybrid_path_bytes_total{${S}}[5m]))`, '$metered share']], { max: 1 })
+      [[`sum(rate(hybrid_path_bytes_total{${S}, path="$metered"}[5m])) / sum(rate(hybrid_path_bytes_total{${S}}[5m]))`, '$metered share']],
+      { max: 1 })
     stat('Metered bytes (range)', 'Bytes up plus down over $metered in the selected time range.', 'bytes',
       [[`sum(increase(hybrid_path_bytes_total{${S}, path="$metered"}[$__range]))`, '$metered']], { w: 4, h: 8 })
     stat('Failovers (range)', 'Path failovers in the selected time range.', 'short',
       [[`sum(increase(hybrid_path_failovers_total{${S}}[$__range]))`, 'failovers']], { w: 4, h: 8 })
     ts('Failovers by direction', 'hybrid_path_failovers_total per interval, from_path → to_path.', 'short',
       [[`sum by (from_path, to_path) (increase(hybrid_path_failovers_total{${S}}[${RI}]))`, '{{from_path}} → {{to_path}}']], { w: 8 })
-    ts('Failover / failback duration p95', 'hybrid_failover_duration_seconds and hybrid_failback_duration_seconds: from the path-health transition to the last action done (docs/failover.md).', 's',
+    ts('Failover / failback duration p95',
+      'hybrid_failover_duration_seconds and hybrid_failback_duration_seconds: from the path-health transition to the last action done (docs/failover.md).', 's',
       [[`histogram_quantile(0.95, sum by (le, path) (rate(hybrid_failover_duration_seconds_bucket{${P}}[5m])))`, 'failover {{path}}'],
         [`histogram_quantile(0.95, sum by (le, path) (rate(hybrid_failback_duration_seconds_bucket{${P}}[5m])))`, 'failback {{path}}']], { w: 8 })
-    timeline('Steering of new connections', 'hybrid_failover_steering: the path whose table new unbound connections use (failover.enabled).', [{ type: 'value', options: { 0: { text: 'not steered', color: 'transparent', index: 0 }, 1: { text: 'new connections', color: 'green', index: 1 } } }],
+    timeline('Steering of new connections', 'hybrid_failover_steering: the path whose table new unbound connections use (failover.enabled).',
+      [{
+        type: 'value',
+        options: { 0: { text: 'not steered', color: 'transparent', index: 0 }, 1: { text: 'new connections', color: 'green', index: 1 } }
+      }],
       [[`max by (path) (hybrid_failover_steering{${P}})`, '{{path}}']])
-    ts('Subflow re-creations and kernel MPTCP blackholes', 'hybrid_failback_subflow_recreations_total per interval by path; hybrid_mptcp_blackhole_detected_total (the kernel disabled MPTCP for new connections).', 'short',
+    ts('Subflow re-creations and kernel MPTCP blackholes',
+      'hybrid_failback_subflow_recreations_total per interval by path; hybrid_mptcp_blackhole_detected_total (the kernel disabled MPTCP for new connections).', 'short',
       [[`sum by (path) (increase(hybrid_failback_subflow_recreations_total{${P}}[${RI}]))`, 're-created {{path}}'],
         [`sum(increase(hybrid_mptcp_blackhole_detected_total{${S}}[${RI}]))`, 'kernel blackhole']], { w: 8 })
-    ts('Upstream re-dials', 'hybrid_upstream_redials_total per interval: connects whose SYN left over an access that went down, dialled once more (path_down: after failover acted; stalled: pending past the detection time).', 'short',
+    ts('Upstream re-dials',
+      'hybrid_upstream_redials_total per interval: connects whose SYN left over an access that went down, dialled once more (path_down: after failover acted; stalled: pending past the detection time).', 'short',
       [[`sum by (mode, reason) (increase(hybrid_upstream_redials_total{${S}}[${RI}]))`, '{{mode}} {{reason}}']], { w: 8 })
-    timeline('Steering mode', 'hybrid_steering_mode: the active steering mode (docs/steering.md); none while steering.mode is unset (multipath.mode decides).', [{ type: 'value', options: { 0: { text: 'off', color: 'transparent', index: 0 }, 1: { text: 'active', color: 'green', index: 1 } } }],
+    timeline('Steering mode',
+      'hybrid_steering_mode: the active steering mode (docs/steering.md); none while steering.mode is unset (multipath.mode decides).',
+      [{ type: 'value', options: { 0: { text: 'off', color: 'transparent', index: 0 }, 1: { text: 'active', color: 'green', index: 1 } } }],
       [[`max by (mode) (hybrid_steering_mode{${S}})`, '{{mode}}']])
-    ts('Backup-flag changes and DSL load', 'hybrid_steering_backup_changes_total per interval by path, flag set and reason (MP_PRIO written by steering); hybrid_steering_dsl_load_ratio (priority-based, right axis).', 'short',
+    ts('Backup-flag changes and DSL load',
+      'hybrid_steering_backup_changes_total per interval by path, flag set and reason (MP_PRIO written by steering); hybrid_steering_dsl_load_ratio (priority-based, right axis).', 'short',
       [[`sum by (path, to, reason) (increase(hybrid_steering_backup_changes_total{${P}}[${RI}]))`, '{{path}} → {{to}} ({{reason}})'],
         [`max(hybrid_steering_dsl_load_ratio{${S}})`, 'DSL load']],
-      { w: 8, overrides: [{ matcher: { id: 'byName', options: 'DSL load' }, properties: [{ id: 'unit', value: 'percentunit' }, { id: 'custom.axisPlacement', value: 'right' }] }] })
+      {
+        w: 8,
+        overrides: [{
+          matcher: { id: 'byName', options: 'DSL load' },
+          properties: [{ id: 'unit', value: 'percentunit' }, { id: 'custom.axisPlacement', value: 'right' }]
+        }]
+      })
     row('MPTCP health')
     mptcpCommon(c, P)
     ts('TFO outcomes/s', 'TCP Fast Open on the subflow SYN, by path and result.', 'short',
@@ -347,20 +441,28 @@ const concentrator = {
     const { S, RI, ts, stat, row, q } = c
     overview(c)
     row('Concentrator services')
-    ts('SOCKS5 replies/s by REP', 'hybrid_socks5_replies_total by REP code (0 succeeded, 1 general failure, 2 not allowed, 3 network unreachable, 4 host unreachable, 5 refused, 6 TTL expired, 7 command not supported, 8 address type not supported).', 'short',
+    ts('SOCKS5 replies/s by REP',
+      'hybrid_socks5_replies_total by REP code (0 succeeded, 1 general failure, 2 not allowed, 3 network unreachable, 4 host unreachable, 5 refused, 6 TTL expired, 7 command not supported, 8 address type not supported).', 'short',
       [[`sum by (rep) (rate(hybrid_socks5_replies_total{${S}}[${RI}]))`, 'REP {{rep}}']], { stack: true })
     ts('Authentication attempts/s', 'By method and result.', 'short',
       [[`sum by (method, result) (rate(hybrid_auth_attempts_total{${S}}[${RI}]))`, '{{method}} {{result}}']])
     ts('DNS lookups', 'Lookups per second by result, with p50/p95 latency on the right axis.', 'short',
       [[`sum by (result) (rate(hybrid_dns_lookup_duration_seconds_count{${S}}[${RI}]))`, '{{result}}'],
         [q(0.5, 'hybrid_dns_lookup_duration_seconds', 'le', S), 'p50'], [q(0.95, 'hybrid_dns_lookup_duration_seconds', 'le', S), 'p95']],
-      { overrides: [{ matcher: { id: 'byRegexp', options: '^p(50|95)$' }, properties: [{ id: 'unit', value: 's' }, { id: 'custom.axisPlacement', value: 'right' }] }] })
+      {
+        overrides: [{
+          matcher: { id: 'byRegexp', options: '^p(50|95)$' },
+          properties: [{ id: 'unit', value: 's' }, { id: 'custom.axisPlacement', value: 'right' }]
+        }]
+      })
     ts('Throttled sources', 'hybrid_sources_throttled: client sources currently over their per-source limit.', 'short',
       [[`sum(hybrid_sources_throttled{${S}})`, 'throttled']], { w: 16 })
-    stat('Auth failures (range)', 'Failed authentication attempts, and attempts refused because the source was in back-off, in the selected time range.', 'short',
+    stat('Auth failures (range)',
+      'Failed authentication attempts, and attempts refused because the source was in back-off, in the selected time range.', 'short',
       [[`sum(increase(hybrid_auth_attempts_total{${S}, result="failure"}[$__range]))`, 'failures'],
         [`sum(increase(hybrid_auth_attempts_total{${S}, result="throttled"}[$__range]))`, 'throttled']], { w: 8, h: 8 })
-    ts('Path-health probes/s', 'UDP probe responder: hybrid_probe_replies_total answered, hybrid_probe_dropped_total by reason (untrusted, oversized, malformed, not_request, rate_limited).', 'short',
+    ts('Path-health probes/s',
+      'UDP probe responder: hybrid_probe_replies_total answered, hybrid_probe_dropped_total by reason (untrusted, oversized, malformed, not_request, rate_limited).', 'short',
       [[`sum(rate(hybrid_probe_replies_total{${S}}[${RI}]))`, 'answered'],
         [`sum by (reason) (rate(hybrid_probe_dropped_total{${S}}[${RI}]))`, 'dropped {{reason}}']], { w: 24 })
     row('MPTCP health')
@@ -375,7 +477,10 @@ const concentrator = {
         [[`sum by (protocol) (hybrid_listeners_bound{${S}})`, '{{protocol}}']], { w: 6 })
       stat('Connection cap used', 'Active connections over hybrid_connections_max (configured or fd-limit derived cap).', 'percentunit',
         [[`sum(hybrid_connections_active{${S}}) / sum(hybrid_connections_max{${S}})`, 'used']],
-        { w: 6, thresholds: { mode: 'absolute', steps: [{ color: 'green', value: null }, { color: 'orange', value: 0.7 }, { color: 'red', value: 0.9 }] } })
+        {
+          w: 6,
+          thresholds: { mode: 'absolute', steps: [{ color: 'green', value: null }, { color: 'orange', value: 0.7 }, { color: 'red', value: 0.9 }] }
+        })
     })
   }
 }

@@ -83,7 +83,13 @@ export async function buildRuntime (config: Config, deps: BuildRuntimeDeps, prev
   const a = config.auth
   const backoff = previous !== undefined && sameBackoff(previous.config.auth, a)
     ? previous.backoff
-    : new AuthBackoff({ maxFailures: a.maxFailures, windowMs: a.failureWindowMs, initialMs: a.backoffInitialMs, maxMs: a.backoffMaxMs, ...(deps.now === undefined ? {} : { now: deps.now }) })
+    : new AuthBackoff({
+      maxFailures: a.maxFailures,
+      windowMs: a.failureWindowMs,
+      initialMs: a.backoffInitialMs,
+      maxMs: a.backoffMaxMs,
+      ...(deps.now === undefined ? {} : { now: deps.now })
+    })
   const maxConnections = effectiveMaxConnections(config.limits.maxConnections, deps.openFilesLimit)
   const unauthenticatedMaxConnections = config.limits.unauthenticatedMaxConnections > 0
     ? Math.min(config.limits.unauthenticatedMaxConnections, maxConnections)

@@ -108,13 +108,18 @@ function checkConfig (config: ConcentratorConfig): void {
   const problems = concentratorConfigProblems(config)
   if (problems.length > 0) {
     const key = problems[0]?.path.join('.') ?? ''
-    throw new ConfigError(problems.some((p) => p.message.startsWith('cannot read')) ? 'HYBRID_ERR_CONFIG_READ' : 'HYBRID_ERR_CONFIG_INVALID', problems.map(formatCheckProblem).join('; '), { detail: { key } })
+    throw new ConfigError(problems.some((p) => p.message.startsWith('cannot read')) ? 'HYBRID_ERR_CONFIG_READ' : 'HYBRID_ERR_CONFIG_INVALID',
+      problems.map(formatCheckProblem).join('; '), { detail: { key } })
   }
 }
 
 function capLimits (r: Runtime): CapLimits {
   const l = r.limits
-  return { maxConnections: l.maxConnections, perSourceMaxConnections: l.perSourceMaxConnections, unauthenticatedMaxConnections: l.unauthenticatedMaxConnections }
+  return {
+    maxConnections: l.maxConnections,
+    perSourceMaxConnections: l.perSourceMaxConnections,
+    unauthenticatedMaxConnections: l.unauthenticatedMaxConnections
+  }
 }
 
 function capsStatus (caps: ConnectionCaps | undefined): Pick<ConcentratorStatus['connections'], 'max' | 'perSourceMax' | 'unauthenticated' | 'unauthenticatedMax' | 'sources'> {
@@ -165,7 +170,10 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   const kernel = new SysctlProfile({
     run: deps.run ?? runCommand,
     journal: journalled,
-    onChange: (c) => { log.info({ sysctl: c.key, from: c.from, to: c.to }, c.phase === 'apply' ? `kernel setting ${c.key}=${c.to} (was ${c.from}; restored at stop)` : `kernel setting ${c.key} restored to ${c.to}`) }
+    onChange: (c) => {
+      log.info({ sysctl: c.key, from: c.from, to: c.to },
+        c.phase === 'apply' ? `kernel setting ${c.key}=${c.to} (was ${c.from}; restored at stop)` : `kernel setting ${c.key} restored to ${c.to}`)
+    }
   })
   // Scale-out join recipe for the explicit modes (docs/scale-out.md): applied before the listeners
   // bind (the C flag goes into the first MP_CAPABLE already), removed after they close.
@@ -286,7 +294,8 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     kernel: Object.fromEntries(kernel.saved.map((k) => [k.key, { value: k.after, before: k.before }]))
   })
   const ready = (): boolean => admission.admitting && startPromise !== undefined && listeners.allBound
-  const listenerStatus = (): ListenerStatus[] => listeners.listeners.map((l) => ({ host: l.address.host, port: l.address.port, mode: l.config.mode, protocol: l.protocol }))
+  const listenerStatus = (): ListenerStatus[] =>
+    listeners.listeners.map((l) => ({ host: l.address.host, port: l.address.port, mode: l.config.mode, protocol: l.protocol }))
 
   const reload = async (next: ConcentratorConfig): Promise<void> => {
     try {
@@ -321,7 +330,10 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     if (old.policy !== runtime?.policy) setTimeout(() => { old.policy.close() }, next.policy.dns.deadlineMs + 1000).unref()
   }
   const updateListenerGauge = (): void => {
-    for (const protocol of ['mptcp', 'tcp'] as const) metrics.listenersBound.set({ protocol }, listeners.listeners.filter((l) => l.protocol === protocol).length)
+    for (const protocol of ['mptcp', 'tcp'] as const) {
+      metrics.listenersBound.set({ protocol },
+        listeners.listeners.filter((l) => l.protocol === protocol).length)
+    }
   }
 
   const mgmt = buildMgmtServer({
@@ -432,7 +444,8 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   const warnTfo = (c: ConcentratorConfig): void => {
     const value = tfoSysctl()
     if (value !== undefined && (value & 0x2) === 0 && c.listeners.some((l) => l.fastOpenQueue > 0)) {
-      log.warn({ tcp_fastopen: value }, 'server TCP Fast Open is off in this network namespace (sysctl net.ipv4.tcp_fastopen lacks bit 0x2): TFO queues have no effect')
+      log.warn({ tcp_fastopen: value },
+        'server TCP Fast Open is off in this network namespace (sysctl net.ipv4.tcp_fastopen lacks bit 0x2): TFO queues have no effect')
     }
   }
 

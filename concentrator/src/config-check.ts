@@ -49,10 +49,16 @@ export function concentratorConfigProblems (config: ConcentratorConfig, deps: Co
 function prefixProblems (path: readonly string[], texts: readonly string[] | undefined): CheckProblem[] {
   const list = texts ?? []
   const { invalid } = buildPrefixSet(list)
-  return invalid.map((text) => ({ path: [...path, list.indexOf(text)], message: `invalid prefix ${JSON.stringify(text)} (a.b.c.d/n, x::/n or an address)` }))
+  return invalid.map((text) => ({
+    path: [...path, list.indexOf(text)],
+    message: `invalid prefix ${JSON.stringify(text)} (a.b.c.d/n, x::/n or an address)`
+  }))
 }
 
-/** Two listeners (or one and the management API) on the same address and port: the second bind fails at start (EADDRINUSE). Port 0 (ephemeral) never clashes. */
+/**
+ * Two listeners (or one and the management API) on the same address and port: the second bind fails at start
+ * (EADDRINUSE). Port 0 (ephemeral) never clashes.
+ */
 function listenerProblems (config: ConcentratorConfig): CheckProblem[] {
   const out: CheckProblem[] = []
   const seen = new Map<string, string>()

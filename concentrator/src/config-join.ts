@@ -31,7 +31,11 @@ export type JoinConfig = DeepReadonly<Static<typeof JoinSchema>>
 interface JoinCheckInput {
   readonly join: JoinConfig
   readonly listeners: ReadonlyArray<{ readonly port: number }>
-  readonly transparent: { readonly enabled: boolean, readonly listenPort: number, readonly joinEndpoints: ReadonlyArray<{ readonly address: string }> }
+  readonly transparent: {
+    readonly enabled: boolean
+    readonly listenPort: number
+    readonly joinEndpoints: ReadonlyArray<{ readonly address: string }>
+  }
 }
 
 /** A join port must not be an application port (the kernel's join listener would shadow it), an address announced once. */

@@ -19,17 +19,53 @@ export const ConcentratorLimitsSchema = Type.Object({
   /** After the first FIN, the other direction must finish within this time. Unit ms. Default 45000. */
   halfCloseTimeoutMs: msOption(45_000, 'after the first FIN, the other direction must end within this time', 100),
   /** Concurrent connections over all listeners; 0 = floor((RLIMIT_NOFILE − 64) / 2). Default 0. */
-  maxConnections: integerOption({ default: 0, minimum: 0, maximum: 1_048_576, unit: 'connections', description: 'concurrent relayed connections; 0: derived from the fd limit, floor((RLIMIT_NOFILE - 64) / 2)' }),
+  maxConnections: integerOption({
+    default: 0,
+    minimum: 0,
+    maximum: 1_048_576,
+    unit: 'connections',
+    description: 'concurrent relayed connections; 0: derived from the fd limit, floor((RLIMIT_NOFILE - 64) / 2)'
+  }),
   /** Concurrent connections from one source (an IPv4 address, or an IPv6 prefix of perSourceIpv6PrefixLength). Default 1024. */
-  perSourceMaxConnections: integerOption({ default: 1024, minimum: 1, maximum: 1_048_576, unit: 'connections', description: 'concurrent connections from one source: an IPv4 address (IPv4-mapped IPv6 counts as IPv4), or an IPv6 prefix of perSourceIpv6PrefixLength' }),
+  perSourceMaxConnections: integerOption({
+    default: 1024,
+    minimum: 1,
+    maximum: 1_048_576,
+    unit: 'connections',
+    description: 'concurrent connections from one source: an IPv4 address (IPv4-mapped IPv6 counts as IPv4), or an IPv6 prefix of perSourceIpv6PrefixLength'
+  }),
   /** IPv6 sources are aggregated by this prefix length for perSourceMaxConnections (one host usually holds a whole /64). Default 64. */
-  perSourceIpv6PrefixLength: integerOption({ default: DEFAULT_SOURCE_IPV6_PREFIX_LENGTH, minimum: 1, maximum: 128, unit: 'bits', description: 'IPv6 prefix length that makes one source for perSourceMaxConnections (IPv4 is always /32)' }),
+  perSourceIpv6PrefixLength: integerOption({
+    default: DEFAULT_SOURCE_IPV6_PREFIX_LENGTH,
+    minimum: 1,
+    maximum: 128,
+    unit: 'bits',
+    description: 'IPv6 prefix length that makes one source for perSourceMaxConnections (IPv4 is always /32)'
+  }),
   /** Of maxConnections, slots that connections not yet authenticated may hold together; 0 = a quarter of maxConnections (at least 1). Default 0. */
-  unauthenticatedMaxConnections: integerOption({ default: 0, minimum: 0, maximum: 1_048_576, unit: 'connections', description: 'concurrent connections not yet authenticated (SOCKS5 before its request is accepted, Convert before its TLVs are accepted); 0: a quarter of maxConnections, at least 1' }),
+  unauthenticatedMaxConnections: integerOption({
+    default: 0,
+    minimum: 0,
+    maximum: 1_048_576,
+    unit: 'connections',
+    description: 'concurrent connections not yet authenticated (SOCKS5 before its request is accepted, Convert before its TLVs are accepted); 0: a quarter of maxConnections, at least 1'
+  }),
   /** Client bytes buffered before the upstream connects (SOCKS pipelining, TFO payload). Unit bytes. Default 16384 (hard cap). */
-  earlyDataMaxBytes: integerOption({ default: Limits.earlyDataMaxBytes, minimum: 0, maximum: Limits.earlyDataMaxBytes, unit: 'bytes', description: 'client bytes held before the upstream connects (pipelining, TFO data)' }),
+  earlyDataMaxBytes: integerOption({
+    default: Limits.earlyDataMaxBytes,
+    minimum: 0,
+    maximum: Limits.earlyDataMaxBytes,
+    unit: 'bytes',
+    description: 'client bytes held before the upstream connects (pipelining, TFO data)'
+  }),
   /** Stream buffer high-water mark per socket. Unit bytes. Default 32768. */
-  highWaterMark: integerOption({ default: 32_768, minimum: 1024, maximum: 1_048_576, unit: 'bytes', description: 'socket stream high-water mark (backpressure threshold)' }),
+  highWaterMark: integerOption({
+    default: 32_768,
+    minimum: 1024,
+    maximum: 1_048_576,
+    unit: 'bytes',
+    description: 'socket stream high-water mark (backpressure threshold)'
+  }),
   /** Drain deadline on SIGTERM before remaining connections are destroyed. Unit ms. Default 25000. */
   drainTimeoutMs: msOption(25_000, 'on SIGTERM: drain deadline before the remaining connections are destroyed', 0, 300_000),
   ...keepaliveLimitProperties

@@ -27,14 +27,23 @@ export const ListenerSchema = Type.Object({
   /** Socket protocol: `mptcp` (production) or `tcp` (plain TCP, e.g. tests without MPTCP). Default `mptcp`. */
   protocol: stringEnum(['mptcp', 'tcp'], 'socket protocol of the listener: mptcp, or tcp (plain TCP; no bonding)', 'mptcp'),
   /** TCP Fast Open queue (pending TFO requests) of the listener; 0 = TFO off. Default 256. */
-  fastOpenQueue: integerOption({ default: 256, minimum: 0, maximum: 65_535, unit: 'connections', description: 'TCP Fast Open queue of the listener (server TFO also needs sysctl net.ipv4.tcp_fastopen bit 0x2); 0: off' }),
+  fastOpenQueue: integerOption({
+    default: 256,
+    minimum: 0,
+    maximum: 65_535,
+    unit: 'connections',
+    description: 'TCP Fast Open queue of the listener (server TFO also needs sysctl net.ipv4.tcp_fastopen bit 0x2); 0: off'
+  }),
   /**
    * Accept TFO data without a cookie (TCP_FASTOPEN_NO_COOKIE on the listener) from EVERY client of
    * this listener. Only for listeners bound to an access network whose sources are all trusted
    * (BCP 38 filtering upstream). Per source prefix: see docs/concentrator.md (route attribute
    * `fastopen_no_cookie`). Default false.
    */
-  fastOpenNoCookie: Type.Boolean({ default: false, description: 'accept TFO SYN data without a cookie from every client of this listener (trusted access networks only; see docs/concentrator.md)' }),
+  fastOpenNoCookie: Type.Boolean({
+    default: false,
+    description: 'accept TFO SYN data without a cookie from every client of this listener (trusted access networks only; see docs/concentrator.md)'
+  }),
   /** IPv6 listeners: IPV6_V6ONLY. Default true (bind v4 and v6 listeners separately). */
   v6Only: Type.Boolean({ default: true, description: 'IPv6 listeners only: accept IPv6 only (IPV6_V6ONLY); false: dual-stack' })
 }, { additionalProperties: false })
@@ -44,18 +53,41 @@ export const AuthSchema = Type.Object({
    * Source prefixes allowed to use SOCKS5 without authentication (METHOD 00), e.g. the CPEs'
    * access prefixes. Everyone else must authenticate with username/password. Default: none.
    */
-  trustedPrefixes: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { default: [], maxItems: 4096, description: 'source prefixes allowed to use SOCKS5 without authentication (a.b.c.d/n, x::/n or an address)' }),
+  trustedPrefixes: Type.Array(Type.String({ minLength: 1, maxLength: 64 }),
+    { default: [], maxItems: 4096, description: 'source prefixes allowed to use SOCKS5 without authentication (a.b.c.d/n, x::/n or an address)' }),
   /**
    * RFC 1929 credentials: a text file of `username:password` lines (`#` comments). Read at start
    * and on every reload. Unset: username/password authentication is off. Default: unset.
    */
-  credentialsFile: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'file of username:password lines for SOCKS5 RFC 1929 authentication (read at start and on reload); unset: off' })),
+  credentialsFile: Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 4096,
+    description: 'file of username:password lines for SOCKS5 RFC 1929 authentication (read at start and on reload); unset: off'
+  })),
   /** Failed authentications per source within `failureWindowMs` before back-off starts. Default 5. */
-  maxFailures: integerOption({ default: 5, minimum: 1, maximum: 1000, unit: 'attempts', description: 'failed authentications per source within failureWindowMs before back-off starts' }),
+  maxFailures: integerOption({
+    default: 5,
+    minimum: 1,
+    maximum: 1000,
+    unit: 'attempts',
+    description: 'failed authentications per source within failureWindowMs before back-off starts'
+  }),
   /** Window counting failures. Unit ms. Default 60000. */
-  failureWindowMs: integerOption({ default: 60_000, minimum: 1000, maximum: 3_600_000, unit: 'ms', description: 'window in which failed authentications are counted' }),
+  failureWindowMs: integerOption({
+    default: 60_000,
+    minimum: 1000,
+    maximum: 3_600_000,
+    unit: 'ms',
+    description: 'window in which failed authentications are counted'
+  }),
   /** First back-off; doubles with every further failure. Unit ms. Default 1000. */
-  backoffInitialMs: integerOption({ default: 1000, minimum: 10, maximum: 3_600_000, unit: 'ms', description: 'first back-off period (doubles with every further failure)' }),
+  backoffInitialMs: integerOption({
+    default: 1000,
+    minimum: 10,
+    maximum: 3_600_000,
+    unit: 'ms',
+    description: 'first back-off period (doubles with every further failure)'
+  }),
   /** Longest back-off. Unit ms. Default 60000. */
   backoffMaxMs: integerOption({ default: 60_000, minimum: 10, maximum: 3_600_000, unit: 'ms', description: 'longest back-off period' })
 }, { additionalProperties: false, default: {}, description: 'SOCKS5 client authorisation' })

@@ -29,13 +29,19 @@ export function readTfoSysctl (read: () => string = () => readFileSync('/proc/sy
 export function checkConcentratorPath (config: Config, log: Logger, tfoSysctl: () => number | undefined = readTfoSysctl): EffectiveUpstream {
   const family = config.concentrator.host.includes(':') ? 6 : 4
   let mptcpUnavailable = false
-  const opened = openStreamSocket({ family, protocol: 'mptcp', onMptcpUnavailable: config.mptcp.onUnavailable, onFallback: () => { mptcpUnavailable = true } })
+  const opened = openStreamSocket({
+    family,
+    protocol: 'mptcp',
+    onMptcpUnavailable: config.mptcp.onUnavailable,
+    onFallback: () => { mptcpUnavailable = true }
+  })
   closeFd(opened.fd)
   if (mptcpUnavailable) log.warn('kernel MPTCP unavailable: connections to the concentrator use plain TCP (no bonding)')
   let concentrator = config.concentrator
   const tfo = tfoSysctl()
   if (concentrator.fastOpen && tfo !== undefined && (tfo & 0x1) === 0) {
-    log.warn({ tcp_fastopen: tfo }, 'client TCP Fast Open is off in this network namespace (sysctl net.ipv4.tcp_fastopen lacks bit 0x1): connecting without TFO (+1 RTT per connection)')
+    log.warn({ tcp_fastopen: tfo },
+      'client TCP Fast Open is off in this network namespace (sysctl net.ipv4.tcp_fastopen lacks bit 0x1): connecting without TFO (+1 RTT per connection)')
     concentrator = { ...concentrator, fastOpen: false }
   }
   return { concentrator, mptcpUnavailable }

@@ -19,9 +19,24 @@ import { duplicateUplinkProblems } from './uplink/uplink-plan.ts'
 
 export function cpeConfigProblems (config: CpeConfig): CheckProblem[] {
   const out: CheckProblem[] = []
-  if (config.mode === 'convert' && config.convert.port === undefined) out.push({ path: ['convert', 'port'], message: 'required in mode convert (RFC 8803 assigns no port)' })
-  if (config.socks5.username !== undefined && config.socks5.password === undefined) out.push({ path: ['socks5', 'password'], message: 'required with /socks5/username' })
-  if (config.failover.enabled && !config.health.enabled) out.push({ path: ['failover', 'enabled'], message: 'needs /health/enabled (failover acts on path-health transitions)' })
+  if (config.mode === 'convert' && config.convert.port === undefined) {
+    out.push({
+      path: ['convert', 'port'],
+      message: 'required in mode convert (RFC 8803 assigns no port)'
+    })
+  }
+  if (config.socks5.username !== undefined && config.socks5.password === undefined) {
+    out.push({
+      path: ['socks5', 'password'],
+      message: 'required with /socks5/username'
+    })
+  }
+  if (config.failover.enabled && !config.health.enabled) {
+    out.push({
+      path: ['failover', 'enabled'],
+      message: 'needs /health/enabled (failover acts on path-health transitions)'
+    })
+  }
   if (config.failover.enabled) out.push(...tcpProfileProblems(config.failover.kernel, ['failover', 'kernel']))
   out.push(...mgmtLimitProblems(config.management.limits))
   out.push(...interceptProblems({ intercept: config.intercept as Config['intercept'] })) // read only
@@ -32,9 +47,19 @@ export function cpeConfigProblems (config: CpeConfig): CheckProblem[] {
 
 function uplinkProblems (config: CpeConfig): CheckProblem[] {
   const out: CheckProblem[] = []
-  if (config.uplinks.length > MAX_PATHS) out.push({ path: ['uplinks'], message: `at most ${MAX_PATHS} uplinks (each is a path label of the metrics), got ${config.uplinks.length}` })
+  if (config.uplinks.length > MAX_PATHS) {
+    out.push({
+      path: ['uplinks'],
+      message: `at most ${MAX_PATHS} uplinks (each is a path label of the metrics), got ${config.uplinks.length}`
+    })
+  }
   config.uplinks.forEach((u, i) => {
-    if (!PATH_NAME.test(u.name)) out.push({ path: ['uplinks', i, 'name'], message: `must match ${PATH_NAME.source} (used as the metrics' path label)` })
+    if (!PATH_NAME.test(u.name)) {
+      out.push({
+        path: ['uplinks', i, 'name'],
+        message: `must match ${PATH_NAME.source} (used as the metrics' path label)`
+      })
+    }
   })
   const specs = config.uplinks.map((u, i) => ({ name: u.name, interface: u.interface, table: u.table ?? config.multipath.tableBase + i }))
   out.push(...duplicateUplinkProblems(specs))
@@ -50,7 +75,8 @@ function steeringProblems (config: CpeConfig): CheckProblem[] {
   const mode = config.steering.mode
   if (mode !== undefined) {
     // The primary uplink (initial subflow) is the first dsl, else the first (uplink-plan.ts).
-    const reason = unsupportedReason(mode, { healthEnabled: config.health.enabled, primaryIsDsl: config.uplinks.some((u) => u.role === 'dsl'), others: config.uplinks.length - 1 })
+    const reason = unsupportedReason(mode,
+      { healthEnabled: config.health.enabled, primaryIsDsl: config.uplinks.some((u) => u.role === 'dsl'), others: config.uplinks.length - 1 })
     if (reason !== undefined) out.push({ path: ['steering', 'mode'], message: reason })
   }
   return out

@@ -11,32 +11,67 @@ export const FailoverKernelSchema = Type.Object({
    * MPTCP blackhole detection would otherwise turn MPTCP off for new connections for an hour after
    * a path outage. -1: leave the value alone.
    */
-  blackholeTimeout: integerOption({ default: 0, minimum: -1, maximum: 86_400, unit: 's', description: 'net.mptcp.blackhole_timeout while the agent runs (0: the kernel never disables MPTCP after unanswered MPTCP SYNs; -1: leave alone); restored at stop' }),
+  blackholeTimeout: integerOption({
+    default: 0,
+    minimum: -1,
+    maximum: 86_400,
+    unit: 's',
+    description: 'net.mptcp.blackhole_timeout while the agent runs (0: the kernel never disables MPTCP after unanswered MPTCP SYNs; -1: leave alone); restored at stop'
+  }),
   /** `net.mptcp.stale_loss_cnt` (kernel default 4). Unset: leave alone. */
-  staleLossCnt: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, unit: 'intervals', description: 'net.mptcp.stale_loss_cnt: retransmission intervals without progress before a subflow is stale (unset: leave alone); restored at stop' })),
+  staleLossCnt: Type.Optional(Type.Integer({
+    minimum: 1,
+    maximum: 100,
+    unit: 'intervals',
+    description: 'net.mptcp.stale_loss_cnt: retransmission intervals without progress before a subflow is stale (unset: leave alone); restored at stop'
+  })),
   /** `net.ipv4.tcp_rto_max_ms` (kernel default 120000). Unset: leave alone. Needs `tcpRetries2` when below 120000. */
-  rtoMaxMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 120_000, unit: 'ms', description: 'net.ipv4.tcp_rto_max_ms: cap of the retransmission back-off, so a revived subflow resumes quickly (unset: leave alone; below 120000 needs tcpRetries2); restored at stop' })),
+  rtoMaxMs: Type.Optional(Type.Integer({
+    minimum: 1000,
+    maximum: 120_000,
+    unit: 'ms',
+    description: 'net.ipv4.tcp_rto_max_ms: cap of the retransmission back-off, so a revived subflow resumes quickly (unset: leave alone; below 120000 needs tcpRetries2); restored at stop'
+  })),
   /** `net.ipv4.tcp_retries2` (kernel default 15). Unset: leave alone. */
-  tcpRetries2: Type.Optional(Type.Integer({ minimum: 3, maximum: 255, unit: 'retransmissions', description: 'net.ipv4.tcp_retries2: retransmissions before a connection or subflow is given up; raise it with a small rtoMaxMs (unset: leave alone); restored at stop' })),
+  tcpRetries2: Type.Optional(Type.Integer({
+    minimum: 3,
+    maximum: 255,
+    unit: 'retransmissions',
+    description: 'net.ipv4.tcp_retries2: retransmissions before a connection or subflow is given up; raise it with a small rtoMaxMs (unset: leave alone); restored at stop'
+  })),
   /** Max field of `net.ipv4.tcp_wmem` (kernel default 4194304). Unset: leave alone. */
-  tcpWmemMax: Type.Optional(Type.Integer({ minimum: 65_536, maximum: 1_073_741_824, unit: 'bytes', description: 'net.ipv4.tcp_wmem max field: cap of the send-buffer auto-tuning, which bounds how long a re-injection after a dead access waits behind the unsent backlog of the live subflow (min and default kept, clamped to it; unset: leave alone); restored at stop' }))
+  tcpWmemMax: Type.Optional(Type.Integer({
+    minimum: 65_536,
+    maximum: 1_073_741_824,
+    unit: 'bytes',
+    description: 'net.ipv4.tcp_wmem max field: cap of the send-buffer auto-tuning, which bounds how long a re-injection after a dead access waits behind the unsent backlog of the live subflow (min and default kept, clamped to it; unset: leave alone); restored at stop'
+  }))
 }, { additionalProperties: false, default: {}, description: 'kernel settings owned while failover is on (set at start, restored at stop)' })
 
 export const FailoverSchema = Type.Object({
   /** Act on path-health transitions (needs `health.enabled`). Default false. */
-  enabled: Type.Boolean({ default: false, description: 'act on path-health transitions: steer new connections to a live access, take a dead access out of running MPTCP connections, re-create subflows when it returns (needs health.enabled)' }),
+  enabled: Type.Boolean({
+    default: false,
+    description: 'act on path-health transitions: steer new connections to a live access, take a dead access out of running MPTCP connections, re-create subflows when it returns (needs health.enabled)'
+  }),
   /**
    * Priority of the two steering rules (`lookup main suppress_prefixlength 0` at P, `lookup <table
    * of the preferred live uplink>` at P+1). Must lie after the source rules and before main (32766).
    * Default 32000.
    */
-  rulePriority: integerOption({ default: 32_000, minimum: 2, maximum: 32_764, description: 'priority P of the steering rules (P: main without default routes, P+1: the preferred live uplink\'s table); after the source rules, before main' }),
+  rulePriority: integerOption({
+    default: 32_000,
+    minimum: 2,
+    maximum: 32_764,
+    description: 'priority P of the steering rules (P: main without default routes, P+1: the preferred live uplink\'s table); after the source rules, before main'
+  }),
   /**
    * After the primary (DSL) returned and its subflow was re-created, the other uplinks' endpoints
    * are flagged backup for this long, then get the steering mode's flag again: long-lived flows the
    * scheduler kept on LTE move back to DSL (kernel MPTCP issue #581). 0: off. Default 1500 ms.
    */
-  failbackBackupMs: msOption(1500, 'after the primary returned and its subflow was re-created: the other uplinks flagged MPTCP backup for this long (MP_PRIO), so long-lived flows move back to the primary; 0: off', 0, 60_000),
+  failbackBackupMs: msOption(1500,
+    'after the primary returned and its subflow was re-created: the other uplinks flagged MPTCP backup for this long (MP_PRIO), so long-lived flows move back to the primary; 0: off', 0, 60_000),
   /** Kernel settings owned while the agent runs. */
   kernel: FailoverKernelSchema
 }, { additionalProperties: false, default: {}, description: 'failover and failback actions on path-health transitions (docs/failover.md)' })

@@ -28,7 +28,9 @@ export const InterceptSchema = Type.Object({
    * `managed`: the agent installs and owns `table inet hybrid_cpe` and its policy routing;
    * `external`: the operator provides equivalent rules (see `--print-rules`); `off`: no interception. Default `managed`.
    */
-  rules: stringEnum(['managed', 'external', 'off'], 'managed: the agent installs and owns its nft table and policy routing; external: the operator does (see --print-rules); off: no interception', 'managed'),
+  rules: stringEnum(['managed', 'external', 'off'],
+    'managed: the agent installs and owns its nft table and policy routing; external: the operator does (see --print-rules); off: no interception',
+    'managed'),
   /** LAN interfaces whose TCP is intercepted. Default `["br-lan"]`. */
   lanInterfaces: Type.Array(Type.String({ pattern: INTERFACE_NAME_PATTERN, description: 'interface name' }),
     { minItems: 1, maxItems: 16, default: ['br-lan'], description: 'LAN interfaces whose TCP is intercepted' }),
@@ -39,9 +41,19 @@ export const InterceptSchema = Type.Object({
   /** fwmark set on intercepted packets; `ip rule fwmark <mark> lookup <routeTable>` delivers them locally. Default 1. */
   mark: integerOption({ default: 1, minimum: 1, maximum: 0x7fffffff, description: 'fwmark of intercepted packets (routed to the local table)' }),
   /** SO_MARK of the agent's own outbound sockets; packets with it are never intercepted. Must differ from `mark`. Default 2. */
-  socketMark: integerOption({ default: 2, minimum: 1, maximum: 0x7fffffff, description: 'SO_MARK of the agent\'s outbound sockets; such packets are never intercepted (must differ from mark)' }),
+  socketMark: integerOption({
+    default: 2,
+    minimum: 1,
+    maximum: 0x7fffffff,
+    description: 'SO_MARK of the agent\'s outbound sockets; such packets are never intercepted (must differ from mark)'
+  }),
   /** Routing table holding `local default dev lo` (v4 and v6). Default 300. */
-  routeTable: integerOption({ default: 300, minimum: 1, maximum: 0x7ffffffe, description: 'routing table id of the local-delivery route (v4 and v6)' }),
+  routeTable: integerOption({
+    default: 300,
+    minimum: 1,
+    maximum: 0x7ffffffe,
+    description: 'routing table id of the local-delivery route (v4 and v6)'
+  }),
   /** Priority of the `ip rule fwmark … lookup <routeTable>` rule (v4 and v6). Default 50. */
   rulePriority: integerOption({ default: 50, minimum: 1, maximum: 32765, description: 'priority of the fwmark ip rule (v4 and v6)' }),
   /** Bypass lists. */

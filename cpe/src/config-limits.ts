@@ -17,13 +17,37 @@ export const CpeLimitsSchema = Type.Object({
   /** After the first FIN, the other direction must finish within this time. Unit ms. Default 45000. */
   halfCloseTimeoutMs: msOption(45_000, 'after the first FIN, the other direction must end within this time', 100),
   /** Concurrent intercepted connections; 0 = floor((RLIMIT_NOFILE − 64) / 2). Default 0. */
-  maxConnections: integerOption({ default: 0, minimum: 0, maximum: 1_048_576, unit: 'connections', description: 'concurrent relayed connections; 0: derived from the fd limit, floor((RLIMIT_NOFILE - 64) / 2)' }),
+  maxConnections: integerOption({
+    default: 0,
+    minimum: 0,
+    maximum: 1_048_576,
+    unit: 'connections',
+    description: 'concurrent relayed connections; 0: derived from the fd limit, floor((RLIMIT_NOFILE - 64) / 2)'
+  }),
   /** Concurrent connections from one LAN source address. Default 1024. */
-  perSourceMaxConnections: integerOption({ default: 1024, minimum: 1, maximum: 1_048_576, unit: 'connections', description: 'concurrent connections from one LAN source address' }),
+  perSourceMaxConnections: integerOption({
+    default: 1024,
+    minimum: 1,
+    maximum: 1_048_576,
+    unit: 'connections',
+    description: 'concurrent connections from one LAN source address'
+  }),
   /** LAN bytes buffered before the concentrator leg is up. Unit bytes. Default 16384 (hard cap). */
-  earlyDataMaxBytes: integerOption({ default: Limits.earlyDataMaxBytes, minimum: 0, maximum: Limits.earlyDataMaxBytes, unit: 'bytes', description: 'LAN bytes held before the concentrator leg is up (pipelining, TFO data)' }),
+  earlyDataMaxBytes: integerOption({
+    default: Limits.earlyDataMaxBytes,
+    minimum: 0,
+    maximum: Limits.earlyDataMaxBytes,
+    unit: 'bytes',
+    description: 'LAN bytes held before the concentrator leg is up (pipelining, TFO data)'
+  }),
   /** Stream buffer high-water mark per socket. Unit bytes. Default 16384. */
-  highWaterMark: integerOption({ default: 16_384, minimum: 1024, maximum: 1_048_576, unit: 'bytes', description: 'socket stream high-water mark (backpressure threshold)' }),
+  highWaterMark: integerOption({
+    default: 16_384,
+    minimum: 1024,
+    maximum: 1_048_576,
+    unit: 'bytes',
+    description: 'socket stream high-water mark (backpressure threshold)'
+  }),
   /** Drain deadline on SIGTERM before remaining connections are destroyed. Unit ms. Default 25000. */
   drainTimeoutMs: msOption(25_000, 'on SIGTERM: drain deadline before the remaining connections are destroyed', 0, 300_000),
   ...keepaliveLimitProperties

@@ -67,7 +67,8 @@ export interface CpeDeps {
   kernelMib?: boolean
   /** Tests: replace the uplink manager / interceptor / dial. */
   startUplinks?: (config: Config, log: Logger, journal: JournalRecorder) => Promise<UplinkSource>
-  startInterceptor?: (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void, onRefused: RefusedHandler, journal: JournalRecorder) => Promise<InterceptorLike>
+  startInterceptor?: (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void, onRefused: RefusedHandler,
+    journal: JournalRecorder) => Promise<InterceptorLike>
   dial?: DialFn
   pathSampleMs?: number
   clock?: () => number
@@ -121,7 +122,8 @@ function checkMode (config: Config): void {
 }
 
 /** Start failover (failover.enabled) once uplinks and health run. */
-async function startFailover (config: Config, uplinks: UplinkSource, health: PathHealth | undefined, metrics: CpeMetrics, log: Logger, redials: PendingDials, journal: JournalRecorder): Promise<FailoverController | undefined> {
+async function startFailover (config: Config, uplinks: UplinkSource, health: PathHealth | undefined, metrics: CpeMetrics, log: Logger,
+  redials: PendingDials, journal: JournalRecorder): Promise<FailoverController | undefined> {
   if (!config.failover.enabled || health === undefined) return undefined
   const specs = uplinkSpecs(config.uplinks, config.multipath).map((u) => ({ name: u.name, table: u.table, primary: !u.endpoints }))
   return FailoverController.start({
@@ -145,8 +147,16 @@ const defaultStartUplinks = async (config: Config, log: Logger, journal: Journal
   return config.multipath.rules === 'managed' ? UplinkManager.start({ ...opts, journal }) : UplinkObserver.start(opts)
 }
 
-const defaultStartInterceptor = async (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void, onRefused: RefusedHandler, journal: JournalRecorder): Promise<InterceptorLike> =>
-  Interceptor.start({ config: { intercept: config.intercept, concentrator: { host: config.concentrator.host } }, log: childFor(log, 'intercept'), onConnection, onRefused, journal, highWaterMark: config.limits.highWaterMark })
+const defaultStartInterceptor = async (config: Config, log: Logger, onConnection: (s: net.Socket, d: OriginalDestination) => void,
+  onRefused: RefusedHandler, journal: JournalRecorder): Promise<InterceptorLike> =>
+  Interceptor.start({
+    config: { intercept: config.intercept, concentrator: { host: config.concentrator.host } },
+    log: childFor(log, 'intercept'),
+    onConnection,
+    onRefused,
+    journal,
+    highWaterMark: config.limits.highWaterMark
+  })
 
 /** The frozen configuration is never mutated; the components take the schema's (mutable) types. */
 const asConfig = (c: CpeConfig): Config => c as Config
@@ -166,12 +176,24 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     metrics = createCpeMetrics(registry, { paths, kernelMib: deps.kernelMib ?? true })
   }
   const sessions = new CpeSessionTable()
-  const pathMonitor = new PathMonitor({ metrics, paths, primary: primaryOf(initial), countFailovers: !initial.failover.enabled, ...(deps.pathSampleMs === undefined ? {} : { sampleMs: deps.pathSampleMs }) })
+  const pathMonitor = new PathMonitor({
+    metrics,
+    paths,
+    primary: primaryOf(initial),
+    countFailovers: !initial.failover.enabled,
+    ...(deps.pathSampleMs === undefined ? {} : { sampleMs: deps.pathSampleMs })
+  })
   const health = createPathHealth(initial, metrics, childFor(deps.log, 'health'))
   const pipelining = new PipeliningMemory(initial.socks5.stepwiseMemoryMs, now)
   const converterMemory = new ConverterMemory(now)
   // Pending upstream connects re-dialled once when failover moved off their dead access (docs/failover.md).
-  const redials = new PendingDials({ metrics, pathOf: (a) => pathMonitor.pathOf(a), steeredTo: () => failover?.view().steeredTo ?? undefined, boundMs: detectionMs(initial.health), sweepMs: initial.health.intervalMs })
+  const redials = new PendingDials({
+    metrics,
+    pathOf: (a) => pathMonitor.pathOf(a),
+    steeredTo: () => failover?.view().steeredTo ?? undefined,
+    boundMs: detectionMs(initial.health),
+    sweepMs: initial.health.intervalMs
+  })
   const startedAt = now()
   let config = initial
   let upstream: EffectiveUpstream | undefined
@@ -198,7 +220,10 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
   /** A connection addressed to the CPE itself on the interception port: reset, never relayed (a loop). */
   const onNotIntercepted = (destination: OriginalDestination, source: string | undefined): void => {
     metrics.connectionsRejected.inc({ mode: config.mode, reason: 'not_intercepted' })
-    if (refusalLog.allow(log)) log.warn({ destination, source }, 'connection addressed to the CPE itself on the interception port: reset (would loop through the concentrator)')
+    if (refusalLog.allow(log)) {
+      log.warn({ destination, source },
+        'connection addressed to the CPE itself on the interception port: reset (would loop through the concentrator)')
+    }
   }
 
   const overload = new OverloadManager(initial.overload, {
@@ -249,7 +274,8 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     if (config.mode === 'convert') { onConvert(lan, destination); return }
     const info = admit(lan, 'socks5', destination)
     if (info === undefined) return
-    info.attach(new Socks5Upstream(lan, info, settings(), { metrics, sessions, paths: pathMonitor, pipelining, redials, ...(deps.dial === undefined ? {} : { dial: deps.dial }) }))
+    const dial = deps.dial === undefined ? {} : { dial: deps.dial }
+    info.attach(new Socks5Upstream(lan, info, settings(), { metrics, sessions, paths: pathMonitor, pipelining, redials, ...dial }))
   }
 
   /** Mode convert: RFC 8803 towards the Transport Converter (signalling/convert.ts); fallback socks5 hands over. */
@@ -258,8 +284,14 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     if (info === undefined) return
     const dialDep = deps.dial === undefined ? {} : { dial: deps.dial }
     const base = settings()
-    const converter = { ...base.concentrator, host: config.convert.host ?? base.concentrator.host, port: config.convert.port ?? base.concentrator.port }
-    const socks5 = (l: net.Socket, first: FirstBytes): Socks5Upstream => new Socks5Upstream(l, info, settings(), { metrics, sessions, paths: pathMonitor, pipelining, ...dialDep }, first)
+    const converter = {
+      ...base.concentrator,
+      host: config.convert.host ?? base.concentrator.host,
+      port: config.convert.port ?? base.concentrator.port
+    }
+    const socks5 = (l: net.Socket,
+      first: FirstBytes): Socks5Upstream => new Socks5Upstream(l, info, settings(),
+      { metrics, sessions, paths: pathMonitor, pipelining, ...dialDep }, first)
     const convertDeps = { metrics, sessions, paths: pathMonitor, memory: converterMemory, fallbackSocks5: socks5, redials, ...dialDep }
     info.attach(new ConvertUpstream(lan, info, { ...base, concentrator: converter, convert: config.convert }, convertDeps))
   }
@@ -268,7 +300,9 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
   const onTransparent = (lan: net.Socket, destination: OriginalDestination): void => {
     const info = admit(lan, 'transparent', destination)
     if (info === undefined) return
-    info.attach(new TransparentUpstream(lan, info, { socketMark: config.intercept.socketMark, onMptcpUnavailable: config.mptcp.onUnavailable, highWaterMark: config.limits.highWaterMark, limits: config.limits },
+    const c = config
+    info.attach(new TransparentUpstream(lan, info,
+      { socketMark: c.intercept.socketMark, onMptcpUnavailable: c.mptcp.onUnavailable, highWaterMark: c.limits.highWaterMark, limits: c.limits },
       { metrics, sessions, paths: pathMonitor, redials, ...(deps.dial === undefined ? {} : { dial: deps.dial }) }))
   }
 
@@ -292,7 +326,13 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     mode: config.mode,
     multipathMode: uplinks?.mode ?? config.multipath.mode,
     concentrator: { ...(upstream?.concentrator ?? config.concentrator), stepwise: pipelining.stepwiseKeys() },
-    connections: { active: admission.size, relaying: sessions.size, handshaking: admission.size - sessions.size, max: caps?.limits.maxConnections ?? 0, perSourceMax: caps?.limits.perSourceMaxConnections ?? 0 },
+    connections: {
+      active: admission.size,
+      relaying: sessions.size,
+      handshaking: admission.size - sessions.size,
+      max: caps?.limits.maxConnections ?? 0,
+      perSourceMax: caps?.limits.perSourceMaxConnections ?? 0
+    },
     ...(failover === undefined ? {} : { failover: failover.view() }),
     ...(steering === undefined ? {} : { steering: steering.view() }),
     overload: overload.status()
@@ -313,11 +353,19 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
       checkMode(next)
       const plan = planReload(config, next)
       const nextUpstream = checkConcentratorPath(next, log)
-      if (plan.rulesetChanged && interceptor !== undefined) await interceptor.updateRuleset({ intercept: next.intercept, concentrator: { host: next.concentrator.host } })
+      if (plan.rulesetChanged && interceptor !== undefined) {
+        await interceptor.updateRuleset({
+          intercept: next.intercept,
+          concentrator: { host: next.concentrator.host }
+        })
+      }
       if (plan.modeChanged && uplinks !== undefined) await uplinks.setMode(next.multipath.mode)
       config = next
       upstream = nextUpstream
-      caps?.setLimits({ maxConnections: effectiveMaxConnections(next.limits.maxConnections), perSourceMaxConnections: next.limits.perSourceMaxConnections })
+      caps?.setLimits({
+        maxConnections: effectiveMaxConnections(next.limits.maxConnections),
+        perSourceMaxConnections: next.limits.perSourceMaxConnections
+      })
       overload.update(next.overload)
       deps.log.level = next.log.level
     } catch (err) {
@@ -354,11 +402,25 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
       })
     }
   })
-  const uplinkDetail = (name: string): { access: string, interface: string, addresses: string[], mode: string, steering: string | null, backup: boolean | null } => {
+  const uplinkDetail = (name: string): {
+    access: string,
+    interface: string,
+    addresses: string[],
+    mode: string,
+    steering: string | null,
+    backup: boolean | null
+  } => {
     const s = uplinks?.uplinks().find((u) => u.name === name)
     const c = config.uplinks.find((u) => u.name === name)
     const backup = (steering?.view().backup ?? {})[name] ?? null
-    return { access: c?.role ?? 'dsl', interface: c?.interface ?? '', addresses: s?.addresses ?? [], mode: uplinks?.mode ?? config.multipath.mode, steering: steering?.mode ?? null, backup }
+    return {
+      access: c?.role ?? 'dsl',
+      interface: c?.interface ?? '',
+      addresses: s?.addresses ?? [],
+      mode: uplinks?.mode ?? config.multipath.mode,
+      steering: steering?.mode ?? null,
+      backup
+    }
   }
 
   let journal: CrashJournal | undefined // what start changes in the namespace, on disk (crash-journal.ts)
@@ -379,7 +441,8 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
         name: 'crash journal',
         start: async () => {
           checkMode(initial)
-          caps = new ConnectionCaps({ maxConnections: effectiveMaxConnections(initial.limits.maxConnections), perSourceMaxConnections: initial.limits.perSourceMaxConnections })
+          const l = initial.limits
+          caps = new ConnectionCaps({ maxConnections: effectiveMaxConnections(l.maxConnections), perSourceMaxConnections: l.perSourceMaxConnections })
           journal = await openJournalAndRecover({ dir: initial.stateDir, name: 'cpe', log, run: runCommand })
         }
       },

@@ -34,7 +34,8 @@ function daemonProcess () {
 
 try {
   const { args, env } = daemonProcess()
-  const out = execFileSync(process.execPath, [main, ...args, '--print-config'], { encoding: 'utf8', env, timeout: 4000, stdio: ['ignore', 'pipe', 'pipe'] })
+  const out = execFileSync(process.execPath, [main, ...args, '--print-config'],
+    { encoding: 'utf8', env, timeout: 4000, stdio: ['ignore', 'pipe', 'pipe'] })
   const listen = parse(out)?.management?.listen ?? {}
   let host = listen.host ?? '127.0.0.1'
   if (host === '0.0.0.0') host = '127.0.0.1'

@@ -26,7 +26,8 @@ try {
   console.log('\n## (a) delay accuracy: 200 UDP probes 10 ms apart, added RTT = p50 - base p50\n')
   console.log('| profile | options | expected RTT | p10 | p50 | p90 | added - expected | release error mean / max (ms) | learnt lateness |')
   console.log('|---|---|---|---|---|---|---|---|---|')
-  const cases: Array<[string, Partial<EmulateOptions>]> = [['vdsl', {}], ['vdsl', { quantumMs: 0 }], ['vdsl', { timer: 'node' }], ['adsl', {}], ['lte', {}]]
+  const cases: Array<[string, Partial<EmulateOptions>]> = [['vdsl', {}], ['vdsl', { quantumMs: 0 }], ['vdsl', { timer: 'node' }], ['adsl', {}],
+    ['lte', {}]]
   for (const [name, opts] of cases) {
     await withEmulation(getProfile(name), opts, async (em) => {
       const p = getProfile(name)
@@ -49,7 +50,11 @@ try {
   console.log('\n## (c) loss: probes 0.5 ms apart; answered = (1 - loss)^2\n')
   console.log('| profile | probes | answered | expected | 4 sigma | delay-line drops up / down |')
   console.log('|---|---|---|---|---|---|')
-  const onePct: AccessProfile = { name: 'loss1', up: { rateMbit: 0, delayMs: 5, jitterMs: 0, lossPct: 1 }, down: { rateMbit: 0, delayMs: 5, jitterMs: 0, lossPct: 1 } }
+  const onePct: AccessProfile = {
+    name: 'loss1',
+    up: { rateMbit: 0, delayMs: 5, jitterMs: 0, lossPct: 1 },
+    down: { rateMbit: 0, delayMs: 5, jitterMs: 0, lossPct: 1 }
+  }
   for (const [p, n] of [[onePct, 5000], [getProfile('lte'), values.quick ? 5000 : 10000]] as const) {
     await withEmulation(p, {}, async (em) => {
       const r = await probe(lab, ADDR.server4, { count: n, intervalMs: 0.5, waitMs: 500 })

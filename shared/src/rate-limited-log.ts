@@ -1,5 +1,5 @@
 /**
- * Per-connection error logs are rate limited (security-and-operations §7): at most `perSecond`
+ * Per-connection error logs are rate limited (docs/design/threat-model.md, "Conventions"): at most `perSecond`
  * lines per second for one component; the rest are counted and reported in one summary line when
  * the next second's budget opens. A flood of resets cannot flood the log.
  */

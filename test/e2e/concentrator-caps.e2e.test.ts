@@ -89,7 +89,8 @@ function inner (): void {
   describe('caps and admission', { concurrency: false }, () => {
     test('IPv6 sources of one /64 are one source for perSourceMaxConnections; another /64 is not', async (t) => {
       const { conc, port } = await socks(t, { perSourceMaxConnections: 2 }, CONC6)
-      const held = [await RawClient.connect(port(), CONC6, { localAddress: '2001:db8::a' }), await RawClient.connect(port(), CONC6, { localAddress: '2001:db8::b' })]
+      const held = [await RawClient.connect(port(), CONC6, { localAddress: '2001:db8::a' }),
+        await RawClient.connect(port(), CONC6, { localAddress: '2001:db8::b' })]
       await eventually(() => conc.activeConnections() === 2)
       const third = await RawClient.connect(port(), CONC6, { localAddress: '2001:db8::c' })
       assert.equal(await closedWithin(third, 1000), true, 'a third address of the same /64 is over the cap')
@@ -103,7 +104,9 @@ function inner (): void {
 
     test('perSourceIpv6PrefixLength 128 counts each address on its own', async (t) => {
       const { conc, port } = await socks(t, { perSourceMaxConnections: 2, perSourceIpv6PrefixLength: 128 }, CONC6)
-      const all = [await RawClient.connect(port(), CONC6, { localAddress: '2001:db8::a' }), await RawClient.connect(port(), CONC6, { localAddress: '2001:db8::b' }), await RawClient.connect(port(), CONC6, { localAddress: '2001:db8::c' })]
+      const all = [await RawClient.connect(port(), CONC6, { localAddress: '2001:db8::a' }),
+        await RawClient.connect(port(), CONC6, { localAddress: '2001:db8::b' }),
+        await RawClient.connect(port(), CONC6, { localAddress: '2001:db8::c' })]
       await eventually(() => conc.activeConnections() === 3)
       assert.equal(await metricValue(conc, 'hybrid_connections_rejected_total', { mode: 'socks5', reason: 'per_source_limit' }), 0)
       for (const c of all) c.socket.destroy()
@@ -150,45 +153,47 @@ function inner (): void {
       for (const c of [...refused, holder]) c.socket.destroy()
     })
 
-    test('under overload: Convert gets Error 64 at accept, SOCKS5 REP 01 after its request, a silent handshake 1 s (not handshakeTimeoutMs)', async (t) => {
-      const echo = await echoServer(t, FAST)
-      // openFiles 1: this process's fds are far over 100 % of it, so every action starts at the first tick.
-      const overload = { intervalMs: 100, releaseAfterMs: 60_000, resources: { openFiles: 1 } }
-      const policy = { allowPrefixes: ['192.0.2.0/24'], hostAddresses: { except: [FAST, SLOW] } }
-      const { conc, port } = await startConcentrator(t, makeConfig({
-        listeners: [{ host: CONC, port: 0, mode: 'socks5', protocol: 'tcp' }, { host: CONC, port: 0, mode: 'convert', protocol: 'mptcp', fastOpenNoCookie: true }],
-        auth: { trustedPrefixes: [`${CONC}/32`] },
-        policy,
-        convert: { errorRateLimit: { perSecond: 1000, burst: 1000 } },
-        limits: { handshakeTimeoutMs: 10_000 },
-        overload
-      }))
-      await eventually(() => (conc.status() as { overload: { active: string[] } }).overload.active.length === 3, 3000)
-      const listeners = conc.listeners()
-      const socksPort = listeners.find((l) => l.mode === 'socks5')?.port ?? port()
-      const convertPort = listeners.find((l) => l.mode === 'convert')?.port ?? 0
+    test('under overload: Convert gets Error 64 at accept, SOCKS5 REP 01 after its request, a silent handshake 1 s (not handshakeTimeoutMs)',
+      async (t) => {
+        const echo = await echoServer(t, FAST)
+        // openFiles 1: this process's fds are far over 100 % of it, so every action starts at the first tick.
+        const overload = { intervalMs: 100, releaseAfterMs: 60_000, resources: { openFiles: 1 } }
+        const policy = { allowPrefixes: ['192.0.2.0/24'], hostAddresses: { except: [FAST, SLOW] } }
+        const { conc, port } = await startConcentrator(t, makeConfig({
+          listeners: [{ host: CONC, port: 0, mode: 'socks5', protocol: 'tcp' },
+            { host: CONC, port: 0, mode: 'convert', protocol: 'mptcp', fastOpenNoCookie: true }],
+          auth: { trustedPrefixes: [`${CONC}/32`] },
+          policy,
+          convert: { errorRateLimit: { perSecond: 1000, burst: 1000 } },
+          limits: { handshakeTimeoutMs: 10_000 },
+          overload
+        }))
+        await eventually(() => (conc.status() as { overload: { active: string[] } }).overload.active.length === 3, 3000)
+        const listeners = conc.listeners()
+        const socksPort = listeners.find((l) => l.mode === 'socks5')?.port ?? port()
+        const convertPort = listeners.find((l) => l.mode === 'convert')?.port ?? 0
 
-      const k = convertClient(convertPort)
-      k.write(buildConvertConnect({ port: echo.port, destination: { family: 4, address: FAST } }))
-      assert.equal((await k.read(8)).toString('hex'), ERROR_64, 'Convert: Error 64 resource_exceeded')
-      assert.equal(await metricValue(conc, 'hybrid_connections_rejected_total', { mode: 'convert', reason: 'overload' }), 1)
+        const k = convertClient(convertPort)
+        k.write(buildConvertConnect({ port: echo.port, destination: { family: 4, address: FAST } }))
+        assert.equal((await k.read(8)).toString('hex'), ERROR_64, 'Convert: Error 64 resource_exceeded')
+        assert.equal(await metricValue(conc, 'hybrid_connections_rejected_total', { mode: 'convert', reason: 'overload' }), 1)
 
-      const c = await RawClient.connect(socksPort, CONC, { localAddress: CONC })
-      c.write(Buffer.concat([GREETING_NOAUTH, connectRequest(FAST, echo.port)]))
-      assert.equal((await c.read(2)).toString('hex'), '0500')
-      assert.equal((await c.read(10))[1], 1, 'SOCKS5: REP 01 general failure')
-      assert.equal(echo.sockets.size, 0, 'nothing was dialled')
-      assert.equal(await metricValue(conc, 'hybrid_connections_rejected_total', { mode: 'socks5', reason: 'overload' }), 1)
+        const c = await RawClient.connect(socksPort, CONC, { localAddress: CONC })
+        c.write(Buffer.concat([GREETING_NOAUTH, connectRequest(FAST, echo.port)]))
+        assert.equal((await c.read(2)).toString('hex'), '0500')
+        assert.equal((await c.read(10))[1], 1, 'SOCKS5: REP 01 general failure')
+        assert.equal(echo.sockets.size, 0, 'nothing was dialled')
+        assert.equal(await metricValue(conc, 'hybrid_connections_rejected_total', { mode: 'socks5', reason: 'overload' }), 1)
 
-      const silent = await RawClient.connect(socksPort, CONC, { localAddress: CONC })
-      silent.write(GREETING_NOAUTH)
-      const t0 = Date.now()
-      await silent.read(2)
-      await silent.waitClosed(5000)
-      const ms = Date.now() - t0
-      assert.ok(ms >= 800 && ms < 4000, `a silent handshake under overload was closed after ${ms} ms (deadline 1 s, not 10 s)`)
-      for (const x of [k, c, silent]) x.socket.destroy()
-    })
+        const silent = await RawClient.connect(socksPort, CONC, { localAddress: CONC })
+        silent.write(GREETING_NOAUTH)
+        const t0 = Date.now()
+        await silent.read(2)
+        await silent.waitClosed(5000)
+        const ms = Date.now() - t0
+        assert.ok(ms >= 800 && ms < 4000, `a silent handshake under overload was closed after ${ms} ms (deadline 1 s, not 10 s)`)
+        for (const x of [k, c, silent]) x.socket.destroy()
+      })
 
     describe('early data: every byte before the upstream connects counts, however segmented', { concurrency: false }, () => {
       const over = Buffer.alloc(20_000, 0x61)

@@ -33,7 +33,8 @@ const setup = [
   ['ip', 'addr', 'add', `${CONV}/24`, 'dev', 'd0'], ['ip', 'addr', 'add', `${ECHO}/24`, 'dev', 'd0'],
   ['ip', 'addr', 'add', `${UNTRUSTED}/24`, 'dev', 'd0'],
   ['ip', 'route', 'add', '198.51.100.0/24', 'dev', 'd0'],
-  ['ip', 'neigh', 'add', '198.51.100.9', 'lladdr', '02:00:00:00:00:09', 'dev', 'd0', 'nud', 'permanent'], ['ip', 'route', 'add', 'unreachable', '203.0.113.0/25'],
+  ['ip', 'neigh', 'add', '198.51.100.9', 'lladdr', '02:00:00:00:00:09', 'dev', 'd0', 'nud', 'permanent'],
+  ['ip', 'route', 'add', 'unreachable', '203.0.113.0/25'],
   ['sysctl', '-qw', 'net.ipv4.tcp_fastopen=0x203', 'net.mptcp.enabled=1']
 ]
 if (runInNamespace({ name: PREFIX, self: SELF, flag: 'HAT_CV_IN_NS', setup })) inner()
@@ -45,7 +46,11 @@ async function setUp (t: TestContext, convert: Record<string, unknown> = {}, lim
   const config = makeConfig({
     listeners: [{ host: CONV, port: 0, mode: 'convert', protocol: 'mptcp', fastOpenNoCookie: true }],
     auth: { trustedPrefixes: [`${CONV}/32`] },
-    policy: { allowPrefixes: ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/25'], denyPrefixes: ['203.0.113.128/25'], hostAddresses: { except: [ECHO] } },
+    policy: {
+      allowPrefixes: ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/25'],
+      denyPrefixes: ['203.0.113.128/25'],
+      hostAddresses: { except: [ECHO] }
+    },
     limits: { connectTimeoutMs: 500, convertTimeoutMs: 400, ...limits },
     convert
   })
@@ -99,7 +104,8 @@ function inner (): void {
     test('INTEROP over MPTCP + TFO: header, Connect and data in the SYN, exact reply', async (t) => {
       const s = await setUp(t)
       const c = client(s.port)
-      const msg = Buffer.from('01062263' + '0a05' + s.echoPort.toString(16).padStart(4, '0') + '00000000000000000000ffff' + 'c0000202' + '6869', 'hex')
+      const msg = Buffer.from('01062263' + '0a05' + s.echoPort.toString(16).padStart(4, '0') + '00000000000000000000ffff' + 'c0000202' + '6869',
+        'hex')
       c.socket.write(msg)
       assert.equal(hex(await c.read(6)), '01012263' + '6869')
       c.socket.destroy()

@@ -19,7 +19,12 @@ const skip = e2eSkipReason() ?? (hasRtoMax() ? undefined : 'kernel without net.i
 const NS = `hat-kp-${process.pid % 100_000}`
 const KEYS = ['net.mptcp.stale_loss_cnt', 'net.ipv4.tcp_retries2', 'net.ipv4.tcp_rto_max_ms', 'net.ipv4.tcp_wmem'] as const
 /** Start values in the namespace: not the kernel defaults, so a restore to "default" would show. */
-const START: Record<string, string> = { 'net.mptcp.stale_loss_cnt': '3', 'net.ipv4.tcp_retries2': '14', 'net.ipv4.tcp_rto_max_ms': '110000', 'net.ipv4.tcp_wmem': '4096 32768 3145728' }
+const START: Record<string, string> = {
+  'net.mptcp.stale_loss_cnt': '3',
+  'net.ipv4.tcp_retries2': '14',
+  'net.ipv4.tcp_rto_max_ms': '110000',
+  'net.ipv4.tcp_wmem': '4096 32768 3145728'
+}
 const PROFILE = { staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60, tcpWmemMax: 1_048_576 }
 /** Multi-value sysctls (tcp_wmem) print with tabs. */
 const fields = normaliseSysctl
@@ -67,7 +72,12 @@ describe('concentrator kernel profile (real sysctls in a namespace)', { skip }, 
     let stopped = false
     try {
       // tcp_wmem: only the max field is the profile's, min and default are what the namespace had
-      assert.deepEqual(await values(), { 'net.mptcp.stale_loss_cnt': '1', 'net.ipv4.tcp_retries2': '60', 'net.ipv4.tcp_rto_max_ms': '1000', 'net.ipv4.tcp_wmem': '4096 32768 1048576' })
+      assert.deepEqual(await values(), {
+        'net.mptcp.stale_loss_cnt': '1',
+        'net.ipv4.tcp_retries2': '60',
+        'net.ipv4.tcp_rto_max_ms': '1000',
+        'net.ipv4.tcp_wmem': '4096 32768 1048576'
+      })
       const status = JSON.parse((await conc.get('/api/v1/status')).body) as { kernel: Record<string, { value: string, before: string }> }
       assert.deepEqual(status.kernel['net.ipv4.tcp_rto_max_ms'], { value: '1000', before: '110000' })
       assert.match(conc.logTail(), /kernel setting net\.ipv4\.tcp_rto_max_ms=1000 \(was 110000; restored at stop\)/)
@@ -83,13 +93,27 @@ describe('concentrator kernel profile (real sysctls in a namespace)', { skip }, 
 
   test('a start that fails after the profile was applied restores it', async () => {
     // 198.51.100.1 is not an address of the namespace: the listener bind fails after the sysctls were set.
-    await assert.rejects(startDaemon({ daemon: 'concentrator', config: config(PROFILE, '198.51.100.1'), ns, spawn: (argv) => ns.spawn(argv), dir: join(dir, 'bind'), readyTimeoutMs: 10_000 }), /exited with/)
+    await assert.rejects(startDaemon({
+      daemon: 'concentrator',
+      config: config(PROFILE, '198.51.100.1'),
+      ns,
+      spawn: (argv) => ns.spawn(argv),
+      dir: join(dir, 'bind'),
+      readyTimeoutMs: 10_000
+    }), /exited with/)
     assert.match(readFileSync(join(dir, 'bind', 'concentrator.log'), 'utf8'), /kernel setting net\.mptcp\.stale_loss_cnt=1/)
     assert.deepEqual(await values(), START)
   })
 
   test('rtoMaxMs below 120000 without tcpRetries2: refused with a config error naming the key, nothing changed', async () => {
-    await assert.rejects(startDaemon({ daemon: 'concentrator', config: config({ rtoMaxMs: 1000 }), ns, spawn: (argv) => ns.spawn(argv), dir: join(dir, 'refused'), readyTimeoutMs: 10_000 }), /exited with 2/)
+    await assert.rejects(startDaemon({
+      daemon: 'concentrator',
+      config: config({ rtoMaxMs: 1000 }),
+      ns,
+      spawn: (argv) => ns.spawn(argv),
+      dir: join(dir, 'refused'),
+      readyTimeoutMs: 10_000
+    }), /exited with 2/)
     const log = readFileSync(join(dir, 'refused', 'concentrator.log'), 'utf8')
     assert.match(log, /HYBRID_ERR_CONFIG_INVALID/)
     // Refused by the loader's cross-field check (concentrator/src/config-check.ts), before start: key and file named.

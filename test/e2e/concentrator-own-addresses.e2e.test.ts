@@ -117,9 +117,17 @@ function inner (): void {
     })
 
     test('policy.hostAddresses.refuse cannot be switched by a reload (it needs a restart)', async (t) => {
-      const config = makeConfig({ listeners: [{ host: ACCESS4, port: 0, mode: 'socks5', protocol: 'tcp' }], auth: { trustedPrefixes: ['0.0.0.0/0'] }, policy: {} })
+      const config = makeConfig({
+        listeners: [{ host: ACCESS4, port: 0, mode: 'socks5', protocol: 'tcp' }],
+        auth: { trustedPrefixes: ['0.0.0.0/0'] },
+        policy: {}
+      })
       const { conc } = await startConcentrator(t, config, { resolver })
-      const next = makeConfig({ listeners: [{ host: ACCESS4, port: conc.listeners()[0]?.port ?? 0, mode: 'socks5', protocol: 'tcp' }], auth: { trustedPrefixes: ['0.0.0.0/0'] }, policy: { hostAddresses: { refuse: false } } })
+      const next = makeConfig({
+        listeners: [{ host: ACCESS4, port: conc.listeners()[0]?.port ?? 0, mode: 'socks5', protocol: 'tcp' }],
+        auth: { trustedPrefixes: ['0.0.0.0/0'] },
+        policy: { hostAddresses: { refuse: false } }
+      })
       await assert.rejects(conc.reload(next), /policy\.hostAddresses\.refuse: changed; this key needs a restart/)
     })
   })

@@ -111,7 +111,13 @@ async function fetch (): Promise<void> {
   const all = Buffer.concat(chunks)
   const sep = all.indexOf('\r\n\r\n')
   const body = all.subarray(sep + 4)
-  out({ type: 'result', status: all.subarray(0, all.indexOf('\r\n')).toString(), totalBytes: all.length, bodyBytes: body.length, sha256: createHash('sha256').update(body).digest('hex') })
+  out({
+    type: 'result',
+    status: all.subarray(0, all.indexOf('\r\n')).toString(),
+    totalBytes: all.length,
+    bodyBytes: body.length,
+    sha256: createHash('sha256').update(body).digest('hex')
+  })
 }
 
 /** Resolves with the ms from `since` to the socket's close, and the bytes it received meanwhile. */

@@ -36,7 +36,8 @@ async function passive (ns: Netns): Promise<number> {
 }
 
 async function probe (server: Netns, client: Netns, protocol: 'mptcp' | 'tcp', noCookie: boolean): Promise<{ accepted: number, reply: string }> {
-  const child = server.spawn(['node', '--import', 'tsx', peer, '192.0.2.1', protocol, noCookie ? '1' : '0'], { stdio: ['pipe', 'pipe', 'inherit'], cwd: process.cwd() })
+  const child = server.spawn(['node', '--import', 'tsx', peer, '192.0.2.1', protocol, noCookie ? '1' : '0'],
+    { stdio: ['pipe', 'pipe', 'inherit'], cwd: process.cwd() })
   try {
     const [line] = await once(child.stdout!, 'data', { signal: AbortSignal.timeout(15_000) }) as [Buffer]
     const port = String(line).trim()

@@ -23,7 +23,7 @@ const PREFIX = 'hat-ce-'
 const PEER = 'test/e2e/concentrator-peer.ts'
 const DNS_NAME = 'www.lab.example'
 const LIMITS = { handshakeTimeoutMs: 1000, idleTimeoutMs: 2500, perSourceMaxConnections: 3, connectTimeoutMs: 3000 }
-/** Simultaneous slowloris clients of the timer test (security-and-operations.md §4 asks 10k at scale; the bench host's fd limits are shared). */
+/** Simultaneous slowloris clients of the timer test (10k are the goal at scale; the bench host's fd limits are shared). */
 const SLOWLORIS = 2000
 const skip = e2eSkipReason()
 
@@ -73,7 +73,8 @@ describe('concentrator end to end in the lab', { skip: skip ?? false, concurrenc
     state.lab = await buildLab({ prefix: PREFIX, profiles: { dsl: getProfile('ideal'), lte: getProfile('ideal') } })
     const s = state.lab.plan.internet.servers[0]!
     await state.lab.startScript('inet', PEER, ['dns', '--listen', s.v4, '--name', DNS_NAME, '--a', s.v4, '--aaaa', s.v6])
-    state.conc = await startConcentrator(state.lab, { limits: LIMITS, policy: { dns: { servers: [s.v4], timeoutMs: 500, tries: 2 } }, logLevel: 'debug' })
+    state.conc = await startConcentrator(state.lab,
+      { limits: LIMITS, policy: { dns: { servers: [s.v4], timeoutMs: 500, tries: 2 } }, logLevel: 'debug' })
   })
   after(async () => {
     const code = await state.conc?.stop()
@@ -94,7 +95,8 @@ describe('concentrator end to end in the lab', { skip: skip ?? false, concurrenc
 
   test('curl under mptcpize: the accepted connection is MPTCP (sessions API, gauge, no fallback)', async () => {
     const fb = await conc().metric('hybrid_mptcp_fallbacks_total')
-    const slow = curl(['--limit-rate', '40k', '-o', '/dev/null', '-w', '%{size_download}', '--socks5-hostname', svc4(), `http://${server().v4}/100k`], true)
+    const slow = curl(['--limit-rate', '40k', '-o', '/dev/null', '-w', '%{size_download}', '--socks5-hostname', svc4(),
+      `http://${server().v4}/100k`], true)
     let session: { mptcp?: boolean, dst?: string } | undefined
     let gauge = 0
     const deadline = Date.now() + 5000
@@ -118,7 +120,8 @@ describe('concentrator end to end in the lab', { skip: skip ?? false, concurrenc
     const sentClient = await conc().metric('hybrid_bytes_sent_total', labels('client'))
     const recvClient = await conc().metric('hybrid_bytes_received_total', labels('client'))
     const recvServer = await conc().metric('hybrid_bytes_received_total', labels('server'))
-    const child = lab().spawn('cpe', [process.execPath, '--import', 'tsx', PEER, 'fetch', '--proxy', svc4(), '--dest', `${server().v4}:${LAB_PORTS.http}`, '--path', '/1M'])
+    const child = lab().spawn('cpe',
+      [process.execPath, '--import', 'tsx', PEER, 'fetch', '--proxy', svc4(), '--dest', `${server().v4}:${LAB_PORTS.http}`, '--path', '/1M'])
     const res = await lines(child).next('result')
     assert.match(String(res['status']), /^HTTP\/1\.[01] 200/)
     assert.equal(res['bodyBytes'], 1_000_000)
@@ -139,7 +142,8 @@ describe('concentrator end to end in the lab', { skip: skip ?? false, concurrenc
 
   test('a domain name destination is resolved by the configured DNS server (A; AAAA-only name over IPv6)', async () => {
     for (const name of [DNS_NAME, `v6.${DNS_NAME}`]) {
-      const r = await curl(['-o', '/dev/null', '-w', '%{http_code} %{size_download} %{remote_ip}', '--socks5-hostname', svc4(), `http://${name}/100k`])
+      const r = await curl(['-o', '/dev/null', '-w', '%{http_code} %{size_download} %{remote_ip}', '--socks5-hostname', svc4(),
+        `http://${name}/100k`])
       assert.equal(r.code, 0, r.err)
       assert.equal(r.out, '200 100000 203.0.113.200', name)
     }
@@ -173,7 +177,8 @@ describe('concentrator end to end in the lab', { skip: skip ?? false, concurrenc
 
   test('idle timeout: an established relay without traffic is closed after 2.5 s (idle_timeout)', async () => {
     const base = await conc().metric('hybrid_connections_closed_total', { reason: 'idle_timeout' })
-    const child = lab().spawn('cpe', [process.execPath, '--import', 'tsx', PEER, 'idle', '--proxy', svc4(), '--dest', `${server().v4}:${LAB_PORTS.echo}`])
+    const child = lab().spawn('cpe',
+      [process.execPath, '--import', 'tsx', PEER, 'idle', '--proxy', svc4(), '--dest', `${server().v4}:${LAB_PORTS.echo}`])
     const res = await lines(child).next('result')
     const ms = res['closedAfterMs'] as number
     assert.ok(ms >= 2300 && ms < 5000, `closed after ${ms} ms`)
@@ -184,7 +189,8 @@ describe('concentrator end to end in the lab', { skip: skip ?? false, concurrenc
     const base = await conc().metric('hybrid_connections_rejected_total', { reason: 'per_source_limit' })
     const dest = `${server().v4}:${LAB_PORTS.echo}`
     const hold = (local: string, count: number): ChildProcess =>
-      lab().spawn('cpe', [process.execPath, '--import', 'tsx', PEER, 'hold', '--proxy', svc4(), '--dest', dest, '--count', String(count), '--local', local])
+      lab().spawn('cpe',
+        [process.execPath, '--import', 'tsx', PEER, 'hold', '--proxy', svc4(), '--dest', dest, '--count', String(count), '--local', local])
     const a = hold(lab().plan.access.dsl.cpeSide.cpe.v4, 4)
     const b = hold(lab().plan.access.lte.cpeSide.cpe.v4, 1)
     try {

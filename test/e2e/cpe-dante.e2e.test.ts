@@ -86,7 +86,8 @@ describe('CPE agent against dante-server (mptcpize) as the SOCKS5 upstream', { s
 
   test('LAN downloads through the agent and dante: pipelining detected or stepwise fallback, MPTCP on both accesses', async () => {
     const fetch = async (path: string): Promise<string> =>
-      lab.ns.lan.exec(['curl', '-sS', '--max-time', '30', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', `http://203.0.113.10${path}`], { timeoutMs: 35_000 })
+      lab.ns.lan.exec(['curl', '-sS', '--max-time', '30', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', `http://203.0.113.10${path}`],
+        { timeoutMs: 35_000 })
         .catch((err: unknown) => { throw new Error(`${String(err)}\n--- cpe ---\n${cpe.logTail(4000)}\n--- danted ---\n${danteErr}`) })
     const first = await fetch('/100k') // the first connection decides: pipelined or stepwise
     const big = await fetch('/10M')
@@ -103,7 +104,16 @@ describe('CPE agent against dante-server (mptcpize) as the SOCKS5 upstream', { s
       tfo: Object.fromEntries(await Promise.all(['syn_data_acked', 'cookie_unavailable', 'data_not_acked', 'syn_retransmitted']
         .map(async (r) => [r, await cpe.metric('hybrid_tfo_outcomes_total', { path: 'dsl', result: r })])))
     }
-    const result = { pipelining: fellBack ? 'stepwise fallback' : 'pipelined accepted', first, size, seconds, mbps: Math.round((size ?? 0) * 8 / (seconds ?? 1) / 1e4) / 100, stepwise: status.concentrator.stepwise, pipelinedFlags, ...metrics }
+    const result = {
+      pipelining: fellBack ? 'stepwise fallback' : 'pipelined accepted',
+      first,
+      size,
+      seconds,
+      mbps: Math.round((size ?? 0) * 8 / (seconds ?? 1) / 1e4) / 100,
+      stepwise: status.concentrator.stepwise,
+      pipelinedFlags,
+      ...metrics
+    }
     report('dante interop', result)
     assert.equal(first.split(' ')[0], '100000')
     assert.equal(size, 10_000_000)

@@ -29,7 +29,12 @@ function relay (lan: net.Socket, dst: OriginalDestination): void {
   up.pipe(lan)
 }
 
-const interceptor = await Interceptor.start({ config, log, onConnection: relay, onRefused: (dst, remote) => { out({ type: 'refused', ...dst, remote }) } })
+const interceptor = await Interceptor.start({
+  config,
+  log,
+  onConnection: relay,
+  onRefused: (dst, remote) => { out({ type: 'refused', ...dst, remote }) }
+})
 const sleeper = spawn('sleep', ['120'], { stdio: 'ignore' })
 interceptor.on('holderExit', () => { out({ type: 'holderExit' }) })
 out({ type: 'ready', pid: process.pid, holderPid: interceptor.holderPid, sleepPid: sleeper.pid })

@@ -139,7 +139,8 @@ before(async () => {
     [srv, ['ip', 'route', 'add', 'default', 'via', '198.51.100.1']],
     [srv, ['ip', '-6', 'route', 'add', 'default', 'via', '2001:db8:2::1']]
   ]
-  for (const a of ['203.0.113.10/32', '203.0.113.20/32', '2001:db8:3::10/128', '2001:db8:3::20/128']) cmds.push([srv, ['ip', 'addr', 'add', a, 'dev', 'lo']])
+  for (const a of ['203.0.113.10/32', '203.0.113.20/32', '2001:db8:3::10/128',
+    '2001:db8:3::20/128']) cmds.push([srv, ['ip', 'addr', 'add', a, 'dev', 'lo']])
   for (const [ns, argv] of cmds) await ns.exec(argv)
   for (const [ns, ports] of [[srv, ['8080', '2222']], [cpe, ['8080']]] as const) {
     const s = ns.spawn([process.execPath, '-e', SERVER_JS, ...ports], { stdio: ['ignore', 'pipe', 'inherit'] })
@@ -210,40 +211,44 @@ test('fail-open: SIGKILL of the agent takes the nft holder and the table with it
   agent.child.kill('SIGKILL')
   const tableGoneMs = await waitFor('table gone after the agent was SIGKILLed', async () => !await hasTable(), t0)
   const holderGoneMs = await waitFor('nft -i holder exited', () => exited(holderPid), t0)
-  assert.ok(await (async () => { try { process.kill(Number(ready['sleepPid']), 0); return true } catch { return false } })(), 'the agent\'s other child still lives (and held no pipe)')
+  assert.ok(await (async () => { try { process.kill(Number(ready['sleepPid']), 0); return true } catch { return false } })(),
+    'the agent\'s other child still lives (and held no pipe)')
   assert.equal(await fetchPeer('203.0.113.10', 8080), '192.0.2.2', 'native routing (the fwmark rule left behind is inert)')
   assert.equal(await fetchPeer('2001:db8:3::10', 8080), '2001:db8:1::2')
   t.diagnostic(`kill -9 → table gone after ${tableGoneMs.toFixed(1)} ms, holder exited after ≤ ${holderGoneMs.toFixed(1)} ms`)
   process.kill(Number(ready['sleepPid']), 'SIGKILL')
 })
 
-test('no relay loop: a connection addressed to the CPE itself on the interception port is never relayed (from the WAN; also without the nft table)', { skip }, async () => {
-  const managed = new Agent(cpe)
-  try {
-    await managed.waitFor('ready')
-    // From the Internet side to the CPE's WAN address: the table's first rule drops the SYN on any interface.
-    await assert.rejects(fetchPeer('198.51.100.1', 7001, 1, srv))
-    await assert.rejects(fetchPeer('2001:db8:2::1', 7001, 1, srv))
-    assert.deepEqual(managed.conns(), [], 'nothing relayed')
-    managed.child.kill('SIGTERM')
-    await managed.waitFor('stopped')
-  } finally {
-    managed.child.kill('SIGKILL')
-  }
-  // rules: external (no table at all): the agent itself resets connections whose local address is its own.
-  const external = new Agent(cpe, { intercept: { ...config.intercept, rules: 'external' } })
-  try {
-    await external.waitFor('ready')
-    for (const [address, family] of [['198.51.100.1', 4], ['2001:db8:2::1', 6], ['192.0.2.1', 4]] as const) {
-      const from = address === '192.0.2.1' ? lan : srv
-      const t0 = performance.now()
-      const answer = await fetchPeer(address, 7001, 2, from).catch(() => 'refused')
-      assert.ok(answer === '' || answer === 'refused', `${address}: reset with no bytes (a reset may reach socat as EOF or as an error), got ${answer}`)
-      assert.ok(performance.now() - t0 < 1500, 'reset at once, not a timeout')
-      await waitFor(`refusal of ${address} reported`, () => external.messages.some((m) => m.type === 'refused' && m['address'] === address && m['family'] === family), performance.now())
+test('no relay loop: a connection addressed to the CPE itself on the interception port is never relayed (from the WAN; also without the nft table)',
+  { skip }, async () => {
+    const managed = new Agent(cpe)
+    try {
+      await managed.waitFor('ready')
+      // From the Internet side to the CPE's WAN address: the table's first rule drops the SYN on any interface.
+      await assert.rejects(fetchPeer('198.51.100.1', 7001, 1, srv))
+      await assert.rejects(fetchPeer('2001:db8:2::1', 7001, 1, srv))
+      assert.deepEqual(managed.conns(), [], 'nothing relayed')
+      managed.child.kill('SIGTERM')
+      await managed.waitFor('stopped')
+    } finally {
+      managed.child.kill('SIGKILL')
     }
-    assert.deepEqual(external.conns(), [], 'nothing relayed')
-  } finally {
-    external.child.kill('SIGKILL')
-  }
-})
+    // rules: external (no table at all): the agent itself resets connections whose local address is its own.
+    const external = new Agent(cpe, { intercept: { ...config.intercept, rules: 'external' } })
+    try {
+      await external.waitFor('ready')
+      for (const [address, family] of [['198.51.100.1', 4], ['2001:db8:2::1', 6], ['192.0.2.1', 4]] as const) {
+        const from = address === '192.0.2.1' ? lan : srv
+        const t0 = performance.now()
+        const answer = await fetchPeer(address, 7001, 2, from).catch(() => 'refused')
+        assert.ok(answer === '' || answer === 'refused',
+        `${address}: reset with no bytes (a reset may reach socat as EOF or as an error), got ${answer}`)
+        assert.ok(performance.now() - t0 < 1500, 'reset at once, not a timeout')
+        await waitFor(`refusal of ${address} reported`,
+          () => external.messages.some((m) => m.type === 'refused' && m['address'] === address && m['family'] === family), performance.now())
+      }
+      assert.deepEqual(external.conns(), [], 'nothing relayed')
+    } finally {
+      external.child.kill('SIGKILL')
+    }
+  })

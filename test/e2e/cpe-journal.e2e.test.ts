@@ -71,7 +71,8 @@ after(async () => {
 interface Snapshot { rules: string, routes: string, endpoints: string, limits: string, rpFilter: string, nft: string }
 
 async function snapshot (): Promise<Snapshot> {
-  const routes = async (): Promise<string> => (await cpe.exec(['ip', '-4', 'route', 'show', 'table', 'all'])).split('\n').filter((l) => !l.includes('fe80:')).join('\n')
+  const routes = async (): Promise<string> => (await cpe.exec(['ip', '-4', 'route', 'show', 'table',
+    'all'])).split('\n').filter((l) => !l.includes('fe80:')).join('\n')
   return {
     rules: await cpe.exec(['ip', '-4', 'rule', 'show']),
     routes: await routes(),
@@ -125,5 +126,6 @@ test('SIGKILL leaves rules, routes, endpoints, limits, rp_filter and the fwmark 
   second.child.kill('SIGTERM')
   const stopped = await second.next('stopped')
   assert.equal(stopped['journal'], 0, 'everything undone: nothing left in the journal')
-  assert.deepEqual(await snapshot(), clean, 'after the clean stop the namespace is as before the first start (rp_filter 1, foreign rule and endpoint intact)')
+  assert.deepEqual(await snapshot(), clean,
+    'after the clean stop the namespace is as before the first start (rp_filter 1, foreign rule and endpoint intact)')
 })

@@ -66,7 +66,8 @@ describe('CPE agent in the lab (socks5 mode)', { skip: skip ?? false, timeout: 1
     // bulk transfers on TFO-opened MPTCP connections can stall on this kernel
     // (docs/mptcp-socket-layer.md, "Kernel issues"). The small fetch then carries SYN data.
     const sha = await lab.ns.lan.exec(['sh', '-c', 'curl -sS --max-time 20 http://203.0.113.10/10M | sha256sum'], { timeoutMs: 25_000 })
-    const small = await lab.ns.lan.exec(['curl', '-sS', '--max-time', '10', 'http://203.0.113.10/100k'], { timeoutMs: 15_000 }).catch((err: unknown) => { throw new Error(`${String(err)}\n${cpe.logTail(6000)}`) })
+    const small = await lab.ns.lan.exec(['curl', '-sS', '--max-time', '10', 'http://203.0.113.10/100k'],
+      { timeoutMs: 15_000 }).catch((err: unknown) => { throw new Error(`${String(err)}\n${cpe.logTail(6000)}`) })
     assert.equal(small.length, 100_000)
     assert.equal(sha.split(' ')[0], expectedSha(10_000_000))
     assert.ok(await cpe.metric('hybrid_connections_closed_total', { mode: 'socks5', reason: 'normal' }) >= 2)
@@ -84,7 +85,8 @@ describe('CPE agent in the lab (socks5 mode)', { skip: skip ?? false, timeout: 1
 
   test('TFO: the second connection carries the pipelined handshake in the SYN (syn_data_acked)', async () => {
     // The first test made ≥ 2 connections: the first one fetched the cookie.
-    assert.ok(await cpe.metric('hybrid_tfo_outcomes_total', { path: 'dsl', result: 'syn_data_acked' }) >= 1, await cpe.metricsText().then((t) => t.split('\n').filter((l) => l.includes('tfo')).join('\n')))
+    assert.ok(await cpe.metric('hybrid_tfo_outcomes_total', { path: 'dsl', result: 'syn_data_acked' }) >= 1,
+      await cpe.metricsText().then((t) => t.split('\n').filter((l) => l.includes('tfo')).join('\n')))
     assert.equal(await cpe.metric('hybrid_tfo_outcomes_total', { path: 'dsl', result: 'data_not_acked' }), 0)
     assert.equal(await cpe.metric('hybrid_mptcp_fallbacks_total'), 0)
   })
@@ -103,7 +105,13 @@ describe('CPE agent in the lab (socks5 mode)', { skip: skip ?? false, timeout: 1
   test('readiness, uplinks and status through the management API', async () => {
     const ready = await cpe.get('/readyz')
     assert.equal(ready.status, 200, ready.body)
-    const uplinks = JSON.parse((await cpe.get('/api/v1/uplinks')).body) as { uplinks: Array<{ name: string, up: boolean, endpointConfigured: boolean }> }
+    const uplinks = JSON.parse((await cpe.get('/api/v1/uplinks')).body) as {
+      uplinks: Array<{
+        name: string,
+        up: boolean,
+        endpointConfigured: boolean
+      }>
+    }
     assert.deepEqual(uplinks.uplinks.map((u) => [u.name, u.up, u.endpointConfigured]), [['dsl', true, true], ['lte', true, true]])
     assert.equal(await cpe.metric('hybrid_nft_table_installed'), 1)
     assert.equal(await cpe.metric('hybrid_path_up', { path: 'lte' }), 1)

@@ -159,7 +159,8 @@ test('uplink manager: routing, limits, endpoints, two subflows, backup mode, add
     const epsC = JSON.parse(await cpe.exec(['ip', '-j', 'mptcp', 'endpoint', 'show'])) as Array<Record<string, unknown>>
     assert.equal(epsC.find((e) => e['address'] === '198.51.100.3')?.['backup'], true)
     assert.ok(!epsC.some((e) => e['address'] === '198.51.100.2'))
-    assert.match(await cpe.exec(['ip', 'route', 'show', 'table', '101']), /default via 198\.51\.100\.1 dev lte0/, 'route re-created after the kernel dropped it')
+    assert.match(await cpe.exec(['ip', 'route', 'show', 'table', '101']), /default via 198\.51\.100\.1 dev lte0/,
+      'route re-created after the kernel dropped it')
     assert.ok(changes.length >= 2, 'change events for mode and address')
   } finally {
     await manager.stop()
@@ -173,7 +174,8 @@ test('uplink manager: routing, limits, endpoints, two subflows, backup mode, add
 test('uplink manager: a failing command names the command and its stderr', { skip }, async () => {
   const log = createLogger({ level: 'silent', name: 'cpe-uplinks-test' })
   const run = prefixedRunner(['ip', 'netns', 'exec', cpe.name], runCommand)
-  const bad: UplinkConfig[] = [{ name: 'lte', interface: 'lte0', role: 'lte', gateway: '203.0.113.250' }, { name: 'dsl', interface: 'dsl0', role: 'dsl' }]
+  const bad: UplinkConfig[] = [{ name: 'lte', interface: 'lte0', role: 'lte', gateway: '203.0.113.250' },
+    { name: 'dsl', interface: 'dsl0', role: 'dsl' }]
   const before = await snapshot()
   await assert.rejects(UplinkManager.start({ uplinks: bad, multipath, log, run }), (err: Error & { code?: string }) => {
     assert.equal(err.code, 'HYBRID_ERR_CMD_FAILED')

@@ -46,7 +46,8 @@ function median (xs: readonly number[]): number {
 
 /** connect and first-byte times (ms) of one curl fetch from lan. */
 async function timeFetch (lab: Lab, url: string): Promise<{ connectMs: number, firstByteMs: number }> {
-  const out = await lab.ns.lan.exec(['curl', '-sS', '-o', '/dev/null', '--max-time', '5', '-w', '%{time_connect} %{time_starttransfer}', url], { timeoutMs: 8000 })
+  const out = await lab.ns.lan.exec(['curl', '-sS', '-o', '/dev/null', '--max-time', '5', '-w', '%{time_connect} %{time_starttransfer}', url],
+    { timeoutMs: 8000 })
   const [c, f] = out.trim().split(' ').map(Number)
   return { connectMs: (c ?? NaN) * 1000, firstByteMs: (f ?? NaN) * 1000 }
 }
@@ -81,9 +82,11 @@ describe('CPE agent end to end (socks5)', { skip: skip ?? false, timeout: 300_00
   })
 
   test('bypassed destination goes direct; IPv4 and IPv6 destinations go through the agent', async () => {
-    const accepted = async (): Promise<[number, number]> => [await cpe.metric('hybrid_connections_accepted_total'), await conc.metric('hybrid_connections_accepted_total')]
+    const accepted = async (): Promise<[number, number]> => [await cpe.metric('hybrid_connections_accepted_total'),
+      await conc.metric('hybrid_connections_accepted_total')]
     const before0 = await accepted()
-    const direct = await lab.ns.lan.exec(['curl', '-sS', '--max-time', '10', '-o', '/dev/null', '-w', '%{size_download}', `http://${DIRECT}/100k`], { timeoutMs: 15_000 })
+    const direct = await lab.ns.lan.exec(['curl', '-sS', '--max-time', '10', '-o', '/dev/null', '-w', '%{size_download}', `http://${DIRECT}/100k`],
+      { timeoutMs: 15_000 })
     assert.equal(direct, '100000')
     assert.deepEqual(await accepted(), before0, 'a bypassed connection reached the agent or the concentrator')
 
@@ -153,7 +156,10 @@ describe('CPE agent end to end (socks5)', { skip: skip ?? false, timeout: 300_00
         })
       }).catch(() => {})
     }
-    const bytesBefore = { dsl: await cpe.metric('hybrid_path_bytes_total', { path: 'dsl', direction: 'down' }), lte: await cpe.metric('hybrid_path_bytes_total', { path: 'lte', direction: 'down' }) }
+    const bytesBefore = {
+      dsl: await cpe.metric('hybrid_path_bytes_total', { path: 'dsl', direction: 'down' }),
+      lte: await cpe.metric('hybrid_path_bytes_total', { path: 'lte', direction: 'down' })
+    }
     const lines = await runFlowIn(lab, { role: 'lan', host: '203.0.113.10', protocol: 'tcp', seconds: FLOW_SECONDS }, onLine)
     await sampling
     const results = lines.filter((l): l is Extract<FlowLine, { type: 'result' }> => l.type === 'result')
@@ -177,7 +183,10 @@ describe('CPE agent end to end (socks5)', { skip: skip ?? false, timeout: 300_00
     assert.ok(subflowSamples.length >= 3, 'subflow samples')
     for (const s of subflowSamples) assert.deepEqual(s, { dsl: 1, lte: 1 }, 'one subflow on each access')
     assert.ok(pathDown.dsl > 10e6 && pathDown.lte > 10e6, `per-path bytes ${JSON.stringify(pathDown)}`)
-    for (const r of out) assert.ok(r.ratio >= 0.8, `${r.direction}: ${r.goodputMbps} Mbit/s = ${r.ratio} of ${r.sumOfAccessRatesMbps}\nhag ss at t=4 s of the download:\n${ssDuringDownload}`)
+    for (const r of out) {
+      assert.ok(r.ratio >= 0.8,
+      `${r.direction}: ${r.goodputMbps} Mbit/s = ${r.ratio} of ${r.sumOfAccessRatesMbps}\nhag ss at t=4 s of the download:\n${ssDuringDownload}`)
+    }
     assert.equal(await cpe.metric('hybrid_mptcp_fallbacks_total'), 0)
   })
 
@@ -189,7 +198,8 @@ describe('CPE agent end to end (socks5)', { skip: skip ?? false, timeout: 300_00
     await waitFor('idle after warm-up', 10_000, async () => (await status()).active === 0)
     const fds0 = await openFds(cpe.pid)
     const closed0 = await cpe.metric('hybrid_connections_closed_total', { mode: 'socks5' })
-    const out = JSON.parse(await lab.ns.lan.exec([process.execPath, '-e', CONN_LOOP_SCRIPT, '203.0.113.10', '7', '300', '10'], { timeoutMs: 70_000 })) as { ok: number, failed: number, ms: number }
+    const out = JSON.parse(await lab.ns.lan.exec([process.execPath, '-e', CONN_LOOP_SCRIPT, '203.0.113.10', '7', '300', '10'],
+      { timeoutMs: 70_000 })) as { ok: number, failed: number, ms: number }
     let last = { active: -1, relaying: -1, sessions: -1, fds: -1 }
     await waitFor('back to baseline', 15_000, async () => {
       const s = await status()

@@ -113,7 +113,8 @@ describe('an abnormal end of a daemon reaches the LAN client as a reset', { skip
 
   /** A LAN client downloading 30 MiB from inet through the CPE; resolves once it has the first MiB. */
   const download = async (t: TestContext): Promise<(type: string, ms?: number) => Promise<Line>> => {
-    const c = lab().spawn('lan', [process.execPath, '--import', 'tsx', PEER, 'client', '--host', serverV4(), '--port', String(SERVER_PORT), '--line', `DL ${MB30} ${PACE_MS}`])
+    const c = lab().spawn('lan',
+      [process.execPath, '--import', 'tsx', PEER, 'client', '--host', serverV4(), '--port', String(SERVER_PORT), '--line', `DL ${MB30} ${PACE_MS}`])
     t.after(() => { if (c.exitCode === null) c.kill('SIGKILL') })
     const next = lines(c)
     await next('progress', 30_000)
@@ -156,7 +157,8 @@ describe('an abnormal end of a daemon reaches the LAN client as a reset', { skip
         process.kill(pid, 'SIGTERM')
         const res = await next('result', DRAIN_MS + 10_000)
         const ms = (res.at ?? 0) - t0
-        const delta = async (role: 'hag' | 'cpe'): Promise<string> => Object.entries(await mptcpMib(lab(), role)).filter(([k, v]) => v !== (before[role][k] ?? 0)).map(([k, v]) => `${k} +${v - (before[role][k] ?? 0)}`).join(', ')
+        const delta = async (role: 'hag' | 'cpe'): Promise<string> => Object.entries(await mptcpMib(lab(),
+          role)).filter(([k, v]) => v !== (before[role][k] ?? 0)).map(([k, v]) => `${k} +${v - (before[role][k] ?? 0)}`).join(', ')
         t.diagnostic(`${mode}/${daemon}: ${String(res.end)} ${String(res.code)}${res.readAsEnd === true ? ' (delivered as end of stream, SO_ERROR)' : ''} after ${ms.toFixed(0)} ms (deadline ${DRAIN_MS}), ${String(res.bytes)} bytes; MPTcpExt hag: ${await delta('hag')}; cpe: ${await delta('cpe')}`)
         assertReset(res, `${mode}, ${daemon} drained`)
         assert.ok(ms >= DRAIN_MS - 250 && ms < DRAIN_MS + 3000, `reset after ${ms.toFixed(0)} ms, deadline ${DRAIN_MS} ms`)
@@ -176,7 +178,8 @@ describe('an abnormal end of a daemon reaches the LAN client as a reset', { skip
       const conc = s.concentrator.pid
       process.kill(conc, 'SIGSTOP')
       t.after(() => { try { process.kill(conc, 'SIGCONT') } catch { /* gone */ } })
-      const c = lab().spawn('lan', [process.execPath, '--import', 'tsx', PEER, 'client', '--host', serverV4(), '--port', String(SERVER_PORT), '--line', `DL ${MB30} ${PACE_MS}`])
+      const c = lab().spawn('lan',
+        [process.execPath, '--import', 'tsx', PEER, 'client', '--host', serverV4(), '--port', String(SERVER_PORT), '--line', `DL ${MB30} ${PACE_MS}`])
       t.after(() => { if (c.exitCode === null) c.kill('SIGKILL') })
       const next = lines(c)
       await next('ready')

@@ -42,7 +42,8 @@ function checkResult (r: FaultResult): void {
   assert.ok(r.stallAfterMs === null || r.stallAfterMs <= STALL_BOUND_MS, `${where}: stall on the way back ${String(r.stallAfterMs)} ms`)
   assert.ok(r.during.count > 0 && r.during.ok >= 0.9 * r.during.count, `${where}: new connections during the fault ${r.during.ok}/${r.during.count}`)
   assert.equal(r.after.ok, r.after.count, `${where}: new connections after the fault ${r.after.ok}/${r.after.count}`)
-  assert.ok(r.subflowsBackMs !== null && r.subflowsBackMs <= SUBFLOWS_BACK_BOUND_MS, `${where}: subflows on both accesses after ${String(r.subflowsBackMs)} ms`)
+  assert.ok(r.subflowsBackMs !== null && r.subflowsBackMs <= SUBFLOWS_BACK_BOUND_MS,
+    `${where}: subflows on both accesses after ${String(r.subflowsBackMs)} ms`)
   assert.ok(r.bulkBackMs !== null && r.bulkBackMs <= BULK_BACK_BOUND_MS, `${where}: DSL carries its share after ${String(r.bulkBackMs)} ms`)
   assert.equal(r.mptcpBlackholes, 0, `${where}: the kernel's MPTCP blackhole detection fired`)
 }

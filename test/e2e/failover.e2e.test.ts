@@ -48,15 +48,34 @@ setTimeout(() => { req.destroy(); finish() }, ${seconds * 1000})`
 interface Download { bytes: number, maxGapMs: number, gapAtMs: number, error: string | null }
 
 describe('failover in the lab', { skip: skip ?? false, concurrency: false, timeout: 300_000 }, () => {
-  const h: { t0?: number, marks: string[], lab?: Lab, conc?: DaemonHandle, cpe?: DaemonHandle, mib0?: Map<string, number>, download?: Promise<Download> | undefined, bg?: ChildProcess | undefined } = { marks: [] }
+  const h: {
+    t0?: number,
+    marks: string[],
+    lab?: Lab,
+    conc?: DaemonHandle,
+    cpe?: DaemonHandle,
+    mib0?: Map<string, number>,
+    download?: Promise<Download> | undefined,
+    bg?: ChildProcess | undefined
+  } = { marks: [] }
   const lab = (): Lab => { assert.ok(h.lab); return h.lab }
   const cpe = (): DaemonHandle => { assert.ok(h.cpe); return h.cpe }
   const url = (path: string): string => `http://${lab().plan.internet.servers[0]?.v4 ?? ''}:${LAB_PORTS.http}${path}`
 
   before(async () => {
     const l = h.lab = await buildLab({ prefix: PREFIX, profiles })
-    h.conc = await startDaemon({ daemon: 'concentrator', config: labModeConcentratorConfig('socks5', { plan: l.plan }), ns: l.ns.hag, spawn: (argv) => l.spawn('hag', argv) })
-    h.cpe = await startDaemon({ daemon: 'cpe', config: labCpeConfig('socks5', { plan: l.plan }), ns: l.ns.cpe, spawn: (argv) => l.spawn('cpe', argv) })
+    h.conc = await startDaemon({
+      daemon: 'concentrator',
+      config: labModeConcentratorConfig('socks5', { plan: l.plan }),
+      ns: l.ns.hag,
+      spawn: (argv) => l.spawn('hag', argv)
+    })
+    h.cpe = await startDaemon({
+      daemon: 'cpe',
+      config: labCpeConfig('socks5', { plan: l.plan }),
+      ns: l.ns.cpe,
+      spawn: (argv) => l.spawn('cpe', argv)
+    })
     h.mib0 = await mib()
   })
   after(async () => {
@@ -71,7 +90,12 @@ describe('failover in the lab', { skip: skip ?? false, concurrency: false, timeo
   const mib = async (): Promise<Map<string, number>> => parseMptcpMib(await lab().ns.cpe.exec(['cat', '/proc/net/netstat']))
   const healthState = async (path: string): Promise<string | undefined> => {
     const r = await cpe().get('/api/v1/uplinks')
-    return (JSON.parse(r.body) as { uplinks: Array<{ name: string, health?: { state: string } }> }).uplinks.find((u) => u.name === path)?.health?.state
+    return (JSON.parse(r.body) as {
+      uplinks: Array<{
+        name: string,
+        health?: { state: string }
+      }>
+    }).uplinks.find((u) => u.name === path)?.health?.state
   }
   const steeredTo = async (): Promise<string | null> => {
     const r = await cpe().get('/api/v1/status')
@@ -89,7 +113,8 @@ describe('failover in the lab', { skip: skip ?? false, concurrency: false, timeo
   /** One new LAN connection through the CPE: HTTP status and TTFB (s), or the curl error. */
   const curl = async (path = '/1k', maxTime = 8): Promise<{ ok: boolean, ttfb: number, out: string }> => {
     try {
-      const out = await lab().ns.lan.exec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code} %{time_starttransfer}', '--max-time', String(maxTime), url(path)], { timeoutMs: (maxTime + 5) * 1000 })
+      const out = await lab().ns.lan.exec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code} %{time_starttransfer}', '--max-time',
+        String(maxTime), url(path)], { timeoutMs: (maxTime + 5) * 1000 })
       const [code, ttfb] = out.trim().split(' ')
       return { ok: code === '200', ttfb: Number(ttfb), out }
     } catch (err) { return { ok: false, ttfb: NaN, out: String((err as Error).message).slice(0, 200) } }
@@ -119,7 +144,8 @@ describe('failover in the lab', { skip: skip ?? false, concurrency: false, timeo
     assert.match(await lab().ns.cpe.exec(['ip', 'rule', 'show']), /32001:\s+from all lookup 100/)
     assert.equal((await lab().ns.cpe.exec(['sysctl', '-n', 'net.mptcp.blackhole_timeout'])).trim(), '0')
     h.t0 = Date.now()
-    h.download = lab().ns.lan.exec(['node', '-e', downloadScript(url('/100M'), 1_500_000, 40)], { timeoutMs: 60_000 }).then((o) => JSON.parse(o) as Download)
+    h.download = lab().ns.lan.exec(['node', '-e', downloadScript(url('/100M'), 1_500_000, 40)],
+      { timeoutMs: 60_000 }).then((o) => JSON.parse(o) as Download)
     const ms = await waitFor('running download on both accesses', bothAccesses, 5000)
     console.log(`# failover baseline: running download has subflows on dsl and lte after ${ms} ms`)
   })
@@ -199,6 +225,7 @@ describe('failover in the lab', { skip: skip ?? false, concurrency: false, timeo
     assert.equal((await lab().ns.cpe.exec(['sysctl', '-n', 'net.mptcp.blackhole_timeout'])).trim(), '3600')
     assert.equal((await lab().ns.cpe.exec(['sysctl', '-n', 'net.ipv4.tcp_rto_max_ms'])).trim(), '120000')
     assert.doesNotMatch(await lab().ns.cpe.exec(['ip', 'rule', 'show']), /3200[01]:/)
-    assert.doesNotMatch(await lab().ns.cpe.exec(['ip', 'mptcp', 'endpoint', 'show']), new RegExp(lab().plan.access.dsl.cpeSide.cpe.v4.replace(/\./g, '\\.')))
+    assert.doesNotMatch(await lab().ns.cpe.exec(['ip', 'mptcp', 'endpoint', 'show']),
+      new RegExp(lab().plan.access.dsl.cpeSide.cpe.v4.replace(/\./g, '\\.')))
   })
 })

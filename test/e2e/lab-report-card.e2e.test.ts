@@ -40,9 +40,11 @@ function checkSummary (s: LabSummary, mode: DaemonMode): string[] {
     assert.equal(t.mode, mode)
     assert.ok(t.seconds >= SECONDS * 0.9 && t.seconds < SECONDS * 3, `${where}: seconds ${t.seconds}`)
     assert.equal(t.sumOfAccessRatesMbps, t.direction === 'download' ? 90 : 25)
-    assert.deepEqual(t.accesses.map((a) => [a.name, a.rateMbps]), t.direction === 'download' ? [['dsl', 50], ['lte', 40]] : [['dsl', 10], ['lte', 15]])
+    assert.deepEqual(t.accesses.map((a) => [a.name, a.rateMbps]),
+      t.direction === 'download' ? [['dsl', 50], ['lte', 40]] : [['dsl', 10], ['lte', 15]])
     for (const a of t.accesses) {
-      assert.ok(a.measuredMbps > a.rateMbps * 0.3 && a.measuredMbps <= a.rateMbps * 1.1, `${where} ${a.name}: measured ${a.measuredMbps} of ${a.rateMbps}`)
+      assert.ok(a.measuredMbps > a.rateMbps * 0.3 && a.measuredMbps <= a.rateMbps * 1.1,
+        `${where} ${a.name}: measured ${a.measuredMbps} of ${a.rateMbps}`)
       assert.ok(a.rttMs !== null && a.rttMs > 5 && a.rttMs < 1000, `${where} ${a.name}: rtt ${String(a.rttMs)}`)
     }
     assert.equal(t.subflows, 2, `${where}: subflows`)
@@ -94,7 +96,13 @@ describe('npm run lab: the report card over every mode', { skip: skip ?? false, 
       assert.ok(result)
       const parsed = JSON.parse(JSON.stringify(result.summary)) as LabSummary
       const report = (() => {
-        try { return checkSummary(parsed, mode) } finally { t.diagnostic(JSON.stringify(parsed.transfers.map((x) => [x.direction, x.goodputMbps, x.ratio, x.steadyRatio, x.subflows]))) }
+        try {
+          return checkSummary(parsed,
+            mode)
+        } finally {
+          t.diagnostic(JSON.stringify(parsed.transfers.map((x) => [x.direction, x.goodputMbps, x.ratio, x.steadyRatio,
+            x.subflows])))
+        }
       })()
       for (const r of report) t.diagnostic(r)
       const row = tour().card.rows.find((r) => r.mode === mode)
@@ -102,7 +110,8 @@ describe('npm run lab: the report card over every mode', { skip: skip ?? false, 
       t.diagnostic(`${mode}: ${(row.download.ofKernel ?? 0) * 100} % / ${(row.upload.ofKernel ?? 0) * 100} % of kernel MPTCP, TTFB ${String(row.ttfbMs)} ms (${String(row.ttfbVsDirectMs)} vs direct)`)
       assert.ok((row.download.ofKernel ?? 0) >= MIN_OF_KERNEL && (row.upload.ofKernel ?? 0) >= MIN_OF_KERNEL, `${mode} of kernel`)
       assert.equal(row.ttfbSamples, 11)
-      assert.ok(row.ttfbVsDirectMs !== null && row.ttfbVsDirectMs < DSL_RTT_MS, `${mode}: TTFB ${String(row.ttfbMs)} ms vs direct ${String(tour().card.directTtfbMs)} ms`)
+      assert.ok(row.ttfbVsDirectMs !== null && row.ttfbVsDirectMs < DSL_RTT_MS,
+        `${mode}: TTFB ${String(row.ttfbMs)} ms vs direct ${String(tour().card.directTtfbMs)} ms`)
       // The mode really carried it: the concentrator accepted connections in this mode, nothing fell back.
       const u = used.find((x) => x.mode === mode)
       assert.ok(u !== undefined && u.accepted >= 1, `${mode} accepted`)

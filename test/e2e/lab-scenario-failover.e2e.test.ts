@@ -21,7 +21,8 @@ const faults = FAULTS.filter((f) => f.name === 'dsl-blackhole' || f.name === 'ds
 function checkFetches (r: FaultResult): void {
   const where = `${r.mode} ${r.fault}`
   const fetchesExpected = r.faultMs / T.fetchEveryMs
-  assert.ok(r.during.count >= fetchesExpected * 0.6 && r.during.count <= fetchesExpected + 2, `${where}: ${r.during.count} fetches during ${r.faultMs} ms`)
+  assert.ok(r.during.count >= fetchesExpected * 0.6 && r.during.count <= fetchesExpected + 2,
+    `${where}: ${r.during.count} fetches during ${r.faultMs} ms`)
   const afterExpected = T.postMs / T.fetchEveryMs
   assert.ok(r.after.count >= afterExpected * 0.6 && r.after.count <= afterExpected + 2, `${where}: ${r.after.count} fetches after`)
   for (const f of [r.during, r.after]) {

@@ -58,7 +58,11 @@ test('link emulation: delay, rate, loss, live change, blackhole', { skip: skip ?
   })
 
   await t.test('loss: 10 % each way → about 81 % of probes answered', async () => {
-    const lossy: AccessProfile = { name: 'lossy', up: { rateMbit: 0, delayMs: 0, jitterMs: 0, lossPct: 10 }, down: { rateMbit: 0, delayMs: 0, jitterMs: 0, lossPct: 10 } }
+    const lossy: AccessProfile = {
+      name: 'lossy',
+      up: { rateMbit: 0, delayMs: 0, jitterMs: 0, lossPct: 10 },
+      down: { rateMbit: 0, delayMs: 0, jitterMs: 0, lossPct: 10 }
+    }
     await access.setProfile(lossy)
     const before = await access.stats()
     const r = await probe(lab, ADDR.server4, { count: 1000, intervalMs: 1, waitMs: 300 })

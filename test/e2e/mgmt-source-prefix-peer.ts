@@ -34,7 +34,15 @@ await Promise.all(Array.from({ length: 20 }, async (_, i) => new Promise<void>((
 await new Promise((resolve) => setTimeout(resolve, 500))
 
 const livez = await new Promise<number>((resolve) => {
-  const req = request({ host: '2001:db8:1:9::1', port, path: '/livez', localAddress: '2001:db8:1:3::1', agent: false, timeout: 3000, headers: { host: '[2001:db8:1:9::1]' } }, (res) => {
+  const req = request({
+    host: '2001:db8:1:9::1',
+    port,
+    path: '/livez',
+    localAddress: '2001:db8:1:3::1',
+    agent: false,
+    timeout: 3000,
+    headers: { host: '[2001:db8:1:9::1]' }
+  }, (res) => {
     res.resume()
     res.on('end', () => { resolve(res.statusCode ?? 0) })
   })
@@ -43,7 +51,13 @@ const livez = await new Promise<number>((resolve) => {
   req.end()
 })
 const refusedLines = (await metrics()).split('\n').filter((l) => l.startsWith('hybrid_mgmt_connections_refused_total{')).join('\n')
-process.stdout.write(JSON.stringify({ type: 'result', held: sockets.length - closed.size, refused: closed.size, livezOtherPrefix: livez, metrics: refusedLines }) + '\n')
+process.stdout.write(JSON.stringify({
+  type: 'result',
+  held: sockets.length - closed.size,
+  refused: closed.size,
+  livezOtherPrefix: livez,
+  metrics: refusedLines
+}) + '\n')
 for (const s of sockets) s.destroy()
 await app.close()
 process.exit(0)

@@ -36,7 +36,12 @@ async function runPeer (prefixLength: number): Promise<{ held: number, refused: 
   assert.ok(ns)
   const child = ns.spawn([process.execPath, '--import', 'tsx', peer, String(prefixLength)])
   try {
-    return await jsonLines(child, `mgmt peer /${prefixLength}`).next('result', 30_000) as unknown as { held: number, refused: number, livezOtherPrefix: number, metrics: string }
+    return await jsonLines(child, `mgmt peer /${prefixLength}`).next('result', 30_000) as unknown as {
+      held: number,
+      refused: number,
+      livezOtherPrefix: number,
+      metrics: string
+    }
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL')
   }

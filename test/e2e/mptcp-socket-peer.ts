@@ -109,7 +109,13 @@ async function doDial (cmd: Extract<Command, { op: 'dial' }>): Promise<unknown> 
       protocol: socketProtocol(socket),
       fallback: isMptcpFallback(socket),
       tcp: { synData: t.synData, fastOpenClientFail: t.fastOpenClientFail, options: t.options },
-      subflows: full?.subflows.map((s) => ({ id: s.id, localAddress: s.localAddress, remoteAddress: s.remoteAddress, bytesAcked: s.bytesAcked, bytesReceived: s.bytesReceived })) ?? null
+      subflows: full?.subflows.map((s) => ({
+        id: s.id,
+        localAddress: s.localAddress,
+        remoteAddress: s.remoteAddress,
+        bytesAcked: s.bytesAcked,
+        bytesReceived: s.bytesReceived
+      })) ?? null
     }
   } finally {
     socket.destroy()

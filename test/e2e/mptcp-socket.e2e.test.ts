@@ -88,7 +88,7 @@ async function setUpTopology (): Promise<void> {
     await ns.exec(['ip', 'addr', 'add', v4, 'dev', dev])
     await ns.exec(['ip', '-6', 'addr', 'add', v6, 'dev', dev, 'nodad'])
   }
-  // Per-link source routing on the client (kernel-and-node.md §6), v4 and v6.
+  // Per-link source routing on the client (docs/design/kernel-facts.md §3), v4 and v6.
   const routes: Array<[string, string, string, string]> = [
     ['-4', '192.0.2.1', '192.0.2.2', 'a0'], ['-4', '198.51.100.1', '198.51.100.2', 'b0'],
     ['-6', '2001:db8:a::1', '2001:db8:a::2', 'a0'], ['-6', '2001:db8:b::1', '2001:db8:b::2', 'b0']
@@ -103,7 +103,7 @@ async function setUpTopology (): Promise<void> {
   for (const ns of [cli, srv]) await ns.exec(['ip', 'mptcp', 'limits', 'set', 'subflows', '2', 'add_addr_accepted', '2'])
   await cli.exec(['ip', 'mptcp', 'endpoint', 'add', '198.51.100.1', 'dev', 'b0', 'subflow'])
   await cli.exec(['ip', 'mptcp', 'endpoint', 'add', '2001:db8:b::1', 'dev', 'b0', 'subflow'])
-  // TFO: client 0x1 (+ TCP_FASTOPEN_NO_COOKIE per socket), server 0x202 (kernel-and-node.md §5).
+  // TFO: client 0x1 (+ TCP_FASTOPEN_NO_COOKIE per socket), server 0x202 (docs/design/kernel-facts.md §2).
   await cli.exec(['sysctl', '-qw', 'net.ipv4.tcp_fastopen=1'])
   await srv.exec(['sysctl', '-qw', 'net.ipv4.tcp_fastopen=0x202'])
 }
@@ -216,7 +216,12 @@ test('TFO 0-RTT proof: the server reads the payload although every client packet
 }\n`
   })
   try {
-    const r = await client.call({ op: 'dial', opts: { host: '192.0.2.2', port: ports.tfo, fastOpen: true, fastOpenNoCookie: true }, payload: 'only in the SYN', noEcho: true })
+    const r = await client.call({
+      op: 'dial',
+      opts: { host: '192.0.2.2', port: ports.tfo, fastOpen: true, fastOpenNoCookie: true },
+      payload: 'only in the SYN',
+      noEcho: true
+    })
     assert.equal(r.ok, true, JSON.stringify(r))
     assert.equal((r as DialReply).tcp.synData, true)
     const conn = await server.waitEvent((e) => e.event === 'conn' && e.firstData === 'only in the SYN')

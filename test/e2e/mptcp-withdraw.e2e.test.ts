@@ -30,58 +30,59 @@ async function mib (lab: Lab, ns: 'cpe' | 'hag', name: string): Promise<number> 
   return m === null ? 0 : Number(m[1])
 }
 
-describe('kernel MPTCP: withdrawing a blackholed access from a running connection', { skip: skip ?? false, concurrency: false, timeout: 120_000 }, () => {
-  const h: { lab?: Lab, child?: ChildProcess } = {}
-  before(async () => {
-    h.lab = await buildLab({ prefix: 'hat-wx-', profiles: { dsl: getProfile('vdsl'), lte: getProfile('lte') } })
-  })
-  after(async () => {
-    h.child?.kill()
-    await h.lab?.teardown()
-  })
-
-  test('endpoint delete id 0 closes the DSL subflow on both ends; REMOVE_ADDR travels over LTE', async () => {
-    const lab = h.lab!
-    const dsl = lab.plan.access.dsl.cpeSide.cpe.v4
-    const lte = lab.plan.access.lte.cpeSide.cpe.v4
-    const child = h.child = lab.spawn('cpe', [process.execPath, '--import', 'tsx', 'lab/scenario-receiver.ts',
-      '--host', lab.plan.service.v4, '--port', String(LAB_PORTS.flow), '--protocol', 'mptcp', '--ms', '15000'])
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new Error('receiver did not connect within 20 s')) }, 20_000)
-      child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('"connected"')) { clearTimeout(timer); resolve() } })
+describe('kernel MPTCP: withdrawing a blackholed access from a running connection', { skip: skip ?? false, concurrency: false, timeout: 120_000 },
+  () => {
+    const h: { lab?: Lab, child?: ChildProcess } = {}
+    before(async () => {
+      h.lab = await buildLab({ prefix: 'hat-wx-', profiles: { dsl: getProfile('vdsl'), lte: getProfile('lte') } })
     })
-    let before: string[] = []
-    for (let i = 0; i < 50; i++) {
-      before = await flowSockets(lab, 'hag')
-      if (before.some((s) => s.includes(dsl)) && before.some((s) => s.includes(lte))) break
-      await sleep(100)
-    }
-    assert.ok(before.some((s) => s.includes(dsl)) && before.some((s) => s.includes(lte)), `hag has a subflow from each access: ${before.join(' | ')}`)
-    const rmAddrHag = await mib(lab, 'hag', 'MPTcpExtRmAddr')
+    after(async () => {
+      h.child?.kill()
+      await h.lab?.teardown()
+    })
 
-    await lab.setAccessState('dsl', 'blackhole')
-    try {
-      await sleep(300)
-      assert.ok((await flowSockets(lab, 'hag')).some((s) => s.includes(dsl)), 'a blackhole alone leaves the DSL subflow in place')
-      await lab.ns.cpe.exec(['ip', 'mptcp', 'endpoint', 'delete', 'id', '0', dsl])
-      const t0 = Date.now()
-      let hag: string[] = []
-      for (let i = 0; i < 30; i++) {
-        hag = await flowSockets(lab, 'hag')
-        if (!hag.some((s) => s.includes(dsl))) break
-        await sleep(50)
+    test('endpoint delete id 0 closes the DSL subflow on both ends; REMOVE_ADDR travels over LTE', async () => {
+      const lab = h.lab!
+      const dsl = lab.plan.access.dsl.cpeSide.cpe.v4
+      const lte = lab.plan.access.lte.cpeSide.cpe.v4
+      const child = h.child = lab.spawn('cpe', [process.execPath, '--import', 'tsx', 'lab/scenario-receiver.ts',
+        '--host', lab.plan.service.v4, '--port', String(LAB_PORTS.flow), '--protocol', 'mptcp', '--ms', '15000'])
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => { reject(new Error('receiver did not connect within 20 s')) }, 20_000)
+        child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('"connected"')) { clearTimeout(timer); resolve() } })
+      })
+      let before: string[] = []
+      for (let i = 0; i < 50; i++) {
+        before = await flowSockets(lab, 'hag')
+        if (before.some((s) => s.includes(dsl)) && before.some((s) => s.includes(lte))) break
+        await sleep(100)
       }
-      const ms = Date.now() - t0
-      console.log(`# withdraw: concentrator closed its DSL subflow ${ms} ms after the CPE's endpoint delete (DSL blackholed)`)
-      assert.ok(!hag.some((s) => s.includes(dsl)), `concentrator still has the DSL subflow: ${hag.join(' | ')}`)
-      assert.ok(hag.some((s) => s.includes(lte)), 'the LTE subflow carries on')
-      const cpe = await flowSockets(lab, 'cpe')
-      assert.ok(!cpe.some((s) => s.startsWith(dsl)) && cpe.some((s) => s.startsWith(lte)), `cpe: ${cpe.join(' | ')}`)
-      assert.ok(await mib(lab, 'cpe', 'MPTcpExtRmAddrTx') >= 1, 'REMOVE_ADDR sent')
-      assert.ok(await mib(lab, 'hag', 'MPTcpExtRmAddr') > rmAddrHag, 'REMOVE_ADDR received by the concentrator (only LTE delivers packets)')
-      assert.ok(ms < 3000)
-    } finally {
-      await lab.setAccessState('dsl', 'up')
-    }
+      assert.ok(before.some((s) => s.includes(dsl)) && before.some((s) => s.includes(lte)), `hag has a subflow from each access: ${before.join(' | ')}`)
+      const rmAddrHag = await mib(lab, 'hag', 'MPTcpExtRmAddr')
+
+      await lab.setAccessState('dsl', 'blackhole')
+      try {
+        await sleep(300)
+        assert.ok((await flowSockets(lab, 'hag')).some((s) => s.includes(dsl)), 'a blackhole alone leaves the DSL subflow in place')
+        await lab.ns.cpe.exec(['ip', 'mptcp', 'endpoint', 'delete', 'id', '0', dsl])
+        const t0 = Date.now()
+        let hag: string[] = []
+        for (let i = 0; i < 30; i++) {
+          hag = await flowSockets(lab, 'hag')
+          if (!hag.some((s) => s.includes(dsl))) break
+          await sleep(50)
+        }
+        const ms = Date.now() - t0
+        console.log(`# withdraw: concentrator closed its DSL subflow ${ms} ms after the CPE's endpoint delete (DSL blackholed)`)
+        assert.ok(!hag.some((s) => s.includes(dsl)), `concentrator still has the DSL subflow: ${hag.join(' | ')}`)
+        assert.ok(hag.some((s) => s.includes(lte)), 'the LTE subflow carries on')
+        const cpe = await flowSockets(lab, 'cpe')
+        assert.ok(!cpe.some((s) => s.startsWith(dsl)) && cpe.some((s) => s.startsWith(lte)), `cpe: ${cpe.join(' | ')}`)
+        assert.ok(await mib(lab, 'cpe', 'MPTcpExtRmAddrTx') >= 1, 'REMOVE_ADDR sent')
+        assert.ok(await mib(lab, 'hag', 'MPTcpExtRmAddr') > rmAddrHag, 'REMOVE_ADDR received by the concentrator (only LTE delivers packets)')
+        assert.ok(ms < 3000)
+      } finally {
+        await lab.setAccessState('dsl', 'up')
+      }
+    })
   })
-})

@@ -51,7 +51,10 @@ function sampledNames (text: string): Set<string> {
 
 async function pathBytes (s: ModeSession, direction: 'up' | 'down'): Promise<{ dsl: number, lte: number }> {
   const text = await s.cpe.metricsText()
-  return { dsl: sumMetric(text, 'hybrid_path_bytes_total', { path: 'dsl', direction }), lte: sumMetric(text, 'hybrid_path_bytes_total', { path: 'lte', direction }) }
+  return {
+    dsl: sumMetric(text, 'hybrid_path_bytes_total', { path: 'dsl', direction }),
+    lte: sumMetric(text, 'hybrid_path_bytes_total', { path: 'lte', direction })
+  }
 }
 
 describe('observability in the lab (issue #8)', { skip: skip ?? false, concurrency: false, timeout: 600_000 }, () => {
@@ -84,7 +87,8 @@ describe('observability in the lab (issue #8)', { skip: skip ?? false, concurren
       assert.ok(result !== undefined)
       // Both counters moved while the transfer ran (not only at its end).
       const mid = during[Math.floor(during.length / 2)]
-      assert.ok(mid !== undefined && mid.dsl - start.dsl > 100_000 && mid.lte - start.lte > 100_000, `${direction}: mid-transfer ${JSON.stringify({ start, mid })}`)
+      assert.ok(mid !== undefined && mid.dsl - start.dsl > 100_000 && mid.lte - start.lte > 100_000,
+        `${direction}: mid-transfer ${JSON.stringify({ start, mid })}`)
       const counted = (end.dsl - start.dsl) + (end.lte - start.lte)
       const diff = (counted - result.bytes) / result.bytes
       t.diagnostic(`${direction}: paths dsl ${end.dsl - start.dsl} + lte ${end.lte - start.lte} = ${counted} B, receiver ${result.bytes} B, ${(diff * 100).toFixed(2)} %`)
@@ -117,7 +121,8 @@ describe('observability in the lab (issue #8)', { skip: skip ?? false, concurren
         holder.session = await startModeSession(lab(), mode)
       }
       const s = holder.session
-      const out = await lab().ns.lan.exec(['curl', '-sS', '--max-time', '20', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `http://${lab().plan.internet.servers[0]!.v4}/10M`], { timeoutMs: 25_000 })
+      const out = await lab().ns.lan.exec(['curl', '-sS', '--max-time', '20', '-o', '/dev/null', '-w', '%{http_code} %{size_download}',
+        `http://${lab().plan.internet.servers[0]!.v4}/10M`], { timeoutMs: 25_000 })
         .catch((err: unknown) => { throw new Error(`${mode}: ${(err as Error).message}\n${s.logTail('cpe', 1500)}`) })
       assert.equal(out, '200 10000000', `${mode}: ${s.logTail('cpe', 2000)}`)
       await new Promise((resolve) => setTimeout(resolve, 1200))

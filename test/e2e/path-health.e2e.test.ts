@@ -50,9 +50,19 @@ describe('path health in the lab', { skip: skip ?? false, concurrency: false, ti
 
   before(async () => {
     const l = h.lab = await buildLab({ prefix: PREFIX, profiles })
-    h.conc = await startDaemon({ daemon: 'concentrator', config: { ...labModeConcentratorConfig('socks5', { plan: l.plan }), probe: labProbeConfig(l.plan) }, ns: l.ns.hag, spawn: (argv) => l.spawn('hag', argv) })
+    h.conc = await startDaemon({
+      daemon: 'concentrator',
+      config: { ...labModeConcentratorConfig('socks5', { plan: l.plan }), probe: labProbeConfig(l.plan) },
+      ns: l.ns.hag,
+      spawn: (argv) => l.spawn('hag', argv)
+    })
     const health = labHealthConfig({ intervalMs: INTERVAL_MS, timeoutMs: TIMEOUT_MS, downAfter: DOWN_AFTER })
-    h.cpe = await startDaemon({ daemon: 'cpe', config: { ...labCpeConfig('socks5', { plan: l.plan }), health }, ns: l.ns.cpe, spawn: (argv) => l.spawn('cpe', argv) })
+    h.cpe = await startDaemon({
+      daemon: 'cpe',
+      config: { ...labCpeConfig('socks5', { plan: l.plan }), health },
+      ns: l.ns.cpe,
+      spawn: (argv) => l.spawn('cpe', argv)
+    })
   })
   after(async () => {
     await h.cpe?.stop().catch(() => null)
@@ -144,17 +154,23 @@ describe('path health in the lab', { skip: skip ?? false, concurrency: false, ti
   test('responder: no reply to an untrusted source; trusted: oversized and malformed dropped, replies never larger than requests', async () => {
     const p = lab().plan
     // Untrusted: hag's own internet-side address is not in probe.trustedPrefixes.
-    const untrusted = JSON.parse(await lab().ns.hag.exec(['node', '-e', probeScript(p.internet.hag.v4, p.service.v4, LAB_PROBE_PORT)])) as { replies: unknown[] }
+    const untrusted = JSON.parse(await lab().ns.hag.exec(['node', '-e',
+      probeScript(p.internet.hag.v4, p.service.v4, LAB_PROBE_PORT)])) as { replies: unknown[] }
     assert.deepEqual(untrusted.replies, [], 'untrusted source answered')
     // Trusted: the CPE's LTE address.
-    const trusted = JSON.parse(await lab().ns.cpe.exec(['node', '-e', probeScript(p.access.lte.cpeSide.cpe.v4, p.service.v4, LAB_PROBE_PORT)])) as { sent: number[], replies: Array<{ seq: number, bytes: number, type: number }> }
+    const trusted = JSON.parse(await lab().ns.cpe.exec(['node', '-e',
+      probeScript(p.access.lte.cpeSide.cpe.v4, p.service.v4, LAB_PROBE_PORT)])) as {
+      sent: number[],
+      replies: Array<{ seq: number, bytes: number, type: number }>
+    }
     assert.deepEqual(trusted.replies.map((r) => r.seq).sort(), [1, 2, 3], 'only the three valid requests are answered')
     for (const r of trusted.replies) {
       assert.equal(r.type, 2)
       assert.equal(r.bytes, trusted.sent[r.seq - 1], 'reply exactly the request size')
     }
     // IPv6: the responder's v6 socket answers the CPE's DSL v6 address the same way.
-    const v6 = JSON.parse(await lab().ns.cpe.exec(['node', '-e', probeScript(p.access.dsl.cpeSide.cpe.v6, p.service.v6, LAB_PROBE_PORT)])) as { sent: number[], replies: Array<{ seq: number, bytes: number }> }
+    const v6 = JSON.parse(await lab().ns.cpe.exec(['node', '-e',
+      probeScript(p.access.dsl.cpeSide.cpe.v6, p.service.v6, LAB_PROBE_PORT)])) as { sent: number[], replies: Array<{ seq: number, bytes: number }> }
     assert.deepEqual(v6.replies.map((r) => `${r.seq}:${r.bytes}`).sort(), ['1:20', '2:120', '3:256'])
     const conc = h.conc
     assert.ok(conc)

@@ -102,20 +102,21 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-test('CPE with interception and managed uplinks, nft not on PATH: fatal HYBRID_ERR_PREREQUISITE naming nft and nftables, exit 1 at once', { skip }, async () => {
-  const o = await runDaemon(cpeNs, 'cpe', {
-    management: { listen: { host: '127.0.0.1', port: 19091 } },
-    uplinks: [{ name: 'dsl', interface: 'hat-pq-dsl', role: 'dsl' }],
-    concentrator: { host: '198.51.100.1', port: 1080 }
-  }, pathWith('cpe-bin', ['ip', 'sysctl']))
-  assertFailedFast(o)
-  assert.equal(o.code, 1)
-  const fatal = fatalOf(o.output)
-  assert.equal(fatal.msg, 'start failed')
-  assert.equal(fatal.err.code, 'HYBRID_ERR_PREREQUISITE')
-  assert.match(fatal.err.message, /missing system binary 'nft' \(Debian package nftables\): install with apt-get install nftables/)
-  assert.doesNotMatch(fatal.err.message, /'ip'|'sysctl'|MPTCP/, 'only what is missing is named')
-})
+test('CPE with interception and managed uplinks, nft not on PATH: fatal HYBRID_ERR_PREREQUISITE naming nft and nftables, exit 1 at once', { skip },
+  async () => {
+    const o = await runDaemon(cpeNs, 'cpe', {
+      management: { listen: { host: '127.0.0.1', port: 19091 } },
+      uplinks: [{ name: 'dsl', interface: 'hat-pq-dsl', role: 'dsl' }],
+      concentrator: { host: '198.51.100.1', port: 1080 }
+    }, pathWith('cpe-bin', ['ip', 'sysctl']))
+    assertFailedFast(o)
+    assert.equal(o.code, 1)
+    const fatal = fatalOf(o.output)
+    assert.equal(fatal.msg, 'start failed')
+    assert.equal(fatal.err.code, 'HYBRID_ERR_PREREQUISITE')
+    assert.match(fatal.err.message, /missing system binary 'nft' \(Debian package nftables\): install with apt-get install nftables/)
+    assert.doesNotMatch(fatal.err.message, /'ip'|'sysctl'|MPTCP/, 'only what is missing is named')
+  })
 
 test('concentrator in transparent mode, neither nft nor sysctl on PATH: both named in one error, exit 1 at once', { skip }, async () => {
   const o = await runDaemon(concNs, 'concentrator', concentratorConfig({
@@ -134,5 +135,6 @@ test('concentrator with MPTCP listeners in a namespace with net.mptcp.enabled=0:
   assertFailedFast(o)
   const fatal = fatalOf(o.output)
   assert.equal(fatal.err.code, 'HYBRID_ERR_PREREQUISITE')
-  assert.match(fatal.err.message, /kernel MPTCP is disabled \(net\.mptcp\.enabled=0; needed for MPTCP listeners \(mptcp\.onUnavailable: fail\)\): enable it with sysctl -w net\.mptcp\.enabled=1/)
+  assert.match(fatal.err.message,
+    /kernel MPTCP is disabled \(net\.mptcp\.enabled=0; needed for MPTCP listeners \(mptcp\.onUnavailable: fail\)\): enable it with sysctl -w net\.mptcp\.enabled=1/)
 })

@@ -60,7 +60,13 @@ if (role === 'far') {
     setTimeout(() => {
       if (lanLeg.destroyed) { say({ event: 'stalled', gone: true }); return }
       const t = tcpInfo(lanLeg)
-      say({ event: 'stalled', userTimeoutMs: legKeepalive(lanLeg).userTimeoutMs, unacked: t.unacked, notsentBytes: t.notsentBytes, lastAckRecvMs: t.lastAckRecvMs })
+      say({
+        event: 'stalled',
+        userTimeoutMs: legKeepalive(lanLeg).userTimeoutMs,
+        unacked: t.unacked,
+        notsentBytes: t.notsentBytes,
+        lastAckRecvMs: t.lastAckRecvMs
+      })
     }, stallMs / 2)
     setTimeout(() => { lanClient.resume() }, stallMs)
   }
@@ -82,6 +88,14 @@ if (role === 'far') {
   const res = await r.done
   countRelayEnd(sink, 'transparent', res)
   await new Promise((resolve) => setTimeout(resolve, 100))
-  say({ event: 'done', reason: res.reason, error: (res.error as { code?: string } | undefined)?.code, ms: Date.now() - started, counted: closed, lanSaw, lanBytes })
+  say({
+    event: 'done',
+    reason: res.reason,
+    error: (res.error as { code?: string } | undefined)?.code,
+    ms: Date.now() - started,
+    counted: closed,
+    lanSaw,
+    lanBytes
+  })
   process.exit(0)
 }

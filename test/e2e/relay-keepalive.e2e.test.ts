@@ -25,7 +25,8 @@ let farNs: Netns
 const children: ChildProcess[] = []
 
 /** Spawn a peer and collect its JSON lines. */
-function spawnPeer (ns: Netns, args: string[]): { events: Array<Record<string, unknown>>, next: (event: string, timeoutMs: number) => Promise<Record<string, unknown>> } {
+function spawnPeer (ns: Netns,
+  args: string[]): { events: Array<Record<string, unknown>>, next: (event: string, timeoutMs: number) => Promise<Record<string, unknown>> } {
   const child = ns.spawn([process.execPath, '--import', 'tsx', peerScript, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   children.push(child)
   const events: Array<Record<string, unknown>> = []
@@ -59,32 +60,34 @@ after(async () => {
 })
 
 for (const [protocol, port] of [['tcp', 7101], ['mptcp', 7102]] as const) {
-  test(`${protocol} upstream: a vanished peer ends the relay within keepalive time, reason peer_timeout, the LAN client reset`, { skip, timeout: 30_000 }, async () => {
-    const far = spawnPeer(farNs, ['far', protocol, String(port)])
-    await far.next('ready', 15_000)
-    const rel = spawnPeer(relayNs, ['relay', protocol, '198.51.100.2', String(port), JSON.stringify(KEEPALIVE)])
-    const relaying = await rel.next('relaying', 15_000)
-    // MPTCP sockets have no TCP_USER_TIMEOUT (undefined, so absent from the JSON line).
-    assert.deepEqual(relaying['upstream'], { keepalive: true, idleMs: 1000, intervalMs: 1000, count: 2, ...(protocol === 'tcp' ? { userTimeoutMs: 3000 } : {}) })
-    const table = `hatrl_drop_${protocol}`
-    await relayNs.exec(['nft', '-f', '-'], {
-      input: `table inet ${table} {\n  chain in { type filter hook input priority 0; policy accept; ip saddr 198.51.100.2 drop; }\n  chain out { type filter hook output priority 0; policy accept; ip daddr 198.51.100.2 drop; }\n}\n`
+  test(`${protocol} upstream: a vanished peer ends the relay within keepalive time, reason peer_timeout, the LAN client reset`,
+    { skip, timeout: 30_000 }, async () => {
+      const far = spawnPeer(farNs, ['far', protocol, String(port)])
+      await far.next('ready', 15_000)
+      const rel = spawnPeer(relayNs, ['relay', protocol, '198.51.100.2', String(port), JSON.stringify(KEEPALIVE)])
+      const relaying = await rel.next('relaying', 15_000)
+      // MPTCP sockets have no TCP_USER_TIMEOUT (undefined, so absent from the JSON line).
+      assert.deepEqual(relaying['upstream'],
+        { keepalive: true, idleMs: 1000, intervalMs: 1000, count: 2, ...(protocol === 'tcp' ? { userTimeoutMs: 3000 } : {}) })
+      const table = `hatrl_drop_${protocol}`
+      await relayNs.exec(['nft', '-f', '-'], {
+        input: `table inet ${table} {\n  chain in { type filter hook input priority 0; policy accept; ip saddr 198.51.100.2 drop; }\n  chain out { type filter hook output priority 0; policy accept; ip daddr 198.51.100.2 drop; }\n}\n`
+      })
+      const cut = Date.now()
+      try {
+        const done = await rel.next('done', BOUND_MS + 5000)
+        const ms = Date.now() - cut
+        process.stdout.write(`# ${protocol}: relay ended ${ms} ms after the peer vanished: ${JSON.stringify(done)}\n`)
+        assert.equal(done['reason'], 'peer_timeout')
+        assert.equal(done['error'], 'ETIMEDOUT')
+        assert.deepEqual(done['counted'], [{ mode: 'transparent', reason: 'peer_timeout' }])
+        assert.equal(done['lanSaw'], 'ECONNRESET')
+        assert.ok(ms < BOUND_MS, `ended ${ms} ms after the cut (bound ${BOUND_MS} ms)`)
+      } finally {
+        if (process.env['HAT_RL_PROBE'] === '1') for (const e of rel.events) process.stdout.write(`# ${JSON.stringify(e)}\n`)
+        await relayNs.exec(['nft', 'delete', 'table', 'inet', table]).catch(() => '')
+      }
     })
-    const cut = Date.now()
-    try {
-      const done = await rel.next('done', BOUND_MS + 5000)
-      const ms = Date.now() - cut
-      process.stdout.write(`# ${protocol}: relay ended ${ms} ms after the peer vanished: ${JSON.stringify(done)}\n`)
-      assert.equal(done['reason'], 'peer_timeout')
-      assert.equal(done['error'], 'ETIMEDOUT')
-      assert.deepEqual(done['counted'], [{ mode: 'transparent', reason: 'peer_timeout' }])
-      assert.equal(done['lanSaw'], 'ECONNRESET')
-      assert.ok(ms < BOUND_MS, `ended ${ms} ms after the cut (bound ${BOUND_MS} ms)`)
-    } finally {
-      if (process.env['HAT_RL_PROBE'] === '1') for (const e of rel.events) process.stdout.write(`# ${JSON.stringify(e)}\n`)
-      await relayNs.exec(['nft', 'delete', 'table', 'inet', table]).catch(() => '')
-    }
-  })
 }
 
 /** 48 MiB: several times what the kernel buffers on the path (two send and two receive buffers, ≤ 6 MiB each) hold. */

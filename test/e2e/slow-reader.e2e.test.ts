@@ -73,7 +73,11 @@ function vmRss (pid: number): number {
 }
 
 /** JSON lines of a peer; `last(type)` is the newest of that type, `wait(type)` resolves on the next. */
-function peerLines (child: ChildProcess): { last: (type: string) => Record<string, unknown> | undefined, wait: (type: string, ms: number) => Promise<Record<string, unknown>> } {
+function peerLines (child: ChildProcess): {
+  last: (type: string) => Record<string, unknown> | undefined,
+  wait: (type: string,
+    ms: number) => Promise<Record<string, unknown>>
+} {
   const latest = new Map<string, Record<string, unknown>>()
   const waiters: Array<{ type: string, resolve: (m: Record<string, unknown>) => void }> = []
   let stderr = ''
@@ -94,7 +98,14 @@ function peerLines (child: ChildProcess): { last: (type: string) => Record<strin
   }
 }
 
-interface Sample { atS: number, rss: Record<Daemon, number>, metricRss: Record<Daemon, number>, external: Record<Daemon, number>, active: Record<Daemon, number>, written: number }
+interface Sample {
+  atS: number,
+  rss: Record<Daemon, number>,
+  metricRss: Record<Daemon, number>,
+  external: Record<Daemon, number>,
+  active: Record<Daemon, number>,
+  written: number
+}
 
 async function sample (s: ModeSession, atS: number, written: number): Promise<Sample> {
   const h: Record<Daemon, DaemonHandle> = { cpe: s.cpe, concentrator: s.concentrator }
@@ -117,7 +128,8 @@ async function sessionsTotal (h: DaemonHandle): Promise<number> {
 
 /** One clients process: `count` downloads, paused; resolves once all are connected. */
 async function startClients (lab: Lab, count: number): Promise<{ child: ChildProcess, lines: ReturnType<typeof peerLines> }> {
-  const child = lab.spawn('lan', [process.execPath, '--import', 'tsx', PEER, 'clients', lab.plan.internet.servers[0]!.v4, String(PORT), String(count), '300'])
+  const child = lab.spawn('lan',
+    [process.execPath, '--import', 'tsx', PEER, 'clients', lab.plan.internet.servers[0]!.v4, String(PORT), String(count), '300'])
   const lines = peerLines(child)
   await lines.wait('connected', 20_000)
   return { child, lines }
@@ -181,11 +193,13 @@ async function runMode (t: TestContext, lab: Lab, mode: DaemonMode): Promise<voi
 
       for (const d of ['cpe', 'concentrator'] as const) {
         assert.equal(last.active[d], N + 0, `${d}: all ${N} downloads still open`)
-        assert.ok(peak(d, 'rss') - baseline(d) < rssBound(d, N), `${d}: VmRSS grew ${mib(peak(d, 'rss') - baseline(d))} MiB (bound ${mib(rssBound(d, N))})`)
+        assert.ok(peak(d, 'rss') - baseline(d) < rssBound(d, N),
+          `${d}: VmRSS grew ${mib(peak(d, 'rss') - baseline(d))} MiB (bound ${mib(rssBound(d, N))})`)
         assert.ok(peak(d, 'metricRss') - baseline(d) < rssBound(d, N), `${d}: /metrics RSS grew ${mib(peak(d, 'metricRss') - baseline(d))} MiB`)
       }
       // Backpressure reached the server: nothing (beyond a window's worth per connection) in the last 10 s, and far from done.
-      assert.ok(last.written - at(stallS).written < N * 256 * KIB, `server still writing: ${mib(last.written - at(stallS).written)} MiB in the last ${SAMPLE_S - stallS} s`)
+      assert.ok(last.written - at(stallS).written < N * 256 * KIB,
+        `server still writing: ${mib(last.written - at(stallS).written)} MiB in the last ${SAMPLE_S - stallS} s`)
       assert.ok(last.written < N * MIB * MiB * 0.75, `server wrote ${mib(last.written)} MiB of ${N * MIB}`)
 
       const results = await readAll(clients, 240_000)
@@ -194,7 +208,8 @@ async function runMode (t: TestContext, lab: Lab, mode: DaemonMode): Promise<voi
       const deadline = performance.now() + 20_000
       let left: number[] = []
       while (performance.now() < deadline) {
-        left = await Promise.all([session.cpe.metric('hybrid_connections_active'), session.concentrator.metric('hybrid_connections_active'), sessionsTotal(session.cpe), sessionsTotal(session.concentrator)])
+        left = await Promise.all([session.cpe.metric('hybrid_connections_active'), session.concentrator.metric('hybrid_connections_active'),
+          sessionsTotal(session.cpe), sessionsTotal(session.concentrator)])
         if (left.every((x) => x === 0)) break
         await sleep(500)
       }
@@ -214,18 +229,25 @@ async function runMode (t: TestContext, lab: Lab, mode: DaemonMode): Promise<voi
   }
 }
 
-describe('slow readers: stalled downloads stay within the per-connection buffers', { skip: skip ?? false, concurrency: false, timeout: 15 * 60_000 }, () => {
-  const holder: { lab?: Lab } = {}
-  before(async () => { holder.lab = await buildLab({ prefix: PREFIX, profiles: { dsl: getProfile('fast'), lte: getProfile('fast') }, servers: false }) })
-  after(async () => {
-    await holder.lab?.teardown()
-    await removeNamespaces(PREFIX)
-  })
-
-  for (const mode of MODES) {
-    test(`${mode}: ${N} clients that never read a ${MIB} MiB download`, { timeout: 6 * 60_000 }, async (t) => {
-      assert.ok(holder.lab)
-      await runMode(t, holder.lab, mode)
+describe('slow readers: stalled downloads stay within the per-connection buffers',
+  { skip: skip ?? false, concurrency: false, timeout: 15 * 60_000 }, () => {
+    const holder: { lab?: Lab } = {}
+    before(async () => {
+      holder.lab = await buildLab({
+        prefix: PREFIX,
+        profiles: { dsl: getProfile('fast'), lte: getProfile('fast') },
+        servers: false
+      })
     })
-  }
-})
+    after(async () => {
+      await holder.lab?.teardown()
+      await removeNamespaces(PREFIX)
+    })
+
+    for (const mode of MODES) {
+      test(`${mode}: ${N} clients that never read a ${MIB} MiB download`, { timeout: 6 * 60_000 }, async (t) => {
+        assert.ok(holder.lab)
+        await runMode(t, holder.lab, mode)
+      })
+    }
+  })

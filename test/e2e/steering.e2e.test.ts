@@ -24,7 +24,10 @@ import { labModeConcentratorConfig } from '../../lab/lab-daemons-config.ts'
 import { getProfile } from '../../lab/link-profile.ts'
 import { e2eSkipReason } from '../../lab/netns.ts'
 import { buildLab, type Lab } from '../../lab/topology.ts'
-import { bytesBetween, dslBulkAt, longestStall, measurePriority, putSteering, sampleAccessBytes, startPacedDownload, startPacedSource, steeringCpeConfig } from '../../lab/scenario-priority.ts'
+import {
+  bytesBetween, dslBulkAt, longestStall, measurePriority, putSteering, sampleAccessBytes, startPacedDownload, startPacedSource,
+  steeringCpeConfig
+} from '../../lab/scenario-priority.ts'
 import { parseMptcpMib } from '../../shared/src/metrics/kernel-mib.ts'
 
 const PREFIX = 'hat-st-'
@@ -38,14 +41,25 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
 
   before(async () => {
     const l = h.lab = await buildLab({ prefix: PREFIX, profiles: { dsl: getProfile('vdsl'), lte: getProfile('lte') } })
-    h.conc = await startDaemon({ daemon: 'concentrator', config: labModeConcentratorConfig('socks5', { plan: l.plan }), ns: l.ns.hag, spawn: (argv) => l.spawn('hag', argv) })
+    h.conc = await startDaemon({
+      daemon: 'concentrator',
+      config: labModeConcentratorConfig('socks5', { plan: l.plan }),
+      ns: l.ns.hag,
+      spawn: (argv) => l.spawn('hag', argv)
+    })
     const base = steeringCpeConfig(l, 'priority-based')
     // A class pinned to LTE for the second inet server, which LAN traffic reaches directly (bypass): forwarded traffic follows the class rule.
     const pinned = l.plan.internet.servers[1]?.v4 ?? ''
-    // A second class pinned to LTE for the third server, reached through the proxy (socks5): the upstream to the concentrator is bound to LTE's address.
+    // A second class pinned to LTE for the third server, reached through the proxy (socks5): the upstream to
+    // the concentrator is bound to LTE's address.
     const proxied = l.plan.internet.servers[2]?.v4 ?? ''
-    const classes = [{ name: 'pinned', destinations: [`${pinned}/32`], access: 'lte' }, { name: 'proxied', destinations: [`${proxied}/32`], access: 'lte' }]
-    const config = { ...base, intercept: { ...(base['intercept'] as object), bypass: { destinations: [pinned] } }, steering: { ...(base['steering'] as object), classes } }
+    const classes = [{ name: 'pinned', destinations: [`${pinned}/32`], access: 'lte' },
+      { name: 'proxied', destinations: [`${proxied}/32`], access: 'lte' }]
+    const config = {
+      ...base,
+      intercept: { ...(base['intercept'] as object), bypass: { destinations: [pinned] } },
+      steering: { ...(base['steering'] as object), classes }
+    }
     h.cpe = await startDaemon({ daemon: 'cpe', config, ns: l.ns.cpe, spawn: (argv) => l.spawn('cpe', argv) })
     await startPacedSource(l) // paced HTTP sources in inet, killed at teardown
     await startPacedSource(l, pinned)
@@ -60,11 +74,26 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
   })
 
   const steering = async (): Promise<{ mode: string | null, backup: Record<string, boolean | null>, lteActive: boolean }> =>
-    (JSON.parse((await cpe().get('/api/v1/steering')).body) as { steering: { mode: string | null, backup: Record<string, boolean | null>, lteActive: boolean } }).steering
+    (JSON.parse((await cpe().get('/api/v1/steering')).body) as {
+      steering: {
+        mode: string | null,
+        backup: Record<string, boolean | null>,
+        lteActive: boolean
+      }
+    }).steering
   const healthState = async (path: string): Promise<string | undefined> =>
-    (JSON.parse((await cpe().get('/api/v1/uplinks')).body) as { uplinks: Array<{ name: string, health?: { state: string } }> }).uplinks.find((u) => u.name === path)?.health?.state
+    (JSON.parse((await cpe().get('/api/v1/uplinks')).body) as {
+      uplinks: Array<{
+        name: string,
+        health?: { state: string }
+      }>
+    }).uplinks.find((u) => u.name === path)?.health?.state
   const lteEndpointBackup = async (): Promise<boolean> => {
-    const eps = JSON.parse(await lab().ns.cpe.exec(['ip', '-j', 'mptcp', 'endpoint', 'show'])) as Array<{ address: string, flags?: string[], backup?: boolean }>
+    const eps = JSON.parse(await lab().ns.cpe.exec(['ip', '-j', 'mptcp', 'endpoint', 'show'])) as Array<{
+      address: string,
+      flags?: string[],
+      backup?: boolean
+    }>
     const e = eps.find((x) => x.address === lab().plan.access.lte.cpeSide.cpe.v4)
     return e?.backup === true || (e?.flags ?? []).includes('backup')
   }
@@ -75,7 +104,8 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
       if (await fn()) return Date.now() - t0
       await sleep(20)
     }
-    const diag = await lab().ns.cpe.exec(['sh', '-c', 'ip mptcp endpoint show; ss -tniMH dport = :1080 or sport = :1080 | head -40']).catch((e: unknown) => String(e))
+    const diag = await lab().ns.cpe.exec(['sh', '-c',
+      'ip mptcp endpoint show; ss -tniMH dport = :1080 or sport = :1080 | head -40']).catch((e: unknown) => String(e))
     throw new Error(`${what}: not within ${boundMs} ms; ${diag}; ${cpe().logTail(1500)}`)
   }
   /** Local address and whether it is the initial (MP_CAPABLE) subflow, of each subflow to the concentrator. */
@@ -84,7 +114,12 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
     const rows: Array<{ local: string, initial: boolean }> = []
     for (const line of out.split('\n')) {
       if (line.trim() === '') continue
-      if (!/^\s/.test(line)) { rows.push({ local: line.trim().split(/\s+/)[2]?.replace(/:\d+$/, '').replace(/%.*$/, '') ?? '', initial: false }); continue }
+      if (!/^\s/.test(line)) {
+        rows.push({
+          local: line.trim().split(/\s+/)[2]?.replace(/:\d+$/, '').replace(/%.*$/, '') ?? '',
+          initial: false
+        }); continue
+      }
       const flags = /tcp-ulp-mptcp flags:(\S*)/.exec(line)?.[1]
       const last = rows[rows.length - 1]
       if (flags !== undefined && last !== undefined) last.initial = /[Mm]/.test(flags)
@@ -97,7 +132,8 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
   test('priority-based: below the DSL rate LTE carries < 5 %; above, DSL + LTE carry ≥ 90 % of the sum', async () => {
     await waitFor('dsl and lte up', async () => (await healthState('dsl')) === 'up' && (await healthState('lte')) === 'up', 8000)
     assert.equal(await lteEndpointBackup(), true, 'LTE endpoint flagged backup while DSL is not loaded')
-    const measure = async (): Promise<Awaited<ReturnType<typeof measurePriority>>> => measurePriority(lab(), () => {}, { sourceRunning: true, dslDowns: async () => cpe().metric('hybrid_path_state_changes_total', { path: 'dsl', to: 'down' }) })
+    const measure = async (): Promise<Awaited<ReturnType<typeof measurePriority>>> => measurePriority(lab(), () => {},
+      { sourceRunning: true, dslDowns: async () => cpe().metric('hybrid_path_state_changes_total', { path: 'dsl', to: 'down' }) })
     let r = await measure()
     if (r.above.ofSum < 0.9) {
       // The links are emulated in user space (the TUN delay line) on a shared 2-core machine: one CI
@@ -173,7 +209,12 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
 
   test('smallest-delay: LTE backup while DSL is faster; DSL slower than LTE → LTE carries traffic; back', async () => {
     const rtt = async (path: string): Promise<number | null> =>
-      (JSON.parse((await cpe().get('/api/v1/uplinks')).body) as { uplinks: Array<{ name: string, health?: { rttMs: number | null } }> }).uplinks.find((u) => u.name === path)?.health?.rttMs ?? null
+      (JSON.parse((await cpe().get('/api/v1/uplinks')).body) as {
+        uplinks: Array<{
+          name: string,
+          health?: { rttMs: number | null }
+        }>
+      }).uplinks.find((u) => u.name === path)?.health?.rttMs ?? null
     assert.equal((await putSteering(lab(), cpe(), { mode: 'smallest-delay' })).status, 200)
     assert.equal((await steering()).mode, 'smallest-delay')
     await waitFor('LTE backup while DSL has the smaller delay', lteEndpointBackup, 5000)
@@ -263,7 +304,10 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
       error: d.error,
       pulses: await cpe().metric('hybrid_steering_backup_changes_total', { path: 'lte', to: 'backup', reason: 'failback' })
     }
-    const bins = [...Array(15).keys()].map((i) => { const b = bytesBetween(s.series, tBack + i * 200, tBack + (i + 1) * 200); return `${Math.round(b.dsl / 1e3)}/${Math.round(b.lte / 1e3)}` }).join(' ')
+    const bins = [...Array(15).keys()].map((i) => {
+      const b = bytesBetween(s.series, tBack + i * 200,
+        tBack + (i + 1) * 200); return `${Math.round(b.dsl / 1e3)}/${Math.round(b.lte / 1e3)}`
+    }).join(' ')
     console.log(`# steering failback ${label}: both accesses carry subflows ${both} ms after DSL returned; DSL ≥ 80 % of the bytes (300 ms window) from ${r.bulk === undefined ? 'never' : `${r.bulk} ms`}; DSL share 1.5–4 s after: ${(r.dslShareAfter * 100).toFixed(1)} %; longest stall on the way back ${r.stall} ms; pulses ${r.pulses}; kB dsl/lte per 200 ms: ${bins}`)
     return r
   }
@@ -272,7 +316,8 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
     // The links are emulated in user space on a shared 2-core machine: a run short of a bound (one in
     // six in docs/steering.md, on a host at load average 12) is measured once more, both reported,
     // the second asserted — as the priority-based and aggregation figures are.
-    const within = (x: Failback): boolean => x.error === null && x.both <= 1500 && x.bulk !== undefined && x.bulk <= 1500 && x.stall <= 300 && x.pulses >= 1
+    const within = (x: Failback): boolean =>
+      x.error === null && x.both <= 1500 && x.bulk !== undefined && x.bulk <= 1500 && x.stall <= 300 && x.pulses >= 1
     let r = await failbackRun('with the pulse')
     if (!within(r)) {
       console.log('# steering failback: a figure short of its bound; measured once more')
@@ -292,7 +337,12 @@ describe('steering in the lab', { skip: skip ?? false, concurrency: false, timeo
 
   test('for comparison, failback without the pulse (failover.failbackBackupMs 0): figures only', async () => {
     const config = steeringCpeConfig(lab(), 'load-balancing')
-    h.cpe = await startDaemon({ daemon: 'cpe', config: { ...config, failover: { ...(config['failover'] as object), failbackBackupMs: 0 } }, ns: lab().ns.cpe, spawn: (argv) => lab().spawn('cpe', argv) })
+    h.cpe = await startDaemon({
+      daemon: 'cpe',
+      config: { ...config, failover: { ...(config['failover'] as object), failbackBackupMs: 0 } },
+      ns: lab().ns.cpe,
+      spawn: (argv) => lab().spawn('cpe', argv)
+    })
     const r = await failbackRun('without the pulse')
     assert.equal(r.error, null)
     assert.equal(r.pulses, 0)

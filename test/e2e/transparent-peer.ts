@@ -40,13 +40,25 @@ async function serve (hosts: string[], ports: number[], mptcp: boolean): Promise
   const http = createServer(handle)
   for (const host of hosts) {
     for (const port of ports) {
-      await listen({ host, port, protocol: mptcp ? 'mptcp' : 'tcp', ...(host.includes(':') ? { v6Only: true } : {}) }, (s) => { http.emit('connection', s) })
+      await listen({ host, port, protocol: mptcp ? 'mptcp' : 'tcp', ...(host.includes(':') ? { v6Only: true } : {}) },
+        (s) => { http.emit('connection', s) })
     }
   }
   process.stdout.write(JSON.stringify({ type: 'ready', hosts, ports, mptcp }) + '\n')
 }
 
-interface GetResult { peer?: string, protocol: string, fallback: boolean, ttfbMs: number, bytes: number, seconds: number, mbps: number, subflows: number, subflowLocal: string[], error?: string }
+interface GetResult {
+  peer?: string,
+  protocol: string,
+  fallback: boolean,
+  ttfbMs: number,
+  bytes: number,
+  seconds: number,
+  mbps: number,
+  subflows: number,
+  subflowLocal: string[],
+  error?: string
+}
 
 async function get (host: string, port: number, bytes: number, mptcp: boolean, mark: number | undefined): Promise<GetResult> {
   const t0 = performance.now()

@@ -29,7 +29,19 @@ const PORTS = [80, 443, 8080, HIGH_PORT]
 const REFUSED_PORT = 2525
 const DOWN_SUM_MBPS = 90 // vdsl 50 + lte 40 towards the cpe
 
-interface GetResult { type: 'result', peer?: string, protocol: string, fallback: boolean, ttfbMs: number, bytes: number, seconds: number, mbps: number, subflows: number, subflowLocal: string[], error?: string }
+interface GetResult {
+  type: 'result',
+  peer?: string,
+  protocol: string,
+  fallback: boolean,
+  ttfbMs: number,
+  bytes: number,
+  seconds: number,
+  mbps: number,
+  subflows: number,
+  subflowLocal: string[],
+  error?: string
+}
 
 /** The CPE agent in mode transparent; the lab installed source routing, the test made the LTE endpoint fullmesh. */
 function cpeConfig (lab: Lab): Record<string, unknown> {
@@ -253,38 +265,40 @@ describe('transparent mode (on-path HAG)', { skip: skip ?? false, concurrency: f
     await lab().ns.hag.exec(['nft', 'delete', 'table', 'inet', 'hybrid_hag'])
   })
 
-  test('SIGKILL leaves the namespace changed; the next start (another join port) undoes it first, and its clean stop restores the original C flag', async () => {
-    const hag = lab().ns.hag
-    const C_FLAG = ['sysctl', '-n', 'net.mptcp.allow_join_initial_addr_port']
-    assert.equal((await hag.exec(C_FLAG)).trim(), '1')
-    const crashed = await startConc({ joinPort: 7104 })
-    holder.conc = undefined
-    process.kill(crashed.pid, 'SIGKILL')
-    await crashed.stop(100)
-    assert.equal((await hag.exec(C_FLAG)).trim(), '0', 'a SIGKILL leaves the C flag cleared')
-    assert.match(await hag.exec(['ip', 'mptcp', 'endpoint', 'show']), /port 7104/)
-    assert.match(await hag.exec(['ip', 'rule', 'show']), /fwmark/)
-    const next = await startConc({ joinPort: 7105 })
-    assert.match(next.logTail(64 * 1024), /did not stop cleanly: undoing what it left/)
-    const endpoints = await hag.exec(['ip', 'mptcp', 'endpoint', 'show'])
-    assert.doesNotMatch(endpoints, /port 7104/, 'the dead run\'s endpoints are gone')
-    assert.match(endpoints, /port 7105/)
-    assert.equal((await hag.exec(['ip', 'rule', 'show'])).split('\n').filter((l) => l.includes('fwmark')).length, 1, 'one fwmark rule, not two')
-    const r = await get(plainServer().v4, 80, 1_000_000)
-    assert.equal(r.error, undefined)
-    assert.equal(r.subflows, 2, 'bonded again: the join reaches the new endpoint')
-    await stopConc()
-    assert.equal((await hag.exec(C_FLAG)).trim(), '1', 'the original value, not the leaked 0')
-    assert.equal((await hag.exec(['ip', 'mptcp', 'endpoint', 'show'])).trim(), '')
-    assert.doesNotMatch(await hag.exec(['ip', 'rule', 'show']), /fwmark/)
-  })
+  test('SIGKILL leaves the namespace changed; the next start (another join port) undoes it first, and its clean stop restores the original C flag',
+    async () => {
+      const hag = lab().ns.hag
+      const C_FLAG = ['sysctl', '-n', 'net.mptcp.allow_join_initial_addr_port']
+      assert.equal((await hag.exec(C_FLAG)).trim(), '1')
+      const crashed = await startConc({ joinPort: 7104 })
+      holder.conc = undefined
+      process.kill(crashed.pid, 'SIGKILL')
+      await crashed.stop(100)
+      assert.equal((await hag.exec(C_FLAG)).trim(), '0', 'a SIGKILL leaves the C flag cleared')
+      assert.match(await hag.exec(['ip', 'mptcp', 'endpoint', 'show']), /port 7104/)
+      assert.match(await hag.exec(['ip', 'rule', 'show']), /fwmark/)
+      const next = await startConc({ joinPort: 7105 })
+      assert.match(next.logTail(64 * 1024), /did not stop cleanly: undoing what it left/)
+      const endpoints = await hag.exec(['ip', 'mptcp', 'endpoint', 'show'])
+      assert.doesNotMatch(endpoints, /port 7104/, 'the dead run\'s endpoints are gone')
+      assert.match(endpoints, /port 7105/)
+      assert.equal((await hag.exec(['ip', 'rule', 'show'])).split('\n').filter((l) => l.includes('fwmark')).length, 1, 'one fwmark rule, not two')
+      const r = await get(plainServer().v4, 80, 1_000_000)
+      assert.equal(r.error, undefined)
+      assert.equal(r.subflows, 2, 'bonded again: the join reaches the new endpoint')
+      await stopConc()
+      assert.equal((await hag.exec(C_FLAG)).trim(), '1', 'the original value, not the leaked 0')
+      assert.equal((await hag.exec(['ip', 'mptcp', 'endpoint', 'show'])).trim(), '')
+      assert.doesNotMatch(await hag.exec(['ip', 'rule', 'show']), /fwmark/)
+    })
 
   test('CPE agent in mode transparent: LAN downloads on several ports are bonded; fail-open counted by the agent', async (t) => {
     await startConc({ joinPort: 7104 })
     const cpe = await startDaemon({ daemon: 'cpe', config: cpeConfig(lab()), ns: lab().ns.cpe, spawn: (argv) => lab().spawn('cpe', argv) })
     holder.cpe = cpe
     for (const port of [80, 8080, HIGH_PORT]) {
-      const out = await lab().ns.lan.exec(['curl', '-sS', '--max-time', '20', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{speed_download}', `http://${plainServer().v4}:${port}/20000000`], { timeoutMs: 25_000 })
+      const out = await lab().ns.lan.exec(['curl', '-sS', '--max-time', '20', '-o', '/dev/null', '-w',
+        '%{http_code} %{size_download} %{speed_download}', `http://${plainServer().v4}:${port}/20000000`], { timeoutMs: 25_000 })
       t.diagnostic(`LAN curl :${port}: ${out} (bytes/s)`)
       assert.match(out, /^200 20000000 /)
     }
@@ -296,7 +310,8 @@ describe('transparent mode (on-path HAG)', { skip: skip ?? false, concurrency: f
     assert.ok(dsl > 5_000_000 && lte > 5_000_000, `dsl ${dsl} lte ${lte}`)
     assert.equal(await holder.conc!.metric('hybrid_connections_accepted_total', { mode: 'transparent' }), 3)
     await stopConc()
-    const out = await lab().ns.lan.exec(['curl', '-sS', '--max-time', '20', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `http://${plainServer().v4}:443/1000000`], { timeoutMs: 25_000 })
+    const out = await lab().ns.lan.exec(['curl', '-sS', '--max-time', '20', '-o', '/dev/null', '-w', '%{http_code} %{size_download}',
+      `http://${plainServer().v4}:443/1000000`], { timeoutMs: 25_000 })
     assert.equal(out, '200 1000000', 'fail-open: still works without the concentrator')
     assert.equal(await eventually(async () => cpe.metric('hybrid_mptcp_fallbacks_total', { reason: 'no_mpc_synack' }), 1), 1)
     assert.equal(await cpe.stop(), 0, cpe.logTail())

@@ -50,7 +50,8 @@ for (const a of addresses) {
   write('socks5-server', b(3, 0), encodePipelinedHandshake({ address: a, auth, earlyData: Buffer.from('GET / HTTP/1.1\r\n\r\n') }))
   write('socks5-server', b(5, 9), encodePipelinedHandshake({ address: a }))
 }
-write('socks5-server', b(3, 1), encodeGreeting([0, 2]), encodeAuthRequest(auth), encodeRequest({ command: 2, address: addresses[0] as Socks5Address }))
+write('socks5-server', b(3, 1), encodeGreeting([0, 2]), encodeAuthRequest(auth),
+  encodeRequest({ command: 2, address: addresses[0] as Socks5Address }))
 write('socks5-server', b(1, 0), b(4, 1, 0, 80, 192, 0, 2, 1, 0)) // SOCKS4
 
 // socks5-client: [options][split seed] + server bytes

@@ -35,7 +35,12 @@ let stateDir: string | undefined
 export function makeConfig (doc: Record<string, unknown>): ConcentratorConfig {
   const dir = tempDir()
   const file = join(dir, 'concentrator.yaml')
-  const listeners = (doc['listeners'] as Array<Record<string, unknown>> | undefined) ?? [{ host: '127.0.0.1', port: 0, mode: 'socks5', protocol: 'tcp' }]
+  const listeners = (doc['listeners'] as Array<Record<string, unknown>> | undefined) ?? [{
+    host: '127.0.0.1',
+    port: 0,
+    mode: 'socks5',
+    protocol: 'tcp'
+  }]
   const withPorts = listeners.map((l) => ({ ...l, port: l['port'] === 0 ? 1 : l['port'] }))
   // Not the default /run/hybrid-concentrator: creating it needs root, and every checkout shared it.
   stateDir ??= testTempDir('hat-conc-state-')
@@ -127,7 +132,8 @@ export class RawClient {
   }
 
   async waitClosed (timeoutMs = 3000): Promise<void> {
-    await Promise.race([this.closed, new Promise<void>((_resolve, reject) => setTimeout(() => { reject(new Error('not closed')) }, timeoutMs).unref())])
+    await Promise.race([this.closed,
+      new Promise<void>((_resolve, reject) => setTimeout(() => { reject(new Error('not closed')) }, timeoutMs).unref())])
   }
 }
 

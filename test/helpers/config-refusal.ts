@@ -9,7 +9,8 @@ import { loadConfig, type LoadConfigOptions, type LoadedConfig } from '../../sha
 import type { ConfigProblem } from '../../shared/src/config/problem.ts'
 import { isHybridError } from '../../shared/src/errors.ts'
 
-export function configRefusal<T extends TObject> (schema: T, file: string, check: NonNullable<LoadConfigOptions<LoadedConfig<T>>['check']>): { code: string, problems: ConfigProblem[] } {
+export function configRefusal<T extends TObject> (schema: T, file: string,
+  check: NonNullable<LoadConfigOptions<LoadedConfig<T>>['check']>): { code: string, problems: ConfigProblem[] } {
   try {
     loadConfig(schema, { file, check })
   } catch (err) {

@@ -78,7 +78,8 @@ export function signallingDeps (): SignallingDeps {
     const m = registry.getSingleMetric(name)
     if (m === undefined) throw new Error(`no metric ${name}`)
     const { values } = await m.get()
-    const hit = values.find((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want) && Object.keys(v.labels).length === Object.keys(labels).length)
+    const hit = values.find((v) => Object.entries(labels).every(([k,
+      want]) => String(v.labels[k]) === want) && Object.keys(v.labels).length === Object.keys(labels).length)
     return hit?.value ?? 0
   }
   return { registry, metrics, sessions: new CpeSessionTable(), paths, dial, count }

@@ -14,7 +14,8 @@ export interface DashboardExpression {
 }
 
 /** PromQL keywords and operators spelled as words; never metric names. */
-const KEYWORDS = new Set(['and', 'or', 'unless', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'bool', 'inf', 'nan', 'atan2'])
+const KEYWORDS = new Set(['and', 'or', 'unless', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'bool', 'inf', 'nan',
+  'atan2'])
 const LABEL_LIST_CLAUSE = /\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)/g
 const HISTOGRAM_SUFFIX = /_(?:bucket|sum|count)$/
 const IDENTIFIER = /(?<![\w.:$])[a-zA-Z_:][\w:]*/g

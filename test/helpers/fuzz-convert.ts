@@ -117,7 +117,8 @@ function checkReply (failure: ConvertFailure): string {
   return reply.length <= Limits.convertMaxMessageBytes && same ? 'reply' : 'failure reply does not decode as its Error'
 }
 
-function checkMessage (message: ConvertMessage, once: { message: ConvertMessage, bytesRead: number } | undefined, fed: number, options: ConvertDecodeOptions): string {
+function checkMessage (message: ConvertMessage, once: { message: ConvertMessage, bytesRead: number } | undefined, fed: number,
+  options: ConvertDecodeOptions): string {
   if (once === undefined || JSON.stringify(plain(once.message)) !== JSON.stringify(plain(message))) return 'message differs from one-shot'
   if (fed !== once.bytesRead) return 'bytes consumed differ from the message length'
   // Decoders accept unassigned Error codes (forward compatibility); the encoder refuses to send them.
@@ -146,7 +147,16 @@ export function runConvertFuzz (count: number, seed: number, maxFailures = 5): F
     if (verdict in tally) tally[verdict as keyof typeof tally]++
     else failures.push(`#${i} ${options.side}: ${verdict}: ${Buffer.from(input).toString('hex')}`)
   }
-  return { count, seed, durationMs: Math.round(performance.now() - start), messages: tally.message, replies: tally.reply, resets: tally.reset, needMore: tally['need-more'], failures }
+  return {
+    count,
+    seed,
+    durationMs: Math.round(performance.now() - start),
+    messages: tally.message,
+    replies: tally.reply,
+    resets: tally.reset,
+    needMore: tally['need-more'],
+    failures
+  }
 }
 
 function main (): void {

@@ -100,7 +100,9 @@ function loadResources (dir: string, resources: unknown[], file: string): Manife
 /** Each document of `patchFile` merged into the resource it names (kind, name, namespace if given). */
 function applyPatchFile (out: Manifest[], patchFile: string): void {
   for (const patch of readManifests(patchFile)) {
-    const i = out.findIndex((m) => m.kind === patch.kind && m.metadata.name === patch.metadata.name && (patch.metadata.namespace === undefined || m.metadata.namespace === patch.metadata.namespace))
+    const sameNamespace = (m: { metadata: { namespace?: string | undefined } }): boolean =>
+      patch.metadata.namespace === undefined || m.metadata.namespace === patch.metadata.namespace
+    const i = out.findIndex((m) => m.kind === patch.kind && m.metadata.name === patch.metadata.name && sameNamespace(m))
     if (i < 0) throw new Error(`${patchFile}: no resource ${manifestId(patch)} to patch`)
     out[i] = asManifest(mergePatch(out[i], patch, '', patchFile), patchFile)
   }

@@ -8,7 +8,11 @@ import { buildMgmtServer, type MgmtServerOptions } from '../../shared/src/mgmt/m
 import { createRegistry } from '../../shared/src/metrics/registry.ts'
 import { createCommonMetrics } from '../../shared/src/metrics/common-metrics.ts'
 
-export function buildTestMgmt (opts: { daemon: 'cpe' | 'concentrator', allowedHosts: readonly string[], limits: NonNullable<MgmtServerOptions['limits']> }): { app: ReturnType<typeof buildMgmtServer>, metrics: () => Promise<string> } {
+export function buildTestMgmt (opts: {
+  daemon: 'cpe' | 'concentrator',
+  allowedHosts: readonly string[],
+  limits: NonNullable<MgmtServerOptions['limits']>
+}): { app: ReturnType<typeof buildMgmtServer>, metrics: () => Promise<string> } {
   const registry = createRegistry({ daemon: opts.daemon, version: '0', commit: 'test' })
   const common = createCommonMetrics(registry)
   const app = buildMgmtServer({

@@ -106,7 +106,14 @@ export class ListenerSet {
       this.#o.log.warn({ host: c.host, port: c.port }, 'kernel MPTCP unavailable: listener runs plain TCP (no bonding)')
       this.#o.onFallbackListener?.(c)
     }
-    this.#o.log.info({ host: address.host, port: address.port, mode: c.mode, protocol, fastOpenQueue: c.fastOpenQueue, fastOpenNoCookie: c.fastOpenNoCookie }, 'listening')
+    this.#o.log.info({
+      host: address.host,
+      port: address.port,
+      mode: c.mode,
+      protocol,
+      fastOpenQueue: c.fastOpenQueue,
+      fastOpenNoCookie: c.fastOpenNoCookie
+    }, 'listening')
     return listener
   }
 

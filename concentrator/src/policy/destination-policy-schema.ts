@@ -30,9 +30,17 @@ export const DestinationPolicySchema = Type.Object({
   infrastructurePrefixes: PrefixList('operator infrastructure; always refused (reason ssrf_blocked), allowPrefixes cannot override'),
   ownAddresses: PrefixList('the concentrator\'s own service and join addresses; always refused (reason ssrf_blocked)'),
   hostAddresses: Type.Object({
-    refuse: Type.Boolean({ default: true, description: 'refuse every address configured in the concentrator\'s network namespace (any interface, read at start and on every address change; reason ssrf_blocked)' }),
+    refuse: Type.Boolean({
+      default: true,
+      description: 'refuse every address configured in the concentrator\'s network namespace (any interface, read at start and on every address change; reason ssrf_blocked)'
+    }),
     except: PrefixList('host addresses subscribers may still reach (the escape hatch, e.g. a resolver on the same host); listener addresses and ownAddresses stay refused')
-  }, { additionalProperties: false, default: {}, description: 'the concentrator\'s own addresses, learnt from the host (see docs/destination-policy.md "Own addresses")' }),
+  },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'the concentrator\'s own addresses, learnt from the host (see docs/destination-policy.md "Own addresses")'
+  }),
   allowedPorts: PortList('if not empty, only these destination ports are allowed'),
   deniedPorts: PortList('destination ports refused (reason port_denied), e.g. 25'),
   dns: DnsPolicySchema

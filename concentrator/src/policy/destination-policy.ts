@@ -1,6 +1,6 @@
 /**
  * The concentrator's destination policy, shared by SOCKS5, Convert and transparent mode
- * (security-and-operations §3). Deny by default:
+ * (docs/destination-policy.md; docs/design/threat-model.md, threats 8–10). Deny by default:
  *
  *  1. canonicalise (every inet_aton form, IPv6 text, brackets; zone ids and bad names refused);
  *  2. check the port (range, `deniedPorts`, `allowedPorts`);
@@ -182,7 +182,10 @@ export class DestinationPolicy {
     const candidates = emb === undefined ? [ip] : [ip, emb.ip]
     const shown = emb === undefined ? ip.text : `${ip.text} (${emb.kind} ${emb.ip.text})`
     const inSet = (s: PrefixSet): boolean => candidates.some((c) => s.has(c))
-    if (inSet(this.#own) || candidates.some((c) => this.#isHostAddress(c))) return refuse('ssrf_blocked', `${shown} is an address of this concentrator`)
+    if (inSet(this.#own) || candidates.some((c) => this.#isHostAddress(c))) {
+      return refuse('ssrf_blocked',
+      `${shown} is an address of this concentrator`)
+    }
     if (inSet(this.#infrastructure)) return refuse('ssrf_blocked', `${shown} is in an infrastructure prefix`)
     if (inSet(this.#deny)) return refuse('acl_denied', `${shown} is in a denied prefix`)
     for (const c of candidates) {

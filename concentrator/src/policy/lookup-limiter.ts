@@ -1,5 +1,5 @@
 /**
- * Concurrency caps for DNS lookups: a global cap and a per-source cap (threat 10: slow,
+ * Concurrency caps for DNS lookups: a global cap and a per-source cap (docs/design/threat-model.md, threat 10: slow,
  * attacker-chosen names must not starve everybody else). A request over a cap waits in a bounded
  * FIFO queue; a full queue answers "busy" at once. The caller bounds the wait with an AbortSignal.
  */

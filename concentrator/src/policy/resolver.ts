@@ -1,5 +1,6 @@
 /**
- * Name resolution for the destination policy (threat 10). c-ares (`dns.promises.Resolver`), never
+ * Name resolution for the destination policy (docs/design/threat-model.md, threat 10).
+ * c-ares (`dns.promises.Resolver`), never
  * `dns.lookup`: getaddrinfo runs on libuv's 4-thread pool, where slow attacker-chosen names would
  * stall fs, crypto and every other lookup. A and AAAA are asked in parallel; results are cached
  * for the records' TTL (capped), failures for a fixed negative TTL; lookups are capped globally

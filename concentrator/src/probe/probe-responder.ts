@@ -27,8 +27,10 @@ export function probeAddresses (config: Pick<ConcentratorConfig, 'probe' | 'list
   return hosts.map((host) => ({ host, port: config.probe.port }))
 }
 
-export async function startProbeResponder (config: ConcentratorConfig, deps: { log: Logger, metrics: ConcentratorMetrics, now?: () => number }): Promise<ProbeResponder> {
-  const prefixes = new SourcePrefixes(config.probe.trustedPrefixes === undefined ? 'auth.trustedPrefixes' : 'probe.trustedPrefixes', config.probe.trustedPrefixes ?? config.auth.trustedPrefixes)
+export async function startProbeResponder (config: ConcentratorConfig,
+  deps: { log: Logger, metrics: ConcentratorMetrics, now?: () => number }): Promise<ProbeResponder> {
+  const prefixes = new SourcePrefixes(config.probe.trustedPrefixes === undefined ? 'auth.trustedPrefixes' : 'probe.trustedPrefixes',
+    config.probe.trustedPrefixes ?? config.auth.trustedPrefixes)
   const gate = new ProbeGate({
     trusted: (s) => prefixes.has(s),
     ratePerSecond: config.probe.ratePerSecond,

@@ -1,5 +1,5 @@
 /**
- * Per-source authentication back-off (threat 5): after `maxFailures` failed RFC 1929 attempts
+ * Per-source authentication back-off (docs/design/threat-model.md, threat 5): after `maxFailures` failed RFC 1929 attempts
  * within `windowMs`, the source is throttled for `initialMs`; every further failure after a
  * throttle ends doubles the period, up to `maxMs`. While throttled, attempts are refused without
  * checking the credentials (cheap under attack; the caller counts result="throttled"). A success

@@ -37,7 +37,8 @@ export class ConverterState {
     this.#config = next
     const c = next.cookie
     if (!c.required) this.#cookies = undefined
-    else if (!prev.cookie.required || c.keyRotationSeconds !== prev.cookie.keyRotationSeconds || c.lengthBytes !== prev.cookie.lengthBytes) this.#cookies = this.#makeCookies(next)
+    else if (!prev.cookie.required || c.keyRotationSeconds !== prev.cookie.keyRotationSeconds ||
+      c.lengthBytes !== prev.cookie.lengthBytes) this.#cookies = this.#makeCookies(next)
     const r = next.errorRateLimit
     if (r.perSecond !== prev.errorRateLimit.perSecond || r.burst !== prev.errorRateLimit.burst) this.#errors = this.#makeBucket(next)
     this.#privateTypes = new Set(next.privateTypes)

@@ -17,7 +17,10 @@
  * throws, every path ends in the single `#done()`.
  */
 import type net from 'node:net'
-import { buildConvertError, buildConvertMissingCookie, buildConvertSuccess, buildConvertSupported, encodeConvertMessage, findConvertTlv } from '../../../shared/src/codec/convert.ts'
+import {
+  buildConvertError, buildConvertMissingCookie, buildConvertSuccess, buildConvertSupported, encodeConvertMessage,
+  findConvertTlv
+} from '../../../shared/src/codec/convert.ts'
 import type { ConvertMessage } from '../../../shared/src/codec/convert.ts'
 import { buildEchoValue, ConvertErrorCode } from '../../../shared/src/codec/convert-error.ts'
 import type { ConvertFailure } from '../../../shared/src/codec/convert-error.ts'
@@ -45,7 +48,7 @@ import type { EarlyBytes } from './early-data.ts'
 
 /** After a failure reply, the socket is destroyed if the peer has not closed within this. */
 const FAILURE_LINGER_MS = 1000
-/** Supported TCP Extensions answered to Info: MPTCP only (TFO 34 is not listed: see rfc8803.md §5). */
+/** Supported TCP Extensions answered to Info: MPTCP only (TFO 34 is not listed: docs/design/rfc8803-notes.md §2). */
 const SUPPORTED_KINDS = [TcpOptionKind.Mptcp]
 
 export interface ConvertConnectionDeps extends ConnectionDeps {
@@ -127,7 +130,10 @@ export class ConvertConnection {
 
   readonly #onError = (err: Error): void => {
     if (this.#relay !== undefined) return
-    if (this.#deps.errorLog.allow(this.#info.log)) this.#info.log.debug({ err: { code: (err as { code?: string }).code, message: err.message } }, 'client socket error')
+    if (this.#deps.errorLog.allow(this.#info.log)) {
+      this.#info.log.debug({ err: { code: (err as { code?: string }).code, message: err.message } },
+        'client socket error')
+    }
   }
 
   readonly #onClose = (): void => {
@@ -239,7 +245,8 @@ export class ConvertConnection {
       if (result.ok) result.socket.destroy()
       return
     }
-    this.#onDownstream(result, (performance.now() - started) / 1000, target.family === 6 ? `[${target.address}]:${decision.port}` : `${target.address}:${decision.port}`)
+    this.#onDownstream(result, (performance.now() - started) / 1000,
+      target.family === 6 ? `[${target.address}]:${decision.port}` : `${target.address}:${decision.port}`)
   }
 
   #onDownstream (result: DownstreamResult, seconds: number, upstreamText: string): void {
@@ -266,7 +273,12 @@ export class ConvertConnection {
   /** `firstSent`: the bytes of the message's own read already left in the downstream SYN (TFO). */
   #startRelay (upstream: net.Socket, upstreamText: string, early: EarlyBytes, firstSent: boolean): void {
     const { limits } = this.#runtime
-    const earlyData = firstSent || early.first.length === 0 ? early.later : early.later.length === 0 ? early.first : Buffer.concat([early.first, early.later])
+    const earlyData = firstSent || early.first.length === 0
+      ? early.later
+      : early.later.length === 0
+        ? early.first
+        : Buffer.concat([early.first,
+          early.later])
     const r = relay(this.#socket, upstream, {
       ...relayMetricHooks(this.#deps.metrics),
       idleTimeoutMs: limits.idleTimeoutMs,

@@ -123,14 +123,20 @@ export class Socks5Connection {
 
   readonly #onError = (err: Error): void => {
     if (this.#relay !== undefined) return // the relay records it
-    if (this.#deps.errorLog.allow(this.#info.log)) this.#info.log.debug({ err: { code: (err as { code?: string }).code, message: err.message } }, 'client socket error')
+    if (this.#deps.errorLog.allow(this.#info.log)) {
+      this.#info.log.debug({ err: { code: (err as { code?: string }).code, message: err.message } },
+        'client socket error')
+    }
   }
 
   readonly #onClose = (): void => {
     if (this.#relay === undefined) this.#done()
   }
 
-  /** FIN before the request (the listener runs allowHalfOpen for the relay's sake): nothing to wait for. After it, EarlyData keeps it for the relay. */
+  /**
+   * FIN before the request (the listener runs allowHalfOpen for the relay's sake): nothing to wait for. After
+   * it, EarlyData keeps it for the relay.
+   */
   readonly #onEnd = (): void => {
     if (this.#relay !== undefined || this.#early !== undefined) return
     disarmResetOnClose(this.#socket) // the client's own close: answered with FIN
@@ -236,7 +242,8 @@ export class Socks5Connection {
     this.#socket.write(encodeReply(Socks5Reply.Succeeded, boundAddress(upstream)))
     m.socks5Replies.inc({ rep: '0' })
     m.handshakeDuration.observe({ mode: 'socks5' }, (Date.now() - this.#info.accepted) / 1000)
-    this.#startRelay(upstream, `${result.target.family === 6 ? `[${result.target.address}]` : result.target.address}:${upstream.remotePort ?? 0}`, early)
+    this.#startRelay(upstream, `${result.target.family === 6 ? `[${result.target.address}]` : result.target.address}:${upstream.remotePort ?? 0}`,
+      early)
   }
 
   #takeEarly (): EarlyBytes {

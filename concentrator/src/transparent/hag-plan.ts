@@ -18,7 +18,8 @@ import type { CheckProblem } from '../../../shared/src/config/problem.ts'
 export type Family = 4 | 6
 
 /** What the generators need of the configuration (the schema's shape, read-only). */
-export type HagPlanInput = Pick<TransparentConfig, 'accessInterfaces' | 'listenPort' | 'failMode' | 'mark' | 'routeTable' | 'rulePriority' | 'nftTable' | 'ipv6' | 'joinEndpoints'>
+export type HagPlanInput = Pick<TransparentConfig,
+  'accessInterfaces' | 'listenPort' | 'failMode' | 'mark' | 'routeTable' | 'rulePriority' | 'nftTable' | 'ipv6' | 'joinEndpoints'>
 
 const hex = (n: number): string => `0x${n.toString(16)}`
 
@@ -119,10 +120,25 @@ export function parseEndpoints (rows: ReadonlyArray<Record<string, unknown>>): S
 export function planProblems (c: HagPlanInput): CheckProblem[] {
   const out: CheckProblem[] = []
   const at = (...rest: Array<string | number>): Array<string | number> => ['transparent', ...rest]
-  if (c.accessInterfaces.length === 0) out.push({ path: at('accessInterfaces'), message: 'name at least one access-facing interface (transparent.enabled is true)' })
+  if (c.accessInterfaces.length === 0) {
+    out.push({
+      path: at('accessInterfaces'),
+      message: 'name at least one access-facing interface (transparent.enabled is true)'
+    })
+  }
   c.joinEndpoints.forEach((e, i) => {
-    if (e.port === c.listenPort) out.push({ path: at('joinEndpoints', i, 'port'), message: `must differ from /transparent/listenPort (${c.listenPort})` })
-    if (!c.ipv6 && e.address.includes(':')) out.push({ path: at('joinEndpoints', i, 'address'), message: 'IPv6 join address while /transparent/ipv6 is false' })
+    if (e.port === c.listenPort) {
+      out.push({
+        path: at('joinEndpoints', i, 'port'),
+        message: `must differ from /transparent/listenPort (${c.listenPort})`
+      })
+    }
+    if (!c.ipv6 && e.address.includes(':')) {
+      out.push({
+        path: at('joinEndpoints', i, 'address'),
+        message: 'IPv6 join address while /transparent/ipv6 is false'
+      })
+    }
   })
   return out
 }

@@ -120,7 +120,11 @@ export class HagSetup {
       await this.#run(['nft', '-f', '-'], { input: plainTableBatch(c, this.ruleset) })
       return
     }
-    const owner = await NftOwner.start({ family: 'inet', table: c.nftTable, ...(this.#o.commandPrefix === undefined ? {} : { commandPrefix: this.#o.commandPrefix }) })
+    const owner = await NftOwner.start({
+      family: 'inet',
+      table: c.nftTable,
+      ...(this.#o.commandPrefix === undefined ? {} : { commandPrefix: this.#o.commandPrefix })
+    })
     this.#owner = owner
     owner.on('exit', () => {
       this.#o.log.error({ table: c.nftTable }, 'nft -i holder exited: the transparent table is gone (intercepted traffic is forwarded natively)')
@@ -137,6 +141,9 @@ export class HagSetup {
       await owner.close()
       return
     }
-    if (this.#o.config.failMode === 'closed') this.#o.log.info({ table: this.#o.config.nftTable }, 'fail-closed: the transparent table stays installed (intercepted SYNs are reset until the next start)')
+    if (this.#o.config.failMode === 'closed') {
+      this.#o.log.info({ table: this.#o.config.nftTable },
+        'fail-closed: the transparent table stays installed (intercepted SYNs are reset until the next start)')
+    }
   }
 }

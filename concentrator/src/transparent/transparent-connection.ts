@@ -78,7 +78,10 @@ export class TransparentConnection {
   }
 
   readonly #onError = (err: Error): void => {
-    if (this.#relay === undefined) this.#info.log.debug({ err: { code: (err as { code?: string }).code, message: err.message } }, 'subscriber socket error')
+    if (this.#relay === undefined) {
+      this.#info.log.debug({ err: { code: (err as { code?: string }).code, message: err.message } },
+        'subscriber socket error')
+    }
   }
 
   readonly #onClose = (): void => {
@@ -160,7 +163,12 @@ export class TransparentConnection {
 
   #startRelay (upstream: net.Socket, dstText: string): void {
     const { limits } = this.#deps.runtime()
-    const r = relay(this.#socket, upstream, { ...relayMetricHooks(this.#deps.metrics), idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs, keepalive: relayKeepalive(limits) })
+    const r = relay(this.#socket, upstream, {
+      ...relayMetricHooks(this.#deps.metrics),
+      idleTimeoutMs: limits.idleTimeoutMs,
+      halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
+      keepalive: relayKeepalive(limits)
+    })
     this.#relay = r
     const s = this.#socket
     this.#deps.sessions.add({

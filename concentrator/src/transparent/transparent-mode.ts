@@ -57,7 +57,10 @@ export interface TransparentMode {
 export function createTransparentMode (deps: TransparentModeDeps): TransparentMode {
   const c = deps.config
   const problems = planProblems(c)
-  if (problems.length > 0) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', problems.map(formatCheckProblem).join('; '), { detail: { key: 'transparent' } })
+  if (problems.length > 0) {
+    throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', problems.map(formatCheckProblem).join('; '),
+      { detail: { key: 'transparent' } })
+  }
   const log = childFor(deps.log, 'transparent')
   const servers: net.Server[] = []
   const setup = new HagSetup({
@@ -134,7 +137,13 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
         await closeServers()
         throw err
       }
-      log.info({ listenPort: c.listenPort, accessInterfaces: c.accessInterfaces, joinEndpoints: c.joinEndpoints, failMode: c.failMode, sourceAddress: c.sourceAddress }, 'transparent mode on')
+      log.info({
+        listenPort: c.listenPort,
+        accessInterfaces: c.accessInterfaces,
+        joinEndpoints: c.joinEndpoints,
+        failMode: c.failMode,
+        sourceAddress: c.sourceAddress
+      }, 'transparent mode on')
     },
     stop: async () => {
       try {

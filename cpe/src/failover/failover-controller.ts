@@ -26,7 +26,8 @@ import type { CpeMetrics } from '../metrics.ts'
 import type { UplinkSource } from '../paths/uplink-observer.ts'
 import { endpointAddArgv, endpointDelArgv, parseEndpoints } from '../uplink/uplink-plan.ts'
 import {
-  actionsFor, dropIdZeroArgv, failoverTarget, ipBatchArgv, kernelSettings, staleSteeringBatch, steeringBatch, steeringDiff, steeringRuleArgv, steeringRules, type FailoverAction, type FailoverUplink, type SteeringRule
+  actionsFor, dropIdZeroArgv, failoverTarget, ipBatchArgv, kernelSettings, staleSteeringBatch, steeringBatch, steeringDiff, steeringRuleArgv,
+  steeringRules, type FailoverAction, type FailoverUplink, type SteeringRule
 } from './failover-plan.ts'
 
 export interface HealthLike {
@@ -93,7 +94,10 @@ export class FailoverController {
       run: this.#run,
       ...(o.journal === undefined ? {} : { journal: o.journal }),
       onChange: (c) => {
-        if (c.phase === 'apply') this.#log('info', { sysctl: c.key, from: c.from, to: c.to }, `kernel setting ${c.key}=${c.to} (was ${c.from}; restored at stop)`)
+        if (c.phase === 'apply') {
+          this.#log('info', { sysctl: c.key, from: c.from, to: c.to },
+          `kernel setting ${c.key}=${c.to} (was ${c.from}; restored at stop)`)
+        }
       }
     })
   }
@@ -123,7 +127,11 @@ export class FailoverController {
   useFailbackPulse (pulse: (ms: number) => Promise<void>): void { this.#failbackPulse = pulse }
 
   view (): FailoverView {
-    return { steeredTo: this.#steeredTo ?? null, blackholeDetections: this.#blackholes, lastBlackholeAt: this.#lastBlackholeAt === undefined ? null : new Date(this.#lastBlackholeAt).toISOString() }
+    return {
+      steeredTo: this.#steeredTo ?? null,
+      blackholeDetections: this.#blackholes,
+      lastBlackholeAt: this.#lastBlackholeAt === undefined ? null : new Date(this.#lastBlackholeAt).toISOString()
+    }
   }
 
   /** Remove the steering rules and own endpoints, give taken uplinks back, restore the kernel settings. Idempotent. */
@@ -138,7 +146,10 @@ export class FailoverController {
     this.#steeredTo = undefined
     for (const id of this.#ownEndpoints.values()) await this.#attempt(endpointDelArgv(id))
     this.#ownEndpoints.clear()
-    for (const name of this.#adminTaken) await this.#o.source.setAdmin(name, 'up').catch((err: unknown) => { this.#log('warn', { err, path: name }, 'failover cleanup: uplink not given back') })
+    for (const name of this.#adminTaken) {
+      await this.#o.source.setAdmin(name,
+        'up').catch((err: unknown) => { this.#log('warn', { err, path: name }, 'failover cleanup: uplink not given back') })
+    }
     this.#adminTaken.clear()
     await this.#kernel.restore().catch((err: unknown) => { this.#log('warn', { err }, 'failover cleanup: a kernel setting was not restored') })
   }
@@ -150,7 +161,10 @@ export class FailoverController {
   }
 
   #enqueue (fn: () => Promise<void>): void {
-    this.#queue = this.#queue.then(async () => { if (!this.#stopped) await fn() }).catch((err: unknown) => { this.#log('warn', { err }, 'failover action failed') })
+    this.#queue = this.#queue.then(async () => { if (!this.#stopped) await fn() }).catch((err: unknown) => {
+      this.#log('warn', { err },
+        'failover action failed')
+    })
   }
 
   #view (): FailoverUplink[] {
@@ -171,7 +185,8 @@ export class FailoverController {
     if (await this.#pulse(path, actions)) actions.push({ kind: 'pulse', path })
     const seconds = Math.max(0, (this.#now() - t.at) / 1000)
     ;(state === 'down' ? this.#o.metrics.failoverDuration : this.#o.metrics.failbackDuration).observe({ path }, seconds)
-    this.#log('info', { path, to: state, reason: t.reason, actions: actions.map((a) => a.kind), ms: Math.round(seconds * 1000) }, `${state === 'down' ? 'failover' : 'failback'} of ${path} done: ${actions.map((a) => a.kind).join(', ') || 'nothing to do'}`)
+    this.#log('info', { path, to: state, reason: t.reason, actions: actions.map((a) => a.kind), ms: Math.round(seconds * 1000) },
+      `${state === 'down' ? 'failover' : 'failback'} of ${path} done: ${actions.map((a) => a.kind).join(', ') || 'nothing to do'}`)
   }
 
   /** After the primary's subflow is re-created: LTE backup for failover.failbackBackupMs (docs/failover.md, Failback). */
@@ -198,7 +213,8 @@ export class FailoverController {
     const from = this.#steeredTo
     this.#steeredTo = a.to
     for (const u of this.#o.uplinks) this.#o.metrics.steering.set({ path: u.name }, u.name === a.to ? 1 : 0)
-    this.#log('info', { from: from ?? null, to: a.to ?? null, table: a.table ?? null }, a.to === undefined ? 'new connections: no live access, steering rules removed (main table decides)' : `new connections steered to ${a.to} (table ${String(a.table)})`)
+    this.#log('info', { from: from ?? null, to: a.to ?? null, table: a.table ?? null },
+      a.to === undefined ? 'new connections: no live access, steering rules removed (main table decides)' : `new connections steered to ${a.to} (table ${String(a.table)})`)
   }
 
   /**
@@ -218,7 +234,8 @@ export class FailoverController {
   /** Rules at the steering priorities left by an agent that was killed (they are ours by configuration). */
   async #removeStaleRules (): Promise<void> {
     await Promise.all(([4, 6] as const).map(async (f) => {
-      await this.#run(ipBatchArgv(f, true), { input: staleSteeringBatch(this.#o.config.rulePriority).join('\n') + '\n' }).catch(() => { /* -force: errors for rules not there */ })
+      await this.#run(ipBatchArgv(f, true),
+        { input: staleSteeringBatch(this.#o.config.rulePriority).join('\n') + '\n' }).catch(() => { /* -force: errors for rules not there */ })
     }))
   }
 
@@ -280,9 +297,13 @@ export class FailoverController {
       this.#blackholes += blackholes
       this.#lastBlackholeAt = Date.now()
       this.#o.metrics.blackholeDetected.inc(blackholes)
-      this.#log('warn', { sysctl: 'net.mptcp.blackhole_timeout', count: blackholes }, 'the kernel detected an MPTCP blackhole and disables MPTCP for new connections for net.mptcp.blackhole_timeout seconds (failover.kernel.blackholeTimeout 0 turns this off)')
+      this.#log('warn', { sysctl: 'net.mptcp.blackhole_timeout', count: blackholes },
+        'the kernel detected an MPTCP blackhole and disables MPTCP for new connections for net.mptcp.blackhole_timeout seconds (failover.kernel.blackholeTimeout 0 turns this off)')
     }
     const disabled = delta('MPCapableSYNTXDisabled')
-    if (disabled > 0) this.#log('warn', { sysctl: 'net.mptcp.blackhole_timeout', count: disabled }, 'new connections sent without MPTCP: the kernel has MPTCP disabled after a blackhole (net.mptcp.blackhole_timeout)')
+    if (disabled > 0) {
+      this.#log('warn', { sysctl: 'net.mptcp.blackhole_timeout', count: disabled },
+        'new connections sent without MPTCP: the kernel has MPTCP disabled after a blackhole (net.mptcp.blackhole_timeout)')
+    }
   }
 }

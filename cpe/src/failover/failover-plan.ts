@@ -42,7 +42,8 @@ export function steeringRules (table: number, priority: number): SteeringRule[] 
 export const steeringKey = (r: SteeringRule): string => `${r.family}|${r.priority}|${r.table}|${r.suppressDefault ? 's' : ''}`
 
 export function steeringRuleArgv (op: 'add' | 'del', r: SteeringRule): string[] {
-  return ['ip', r.family === 4 ? '-4' : '-6', 'rule', op, 'lookup', String(r.table), ...(r.suppressDefault ? ['suppress_prefixlength', '0'] : []), 'priority', String(r.priority)]
+  return ['ip', r.family === 4 ? '-4' : '-6', 'rule', op, 'lookup', String(r.table), ...(r.suppressDefault ? ['suppress_prefixlength', '0'] : []),
+    'priority', String(r.priority)]
 }
 
 /**
@@ -66,7 +67,8 @@ export function staleSteeringBatch (priority: number, max = 4): string[] {
   return [priority + 1, priority].flatMap((p) => Array.from({ length: max }, () => `rule del priority ${p}`))
 }
 
-export const ipBatchArgv = (family: Family, force: boolean): string[] => ['ip', family === 4 ? '-4' : '-6', ...(force ? ['-force'] : []), '-batch', '-']
+export const ipBatchArgv = (family: Family,
+  force: boolean): string[] => ['ip', family === 4 ? '-4' : '-6', ...(force ? ['-force'] : []), '-batch', '-']
 
 /** The rule changes that move steering from `from` rules to `to` rules (add the new before deleting the old). */
 export function steeringDiff (from: readonly SteeringRule[], to: readonly SteeringRule[]): { add: SteeringRule[], del: SteeringRule[] } {

@@ -68,7 +68,13 @@ export class HealthState {
 
   snapshot (): HealthSnapshot {
     const lost = this.#window.filter((l) => l).length
-    return { state: this.#state, lossRatio: this.#window.length === 0 ? 0 : lost / this.#window.length, rttMs: this.#rttMs, since: this.#since, carrier: this.#carrier }
+    return {
+      state: this.#state,
+      lossRatio: this.#window.length === 0 ? 0 : lost / this.#window.length,
+      rttMs: this.#rttMs,
+      since: this.#since,
+      carrier: this.#carrier
+    }
   }
 
   /** Carrier (link UP and LOWER_UP with an address) as read now; a loss takes the path down at once. */

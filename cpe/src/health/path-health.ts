@@ -5,7 +5,8 @@
  * multipath.pollIntervalMs), with an address from the uplink source; the source's link flags where
  * sysfs cannot tell.
  *
- * Owns `hybrid_path_up` while enabled: carrier AND probe health. Emits `change(path, state, transition)` on every transition (failover work subscribes
+ * Owns `hybrid_path_up` while enabled: carrier AND probe health. Emits `change(path, state, transition)` on
+ * every transition (failover work subscribes
  * here) and logs it at info: `path dsl down: 3 probes lost`.
  * Detection only: it changes no route, endpoint or flag.
  */
@@ -79,7 +80,12 @@ export class PathHealth extends EventEmitter<{ change: [path: string, state: Hea
     this.#operstate = opts.operstate ?? sysfsOperstate
     const c = opts.config
     for (const p of paths) {
-      this.#paths.set(p, { state: new HealthState({ downAfter: c.downAfter, upAfter: c.upAfter, holdDownMs: c.holdDownMs, window: c.window }, this.#now(), true), sinceWall: this.#wallNow(), uplink: undefined, socket: undefined })
+      this.#paths.set(p, {
+        state: new HealthState({ downAfter: c.downAfter, upAfter: c.upAfter, holdDownMs: c.holdDownMs, window: c.window }, this.#now(), true),
+        sinceWall: this.#wallNow(),
+        uplink: undefined,
+        socket: undefined
+      })
     }
   }
 
@@ -128,7 +134,13 @@ export class PathHealth extends EventEmitter<{ change: [path: string, state: Hea
     const e = this.#paths.get(path)
     if (e === undefined) return undefined
     const s = e.state.snapshot()
-    return { state: s.state, lossRatio: round(s.lossRatio, 3), rttMs: s.rttMs === undefined ? null : round(s.rttMs, 2), timeoutMs: this.#timeoutFor(path), since: new Date(e.sinceWall).toISOString() }
+    return {
+      state: s.state,
+      lossRatio: round(s.lossRatio, 3),
+      rttMs: s.rttMs === undefined ? null : round(s.rttMs, 2),
+      timeoutMs: this.#timeoutFor(path),
+      since: new Date(e.sinceWall).toISOString()
+    }
   }
 
   #socket (name: string, source: string): ProbeSocket {
@@ -173,7 +185,8 @@ export class PathHealth extends EventEmitter<{ change: [path: string, state: Hea
     const m = this.#o.metrics
     m.pathStateChanges.inc({ path: name, to: t.to })
     this.#publish(name, e)
-    this.#o.log.info({ path: name, from: t.from, to: t.to, reason: t.reason, lossRatio: round(e.state.snapshot().lossRatio, 3) }, `path ${name} ${t.to}: ${t.detail}`)
+    this.#o.log.info({ path: name, from: t.from, to: t.to, reason: t.reason, lossRatio: round(e.state.snapshot().lossRatio, 3) },
+      `path ${name} ${t.to}: ${t.detail}`)
     this.emit('change', name, t.to, t)
   }
 
@@ -189,7 +202,8 @@ export class PathHealth extends EventEmitter<{ change: [path: string, state: Hea
 const round = (v: number, digits: number): number => Math.round(v * 10 ** digits) / 10 ** digits
 
 /** The component for a config, or undefined when `health.enabled` is off. Target: health.host ?? concentrator.host. */
-export function createPathHealth (config: { health: HealthConfig, concentrator: { host: string }, uplinks: ReadonlyArray<{ name: string }> }, metrics: CpeMetrics, log: Logger): PathHealth | undefined {
+export function createPathHealth (config: { health: HealthConfig, concentrator: { host: string }, uplinks: ReadonlyArray<{ name: string }> },
+  metrics: CpeMetrics, log: Logger): PathHealth | undefined {
   if (!config.health.enabled) return undefined
   const target = { host: config.health.host ?? config.concentrator.host, port: config.health.port }
   return new PathHealth(config.uplinks.map((u) => u.name), { config: config.health, target, metrics, log })

@@ -73,10 +73,20 @@ function setBlock (name: string, type: string, elements: readonly (string | numb
 export function interceptProblems (input: InterceptRulesetInput): CheckProblem[] {
   const c = input.intercept
   const problems: CheckProblem[] = []
-  if (c.mark === c.socketMark) problems.push({ path: ['intercept', 'socketMark'], message: 'must differ from /intercept/mark (the agent\'s own packets would be delivered locally)' })
+  if (c.mark === c.socketMark) {
+    problems.push({
+      path: ['intercept', 'socketMark'],
+      message: 'must differ from /intercept/mark (the agent\'s own packets would be delivered locally)'
+    })
+  }
   for (const key of ['destinations', 'sources'] as const) {
     c.bypass[key].forEach((text, i) => {
-      if (parsePrefix(text) === undefined) problems.push({ path: ['intercept', 'bypass', key, i], message: `not an IP address or prefix: ${JSON.stringify(text)}` })
+      if (parsePrefix(text) === undefined) {
+        problems.push({
+          path: ['intercept', 'bypass', key, i],
+          message: `not an IP address or prefix: ${JSON.stringify(text)}`
+        })
+      }
     })
   }
   return problems
@@ -87,7 +97,8 @@ export function buildInterceptRuleset (input: InterceptRulesetInput): string {
   const c = input.intercept
   const problems = interceptProblems(input)
   if (problems.length > 0) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', problems.map(formatCheckProblem).join('; '))
-  const dst = splitPrefixes([...c.bypass.destinations, ...(input.concentrator === undefined ? [] : [input.concentrator.host])], '/intercept/bypass/destinations')
+  const dst = splitPrefixes([...c.bypass.destinations, ...(input.concentrator === undefined ? [] : [input.concentrator.host])],
+    '/intercept/bypass/destinations')
   const src = splitPrefixes(c.bypass.sources, '/intercept/bypass/sources')
   const ports = [...new Set(c.bypass.ports)].sort((a, b) => a - b)
   const mark = hex(c.mark)

@@ -123,8 +123,16 @@ export class Interceptor extends EventEmitter<{ holderExit: [code: number | null
     const hosts = c.ipv6 ? ['0.0.0.0', '::'] : ['0.0.0.0']
     for (const host of hosts) {
       const hwm = this.#opts.highWaterMark === undefined ? {} : { highWaterMark: this.#opts.highWaterMark }
-      const server = await listen({ host, port: c.port, protocol: 'tcp', transparent: true, allowHalfOpen: true, ...hwm, ...(host === '::' ? { v6Only: true } : {}) },
-        (socket) => { this.#accept(socket) })
+      const server = await listen({
+        host,
+        port: c.port,
+        protocol: 'tcp',
+        transparent: true,
+        allowHalfOpen: true,
+        ...hwm,
+        ...(host === '::' ? { v6Only: true } : {})
+      },
+      (socket) => { this.#accept(socket) })
       this.#servers.push(server)
     }
     this.#opts.log.info({ port: c.port, hosts }, 'transparent listeners up')
@@ -162,7 +170,12 @@ export class Interceptor extends EventEmitter<{ holderExit: [code: number | null
   }
 
   async #installTable (): Promise<void> {
-    const owner = await NftOwner.start({ family: NFT_FAMILY, table: NFT_TABLE, run: this.#run, ...(this.#opts.commandPrefix === undefined ? {} : { commandPrefix: this.#opts.commandPrefix }) })
+    const owner = await NftOwner.start({
+      family: NFT_FAMILY,
+      table: NFT_TABLE,
+      run: this.#run,
+      ...(this.#opts.commandPrefix === undefined ? {} : { commandPrefix: this.#opts.commandPrefix })
+    })
     this.#owner = owner
     owner.on('exit', (code, signal) => {
       this.#tableApplied = false

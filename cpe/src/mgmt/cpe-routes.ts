@@ -53,18 +53,29 @@ export function registerCpeRoutes (app: MgmtApp, deps: CpeRouteDeps): void {
   }, async () => deps.status())
 
   app.get('/api/v1/uplinks', {
-    schema: { summary: 'Uplinks: up (link and probe health), role, admin state, endpoint, subflows, bytes, health', tags: ['status'], response: { 200: AnyObject } }
+    schema: {
+      summary: 'Uplinks: up (link and probe health), role, admin state, endpoint, subflows, bytes, health',
+      tags: ['status'],
+      response: { 200: AnyObject }
+    }
   }, async () => ({ uplinks: deps.uplinks() }))
 
   app.put('/api/v1/uplinks/:name', {
-    schema: { summary: 'Change an uplink: multipath mode (global, LTE uplinks) and/or admin state', tags: ['control'], params: UplinkParams, body: UplinkBody, response: { 200: AnyObject } }
+    schema: {
+      summary: 'Change an uplink: multipath mode (global, LTE uplinks) and/or admin state',
+      tags: ['control'],
+      params: UplinkParams,
+      body: UplinkBody,
+      response: { 200: AnyObject }
+    }
   }, async (request, reply) => {
     const { name } = request.params
     const uplink = deps.uplinks().find((u) => u.name === name)
     if (uplink === undefined) return sendError(reply, 404, 'HYBRID_ERR_MGMT_NOT_FOUND', `no uplink named ${name}`, '/params/name')
     const body = request.body
     if (body.mode !== undefined && uplink.access !== 'lte') {
-      return sendError(reply, 400, 'HYBRID_ERR_MGMT_BAD_REQUEST', 'mode applies to LTE uplinks (their endpoints are flagged backup or not)', '/body/mode')
+      return sendError(reply, 400, 'HYBRID_ERR_MGMT_BAD_REQUEST', 'mode applies to LTE uplinks (their endpoints are flagged backup or not)',
+        '/body/mode')
     }
     // Admin state first, then mode (the order setUplink always had); a refusal names the field it was about.
     const parts: Array<[field: string, change: UplinkChange]> = []
@@ -96,7 +107,12 @@ function registerSteeringRoutes (app: MgmtApp, deps: CpeRouteDeps): void {
   })
 
   app.put('/api/v1/steering', {
-    schema: { summary: 'Switch the steering mode at run time (flags written before the answer)', tags: ['control'], body: SteeringBody, response: { 200: AnyObject } }
+    schema: {
+      summary: 'Switch the steering mode at run time (flags written before the answer)',
+      tags: ['control'],
+      body: SteeringBody,
+      response: { 200: AnyObject }
+    }
   }, async (request, reply) => {
     const s = deps.steering()
     if (s === undefined) return sendError(reply, 503, 'HYBRID_ERR_INTERNAL', 'agent not started')

@@ -58,7 +58,14 @@ export class CpeSessionTable {
     const views = [...this.#entries.values()].map((e): CpeSessionView => {
       const { up, down } = e.progress()
       const { progress: _p, buffered: _b, abort: _a, started, path, ...rest } = e
-      return { ...rest, path: path ?? null, started: new Date(started).toISOString(), durationSeconds: Math.max(0, (now - started) / 1000), bytesUp: up, bytesDown: down }
+      return {
+        ...rest,
+        path: path ?? null,
+        started: new Date(started).toISOString(),
+        durationSeconds: Math.max(0, (now - started) / 1000),
+        bytesUp: up,
+        bytesDown: down
+      }
     })
     views.sort((a, b) => (b.bytesUp + b.bytesDown) - (a.bytesUp + a.bytesDown) || a.id - b.id)
     return { total: views.length, offset, limit, sessions: views.slice(offset, offset + limit) }

@@ -1,7 +1,7 @@
 /**
  * TCP Fast Open outcome and MPTCP fallback reason of a connection to the concentrator, read from
- * the initial subflow's TCP_INFO once the handshake is over (pure). Kernel-and-node.md §5: SYN_DATA in
- * tcpi_options means the SYN's data was acknowledged; tcpi_fastopen_client_fail says why not.
+ * the initial subflow's TCP_INFO once the handshake is over (pure). docs/design/kernel-facts.md §2:
+ * SYN_DATA in tcpi_options means the SYN's data was acknowledged; tcpi_fastopen_client_fail says why not.
  */
 import { FastOpenClientFail } from '../../../shared/src/codec/tcp-info.ts'
 import type { TcpInfo } from '../../../shared/src/codec/tcp-info.ts'
@@ -21,7 +21,7 @@ export function tfoResult (info: Pick<TcpInfo, 'synData' | 'fastOpenClientFail'>
 
 /**
  * Why a connection that should run MPTCP does not. SYN data not acknowledged is the silent-fallback
- * trap of kernel-and-node.md §5 (cookie-less SYN data towards a server requiring a cookie).
+ * trap of docs/design/kernel-facts.md §2 (cookie-less SYN data towards a server requiring a cookie).
  */
 export function fallbackReason (info: Pick<TcpInfo, 'fastOpenClientFail'> | undefined): FallbackReason {
   return info?.fastOpenClientFail === FastOpenClientFail.SynDataNotAcked ? 'tfo_data_not_acked' : 'other'

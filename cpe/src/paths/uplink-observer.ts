@@ -37,7 +37,12 @@ export class UplinkObserver extends EventEmitter<{ change: [UplinkState[]], prob
     this.#run = run
   }
 
-  static async start (opts: { uplinks: readonly UplinkConfig[], multipath: MultipathConfig, log: Logger, run?: CommandRunner }): Promise<UplinkObserver> {
+  static async start (opts: {
+    uplinks: readonly UplinkConfig[],
+    multipath: MultipathConfig,
+    log: Logger,
+    run?: CommandRunner
+  }): Promise<UplinkObserver> {
     const o = new UplinkObserver(opts.uplinks, opts.multipath, opts.log, opts.run ?? runCommand)
     await o.refresh()
     o.#timer = setInterval(() => { o.refresh().catch(() => {}) }, opts.multipath.pollIntervalMs).unref()
@@ -47,8 +52,15 @@ export class UplinkObserver extends EventEmitter<{ change: [UplinkState[]], prob
   get mode (): MultipathMode { return this.#mp.mode }
   uplinks (): UplinkState[] { return this.#states.map((s) => ({ ...s, addresses: [...s.addresses], endpointIds: [...s.endpointIds] })) }
 
-  async setMode (): Promise<void> { throw new HybridError('HYBRID_ERR_UPLINK_CONFIG', 'multipath.rules is off: the operator owns the MPTCP endpoints') }
-  async setAdmin (): Promise<void> { throw new HybridError('HYBRID_ERR_UPLINK_CONFIG', 'multipath.rules is off: the operator owns the MPTCP endpoints') }
+  async setMode (): Promise<void> {
+    throw new HybridError('HYBRID_ERR_UPLINK_CONFIG',
+      'multipath.rules is off: the operator owns the MPTCP endpoints')
+  }
+
+  async setAdmin (): Promise<void> {
+    throw new HybridError('HYBRID_ERR_UPLINK_CONFIG',
+      'multipath.rules is off: the operator owns the MPTCP endpoints')
+  }
 
   async refresh (): Promise<void> {
     try {
@@ -58,7 +70,18 @@ export class UplinkObserver extends EventEmitter<{ change: [UplinkState[]], prob
         const link = links.get(s.interface)
         const addresses = link?.addresses.map((a) => a.address) ?? []
         const endpointIds = endpoints.filter((e) => addresses.includes(e.address)).map((e) => e.id)
-        return { name: s.name, role: s.role, interface: s.interface, table: s.table, addresses, up: link?.up ?? false, endpointId: endpointIds[0], endpointIds, mode: this.#mp.mode, admin: 'up' }
+        return {
+          name: s.name,
+          role: s.role,
+          interface: s.interface,
+          table: s.table,
+          addresses,
+          up: link?.up ?? false,
+          endpointId: endpointIds[0],
+          endpointIds,
+          mode: this.#mp.mode,
+          admin: 'up'
+        }
       })
       const changed = JSON.stringify(states) !== JSON.stringify(this.#states)
       this.#states = states

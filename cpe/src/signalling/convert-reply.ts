@@ -14,7 +14,11 @@ import type { OriginalDestination } from '../intercept/interceptor.ts'
  * bytes. With TFO it all travels in the SYN. IPv4 destinations go as IPv4-mapped (the codec).
  */
 export function buildFirstWrite (destination: OriginalDestination, first: Uint8Array, cookie?: Uint8Array): Buffer {
-  return buildConvertConnect({ port: destination.port, destination: { family: destination.family, address: destination.address }, ...(cookie === undefined ? {} : { cookie }) }, first)
+  return buildConvertConnect({
+    port: destination.port,
+    destination: { family: destination.family, address: destination.address },
+    ...(cookie === undefined ? {} : { cookie })
+  }, first)
 }
 
 export type ConvertReplyAction =
@@ -25,7 +29,13 @@ export type ConvertReplyAction =
   /** Error 64/65: shun this converter for the back-off period and fall back for this connection. */
   | { readonly type: 'backoff-and-fallback' }
   /** Reset the LAN connection; counted as a rejection or an upstream failure. */
-  | { readonly type: 'reset', readonly count: { readonly kind: 'rejected', readonly reason: RejectReason } | { readonly kind: 'upstream', readonly reason: UpstreamFailureReason } }
+  | {
+    readonly type: 'reset',
+    readonly count: { readonly kind: 'rejected', readonly reason: RejectReason } | {
+      readonly kind: 'upstream',
+      readonly reason: UpstreamFailureReason
+    }
+  }
 
 const reset = (kind: 'rejected' | 'upstream', reason: string): ConvertReplyAction =>
   ({ type: 'reset', count: kind === 'rejected' ? { kind, reason: reason as RejectReason } : { kind, reason: reason as UpstreamFailureReason } })

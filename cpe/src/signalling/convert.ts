@@ -118,10 +118,19 @@ export class ConvertUpstream {
     if (!r.ok) { queueMicrotask(() => { this.#unreachable(r.errno) }); return }
     const socket = r.socket
     this.#socket = socket
-    socket.on('error', (err: Error & { code?: string }) => { if (this.#socket === socket && this.#relay === undefined && !this.#gotReplyByte) this.#unreachable(err.code) })
+    socket.on('error', (err: Error & { code?: string }) => {
+      if (this.#socket === socket && this.#relay === undefined && !this.#gotReplyByte) this.#unreachable(err.code)
+    })
     socket.on('close', () => { if (this.#socket === socket && this.#relay === undefined) this.#onUpClose() })
     socket.on('end', () => { if (this.#socket === socket && this.#relay === undefined) this.#onUpEnd() })
-    this.#unwatch = this.#redialled ? undefined : this.#deps.redials?.add({ mode: 'convert', socket, log: this.#info.log, redial: () => { this.#redial(socket) } })
+    this.#unwatch = this.#redialled
+      ? undefined
+      : this.#deps.redials?.add({
+        mode: 'convert',
+        socket,
+        log: this.#info.log,
+        redial: () => { this.#redial(socket) }
+      })
     if (this.#first !== undefined) this.#begin()
   }
 
@@ -197,7 +206,13 @@ export class ConvertUpstream {
   #relayTo (socket: net.Socket, earlyData: Buffer, path: string | undefined): void {
     const { limits } = this.#s
     const sentFirst = earlyData.length === 0 ? this.#first?.length ?? 0 : 0
-    const r = relay(this.#lan, socket, { ...relayMetricHooks(this.#deps.metrics), idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs, keepalive: relayKeepalive(limits), ...(earlyData.length > 0 ? { earlyData } : {}) })
+    const r = relay(this.#lan, socket, {
+      ...relayMetricHooks(this.#deps.metrics),
+      idleTimeoutMs: limits.idleTimeoutMs,
+      halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
+      keepalive: relayKeepalive(limits),
+      ...(earlyData.length > 0 ? { earlyData } : {})
+    })
     this.#relay = r
     this.#first = undefined
     const id = this.#info.id
@@ -287,13 +302,26 @@ export class ConvertUpstream {
     const d = this.#info.destination
     let socket: net.Socket
     try {
-      socket = (this.#deps.dial ?? dial)({ host: d.address, port: d.port, protocol: 'tcp', mark: this.#s.socketMark, allowHalfOpen: true, noDelay: true, highWaterMark: this.#s.highWaterMark })
+      socket = (this.#deps.dial ?? dial)({
+        host: d.address,
+        port: d.port,
+        protocol: 'tcp',
+        mark: this.#s.socketMark,
+        allowHalfOpen: true,
+        noDelay: true,
+        highWaterMark: this.#s.highWaterMark
+      })
     } catch (err) {
       this.#reset({ kind: 'upstream', reason: reasonForErrno((err as { code?: string }).code) }, 'direct dial refused')
       return
     }
     this.#socket = socket
-    socket.on('error', (err: Error & { code?: string }) => { if (this.#relay === undefined) this.#reset({ kind: 'upstream', reason: reasonForErrno(err.code) }, 'direct connect failed') })
+    socket.on('error', (err: Error & { code?: string }) => {
+      if (this.#relay === undefined) {
+        this.#reset({ kind: 'upstream', reason: reasonForErrno(err.code) },
+          'direct connect failed')
+      }
+    })
     socket.once('connect', () => { if (!this.#finished) this.#relayTo(socket, this.#first ?? Buffer.alloc(0), undefined) })
   }
 

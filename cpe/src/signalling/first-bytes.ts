@@ -6,7 +6,7 @@
  *
  * `coalesceDecision` is the pure rule; `collectFirstBytes` applies it to a socket. While collecting
  * nothing else reads the socket; afterwards it is paused (no reading while the upstream is dialled:
- * security-and-operations.md §1, threat 6) and bytes beyond the cap are pushed back with `unshift`.
+ * docs/design/threat-model.md, threat 6) and bytes beyond the cap are pushed back with `unshift`.
  *
  * End of stream (the client half-closed, `nc -N`) sends at once and is reported as `ended`; the
  * 'end' event is consumed here, so the socket's `readableEnded` is what tells the relay to pass the
@@ -53,7 +53,8 @@ export interface FirstBytes {
  * Collects the client's first bytes per `coalesceDecision`; resolves once (never rejects). The socket
  * is left paused with no 'data' listener; any bytes over `maxBytes` are unshifted back into it.
  */
-export function collectFirstBytes (socket: net.Socket, limits: CoalesceLimits, now: () => number = performance.now.bind(performance)): Promise<FirstBytes> {
+export function collectFirstBytes (socket: net.Socket, limits: CoalesceLimits,
+  now: () => number = performance.now.bind(performance)): Promise<FirstBytes> {
   const started = now()
   const chunks: Buffer[] = []
   let buffered = 0

@@ -109,7 +109,8 @@ export class PendingDials {
       this.#entries.delete(d.id)
       this.#o.metrics.upstreamRedials.inc({ mode: e.dial.mode, reason: d.reason })
       const path = paths.get(d.id) ?? null
-      e.dial.log.info({ path, reason: d.reason, ms: Math.round(now - e.at) }, `upstream connect on ${path ?? 'an unknown path'} still unanswered after the path went down; dialling again`)
+      e.dial.log.info({ path, reason: d.reason, ms: Math.round(now - e.at) },
+        `upstream connect on ${path ?? 'an unknown path'} still unanswered after the path went down; dialling again`)
       try { e.dial.redial(d.reason) } catch (err) { e.dial.log.warn({ err }, 'redial failed') }
     }
     this.#schedule()

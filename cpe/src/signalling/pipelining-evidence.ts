@@ -38,7 +38,14 @@ export function pipeliningEvidence (f: PipelinedFailure): PipeliningJudgement {
       return f.greetingOnly ? { evidence: 'suspect', why: 'FIN after the greeting' } : none
     case 'close':
       // Before any byte only the reset of an established connection (unread pipelined bytes) counts, not a refused connect.
-      if (f.silent) return f.errno === undefined || reasonForErrno(f.errno) === 'reset' ? { evidence: 'suspect', why: 'reset before any method reply' } : none
+      if (f.silent) {
+        return f.errno === undefined || reasonForErrno(f.errno) === 'reset'
+          ? {
+              evidence: 'suspect',
+              why: 'reset before any method reply'
+            }
+          : none
+      }
       return f.greetingOnly ? { evidence: 'suspect', why: 'closed after the greeting' } : none
   }
 }

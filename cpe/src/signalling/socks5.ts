@@ -110,7 +110,10 @@ export class Socks5Upstream {
     lan.on('error', this.#onLanError)
     lan.on('close', this.#onLanClose)
     this.#dial()
-    const first = collected === undefined ? collectFirstBytes(lan, { windowMs: settings.socks5.coalesceMs, maxBytes: settings.limits.earlyDataMaxBytes }) : Promise.resolve(collected)
+    const first = collected === undefined
+      ? collectFirstBytes(lan,
+        { windowMs: settings.socks5.coalesceMs, maxBytes: settings.limits.earlyDataMaxBytes })
+      : Promise.resolve(collected)
     first.then(({ data }) => { this.#first = data; this.#begin() }, () => {})
     info.log.debug({ dst: `${info.destination.address}:${info.destination.port}` }, 'open')
   }
@@ -137,7 +140,8 @@ export class Socks5Upstream {
     }
     const socket = r.socket
     this.#socket = socket
-    socket.on('error', (err: Error & { code?: string }) => { if (this.#attempt?.socket === socket || this.#socket === socket) this.#onUpError(socket, err) })
+    socket.on('error',
+      (err: Error & { code?: string }) => { if (this.#attempt?.socket === socket || this.#socket === socket) this.#onUpError(socket, err) })
     socket.on('close', () => { if (this.#socket === socket) this.#onUpClose() })
     socket.on('end', () => { if (this.#socket === socket) this.#onUpEnd() })
     this.#watch(socket)
@@ -147,7 +151,14 @@ export class Socks5Upstream {
   /** Register the attempt for one re-dial if its access dies before the concentrator answers. */
   #watch (socket: net.Socket): void {
     this.#unwatch?.()
-    this.#unwatch = this.#redialled ? undefined : this.#deps.redials?.add({ mode: 'socks5', socket, log: this.#info.log, redial: () => { this.#redial(socket) } })
+    this.#unwatch = this.#redialled
+      ? undefined
+      : this.#deps.redials?.add({
+        mode: 'socks5',
+        socket,
+        log: this.#info.log,
+        redial: () => { this.#redial(socket) }
+      })
   }
 
   #stopWatching (): void {
@@ -181,7 +192,12 @@ export class Socks5Upstream {
     let parser: Socks5ClientParser
     try {
       const d = this.#info.destination
-      parser = new Socks5ClientParser({ address: { type: d.family === 6 ? 'ipv6' : 'ipv4', host: d.address, port: d.port }, ...(auth === undefined ? {} : { auth }), ...(pipelined && this.#first.length > 0 ? { earlyData: this.#first } : {}), pipelined })
+      parser = new Socks5ClientParser({
+        address: { type: d.family === 6 ? 'ipv6' : 'ipv4', host: d.address, port: d.port },
+        ...(auth === undefined ? {} : { auth }),
+        ...(pipelined && this.#first.length > 0 ? { earlyData: this.#first } : {}),
+        pipelined
+      })
     } catch (err) {
       this.#info.log.debug({ err }, 'cannot encode the SOCKS5 request')
       this.#fail({ type: 'protocol' })
@@ -262,7 +278,8 @@ export class Socks5Upstream {
   #pipeliningRefused (a: Attempt, why: string, failure: AttemptFailure, conclusive: boolean): void {
     if (this.#attempt !== a || this.#finished) return
     if (conclusive) this.#deps.pipelining.recordRefused(this.#key)
-    this.#info.log[conclusive ? 'info' : 'debug']({ concentrator: this.#key, why, conclusive }, 'pipelined SOCKS5 handshake not answered; retrying stepwise')
+    this.#info.log[conclusive ? 'info' : 'debug']({ concentrator: this.#key, why, conclusive },
+      'pipelined SOCKS5 handshake not answered; retrying stepwise')
     if (this.#retried) { this.#fail(failure); return }
     this.#dropAttempt(a.socket)
     this.#retried = true
@@ -274,7 +291,8 @@ export class Socks5Upstream {
   #confirmSuspect (a: Attempt): void {
     if (a.pipelined || this.#suspect === undefined) return
     this.#deps.pipelining.recordRefused(this.#key)
-    this.#info.log.info({ concentrator: this.#key, why: this.#suspect }, 'concentrator answers a stepwise SOCKS5 handshake but not a pipelined one; going stepwise')
+    this.#info.log.info({ concentrator: this.#key, why: this.#suspect },
+      'concentrator answers a stepwise SOCKS5 handshake but not a pipelined one; going stepwise')
     this.#suspect = undefined
   }
 
@@ -303,7 +321,13 @@ export class Socks5Upstream {
     const { limits } = this.#s
     const early = !a.pipelined && this.#first !== undefined && this.#first.length > 0 ? { earlyData: this.#first } : {}
     this.#earlyInHandshake = a.pipelined ? this.#first?.length ?? 0 : 0
-    const r = relay(this.#lan, a.socket, { ...relayMetricHooks(this.#deps.metrics), idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs, keepalive: relayKeepalive(limits), ...early })
+    const r = relay(this.#lan, a.socket, {
+      ...relayMetricHooks(this.#deps.metrics),
+      idleTimeoutMs: limits.idleTimeoutMs,
+      halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
+      keepalive: relayKeepalive(limits),
+      ...early
+    })
     this.#relay = r
     this.#first = undefined
     const id = this.#info.id

@@ -117,10 +117,18 @@ export class TransparentUpstream {
       return
     }
     this.#socket = socket
-    socket.on('error', (err: Error & { code?: string }) => { if (this.#relay === undefined && this.#socket === socket) this.#fail(err.code ?? 'EIO') })
+    socket.on('error',
+      (err: Error & { code?: string }) => { if (this.#relay === undefined && this.#socket === socket) this.#fail(err.code ?? 'EIO') })
     socket.once('connect', () => { if (this.#socket === socket) this.#onConnect(socket) })
     this.#timer = setTimeout(() => { this.#fail('ETIMEDOUT') }, this.#s.limits.connectTimeoutMs)
-    this.#unwatch = this.#redialled ? undefined : this.#deps.redials?.add({ mode: MODE, socket, log: this.#info.log, redial: () => { this.#redial(socket) } })
+    this.#unwatch = this.#redialled
+      ? undefined
+      : this.#deps.redials?.add({
+        mode: MODE,
+        socket,
+        log: this.#info.log,
+        redial: () => { this.#redial(socket) }
+      })
   }
 
   /** Drop the unanswered attempt (its MPTCP SYN left over a dead access) and dial again: the steering has moved. */
@@ -159,7 +167,12 @@ export class TransparentUpstream {
 
   #startRelay (socket: net.Socket): void {
     const { limits } = this.#s
-    const r = relay(this.#lan, socket, { ...relayMetricHooks(this.#deps.metrics), idleTimeoutMs: limits.idleTimeoutMs, halfCloseTimeoutMs: limits.halfCloseTimeoutMs, keepalive: relayKeepalive(limits) })
+    const r = relay(this.#lan, socket, {
+      ...relayMetricHooks(this.#deps.metrics),
+      idleTimeoutMs: limits.idleTimeoutMs,
+      halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
+      keepalive: relayKeepalive(limits)
+    })
     this.#relay = r
     const id = this.#info.id
     const paths = this.#deps.paths

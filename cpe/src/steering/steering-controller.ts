@@ -20,7 +20,8 @@ import type { CpeMetrics } from '../metrics.ts'
 import type { UplinkSource } from '../paths/uplink-observer.ts'
 import { endpointFlagWriter, managedFlagWriter, type BackupFlagWriter } from './backup-flags.ts'
 import {
-  activeClassRules, classMatcher, classRuleArgv, classRuleKey, classRules, delayStep, sourceAddressOf, desiredBackup, initialPriorityState, priorityStep,
+  activeClassRules, classMatcher, classRuleArgv, classRuleKey, classRules, delayStep, sourceAddressOf, desiredBackup, initialPriorityState,
+  priorityStep,
   unsupportedReason, type ClassRule, type DelayState, type FlagReason, type PriorityState, type SteeringCapabilities
 } from './steering-plan.ts'
 
@@ -141,7 +142,9 @@ export class SteeringController {
       dslLoad: Math.round(this.#prio.load * 1000) / 1000,
       lteActive: this.#prio.lteActive,
       preferred: this.#mode === 'smallest-delay' ? this.#delay.preferred : null,
-      failbackPulseUntil: this.#pulseUntil !== undefined && this.#pulseUntil > this.#now() ? new Date(Date.now() + this.#pulseUntil - this.#now()).toISOString() : null,
+      failbackPulseUntil: this.#pulseUntil !== undefined && this.#pulseUntil > this.#now()
+        ? new Date(Date.now() + this.#pulseUntil - this.#now()).toISOString()
+        : null,
       backup: Object.fromEntries(this.#others().map((u) => [u.name, this.#applied.get(u.name) ?? null])),
       classes: this.#o.config.classes.map((k) => ({ name: k.name, access: k.access, active: active.has(k.name) }))
     }
@@ -194,7 +197,10 @@ export class SteeringController {
   }
 
   #enqueue (fn: () => Promise<void>): void {
-    this.#queue = this.#queue.then(async () => { if (!this.#stopped) await fn() }).catch((err: unknown) => { this.#log('warn', { err }, 'steering step failed') })
+    this.#queue = this.#queue.then(async () => { if (!this.#stopped) await fn() }).catch((err: unknown) => {
+      this.#log('warn', { err },
+        'steering step failed')
+    })
   }
 
   /** Run `fn` in the queue and hand its outcome to the caller. */
@@ -227,7 +233,14 @@ export class SteeringController {
   async #reconcile (full: boolean): Promise<void> {
     const now = this.#now()
     const primary = this.#primary()
-    const inputs = { mode: this.#mode, primaryHealthy: primary === undefined || this.#healthy(primary.name), pulseUntil: this.#pulseUntil, now, lteActive: this.#prio.lteActive, preferred: this.#mode === 'smallest-delay' ? this.#delay.preferred : undefined }
+    const inputs = {
+      mode: this.#mode,
+      primaryHealthy: primary === undefined || this.#healthy(primary.name),
+      pulseUntil: this.#pulseUntil,
+      now,
+      lteActive: this.#prio.lteActive,
+      preferred: this.#mode === 'smallest-delay' ? this.#delay.preferred : undefined
+    }
     const decided = new Map(this.#others().map((u) => [u.name, desiredBackup(u.name, inputs)]))
     const wanted = new Map([...decided].map(([n, d]) => [n, d.backup]))
     const same = [...wanted].every(([n, b]) => this.#applied.has(n) && this.#applied.get(n) === b)
@@ -241,7 +254,8 @@ export class SteeringController {
 
   #counted (path: string, backup: boolean, reason: FlagReason): void {
     this.#o.metrics.steeringBackupChanges.inc({ path, to: backup ? 'backup' : 'nobackup', reason })
-    this.#log('info', { path, backup, reason, mode: this.#mode ?? null, dslLoad: Math.round(this.#prio.load * 100) / 100 }, `${path} ${backup ? 'flagged backup' : 'backup flag cleared'} (${reason})`)
+    this.#log('info', { path, backup, reason, mode: this.#mode ?? null, dslLoad: Math.round(this.#prio.load * 100) / 100 },
+      `${path} ${backup ? 'flagged backup' : 'backup flag cleared'} (${reason})`)
   }
 
   async #syncClassRules (): Promise<void> {

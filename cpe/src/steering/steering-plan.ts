@@ -40,7 +40,15 @@ export interface PriorityState {
 /** Weight of the newest interval in the smoothed load: one 250 ms sample cannot flip or reset a decision alone. */
 export const LOAD_ALPHA = 0.5
 
-export const initialPriorityState = (): PriorityState => ({ lteActive: false, pendingSince: undefined, last: undefined, peakDownBps: 0, peakUpBps: 0, load: 0, samples: 0 })
+export const initialPriorityState = (): PriorityState => ({
+  lteActive: false,
+  pendingSince: undefined,
+  last: undefined,
+  peakDownBps: 0,
+  peakUpBps: 0,
+  load: 0,
+  samples: 0
+})
 
 /** A learned capacity below this (1 Mbit/s) is not trusted: an idle line would look loaded. */
 export const MIN_LEARNED_BPS = 125_000
@@ -80,7 +88,8 @@ export interface DelayState { preferred: string, pendingSince: number | undefine
  * Next preference: `rtts` are the probe RTTs (ms) of healthy uplinks (undefined: no answer yet).
  * The preference moves to another uplink only when it is faster by `marginMs` for `holdMs`.
  */
-export function delayStep (s: DelayState, rtts: ReadonlyMap<string, number | undefined>, cfg: SteeringConfig['smallestDelay'], now: number): DelayState {
+export function delayStep (s: DelayState, rtts: ReadonlyMap<string, number | undefined>, cfg: SteeringConfig['smallestDelay'],
+  now: number): DelayState {
   const current = rtts.get(s.preferred)
   let best: string | undefined
   let bestRtt = Infinity
@@ -134,8 +143,20 @@ export function classRules (classes: readonly SteeringClass[], tables: ReadonlyM
   const out: ClassRule[] = []
   for (const c of classes) {
     const table = tables.get(c.access)
-    if (table === undefined) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `steering.classes[${c.name}].access: no uplink named ${c.access}`, { detail: { key: 'steering.classes' } })
-    for (const to of c.destinations) out.push({ family: to.includes(':') ? 6 : 4, priority: base + out.length, to, port: c.port, table, klass: c.name })
+    if (table === undefined) {
+      throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `steering.classes[${c.name}].access: no uplink named ${c.access}`,
+        { detail: { key: 'steering.classes' } })
+    }
+    for (const to of c.destinations) {
+      out.push({
+        family: to.includes(':') ? 6 : 4,
+        priority: base + out.length,
+        to,
+        port: c.port,
+        table,
+        klass: c.name
+      })
+    }
   }
   return out
 }
@@ -180,7 +201,8 @@ export function sourceAddressOf (addresses: readonly string[], family: 4 | 6): s
 export const classRuleKey = (r: ClassRule): string => `${r.family}|${r.priority}|${r.to}|${r.port ?? ''}|${r.table}`
 
 export function classRuleArgv (op: 'add' | 'del', r: ClassRule): string[] {
-  return ['ip', r.family === 4 ? '-4' : '-6', 'rule', op, 'to', r.to, ...(r.port === undefined ? [] : ['ipproto', 'tcp', 'dport', String(r.port)]), 'lookup', String(r.table), 'priority', String(r.priority)]
+  return ['ip', r.family === 4 ? '-4' : '-6', 'rule', op, 'to', r.to, ...(r.port === undefined ? [] : ['ipproto', 'tcp', 'dport', String(r.port)]),
+    'lookup', String(r.table), 'priority', String(r.priority)]
 }
 
 // --- what a mode needs ---------------------------------------------------------------------------

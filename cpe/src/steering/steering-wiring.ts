@@ -21,7 +21,8 @@ function adaptHealth (h: PathHealth | undefined): SteeringHealth | undefined {
 }
 
 /** Start the steering controller (always: with `steering.mode` unset it only serves the failback pulse and the API). */
-export async function startSteering (config: Config, source: UplinkSource, health: PathHealth | undefined, metrics: CpeMetrics, log: Logger): Promise<SteeringController> {
+export async function startSteering (config: Config, source: UplinkSource, health: PathHealth | undefined, metrics: CpeMetrics,
+  log: Logger): Promise<SteeringController> {
   const specs = uplinkSpecs(config.uplinks, config.multipath)
   const uplinks = specs.map((u) => ({ name: u.name, interface: u.interface, table: u.table, primary: !u.endpoints }))
   const primary = specs.find((u) => !u.endpoints)

@@ -120,7 +120,10 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
   async setAdmin (name: string, admin: 'up' | 'down'): Promise<void> {
     const spec = this.#specs.find((s) => s.name === name)
     if (spec === undefined) throw new HybridError('HYBRID_ERR_UPLINK_CONFIG', `no uplink named ${name}`)
-    if (!spec.endpoints && admin === 'down') throw new HybridError('HYBRID_ERR_UPLINK_CONFIG', `uplink ${name} is the primary uplink (initial subflow via the main routing table); it cannot be taken down administratively`)
+    if (!spec.endpoints && admin === 'down') {
+      throw new HybridError('HYBRID_ERR_UPLINK_CONFIG',
+      `uplink ${name} is the primary uplink (initial subflow via the main routing table); it cannot be taken down administratively`)
+    }
     if (admin === 'down') this.#adminDown.add(name)
     else this.#adminDown.delete(name)
     await this.refresh()
@@ -158,7 +161,10 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
     this.#endpoints.clear(); this.#rules.clear(); this.#routes.clear()
     if (this.#savedLimits !== undefined) await attempt(limitsArgv(this.#savedLimits), { kind: 'command', undo: limitsArgv(this.#savedLimits) })
     this.#savedLimits = undefined
-    for (const [iface, value] of this.#savedRpFilter) await attempt(['sysctl', '-qw', `${rpFilterKey(iface)}=${value}`], { kind: 'sysctl', key: rpFilterKey(iface), before: value })
+    for (const [iface, value] of this.#savedRpFilter) {
+      await attempt(['sysctl', '-qw', `${rpFilterKey(iface)}=${value}`],
+        { kind: 'sysctl', key: rpFilterKey(iface), before: value })
+    }
     this.#savedRpFilter.clear()
     for (const err of failures) this.#log.warn({ err }, 'uplink cleanup step failed')
   }
@@ -305,7 +311,18 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
       const link = observed.links.get(s.interface)
       const addresses = link?.addresses.map((a) => a.address) ?? []
       const endpointIds = addresses.flatMap((a) => { const e = this.#endpoints.get(a); return e === undefined || e.id < 0 ? [] : [e.id] })
-      return { name: s.name, role: s.role, interface: s.interface, table: s.table, addresses, up: link?.up ?? false, endpointId: endpointIds[0], endpointIds, mode: this.#mode, admin: this.#adminDown.has(s.name) ? 'down' : 'up' }
+      return {
+        name: s.name,
+        role: s.role,
+        interface: s.interface,
+        table: s.table,
+        addresses,
+        up: link?.up ?? false,
+        endpointId: endpointIds[0],
+        endpointIds,
+        mode: this.#mode,
+        admin: this.#adminDown.has(s.name) ? 'down' : 'up'
+      }
     })
     const changed = JSON.stringify(states) !== JSON.stringify(this.#states)
     this.#states = states

@@ -80,7 +80,8 @@ export function duplicateUplinkProblems (specs: ReadonlyArray<Pick<UplinkSpec, '
 const endpointFlags = (fullmesh: boolean | undefined): { fullmesh?: boolean } => (fullmesh === true ? { fullmesh } : {})
 
 /** What should exist, given what the system shows now. */
-export function desiredState (specs: readonly UplinkSpec[], observed: Observed, mode: MultipathMode, rulePriority: number, fullmesh?: boolean): DesiredState {
+export function desiredState (specs: readonly UplinkSpec[], observed: Observed, mode: MultipathMode, rulePriority: number,
+  fullmesh?: boolean): DesiredState {
   const state: DesiredState = { rules: [], routes: [], endpoints: [] }
   const flags = endpointFlags(fullmesh)
   for (const s of specs) {
@@ -115,7 +116,8 @@ export function routeArgv (op: 'replace' | 'del', r: RouteObj): string[] {
 }
 
 export function endpointAddArgv (e: EndpointObj): string[] {
-  return ['ip', 'mptcp', 'endpoint', 'add', e.address, 'dev', e.dev, 'subflow', ...(e.backup ? ['backup'] : []), ...(e.fullmesh === true ? ['fullmesh'] : [])]
+  return ['ip', 'mptcp', 'endpoint', 'add', e.address, 'dev', e.dev, 'subflow', ...(e.backup ? ['backup'] : []),
+    ...(e.fullmesh === true ? ['fullmesh'] : [])]
 }
 
 export function endpointDelArgv (id: number): string[] {
@@ -220,7 +222,14 @@ export function parseEndpoints (rows: readonly Json[]): SystemEndpoint[] {
     const address = str(r['address'])
     if (address === undefined || typeof r['id'] !== 'number') continue
     const dev = str(r['dev'])
-    out.push({ id: r['id'], address, ...(dev === undefined ? {} : { dev }), backup: r['backup'] === true, subflow: r['subflow'] === true, fullmesh: r['fullmesh'] === true })
+    out.push({
+      id: r['id'],
+      address,
+      ...(dev === undefined ? {} : { dev }),
+      backup: r['backup'] === true,
+      subflow: r['subflow'] === true,
+      fullmesh: r['fullmesh'] === true
+    })
   }
   return out
 }

@@ -1,6 +1,7 @@
 /**
  * The Connect TLV's Remote Peer IP Address: always 16 bytes on the wire, IPv4 as IPv4-mapped
- * `::ffff:a.b.c.d` (RFC 8803 §4.2.3 [section number unverified]; IPv4-mapped per RFC 4291 §2.5.5.2).
+ * `::ffff:a.b.c.d` (RFC 8803, Connect TLV: the 16-byte field as in libconvert, the IPv4-mapped form as
+ * in draft-05, see docs/convert.md; IPv4-mapped per RFC 4291 §2.5.5.2).
  */
 import ipaddr from 'ipaddr.js'
 

@@ -5,7 +5,7 @@
 import type { ErrorCode } from '../errors.ts'
 import { Limits } from './limits.ts'
 
-/** Error codes of the IANA "Convert Errors" registry (RFC 8803 §4.2.7 [section number unverified]). */
+/** Error codes of the IANA "Convert Errors" registry (RFC 8803, Error TLV; names and classes checked against IANA). */
 export const ConvertErrorCode = {
   UnsupportedVersion: 0,
   MalformedMessage: 1,
@@ -37,9 +37,9 @@ export const ConvertErrorValueKind = {
   Versions: 'versions',
   /** A zero byte, then the offending message from the next word, truncated to fit (RFC 8803 figure). */
   Echo: 'echo',
-  /** One zero byte, then the cookie (O4: layout unverified). */
+  /** One zero byte, then the cookie (open point O4, docs/design/rfc8803-notes.md §6). */
   Cookie: 'cookie',
-  /** The TCP option kind that cannot be honoured (O5: one kind only). */
+  /** The TCP option kind that cannot be honoured (open point O5: one kind only). */
   TcpOptionKind: 'tcp-option-kind',
   /** The ICMP code received from the network (97). */
   IcmpCode: 'icmp-code',

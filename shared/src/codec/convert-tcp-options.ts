@@ -1,6 +1,7 @@
 /**
  * TCP options carried in a Connect TLV: TCP encoding (kind, length ≥ 2, data), no EOL/NOP inside,
- * zero padding only after the last option (RFC 8803 §4.2.3, draft-05 rules; see docs/convert.md).
+ * zero padding only after the last option (draft-05 rules, not re-checked against RFC 8803:
+ * docs/design/rfc8803-notes.md §2).
  */
 import { ConvertErrorCode, malformed, problem } from './convert-error.ts'
 import type { ConvertProblem } from './convert-error.ts'

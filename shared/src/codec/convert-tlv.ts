@@ -1,5 +1,6 @@
 /**
- * RFC 8803 TLVs (§4.2 [section numbers unverified]): types, and per-TLV decode and encode.
+ * RFC 8803 TLVs (names and types as in the IANA registry: docs/design/rfc8803-notes.md §1): types, and
+ * per-TLV decode and encode.
  * Generic framing: Type (1 byte), Length (1 byte, in 32-bit words including Type and Length, ≥ 1),
  * Value zero-padded to the word boundary. Decoders get the whole TLV (Length × 4 bytes, already
  * bounds-checked), never throw and return a ConvertProblem on bad input.
@@ -52,7 +53,7 @@ export type ConvertTlv =
 export const ConvertSide = { Converter: 'converter', Client: 'client' } as const
 export type ConvertSide = (typeof ConvertSide)[keyof typeof ConvertSide]
 
-/** TLVs each side may receive (direction rules of RFC 8803 §4.2, our reading; see docs/convert.md). */
+/** TLVs each side may receive (who sends which TLV: our reading of RFC 8803, see docs/convert.md). */
 export const ConvertAcceptedTlvs: Readonly<Record<ConvertSide, ReadonlySet<number>>> = {
   converter: new Set([ConvertTlvType.Info, ConvertTlvType.Connect, ConvertTlvType.Cookie]),
   client: new Set([ConvertTlvType.ExtendedTcpHeader, ConvertTlvType.SupportedTcpExtensions, ConvertTlvType.Error])

@@ -41,7 +41,7 @@ export type ConvertDecodeResult =
   | { readonly ok: false, readonly failure: ConvertFailure }
 
 /*
- * Fixed header (RFC 8803 §4.1 [section number unverified])
+ * Fixed header (RFC 8803; magic and word count as in libconvert: docs/design/rfc8803-notes.md §1)
  *  0                   1                   2                   3
  *  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
  * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
@@ -99,7 +99,10 @@ function walkTlvs (whole: Uint8Array, options: ConvertDecodeOptions): ConvertTlv
     if (type === 0) return malformed('TLV type 0 is reserved')
     if (seen.has(type)) return problem('HYBRID_ERR_CONVERT_DUPLICATE_TLV', 'reset', `TLV ${type} repeated`)
     seen.add(type)
-    if (!isAccepted(type, options)) return problem('HYBRID_ERR_CONVERT_UNSUPPORTED_TLV', ConvertErrorCode.UnsupportedMessage, `TLV ${type} not accepted on the ${options.side} side`)
+    if (!isAccepted(type, options)) {
+      return problem('HYBRID_ERR_CONVERT_UNSUPPORTED_TLV', ConvertErrorCode.UnsupportedMessage,
+      `TLV ${type} not accepted on the ${options.side} side`)
+    }
     const tlv = decodeTlv(type, whole.subarray(off, off + len))
     if (isConvertProblem(tlv)) return tlv
     tlvs.push(tlv)
@@ -114,7 +117,7 @@ function isAccepted (type: number, options: ConvertDecodeOptions): boolean {
 }
 
 /*
- * Message-level rules (our policy, O6): a client message carries exactly one of Info and Connect
+ * Message-level rules (our policy, open point O6: docs/design/rfc8803-notes.md §6): a client message carries exactly one of Info and Connect
  * (Cookie and configured private TLVs may accompany it); then the Connect TCP-option policy
  * (Error 33). Converter replies may combine their TLVs freely; the caller interprets them.
  */
@@ -184,7 +187,14 @@ export function buildConvertConnect (req: ConvertConnectRequest, appData?: Uint8
 
 /** Converter: success `[Hdr]`, or `[Hdr][Extended TCP Header]` with raw TCP option bytes. */
 export function buildConvertSuccess (extendedTcpHeader?: Uint8Array): Buffer {
-  return encodeConvertMessage({ tlvs: extendedTcpHeader === undefined ? [] : [{ type: ConvertTlvType.ExtendedTcpHeader, options: extendedTcpHeader }] })
+  return encodeConvertMessage({
+    tlvs: extendedTcpHeader === undefined
+      ? []
+      : [{
+          type: ConvertTlvType.ExtendedTcpHeader,
+          options: extendedTcpHeader
+        }]
+  })
 }
 
 /** Converter: answer to Info, `[Hdr][Supported TCP Extensions]`. */
@@ -197,7 +207,7 @@ export function buildConvertError (code: number, value: Uint8Array = new Uint8Ar
   return encodeConvertMessage({ tlvs: [{ type: ConvertTlvType.Error, code, value }] })
 }
 
-/** Converter: Error 3 Missing Cookie carrying the cookie computed for this client (O4 layout). */
+/** Converter: Error 3 Missing Cookie carrying the cookie computed for this client (open point O4: docs/design/rfc8803-notes.md §6). */
 export function buildConvertMissingCookie (cookie: Uint8Array): Buffer {
   return buildConvertError(ConvertErrorCode.MissingCookie, buildMissingCookieValue(cookie))
 }

@@ -117,10 +117,12 @@ export class Socks5ClientParser {
     this.#answersSeen++
     const { method } = t.value
     if (method === Socks5Method.NoAcceptable) {
-      return this.#fail(events, { code: 'HYBRID_ERR_SOCKS5_NO_ACCEPTABLE_METHOD', rep: Socks5Reply.GeneralFailure, reason: 'server accepts none of our methods' })
+      return this.#fail(events,
+        { code: 'HYBRID_ERR_SOCKS5_NO_ACCEPTABLE_METHOD', rep: Socks5Reply.GeneralFailure, reason: 'server accepts none of our methods' })
     }
     if (!this.#offered.includes(method)) {
-      return this.#fail(events, { code: 'HYBRID_ERR_SOCKS5_BAD_REPLY', rep: Socks5Reply.GeneralFailure, reason: `server chose METHOD ${method}, not offered` })
+      return this.#fail(events,
+        { code: 'HYBRID_ERR_SOCKS5_BAD_REPLY', rep: Socks5Reply.GeneralFailure, reason: `server chose METHOD ${method}, not offered` })
     }
     events.push({ type: 'method-selected', method })
     const auth = this.#options.auth

@@ -144,7 +144,8 @@ function levelOf (config: unknown): LogLevel {
 }
 
 /** Serialised reloads: re-read, validate, then hand the new configuration to the service. */
-function createReloader<T extends TObject> (log: Logger, load: () => LoadedConfig<T>, service: () => RunningService<LoadedConfig<T>> | undefined): () => Promise<void> {
+function createReloader<T extends TObject> (log: Logger, load: () => LoadedConfig<T>,
+  service: () => RunningService<LoadedConfig<T>> | undefined): () => Promise<void> {
   let chain: Promise<void> = Promise.resolve()
   const reloadOnce = async (): Promise<void> => {
     const s = service()
@@ -171,7 +172,8 @@ function createReloader<T extends TObject> (log: Logger, load: () => LoadedConfi
   }
 }
 
-async function runService<T extends TObject> (opts: DaemonCliOptions<T>, config: LoadedConfig<T>, redacted: unknown, load: () => LoadedConfig<T>): Promise<ExitCode> {
+async function runService<T extends TObject> (opts: DaemonCliOptions<T>, config: LoadedConfig<T>, redacted: unknown,
+  load: () => LoadedConfig<T>): Promise<ExitCode> {
   const destination = opts.logDestination ?? (opts.stdout as DestinationStream)
   const log = createLogger({ level: levelOf(config), name: opts.name, destination })
   log.info({ version: opts.version, config: redacted }, 'starting')

@@ -71,7 +71,8 @@ export function packageVersion (moduleUrl: string): string {
  * then undoes everything it did, so a SIGTERM at any point of start leaves the host as it was.
  * The caller stops the service again when the signal has fired (stop() is idempotent).
  */
-export async function startUnlessStopped (service: { start: () => Promise<void>, stop: () => Promise<void> }, signal: AbortSignal, log: Logger): Promise<void> {
+export async function startUnlessStopped (service: { start: () => Promise<void>, stop: () => Promise<void> }, signal: AbortSignal,
+  log: Logger): Promise<void> {
   if (signal.aborted) { log.warn('stop requested before start: not starting'); return }
   const onAbort = (): void => {
     log.warn('stop requested during start: undoing what start did')

@@ -92,7 +92,8 @@ function toProblem (e: ErrorObject, layers: LayeredConfig, file: FileSource | un
 }
 
 /** A problem at `segments`, with the layer (file line, variable, flag) that set the value. */
-function locate (segments: string[], message: string, layers: LayeredConfig, file: FileSource | undefined, fileName: string | undefined): ConfigProblem {
+function locate (segments: string[], message: string, layers: LayeredConfig, file: FileSource | undefined,
+  fileName: string | undefined): ConfigProblem {
   const origin = layers.originOf(segments)
   const path = toPointer(segments)
   if (origin === undefined) {

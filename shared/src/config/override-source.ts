@@ -39,7 +39,8 @@ function parseValue (raw: string, node: SchemaNode | undefined): { value: unknow
   }
 }
 
-function override (schema: SchemaNode, segments: (string | number)[], raw: string, source: Override['source'], origin: string): Override | ConfigProblem {
+function override (schema: SchemaNode, segments: (string | number)[], raw: string, source: Override['source'],
+  origin: string): Override | ConfigProblem {
   const parsed = parseValue(raw, schemaAt(schema, segments))
   if ('error' in parsed) return { path: toPointer(segments), message: parsed.error, source, origin }
   return { segments, value: parsed.value, source, origin }

@@ -19,5 +19,8 @@ export function firstStartOnlyChange<C> (keys: StartOnlyKeys<C>, current: C, nex
 /** Throws ConfigError (detail.key) when `next` changes a start-only key. */
 export function refuseStartOnlyChange<C> (keys: StartOnlyKeys<C>, current: C, next: C): void {
   const key = firstStartOnlyChange(keys, current, next)
-  if (key !== undefined) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `${key}: changed; this key needs a restart (nothing was applied)`, { detail: { key } })
+  if (key !== undefined) {
+    throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `${key}: changed; this key needs a restart (nothing was applied)`,
+      { detail: { key } })
+  }
 }

@@ -41,7 +41,11 @@ export interface ActionThresholds {
 }
 
 export function thresholdsOf (c: OverloadConfig): ActionThresholds {
-  const percent: Record<OverloadAction, number> = { stop_accept_busiest: c.thresholds.stopAcceptBusiest, refuse_new: c.thresholds.refuseNew, shed_idle: c.thresholds.shedIdle }
+  const percent: Record<OverloadAction, number> = {
+    stop_accept_busiest: c.thresholds.stopAcceptBusiest,
+    refuse_new: c.thresholds.refuseNew,
+    shed_idle: c.thresholds.shedIdle
+  }
   const of = (f: (p: number) => number): Record<OverloadAction, number> =>
     Object.fromEntries(OverloadAction.map((a) => [a, f(percent[a])])) as Record<OverloadAction, number>
   return {
@@ -216,7 +220,13 @@ export class OverloadManager {
   get active (): ReadonlySet<OverloadAction> { return this.#actions.active }
 
   status (): OverloadStatus {
-    return { enabled: this.#config.enabled, active: [...this.#actions.active], pressure: { ...this.#pressure }, readings: { ...this.#readings }, limits: this.#limits() }
+    return {
+      enabled: this.#config.enabled,
+      active: [...this.#actions.active],
+      pressure: { ...this.#pressure },
+      readings: { ...this.#readings },
+      limits: this.#limits()
+    }
   }
 
   /** One sampling round (the timer's; public for tests). */
@@ -226,7 +236,12 @@ export class OverloadManager {
     const buffered = this.#measureRelays(relays, now)
     const limits = this.#limits()
     const r = this.#monitors.read()
-    this.#readings = { eventLoopDelayMs: r.eventLoopDelayMs, heapBytes: r.heapBytes, openFiles: r.openFiles, bufferedBytes: buffered.client + buffered.server }
+    this.#readings = {
+      eventLoopDelayMs: r.eventLoopDelayMs,
+      heapBytes: r.heapBytes,
+      openFiles: r.openFiles,
+      bufferedBytes: buffered.client + buffered.server
+    }
     this.#loopDelays.push(r.eventLoopDelayMs)
     if (this.#loopDelays.length > EVENT_LOOP_SUSTAIN_TICKS) this.#loopDelays.shift()
     this.#pressure = {

@@ -1,5 +1,5 @@
 /**
- * Metrics both daemons export (security-and-operations.md §5, rows marked "both").
+ * Metrics both daemons export (docs/metrics.md, "Common metrics").
  * `createCommonMetrics(registry)` registers them on the daemon's own registry and returns a typed
  * object whose label arguments only accept the closed vocabularies of ./labels.ts.
  */
@@ -22,32 +22,176 @@ export const ConnectionDurationBuckets = [1, 5, 15, 30, 60, 300, 900, 1800, 3600
 const mode = { mode: Mode }
 
 export const commonMetricSpecs = {
-  configReloads: metricSpec({ name: 'hybrid_config_reloads_total', type: 'counter', unit: 'reloads', help: 'Configuration reloads (SIGHUP or API) by result; a failed reload keeps the old configuration.', labels: { result: ReloadResult } }),
-  configLastReloadSuccess: metricSpec({ name: 'hybrid_config_last_reload_success_timestamp_seconds', type: 'gauge', unit: 'seconds since the Unix epoch', help: 'Time of the last successful configuration load or reload.', labels: {} }),
-  connectionsAccepted: metricSpec({ name: 'hybrid_connections_accepted_total', type: 'counter', unit: 'connections', help: 'Connections accepted on a proxy listener, by signalling mode.', labels: mode }),
-  connectionsActive: metricSpec({ name: 'hybrid_connections_active', type: 'gauge', unit: 'connections', help: 'Connections currently open (handshake or relay), by signalling mode.', labels: mode }),
-  connectionsRejected: metricSpec({ name: 'hybrid_connections_rejected_total', type: 'counter', unit: 'connections', help: 'Connections refused before relaying, by mode and reason.', labels: { mode: Mode, reason: RejectReason } }),
-  connectionsClosed: metricSpec({ name: 'hybrid_connections_closed_total', type: 'counter', unit: 'connections', help: 'Relayed connections that ended, by mode and reason. peer_timeout: a leg\'s peer vanished (keepalive or TCP_USER_TIMEOUT, or an MPTCP leg lost every subflow); overload: closed idle by the overload manager. Every reason but normal closes both legs with RST.', labels: { mode: Mode, reason: CloseReason } }),
-  handshakeDuration: metricSpec({ name: 'hybrid_handshake_duration_seconds', type: 'histogram', unit: 'seconds', help: 'Time from accept to the end of the signalling handshake (SOCKS5 or Convert reply sent).', labels: mode, buckets: LatencyBuckets }),
-  upstreamConnectDuration: metricSpec({ name: 'hybrid_upstream_connect_duration_seconds', type: 'histogram', unit: 'seconds', help: 'Time to connect to the next hop (concentrator or destination server).', labels: mode, buckets: LatencyBuckets }),
-  upstreamConnectFailures: metricSpec({ name: 'hybrid_upstream_connect_failures_total', type: 'counter', unit: 'connects', help: 'Failed connects to the next hop, by reason.', labels: { reason: UpstreamFailureReason } }),
-  connectionDuration: metricSpec({ name: 'hybrid_connection_duration_seconds', type: 'histogram', unit: 'seconds', help: 'Lifetime of relayed connections, observed on close.', labels: mode, buckets: ConnectionDurationBuckets }),
-  bytesReceived: metricSpec({ name: 'hybrid_bytes_received_total', type: 'counter', unit: 'bytes', help: 'Payload bytes read from a relay leg, by mode and side.', labels: { mode: Mode, side: Side } }),
-  bytesSent: metricSpec({ name: 'hybrid_bytes_sent_total', type: 'counter', unit: 'bytes', help: 'Payload bytes written to a relay leg, by mode and side.', labels: { mode: Mode, side: Side } }),
-  bufferedBytes: metricSpec({ name: 'hybrid_buffered_bytes', type: 'gauge', unit: 'bytes', help: 'Bytes queued in user space waiting for a slow leg, by the side they are written to.', labels: { side: Side } }),
-  backpressurePauses: metricSpec({ name: 'hybrid_backpressure_pauses_total', type: 'counter', unit: 'pauses', help: 'Times a relay paused reading because the side written to was full.', labels: { side: Side } }),
-  halfClosedConnections: metricSpec({ name: 'hybrid_half_closed_connections', type: 'gauge', unit: 'connections', help: 'Relayed connections with one direction finished (FIN seen) and the other still open.', labels: {} }),
-  convertErrors: metricSpec({ name: 'hybrid_convert_errors_total', type: 'counter', unit: 'messages', help: 'RFC 8803 Convert Error TLVs sent or received, by IANA code name.', labels: { direction: ConvertDirection, code: ConvertErrorLabel } }),
-  overloadActive: metricSpec({ name: 'hybrid_overload_active', type: 'gauge', unit: '1', help: 'Overload protection actions currently in force (1 active, 0 not); docs/overload.md.', labels: { action: OverloadAction } }),
-  overloadActivations: metricSpec({ name: 'hybrid_overload_activations_total', type: 'counter', unit: 'activations', help: 'Times an overload action started (catches actions shorter than a scrape interval).', labels: { action: OverloadAction } }),
-  overloadPressure: metricSpec({ name: 'hybrid_overload_pressure', type: 'gauge', unit: 'ratio', help: 'Resource use divided by its overload limit (1 = the limit); the highest drives the overload actions.', labels: { resource: OverloadResource } }),
-  mptcpConnectionsActive: metricSpec({ name: 'hybrid_mptcp_connections_active', type: 'gauge', unit: 'connections', help: 'Open proxied connections that negotiated MPTCP (no fallback).', labels: {} }),
-  mptcpFallbacks: metricSpec({ name: 'hybrid_mptcp_fallbacks_total', type: 'counter', unit: 'connections', help: 'Connections that fell back to plain TCP (no bonding), by reason; the key health signal.', labels: { reason: FallbackReason } }),
-  mgmtConnectionsRefused: metricSpec({ name: 'hybrid_mgmt_connections_refused_total', type: 'counter', unit: 'connections', help: 'Management API connections closed at accept because management.limits.maxConnections (max_conns) or perSourceMaxConnections (per_source_limit) was reached.', labels: { reason: MgmtRefusalReason } })
+  configReloads: metricSpec({
+    name: 'hybrid_config_reloads_total',
+    type: 'counter',
+    unit: 'reloads',
+    help: 'Configuration reloads (SIGHUP or API) by result; a failed reload keeps the old configuration.',
+    labels: { result: ReloadResult }
+  }),
+  configLastReloadSuccess: metricSpec({
+    name: 'hybrid_config_last_reload_success_timestamp_seconds',
+    type: 'gauge',
+    unit: 'seconds since the Unix epoch',
+    help: 'Time of the last successful configuration load or reload.',
+    labels: {}
+  }),
+  connectionsAccepted: metricSpec({
+    name: 'hybrid_connections_accepted_total',
+    type: 'counter',
+    unit: 'connections',
+    help: 'Connections accepted on a proxy listener, by signalling mode.',
+    labels: mode
+  }),
+  connectionsActive: metricSpec({
+    name: 'hybrid_connections_active',
+    type: 'gauge',
+    unit: 'connections',
+    help: 'Connections currently open (handshake or relay), by signalling mode.',
+    labels: mode
+  }),
+  connectionsRejected: metricSpec({
+    name: 'hybrid_connections_rejected_total',
+    type: 'counter',
+    unit: 'connections',
+    help: 'Connections refused before relaying, by mode and reason.',
+    labels: { mode: Mode, reason: RejectReason }
+  }),
+  connectionsClosed: metricSpec({
+    name: 'hybrid_connections_closed_total',
+    type: 'counter',
+    unit: 'connections',
+    help: 'Relayed connections that ended, by mode and reason. peer_timeout: a leg\'s peer vanished (keepalive or TCP_USER_TIMEOUT, or an MPTCP leg lost every subflow); overload: closed idle by the overload manager. Every reason but normal closes both legs with RST.',
+    labels: { mode: Mode, reason: CloseReason }
+  }),
+  handshakeDuration: metricSpec({
+    name: 'hybrid_handshake_duration_seconds',
+    type: 'histogram',
+    unit: 'seconds',
+    help: 'Time from accept to the end of the signalling handshake (SOCKS5 or Convert reply sent).',
+    labels: mode,
+    buckets: LatencyBuckets
+  }),
+  upstreamConnectDuration: metricSpec({
+    name: 'hybrid_upstream_connect_duration_seconds',
+    type: 'histogram',
+    unit: 'seconds',
+    help: 'Time to connect to the next hop (concentrator or destination server).',
+    labels: mode,
+    buckets: LatencyBuckets
+  }),
+  upstreamConnectFailures: metricSpec({
+    name: 'hybrid_upstream_connect_failures_total',
+    type: 'counter',
+    unit: 'connects',
+    help: 'Failed connects to the next hop, by reason.',
+    labels: { reason: UpstreamFailureReason }
+  }),
+  connectionDuration: metricSpec({
+    name: 'hybrid_connection_duration_seconds',
+    type: 'histogram',
+    unit: 'seconds',
+    help: 'Lifetime of relayed connections, observed on close.',
+    labels: mode,
+    buckets: ConnectionDurationBuckets
+  }),
+  bytesReceived: metricSpec({
+    name: 'hybrid_bytes_received_total',
+    type: 'counter',
+    unit: 'bytes',
+    help: 'Payload bytes read from a relay leg, by mode and side.',
+    labels: { mode: Mode, side: Side }
+  }),
+  bytesSent: metricSpec({
+    name: 'hybrid_bytes_sent_total',
+    type: 'counter',
+    unit: 'bytes',
+    help: 'Payload bytes written to a relay leg, by mode and side.',
+    labels: { mode: Mode, side: Side }
+  }),
+  bufferedBytes: metricSpec({
+    name: 'hybrid_buffered_bytes',
+    type: 'gauge',
+    unit: 'bytes',
+    help: 'Bytes queued in user space waiting for a slow leg, by the side they are written to.',
+    labels: { side: Side }
+  }),
+  backpressurePauses: metricSpec({
+    name: 'hybrid_backpressure_pauses_total',
+    type: 'counter',
+    unit: 'pauses',
+    help: 'Times a relay paused reading because the side written to was full.',
+    labels: { side: Side }
+  }),
+  halfClosedConnections: metricSpec({
+    name: 'hybrid_half_closed_connections',
+    type: 'gauge',
+    unit: 'connections',
+    help: 'Relayed connections with one direction finished (FIN seen) and the other still open.',
+    labels: {}
+  }),
+  convertErrors: metricSpec({
+    name: 'hybrid_convert_errors_total',
+    type: 'counter',
+    unit: 'messages',
+    help: 'RFC 8803 Convert Error TLVs sent or received, by IANA code name.',
+    labels: { direction: ConvertDirection, code: ConvertErrorLabel }
+  }),
+  overloadActive: metricSpec({
+    name: 'hybrid_overload_active',
+    type: 'gauge',
+    unit: '1',
+    help: 'Overload protection actions currently in force (1 active, 0 not); docs/overload.md.',
+    labels: { action: OverloadAction }
+  }),
+  overloadActivations: metricSpec({
+    name: 'hybrid_overload_activations_total',
+    type: 'counter',
+    unit: 'activations',
+    help: 'Times an overload action started (catches actions shorter than a scrape interval).',
+    labels: { action: OverloadAction }
+  }),
+  overloadPressure: metricSpec({
+    name: 'hybrid_overload_pressure',
+    type: 'gauge',
+    unit: 'ratio',
+    help: 'Resource use divided by its overload limit (1 = the limit); the highest drives the overload actions.',
+    labels: { resource: OverloadResource }
+  }),
+  mptcpConnectionsActive: metricSpec({
+    name: 'hybrid_mptcp_connections_active',
+    type: 'gauge',
+    unit: 'connections',
+    help: 'Open proxied connections that negotiated MPTCP (no fallback).',
+    labels: {}
+  }),
+  mptcpFallbacks: metricSpec({
+    name: 'hybrid_mptcp_fallbacks_total',
+    type: 'counter',
+    unit: 'connections',
+    help: 'Connections that fell back to plain TCP (no bonding), by reason; the key health signal.',
+    labels: { reason: FallbackReason }
+  }),
+  mgmtConnectionsRefused: metricSpec({
+    name: 'hybrid_mgmt_connections_refused_total',
+    type: 'counter',
+    unit: 'connections',
+    help: 'Management API connections closed at accept because management.limits.maxConnections (max_conns) or perSourceMaxConnections (per_source_limit) was reached.',
+    labels: { reason: MgmtRefusalReason }
+  })
 } as const
 
-export const mptcpSubflowsSpec = metricSpec({ name: 'hybrid_mptcp_subflows_active', type: 'gauge', unit: 'subflows', help: 'Established MPTCP subflows of proxied connections (per configured path on the CPE).', labels: {} })
-export const mptcpSubflowsByPathSpec = metricSpec({ ...mptcpSubflowsSpec, labels: { path: { describe: 'configured link name (≤ 4, e.g. dsl, lte)' } } })
+export const mptcpSubflowsSpec = metricSpec({
+  name: 'hybrid_mptcp_subflows_active',
+  type: 'gauge',
+  unit: 'subflows',
+  help: 'Established MPTCP subflows of proxied connections (per configured path on the CPE).',
+  labels: {}
+})
+export const mptcpSubflowsByPathSpec = metricSpec({
+  ...mptcpSubflowsSpec,
+  labels: { path: { describe: 'configured link name (≤ 4, e.g. dsl, lte)' } }
+})
 
 export type SubflowGauge<P extends string> = [P] extends [never] ? PlainGauge : LabeledGauge<{ path: readonly P[] }>
 

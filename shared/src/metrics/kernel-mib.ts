@@ -13,7 +13,7 @@ import { Gauge } from 'prom-client'
 import type { Registry } from 'prom-client'
 import { metricSpec } from './metric-spec.ts'
 
-/** The curated counters (≤ 25) of security-and-operations.md §5, in export order. */
+/** The curated counters (≤ 25; listed under `hybrid_kernel_mptcp_mib` in docs/metrics.md), in export order. */
 export const KernelMibCounter = [
   'MPCapableSYNTX', 'MPCapableSYNRX', 'MPCapableFallbackACK', 'MPCapableFallbackSYNACK',
   'MPCapableSYNTXDrop', 'MPCapableDataFallback', 'MPJoinSynTx', 'MPJoinSynTxConnectErr',

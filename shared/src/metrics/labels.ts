@@ -1,5 +1,5 @@
 /**
- * Closed label vocabularies shared by both daemons (security-and-operations.md §5).
+ * Closed label vocabularies shared by both daemons (naming and cardinality rules: docs/metrics.md).
  * Each is a readonly tuple plus a same-named union type; metric specs use the tuple, callers the type.
  * Never add a value derived from the network (addresses, ports, host names, user names, ids).
  */

@@ -52,6 +52,7 @@ export function createBearerGuard (token: string | undefined): (request: Fastify
   return async function bearerGuard (request, reply) {
     if (check(bearerToken(request.headers.authorization))) return undefined
     reply.header('www-authenticate', 'Bearer realm="hybrid-mgmt"')
-    return sendError(reply, 401, 'HYBRID_ERR_MGMT_UNAUTHORIZED', token === undefined ? 'no management token is configured' : 'missing or wrong bearer token', '/headers/authorization')
+    return sendError(reply, 401, 'HYBRID_ERR_MGMT_UNAUTHORIZED',
+      token === undefined ? 'no management token is configured' : 'missing or wrong bearer token', '/headers/authorization')
   }
 }

@@ -23,7 +23,12 @@ export interface CommonRouteDeps {
 
 export function registerCommonRoutes (app: MgmtApp, deps: CommonRouteDeps): void {
   app.get('/api/v1/sessions', {
-    schema: { summary: 'Relayed connections, largest (bytes both ways) first', tags: ['status'], querystring: SessionsQuery, response: { 200: AnyObject } }
+    schema: {
+      summary: 'Relayed connections, largest (bytes both ways) first',
+      tags: ['status'],
+      querystring: SessionsQuery,
+      response: { 200: AnyObject }
+    }
   }, async (request) => deps.sessions(request.query.offset, request.query.limit))
 
   app.post('/api/v1/reload', {

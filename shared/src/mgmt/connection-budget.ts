@@ -58,7 +58,8 @@ export function mgmtLimitProblems (limits: Partial<MgmtConnectionLimits> | undef
 export function resolveMgmtConnectionLimits (limits: Partial<MgmtConnectionLimits> | undefined): MgmtConnectionLimits {
   const [problem] = mgmtLimitProblems(limits)
   if (problem !== undefined) {
-    throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'management.limits.headersTimeoutMs: must not exceed management.limits.requestTimeoutMs', { detail: { key: 'management.limits.headersTimeoutMs' } })
+    throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'management.limits.headersTimeoutMs: must not exceed management.limits.requestTimeoutMs',
+      { detail: { key: 'management.limits.headersTimeoutMs' } })
   }
   return { ...DefaultMgmtConnectionLimits, ...limits }
 }
@@ -88,7 +89,10 @@ export interface ConnectionBudget {
  * Enforces the caps on `server`: each accepted socket takes a slot (released on close); a socket
  * without one is destroyed at once and reported through `onRefused`.
  */
-export function enforceConnectionCaps (server: Server, limits: Pick<MgmtConnectionLimits, 'maxConnections' | 'perSourceMaxConnections'> & Partial<Pick<MgmtConnectionLimits, 'perSourceIpv6PrefixLength'>>, onRefused: (reason: MgmtRefusal) => void): ConnectionBudget {
+export function enforceConnectionCaps (server: Server,
+  limits: Pick<MgmtConnectionLimits,
+    'maxConnections' | 'perSourceMaxConnections'> & Partial<Pick<MgmtConnectionLimits, 'perSourceIpv6PrefixLength'>>,
+  onRefused: (reason: MgmtRefusal) => void): ConnectionBudget {
   const caps = new ConnectionCaps({ maxConnections: limits.maxConnections, perSourceMaxConnections: limits.perSourceMaxConnections })
   /** Held sockets and their requests in progress. */
   const held = new Map<Socket, number>()

@@ -47,7 +47,8 @@ export function absoluteFormHost (target: string): string | undefined {
  * Builds an `onRequest` hook accepting only the given hosts (names or IP literals, optionally with
  * a port, which is ignored: `localhost`, `127.0.0.1`, `[::1]`, `mgmt.example.net`).
  */
-export function createHostGuard (allowedHosts: readonly string[]): (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined> {
+export function createHostGuard (allowedHosts: readonly string[]): (request: FastifyRequest,
+  reply: FastifyReply) => Promise<FastifyReply | undefined> {
   if (allowedHosts.length === 0) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', 'the management API needs at least one allowed host')
   const allowed = new Set(allowedHosts.map(hostName))
   return async function hostGuard (request, reply) {

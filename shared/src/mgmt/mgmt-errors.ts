@@ -34,7 +34,8 @@ function pointerSegment (value: unknown): string {
 }
 
 /** Field pointer and a readable message for the first schema violation. */
-export function describeValidation (errors: readonly FastifySchemaValidationError[], context: string | undefined): { field: string, message: string } {
+export function describeValidation (errors: readonly FastifySchemaValidationError[],
+  context: string | undefined): { field: string, message: string } {
   const first = errors[0]
   const part = `/${context ?? 'body'}`
   if (first === undefined) return { field: part, message: `${part} is invalid` }

@@ -10,7 +10,10 @@
  * validation (400 naming the field) → handler. Every error body is `{ error: { code, message, field } }`.
  */
 import Fastify, { LogController } from 'fastify'
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler, onRequestHookHandler, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault, RouteOptions } from 'fastify'
+import type {
+  FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler, onRequestHookHandler,
+  RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault, RouteOptions
+} from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { TSchema } from 'typebox'
 import type { Registry } from 'prom-client'
@@ -45,7 +48,8 @@ declare module 'fastify' {
   }
 }
 
-export type MgmtApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>
+export type MgmtApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger,
+  TypeBoxTypeProvider>
 
 export interface MgmtServerOptions {
   log: FastifyBaseLogger
@@ -117,7 +121,12 @@ function createApp (options: MgmtServerOptions, limits: MgmtConnectionLimits): M
 }
 
 function logResponse (request: FastifyRequest, reply: FastifyReply, done: () => void): void {
-  const entry = { method: request.method, route: request.routeOptions.url ?? '(none)', statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }
+  const entry = {
+    method: request.method,
+    route: request.routeOptions.url ?? '(none)',
+    statusCode: reply.statusCode,
+    ms: Math.round(reply.elapsedTime)
+  }
   if (MUTATING.has(request.method)) request.log.info(entry, 'management request')
   else request.log.debug(entry, 'management request')
   done()
@@ -150,7 +159,8 @@ export function buildMgmtServer (options: MgmtServerOptions): MgmtApp {
   app.setErrorHandler(mgmtErrorHandler)
   app.setNotFoundHandler(mgmtNotFoundHandler)
 
-  registerHealthRoutes(app, { registry: options.registry, readiness: options.readiness, status: options.status, ...(options.statusSchema === undefined ? {} : { statusSchema: options.statusSchema }) })
+  const statusSchema = options.statusSchema === undefined ? {} : { statusSchema: options.statusSchema }
+  registerHealthRoutes(app, { registry: options.registry, readiness: options.readiness, status: options.status, ...statusSchema })
   const info = options.info ?? { title: 'hybrid management API', version: '0' }
   app.get('/openapi.json', {
     schema: { summary: 'This OpenAPI 3.1 document', tags: ['meta'] }

@@ -1,5 +1,5 @@
 /**
- * Connection caps shared by the daemons (security-and-operations.md §1, threats 4 and 5): a global
+ * Connection caps shared by the daemons (docs/design/threat-model.md, threats 4 and 5): a global
  * cap and a per-source cap on concurrent connections, an optional budget for connections that have
  * not authenticated yet (so unauthenticated hosts cannot take the global cap from subscribers),
  * and the fd-limit derived default `floor((RLIMIT_NOFILE − 64) / 2)` (two fds per relayed

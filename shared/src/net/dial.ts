@@ -3,7 +3,7 @@
  * FFI with IPPROTO_MPTCP (Node has no protocol selector), configured, handed to Node by fd, and
  * connected by libuv. See docs/mptcp-socket-layer.md.
  *
- * Happy-eyeballs trap (kernel-and-node.md §2): given a host NAME with several addresses, Node 20's
+ * Happy-eyeballs trap (docs/mptcp-socket-layer.md, "The happy-eyeballs trap"): given a host NAME with several addresses, Node 20's
  * autoSelectFamily replaces a failed attempt's handle with a fresh plain-TCP one, so the
  * connection silently becomes TCP. `dial` therefore accepts IP literals only (of the fd's own
  * family) and passes `autoSelectFamily: false`; resolve names before calling it.

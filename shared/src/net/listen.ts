@@ -5,7 +5,7 @@
  *
  * Accepted sockets are MPTCP, except that a client without MPTCP yields a plain-TCP socket
  * (`socketProtocol` 'tcp', `isMptcpFallback` true). Keep the listener open while its connections
- * live: after close() the kernel refuses their MP_JOINs (kernel-and-node.md §6).
+ * live: after close() the kernel refuses their MP_JOINs (docs/mptcp-socket-layer.md; docs/design/kernel-facts.md §3).
  */
 import net from 'node:net'
 import { HybridError } from '../errors.ts'
@@ -96,7 +96,12 @@ export async function listen (opts: ListenOptions, onConnection: (socket: net.So
   const hwm = opts.highWaterMark === undefined ? {} : { highWaterMark: opts.highWaterMark }
   const gate = (opts.holdWritesUntilEstablished ?? true) && (opts.protocol ?? 'mptcp') === 'mptcp'
   const handler = gate ? (socket: net.Socket) => { holdWritesUntilEstablished(socket); onConnection(socket) } : onConnection
-  const server = net.createServer({ allowHalfOpen: opts.allowHalfOpen ?? false, pauseOnConnect: opts.pauseOnConnect ?? false, noDelay: opts.noDelay ?? true, ...hwm }, handler)
+  const server = net.createServer({
+    allowHalfOpen: opts.allowHalfOpen ?? false,
+    pauseOnConnect: opts.pauseOnConnect ?? false,
+    noDelay: opts.noDelay ?? true,
+    ...hwm
+  }, handler)
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => { reject(err) }
     server.once('error', onError)

@@ -6,9 +6,9 @@
  *   backpressure is honoured and an error or premature close on either leg destroys both. Two
  *   `stream.pipeline()`s did the same but cost ≈ 10 `stream.finished` subscriptions per
  *   connection, about half of an idle relayed connection's heap (bench/results/relay-*.md).
- * - Half-close: when one side sends FIN, `pipeline` ends the other leg's writable side (both legs run
- *   with `allowHalfOpen: true`), and a half-close timer bounds how long the other direction may stay
- *   open (CLOSE_WAIT / FIN_WAIT2 build-up, threat 3 of the security notes).
+ * - Half-close: when one side sends FIN, its pump ends the other leg's writable side with `end()`
+ *   (both legs run with `allowHalfOpen: true`), and a half-close timer bounds how long the other direction may stay
+ *   open (CLOSE_WAIT / FIN_WAIT2 build-up: docs/design/threat-model.md, threat 3).
  * - Idle: one socket timeout on the client leg, which sees every byte in both directions.
  * - Abnormal ends are resets, never FINs: when a leg errors (ECONNRESET, EPIPE, ETIMEDOUT …), closes
  *   before its FIN was read and ours flushed, or the relay is aborted (idle / half-close / max
@@ -16,7 +16,7 @@
  *   truncated transfer look complete to the far application, and a FIN-closed socket would keep its
  *   unsent send buffer in FIN-WAIT for up to the peer's lifetime. Only a normal end (both FINs
  *   relayed) closes with FIN.
- * - Process death is a reset too: while a leg is relayed it has SO_LINGER {1, 0} (`setResetOnClose`),
+ * - Process death is a reset too: while a leg is relayed it has SO_LINGER {1, 0} (`armResetOnClose`),
  *   so when the daemon is killed (kill -9, OOM) the kernel's close sends RST / MP_FASTCLOSE instead
  *   of the FIN a plain close would send (without it a LAN client read a crash as a complete
  *   download). Right before the relay passes a FIN on (`end()`), that leg goes back to a normal
@@ -60,7 +60,7 @@ export interface RelayOptions {
   /** The client's FIN was already read before the relay started (pipelined request, data, FIN): the server leg is ended after `earlyData`. */
   clientEnded?: boolean
   /**
-   * Called when a leg's write buffer filled up and the pipeline paused reading the other leg
+   * Called when a leg's write buffer filled up and the relay paused reading the other leg
    * (observed as that leg's 'drain', which ends every such pause). `side` is the leg written to.
    */
   onBackpressure?: (side: RelaySide) => void
@@ -139,7 +139,8 @@ function watchSubflows (legs: Socket[], intervalMs: number, onDead: (leg: Socket
  * Dead-peer detection on both legs: keepalive options, the subflow watch of MPTCP legs and the
  * zero-window watch of legs with a user timeout. `onDead(message)` when a watch finds a peer gone.
  */
-function watchPeers (client: Socket, server: Socket, k: LegKeepalive, onDead: (message: string) => void): { timers: NodeJS.Timeout[], sockoptError?: Error } {
+function watchPeers (client: Socket, server: Socket, k: LegKeepalive,
+  onDead: (message: string) => void): { timers: NodeJS.Timeout[], sockoptError?: Error } {
   const mptcpLegs: Socket[] = []
   const userTimeoutLegs: Socket[] = []
   let sockoptError: Error | undefined
@@ -155,7 +156,8 @@ function watchPeers (client: Socket, server: Socket, k: LegKeepalive, onDead: (m
   const side = (leg: Socket): string => leg === client ? 'client' : 'server'
   const timers: NodeJS.Timeout[] = []
   if (userTimeoutLegs.length > 0) {
-    timers.push(watchZeroWindow(userTimeoutLegs, k.userTimeoutMs, (leg) => { onDead(`${side(leg)} leg: window shut and no ACK to zero-window probes (peer gone)`) }))
+    timers.push(watchZeroWindow(userTimeoutLegs, k.userTimeoutMs,
+      (leg) => { onDead(`${side(leg)} leg: window shut and no ACK to zero-window probes (peer gone)`) }))
   }
   if (mptcpLegs.length > 0) {
     timers.push(watchSubflows(mptcpLegs, k.intervalMs, (leg) => { onDead(`MPTCP leg ${side(leg)} has no subflow left (keepalive)`) }))

@@ -21,7 +21,7 @@ import {
   setsockoptBytes, setsockoptInt, syscallError
 } from './syscall.ts'
 
-/** Linux constants (x86_64/arm/arm64/riscv uapi; kernel-and-node.md §3). */
+/** Linux constants (x86_64 uapi; arm/arm64/riscv share them: docs/design/kernel-facts.md §1). */
 export const Linux = {
   AF_INET: 2,
   AF_INET6: 10,
@@ -69,7 +69,7 @@ export type SocketTarget = number | net.Socket | net.Server
 
 /**
  * The fd behind a Node socket or server. This is the ONLY place that touches Node's internal
- * `_handle` (kernel-and-node.md §2); if Node changes it, only this function needs updating.
+ * `_handle` (docs/mptcp-socket-layer.md); if Node changes it, only this function needs updating.
  */
 export function socketFd (target: SocketTarget): number {
   if (typeof target === 'number') return target
@@ -311,7 +311,13 @@ export function pendingSocketError (target: SocketTarget): string | undefined {
 }
 
 /** The keepalive settings as the kernel has them (SO_KEEPALIVE, TCP_KEEP*, TCP_USER_TIMEOUT; ms). */
-export function legKeepalive (target: SocketTarget): { keepalive: boolean, idleMs: number, intervalMs: number, count: number, userTimeoutMs: number | undefined } {
+export function legKeepalive (target: SocketTarget): {
+  keepalive: boolean,
+  idleMs: number,
+  intervalMs: number,
+  count: number,
+  userTimeoutMs: number | undefined
+} {
   const fd = socketFd(target)
   const int = (level: number, name: number, what: string): number => getsockoptInt(fd, level, name, what)
   const ut = getsockoptInto(fd, Linux.IPPROTO_TCP, Linux.TCP_USER_TIMEOUT, intBuf4)

@@ -61,8 +61,12 @@ export function watchZeroWindow (legs: readonly Socket[], userTimeoutMs: number,
       if (leg.destroyed) continue
       try {
         const t = tcpInfo(leg)
-        const action = zeroWindowAction({ unacked: t.unacked, notsentBytes: t.notsentBytes, lastAckRecvMs: t.lastAckRecvMs }, off.has(leg), userTimeoutMs)
-        if (action === 'off') { setUserTimeout(leg, 0); off.add(leg) } else if (action === 'on') { setUserTimeout(leg, userTimeoutMs); off.delete(leg) } else if (action === 'dead') { onDead(leg); return }
+        const action = zeroWindowAction({ unacked: t.unacked, notsentBytes: t.notsentBytes, lastAckRecvMs: t.lastAckRecvMs }, off.has(leg),
+          userTimeoutMs)
+        if (action === 'off') { setUserTimeout(leg, 0); off.add(leg) } else if (action === 'on') {
+          setUserTimeout(leg,
+            userTimeoutMs); off.delete(leg)
+        } else if (action === 'dead') { onDead(leg); return }
       } catch {
         // The socket closed between the check and the call: the relay's close handling takes over.
       }

@@ -77,7 +77,12 @@ export function parseJournal (text: string): JournalFile | undefined {
   if (typeof v !== 'object' || v === null) return undefined
   const r = v as Record<string, unknown>
   if (typeof r['pid'] !== 'number' || !Array.isArray(r['entries'])) return undefined
-  return { pid: r['pid'], name: String(r['name'] ?? ''), written: String(r['written'] ?? ''), entries: (r['entries'] as unknown[]).filter(validEntry) }
+  return {
+    pid: r['pid'],
+    name: String(r['name'] ?? ''),
+    written: String(r['written'] ?? ''),
+    entries: (r['entries'] as unknown[]).filter(validEntry)
+  }
 }
 
 /** The journal in `file`, undefined when there is none or it is unreadable (logged). */
@@ -124,13 +129,16 @@ export class CrashJournal implements JournalRecorder {
     let leftovers: JournalEntry[] = []
     if (found !== undefined && found.entries.length > 0 && found.pid !== process.pid) {
       if ((o.isAlive ?? pidAlive)(found.pid)) {
-        throw new HybridError('HYBRID_ERR_STATE_LOCKED', `another hybrid-${o.name} (pid ${found.pid}) runs in this network namespace (${file}); one instance per namespace`, { detail: { file, pid: found.pid } })
+        throw new HybridError('HYBRID_ERR_STATE_LOCKED',
+          `another hybrid-${o.name} (pid ${found.pid}) runs in this network namespace (${file}); one instance per namespace`,
+          { detail: { file, pid: found.pid } })
       }
       leftovers = found.entries
     }
     const j = new CrashJournal(file, o.name, leftovers)
     if (leftovers.length > 0) {
-      o.log.warn({ file, pid: found?.pid, written: found?.written, entries: leftovers }, 'a previous run did not stop cleanly: undoing what it left in this namespace')
+      o.log.warn({ file, pid: found?.pid, written: found?.written, entries: leftovers },
+        'a previous run did not stop cleanly: undoing what it left in this namespace')
       j.#entries = [...leftovers]
     }
     return j

@@ -1,6 +1,6 @@
 /**
  * Holder of an nftables `flags owner` table: a long-lived `nft -i` child, fed through a pipe, creates
- * the table and makes every later change to it (security-and-operations.md §8). The kernel deletes an
+ * the table and makes every later change to it (docs/cpe-control-plane.md; docs/design/threat-model.md, threat 14). The kernel deletes an
  * owner table when the netlink socket that created it closes, so the table lives exactly as long as
  * this child — and the child lives as long as the daemon:
  *
@@ -59,7 +59,8 @@ export function renameTable (text: string, family: NftFamily, from: string, to: 
 function spawnError (argv: readonly string[], err: Error & { code?: unknown }): HybridError {
   const file = argv[0] ?? 'nft'
   const why = err.code === 'ENOENT' ? `'${file}' not found on PATH ${installHint(file)}` : String(err)
-  return new HybridError('HYBRID_ERR_NFT_HOLDER', `cannot start ${formatArgv(argv)}: ${why}`, { cause: err, detail: { argv: [...argv], errno: err.code } })
+  return new HybridError('HYBRID_ERR_NFT_HOLDER', `cannot start ${formatArgv(argv)}: ${why}`,
+    { cause: err, detail: { argv: [...argv], errno: err.code } })
 }
 
 export class NftOwner extends EventEmitter<{ exit: [code: number | null, signal: NodeJS.Signals | null] }> {
@@ -140,7 +141,10 @@ export class NftOwner extends EventEmitter<{ exit: [code: number | null, signal:
   async apply (rulesetText: string): Promise<void> {
     const t = `${this.family} ${this.table}`
     const first = flattenRuleset(rulesetText).split(' ; ')[0]
-    if (first !== `table ${t} {`) throw new HybridError('HYBRID_ERR_NFT_CHECK', `ruleset must define exactly "table ${t} { … }", starts with ${JSON.stringify(first)}`)
+    if (first !== `table ${t} {`) {
+      throw new HybridError('HYBRID_ERR_NFT_CHECK',
+      `ruleset must define exactly "table ${t} { … }", starts with ${JSON.stringify(first)}`)
+    }
     if (!/^\s*flags owner\s*;?\s*$/m.test(rulesetText)) throw new HybridError('HYBRID_ERR_NFT_CHECK', `table ${t} must carry "flags owner"`)
     await this.check(rulesetText)
     await this.#transact(`table ${t} { flags owner ; } ; delete table ${t} ; ${flattenRuleset(rulesetText)}`, 'HYBRID_ERR_NFT_APPLY')
@@ -154,7 +158,8 @@ export class NftOwner extends EventEmitter<{ exit: [code: number | null, signal:
       await this.#run(argv, { input: scratch })
     } catch (err) {
       const stderr = (err as HybridError).detail?.['stderr']
-      throw new HybridError('HYBRID_ERR_NFT_CHECK', `nft -c rejected the ruleset for ${this.family} ${this.table}: ${String(stderr ?? err)}`, { cause: err })
+      throw new HybridError('HYBRID_ERR_NFT_CHECK', `nft -c rejected the ruleset for ${this.family} ${this.table}: ${String(stderr ?? err)}`,
+        { cause: err })
     }
   }
 
@@ -173,7 +178,10 @@ export class NftOwner extends EventEmitter<{ exit: [code: number | null, signal:
   async #transact (line: string, code: 'HYBRID_ERR_NFT_APPLY' | 'HYBRID_ERR_NFT_HOLDER'): Promise<void> {
     const op = this.#queue.then(async () => {
       const stderr = await this.#send(line)
-      if (stderr.trim() !== '') throw new HybridError(code, `nft -i refused the ${this.family} ${this.table} batch: ${stderr.trim()}`, { detail: { stderr } })
+      if (stderr.trim() !== '') {
+        throw new HybridError(code, `nft -i refused the ${this.family} ${this.table} batch: ${stderr.trim()}`,
+          { detail: { stderr } })
+      }
     })
     this.#queue = op.catch(() => undefined)
     return op
@@ -217,7 +225,8 @@ export class NftOwner extends EventEmitter<{ exit: [code: number | null, signal:
     for (const p of this.#pending) {
       clearTimeout(p.timer)
       const stderr = this.#stderrTail.trim() === '' ? '' : `: ${this.#stderrTail.trim()}`
-      p.reject(new HybridError('HYBRID_ERR_NFT_HOLDER', `nft -i holder of ${this.family} ${this.table} exited (code ${String(code)}, signal ${String(signal)})${stderr}`))
+      p.reject(new HybridError('HYBRID_ERR_NFT_HOLDER',
+        `nft -i holder of ${this.family} ${this.table} exited (code ${String(code)}, signal ${String(signal)})${stderr}`))
     }
     this.#pending = []
     if (!this.#closing) this.emit('exit', code, signal)

@@ -120,7 +120,8 @@ function merge (requirements: readonly Requirement[]): Requirement[] {
     const prev = byProbe.get(key)
     if (prev === undefined) { byProbe.set(key, r); continue }
     const needFor = prev.for.split(', ').includes(r.for) ? prev.for : `${prev.for}, ${r.for}`
-    byProbe.set(key, prev.kind === 'nft-tproxy' && r.kind === 'nft-tproxy' ? { ...prev, owner: prev.owner || r.owner, for: needFor } : { ...prev, for: needFor })
+    byProbe.set(key,
+      prev.kind === 'nft-tproxy' && r.kind === 'nft-tproxy' ? { ...prev, owner: prev.owner || r.owner, for: needFor } : { ...prev, for: needFor })
   }
   return [...byProbe.values()]
 }
@@ -133,15 +134,28 @@ function binaryProblem (name: string, needFor: string, path: string): Prerequisi
 function mptcpProblem (needFor: string, probes: PrerequisiteProbes): PrerequisiteProblem | undefined {
   const enabled = (probes.readSysctl ?? readProcSys)('net.mptcp.enabled')
   const what = 'net.mptcp.enabled'
-  if (enabled === undefined) return { kind: 'mptcp', what, message: `kernel without MPTCP (no /proc/sys/net/mptcp/enabled; needed for ${needFor}): use a kernel >= 5.6 built with CONFIG_MPTCP=y` }
-  if (enabled !== '1') return { kind: 'mptcp', what, message: `kernel MPTCP is disabled (net.mptcp.enabled=${enabled}; needed for ${needFor}): enable it with sysctl -w net.mptcp.enabled=1 (per network namespace)` }
+  if (enabled === undefined) {
+    return {
+      kind: 'mptcp',
+      what,
+      message: `kernel without MPTCP (no /proc/sys/net/mptcp/enabled; needed for ${needFor}): use a kernel >= 5.6 built with CONFIG_MPTCP=y`
+    }
+  }
+  if (enabled !== '1') {
+    return {
+      kind: 'mptcp',
+      what,
+      message: `kernel MPTCP is disabled (net.mptcp.enabled=${enabled}; needed for ${needFor}): enable it with sysctl -w net.mptcp.enabled=1 (per network namespace)`
+    }
+  }
   const failure = (probes.openMptcpSocket ?? tryMptcpSocket)()
   if (failure === undefined) return undefined
   return { kind: 'mptcp', what: 'IPPROTO_MPTCP', message: `cannot create an MPTCP socket (needed for ${needFor}): ${failure}` }
 }
 
 /** `nftMissingReported`: a `binary` requirement already names a missing nft (report it once). */
-async function nftProblem (owner: boolean, needFor: string, probes: PrerequisiteProbes, nftMissingReported: boolean): Promise<PrerequisiteProblem | undefined> {
+async function nftProblem (owner: boolean, needFor: string, probes: PrerequisiteProbes,
+  nftMissingReported: boolean): Promise<PrerequisiteProblem | undefined> {
   const nft = resolveOnPath('nft', probes.path)
   if (nft === undefined) return nftMissingReported ? undefined : binaryProblem('nft', needFor, probes.path)
   try {
@@ -161,7 +175,11 @@ async function nftProblem (owner: boolean, needFor: string, probes: Prerequisite
 
 function tunProblem (needFor: string, probes: PrerequisiteProbes): PrerequisiteProblem | undefined {
   if ((probes.canOpenDevice ?? canOpenReadWrite)('/dev/net/tun')) return undefined
-  return { kind: 'tun', what: '/dev/net/tun', message: `cannot open /dev/net/tun (needed for ${needFor}): load the tun module (modprobe tun, CONFIG_TUN) and run with CAP_NET_ADMIN` }
+  return {
+    kind: 'tun',
+    what: '/dev/net/tun',
+    message: `cannot open /dev/net/tun (needed for ${needFor}): load the tun module (modprobe tun, CONFIG_TUN) and run with CAP_NET_ADMIN`
+  }
 }
 
 /** Every problem of `requirements` on this host (empty: all met). Binary problems come first. */

@@ -52,7 +52,10 @@ export const normaliseSysctl = (v: string): string => v.trim().split(/\s+/).join
  */
 export function withTcpMemMax (current: string, max: number, key = 'net.ipv4.tcp_wmem'): string {
   const m = /^\s*(\d+)\s+(\d+)\s+(\d+)\s*$/.exec(current)
-  if (m === null) throw new HybridError('HYBRID_ERR_CMD_OUTPUT', `${key}: expected "min default max", read ${JSON.stringify(current)}`, { detail: { key } })
+  if (m === null) {
+    throw new HybridError('HYBRID_ERR_CMD_OUTPUT', `${key}: expected "min default max", read ${JSON.stringify(current)}`,
+      { detail: { key } })
+  }
   const min = Math.min(Number(m[1]), max)
   const def = Math.min(Number(m[2]), max)
   return `${min} ${def} ${max}`
@@ -79,7 +82,8 @@ export const RTO_MAX_DEFAULT_MS = 120_000
 export function tcpProfileSettings (k: TcpProfileInput, section: string): SysctlRequest[] {
   if (tcpProfileProblems(k, section.split('.')).length > 0) {
     const key = `${section}.tcpRetries2`
-    throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `${key}: required with ${section}.rtoMaxMs below ${RTO_MAX_DEFAULT_MS} (a small RTO cap with the default 15 retries gives up a dead subflow within seconds, for good)`, { detail: { key } })
+    throw new ConfigError('HYBRID_ERR_CONFIG_INVALID',
+      `${key}: required with ${section}.rtoMaxMs below ${RTO_MAX_DEFAULT_MS} (a small RTO cap with the default 15 retries gives up a dead subflow within seconds, for good)`, { detail: { key } })
   }
   const out: SysctlRequest[] = []
   if (k.staleLossCnt !== undefined) out.push({ key: 'net.mptcp.stale_loss_cnt', value: String(k.staleLossCnt) })
@@ -94,7 +98,10 @@ export function tcpProfileSettings (k: TcpProfileInput, section: string): Sysctl
 /** The config check's view of `tcpProfileSettings`' refusal: problems under `path` (e.g. ['failover', 'kernel']). */
 export function tcpProfileProblems (k: TcpProfileInput, path: readonly string[]): CheckProblem[] {
   return k.rtoMaxMs !== undefined && k.rtoMaxMs < RTO_MAX_DEFAULT_MS && k.tcpRetries2 === undefined
-    ? [{ path: [...path, 'tcpRetries2'], message: `required with /${path.join('/')}/rtoMaxMs below ${RTO_MAX_DEFAULT_MS} (a small RTO cap with the default 15 retries gives up a dead subflow within seconds, for good)` }]
+    ? [{
+        path: [...path, 'tcpRetries2'],
+        message: `required with /${path.join('/')}/rtoMaxMs below ${RTO_MAX_DEFAULT_MS} (a small RTO cap with the default 15 retries gives up a dead subflow within seconds, for good)`
+      }]
     : []
 }
 

@@ -52,7 +52,8 @@ function checkError (err: unknown): void {
   const problems = err.detail?.['problems']
   check(Array.isArray(problems) && problems.length > 0, 'ConfigError without problems')
   for (const p of problems as Array<Record<string, unknown>>) {
-    check(typeof p['path'] === 'string' && typeof p['message'] === 'string' && typeof p['origin'] === 'string', `malformed problem ${JSON.stringify(p)}`)
+    check(typeof p['path'] === 'string' && typeof p['message'] === 'string' && typeof p['origin'] === 'string',
+      `malformed problem ${JSON.stringify(p)}`)
     check(['file', 'env', 'argv', 'default'].includes(p['source'] as string), `problem source ${String(p['source'])}`)
   }
 }
@@ -70,7 +71,8 @@ function schemaWords (s: unknown, out: Set<string>): Set<string> {
 // Compile both validators now (seconds on a loaded machine), so the first input is not timed as a hang.
 for (const s of schemas) configValidator(s)
 
-const yamlTokens = ['\n', '\n  ', '\n- ', ': ', '- ', '{ ', ' }', '[', ']', ', ', '"', "'", '&a ', '*a', '<<: ', '!!str ', '!!int ', '!!binary ', '---\n', '...\n', '? ', '|\n  ', '>\n  ', '# ', 'null', 'true', '~', '0x1f', '1e3', '.inf', '-1']
+const yamlTokens = ['\n', '\n  ', '\n- ', ': ', '- ', '{ ', ' }', '[', ']', ', ', '"', "'", '&a ', '*a', '<<: ', '!!str ', '!!int ', '!!binary ',
+  '---\n', '...\n', '? ', '|\n  ', '>\n  ', '# ', 'null', 'true', '~', '0x1f', '1e3', '.inf', '-1']
 
 export const target: FuzzTarget = {
   // 4 KiB: three times the largest real file (deploy/compose/transparent/concentrator.yaml, 1.4 KiB),

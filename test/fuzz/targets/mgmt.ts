@@ -52,7 +52,8 @@ const concentrator = build((app) => registerConcentratorRoutes(app, {
 await Promise.all([cpe.ready(), concentrator.ready()]) // compile the route schemas before the first timed input
 
 const names = ['dsl', 'lte', 'wifi', 'DSL', 'a'.repeat(17), '%2e%2e', 'dsl%00', '']
-const contentTypes = ['application/json', 'application/json; charset=utf-8', 'text/plain', undefined, 'application/x-www-form-urlencoded', 'application/json; charset=latin1']
+const contentTypes = ['application/json', 'application/json; charset=utf-8', 'text/plain', undefined, 'application/x-www-form-urlencoded',
+  'application/json; charset=latin1']
 
 function parse (body: Buffer): unknown {
   try {
@@ -69,7 +70,8 @@ function isPlainObject (v: unknown): v is Record<string, unknown> {
 function validUplinkChange (v: unknown): boolean {
   if (!isPlainObject(v)) return false
   const keys = Object.keys(v)
-  return keys.length >= 1 && keys.every((k) => (k === 'mode' && ['aggregate', 'backup'].includes(v[k] as string)) || (k === 'admin' && ['up', 'down'].includes(v[k] as string)))
+  return keys.length >= 1 && keys.every((k) => (k === 'mode' && ['aggregate', 'backup'].includes(v[k] as string)) || (k === 'admin' && ['up',
+    'down'].includes(v[k] as string)))
 }
 
 function validSteering (v: unknown): boolean {
@@ -89,7 +91,8 @@ function checkHandlerSaw (route: number): void {
 
 export const target: FuzzTarget = {
   maxLen: 20 * 1024, // above the 16 KiB body limit, so 413 is reached too
-  dictionary: ['{"mode":"', '{"admin":"', '","admin":"', '"}', 'aggregate', 'backup', 'up', 'down', ...STEERING_MODES, '"__proto__"', '"constructor"', '{"mode":["backup"]}', 'null', '\\u0000'],
+  dictionary: ['{"mode":"', '{"admin":"', '","admin":"', '"}', 'aggregate', 'backup', 'up', 'down', ...STEERING_MODES, '"__proto__"',
+    '"constructor"', '{"mode":["backup"]}', 'null', '\\u0000'],
   async fuzz (data) {
     if (data.length < 3) return
     const route = (data[0] as number) % 4
@@ -112,7 +115,10 @@ export const target: FuzzTarget = {
       check(typeof e?.code === 'string' && e.code.startsWith('HYBRID_ERR_') && typeof e.message === 'string', `error body ${res.body.slice(0, 200)}`)
     }
     const json = contentType?.startsWith('application/json') === true && body.length > 0 ? parse(body) : undefined
-    if (route === 0 && (name === 'lte') && validUplinkChange(json)) check(res.statusCode === 200, `valid uplink change refused: ${res.statusCode} ${res.body}`)
+    if (route === 0 && (name === 'lte') && validUplinkChange(json)) {
+      check(res.statusCode === 200,
+      `valid uplink change refused: ${res.statusCode} ${res.body}`)
+    }
     if (route === 1 && validSteering(json)) check(res.statusCode === 200, `valid steering body refused: ${res.statusCode} ${res.body}`)
   }
 }

@@ -26,9 +26,17 @@ const decoders: ReadonlyArray<{ name: string, decode: Decoder, encode?: (v: neve
   { name: 'greeting', decode: decodeGreeting, encode: (v: { methods: number[] }) => encodeGreeting(v.methods) },
   { name: 'method', decode: decodeMethodSelection, encode: (v: { method: number }) => encodeMethodSelection(v.method) },
   { name: 'auth', decode: decodeAuthRequest, encode: (v: { username: Buffer, password: Buffer }) => encodeAuthRequest(v) },
-  { name: 'auth-response', decode: decodeAuthResponse, encode: (v: { status: number }) => v.status <= 1 ? encodeAuthResponse(v.status === 0) : undefined },
+  {
+    name: 'auth-response',
+    decode: decodeAuthResponse,
+    encode: (v: { status: number }) => v.status <= 1 ? encodeAuthResponse(v.status === 0) : undefined
+  },
   { name: 'request', decode: decodeRequest, encode: (v: { command: number, address: Socks5Address }) => encodeRequest(v) },
-  { name: 'reply', decode: decodeReply, encode: (v: { rep: number, bound: Socks5Address }) => encodable(v.bound) ? encodeReply(v.rep, v.bound) : undefined },
+  {
+    name: 'reply',
+    decode: decodeReply,
+    encode: (v: { rep: number, bound: Socks5Address }) => encodable(v.bound) ? encodeReply(v.rep, v.bound) : undefined
+  },
   { name: 'connect-reply', decode: decodeConnectReply },
   { name: 'address-strict', decode: (b) => decodeAddress(b, 'strict'), encode: (v: Socks5Address) => encodeAddress(v) },
   { name: 'address-lenient', decode: (b) => decodeAddress(b, 'lenient'), encode: (v: Socks5Address) => encodable(v) ? encodeAddress(v) : undefined }

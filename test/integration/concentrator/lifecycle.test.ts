@@ -63,7 +63,8 @@ test('reload swaps credentials without dropping an established relay; a bad relo
   const { conc, port } = await startConcentrator(t, makeConfig(doc))
   const login = async (pass: string): Promise<RawClient> => {
     const c = await RawClient.connect(port())
-    c.write(Buffer.concat([Buffer.from('050102', 'hex'), Buffer.from([1, 5]), Buffer.from('alice'), Buffer.from([pass.length]), Buffer.from(pass), connectRequest(ECHO_HOST, echo.port)]))
+    c.write(Buffer.concat([Buffer.from('050102', 'hex'), Buffer.from([1, 5]), Buffer.from('alice'), Buffer.from([pass.length]), Buffer.from(pass),
+      connectRequest(ECHO_HOST, echo.port)]))
     return c
   }
   const old = await login('one')
@@ -92,7 +93,10 @@ test('reload re-binds only changed listeners', async (t) => {
   const { conc } = await startConcentrator(t, makeConfig({ listeners: [{ host: '127.0.0.1', port: 0, mode: 'socks5', protocol: 'tcp' }] }))
   const first = conc.listeners()[0]
   assert.ok(first !== undefined)
-  const config = makeConfig({ listeners: [{ host: '127.0.0.1', port: first.port, mode: 'socks5', protocol: 'tcp' }, { host: '::1', port: 0, mode: 'socks5', protocol: 'tcp' }] })
+  const config = makeConfig({
+    listeners: [{ host: '127.0.0.1', port: first.port, mode: 'socks5', protocol: 'tcp' },
+      { host: '::1', port: 0, mode: 'socks5', protocol: 'tcp' }]
+  })
   ;(config.listeners[1] as { port: number }).port = 0
   await conc.reload(config)
   const after = conc.listeners()
@@ -109,7 +113,11 @@ test('management routes via inject()', async (t) => {
   const c = await relayed(port(), echo.port)
   c.write('61626364')
   await c.read(4)
-  const get = async (url: string): Promise<{ statusCode: number, body: string }> => conc.mgmt.inject({ method: 'GET', url, headers: { host: '127.0.0.1' } })
+  const get = async (url: string): Promise<{ statusCode: number, body: string }> => conc.mgmt.inject({
+    method: 'GET',
+    url,
+    headers: { host: '127.0.0.1' }
+  })
   assert.equal((await get('/livez')).statusCode, 200)
   assert.equal(JSON.parse((await get('/readyz')).body).ready, true)
   const metrics = (await get('/metrics')).body

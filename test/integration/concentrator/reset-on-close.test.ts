@@ -50,7 +50,14 @@ async function client (port: number): Promise<{ c: RawClient, end: Promise<strin
 }
 
 const socks5Config = (): ReturnType<typeof makeConfig> => makeConfig({})
-const convertConfig = (): ReturnType<typeof makeConfig> => makeConfig({ listeners: [{ host: '127.0.0.1', port: 0, mode: 'convert', protocol: 'tcp' }] })
+const convertConfig = (): ReturnType<typeof makeConfig> => makeConfig({
+  listeners: [{
+    host: '127.0.0.1',
+    port: 0,
+    mode: 'convert',
+    protocol: 'tcp'
+  }]
+})
 
 test('SOCKS5 refusals: REP 02, 05 and 07 arrive intact, then a FIN (not a reset)', async (t) => {
   const { port } = await startConcentrator(t, socks5Config())
@@ -92,7 +99,8 @@ test('the handshake deadline (SOCKS5 and Convert) is a deliberate close: a FIN, 
   const s = await client(socks5.port())
   s.c.write('0502')
   assert.equal(await s.end, 'fin', 'SOCKS5 greeting left incomplete')
-  const convert = await startConcentrator(t, makeConfig({ listeners: [{ host: '127.0.0.1', port: 0, mode: 'convert', protocol: 'tcp' }], limits: { convertTimeoutMs: 200 } }))
+  const convert = await startConcentrator(t,
+    makeConfig({ listeners: [{ host: '127.0.0.1', port: 0, mode: 'convert', protocol: 'tcp' }], limits: { convertTimeoutMs: 200 } }))
   const c = await client(convert.port())
   c.c.write('0106')
   assert.equal(await c.end, 'fin', 'Convert message left incomplete')

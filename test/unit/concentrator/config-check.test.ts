@@ -83,6 +83,10 @@ test('a good configuration passes; ephemeral ports (0, tests building configs wi
   })
   const c = loadConfig(ConfigSchema, { file, check: concentratorConfigProblems })
   assert.equal(c.listeners.length, 2)
-  const ephemeral = { ...c, listeners: c.listeners.map((l) => ({ ...l, port: 0 })), management: { ...c.management, listen: { ...c.management.listen, port: 0 } } }
+  const ephemeral = {
+    ...c,
+    listeners: c.listeners.map((l) => ({ ...l, port: 0 })),
+    management: { ...c.management, listen: { ...c.management.listen, port: 0 } }
+  }
   assert.deepEqual(concentratorConfigProblems(ephemeral), [])
 })

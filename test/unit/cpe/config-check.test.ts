@@ -34,21 +34,91 @@ interface Case { name: string, extra: Record<string, unknown>, path: string, mes
 
 const cases: Case[] = [
   { name: 'mode convert without convert.port', extra: { mode: 'convert' }, path: '/convert/port', message: /required in mode convert/ },
-  { name: 'socks5.username without password', extra: { socks5: { username: 'alice' } }, path: '/socks5/password', message: /required with \/socks5\/username/ },
+  {
+    name: 'socks5.username without password',
+    extra: { socks5: { username: 'alice' } },
+    path: '/socks5/password',
+    message: /required with \/socks5\/username/
+  },
   { name: 'failover without health', extra: { failover: { enabled: true } }, path: '/failover/enabled', message: /health\/enabled/ },
-  { name: 'failover.kernel.rtoMaxMs below 120000 without tcpRetries2', extra: { health: { enabled: true }, failover: { enabled: true, kernel: { rtoMaxMs: 5000 } } }, path: '/failover/kernel/tcpRetries2', message: /rtoMaxMs below 120000/ },
-  { name: 'intercept.socketMark equal to intercept.mark', extra: { intercept: { mark: 7, socketMark: 7 } }, path: '/intercept/socketMark', message: /must differ from \/intercept\/mark/ },
-  { name: 'bypass destination that passes the pattern but is no prefix', extra: { intercept: { bypass: { destinations: ['10.0.0.0/40'] } } }, path: '/intercept/bypass/destinations/0', message: /not an IP address or prefix/ },
-  { name: 'bypass source that is no address', extra: { intercept: { bypass: { sources: ['999.1.1.1'] } } }, path: '/intercept/bypass/sources/0', message: /not an IP address or prefix/ },
-  { name: 'uplink name not usable as a metric label', extra: { uplinks: [uplinks[0], { ...uplinks[1], name: 'lte-1' }] }, path: '/uplinks/1/name', message: /must match/ },
-  { name: 'five uplinks (metrics label at most four paths)', extra: { uplinks: ['a', 'b', 'c', 'd', 'e'].map((x) => ({ name: `up${x}`, interface: `eth${x}`, role: 'lte' })) }, path: '/uplinks', message: /at most 4 uplinks/ },
-  { name: 'two uplinks on one interface', extra: { uplinks: [uplinks[0], { ...uplinks[1], interface: 'eth1' }] }, path: '/uplinks/1/interface', message: /duplicate interface eth1/ },
-  { name: 'explicit table equal to another uplink\'s tableBase + index', extra: { uplinks: [{ ...uplinks[0], table: 101 }, uplinks[1]] }, path: '/uplinks/1/table', message: /duplicate table 101/ },
-  { name: 'steering class pinned to no uplink', extra: { steering: { classes: [{ name: 'voip', destinations: ['192.0.2.0/24'], access: 'wifi' }] } }, path: '/steering/classes/0/access', message: /no uplink named wifi/ },
-  { name: 'steering smallest-delay without health', extra: { steering: { mode: 'smallest-delay' } }, path: '/steering/mode', message: /needs health\.enabled/ },
-  { name: 'steering priority-based without a dsl uplink', extra: { uplinks: [{ ...uplinks[0], role: 'lte' }, uplinks[1]], steering: { mode: 'priority-based' } }, path: '/steering/mode', message: /needs a dsl uplink/ },
-  { name: 'steering mode with a single uplink', extra: { uplinks: [uplinks[0]], steering: { mode: 'load-balancing' } }, path: '/steering/mode', message: /second uplink/ },
-  { name: 'management headersTimeoutMs above requestTimeoutMs', extra: { management: { limits: { headersTimeoutMs: 20_000, requestTimeoutMs: 10_000 } } }, path: '/management/limits/headersTimeoutMs', message: /must not exceed/ }
+  {
+    name: 'failover.kernel.rtoMaxMs below 120000 without tcpRetries2',
+    extra: { health: { enabled: true }, failover: { enabled: true, kernel: { rtoMaxMs: 5000 } } },
+    path: '/failover/kernel/tcpRetries2',
+    message: /rtoMaxMs below 120000/
+  },
+  {
+    name: 'intercept.socketMark equal to intercept.mark',
+    extra: { intercept: { mark: 7, socketMark: 7 } },
+    path: '/intercept/socketMark',
+    message: /must differ from \/intercept\/mark/
+  },
+  {
+    name: 'bypass destination that passes the pattern but is no prefix',
+    extra: { intercept: { bypass: { destinations: ['10.0.0.0/40'] } } },
+    path: '/intercept/bypass/destinations/0',
+    message: /not an IP address or prefix/
+  },
+  {
+    name: 'bypass source that is no address',
+    extra: { intercept: { bypass: { sources: ['999.1.1.1'] } } },
+    path: '/intercept/bypass/sources/0',
+    message: /not an IP address or prefix/
+  },
+  {
+    name: 'uplink name not usable as a metric label',
+    extra: { uplinks: [uplinks[0], { ...uplinks[1], name: 'lte-1' }] },
+    path: '/uplinks/1/name',
+    message: /must match/
+  },
+  {
+    name: 'five uplinks (metrics label at most four paths)',
+    extra: { uplinks: ['a', 'b', 'c', 'd', 'e'].map((x) => ({ name: `up${x}`, interface: `eth${x}`, role: 'lte' })) },
+    path: '/uplinks',
+    message: /at most 4 uplinks/
+  },
+  {
+    name: 'two uplinks on one interface',
+    extra: { uplinks: [uplinks[0], { ...uplinks[1], interface: 'eth1' }] },
+    path: '/uplinks/1/interface',
+    message: /duplicate interface eth1/
+  },
+  {
+    name: 'explicit table equal to another uplink\'s tableBase + index',
+    extra: { uplinks: [{ ...uplinks[0], table: 101 }, uplinks[1]] },
+    path: '/uplinks/1/table',
+    message: /duplicate table 101/
+  },
+  {
+    name: 'steering class pinned to no uplink',
+    extra: { steering: { classes: [{ name: 'voip', destinations: ['192.0.2.0/24'], access: 'wifi' }] } },
+    path: '/steering/classes/0/access',
+    message: /no uplink named wifi/
+  },
+  {
+    name: 'steering smallest-delay without health',
+    extra: { steering: { mode: 'smallest-delay' } },
+    path: '/steering/mode',
+    message: /needs health\.enabled/
+  },
+  {
+    name: 'steering priority-based without a dsl uplink',
+    extra: { uplinks: [{ ...uplinks[0], role: 'lte' }, uplinks[1]], steering: { mode: 'priority-based' } },
+    path: '/steering/mode',
+    message: /needs a dsl uplink/
+  },
+  {
+    name: 'steering mode with a single uplink',
+    extra: { uplinks: [uplinks[0]], steering: { mode: 'load-balancing' } },
+    path: '/steering/mode',
+    message: /second uplink/
+  },
+  {
+    name: 'management headersTimeoutMs above requestTimeoutMs',
+    extra: { management: { limits: { headersTimeoutMs: 20_000, requestTimeoutMs: 10_000 } } },
+    path: '/management/limits/headersTimeoutMs',
+    message: /must not exceed/
+  }
 ]
 
 for (const c of cases) {
@@ -82,7 +152,8 @@ test('every problem at once, like schema problems', () => {
 test('a value from the environment or --set is named by its variable or flag', () => {
   const file = writeConfig({})
   try {
-    loadConfig(ConfigSchema, { file, check: cpeConfigProblems, envPrefix: 'HYBRID_CPE_', env: { HYBRID_CPE_MODE: 'convert' }, argv: { set: ['failover.enabled=true'] } })
+    loadConfig(ConfigSchema,
+      { file, check: cpeConfigProblems, envPrefix: 'HYBRID_CPE_', env: { HYBRID_CPE_MODE: 'convert' }, argv: { set: ['failover.enabled=true'] } })
     assert.fail('accepted')
   } catch (err) {
     assert.ok(isHybridError(err))
@@ -99,10 +170,20 @@ test('the cross-field checks do not run when the schema already refused (they ne
 test('limits.handshakeTimeoutMs and limits.convertTimeoutMs are gone from the CPE (nothing read them): unknown key', () => {
   const { code, problems } = refusal(writeConfig({ limits: { handshakeTimeoutMs: 1000, convertTimeoutMs: 1000 } }))
   assert.equal(code, 'HYBRID_ERR_CONFIG_INVALID')
-  assert.deepEqual(problems.map((p) => [p.path, p.message]), [['/limits/handshakeTimeoutMs', 'unknown key'], ['/limits/convertTimeoutMs', 'unknown key']])
+  assert.deepEqual(problems.map((p) => [p.path, p.message]),
+    [['/limits/handshakeTimeoutMs', 'unknown key'], ['/limits/convertTimeoutMs', 'unknown key']])
 })
 
 test('a valid configuration passes the checks', () => {
-  const c = loadConfig(ConfigSchema, { file: writeConfig({ mode: 'convert', convert: { port: 5124 }, health: { enabled: true }, failover: { enabled: true }, steering: { mode: 'priority-based' } }), check: cpeConfigProblems })
+  const c = loadConfig(ConfigSchema, {
+    file: writeConfig({
+      mode: 'convert',
+      convert: { port: 5124 },
+      health: { enabled: true },
+      failover: { enabled: true },
+      steering: { mode: 'priority-based' }
+    }),
+    check: cpeConfigProblems
+  })
   assert.equal(c.convert.port, 5124)
 })

@@ -33,8 +33,30 @@ class FakeUplinks extends EventEmitter<{ change: [UplinkState[]], problem: [Erro
   mode: 'aggregate' | 'backup' = 'aggregate'
   admin = new Map<string, 'up' | 'down'>()
   uplinks = (): UplinkState[] => [
-    { name: 'dsl', role: 'dsl', interface: 'dsl0', table: 100, addresses: ['198.51.100.2'], up: true, endpointId: undefined, endpointIds: [], mode: this.mode, admin: 'up' },
-    { name: 'lte', role: 'lte', interface: 'lte0', table: 101, addresses: ['198.51.100.66'], up: true, endpointId: 1, endpointIds: this.admin.get('lte') === 'down' ? [] : [1], mode: this.mode, admin: this.admin.get('lte') ?? 'up' }
+    {
+      name: 'dsl',
+      role: 'dsl',
+      interface: 'dsl0',
+      table: 100,
+      addresses: ['198.51.100.2'],
+      up: true,
+      endpointId: undefined,
+      endpointIds: [],
+      mode: this.mode,
+      admin: 'up'
+    },
+    {
+      name: 'lte',
+      role: 'lte',
+      interface: 'lte0',
+      table: 101,
+      addresses: ['198.51.100.66'],
+      up: true,
+      endpointId: 1,
+      endpointIds: this.admin.get('lte') === 'down' ? [] : [1],
+      mode: this.mode,
+      admin: this.admin.get('lte') ?? 'up'
+    }
   ]
 
   setMode = async (m: 'aggregate' | 'backup'): Promise<void> => { this.mode = m; this.emit('change', this.uplinks()) }
@@ -56,7 +78,14 @@ async function started (t: TestContext) {
     listenManagement: false,
     kernelMib: false,
     startUplinks: async () => uplinks,
-    startInterceptor: async () => ({ listening: true, tableInstalled: true, updateRuleset: async (c) => { rulesets.push(JSON.stringify(c)) }, stopAccepting: () => {}, stop: async () => {}, on: () => undefined })
+    startInterceptor: async () => ({
+      listening: true,
+      tableInstalled: true,
+      updateRuleset: async (c) => { rulesets.push(JSON.stringify(c)) },
+      stopAccepting: () => {},
+      stop: async () => {},
+      on: () => undefined
+    })
   })
   t.after(async () => { await cpe.stop() })
   await cpe.start()
@@ -68,7 +97,13 @@ const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/js
 test('readyz, status, uplinks; readiness off synchronously on stop', async (t) => {
   const { cpe } = await started(t)
   assert.equal((await cpe.mgmt.inject({ url: '/readyz' })).statusCode, 200)
-  const up = (await cpe.mgmt.inject({ url: '/api/v1/uplinks' })).json() as { uplinks: Array<{ name: string, role: string, endpointConfigured: boolean }> }
+  const up = (await cpe.mgmt.inject({ url: '/api/v1/uplinks' })).json() as {
+    uplinks: Array<{
+      name: string,
+      role: string,
+      endpointConfigured: boolean
+    }>
+  }
   assert.deepEqual(up.uplinks.map((u) => [u.name, u.role, u.endpointConfigured]), [['dsl', 'primary', true], ['lte', 'primary', true]])
   assert.equal(((await cpe.mgmt.inject({ url: '/api/v1/sessions?limit=5' })).json() as { total: number }).total, 0)
   const stopping = cpe.stop()
@@ -78,7 +113,13 @@ test('readyz, status, uplinks; readiness off synchronously on stop', async (t) =
 
 test('PUT /api/v1/uplinks/:name: token, mode on lte only, admin down, bad fields named', async (t) => {
   const { cpe, uplinks } = await started(t)
-  const put = async (name: string, body: unknown, headers: Record<string, string> = auth) => cpe.mgmt.inject({ method: 'PUT', url: `/api/v1/uplinks/${name}`, headers, payload: JSON.stringify(body) })
+  const put = async (name: string, body: unknown,
+    headers: Record<string, string> = auth) => cpe.mgmt.inject({
+    method: 'PUT',
+    url: `/api/v1/uplinks/${name}`,
+    headers,
+    payload: JSON.stringify(body)
+  })
   assert.equal((await put('lte', { admin: 'down' }, { 'content-type': 'application/json' })).statusCode, 401)
   const down = await put('lte', { admin: 'down' })
   assert.equal(down.statusCode, 200, down.body)
@@ -107,12 +148,18 @@ test('PUT /api/v1/uplinks/:name: token, mode on lte only, admin down, bad fields
 })
 
 test('management.limits reach the CPE management server; refusals are counted on the CPE registry', async (t) => {
-  const cpe = createCpe(config({ management: { token: TOKEN, limits: { perSourceMaxConnections: 3, idleTimeoutMs: 1234, keepAliveTimeoutMs: 800, headersTimeoutMs: 900, requestTimeoutMs: 2000 } } }), {
+  const cpe = createCpe(config({
+    management: {
+      token: TOKEN,
+      limits: { perSourceMaxConnections: 3, idleTimeoutMs: 1234, keepAliveTimeoutMs: 800, headersTimeoutMs: 900, requestTimeoutMs: 2000 }
+    }
+  }), {
     log: createLogger({ level: 'silent', name: 'test' }), registry: new Registry(), listenManagement: false, kernelMib: false
   })
   t.after(async () => { await cpe.mgmt.close() })
   await cpe.mgmt.ready()
-  assert.deepEqual([cpe.mgmt.server.timeout, cpe.mgmt.server.keepAliveTimeout, cpe.mgmt.server.headersTimeout, cpe.mgmt.server.requestTimeout], [1234, 800, 900, 2000])
+  assert.deepEqual([cpe.mgmt.server.timeout, cpe.mgmt.server.keepAliveTimeout, cpe.mgmt.server.headersTimeout, cpe.mgmt.server.requestTimeout],
+    [1234, 800, 900, 2000])
   assert.match(await cpe.registry.metrics(), /^hybrid_mgmt_connections_refused_total\{reason="per_source_limit"\} 0$/m)
   // Real sockets on the CPE's own server: 6 idle connections from one source with a cap of 3.
   const { port } = await listenMgmt(cpe.mgmt, { host: '127.0.0.1', port: 0 })
@@ -126,7 +173,8 @@ test('management.limits reach the CPE management server; refusals are counted on
   await new Promise((resolve) => setTimeout(resolve, 300))
   assert.equal(closed.filter(Boolean).length, 3)
   const livez = await new Promise<number>((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path: '/livez', localAddress: '127.0.0.2', agent: false }, (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject)
+    get({ host: '127.0.0.1', port, path: '/livez', localAddress: '127.0.0.2', agent: false },
+      (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject)
   })
   assert.equal(livez, 200, 'another source still gets /livez')
   assert.match(await cpe.registry.metrics(), /^hybrid_mgmt_connections_refused_total\{reason="per_source_limit"\} 3$/m)

@@ -15,6 +15,7 @@ test('committed dashboards are exactly what scripts/gen-dashboards.mjs generates
   const generated = readdirSync(out).sort()
   assert.deepEqual(generated, readdirSync(committed).filter((f) => f.endsWith('.json')).sort())
   for (const f of generated) {
-    assert.equal(readFileSync(join(committed, f), 'utf8'), readFileSync(join(out, f), 'utf8'), `${f} is stale: run node scripts/gen-dashboards.mjs deploy/grafana/dashboards`)
+    assert.equal(readFileSync(join(committed, f), 'utf8'), readFileSync(join(out, f), 'utf8'),
+      `${f} is stale: run node scripts/gen-dashboards.mjs deploy/grafana/dashboards`)
   }
 })

@@ -6,7 +6,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse, stringify } from 'yaml'
-import { dashboardExpressions, dashboardMetricNames, dashboardPanels, extractMetricNames, extractVariableQueryMetrics, variableQueries } from '../../helpers/dashboard-metrics.ts'
+import {
+  dashboardExpressions, dashboardMetricNames, dashboardPanels, extractMetricNames, extractVariableQueryMetrics,
+  variableQueries
+} from '../../helpers/dashboard-metrics.ts'
 import { PLANNED_METRICS, SCRAPE_GENERATED_METRICS } from '../../fixtures/planned-metrics.ts'
 import type { MetricOwner } from '../../fixtures/planned-metrics.ts'
 
@@ -14,10 +17,20 @@ const root = new URL('../../../', import.meta.url)
 const read = (path: string): string => readFileSync(new URL(path, root), 'utf8')
 const path = (p: string): string => fileURLToPath(new URL(p, root))
 
-interface DashboardCase { readonly file: string, readonly job: string, readonly owner: Exclude<MetricOwner, 'both'>, readonly variables: readonly string[] }
+interface DashboardCase {
+  readonly file: string,
+  readonly job: string,
+  readonly owner: Exclude<MetricOwner, 'both'>,
+  readonly variables: readonly string[]
+}
 const DASHBOARDS: readonly DashboardCase[] = [
   { file: 'deploy/grafana/dashboards/hybrid-cpe.json', job: 'hybrid-cpe', owner: 'cpe', variables: ['datasource', 'instance', 'path'] },
-  { file: 'deploy/grafana/dashboards/hybrid-concentrator.json', job: 'hybrid-concentrator', owner: 'concentrator', variables: ['datasource', 'instance'] }
+  {
+    file: 'deploy/grafana/dashboards/hybrid-concentrator.json',
+    job: 'hybrid-concentrator',
+    owner: 'concentrator',
+    variables: ['datasource', 'instance']
+  }
 ]
 const GRAFANA_BUILTIN_VARS = new Set(['__rate_interval', '__interval', '__range', '__range_s', '__interval_ms'])
 
@@ -44,9 +57,12 @@ function loadDashboard (file: string): Record<string, unknown> {
 }
 
 test('extractMetricNames skips functions, keywords, labels, ranges and by/without clauses', () => {
-  assert.deepEqual(extractMetricNames('sum by (mode) (rate(hybrid_connections_accepted_total{job="x", mode=~"socks5|convert"}[$__rate_interval]))'), ['hybrid_connections_accepted_total'])
-  assert.deepEqual(extractMetricNames('histogram_quantile(0.95, sum without (instance) (rate(hybrid_handshake_duration_seconds_bucket[5m])))'), ['hybrid_handshake_duration_seconds'])
-  assert.deepEqual(extractMetricNames('sum(a_sum) / sum(a_count) > bool 1e3 and on (path) group_left (role) b offset 5m unless c @ start()'), ['a', 'b', 'c'])
+  assert.deepEqual(extractMetricNames('sum by (mode) (rate(hybrid_connections_accepted_total{job="x", mode=~"socks5|convert"}[$__rate_interval]))'),
+    ['hybrid_connections_accepted_total'])
+  assert.deepEqual(extractMetricNames('histogram_quantile(0.95, sum without (instance) (rate(hybrid_handshake_duration_seconds_bucket[5m])))'),
+    ['hybrid_handshake_duration_seconds'])
+  assert.deepEqual(extractMetricNames('sum(a_sum) / sum(a_count) > bool 1e3 and on (path) group_left (role) b offset 5m unless c @ start()'),
+    ['a', 'b', 'c'])
   assert.deepEqual(extractMetricNames('time() - max(x_seconds{path="$path"}) * 8 or vector(0)'), ['x_seconds'])
   assert.deepEqual(extractMetricNames('label_replace(up, "dst", "$1", "instance", "(.*):.*") # up'), ['up'])
   assert.deepEqual(extractMetricNames('{__name__="hybrid_path_rtt_seconds_bucket", path="lte"}'), ['hybrid_path_rtt_seconds'])
@@ -159,7 +175,10 @@ test('rule files: every metric read is implemented, planned, scrape-generated or
 })
 
 test('grafana provisioning files are valid YAML', () => {
-  const ds = parse(read('deploy/grafana/provisioning/datasources/hybrid-prometheus.yaml')) as { apiVersion: number, datasources: Array<{ type: string }> }
+  const ds = parse(read('deploy/grafana/provisioning/datasources/hybrid-prometheus.yaml')) as {
+    apiVersion: number,
+    datasources: Array<{ type: string }>
+  }
   assert.equal(ds.apiVersion, 1)
   assert.equal(ds.datasources[0]?.type, 'prometheus')
   const dash = parse(read('deploy/grafana/provisioning/dashboards/hybrid.yaml')) as { apiVersion: number, providers: Array<{ type: string }> }
@@ -188,14 +207,15 @@ function substituteGrafanaVariables (expr: string): string {
   return expr.replace(/\$\{?(\w+)\}?/g, (_m, name: string) => values[name] ?? '.*')
 }
 
-test('promtool parses every dashboard query (as recording rules)', { skip: promtool ? false : 'promtool not installed (Debian package prometheus)' }, (t) => {
-  const rules = DASHBOARDS.flatMap((d) => dashboardExpressions(loadDashboard(d.file)))
-    .map(({ expr }, i) => ({ record: `dashboard:query_${i}`, expr: substituteGrafanaVariables(expr) }))
-  const dir = mkdtempSync(join(tmpdir(), 'hybrid-dash-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const file = join(dir, 'dashboard-queries.yml')
-  writeFileSync(file, stringify({ groups: [{ name: 'dashboard-queries', rules }] }))
-  const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' })
-  assert.equal(r.status, 0, r.stdout + r.stderr)
-  assert.match(r.stdout, new RegExp(`SUCCESS: ${rules.length} rules found`))
-})
+test('promtool parses every dashboard query (as recording rules)',
+  { skip: promtool ? false : 'promtool not installed (Debian package prometheus)' }, (t) => {
+    const rules = DASHBOARDS.flatMap((d) => dashboardExpressions(loadDashboard(d.file)))
+      .map(({ expr }, i) => ({ record: `dashboard:query_${i}`, expr: substituteGrafanaVariables(expr) }))
+    const dir = mkdtempSync(join(tmpdir(), 'hybrid-dash-'))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
+    const file = join(dir, 'dashboard-queries.yml')
+    writeFileSync(file, stringify({ groups: [{ name: 'dashboard-queries', rules }] }))
+    const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' })
+    assert.equal(r.status, 0, r.stdout + r.stderr)
+    assert.match(r.stdout, new RegExp(`SUCCESS: ${rules.length} rules found`))
+  })

@@ -310,7 +310,11 @@ function deploymentProblems (ms: readonly Manifest[]): string[] {
   const c = container(pod, 'concentrator') as Obj
   const ports = new Map<string, number>((c['ports'] ?? []).map((p: Obj) => [p['name'], p['containerPort']]))
   const ctx: Ctx = { ms, config: loaded.config, secretPaths: loaded.secretPaths, ds, pod, c, ports, portOf: (p) => typeof p === 'number' ? p : ports.get(String(p)) }
-  return [...loaded.problems, ...[managementProblems, podMonitorProblems, drainProblems, secretProblems, privilegeProblems, filesystemProblems, sysctlProblems, joinProblems, serviceProblems].flatMap((rule) => rule(ctx))]
+  const rules = [
+    managementProblems, podMonitorProblems, drainProblems, secretProblems, privilegeProblems,
+    filesystemProblems, sysctlProblems, joinProblems, serviceProblems
+  ]
+  return [...loaded.problems, ...rules.flatMap((rule) => rule(ctx))]
 }
 
 test('every rendering: Kubernetes and Prometheus Operator schemas, no unknown fields', () => {

@@ -1,7 +1,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import ipaddr from 'ipaddr.js'
-import { accessOfAddress, ACCESS_NAMES, ADDRESS_PLAN, canonical, namespaceName, prefixLength, withPrefix, type DualAddress } from '../../../lab/addresses.ts'
+import {
+  accessOfAddress, ACCESS_NAMES, ADDRESS_PLAN, canonical, namespaceName, prefixLength, withPrefix,
+  type DualAddress
+} from '../../../lab/addresses.ts'
 import { accessRoutes, labIpCommands } from '../../../lab/topology.ts'
 
 const DOC_RANGES = ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '2001:db8::/32'].map((c) => ipaddr.parseCIDR(c))

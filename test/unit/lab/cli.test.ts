@@ -4,9 +4,12 @@ import { parseLabArgs, USAGE } from '../../../lab/cli.ts'
 import { modeUnavailable } from '../../../lab/demo.ts'
 
 test('defaults: the report card over every mode, 5 s per transfer; one mode defaults to 10 s', () => {
-  assert.deepEqual(parseLabArgs([]), { mode: 'all', seconds: 5, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'ha-', withPrometheus: false })
-  assert.deepEqual(parseLabArgs(['--mode', 'mptcp']), { mode: 'mptcp', seconds: 10, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'ha-', withPrometheus: false })
-  assert.deepEqual(parseLabArgs(['--mode', 'all', '--with-prometheus']), { mode: 'all', seconds: 5, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'ha-', withPrometheus: true })
+  assert.deepEqual(parseLabArgs([]),
+    { mode: 'all', seconds: 5, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'ha-', withPrometheus: false })
+  assert.deepEqual(parseLabArgs(['--mode', 'mptcp']),
+    { mode: 'mptcp', seconds: 10, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'ha-', withPrometheus: false })
+  assert.deepEqual(parseLabArgs(['--mode', 'all', '--with-prometheus']),
+    { mode: 'all', seconds: 5, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'ha-', withPrometheus: true })
 })
 
 test('options', () => {
@@ -26,7 +29,8 @@ test('daemon modes and --with-prometheus; unknown modes and bad values are usage
   const noDaemons = parseLabArgs(['--mode', 'mptcp', '--with-prometheus'])
   assert.ok(typeof noDaemons === 'object' && 'error' in noDaemons && /needs the daemons/.test(noDaemons.error))
   const unknown = parseLabArgs(['--mode', 'gre'])
-  assert.ok(typeof unknown === 'object' && 'error' in unknown && /known: mptcp, socks5, convert, transparent, or all/.test(unknown.error), JSON.stringify(unknown))
+  assert.ok(typeof unknown === 'object' && 'error' in unknown && /known: mptcp, socks5, convert, transparent, or all/.test(unknown.error),
+    JSON.stringify(unknown))
   assert.equal(modeUnavailable('mptcp'), undefined)
   assert.match(USAGE, /--with-prometheus/)
   const bad = [['--mode', 'gre'], ['--seconds', '0'], ['--seconds', 'x'], ['--prefix', 'lab-'], ['--bogus']]
@@ -46,8 +50,9 @@ test('--scenario priority (with a hat- prefix); --modes/--faults belong to failo
 test('--scenario soak: socks5 for 10 min at 25/s by default; --hours, --rate, --modes, --results; soak options need it', () => {
   const base = { mode: 'all', seconds: 5, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'hat-sk-', withPrometheus: false }
   assert.deepEqual(parseLabArgs(['--scenario', 'soak', '--prefix', 'hat-sk-']), { ...base, soak: { modes: ['socks5'], minutes: 10, rate: 25 } })
-  assert.deepEqual(parseLabArgs(['--scenario', 'soak', '--prefix', 'hat-sk-', '--hours', '1.5', '--rate', '40', '--modes', 'socks5,convert', '--results', '/tmp/x']),
-    { ...base, soak: { modes: ['socks5', 'convert'], minutes: 90, rate: 40, results: '/tmp/x' } })
+  assert.deepEqual(parseLabArgs(['--scenario', 'soak', '--prefix', 'hat-sk-', '--hours', '1.5', '--rate', '40', '--modes', 'socks5,convert',
+    '--results', '/tmp/x']),
+  { ...base, soak: { modes: ['socks5', 'convert'], minutes: 90, rate: 40, results: '/tmp/x' } })
   const bad = [
     ['--minutes', '10'], ['--scenario', 'failover', '--rate', '5'], ['--scenario', 'soak', '--minutes', '1'], ['--scenario', 'soak', '--hours', '25'],
     ['--scenario', 'soak', '--minutes', '5', '--hours', '1'], ['--scenario', 'soak', '--rate', '51'], ['--scenario', 'soak', '--modes', 'mptcp'],

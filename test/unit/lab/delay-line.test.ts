@@ -133,8 +133,10 @@ test('release quantum batches wakes; packets leave on time or at most quantum/2 
   clock.arm = (at, fn) => { arm(at + LATE, fn) }
   const errors: number[] = []
   const due = new Map<number, number>()
-  const up = new DirectionLine('up', { delayMs: 10, jitterMs: 0, lossPct: 0 }, mulberry32(1), (p) => errors.push(clock.t - (due.get(p.readUInt32BE(0)) as number)))
-  const line = new DelayLine(up, new DirectionLine('down', { delayMs: 0, jitterMs: 0, lossPct: 0 }, mulberry32(1), () => {}), clock, { quantumMs: 1, latenessMs: 0 })
+  const up = new DirectionLine('up', { delayMs: 10, jitterMs: 0, lossPct: 0 }, mulberry32(1),
+    (p) => errors.push(clock.t - (due.get(p.readUInt32BE(0)) as number)))
+  const line = new DelayLine(up, new DirectionLine('down', { delayMs: 0, jitterMs: 0, lossPct: 0 }, mulberry32(1), () => {}), clock,
+    { quantumMs: 1, latenessMs: 0 })
   const n = 4000
   for (let i = 0; i < n; i++) {
     const p = Buffer.alloc(4)

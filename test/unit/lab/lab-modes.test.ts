@@ -2,7 +2,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ADDRESS_PLAN } from '../../../lab/addresses.ts'
 import { labConcentratorConfig, LAB_CONCENTRATOR_PORTS } from '../../../lab/daemons.ts'
-import { DAEMON_MODES, LAB_DRAIN_TIMEOUT_MS, labConcentratorKernelConfig, labWmemMax, labCpeConfig, labFailoverConfig, labModeConcentratorConfig } from '../../../lab/lab-daemons-config.ts'
+import {
+  DAEMON_MODES, LAB_DRAIN_TIMEOUT_MS, labConcentratorKernelConfig, labWmemMax, labCpeConfig, labFailoverConfig,
+  labModeConcentratorConfig
+} from '../../../lab/lab-daemons-config.ts'
 import { bytesBetween, rateOf, readPathMetrics, rttBetween } from '../../../lab/live-view.ts'
 import { labPrometheusListen } from '../../../lab/prometheus-run.ts'
 import { LAB_METRICS_TARGETS } from '../../../lab/prometheus-config.ts'
@@ -65,18 +68,30 @@ test('mode configurations: management on the metrics targets, the mode, TFO, con
     assert.deepEqual(labModeConcentratorConfig(mode)['kernel'], cpeProfile, `${mode}: concentrator kernel profile = the CPE's`)
   }
   assert.deepEqual(labCpeConfig('convert')['convert'], { port: LAB_CONCENTRATOR_PORTS.convert, fallback: 'socks5' })
-  assert.deepEqual(labModeConcentratorConfig('socks5'), { ...labConcentratorConfig(), limits: { ...labConcentratorConfig()['limits'] as object, drainTimeoutMs: LAB_DRAIN_TIMEOUT_MS }, kernel: labConcentratorKernelConfig() })
-  for (const mode of DAEMON_MODES) assert.equal((labModeConcentratorConfig(mode)['limits'] as { drainTimeoutMs?: number }).drainTimeoutMs, LAB_DRAIN_TIMEOUT_MS, `${mode}: drains within the stop grace`)
+  assert.deepEqual(labModeConcentratorConfig('socks5'), {
+    ...labConcentratorConfig(),
+    limits: { ...labConcentratorConfig()['limits'] as object, drainTimeoutMs: LAB_DRAIN_TIMEOUT_MS },
+    kernel: labConcentratorKernelConfig()
+  })
+  for (const mode of DAEMON_MODES) {
+    assert.equal((labModeConcentratorConfig(mode)['limits'] as { drainTimeoutMs?: number }).drainTimeoutMs,
+      LAB_DRAIN_TIMEOUT_MS, `${mode}: drains within the stop grace`)
+  }
   const listeners = labModeConcentratorConfig('convert')['listeners'] as Array<{ host: string, port: number, mode: string }>
-  assert.deepEqual(listeners.filter((l) => l.mode === 'convert').map((l) => `${l.host}:${l.port}`), [`${ADDRESS_PLAN.service.v4}:1234`, `${ADDRESS_PLAN.service.v6}:1234`])
-  const tp = labModeConcentratorConfig('transparent', { joinPort: 7200 })['transparent'] as { enabled: boolean, joinEndpoints: Array<{ port: number }> }
+  assert.deepEqual(listeners.filter((l) => l.mode === 'convert').map((l) => `${l.host}:${l.port}`),
+    [`${ADDRESS_PLAN.service.v4}:1234`, `${ADDRESS_PLAN.service.v6}:1234`])
+  const tp = labModeConcentratorConfig('transparent', { joinPort: 7200 })['transparent'] as {
+    enabled: boolean,
+    joinEndpoints: Array<{ port: number }>
+  }
   assert.equal(tp.enabled, true)
   assert.deepEqual(tp.joinEndpoints.map((e) => e.port), [7200, 7200])
 })
 
 test('Prometheus listens on inet\'s server address; the kept-lab guide names PIDs, management URLs and the Prometheus query', () => {
   assert.equal(labPrometheusListen({ plan: ADDRESS_PLAN }), '203.0.113.10:9099')
-  const text = formatDaemonGuide('ha-', ADDRESS_PLAN, { mode: 'socks5', cpePid: 11, concentratorPid: 22, logDir: '/tmp/x', prometheus: { pid: 33, url: 'http://203.0.113.10:9099', dir: '/tmp/p' } })
+  const text = formatDaemonGuide('ha-', ADDRESS_PLAN,
+    { mode: 'socks5', cpePid: 11, concentratorPid: 22, logDir: '/tmp/x', prometheus: { pid: 33, url: 'http://203.0.113.10:9099', dir: '/tmp/p' } })
   assert.match(text, /PID 11 in ha-cpe, management http:\/\/192\.0\.2\.1:9091/)
   assert.match(text, /PID 22 in ha-hag, management http:\/\/203\.0\.113\.1:9090/)
   assert.match(text, /ip netns exec ha-inet curl -s 'http:\/\/203\.0\.113\.10:9099\/api\/v1\/query\?query=up'/)

@@ -57,5 +57,6 @@ test('read and YAML errors name the file', () => {
 test('tbf arguments: rate in kbit, burst ≥ 2 packets and 2 ms, queue = queueMs at the rate', () => {
   assert.equal(tbfArgs({ rateMbit: 0, delayMs: 0, jitterMs: 0, lossPct: 0 }), undefined)
   assert.deepEqual(tbfArgs({ rateMbit: 50, delayMs: 0, jitterMs: 0, lossPct: 0 }), ['tbf', 'rate', '50000kbit', 'burst', '12500', 'limit', '312500'])
-  assert.deepEqual(tbfArgs({ rateMbit: 1, delayMs: 0, jitterMs: 0, lossPct: 0, queueMs: 200 }), ['tbf', 'rate', '1000kbit', 'burst', '3100', 'limit', '25000'])
+  assert.deepEqual(tbfArgs({ rateMbit: 1, delayMs: 0, jitterMs: 0, lossPct: 0, queueMs: 200 }),
+    ['tbf', 'rate', '1000kbit', 'burst', '3100', 'limit', '25000'])
 })

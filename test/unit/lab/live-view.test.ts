@@ -1,6 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { formatLiveHeader, formatLiveLine, formatPathState, readPathMetrics, readPathState, readSteering, type PathState } from '../../../lab/live-view.ts'
+import {
+  formatLiveHeader, formatLiveLine, formatPathState, readPathMetrics, readPathState, readSteering,
+  type PathState
+} from '../../../lab/live-view.ts'
 
 /** The CPE's path-state metrics as prom-client prints them. */
 const STATE = (dslUp: 0 | 1, steering: 'dsl' | 'lte' | 'none'): string => `# HELP hybrid_path_up x
@@ -47,7 +50,8 @@ const DOWN: PathState = { up: false, lossRatio: 0.6, probeRttMs: 21.3 }
 const NONE: PathState = { up: null, lossRatio: null, probeRttMs: null }
 
 test('formatPathState: fixed widths, DOWN stands out, steering last', () => {
-  assert.equal(formatPathState({ dsl: UP, lte: { up: true, lossRatio: 0.05, probeRttMs: null } }, 'dsl'), 'dsl up     0%   21.3ms  lte up     5%        -  new→dsl')
+  assert.equal(formatPathState({ dsl: UP, lte: { up: true, lossRatio: 0.05, probeRttMs: null } }, 'dsl'),
+    'dsl up     0%   21.3ms  lte up     5%        -  new→dsl')
   assert.equal(formatPathState({ dsl: DOWN, lte: UP }, 'lte'), 'dsl DOWN  60%   21.3ms  lte up     0%   21.3ms  new→lte')
   assert.equal(formatPathState({ dsl: DOWN, lte: DOWN }, null), 'dsl DOWN  60%   21.3ms  lte DOWN  60%   21.3ms  new→none')
   assert.equal(formatPathState({ dsl: NONE, lte: NONE }, undefined), 'dsl -       -        -  lte -       -        -')
@@ -59,7 +63,8 @@ test('formatLiveLine: daemon modes append the path state after the subflows; mpt
   const base = { direction: 'download', t: 3, goodputMbps: 85.04, subflows: 2, rates, rttMs: { dsl: 21.6, lte: null } }
   assert.equal(formatLiveLine(base), 'download    3     85.0 |     50.0   10.0   21.6 |     40.0    0.0      - | 2')
   const line = formatLiveLine({ ...base, paths: { dsl: DOWN, lte: UP }, steering: 'lte' })
-  assert.equal(line, 'download    3     85.0 |     50.0   10.0   21.6 |     40.0    0.0      - | 2        | dsl DOWN  60%   21.3ms  lte up     0%   21.3ms  new→lte')
+  assert.equal(line,
+    'download    3     85.0 |     50.0   10.0   21.6 |     40.0    0.0      - | 2        | dsl DOWN  60%   21.3ms  lte up     0%   21.3ms  new→lte')
   const header = formatLiveHeader(true).split('\n')[0]!
   assert.equal(header.lastIndexOf('|'), line.lastIndexOf('|'), 'the path-state column starts under its header')
   assert.ok(!formatLiveHeader().includes('path health'))

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
 import { ADDRESS_PLAN } from '../../../lab/addresses.ts'
-import { LAB_METRICS_TARGETS, labPrometheusArgs, labPrometheusConfig, renderLabPrometheusConfig, SCRAPE_JOBS, scrapeTarget } from '../../../lab/prometheus-config.ts'
+import {
+  LAB_METRICS_TARGETS, labPrometheusArgs, labPrometheusConfig, renderLabPrometheusConfig, SCRAPE_JOBS,
+  scrapeTarget
+} from '../../../lab/prometheus-config.ts'
 
 interface ScrapeConfig { job_name: string, static_configs: Array<{ targets: string[] }> }
 
@@ -13,7 +16,10 @@ test('the lab targets are the daemons\' own-namespace addresses on their default
 })
 
 test('renders YAML with the deploy job names and the given targets', () => {
-  const text = renderLabPrometheusConfig({ targets: { cpe: ['192.0.2.1:9091'], concentrator: ['[2001:db8:ee::1]:9090', '203.0.113.1:9090'] }, ruleFiles: ['/etc/rules.yml'] })
+  const text = renderLabPrometheusConfig({
+    targets: { cpe: ['192.0.2.1:9091'], concentrator: ['[2001:db8:ee::1]:9090', '203.0.113.1:9090'] },
+    ruleFiles: ['/etc/rules.yml']
+  })
   const cfg = parse(text) as { global: Record<string, string>, rule_files: string[], scrape_configs: ScrapeConfig[] }
   assert.deepEqual(cfg.scrape_configs.map((s) => s.job_name), ['hybrid-cpe', 'hybrid-concentrator'])
   assert.deepEqual(cfg.scrape_configs[1]?.static_configs[0]?.targets, ['[2001:db8:ee::1]:9090', '203.0.113.1:9090'])
@@ -23,7 +29,8 @@ test('renders YAML with the deploy job names and the given targets', () => {
 })
 
 test('job names match deploy/prometheus/prometheus.yml', () => {
-  const deploy = parse(readFileSync(new URL('../../../deploy/prometheus/prometheus.yml', import.meta.url), 'utf8')) as { scrape_configs: ScrapeConfig[] }
+  const deploy = parse(readFileSync(new URL('../../../deploy/prometheus/prometheus.yml', import.meta.url),
+    'utf8')) as { scrape_configs: ScrapeConfig[] }
   assert.deepEqual(deploy.scrape_configs.map((s) => s.job_name), [SCRAPE_JOBS.cpe, SCRAPE_JOBS.concentrator])
 })
 

@@ -4,7 +4,8 @@ import { buildReportCard, formatReportCard, type ModeResult } from '../../../lab
 import type { AccessSummary, TransferSummary } from '../../../lab/summary.ts'
 import type { FlowDirection } from '../../../lab/flow-protocol.ts'
 
-const access = (name: 'dsl' | 'lte', profile: string, rateMbps: number, rttMs: number | null): AccessSummary => ({ name, profile, rateMbps, measuredMbps: rateMbps * 0.9, rttMs })
+const access = (name: 'dsl' | 'lte', profile: string, rateMbps: number,
+  rttMs: number | null): AccessSummary => ({ name, profile, rateMbps, measuredMbps: rateMbps * 0.9, rttMs })
 
 function transfer (mode: string, direction: FlowDirection, goodputMbps: number, subflowAccesses: string[] = ['dsl', 'lte']): TransferSummary {
   const down = direction === 'download'
@@ -75,7 +76,12 @@ test('report card: shares of the access sum and of kernel MPTCP, TTFB against di
 })
 
 test('report card without a kernel row or TTFB: shares of kernel are unknown, nothing throws', () => {
-  const card = buildReportCard({ prefix: 'hat-x-', seconds: 3, directTtfb: { samplesMs: [], medianMs: null }, results: [result('transparent', 70, 20, 50)] })
+  const card = buildReportCard({
+    prefix: 'hat-x-',
+    seconds: 3,
+    directTtfb: { samplesMs: [], medianMs: null },
+    results: [result('transparent', 70, 20, 50)]
+  })
   assert.equal(card.rows[0]!.download?.ofKernel, null)
   assert.equal(card.rows[0]!.ttfbVsDirectMs, null)
   assert.match(formatReportCard(card), /^transparent +70\.0 +77\.8 +- +20\.0 +80\.0 +- +50\.0 +- /m)
@@ -106,10 +112,12 @@ test('report card: the DSL blackhole row per daemon mode', () => {
     prefix: 'ha-',
     seconds: 5,
     directTtfb: { samplesMs: [41], medianMs: 41 },
-    results: [result('mptcp', 80, 22.5), { ...result('socks5', 79, 22, 44), failover: fault(280, 25, 410) }, { ...result('convert', 78, 22, 45), failover: fault(null, 24, null) }]
+    results: [result('mptcp', 80, 22.5), { ...result('socks5', 79, 22, 44), failover: fault(280, 25, 410) },
+      { ...result('convert', 78, 22, 45), failover: fault(null, 24, null) }]
   })
   assert.equal(card.rows[0]?.failover, null, 'kernel row: no failover run')
-  assert.deepEqual(card.rows[1]?.failover, { stallMs: 280, backStallMs: 120, reset: false, newOk: 25, newCount: 25, newTtfbMs: 101.6, subflowsBackMs: 410, bulkBackMs: 900 })
+  assert.deepEqual(card.rows[1]?.failover,
+    { stallMs: 280, backStallMs: 120, reset: false, newOk: 25, newCount: 25, newTtfbMs: 101.6, subflowsBackMs: 410, bulkBackMs: 900 })
   const text = formatReportCard(card)
   assert.match(text, /^DSL blackhole \(5 s\) +stall ms +back stall +reset +new conns ok +ttfb ms +both back ms +DSL bulk back ms$/m)
   assert.match(text, /^socks5 +280 +120 +no +25\/25 +102 +410 +900$/m)

@@ -49,7 +49,8 @@ const bytes = (rows: Array<[number, number, number]>): BytesSample[] => rows.map
 
 test('shares per window, mean share and the time until an access carries its share again', () => {
   // DSL carries 3/4 until t=300, nothing in 300..600, then 3/4 again.
-  const s = bytes([[0, 0, 0], [100, 75, 25], [200, 150, 50], [300, 225, 75], [400, 225, 175], [500, 225, 275], [600, 225, 375], [700, 300, 400], [800, 375, 425], [900, 450, 450], [1000, 525, 475]])
+  const s = bytes([[0, 0, 0], [100, 75, 25], [200, 150, 50], [300, 225, 75], [400, 225, 175], [500, 225, 275], [600, 225, 375], [700, 300, 400],
+    [800, 375, 425], [900, 450, 450], [1000, 525, 475]])
   assert.deepEqual(shareWindows(s, 'dsl').slice(0, 4).map((w) => w.share), [0.75, 0.75, 0.75, 0])
   assert.equal(meanShare(s, 'dsl', 0, 300), 0.75)
   assert.equal(meanShare(s, 'dsl', 0, 50), null)
@@ -67,7 +68,8 @@ test('subflows: both accesses back, fewest on an access', () => {
 })
 
 test('fetch figures: count, success ratio and median TTFB of the fetches begun in the interval', () => {
-  const f = [{ at: 0, ok: true, ttfbMs: 10 }, { at: 200, ok: false, ttfbMs: null }, { at: 400, ok: true, ttfbMs: 30 }, { at: 600, ok: true, ttfbMs: 20 }, { at: 800, ok: true, ttfbMs: 40 }]
+  const f = [{ at: 0, ok: true, ttfbMs: 10 }, { at: 200, ok: false, ttfbMs: null }, { at: 400, ok: true, ttfbMs: 30 },
+    { at: 600, ok: true, ttfbMs: 20 }, { at: 800, ok: true, ttfbMs: 40 }]
   assert.deepEqual(fetchFigures(f, 0, 1000), { count: 5, ok: 4, ratio: 0.8, medianTtfbMs: 25 })
   assert.deepEqual(fetchFigures(f, 150, 500), { count: 2, ok: 1, ratio: 0.5, medianTtfbMs: 30 })
   assert.deepEqual(fetchFigures(f, 2000, 3000), { count: 0, ok: 0, ratio: null, medianTtfbMs: null })
@@ -115,14 +117,25 @@ test('analyseFault and the table: a 5 s DSL blackhole that stalls the download 8
   assert.equal(r.shareBefore, 0.6)
   assert.equal(r.bulkBackMs, 2200)
   assert.equal(r.observedAfterMs, 10_000)
-  const text = formatScenarioReport({ scenario: 'failover', prefix: 'hat-x-', profiles: { dsl: 'vdsl', lte: 'lte' }, timing: SCENARIO_TIMING, results: [r, { ...r, reset: true, bulkBackMs: null }], totalSeconds: 20 })
+  const text = formatScenarioReport({
+    scenario: 'failover',
+    prefix: 'hat-x-',
+    profiles: { dsl: 'vdsl', lte: 'lte' },
+    timing: SCENARIO_TIMING,
+    results: [r, { ...r, reset: true, bulkBackMs: null }],
+    totalSeconds: 20
+  })
   const lines = text.split('\n')
   assert.match(lines[0]!, /20 s in all/)
   assert.match(lines[2]!, /mode\s+fault\s+stall\s+back stall/)
   assert.match(lines[3]!, /socks5\s+dsl-blackhole\s+800\s+1200\s+1000\s+no\s+0\/1\s+-\s+1\/1\s+40\s+1\s+500\s+2200\s+5\s+1/)
   assert.match(lines[4]!, /RESET.*never/)
   // A reset transfer: the open gap runs to the end of the observation.
-  const cut = analyseFault({ ...rec, arrivals: { t: t.filter((x) => x < T0 + 5000), b: [] }, end: { at: T0 + 5000, complete: false, reset: true, bytes: 0 } })
+  const cut = analyseFault({
+    ...rec,
+    arrivals: { t: t.filter((x) => x < T0 + 5000), b: [] },
+    end: { at: T0 + 5000, complete: false, reset: true, bytes: 0 }
+  })
   assert.equal(cut.reset, true)
   assert.ok(cut.stallDuringMs !== null && cut.stallDuringMs <= 2000)
 })

@@ -9,7 +9,17 @@ import {
 const MIB = 1024 * 1024
 
 const LOAD: SoakLoadTotals = {
-  planned: 15_000, started: 15_000, done: 15_000, ok: 12_000, aborted: 1200, halfClosed: 1795, errors: 5, skipped: 0, bytesDown: 4e9, bytesUp: 1e8, errorsByReason: { 'http-1k:timeout': 5 }
+  planned: 15_000,
+  started: 15_000,
+  done: 15_000,
+  ok: 12_000,
+  aborted: 1200,
+  halfClosed: 1795,
+  errors: 5,
+  skipped: 0,
+  bytesDown: 4e9,
+  bytesUp: 1e8,
+  errorsByReason: { 'http-1k:timeout': 5 }
 }
 
 interface Shape {
@@ -23,7 +33,13 @@ interface Shape {
 /** A 10-minute soak sampled every 10 s, as soak-run.ts records it. */
 function series (shape: Shape, seconds = 600): DaemonSeries {
   const at = (t: number, extra: Partial<SoakSample> = {}): SoakSample => ({
-    atS: t, rssBytes: shape.rss(Math.max(0, t)) * MIB, heapUsedBytes: shape.heap(Math.max(0, t)) * MIB, openFds: shape.fds?.(t) ?? 30, connectionsActive: t < 0 ? 0 : 40, sessions: t < 0 ? 0 : 40, ...extra
+    atS: t,
+    rssBytes: shape.rss(Math.max(0, t)) * MIB,
+    heapUsedBytes: shape.heap(Math.max(0, t)) * MIB,
+    openFds: shape.fds?.(t) ?? 30,
+    connectionsActive: t < 0 ? 0 : 40,
+    sessions: t < 0 ? 0 : 40,
+    ...extra
   })
   const load: SoakSample[] = []
   for (let t = 10; t <= seconds; t += 10) load.push(at(t))
@@ -94,7 +110,8 @@ test('leaks at the end: fds, connections and sessions not back to the baseline',
     cpe: series({ ...noisyFlat(3), final: { openFds: 67, connectionsActive: 19, sessions: 19 } }),
     concentrator: series({ ...noisyFlat(4), final: { openFds: 28 + SOAK_THRESHOLDS.fdMargin } })
   }, LOAD)
-  assert.deepEqual(v.failed.map((c) => `${c.subject} ${c.name} ${c.value}`), ['cpe fds back to baseline 39', 'cpe connections back to baseline 19', 'cpe sessions back to baseline 19'])
+  assert.deepEqual(v.failed.map((c) => `${c.subject} ${c.name} ${c.value}`),
+    ['cpe fds back to baseline 39', 'cpe connections back to baseline 19', 'cpe sessions back to baseline 19'])
   assert.deepEqual(v.daemons.cpe.fds, { baseline: 28, peak: 67, final: 67 })
 })
 

@@ -23,7 +23,8 @@ test('summary uses the profile rate of the transfer direction and the median RTT
   assert.equal(s.sumOfAccessRatesMbps, 25)
   assert.equal(s.ratio, 0.92)
   assert.equal(s.steadyRatio, 0.96)
-  assert.deepEqual(s.accesses.map((a) => [a.name, a.profile, a.rateMbps, a.measuredMbps, a.rttMs]), [['dsl', 'vdsl', 10, 10, 40], ['lte', 'lte', 15, 15, null]])
+  assert.deepEqual(s.accesses.map((a) => [a.name, a.profile, a.rateMbps, a.measuredMbps, a.rttMs]),
+    [['dsl', 'vdsl', 10, 10, 40], ['lte', 'lte', 15, 15, null]])
   const text = formatSummary({ prefix: 'ha-', mode: 'mptcp', transfers: [s] })
   assert.match(text, /upload: 23\.0 Mbit\/s goodput over 8\.0 s = 92\.0 % of 25\.0 Mbit\/s/)
   assert.match(text, /2 subflows \[dsl, lte\]/)

@@ -46,7 +46,8 @@ test('selectPackages: by `for`, in list order; all when who is undefined', () =>
 })
 
 test('selectPackages: an unknown `for` is a usage error naming the known ones', () => {
-  assert.throws(() => selectPackages(LIST, ['tests']), (err: Error) => err instanceof UsageError && /known: ci, concentrator, cpe, lab, test/.test(err.message))
+  assert.throws(() => selectPackages(LIST, ['tests']),
+    (err: Error) => err instanceof UsageError && /known: ci, concentrator, cpe, lab, test/.test(err.message))
 })
 
 test('searchDirs: PATH first, then the sbin directories a user PATH lacks; no duplicates or relative entries', () => {
@@ -72,7 +73,8 @@ test('resolveBinary: the first directory holding an executable wins', () => {
 test('checkPackages: a package is missing when any of its binaries is; present ones say where', () => {
   const at: Record<string, string> = { ip: '/usr/sbin/ip', ss: '/usr/bin/ss', curl: '/usr/local/bin/curl' }
   const { missing, present } = checkPackages(LIST, (b) => at[b])
-  assert.deepEqual(missing.map((m) => [m.pkg.package, m.binaries]), [['iproute2', ['tc']], ['mptcpize', ['mptcpize']], ['debootstrap', ['debootstrap']]])
+  assert.deepEqual(missing.map((m) => [m.pkg.package, m.binaries]),
+    [['iproute2', ['tc']], ['mptcpize', ['mptcpize']], ['debootstrap', ['debootstrap']]])
   assert.deepEqual(present.map((p) => [p.pkg.package, p.found]), [['curl', { curl: '/usr/local/bin/curl' }]])
   assert.deepEqual(foreignBinaries(present), ['curl at /usr/local/bin/curl'])
 })

@@ -20,14 +20,15 @@ test('inet_aton forms denote the IPv4 address the C library would use', () => {
 
 test('property: any inet_aton spelling of a 32-bit value parses to that value', () => {
   const spell = (v: number, base: number): string => base === 16 ? `0x${v.toString(16)}` : base === 8 ? `0${v.toString(8)}` : `${v}`
-  fc.assert(fc.property(fc.nat({ max: 0xffffffff }), fc.integer({ min: 1, max: 4 }), fc.array(fc.constantFrom(8, 10, 16), { minLength: 4, maxLength: 4 }), (v, parts, bases) => {
-    const bytes = [v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff]
-    const head = bytes.slice(0, parts - 1)
-    const last = bytes.slice(parts - 1).reduce((acc, b) => acc * 256 + b, 0)
-    const text = [...head, last].map((x, i) => spell(x, bases[i] ?? 10)).join('.')
-    assert.equal(parseInetAton(text)?.text, bytes.join('.'), text)
-    assert.equal(canonicaliseDestination(text).kind, 'ip')
-  }), { numRuns: 2000 })
+  fc.assert(fc.property(fc.nat({ max: 0xffffffff }), fc.integer({ min: 1, max: 4 }),
+    fc.array(fc.constantFrom(8, 10, 16), { minLength: 4, maxLength: 4 }), (v, parts, bases) => {
+      const bytes = [v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff]
+      const head = bytes.slice(0, parts - 1)
+      const last = bytes.slice(parts - 1).reduce((acc, b) => acc * 256 + b, 0)
+      const text = [...head, last].map((x, i) => spell(x, bases[i] ?? 10)).join('.')
+      assert.equal(parseInetAton(text)?.text, bytes.join('.'), text)
+      assert.equal(canonicaliseDestination(text).kind, 'ip')
+    }), { numRuns: 2000 })
 })
 
 test('property: the IPv6 parser agrees with ipaddr.js (except its ::a.b.c.d quirk) and formats per RFC 5952', () => {

@@ -52,7 +52,7 @@ function refused (d: PolicyDecision, reason: string, socks5: number, convert: nu
   assert.equal(d.convertError.code, convert, `${label}: Convert Error`)
 }
 
-// §3.7 regression corpus: [input, reason, Convert code]; SOCKS5 REP is 02 for all of them.
+// Regression corpus of docs/destination-policy.md: [input, reason, Convert code]; SOCKS5 REP is 02 for all of them.
 const corpus: Array<[string, string, 1 | 32]> = [
   ['', 'invalid_destination', 1],
   ['0', 'ssrf_blocked', 1],
@@ -257,7 +257,8 @@ test('checkAddress: Convert/transparent literals (bytes or text), never a name',
 })
 
 test('invalid configuration throws ConfigError naming the key', () => {
-  assert.throws(() => makePolicy({ config: { allowPrefixes: ['10.0.0.0/33'] } }), (e: unknown) => e instanceof ConfigError && /allowPrefixes/.test(e.message))
+  assert.throws(() => makePolicy({ config: { allowPrefixes: ['10.0.0.0/33'] } }),
+    (e: unknown) => e instanceof ConfigError && /allowPrefixes/.test(e.message))
   assert.throws(() => makePolicy({ config: { denyPrefixes: ['0x7f.1/8'] } }), ConfigError)
   assert.throws(() => createDestinationPolicy({ config: { dns: { servers: ['not a server'] } } }), ConfigError)
 })
@@ -265,7 +266,8 @@ test('invalid configuration throws ConfigError naming the key', () => {
 test('schema: `policy: {}` gives the deny-by-default config with the threat-10 resolver limits', () => {
   const cfg = Value.Default(DestinationPolicySchema, {}) as Record<string, unknown> & { dns: Record<string, unknown> }
   assert.ok(Value.Check(DestinationPolicySchema, cfg))
-  for (const key of ['allowPrefixes', 'denyPrefixes', 'infrastructurePrefixes', 'ownAddresses', 'allowedPorts', 'deniedPorts'] as const) assert.deepEqual(cfg[key], [])
+  for (const key of ['allowPrefixes', 'denyPrefixes', 'infrastructurePrefixes', 'ownAddresses', 'allowedPorts',
+    'deniedPorts'] as const) assert.deepEqual(cfg[key], [])
   const { servers, timeoutMs, tries, ...limits } = cfg.dns
   assert.deepEqual([servers, timeoutMs, tries], [[], 2000, 2])
   assert.deepEqual(limits, { ...DefaultResolverLimits })

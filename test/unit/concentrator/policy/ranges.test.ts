@@ -15,7 +15,7 @@ test('parsePrefix: strict config syntax', () => {
   }
 })
 
-test('the built-in deny list is exactly the §3 list', () => {
+test('the built-in deny list is exactly the documented list (docs/destination-policy.md)', () => {
   const all = DefaultDenyRanges.flatMap((r) => r.prefixes).sort()
   assert.deepEqual(all, ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12',
     '192.168.0.0/16', '224.0.0.0/4', '240.0.0.0/4', '255.255.255.255/32', '::/128', '::1/128', 'fc00::/7', 'fe80::/10', 'ff00::/8'].sort())

@@ -13,7 +13,8 @@ test('trusted valid request is answered; untrusted, malformed, oversized and rep
   assert.deepEqual(g.decide('198.51.100.9', request), { answer: false, reason: 'untrusted' })
   assert.deepEqual(g.decide('192.0.2.2', Buffer.from('hello')), { answer: false, reason: 'malformed' })
   assert.deepEqual(g.decide('192.0.2.2', Buffer.alloc(1500)), { answer: false, reason: 'oversized' })
-  assert.deepEqual(g.decide('192.0.2.2', echoOf(request)), { answer: false, reason: 'not_request' }, 'a reply is never answered (no ping-pong between responders)')
+  assert.deepEqual(g.decide('192.0.2.2', echoOf(request)), { answer: false, reason: 'not_request' },
+    'a reply is never answered (no ping-pong between responders)')
 })
 
 test('untrusted sources spend no state', () => {

@@ -85,7 +85,12 @@ test('downstream plan: MPTCP only when requested and allowed; TFO only with earl
 })
 
 test('converter state keeps cookie keys over a reload that does not change them', () => {
-  const base = { cookie: { required: true, keyRotationSeconds: 3600, lengthBytes: 8 }, errorRateLimit: { perSecond: 10, burst: 20 }, privateTypes: [200], downstreamMptcp: false }
+  const base = {
+    cookie: { required: true, keyRotationSeconds: 3600, lengthBytes: 8 },
+    errorRateLimit: { perSecond: 10, burst: 20 },
+    privateTypes: [200],
+    downstreamMptcp: false
+  }
   const s = new ConverterState(base)
   const c = s.cookies?.issue('192.0.2.1')
   assert.ok(c !== undefined)

@@ -45,13 +45,15 @@ test('closed ruleset: plain table, reject with tcp reset after the tproxy rules;
 test('routing, endpoint argv', () => {
   assert.deepEqual(ruleArgv('add', 4, base), ['ip', '-4', 'rule', 'add', 'fwmark', '0x4000/0x4000', 'lookup', '7100', 'priority', '90'])
   assert.deepEqual(localRouteArgv('replace', 6, base), ['ip', '-6', 'route', 'replace', 'local', 'default', 'dev', 'lo', 'table', '7100'])
-  assert.deepEqual(endpointAddArgv(base.joinEndpoints[0]!), ['ip', 'mptcp', 'endpoint', 'add', '198.51.100.82', 'dev', 'lte0', 'port', '7101', 'signal'])
+  assert.deepEqual(endpointAddArgv(base.joinEndpoints[0]!),
+    ['ip', 'mptcp', 'endpoint', 'add', '198.51.100.82', 'dev', 'lte0', 'port', '7101', 'signal'])
 })
 
 test('parsers: limits text and endpoint JSON rows', () => {
   assert.deepEqual(parseLimits('add_addr_accepted 0 subflows 2 \n'), { subflows: 2, addAddrAccepted: 0 })
   assert.equal(parseLimits('garbage'), undefined)
-  assert.deepEqual(parseEndpoints([{ address: '192.0.2.5', port: 7101, id: 1, signal: true }, { address: '192.0.2.6', id: 2, subflow: true }, { id: 'x' }]), [
+  assert.deepEqual(parseEndpoints([{ address: '192.0.2.5', port: 7101, id: 1, signal: true }, { address: '192.0.2.6', id: 2, subflow: true },
+    { id: 'x' }]), [
     { id: 1, address: '192.0.2.5', port: 7101, signal: true },
     { id: 2, address: '192.0.2.6', port: undefined, signal: false }
   ])

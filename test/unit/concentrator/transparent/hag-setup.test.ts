@@ -37,7 +37,10 @@ function fakeSystem (opts: { sysctl?: string, subflows?: number, endpointInUse?:
     if (line.startsWith('ip mptcp limits set subflows ')) { subflows = Number(argv[5]); return '' }
     if (line === 'ip -j mptcp endpoint show') return JSON.stringify(endpoints)
     if (line.startsWith('ip mptcp endpoint add')) {
-      if (opts.endpointInUse === true) throw new HybridError('HYBRID_ERR_CMD_FAILED', 'x', { detail: { stderr: 'Error: create listen socket error: -98.' } })
+      if (opts.endpointInUse === true) {
+        throw new HybridError('HYBRID_ERR_CMD_FAILED', 'x',
+          { detail: { stderr: 'Error: create listen socket error: -98.' } })
+      }
       endpoints.push({ address: argv[4], port: Number(argv[8]), id: 7, signal: true })
       return ''
     }
@@ -121,9 +124,15 @@ test('crash journal: every change is on disk before it is made; a SIGKILL-like s
   await undoJournal(journal.leftovers, sys.run, log)
   journal.leftoversUndone()
   assert.deepEqual(sys.state(), { sysctl: '1', subflows: 0, endpoints: 0 }, 'the dead run\'s changes are undone, the original values are back')
-  const next = new HagSetup({ config: { ...config, joinEndpoints: [{ address: '198.51.100.82', interface: 'lte0', port: 7102 }] }, log, run: sys.run, journal })
+  const next = new HagSetup({
+    config: { ...config, joinEndpoints: [{ address: '198.51.100.82', interface: 'lte0', port: 7102 }] },
+    log,
+    run: sys.run,
+    journal
+  })
   await next.apply()
-  assert.deepEqual(sys.state(), { sysctl: '0', subflows: 2, endpoints: 1 }, 'a restart on another join port works (no "already is an MPTCP endpoint")')
+  assert.deepEqual(sys.state(), { sysctl: '0', subflows: 2, endpoints: 1 },
+    'a restart on another join port works (no "already is an MPTCP endpoint")')
   await next.remove()
   assert.deepEqual(sys.state(), { sysctl: '1', subflows: 0, endpoints: 0 }, 'a clean stop restores the original C flag, not the leaked 0')
   assert.ok(!existsSync(journal.file), 'a clean stop leaves no journal')

@@ -19,11 +19,23 @@ class FakeHealth extends EventEmitter<{ change: [string, HealthStateName, Transi
 }
 
 const state = (name: string, iface: string, address: string): UplinkState =>
-  ({ name, role: name === 'dsl' ? 'dsl' : 'lte', interface: iface, table: 0, addresses: [address], up: true, endpointId: undefined, endpointIds: [], mode: 'aggregate', admin: 'up' })
+  ({
+    name,
+    role: name === 'dsl' ? 'dsl' : 'lte',
+    interface: iface,
+    table: 0,
+    addresses: [address],
+    up: true,
+    endpointId: undefined,
+    endpointIds: [],
+    mode: 'aggregate',
+    admin: 'up'
+  })
 
 function setup (managed: boolean, onSteered?: (path: string, state: string) => void) {
   const cmds: string[] = []
-  const sysctl = new Map([['net.mptcp.blackhole_timeout', '3600'], ['net.mptcp.stale_loss_cnt', '4'], ['net.ipv4.tcp_retries2', '15'], ['net.ipv4.tcp_rto_max_ms', '120000']])
+  const sysctl = new Map([['net.mptcp.blackhole_timeout', '3600'], ['net.mptcp.stale_loss_cnt', '4'], ['net.ipv4.tcp_retries2', '15'],
+    ['net.ipv4.tcp_rto_max_ms', '120000']])
   let endpoints: Array<{ id: number, address: string }> = []
   const batches: string[] = []
   const run = async (argv: readonly string[], opts?: { input?: string }): Promise<string> => {
@@ -54,7 +66,12 @@ function setup (managed: boolean, onSteered?: (path: string, state: string) => v
   const health = new FakeHealth()
   const { registry, metrics } = createCpeRegistry('0', 'test', ['dsl', 'lte'], false)
   const start = async (): Promise<FailoverController> => FailoverController.start({
-    config: { enabled: true, rulePriority: 32000, failbackBackupMs: 1500, kernel: { blackholeTimeout: 0, staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60 } },
+    config: {
+      enabled: true,
+      rulePriority: 32000,
+      failbackBackupMs: 1500,
+      kernel: { blackholeTimeout: 0, staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60 }
+    },
     uplinks: [{ name: 'dsl', table: 100, primary: true }, { name: 'lte', table: 200, primary: false }],
     source,
     managed,
@@ -79,12 +96,14 @@ test('start sets the kernel profile and steers to dsl; stop removes the rules an
   assert.equal(s.sysctl.get('net.ipv4.tcp_rto_max_ms'), '1000')
   assert.ok(s.cmds.includes('ip -4 rule add lookup 100 priority 32001'))
   assert.ok(s.cmds.includes('ip -6 rule del priority 32001'), 'rules a killed agent left at the steering priorities are removed first')
-  assert.deepEqual(s.batches, ['ip -4 -force -batch -', 'ip -6 -force -batch -', 'ip -4 -batch -', 'ip -6 -batch -'], 'cleanup, then one batch per family')
+  assert.deepEqual(s.batches, ['ip -4 -force -batch -', 'ip -6 -force -batch -', 'ip -4 -batch -', 'ip -6 -batch -'],
+    'cleanup, then one batch per family')
   assert.equal(c.view().steeredTo, 'dsl')
   s.cmds.length = 0
   await c.stop()
   await c.stop() // idempotent
-  assert.deepEqual(Object.fromEntries(s.sysctl), { 'net.mptcp.blackhole_timeout': '3600', 'net.mptcp.stale_loss_cnt': '4', 'net.ipv4.tcp_retries2': '15', 'net.ipv4.tcp_rto_max_ms': '120000' })
+  assert.deepEqual(Object.fromEntries(s.sysctl),
+    { 'net.mptcp.blackhole_timeout': '3600', 'net.mptcp.stale_loss_cnt': '4', 'net.ipv4.tcp_retries2': '15', 'net.ipv4.tcp_rto_max_ms': '120000' })
   assert.equal(s.cmds.filter((l) => l.includes('rule del')).length, 4)
   assert.equal(s.cmds.filter((l) => l.startsWith('sysctl -qw')).length, 4)
 })
@@ -149,22 +168,23 @@ test('failback of the primary asks for the backup pulse after the subflow endpoi
   await c.stop()
 })
 
-test('onSteered (where pending connects re-dial): once per transition, after the steering rules moved, before the dead path is withdrawn', async () => {
+test('onSteered (where pending connects re-dial): once per transition, after the steering rules moved, before the dead path is withdrawn',
+  async () => {
   // The withdraw (`ip mptcp endpoint delete id 0 <address>`) resets the dead path's SYN_SENT
   // connects (EPIPE in the lab), so a re-dial after it would come too late (docs/failover.md).
-  const s = setup(false, (path, state) => { s.cmds.push(`steered ${path} ${state}`) })
-  const c = await s.start()
-  try {
-    s.cmds.length = 0
-    s.health.set('dsl', 'down')
-    await settle()
-    const at = s.cmds.indexOf('steered dsl down')
-    assert.ok(at > 0, s.cmds.join('\n'))
-    assert.equal(s.cmds.filter((e) => e.startsWith('steered')).length, 1)
-    assert.ok(s.cmds.slice(0, at).some((e) => e.includes('rule add lookup 200')), 'steering before the hook')
-    assert.ok(s.cmds.slice(at).some((e) => e.startsWith('ip mptcp endpoint delete id 0 198.51.100.2')), 'withdraw after the hook')
-    assert.ok(!s.cmds.slice(0, at).some((e) => e.includes('endpoint delete')), 'no withdraw before the hook')
-  } finally {
-    await c.stop()
-  }
-})
+    const s = setup(false, (path, state) => { s.cmds.push(`steered ${path} ${state}`) })
+    const c = await s.start()
+    try {
+      s.cmds.length = 0
+      s.health.set('dsl', 'down')
+      await settle()
+      const at = s.cmds.indexOf('steered dsl down')
+      assert.ok(at > 0, s.cmds.join('\n'))
+      assert.equal(s.cmds.filter((e) => e.startsWith('steered')).length, 1)
+      assert.ok(s.cmds.slice(0, at).some((e) => e.includes('rule add lookup 200')), 'steering before the hook')
+      assert.ok(s.cmds.slice(at).some((e) => e.startsWith('ip mptcp endpoint delete id 0 198.51.100.2')), 'withdraw after the hook')
+      assert.ok(!s.cmds.slice(0, at).some((e) => e.includes('endpoint delete')), 'no withdraw before the hook')
+    } finally {
+      await c.stop()
+    }
+  })

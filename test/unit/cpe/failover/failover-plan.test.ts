@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  actionsFor, failoverTarget, ipBatchArgv, kernelSettings, preferredUplink, staleSteeringBatch, steeringBatch, steeringDiff, steeringRuleArgv, steeringRules, type FailoverUplink
+  actionsFor, failoverTarget, ipBatchArgv, kernelSettings, preferredUplink, staleSteeringBatch, steeringBatch, steeringDiff, steeringRuleArgv,
+  steeringRules, type FailoverUplink
 } from '../../../../cpe/src/failover/failover-plan.ts'
 import { resolveSetting } from '../../../../shared/src/sys/sysctl-profile.ts'
 
@@ -70,18 +71,27 @@ test('idempotent: steering already right gives no steer action; an unknown path 
 test('kernel settings: blackhole_timeout by default; the profile in order; -1 leaves it alone', () => {
   assert.deepEqual(kernelSettings({ blackholeTimeout: 0 }), [{ key: 'net.mptcp.blackhole_timeout', value: '0' }])
   assert.deepEqual(kernelSettings({ blackholeTimeout: -1 }), [])
-  assert.deepEqual(kernelSettings({ blackholeTimeout: 0, staleLossCnt: 1, rtoMaxMs: 1000, tcpRetries2: 60, tcpWmemMax: 1_048_576 }).map((s) => `${s.key}=${resolveSetting(s, '4096 16384 4194304')}`), [
-    'net.mptcp.blackhole_timeout=0', 'net.mptcp.stale_loss_cnt=1', 'net.ipv4.tcp_retries2=60', 'net.ipv4.tcp_rto_max_ms=1000', 'net.ipv4.tcp_wmem=4096 16384 1048576'
+  assert.deepEqual(kernelSettings({
+    blackholeTimeout: 0,
+    staleLossCnt: 1,
+    rtoMaxMs: 1000,
+    tcpRetries2: 60,
+    tcpWmemMax: 1_048_576
+  }).map((s) => `${s.key}=${resolveSetting(s, '4096 16384 4194304')}`), [
+    'net.mptcp.blackhole_timeout=0', 'net.mptcp.stale_loss_cnt=1', 'net.ipv4.tcp_retries2=60', 'net.ipv4.tcp_rto_max_ms=1000',
+    'net.ipv4.tcp_wmem=4096 16384 1048576'
   ])
 })
 
 test('kernel settings: a small rtoMaxMs without tcpRetries2 is refused (the subflow would be given up)', () => {
-  assert.throws(() => kernelSettings({ blackholeTimeout: 0, rtoMaxMs: 1000 }), (err: Error & { code?: string }) => err.code === 'HYBRID_ERR_CONFIG_INVALID' && /tcpRetries2/.test(err.message))
+  assert.throws(() => kernelSettings({ blackholeTimeout: 0, rtoMaxMs: 1000 }),
+    (err: Error & { code?: string }) => err.code === 'HYBRID_ERR_CONFIG_INVALID' && /tcpRetries2/.test(err.message))
   assert.doesNotThrow(() => kernelSettings({ blackholeTimeout: 0, rtoMaxMs: 120_000 }))
 })
 
 test('kernel settings: the error names the CPE key (failover.kernel.tcpRetries2)', () => {
-  assert.throws(() => kernelSettings({ blackholeTimeout: 0, rtoMaxMs: 1000 }), (err: Error & { detail?: { key?: string } }) => err.detail?.key === 'failover.kernel.tcpRetries2')
+  assert.throws(() => kernelSettings({ blackholeTimeout: 0, rtoMaxMs: 1000 }),
+    (err: Error & { detail?: { key?: string } }) => err.detail?.key === 'failover.kernel.tcpRetries2')
 })
 
 test('steering batch: one family, adds first, deletes P+1 before P; stale-rule cleanup', () => {
@@ -91,9 +101,11 @@ test('steering batch: one family, adds first, deletes P+1 before P; stale-rule c
   assert.deepEqual(steeringBatch(4, move.add, move.del), ['rule add lookup 200 priority 32001', 'rule del lookup 100 priority 32001'])
   assert.deepEqual(steeringBatch(6, move.add, move.del), ['rule add lookup 200 priority 32001', 'rule del lookup 100 priority 32001'])
   const none = steeringDiff(toLte, [])
-  assert.deepEqual(steeringBatch(4, none.add, none.del), ['rule del lookup 200 priority 32001', 'rule del lookup main suppress_prefixlength 0 priority 32000'])
+  assert.deepEqual(steeringBatch(4, none.add, none.del),
+    ['rule del lookup 200 priority 32001', 'rule del lookup main suppress_prefixlength 0 priority 32000'])
   const first = steeringDiff([], toDsl)
-  assert.deepEqual(steeringBatch(6, first.add, first.del), ['rule add lookup main suppress_prefixlength 0 priority 32000', 'rule add lookup 100 priority 32001'])
+  assert.deepEqual(steeringBatch(6, first.add, first.del),
+    ['rule add lookup main suppress_prefixlength 0 priority 32000', 'rule add lookup 100 priority 32001'])
   assert.deepEqual(ipBatchArgv(6, false), ['ip', '-6', '-batch', '-'])
   assert.deepEqual(ipBatchArgv(4, true), ['ip', '-4', '-force', '-batch', '-'])
   const stale = staleSteeringBatch(32000, 2)

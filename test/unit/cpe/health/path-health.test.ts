@@ -23,7 +23,18 @@ async function responder (): Promise<{ port: number, answering: { on: boolean },
   return { port: s.address().port, answering, close: () => { s.close() } }
 }
 
-const uplink: UplinkState = { name: 'dsl', role: 'dsl', interface: 'lo', table: 100, addresses: ['127.0.0.1'], up: true, endpointId: undefined, endpointIds: [], mode: 'aggregate', admin: 'up' }
+const uplink: UplinkState = {
+  name: 'dsl',
+  role: 'dsl',
+  interface: 'lo',
+  table: 100,
+  addresses: ['127.0.0.1'],
+  up: true,
+  endpointId: undefined,
+  endpointIds: [],
+  mode: 'aggregate',
+  admin: 'up'
+}
 
 async function until (what: string, cond: () => boolean, ms: number): Promise<number> {
   const t0 = Date.now()
@@ -40,7 +51,8 @@ test('probes up, blackhole → down after N lost, back up after M answers and th
   const { registry, metrics } = createCpeRegistry('0', 'test', ['dsl'])
   let oper = 'up'
   const config = { enabled: true, port: r.port, intervalMs: 50, timeoutMs: 100, downAfter: 3, upAfter: 3, holdDownMs: 300, window: 10 }
-  const h = new PathHealth(['dsl'], { config, target: { host: '127.0.0.1', port: r.port }, metrics, log: createLogger({ level: 'silent', name: 't' }), operstate: () => oper })
+  const h = new PathHealth(['dsl'],
+    { config, target: { host: '127.0.0.1', port: r.port }, metrics, log: createLogger({ level: 'silent', name: 't' }), operstate: () => oper })
   t.after(() => { h.stop() })
   const changes: string[] = []
   h.on('change', (path, state) => changes.push(`${path} ${state}`))
@@ -92,7 +104,8 @@ test('a blocked event loop is not a lost path: replies waiting in the socket cou
   const port = await childResponder(t)
   const { metrics } = createCpeRegistry('0', 'test', ['dsl'])
   const config = { enabled: true, port, intervalMs: 50, timeoutMs: 60, downAfter: 2, upAfter: 2, holdDownMs: 0, window: 10 }
-  const h = new PathHealth(['dsl'], { config, target: { host: '127.0.0.1', port }, metrics, log: createLogger({ level: 'silent', name: 't' }), operstate: () => 'up' })
+  const h = new PathHealth(['dsl'],
+    { config, target: { host: '127.0.0.1', port }, metrics, log: createLogger({ level: 'silent', name: 't' }), operstate: () => 'up' })
   t.after(() => { h.stop() })
   const changes: string[] = []
   h.on('change', (path, state) => changes.push(`${path} ${state}`))
@@ -110,32 +123,49 @@ test('a blocked event loop is not a lost path: replies waiting in the socket cou
   assert.equal(h.view('dsl')?.lossRatio, 0, 'no probe counted lost')
 })
 
-test('adaptive timeout: srtt + 4 × rttvar within [minTimeoutMs, timeoutMs] while another path is up; the last path standing keeps timeoutMs', async (t) => {
-  const r = await responder()
-  t.after(r.close)
-  const { metrics } = createCpeRegistry('0', 'test', ['dsl', 'lte'])
-  const config = { enabled: true, port: r.port, intervalMs: 50, timeoutMs: 400, minTimeoutMs: 30, downAfter: 3, upAfter: 3, holdDownMs: 0, window: 10 }
-  let lteOper = 'up'
-  const h = new PathHealth(['dsl', 'lte'], { config, target: { host: '127.0.0.1', port: r.port }, metrics, log: createLogger({ level: 'silent', name: 't' }), operstate: (i) => (i === 'lte0' ? lteOper : 'up') })
-  t.after(() => { h.stop() })
-  assert.equal(h.view('dsl')?.timeoutMs, 400, 'no RTT yet: the upper bound')
-  h.updateUplinks([uplink, { ...uplink, name: 'lte', role: 'lte', interface: 'lte0', table: 200 }])
-  h.start()
-  await until('adapted', () => (h.view('dsl')?.timeoutMs ?? 400) < 400, 3000)
-  const v = h.view('dsl')!
-  assert.ok(v.timeoutMs >= 30 && v.timeoutMs < 400, `adaptive on loopback (${v.timeoutMs} ms)`)
-  lteOper = 'down'
-  await until('lte down', () => h.view('lte')?.state === 'down', 1000)
-  assert.equal(h.view('dsl')?.timeoutMs, 400, 'dsl is the last path up: fixed timeoutMs')
-  lteOper = 'up'
-  await until('lte up', () => h.view('lte')?.state === 'up', 2000)
-  await until('adaptive again', () => (h.view('dsl')?.timeoutMs ?? 400) < 400, 1000)
-  r.answering.on = false
-  const t0 = Date.now()
-  await until('down', () => h.view('dsl')?.state === 'down', 3000)
-  // 3 probes, 50 ms apart, each judged at its own (short) deadline: well below 2 × interval + 400.
-  assert.ok(Date.now() - t0 < 2 * 50 + 400, `down at the adaptive deadline (${Date.now() - t0} ms)`)
-})
+test('adaptive timeout: srtt + 4 × rttvar within [minTimeoutMs, timeoutMs] while another path is up; the last path standing keeps timeoutMs',
+  async (t) => {
+    const r = await responder()
+    t.after(r.close)
+    const { metrics } = createCpeRegistry('0', 'test', ['dsl', 'lte'])
+    const config = {
+      enabled: true,
+      port: r.port,
+      intervalMs: 50,
+      timeoutMs: 400,
+      minTimeoutMs: 30,
+      downAfter: 3,
+      upAfter: 3,
+      holdDownMs: 0,
+      window: 10
+    }
+    let lteOper = 'up'
+    const h = new PathHealth(['dsl', 'lte'], {
+      config,
+      target: { host: '127.0.0.1', port: r.port },
+      metrics,
+      log: createLogger({ level: 'silent', name: 't' }),
+      operstate: (i) => (i === 'lte0' ? lteOper : 'up')
+    })
+    t.after(() => { h.stop() })
+    assert.equal(h.view('dsl')?.timeoutMs, 400, 'no RTT yet: the upper bound')
+    h.updateUplinks([uplink, { ...uplink, name: 'lte', role: 'lte', interface: 'lte0', table: 200 }])
+    h.start()
+    await until('adapted', () => (h.view('dsl')?.timeoutMs ?? 400) < 400, 3000)
+    const v = h.view('dsl')!
+    assert.ok(v.timeoutMs >= 30 && v.timeoutMs < 400, `adaptive on loopback (${v.timeoutMs} ms)`)
+    lteOper = 'down'
+    await until('lte down', () => h.view('lte')?.state === 'down', 1000)
+    assert.equal(h.view('dsl')?.timeoutMs, 400, 'dsl is the last path up: fixed timeoutMs')
+    lteOper = 'up'
+    await until('lte up', () => h.view('lte')?.state === 'up', 2000)
+    await until('adaptive again', () => (h.view('dsl')?.timeoutMs ?? 400) < 400, 1000)
+    r.answering.on = false
+    const t0 = Date.now()
+    await until('down', () => h.view('dsl')?.state === 'down', 3000)
+    // 3 probes, 50 ms apart, each judged at its own (short) deadline: well below 2 × interval + 400.
+    assert.ok(Date.now() - t0 < 2 * 50 + 400, `down at the adaptive deadline (${Date.now() - t0} ms)`)
+  })
 
 test('a sudden RTT rise is not an outage: a late reply re-arms the outstanding probes with the grown timeout', async (t) => {
   const delay = { ms: 0, closed: false }
@@ -147,7 +177,8 @@ test('a sudden RTT rise is not an outage: a late reply re-arms the outstanding p
   const port = s.address().port
   const { metrics } = createCpeRegistry('0', 'test', ['dsl', 'lte'])
   const config = { enabled: true, port, intervalMs: 50, timeoutMs: 1000, minTimeoutMs: 40, downAfter: 3, upAfter: 3, holdDownMs: 0, window: 20 }
-  const h = new PathHealth(['dsl', 'lte'], { config, target: { host: '127.0.0.1', port }, metrics, log: createLogger({ level: 'silent', name: 't' }), operstate: () => 'up' })
+  const h = new PathHealth(['dsl', 'lte'],
+    { config, target: { host: '127.0.0.1', port }, metrics, log: createLogger({ level: 'silent', name: 't' }), operstate: () => 'up' })
   t.after(() => { h.stop() })
   const changes: string[] = []
   h.on('change', (path, state) => changes.push(`${path} ${state}`))

@@ -15,7 +15,8 @@ test('default ruleset: owner table, v4 and v6 tproxy to the listener port with t
   assert.match(text, /type filter hook prerouting priority mangle; policy accept;/)
   assert.match(text, /iifname != \{ "br-lan" \} return/)
   assert.match(text, /meta mark 0x00000002 return/)
-  assert.match(text, /policy accept;\n {4}fib daddr type local tcp dport 7001 drop\n {4}iifname != /, 'the own-port drop comes before the LAN filter: it holds on the WAN too')
+  assert.match(text, /policy accept;\n {4}fib daddr type local tcp dport 7001 drop\n {4}iifname != /,
+    'the own-port drop comes before the LAN filter: it holds on the WAN too')
   assert.match(text, /meta mark 0x00000002 return\n {4}fib daddr type local return/)
   assert.match(text, /meta nfproto ipv4 meta l4proto tcp tproxy ip to :7001 meta mark set 0x00000001 accept/)
   assert.match(text, /meta nfproto ipv6 meta l4proto tcp tproxy ip6 to :7001 meta mark set 0x00000001 accept/)
@@ -26,17 +27,23 @@ test('rule order: exclusions come before the tproxy rules', () => {
   const lines = buildInterceptRuleset({ intercept: defaults() }).split('\n').map((l) => l.trim())
   const at = (prefix: string): number => lines.findIndex((l) => l.startsWith(prefix))
   const tproxy = at('meta nfproto ipv4 meta l4proto tcp tproxy')
-  for (const p of ['iifname', 'meta l4proto != tcp', 'meta mark 0x', 'fib daddr type local return', 'ip daddr @bypass_dst4', 'ip6 saddr @bypass_src6', 'tcp dport @bypass_ports', 'socket transparent 1']) {
+  for (const p of ['iifname', 'meta l4proto != tcp', 'meta mark 0x', 'fib daddr type local return', 'ip daddr @bypass_dst4',
+    'ip6 saddr @bypass_src6', 'tcp dport @bypass_ports', 'socket transparent 1']) {
     assert.ok(at(p) >= 0 && at(p) < tproxy, p)
   }
 })
 
 test('bypass sets: v4/v6 split, host bits cleared, duplicates and the concentrator folded in, ports sorted', () => {
   const text = buildInterceptRuleset({
-    intercept: withBypass({ destinations: ['192.0.2.77/24', '2001:DB8:1::5/48', '198.51.100.9', '192.0.2.0/24'], ports: [443, 22, 443], sources: ['192.0.2.10', '2001:db8::7'] }),
+    intercept: withBypass({
+      destinations: ['192.0.2.77/24', '2001:DB8:1::5/48', '198.51.100.9', '192.0.2.0/24'],
+      ports: [443, 22, 443],
+      sources: ['192.0.2.10', '2001:db8::7']
+    }),
     concentrator: { host: '203.0.113.1' }
   })
-  assert.match(text, /set bypass_dst4 \{\n {4}type ipv4_addr\n {4}flags interval\n {4}auto-merge\n {4}elements = \{ 192\.0\.2\.0\/24, 198\.51\.100\.9, 203\.0\.113\.1 \}/)
+  assert.match(text,
+    /set bypass_dst4 \{\n {4}type ipv4_addr\n {4}flags interval\n {4}auto-merge\n {4}elements = \{ 192\.0\.2\.0\/24, 198\.51\.100\.9, 203\.0\.113\.1 \}/)
   assert.match(text, /set bypass_dst6 \{[^}]*elements = \{ 2001:db8:1::\/48 \}/)
   assert.match(text, /set bypass_src4 \{[^}]*elements = \{ 192\.0\.2\.10 \}/)
   assert.match(text, /set bypass_src6 \{[^}]*elements = \{ 2001:db8::7 \}/)
@@ -55,7 +62,8 @@ test('invalid prefixes and equal marks are refused with the key path', () => {
   assert.throws(() => splitPrefixes(['192.0.2.0/24', '300.1.1.1'], '/intercept/bypass/destinations'), /\/intercept\/bypass\/destinations\/1/)
   assert.throws(() => splitPrefixes(['2001:db8::/129'], '/x'), /HYBRID_ERR|not an IP/)
   assert.deepEqual(interceptProblems({ intercept: withBypass({}, { mark: 5, socketMark: 5 }) }).length, 1)
-  assert.throws(() => buildInterceptRuleset({ intercept: withBypass({}, { mark: 5, socketMark: 5 }) }), (e: Error & { code?: string }) => e.code === 'HYBRID_ERR_CONFIG_INVALID')
+  assert.throws(() => buildInterceptRuleset({ intercept: withBypass({}, { mark: 5, socketMark: 5 }) }),
+    (e: Error & { code?: string }) => e.code === 'HYBRID_ERR_CONFIG_INVALID')
 })
 
 test('flattened for nft -i: one line, no comments, sets on one line each', () => {

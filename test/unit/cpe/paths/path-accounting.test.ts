@@ -5,7 +5,15 @@ import { addressMap, PathAccounting, type SubflowSample } from '../../../../cpe/
 const paths = addressMap([{ name: 'dsl', addresses: ['198.51.100.2'] }, { name: 'lte', addresses: ['198.51.100.66', '2001:DB8:20::2'] }])
 const pathOf = (a: string): string | undefined => paths.get(a.toLowerCase())
 const sf = (local: string, port: number, acked: number, received: number): SubflowSample =>
-  ({ localAddress: local, localPort: port, remoteAddress: '203.0.113.200', remotePort: 1080, bytesAcked: acked, bytesReceived: received, rttUs: 20_000 })
+  ({
+    localAddress: local,
+    localPort: port,
+    remoteAddress: '203.0.113.200',
+    remotePort: 1080,
+    bytesAcked: acked,
+    bytesReceived: received,
+    rttUs: 20_000
+  })
 
 test('deltas per path: SYN byte excluded, nothing counted twice, unknown addresses ignored', () => {
   const acc = new PathAccounting()

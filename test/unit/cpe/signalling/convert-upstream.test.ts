@@ -16,7 +16,10 @@ import type { FirstBytes } from '../../../../cpe/src/signalling/first-bytes.ts'
 import { PipeliningMemory } from '../../../../cpe/src/signalling/pipelining-memory.ts'
 import { Socks5Upstream } from '../../../../cpe/src/signalling/socks5.ts'
 import type { ConvertClientConfig } from '../../../../cpe/src/config-convert.ts'
-import { convertConfig, endpoint, lanClosed, lanPair, limitsConfig, listenPeer, readAll, signallingDeps, silentLog, socks5Config, until, type Peer } from '../../../helpers/cpe-signalling-harness.ts'
+import {
+  convertConfig, endpoint, lanClosed, lanPair, limitsConfig, listenPeer, readAll, signallingDeps, silentLog, socks5Config, until,
+  type Peer
+} from '../../../helpers/cpe-signalling-harness.ts'
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c() })
@@ -51,7 +54,10 @@ async function socks5Server (seen: Seen, answer: string): Promise<Peer> {
     s.on('data', (chunk: Buffer) => {
       for (const ev of parser.feed(chunk)) {
         if (ev.type === 'method-selected') s.write(ev.reply)
-        else if (ev.type === 'request') { s.write(encodeReply(Socks5Reply.Succeeded)); seen.payload = Buffer.concat([seen.payload, ev.earlyData]) } else if (ev.type === 'data') seen.payload = Buffer.concat([seen.payload, ev.data])
+        else if (ev.type === 'request') {
+          s.write(encodeReply(Socks5Reply.Succeeded)); seen.payload = Buffer.concat([seen.payload,
+            ev.earlyData])
+        } else if (ev.type === 'data') seen.payload = Buffer.concat([seen.payload, ev.data])
       }
     })
     s.on('end', () => { seen.ended = true; s.end(answer) })
@@ -66,13 +72,21 @@ async function start (converterPort: number, convert: Partial<ConvertClientConfi
   cleanups.push(pair.close)
   let doneAt: number | undefined
   const t0 = performance.now()
-  const info = { id: 1, destination: { family: 4 as const, address: '192.0.2.10', port: 80 }, log: silentLog, onDone: () => { doneAt = performance.now() - t0 } }
+  const info = {
+    id: 1,
+    destination: { family: 4 as const, address: '192.0.2.10', port: 80 },
+    log: silentLog,
+    onDone: () => { doneAt = performance.now() - t0 }
+  }
   const base = { socketMark: 0, onMptcpUnavailable: 'fallback' as const, highWaterMark: 65_536, limits: limitsConfig() }
   const settings: ConvertSettings = { ...base, concentrator: endpoint(converterPort), convert: convertConfig({ replyTimeoutMs: 3000, ...convert }) }
   const fallbackSocks5 = socks5Port === undefined
     ? undefined
-    : (lan: net.Socket, first: FirstBytes) => new Socks5Upstream(lan, info, { ...base, concentrator: endpoint(socks5Port), socks5: socks5Config({ coalesceMs: 0 }) }, { ...deps, pipelining: new PipeliningMemory(600_000) }, first)
-  const conn = new ConvertUpstream(pair.lan, info, settings, { ...deps, memory: new ConverterMemory(), ...(fallbackSocks5 === undefined ? {} : { fallbackSocks5 }) })
+    : (lan: net.Socket,
+        first: FirstBytes) => new Socks5Upstream(lan, info, { ...base, concentrator: endpoint(socks5Port), socks5: socks5Config({ coalesceMs: 0 }) },
+        { ...deps, pipelining: new PipeliningMemory(600_000) }, first)
+  const conn = new ConvertUpstream(pair.lan, info, settings,
+    { ...deps, memory: new ConverterMemory(), ...(fallbackSocks5 === undefined ? {} : { fallbackSocks5 }) })
   cleanups.push(() => { conn.abort('drain') })
   return { ...deps, ...pair, conn, doneMs: () => doneAt }
 }

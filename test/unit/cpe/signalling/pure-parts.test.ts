@@ -18,7 +18,8 @@ test('coalescing: wait inside the window, send at its end, at the cap, on FIN, o
 test('every reply failure resets the LAN connection; counted by REP', () => {
   const cases: Array<[number, string, string]> = [
     [1, 'upstream', 'other'], [2, 'rejected', 'acl_denied'], [3, 'upstream', 'unreachable'], [4, 'upstream', 'unreachable'],
-    [5, 'upstream', 'refused'], [6, 'upstream', 'timeout'], [7, 'rejected', 'unsupported_cmd'], [8, 'rejected', 'malformed'], [200, 'upstream', 'other']
+    [5, 'upstream', 'refused'], [6, 'upstream', 'timeout'], [7, 'rejected', 'unsupported_cmd'], [8, 'rejected', 'malformed'],
+    [200, 'upstream', 'other']
   ]
   for (const [rep, kind, reason] of cases) {
     const o = outcomeForRep(rep)

@@ -8,10 +8,12 @@ import { createLogger } from '../../../../shared/src/log.ts'
 const silentLogger = () => createLogger({ level: 'silent', name: 'test' })
 
 const ESTABLISHED = 1
-const at = (id: number, path: string | undefined, tcpState: number | undefined = TCP_SYN_SENT, ageMs = 100): PendingAttempt => ({ id, path, tcpState, ageMs })
+const at = (id: number, path: string | undefined, tcpState: number | undefined = TCP_SYN_SENT,
+  ageMs = 100): PendingAttempt => ({ id, path, tcpState, ageMs })
 
 test('path_down: SYN_SENT attempts on the dead path or on no known path; other paths and answered SYNs are left alone', () => {
-  const attempts = [at(1, 'dsl'), at(2, 'lte'), at(3, undefined), at(4, 'dsl', ESTABLISHED), { id: 5, path: 'dsl', tcpState: undefined, ageMs: 100 }, at(6, 'dsl', 7)]
+  const attempts = [at(1, 'dsl'), at(2, 'lte'), at(3, undefined), at(4, 'dsl', ESTABLISHED),
+    { id: 5, path: 'dsl', tcpState: undefined, ageMs: 100 }, at(6, 'dsl', 7)]
   assert.deepEqual(attemptsToRedial(attempts, { kind: 'path_down', path: 'dsl' }), [{ id: 1, reason: 'path_down' }, { id: 3, reason: 'path_down' }])
   assert.deepEqual(attemptsToRedial(attempts, { kind: 'path_down', path: 'lte' }), [{ id: 2, reason: 'path_down' }, { id: 3, reason: 'path_down' }])
   assert.deepEqual(attemptsToRedial([], { kind: 'path_down', path: 'dsl' }), [])
@@ -19,8 +21,10 @@ test('path_down: SYN_SENT attempts on the dead path or on no known path; other p
 
 test('sweep: only attempts pending at least the bound, on a down path (or an unknown one while some path is down)', () => {
   const down = new Set(['dsl'])
-  const attempts = [at(1, 'dsl', TCP_SYN_SENT, 499), at(2, 'dsl', TCP_SYN_SENT, 500), at(3, 'lte', TCP_SYN_SENT, 900), at(4, undefined, TCP_SYN_SENT, 900), at(5, 'dsl', ESTABLISHED, 900)]
-  assert.deepEqual(attemptsToRedial(attempts, { kind: 'sweep', downPaths: down, boundMs: 500 }), [{ id: 2, reason: 'stalled' }, { id: 4, reason: 'stalled' }])
+  const attempts = [at(1, 'dsl', TCP_SYN_SENT, 499), at(2, 'dsl', TCP_SYN_SENT, 500), at(3, 'lte', TCP_SYN_SENT, 900),
+    at(4, undefined, TCP_SYN_SENT, 900), at(5, 'dsl', ESTABLISHED, 900)]
+  assert.deepEqual(attemptsToRedial(attempts, { kind: 'sweep', downPaths: down, boundMs: 500 }),
+    [{ id: 2, reason: 'stalled' }, { id: 4, reason: 'stalled' }])
   assert.deepEqual(attemptsToRedial(attempts, { kind: 'sweep', downPaths: new Set(), boundMs: 500 }), [], 'nothing while every path is up')
 })
 

@@ -11,7 +11,10 @@ import { encodeReply, Socks5Reply } from '../../../../shared/src/codec/socks5.ts
 import { PipeliningMemory } from '../../../../cpe/src/signalling/pipelining-memory.ts'
 import { Socks5Upstream, type Socks5Settings } from '../../../../cpe/src/signalling/socks5.ts'
 import type { Socks5Config } from '../../../../cpe/src/config-socks5.ts'
-import { endpoint, lanClosed, lanPair, limitsConfig, listenPeer, readAll, signallingDeps, silentLog, socks5Config, until, type Peer } from '../../../helpers/cpe-signalling-harness.ts'
+import {
+  endpoint, lanClosed, lanPair, limitsConfig, listenPeer, readAll, signallingDeps, silentLog, socks5Config, until,
+  type Peer
+} from '../../../helpers/cpe-signalling-harness.ts'
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c() })
@@ -75,20 +78,21 @@ async function start (port: number, socks5: Partial<Socks5Config> = {}, pipelini
 }
 
 for (const pipelining of ['always', 'never'] as const) {
-  test(`LAN half-close during first-bytes collection (${pipelining}): the concentrator gets the bytes then a FIN, the relay ends normally`, async () => {
-    const seen: { payload: Buffer, ended: boolean } = { payload: Buffer.alloc(0), ended: false }
-    const conc = await concentrator({ onEnd: (s, payload) => { seen.payload = payload; seen.ended = true; s.end('RESP') } })
-    const c = await start(conc.port, { pipelining, coalesceMs: 50 })
-    const reply = readAll(c.client)
-    c.client.end('GET / HTTP/1.0\r\n\r\n') // nc -N: request, then FIN at once (inside the coalesce window)
-    assert.ok(await until(() => seen.ended, 2000), 'the concentrator saw the FIN')
-    assert.equal(seen.payload.toString(), 'GET / HTTP/1.0\r\n\r\n')
-    const r = await reply
-    assert.equal(r.data.toString(), 'RESP')
-    assert.equal(r.how, 'end')
-    assert.ok(await until(() => c.doneMs() !== undefined, 2000), 'the connection is done')
-    assert.equal(await c.count('hybrid_connections_closed_total', { mode: 'socks5', reason: 'normal' }), 1)
-  })
+  test(`LAN half-close during first-bytes collection (${pipelining}): the concentrator gets the bytes then a FIN, the relay ends normally`,
+    async () => {
+      const seen: { payload: Buffer, ended: boolean } = { payload: Buffer.alloc(0), ended: false }
+      const conc = await concentrator({ onEnd: (s, payload) => { seen.payload = payload; seen.ended = true; s.end('RESP') } })
+      const c = await start(conc.port, { pipelining, coalesceMs: 50 })
+      const reply = readAll(c.client)
+      c.client.end('GET / HTTP/1.0\r\n\r\n') // nc -N: request, then FIN at once (inside the coalesce window)
+      assert.ok(await until(() => seen.ended, 2000), 'the concentrator saw the FIN')
+      assert.equal(seen.payload.toString(), 'GET / HTTP/1.0\r\n\r\n')
+      const r = await reply
+      assert.equal(r.data.toString(), 'RESP')
+      assert.equal(r.how, 'end')
+      assert.ok(await until(() => c.doneMs() !== undefined, 2000), 'the connection is done')
+      assert.equal(await c.count('hybrid_connections_closed_total', { mode: 'socks5', reason: 'normal' }), 1)
+    })
 }
 
 test('LAN half-close before any byte: the FIN is carried (server-speaks-first answers still arrive), then the relay ends', async () => {

@@ -10,7 +10,8 @@ test('fallback reason: none when MPTCP; no_mpc_synack when the far end answered 
 })
 
 test('fullmesh endpoints (transparent mode): the extra uplink\'s endpoint gets fullmesh, the primary none', () => {
-  const specs = [{ name: 'dsl', role: 'dsl' as const, interface: 'dsl0', table: 100, endpoints: false }, { name: 'lte', role: 'lte' as const, interface: 'lte0', table: 101, endpoints: true }]
+  const specs = [{ name: 'dsl', role: 'dsl' as const, interface: 'dsl0', table: 100, endpoints: false },
+    { name: 'lte', role: 'lte' as const, interface: 'lte0', table: 101, endpoints: true }]
   const link = (a: string) => ({ up: true, adminUp: true, addresses: [{ address: a, family: 4 as const }] })
   const observed = { links: new Map([['dsl0', link('198.51.100.2')], ['lte0', link('198.51.100.66')]]), gateways: new Map() }
   const mesh = desiredState(specs, observed, 'aggregate', 100, true)

@@ -21,7 +21,8 @@ function recordingDial (): { dial: (o: DialOptions) => net.Socket, opts: DialOpt
 test('dialConcentrator: sourceFor is asked with the LAN destination and the concentrator family; its address is the localAddress', () => {
   const asked: string[] = []
   const d = recordingDial()
-  const sourceFor: UpstreamDialSettings['sourceFor'] = (dst, family) => { asked.push(`${dst.address}:${dst.port}/${family}`); return family === 4 ? '198.51.100.66' : '2001:db8:2::2' }
+  const sourceFor: UpstreamDialSettings['sourceFor'] = (dst,
+    family) => { asked.push(`${dst.address}:${dst.port}/${family}`); return family === 4 ? '198.51.100.66' : '2001:db8:2::2' }
   assert.equal(dialConcentrator(base('192.0.2.1', sourceFor), d.dial, { address: '203.0.113.12', port: 80 }).ok, true)
   assert.equal(dialConcentrator(base('2001:db8:1::1', sourceFor), d.dial, { address: '203.0.113.12', port: 443 }).ok, true)
   assert.deepEqual(asked, ['203.0.113.12:80/4', '203.0.113.12:443/6'])
@@ -38,7 +39,9 @@ test('dialConcentrator: no class (undefined), no sourceFor, or no destination: n
 })
 
 test('dialConcentrator: a dial that throws (bad localAddress) becomes a failed attempt, never an exception', () => {
-  const r = dialConcentrator(base('192.0.2.1', () => '2001:db8:2::2'), () => { throw Object.assign(new Error('localAddress is not IPv4'), { code: 'HYBRID_ERR_SOCKET_ADDRESS' }) }, { address: '203.0.113.12', port: 80 })
+  const r = dialConcentrator(base('192.0.2.1', () => '2001:db8:2::2'),
+    () => { throw Object.assign(new Error('localAddress is not IPv4'), { code: 'HYBRID_ERR_SOCKET_ADDRESS' }) },
+    { address: '203.0.113.12', port: 80 })
   assert.equal(r.ok, false)
   if (!r.ok) assert.equal(r.errno, 'HYBRID_ERR_SOCKET_ADDRESS')
 })

@@ -11,7 +11,18 @@ import type { UplinkSource } from '../../../../cpe/src/paths/uplink-observer.ts'
 import type { UplinkState } from '../../../../cpe/src/uplink/uplink-manager.ts'
 
 const state = (name: string, iface: string, address: string): UplinkState =>
-  ({ name, role: name === 'dsl' ? 'dsl' : 'lte', interface: iface, table: name === 'dsl' ? 100 : 200, addresses: [address], up: true, endpointId: undefined, endpointIds: [], mode: 'aggregate', admin: 'up' })
+  ({
+    name,
+    role: name === 'dsl' ? 'dsl' : 'lte',
+    interface: iface,
+    table: name === 'dsl' ? 100 : 200,
+    addresses: [address],
+    up: true,
+    endpointId: undefined,
+    endpointIds: [],
+    mode: 'aggregate',
+    admin: 'up'
+  })
 
 const config = (over: Partial<SteeringConfig> = {}): SteeringConfig => ({
   priority: { dslDownKbps: 50_000, dslUpKbps: 10_000, highPercent: 85, lowPercent: 60, holdUpMs: 0, holdDownMs: 0, sampleMs: 50 },
@@ -156,7 +167,17 @@ test('managed: flags through the uplink manager\'s mode; unsupported modes are r
   assert.deepEqual(s.modes, ['backup', 'aggregate'])
   await c.stop()
   const s2 = setup(config({ mode: 'smallest-delay' }))
-  await assert.rejects(SteeringController.start({ config: config({ mode: 'smallest-delay' }), uplinks: [], source: {} as UplinkSource, managed: undefined, health: undefined, capabilities: { healthEnabled: false, primaryIsDsl: true, others: 1 }, metrics: createCpeRegistry('0', 't', ['dsl'], false).metrics, log: createLogger({ level: 'silent', name: 't' }) }), { code: 'HYBRID_ERR_STEERING_UNSUPPORTED' })
+  await assert.rejects(SteeringController.start({
+    config: config({ mode: 'smallest-delay' }),
+    uplinks: [],
+    source: {} as UplinkSource,
+    managed: undefined,
+    health: undefined,
+    capabilities: { healthEnabled: false, primaryIsDsl: true, others: 1 },
+    metrics: createCpeRegistry('0', 't', ['dsl'], false).metrics,
+    log: createLogger({ level: 'silent', name: 't' })
+  }),
+  { code: 'HYBRID_ERR_STEERING_UNSUPPORTED' })
   assert.equal(s2.cmds.length, 0)
 })
 
@@ -176,21 +197,25 @@ test('class rules: added while the pinned access is healthy, removed when it goe
   assert.equal(s.cmds.filter((l) => l.includes('rule del to 203.0.113.0/25')).length, 2)
 })
 
-test('pinnedSource: the pinned access address of the concentrator family while it is healthy; none without a class, when down, or after stop', async () => {
-  const s = setup(config({ classes: [{ name: 'bulk', destinations: ['203.0.113.12/32', '2001:db8:9::/48'], access: 'lte' }, { name: 'voip', destinations: ['203.0.113.0/25'], port: 5060, access: 'dsl' }] }))
-  const c = await s.start()
-  assert.equal(c.pinnedSource({ address: '203.0.113.12', port: 80 }, 4), '198.51.100.66')
-  assert.equal(c.pinnedSource({ address: '::ffff:203.0.113.12', port: 80 }, 4), '198.51.100.66', 'mapped form')
-  assert.equal(c.pinnedSource({ address: '203.0.113.5', port: 5060 }, 4), '198.51.100.2')
-  assert.equal(c.pinnedSource({ address: '203.0.113.5', port: 80 }, 4), undefined, 'port of the class does not match')
-  assert.equal(c.pinnedSource({ address: '192.0.2.1', port: 80 }, 4), undefined, 'no class')
-  assert.equal(c.pinnedSource({ address: '2001:db8:9::1', port: 443 }, 6), undefined, 'the uplink has no IPv6 address')
-  s.health.up.set('lte', false)
-  assert.equal(c.pinnedSource({ address: '203.0.113.12', port: 80 }, 4), undefined, 'access down: failover steering decides')
-  s.health.up.set('lte', true)
-  await c.stop()
-  assert.equal(c.pinnedSource({ address: '203.0.113.12', port: 80 }, 4), undefined)
-})
+test('pinnedSource: the pinned access address of the concentrator family while it is healthy; none without a class, when down, or after stop',
+  async () => {
+    const s = setup(config({
+      classes: [{ name: 'bulk', destinations: ['203.0.113.12/32', '2001:db8:9::/48'], access: 'lte' },
+        { name: 'voip', destinations: ['203.0.113.0/25'], port: 5060, access: 'dsl' }]
+    }))
+    const c = await s.start()
+    assert.equal(c.pinnedSource({ address: '203.0.113.12', port: 80 }, 4), '198.51.100.66')
+    assert.equal(c.pinnedSource({ address: '::ffff:203.0.113.12', port: 80 }, 4), '198.51.100.66', 'mapped form')
+    assert.equal(c.pinnedSource({ address: '203.0.113.5', port: 5060 }, 4), '198.51.100.2')
+    assert.equal(c.pinnedSource({ address: '203.0.113.5', port: 80 }, 4), undefined, 'port of the class does not match')
+    assert.equal(c.pinnedSource({ address: '192.0.2.1', port: 80 }, 4), undefined, 'no class')
+    assert.equal(c.pinnedSource({ address: '2001:db8:9::1', port: 443 }, 6), undefined, 'the uplink has no IPv6 address')
+    s.health.up.set('lte', false)
+    assert.equal(c.pinnedSource({ address: '203.0.113.12', port: 80 }, 4), undefined, 'access down: failover steering decides')
+    s.health.up.set('lte', true)
+    await c.stop()
+    assert.equal(c.pinnedSource({ address: '203.0.113.12', port: 80 }, 4), undefined)
+  })
 
 test('rules off: a fullmesh endpoint (transparent mode) keeps fullmesh when its backup flag changes', async () => {
   const cmds: string[] = []

@@ -2,12 +2,21 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  activeClassRules, classMatcher, classRuleArgv, classRules, delayStep, sourceAddressOf, desiredBackup, initialPriorityState, LOAD_ALPHA, MIN_LEARNED_BPS, priorityStep, unsupportedReason,
+  activeClassRules, classMatcher, classRuleArgv, classRules, delayStep, sourceAddressOf, desiredBackup, initialPriorityState, LOAD_ALPHA,
+  MIN_LEARNED_BPS, priorityStep, unsupportedReason,
   type FlagInputs, type PriorityState
 } from '../../../../cpe/src/steering/steering-plan.ts'
 import type { SteeringConfig } from '../../../../cpe/src/config-steering.ts'
 
-const prio: SteeringConfig['priority'] = { dslDownKbps: 50_000, dslUpKbps: 10_000, highPercent: 85, lowPercent: 60, holdUpMs: 600, holdDownMs: 3000, sampleMs: 250 }
+const prio: SteeringConfig['priority'] = {
+  dslDownKbps: 50_000,
+  dslUpKbps: 10_000,
+  highPercent: 85,
+  lowPercent: 60,
+  holdUpMs: 600,
+  holdDownMs: 3000,
+  sampleMs: 250
+}
 const MBIT = 125_000 // bytes per second in 1 Mbit/s
 
 /** Feed samples every 250 ms at `downMbps` for `ms`; returns the state and when lteActive changed. */
@@ -42,7 +51,8 @@ test('priority-based: LTE joins after the load stayed ≥ high for holdUpMs, lea
   const tLow = r.t
   r = feed(r.s, r.t, 20, 5000) // 40 %
   assert.equal(r.s.lteActive, false)
-  assert.ok(r.flips[0] !== undefined && r.flips[0] - tLow >= 3000 && r.flips[0] - tLow <= 3250, `left ${String(r.flips[0] !== undefined ? r.flips[0] - tLow : NaN)} ms after the load fell`)
+  assert.ok(r.flips[0] !== undefined && r.flips[0] - tLow >= 3000 && r.flips[0] - tLow <= 3250,
+    `left ${String(r.flips[0] !== undefined ? r.flips[0] - tLow : NaN)} ms after the load fell`)
 })
 
 test('priority-based: one noisy sample (75 %) in a saturated period does not reset the hold (smoothed load)', () => {
@@ -128,7 +138,8 @@ test('flags: each mode, then precedence failover > failback pulse > mode; no mod
 })
 
 test('class rules: one per destination and family, counting up; only while the pinned access is healthy', () => {
-  const classes = [{ name: 'voip', destinations: ['203.0.113.0/25', '2001:db8:ee::/64'], port: 5060, access: 'dsl' }, { name: 'bulk', destinations: ['198.51.100.128/25'], access: 'lte' }]
+  const classes = [{ name: 'voip', destinations: ['203.0.113.0/25', '2001:db8:ee::/64'], port: 5060, access: 'dsl' },
+    { name: 'bulk', destinations: ['198.51.100.128/25'], access: 'lte' }]
   const rules = classRules(classes, new Map([['dsl', 100], ['lte', 200]]), 31900)
   assert.deepEqual(rules.map(classRuleArgv.bind(null, 'add')), [
     ['ip', '-4', 'rule', 'add', 'to', '203.0.113.0/25', 'ipproto', 'tcp', 'dport', '5060', 'lookup', '100', 'priority', '31900'],
@@ -136,7 +147,8 @@ test('class rules: one per destination and family, counting up; only while the p
     ['ip', '-4', 'rule', 'add', 'to', '198.51.100.128/25', 'lookup', '200', 'priority', '31902']
   ])
   assert.deepEqual(activeClassRules(rules, classes, (n) => n === 'dsl').map((r) => r.klass), ['voip', 'voip'])
-  assert.throws(() => classRules([{ name: 'x', destinations: ['192.0.2.0/24'], access: 'wifi' }], new Map(), 1), { code: 'HYBRID_ERR_CONFIG_INVALID' })
+  assert.throws(() => classRules([{ name: 'x', destinations: ['192.0.2.0/24'], access: 'wifi' }], new Map(), 1),
+    { code: 'HYBRID_ERR_CONFIG_INVALID' })
 })
 
 test('modes refuse what they cannot do', () => {

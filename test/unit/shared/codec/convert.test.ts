@@ -20,7 +20,7 @@ const decodeOk = (bytes: Uint8Array, side: 'converter' | 'client'): ConvertMessa
   return r.message
 }
 
-test('every positive §9 vector decodes and re-encodes byte for byte', () => {
+test('every positive fixture vector decodes and re-encodes byte for byte', () => {
   for (const v of positiveVectors) {
     const bytes = hex(v.hex)
     const r = decodeConvertMessage(bytes, { side: v.side })
@@ -65,7 +65,7 @@ test('decoded fields: Connect address families, options, cookie, errors', () => 
   assert.deepEqual([...err.value], [3])
 })
 
-test('builders produce the §9 bytes', () => {
+test('builders produce the fixture bytes', () => {
   assert.deepEqual(buildConvertSuccess(), hex('01 01 22 63'))
   assert.deepEqual(buildConvertInfo(), hex('01 02 22 63 01 01 00 00'))
   assert.deepEqual(buildConvertSupported([30]), hex('01 03 22 63 15 02 00 00 1e 00 00 00'))
@@ -75,7 +75,11 @@ test('builders produce the §9 bytes', () => {
   assert.deepEqual(buildConvertError(64), hex('01 02 22 63 1e 01 40 00'))
   assert.deepEqual(buildConvertError(97, Uint8Array.of(3)), hex('01 02 22 63 1e 01 61 03'))
   assert.deepEqual(
-    buildConvertConnect({ port: 443, destination: { family: 4, address: '192.0.2.10' }, options: [{ kind: 30, data: new Uint8Array(0) }, { kind: 34, data: new Uint8Array(0) }] }),
+    buildConvertConnect({
+      port: 443,
+      destination: { family: 4, address: '192.0.2.10' },
+      options: [{ kind: 30, data: new Uint8Array(0) }, { kind: 34, data: new Uint8Array(0) }]
+    }),
     hex(vec(6)))
   assert.deepEqual(
     buildConvertConnect({ port: 443, destination: { family: 4, address: '192.0.2.10' }, cookie: hex('c0c1c2c3c4c5c6c7') }),
@@ -110,7 +114,8 @@ test('echo replies are truncated to fit one 1020-byte message', () => {
 })
 
 test('encoder refuses what the wire cannot carry', () => {
-  const refuse = (m: ConvertMessage): void => assert.throws(() => encodeConvertMessage(m), (e: unknown) => e instanceof HybridError && e.code === 'HYBRID_ERR_CONVERT_ENCODE')
+  const refuse = (m: ConvertMessage): void => assert.throws(() => encodeConvertMessage(m),
+    (e: unknown) => e instanceof HybridError && e.code === 'HYBRID_ERR_CONVERT_ENCODE')
   refuse({ tlvs: [{ type: 22, cookie: new Uint8Array(1020) }] })
   refuse({ tlvs: [{ type: 1 }, { type: 1 }] })
   refuse({ tlvs: [{ type: 30, code: 5, value: Uint8Array.of(0) }] })
@@ -121,7 +126,14 @@ test('encoder refuses what the wire cannot carry', () => {
   refuse({ tlvs: [{ type: 10, port: 80, destination: { family: 6, address: 'fe80::1%eth0' }, options: [] }] })
   refuse({ tlvs: [{ type: 10, port: 70000, destination: { family: 4, address: '192.0.2.1' }, options: [] }] })
   refuse({ tlvs: [{ type: 10, port: 80, destination: { family: 4, address: '192.0.2.1' }, options: [{ kind: 1, data: new Uint8Array(0) }] }] })
-  refuse({ tlvs: [{ type: 10, port: 80, destination: { family: 4, address: '192.0.2.1' }, options: [{ kind: 30, data: new Uint8Array(0) }, { kind: 30, data: new Uint8Array(0) }] }] })
+  refuse({
+    tlvs: [{
+      type: 10,
+      port: 80,
+      destination: { family: 4, address: '192.0.2.1' },
+      options: [{ kind: 30, data: new Uint8Array(0) }, { kind: 30, data: new Uint8Array(0) }]
+    }]
+  })
   // exactly 255 words is fine
   assert.equal(encodeConvertMessage({ tlvs: [{ type: 22, cookie: new Uint8Array(1012) }] }).length, 1020)
 })

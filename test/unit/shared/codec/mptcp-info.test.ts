@@ -10,7 +10,8 @@ import { readFixture, readMeta } from '../../../helpers/mptcp-fixtures.ts'
 const meta = readMeta()
 
 function fullInfo (prefix: string): ReturnType<typeof decodeMptcpFullInfo> {
-  return decodeMptcpFullInfo(readFixture(`${prefix}-full-info`), readFixture(`${prefix}-full-info-subflows`), readFixture(`${prefix}-full-info-tcpinfo`))
+  return decodeMptcpFullInfo(readFixture(`${prefix}-full-info`), readFixture(`${prefix}-full-info-subflows`),
+    readFixture(`${prefix}-full-info-tcpinfo`))
 }
 
 /** Byte just past each length-dependent field: defined iff the returned length reaches it. */
@@ -150,7 +151,8 @@ test('MPTCP_FULL_INFO (client, v4): two subflows, one per local address, joined 
   const f = fullInfo('v4-client')
   assert.ok(f !== undefined)
   assert.equal(f.numSubflows, 2)
-  assert.deepEqual(f.header, { sizeTcpInfoKernel: 280, sizeTcpInfoUser: 280, sizeSfInfoKernel: 264, sizeSfInfoUser: 264, numSubflows: 2, sizeArraysUser: 8 })
+  assert.deepEqual(f.header,
+    { sizeTcpInfoKernel: 280, sizeTcpInfoUser: 280, sizeSfInfoKernel: 264, sizeSfInfoUser: 264, numSubflows: 2, sizeArraysUser: 8 })
   assert.deepEqual(f.subflows.map((s) => s.localAddress).sort(), ['192.0.2.1', '198.51.100.1'])
   assert.deepEqual(f.subflows.map((s) => s.id), [1, 2])
   for (const s of f.subflows) {

@@ -10,7 +10,8 @@ test('golden vector', () => {
 
 test('round trip keeps every field', () => {
   fc.assert(fc.property(
-    fc.integer({ min: 0, max: 0xffffffff }), fc.maxSafeNat(), fc.integer({ min: 0, max: ProbeMaxBytes - ProbeHeaderBytes }), fc.constantFrom(ProbeType.Request, ProbeType.Reply),
+    fc.integer({ min: 0, max: 0xffffffff }), fc.maxSafeNat(), fc.integer({ min: 0, max: ProbeMaxBytes - ProbeHeaderBytes }),
+    fc.constantFrom(ProbeType.Request, ProbeType.Reply),
     (sequence, timestampUs, paddingBytes, type) => {
       const msg = { type, sequence, timestampUs, paddingBytes }
       assert.deepEqual(decodeProbe(encodeProbe(msg)), { ok: true, value: msg })

@@ -136,8 +136,10 @@ test('the client parser decodes what the server parser and encoder produce, both
 })
 
 test('bad options throw at construction, not mid-handshake', () => {
-  assert.throws(() => new Socks5ClientParser({ address: { type: 'ipv4', host: 'x', port: 1 }, pipelined: false }), { code: 'HYBRID_ERR_SOCKS5_ENCODE' })
-  assert.throws(() => new Socks5ClientParser({ address, auth: { username: '', password: 'p' }, pipelined: false }), { code: 'HYBRID_ERR_SOCKS5_ENCODE' })
+  assert.throws(() => new Socks5ClientParser({ address: { type: 'ipv4', host: 'x', port: 1 }, pipelined: false }),
+    { code: 'HYBRID_ERR_SOCKS5_ENCODE' })
+  assert.throws(() => new Socks5ClientParser({ address, auth: { username: '', password: 'p' }, pipelined: false }),
+    { code: 'HYBRID_ERR_SOCKS5_ENCODE' })
 })
 
 test('property: feed never throws and its output is independent of chunking', () => {

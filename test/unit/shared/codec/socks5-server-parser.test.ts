@@ -129,14 +129,18 @@ const corpus: Array<[string, string, Socks5ServerOptions, string, string]> = [
   ['domain length 0', greetNo + '050100030000' + '50', noAuth, 'HYBRID_ERR_SOCKS5_BAD_DOMAIN', fail('04')],
   ['domain with NUL', greetNo + '0501000303610062' + '0050', noAuth, 'HYBRID_ERR_SOCKS5_BAD_DOMAIN', fail('04')],
   ['domain with %', greetNo + '050100030361256200' + '50', noAuth, 'HYBRID_ERR_SOCKS5_BAD_DOMAIN', fail('04')],
-  ['domain 1.2.3.4.5', greetNo + '0501000309' + Buffer.from('1.2.3.4.5').toString('hex') + '0050', noAuth, 'HYBRID_ERR_SOCKS5_BAD_DOMAIN', fail('04')],
-  ['domain of 255 bytes (> 253)', greetNo + '05010003ff' + Buffer.from('a.'.repeat(127) + 'a').toString('hex') + '0050', noAuth, 'HYBRID_ERR_SOCKS5_BAD_DOMAIN', fail('04')],
+  ['domain 1.2.3.4.5', greetNo + '0501000309' + Buffer.from('1.2.3.4.5').toString('hex') + '0050', noAuth, 'HYBRID_ERR_SOCKS5_BAD_DOMAIN',
+    fail('04')],
+  ['domain of 255 bytes (> 253)', greetNo + '05010003ff' + Buffer.from('a.'.repeat(127) + 'a').toString('hex') + '0050', noAuth,
+    'HYBRID_ERR_SOCKS5_BAD_DOMAIN', fail('04')],
   ['port 0 (IPv4)', greetNo + '05010001c00002010000', noAuth, 'HYBRID_ERR_SOCKS5_BAD_PORT', fail('02')],
   ['port 0 (name)', greetNo + '050100030161' + '0000', noAuth, 'HYBRID_ERR_SOCKS5_BAD_PORT', fail('02')],
   ['port 0 (IPv6)', greetNo + '05010004' + '20010db8' + '00'.repeat(11) + '01' + '0000', noAuth, 'HYBRID_ERR_SOCKS5_BAD_PORT', fail('02')],
   ['greeting over a 10-byte budget', '050c' + '00'.repeat(12), { ...noAuth, maxHandshakeBytes: 10 }, 'HYBRID_ERR_SOCKS5_HANDSHAKE_TOO_LARGE', '05ff'],
-  ['auth over a 20-byte budget', greetUp + '0110' + '75'.repeat(16) + '0170', { ...userPass, maxHandshakeBytes: 20 }, 'HYBRID_ERR_SOCKS5_HANDSHAKE_TOO_LARGE', '0101'],
-  ['request over a 30-byte budget', greetNo + '0501000320' + '61'.repeat(32) + '0050', { ...noAuth, maxHandshakeBytes: 30 }, 'HYBRID_ERR_SOCKS5_HANDSHAKE_TOO_LARGE', fail('01')]
+  ['auth over a 20-byte budget', greetUp + '0110' + '75'.repeat(16) + '0170', { ...userPass, maxHandshakeBytes: 20 },
+    'HYBRID_ERR_SOCKS5_HANDSHAKE_TOO_LARGE', '0101'],
+  ['request over a 30-byte budget', greetNo + '0501000320' + '61'.repeat(32) + '0050', { ...noAuth, maxHandshakeBytes: 30 },
+    'HYBRID_ERR_SOCKS5_HANDSHAKE_TOO_LARGE', fail('01')]
 ]
 
 test('malformed corpus: each input gets its reply (or a bare close), whole and byte by byte', () => {

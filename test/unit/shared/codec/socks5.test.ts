@@ -27,8 +27,10 @@ const golden: Array<[string, Buffer, string]> = [
   ['RFC 1929 failure', encodeAuthResponse(false), '0101'],
   ['CONNECT IPv4', encodeRequest({ address: { type: 'ipv4', host: '192.0.2.1', port: 80 } }), '05 01 00 01 c0000201 0050'],
   ['CONNECT name', encodeRequest({ address: { type: 'domain', host: 'example.com', port: 443 } }), '05 01 00 03 0b 6578616d706c652e636f6d 01bb'],
-  ['CONNECT IPv6', encodeRequest({ address: { type: 'ipv6', host: '2001:db8::1', port: 8080 } }), '05 01 00 04 20010db8000000000000000000000001 1f90'],
-  ['BIND IPv4', encodeRequest({ command: Socks5Command.Bind, address: { type: 'ipv4', host: '198.51.100.7', port: 21 } }), '05 02 00 01 c6336407 0015'],
+  ['CONNECT IPv6', encodeRequest({ address: { type: 'ipv6', host: '2001:db8::1', port: 8080 } }),
+    '05 01 00 04 20010db8000000000000000000000001 1f90'],
+  ['BIND IPv4', encodeRequest({ command: Socks5Command.Bind, address: { type: 'ipv4', host: '198.51.100.7', port: 21 } }),
+    '05 02 00 01 c6336407 0015'],
   ['reply success', encodeReply(Socks5Reply.Succeeded, { type: 'ipv4', host: '203.0.113.5', port: 1080 }), '05 00 00 01 cb007105 0438'],
   ['reply failure, unknown bound', encodeReply(Socks5Reply.ConnectionRefused), '05 05 00 01 00000000 0000']
 ]

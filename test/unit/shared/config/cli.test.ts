@@ -41,7 +41,10 @@ function harness (argv: string[], start?: DaemonCliOptions<typeof ConfigSchema>[
 test('--help prints usage with every flag and exits 0', async () => {
   const h = harness(['--help'])
   assert.equal(await runDaemonCli(h.opts), ExitCode.Ok)
-  for (const flag of ['--config', '--validate', '--print-config', '--log-level', '--set', '--help', '--version']) assert.ok(h.out().includes(flag), flag)
+  for (const flag of ['--config', '--validate', '--print-config', '--log-level', '--set', '--help', '--version']) {
+    assert.ok(h.out().includes(flag),
+      flag)
+  }
   assert.ok(h.out().includes('HYBRID_CONC_LOG__LEVEL'))
 })
 
@@ -88,10 +91,15 @@ test('unknown flags and positionals are usage errors: exit 2', async () => {
 })
 
 test('--print-config prints the effective config with secrets redacted', async () => {
-  const h = harness(['-c', fixture('concentrator.yaml'), '--print-config', '--log-level', 'debug'], undefined, { HYBRID_CONC_LIMITS__DRAIN_TIMEOUT_MS: '1000' })
+  const h = harness(['-c', fixture('concentrator.yaml'), '--print-config', '--log-level', 'debug'], undefined,
+    { HYBRID_CONC_LIMITS__DRAIN_TIMEOUT_MS: '1000' })
   assert.equal(await runDaemonCli(h.opts), ExitCode.Ok)
   assert.ok(!h.out().includes('0123456789abcdef-secret'))
-  const printed = parseYaml(h.out()) as { log: { level: string }, management: { token: string }, limits: { drainTimeoutMs: number, idleTimeoutMs: number } }
+  const printed = parseYaml(h.out()) as {
+    log: { level: string },
+    management: { token: string },
+    limits: { drainTimeoutMs: number, idleTimeoutMs: number }
+  }
   assert.equal(printed.management.token, '[redacted]')
   assert.equal(printed.log.level, 'debug')
   assert.equal(printed.limits.drainTimeoutMs, 1000)

@@ -15,7 +15,10 @@ function fakeService (startMs: number) {
     events,
     changed: () => changed,
     start: async () => {
-      startP ??= (async () => { events.push('start'); changed = true; await new Promise((resolve) => setTimeout(resolve, startMs)); events.push('started') })()
+      startP ??= (async () => {
+        events.push('start'); changed = true; await new Promise((resolve) => setTimeout(resolve,
+          startMs)); events.push('started')
+      })()
       await startP
     },
     stop: async () => {

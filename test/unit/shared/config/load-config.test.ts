@@ -84,7 +84,8 @@ test('env values are YAML scalars: numbers, booleans-as-errors, nested keys, arr
   // a boolean where an integer is expected is reported as a type error, with the variable named
   const { err, problems } = configError(() => loadConfig(ConcSchema, { envPrefix: CONC, env: { [`${CONC}LIMITS__MAX_CONNECTIONS`]: 'true' } }))
   assert.equal(err.code, 'HYBRID_ERR_CONFIG_ENV')
-  assert.deepEqual(problems, [{ path: '/limits/maxConnections', message: 'must be integer', source: 'env', origin: `${CONC}LIMITS__MAX_CONNECTIONS` }])
+  assert.deepEqual(problems,
+    [{ path: '/limits/maxConnections', message: 'must be integer', source: 'env', origin: `${CONC}LIMITS__MAX_CONNECTIONS` }])
 })
 
 test('string options keep the raw text (a numeric-looking token stays a string)', () => {
@@ -232,12 +233,14 @@ test('limits.perSourceIpv6PrefixLength: default 64, 1-128, a bad value names the
 test('a YAML alias inside the node it names is a problem, not a stack overflow (fuzz: config)', () => {
   const file = configError(() => loadConfig(ConcSchema, { file: fixture('cyclic-alias.yaml') }))
   assert.equal(file.err.code, 'HYBRID_ERR_CONFIG_PARSE')
-  assert.deepEqual(file.problems.map((p) => [p.path, p.message, p.line]), [['/listeners', 'YAML alias refers to a node that contains it (cyclic)', 2]])
+  assert.deepEqual(file.problems.map((p) => [p.path, p.message, p.line]),
+    [['/listeners', 'YAML alias refers to a node that contains it (cyclic)', 2]])
   const env = configError(() => loadConfig(ConcSchema, { env: { HYBRID_CONC_LISTENERS: '&a [*a]' }, envPrefix: CONC }))
   assert.equal(env.err.code, 'HYBRID_ERR_CONFIG_ENV')
   assert.equal(env.problems[0]?.message, 'YAML alias refers to a node that contains it (cyclic)')
   const argv = configError(() => loadConfig(CpeSchema, { argv: { set: ['uplinks=&a { x: *a }'] } }))
-  assert.deepEqual(argv.problems.filter((p) => p.source === 'argv').map((p) => [p.path, p.message]), [['/uplinks', 'YAML alias refers to a node that contains it (cyclic)']])
+  assert.deepEqual(argv.problems.filter((p) => p.source === 'argv').map((p) => [p.path, p.message]),
+    [['/uplinks', 'YAML alias refers to a node that contains it (cyclic)']])
 })
 
 test('an alias before its anchor and an alias flood are YAML problems, not ReferenceErrors (fuzz: config)', () => {

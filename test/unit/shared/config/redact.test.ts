@@ -7,7 +7,8 @@ import { ConfigSchema } from '../../../../cpe/src/config.ts'
 
 const Schema = Type.Object({
   users: Type.Array(Type.Object({ name: Type.String(), password: Type.String({ secret: true }) }, { additionalProperties: false }), { default: [] }),
-  api: Type.Object({ key: Type.Optional(Type.String({ secret: true })), port: Type.Integer({ default: 1 }) }, { additionalProperties: false, default: {} })
+  api: Type.Object({ key: Type.Optional(Type.String({ secret: true })), port: Type.Integer({ default: 1 }) },
+    { additionalProperties: false, default: {} })
 }, { additionalProperties: false })
 
 test('secret options are redacted, in arrays too; other values and the input are untouched', () => {
@@ -24,7 +25,10 @@ test('an unset secret stays absent (no "[redacted]" for something that is not th
 
 test('the CPE schema marks management.token secret', () => {
   const config = loadConfig(ConfigSchema, {
-    argv: { set: ['uplinks=[{name: dsl, interface: eth1, role: dsl}]', 'concentrator.host=198.51.100.1', 'concentrator.port=1080', 'management.token=abcdefghijklmnop'] }
+    argv: {
+      set: ['uplinks=[{name: dsl, interface: eth1, role: dsl}]', 'concentrator.host=198.51.100.1', 'concentrator.port=1080',
+        'management.token=abcdefghijklmnop']
+    }
   })
   assert.equal(redactConfig(ConfigSchema, config).management.token, REDACTED)
 })

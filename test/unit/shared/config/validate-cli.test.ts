@@ -25,11 +25,15 @@ const write = (name: string, data: unknown): string => {
 }
 
 function runMain (daemon: 'cpe' | 'concentrator', args: string[]): { status: number | null, stdout: string, stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, daemon, 'src', 'main.ts'), ...args], { cwd: root, encoding: 'utf8', timeout: 30_000, env: { PATH: process.env['PATH'] ?? '' } })
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, daemon, 'src', 'main.ts'), ...args],
+    { cwd: root, encoding: 'utf8', timeout: 30_000, env: { PATH: process.env['PATH'] ?? '' } })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
-const cpeBase = { uplinks: [{ name: 'dsl', interface: 'eth1', role: 'dsl' }, { name: 'lte', interface: 'wwan0', role: 'lte' }], concentrator: { host: '198.51.100.7', port: 1080 } }
+const cpeBase = {
+  uplinks: [{ name: 'dsl', interface: 'eth1', role: 'dsl' }, { name: 'lte', interface: 'wwan0', role: 'lte' }],
+  concentrator: { host: '198.51.100.7', port: 1080 }
+}
 
 test('hybrid-cpe --validate: mode convert without convert.port exits 2 naming the code, file and key (it used to print ok)', () => {
   const file = write('cpe-convert.yaml', { ...cpeBase, mode: 'convert' })
@@ -48,7 +52,10 @@ test('hybrid-cpe --validate: mode convert without convert.port exits 2 naming th
 })
 
 test('hybrid-concentrator --validate: an unreadable credentials file and a bad prefix, both reported, exit 2', () => {
-  const file = write('conc.yaml', { listeners: [{ host: '192.0.2.1', port: 1080, mode: 'socks5' }], auth: { trustedPrefixes: ['10.0.0.0/33'], credentialsFile: join(dir, 'missing.txt') } })
+  const file = write('conc.yaml', {
+    listeners: [{ host: '192.0.2.1', port: 1080, mode: 'socks5' }],
+    auth: { trustedPrefixes: ['10.0.0.0/33'], credentialsFile: join(dir, 'missing.txt') }
+  })
   const r = runMain('concentrator', ['--config', file, '--validate'])
   assert.equal(r.status, ExitCode.Config, r.stderr)
   assert.match(r.stderr, /^hybrid-concentrator: HYBRID_ERR_CONFIG_READ: 2 configuration problem\(s\):\n/)
@@ -88,7 +95,8 @@ test('reload (SIGHUP, POST /api/v1/reload) goes through the same loader: a confi
   await new Promise((resolve) => setImmediate(resolve))
   assert.ok(reload !== undefined)
   write('conc-reload.yaml', { ...good, kernel: { rtoMaxMs: 5000 } })
-  await assert.rejects(reload(), (err: unknown) => isHybridError(err) && err.code === 'HYBRID_ERR_CONFIG_INVALID' && /\/kernel\/tcpRetries2/.test(err.message))
+  await assert.rejects(reload(),
+    (err: unknown) => isHybridError(err) && err.code === 'HYBRID_ERR_CONFIG_INVALID' && /\/kernel\/tcpRetries2/.test(err.message))
   assert.equal(reloaded.length, 0)
   assert.equal(failed.length, 1)
   write('conc-reload.yaml', { ...good, kernel: { rtoMaxMs: 5000, tcpRetries2: 30 } })

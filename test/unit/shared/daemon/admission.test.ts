@@ -16,8 +16,11 @@ class Conn implements Drainable {
   abort (reason: 'drain'): void { this.aborted.push(reason); this.#onAbort?.() }
 }
 
-function setup (opts: { max?: number, perSource?: number, unauth?: number, overload?: (held: number) => boolean, early?: (c: Conn) => boolean } = {}): { a: Admission<Conn>, caps: ConnectionCaps } {
-  const caps = new ConnectionCaps({ maxConnections: opts.max ?? 10, perSourceMaxConnections: opts.perSource ?? 5, ...(opts.unauth === undefined ? {} : { unauthenticatedMaxConnections: opts.unauth }) })
+interface SetupOptions { max?: number, perSource?: number, unauth?: number, overload?: (held: number) => boolean, early?: (c: Conn) => boolean }
+
+function setup (opts: SetupOptions = {}): { a: Admission<Conn>, caps: ConnectionCaps } {
+  const unauth = opts.unauth === undefined ? {} : { unauthenticatedMaxConnections: opts.unauth }
+  const caps = new ConnectionCaps({ maxConnections: opts.max ?? 10, perSourceMaxConnections: opts.perSource ?? 5, ...unauth })
   const a = new Admission<Conn>({
     overload: { admit: opts.overload ?? (() => true) },
     caps: () => caps,

@@ -22,14 +22,17 @@ const t = thresholdsOf(defaults())
 test('the schema defaults are the documented ones', () => {
   const c = defaults()
   assert.equal(c.enabled, true)
-  assert.deepEqual(c.thresholds, { stopAcceptBusiest: DefaultOverload.stopAcceptBusiest, refuseNew: DefaultOverload.refuseNew, shedIdle: DefaultOverload.shedIdle })
+  assert.deepEqual(c.thresholds,
+    { stopAcceptBusiest: DefaultOverload.stopAcceptBusiest, refuseNew: DefaultOverload.refuseNew, shedIdle: DefaultOverload.shedIdle })
   assert.deepEqual(c.resources, { eventLoopDelayMs: 2000, heapBytes: 0, openFiles: 0, bufferedBytes: 128 * 1024 * 1024 })
   assert.equal(c.hysteresisPercent, 10)
   assert.equal(c.releaseAfterMs, 5000)
 })
 
 test('a bad overload key is a config error naming the key', () => {
-  assert.throws(() => loadConfig(Type.Object({ overload: OverloadSchema }), { env: { HYBRID_X_OVERLOAD__THRESHOLDS__REFUSE_NEW: '0' }, envPrefix: 'HYBRID_X_' }), (err: Error & { detail?: { problems?: Array<{ path: string }> } }) => {
+  assert.throws(() => loadConfig(Type.Object({ overload: OverloadSchema }),
+    { env: { HYBRID_X_OVERLOAD__THRESHOLDS__REFUSE_NEW: '0' }, envPrefix: 'HYBRID_X_' }),
+  (err: Error & { detail?: { problems?: Array<{ path: string }> } }) => {
     assert.match(String((err as { code?: string }).code), /^HYBRID_ERR_CONFIG_/)
     assert.ok(err.detail?.problems?.some((p) => p.path.includes('refuseNew')), JSON.stringify(err.detail))
     return true
@@ -96,14 +99,28 @@ function fakeRelay (id: number, buf = 0): FakeRelay {
 
 function harness (config: Partial<OverloadConfig> = {}) {
   const reading: ResourceReading = { eventLoopDelayMs: 0, heapBytes: 0, openFiles: 0, bufferedBytes: 0 }
-  const monitors: ResourceMonitors = { start: () => {}, stop: () => {}, read: () => ({ ...reading }), heapLimit: () => 1000, openFilesLimit: () => 100 }
+  const monitors: ResourceMonitors = {
+    start: () => {},
+    stop: () => {},
+    read: () => ({ ...reading }),
+    heapLimit: () => 1000,
+    openFilesLimit: () => 100
+  }
   const registry = new Registry()
   const metrics = createCommonMetrics(registry)
   const relays: FakeRelay[] = []
   const counts: number[] = []
   let clock = 0
   let shed = 0
-  const m = new OverloadManager({ ...defaults(), ...config }, { log: pino({ level: 'silent' }), metrics, relays: () => relays, sourceCounts: () => counts, monitors, now: () => clock, onShed: (n) => { shed += n } })
+  const m = new OverloadManager({ ...defaults(), ...config }, {
+    log: pino({ level: 'silent' }),
+    metrics,
+    relays: () => relays,
+    sourceCounts: () => counts,
+    monitors,
+    now: () => clock,
+    onShed: (n) => { shed += n }
+  })
   const value = async (name: string, labels: Record<string, string>): Promise<number | undefined> => {
     const json = await registry.getMetricsAsJSON()
     return json.find((x) => x.name === name)?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value

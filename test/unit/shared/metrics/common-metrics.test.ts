@@ -4,7 +4,7 @@ import { Registry, register as globalRegister } from 'prom-client'
 import { ConfigError } from '../../../../shared/src/errors.ts'
 import { commonMetricSpecs, ConnectionDurationBuckets, createCommonMetrics, LatencyBuckets } from '../../../../shared/src/metrics/common-metrics.ts'
 
-// Every "both" row of security-and-operations.md §5, except build info (registry.ts) and the kernel MIB (kernel-mib.ts),
+// Every metric both daemons export (docs/metrics.md, "Common metrics"), except build info (registry.ts) and the kernel MIB (kernel-mib.ts),
 // plus the management listener's refused connections (docs/management-api.md).
 const TABLE = [
   'hybrid_config_reloads_total', 'hybrid_config_last_reload_success_timestamp_seconds',
@@ -51,7 +51,8 @@ test('counters and labelled gauges start at 0 for every closed label combination
   const json = await registry.getMetricsAsJSON()
   const series = (name: string): number => json.find((m) => m.name === name)?.values.length ?? -1
   assert.equal(series('hybrid_connections_rejected_total'), 3 * 11)
-  assert.equal(series('hybrid_connections_closed_total'), 3 * 8) // normal, idle_timeout, half_close_timeout, max_duration, error, drain, peer_timeout, overload
+  assert.equal(series('hybrid_connections_closed_total'),
+    3 * 8) // normal, idle_timeout, half_close_timeout, max_duration, error, drain, peer_timeout, overload
   assert.equal(series('hybrid_bytes_sent_total'), 3 * 2)
   assert.equal(series('hybrid_convert_errors_total'), 2 * 12)
   assert.equal(series('hybrid_mptcp_fallbacks_total'), 6)

@@ -12,7 +12,8 @@ test('hybrid_build_info is 1 with daemon, version, commit and node_version', asy
 test('default process metrics are registered on the daemon registry, not the global one', async () => {
   const registry = createRegistry({ daemon: 'cpe', version: '0', commit: 'x' })
   const names = registry.getMetricsAsArray().map((m) => m.name)
-  for (const name of ['process_resident_memory_bytes', 'process_open_fds', 'process_max_fds', 'nodejs_eventloop_lag_p99_seconds', 'nodejs_heap_size_used_bytes', 'nodejs_gc_duration_seconds']) {
+  for (const name of ['process_resident_memory_bytes', 'process_open_fds', 'process_max_fds', 'nodejs_eventloop_lag_p99_seconds',
+    'nodejs_heap_size_used_bytes', 'nodejs_gc_duration_seconds']) {
     assert.ok(names.includes(name), name)
   }
   assert.equal(globalRegister.getMetricsAsArray().length, 0)

@@ -52,31 +52,33 @@ async function getFrom (port: number, source: string, path: string): Promise<num
   })
 }
 
-test('per-source cap: 40 idle connections from one host, 10 held, 30 closed at once; /livez answers another source', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const { port, metrics } = await started(t, { maxConnections: 20, perSourceMaxConnections: 10, idleTimeoutMs: 60_000 })
-  const started_ = Date.now()
-  const held = await openIdle(t, port, '127.0.0.1', 40)
-  await sleep(300)
-  const closed = held.filter((h) => h.closedAt !== undefined)
-  assert.equal(closed.length, 30, 'connections beyond perSourceMaxConnections are closed')
-  assert.ok(closed.every((h) => (h.closedAt ?? Infinity) - started_ < 1000), 'closed at once, not after a timeout')
-  assert.equal(await getFrom(port, '127.0.0.2', '/livez'), 200)
-  assert.equal(await getFrom(port, '127.0.0.2', '/readyz'), 200)
-  assert.match(await metrics(), /^hybrid_mgmt_connections_refused_total\{reason="per_source_limit"\} 30$/m)
-})
+test('per-source cap: 40 idle connections from one host, 10 held, 30 closed at once; /livez answers another source', { timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    const { port, metrics } = await started(t, { maxConnections: 20, perSourceMaxConnections: 10, idleTimeoutMs: 60_000 })
+    const started_ = Date.now()
+    const held = await openIdle(t, port, '127.0.0.1', 40)
+    await sleep(300)
+    const closed = held.filter((h) => h.closedAt !== undefined)
+    assert.equal(closed.length, 30, 'connections beyond perSourceMaxConnections are closed')
+    assert.ok(closed.every((h) => (h.closedAt ?? Infinity) - started_ < 1000), 'closed at once, not after a timeout')
+    assert.equal(await getFrom(port, '127.0.0.2', '/livez'), 200)
+    assert.equal(await getFrom(port, '127.0.0.2', '/readyz'), 200)
+    assert.match(await metrics(), /^hybrid_mgmt_connections_refused_total\{reason="per_source_limit"\} 30$/m)
+  })
 
-test('total cap: 4 hosts × 10 idle connections with a cap of 20, 20 closed at once and counted as max_conns', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const { port, metrics } = await started(t, { maxConnections: 20, perSourceMaxConnections: 10, idleTimeoutMs: 60_000 })
-  const held: Held[] = []
-  for (const source of ['127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6']) held.push(...await openIdle(t, port, source, 10))
-  await sleep(300)
-  assert.equal(held.filter((h) => h.closedAt !== undefined).length, 20)
-  assert.match(await metrics(), /^hybrid_mgmt_connections_refused_total\{reason="max_conns"\} 20$/m)
-  // Closing held connections frees their slots.
-  for (const h of held.slice(0, 10)) h.socket.destroy()
-  await sleep(100)
-  assert.equal(await getFrom(port, '127.0.0.7', '/livez'), 200)
-})
+test('total cap: 4 hosts × 10 idle connections with a cap of 20, 20 closed at once and counted as max_conns', { timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    const { port, metrics } = await started(t, { maxConnections: 20, perSourceMaxConnections: 10, idleTimeoutMs: 60_000 })
+    const held: Held[] = []
+    for (const source of ['127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6']) held.push(...await openIdle(t, port, source, 10))
+    await sleep(300)
+    assert.equal(held.filter((h) => h.closedAt !== undefined).length, 20)
+    assert.match(await metrics(), /^hybrid_mgmt_connections_refused_total\{reason="max_conns"\} 20$/m)
+    // Closing held connections frees their slots.
+    for (const h of held.slice(0, 10)) h.socket.destroy()
+    await sleep(100)
+    assert.equal(await getFrom(port, '127.0.0.7', '/livez'), 200)
+  })
 
 test('idle connections are closed after management.limits.idleTimeoutMs', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const { port } = await started(t, { idleTimeoutMs: 300, maxConnections: 20, perSourceMaxConnections: 10 })

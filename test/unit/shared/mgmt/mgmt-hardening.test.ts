@@ -68,7 +68,8 @@ test('two Host headers and an absolute-form target naming a foreign host get 400
   for (const hosts of [['localhost', 'evil.example'], ['localhost', 'localhost']]) {
     const res = await raw(port, `GET /livez HTTP/1.1\r\n${hosts.map((h) => `Host: ${h}\r\n`).join('')}Connection: close\r\n\r\n`)
     assert.equal(res.status, 'HTTP/1.1 400 Bad Request', hosts.join(','))
-    assert.deepEqual(JSON.parse(res.body), { error: { code: 'HYBRID_ERR_MGMT_BAD_REQUEST', message: 'more than one Host header', field: '/headers/host' } })
+    assert.deepEqual(JSON.parse(res.body),
+      { error: { code: 'HYBRID_ERR_MGMT_BAD_REQUEST', message: 'more than one Host header', field: '/headers/host' } })
   }
   for (const target of ['http://evil.example/livez', 'http://evil.example:80/readyz', 'https://[2001:db8::1]/livez']) {
     const res = await raw(port, `GET ${target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`)

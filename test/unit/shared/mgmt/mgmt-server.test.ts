@@ -16,7 +16,8 @@ function demoRoutes (app: MgmtApp): void {
   app.post('/drain', {
     schema: {
       summary: 'Start draining',
-      body: Type.Object({ reason: Type.String({ minLength: 1 }), deadlineSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 60 })) }, { additionalProperties: false }),
+      body: Type.Object({ reason: Type.String({ minLength: 1 }), deadlineSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 60 })) },
+        { additionalProperties: false }),
       response: { 202: Type.Object({ draining: Type.Boolean(), reason: Type.String() }) }
     }
   }, async (request, reply) => reply.code(202).send({ draining: true, reason: request.body.reason }))
@@ -188,7 +189,8 @@ test('GET /openapi.json documents every route with its schemas and security', as
   assert.equal(res.statusCode, 200)
   const doc = res.json()
   assert.equal(doc.openapi, '3.1.0')
-  assert.deepEqual(Object.keys(doc.paths).sort(), ['/boom', '/drain', '/healthz', '/livez', '/metrics', '/openapi.json', '/peers/{id}', '/readyz', '/status'])
+  assert.deepEqual(Object.keys(doc.paths).sort(),
+    ['/boom', '/drain', '/healthz', '/livez', '/metrics', '/openapi.json', '/peers/{id}', '/readyz', '/status'])
   const drain = doc.paths['/drain'].post
   assert.deepEqual(drain.security, [{ bearer: [] }])
   assert.equal(drain.requestBody.content['application/json'].schema.properties.reason.type, 'string')
@@ -240,8 +242,9 @@ test('bad configuration is refused at build time', () => {
   assert.throws(() => build({ token: 'short' }), /at least 16 characters/)
   assert.throws(() => build({ allowedHosts: [] }), /at least one allowed host/)
   // Node itself would throw a bare ERR_OUT_OF_RANGE for this; the daemons get a ConfigError naming the key.
-  assert.throws(() => build({ limits: { headersTimeoutMs: 20_000, requestTimeoutMs: 10_000 } }), (err: Error & { code?: string, detail?: { key?: string } }) =>
-    err.code === 'HYBRID_ERR_CONFIG_INVALID' && err.detail?.key === 'management.limits.headersTimeoutMs')
+  assert.throws(() => build({ limits: { headersTimeoutMs: 20_000, requestTimeoutMs: 10_000 } }),
+    (err: Error & { code?: string, detail?: { key?: string } }) =>
+      err.code === 'HYBRID_ERR_CONFIG_INVALID' && err.detail?.key === 'management.limits.headersTimeoutMs')
 })
 
 test('building and listening emits no process warning (no deprecated fastify options: FSTDEP022/FSTDEP023)', async (t) => {

@@ -19,9 +19,13 @@ test('query and header parameters carry their required flag', () => {
     method: 'GET',
     url: '/top',
     handler,
-    schema: { querystring: { type: 'object', properties: { k: { type: 'integer' } }, required: ['k'] }, headers: { type: 'object', properties: { 'x-a': { type: 'string' } } } }
+    schema: {
+      querystring: { type: 'object', properties: { k: { type: 'integer' } }, required: ['k'] },
+      headers: { type: 'object', properties: { 'x-a': { type: 'string' } } }
+    }
   }, false)
-  const doc = buildOpenApiDocument(records, { title: 't', version: '1' }, {}) as { paths: Record<string, { get: { parameters: unknown[], responses: Record<string, unknown> } }> }
+  const doc = buildOpenApiDocument(records, { title: 't', version: '1' },
+    {}) as { paths: Record<string, { get: { parameters: unknown[], responses: Record<string, unknown> } }> }
   const op = doc.paths['/top']?.get
   assert.deepEqual(op?.parameters, [
     { name: 'k', in: 'query', required: true, schema: { type: 'integer' } },

@@ -9,14 +9,20 @@ const log = createLogger({ level: 'silent', name: 'test' })
 /** Shortened `ip -j address show` output of a host with lo, a wildcard-covered access side and a down link. */
 const SHOW = [
   { ifname: 'lo', addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }, { family: 'inet6', local: '::1', prefixlen: 128 }] },
-  { ifname: 'access', flags: ['BROADCAST', 'UP'], addr_info: [{ family: 'inet', local: '198.51.100.1', prefixlen: 24 }, { family: 'inet6', local: '2001:db8:2::1', prefixlen: 64 }, { family: 'inet6', local: 'fe80::1', prefixlen: 64, scope: 'link' }] },
+  {
+    ifname: 'access',
+    flags: ['BROADCAST', 'UP'],
+    addr_info: [{ family: 'inet', local: '198.51.100.1', prefixlen: 24 }, { family: 'inet6', local: '2001:db8:2::1', prefixlen: 64 },
+      { family: 'inet6', local: 'fe80::1', prefixlen: 64, scope: 'link' }]
+  },
   { ifname: 'down0', flags: ['BROADCAST'], addr_info: [{ family: 'inet', local: '203.0.113.1', prefixlen: 24 }] },
   { ifname: 'odd', addr_info: [{ family: 'inet', local: 'not-an-ip' }, 'junk', { family: 'inet' }] },
   { ifname: 'none' }
 ]
 
 test('parseAddressShow: every local address of every link (down ones too), garbage skipped, unique', () => {
-  assert.deepEqual(parseAddressShow([...SHOW, SHOW[1] as Record<string, unknown>]), ['127.0.0.1', '::1', '198.51.100.1', '2001:db8:2::1', 'fe80::1', '203.0.113.1'])
+  assert.deepEqual(parseAddressShow([...SHOW, SHOW[1] as Record<string, unknown>]),
+    ['127.0.0.1', '::1', '198.51.100.1', '2001:db8:2::1', 'fe80::1', '203.0.113.1'])
 })
 
 test('unmapAddress and AddressSet: mapped IPv4, zone ids and any IPv6 spelling', () => {
@@ -42,7 +48,13 @@ test('HostAddresses: start reads, refresh swaps and reports a change, a failed r
     return JSON.stringify(answer)
   }
   const changes: string[][] = []
-  const h = await HostAddresses.start({ log, run, monitor: false, commandPrefix: ['ip', 'netns', 'exec', 'x'], onChange: (a) => changes.push([...a]) })
+  const h = await HostAddresses.start({
+    log,
+    run,
+    monitor: false,
+    commandPrefix: ['ip', 'netns', 'exec', 'x'],
+    onChange: (a) => changes.push([...a])
+  })
   try {
     assert.deepEqual(calls[0], ['ip', 'netns', 'exec', 'x', 'ip', '-j', 'address', 'show'])
     assert.ok(h.has('203.0.113.1'))

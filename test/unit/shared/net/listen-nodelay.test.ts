@@ -10,7 +10,8 @@ const TCP_NODELAY = 1
 
 async function acceptedNoDelay (noDelay: boolean | undefined): Promise<number> {
   const accepted: net.Socket[] = []
-  const server = await listen({ host: '127.0.0.1', port: 0, protocol: 'tcp', ...(noDelay === undefined ? {} : { noDelay }) }, (s) => { accepted.push(s) })
+  const server = await listen({ host: '127.0.0.1', port: 0, protocol: 'tcp', ...(noDelay === undefined ? {} : { noDelay }) },
+    (s) => { accepted.push(s) })
   try {
     const { port } = server.address() as net.AddressInfo
     const client = net.connect({ host: '127.0.0.1', port })

@@ -79,7 +79,8 @@ test('both daemons default to idle 30 s, interval 10 s, 3 probes, user timeout 6
 test('out-of-range keepalive keys are rejected with HYBRID_ERR_CONFIG_ARGV naming the key', () => {
   for (const schema of [CpeSchema, ConcSchema]) {
     assert.equal(load(schema, ['limits.keepaliveCount=5']).limits.keepaliveCount, 5)
-    for (const bad of ['limits.keepaliveCount=0', 'limits.keepaliveCount=128', 'limits.keepaliveIntervalMs=999', 'limits.keepaliveIdleMs=-1', 'limits.userTimeoutMs=1.5']) {
+    for (const bad of ['limits.keepaliveCount=0', 'limits.keepaliveCount=128', 'limits.keepaliveIntervalMs=999', 'limits.keepaliveIdleMs=-1',
+      'limits.userTimeoutMs=1.5']) {
       const key = bad.slice('limits.'.length, bad.indexOf('='))
       assert.throws(() => load(schema, [bad]), (err: unknown) => err instanceof ConfigError && err.code === 'HYBRID_ERR_CONFIG_ARGV' &&
         (err.detail?.['problems'] as Array<{ path: string }>).every((p) => p.path === `/limits/${key}`), bad)

@@ -54,7 +54,12 @@ async function readAll (s: net.Socket): Promise<Buffer> {
 }
 
 /** client app ⇄ [a | relay | b] ⇄ server app */
-async function setup (t: { after: (fn: () => void) => void }): Promise<{ clientApp: net.Socket, serverApp: net.Socket, a: net.Socket, b: net.Socket }> {
+async function setup (t: { after: (fn: () => void) => void }): Promise<{
+  clientApp: net.Socket,
+  serverApp: net.Socket,
+  a: net.Socket,
+  b: net.Socket
+}> {
   const [a, clientApp, close1] = await socketPair()
   const [b, serverApp, close2] = await socketPair()
   t.after(() => { for (const s of [a, b, clientApp, serverApp]) s.destroy(); close1(); close2() })
@@ -95,7 +100,8 @@ test('half-close: the server keeps sending after the client FIN', async (t) => {
 test('half-close hooks fire once each and bracket the half-closed period', async (t) => {
   const { clientApp, serverApp, a, b } = await setup(t)
   const events: string[] = []
-  const r = relay(a, b, { idleTimeoutMs: 0, halfCloseTimeoutMs: 5000, onHalfClose: () => events.push('start'), onHalfCloseEnd: () => events.push('end') })
+  const r = relay(a, b,
+    { idleTimeoutMs: 0, halfCloseTimeoutMs: 5000, onHalfClose: () => events.push('start'), onHalfCloseEnd: () => events.push('end') })
   clientApp.resume()
   clientApp.end()
   await once(serverApp, 'end')
@@ -208,7 +214,15 @@ test('a normal end stays a FIN on both sides (end, no error)', async (t) => {
 for (const why of ['drain', 'idle_timeout', 'max_duration'] as const) {
   test(`a relay cut off by ${why} resets both legs`, async (t) => {
     const { serverApp, clientApp, a, b } = await setup(t)
-    const opts = why === 'idle_timeout' ? { idleTimeoutMs: 100, halfCloseTimeoutMs: 0 } : why === 'max_duration' ? { idleTimeoutMs: 0, halfCloseTimeoutMs: 0, maxDurationMs: 100 } : { idleTimeoutMs: 0, halfCloseTimeoutMs: 0 }
+    const opts = why === 'idle_timeout'
+      ? { idleTimeoutMs: 100, halfCloseTimeoutMs: 0 }
+      : why === 'max_duration'
+        ? {
+            idleTimeoutMs: 0,
+            halfCloseTimeoutMs: 0,
+            maxDurationMs: 100
+          }
+        : { idleTimeoutMs: 0, halfCloseTimeoutMs: 0 }
     const r = relay(a, b, opts)
     const up = ending(serverApp)
     const down = ending(clientApp)
@@ -293,7 +307,13 @@ test('a FIN consumed before the relay started (readableEnded) is passed on after
 })
 
 /** client app ⇄ [a (TCP) | relay | b (MPTCP)] ⇄ server app, like the CPE's LAN and concentrator legs. */
-async function setupMptcp (t: { after: (fn: () => void) => void }): Promise<{ clientApp: net.Socket, serverApp: net.Socket, a: net.Socket, b: net.Socket, port: number }> {
+async function setupMptcp (t: { after: (fn: () => void) => void }): Promise<{
+  clientApp: net.Socket,
+  serverApp: net.Socket,
+  a: net.Socket,
+  b: net.Socket,
+  port: number
+}> {
   const [a, clientApp, close1] = await socketPair()
   let accepted: ((s: net.Socket) => void) | undefined
   const serverAppP = new Promise<net.Socket>((resolve) => { accepted = resolve })
@@ -309,7 +329,8 @@ async function setupMptcp (t: { after: (fn: () => void) => void }): Promise<{ cl
 
 /** Sockets on `port` (either end) in a FIN-WAIT state, as `ss` lists them. */
 function finWait (port: number): string {
-  return execFileSync('ss', ['-tanH', 'state', 'fin-wait-1', 'state', 'fin-wait-2', `( sport = :${port} or dport = :${port} )`], { encoding: 'utf8' }).trim()
+  return execFileSync('ss', ['-tanH', 'state', 'fin-wait-1', 'state', 'fin-wait-2', `( sport = :${port} or dport = :${port} )`],
+    { encoding: 'utf8' }).trim()
 }
 
 for (const how of ['reset', 'close with unread data'] as const) {
@@ -347,7 +368,8 @@ for (const how of ['reset', 'close with unread data'] as const) {
     assert.equal(res.reason, 'error')
     const farSaw = await far
     clearInterval(pacer)
-    assert.deepEqual(farSaw, { end: false, code: 'ECONNRESET' }, 'the far end is reset, not sent a FIN (which would keep it sending into a half-closed relay)')
+    assert.deepEqual(farSaw, { end: false, code: 'ECONNRESET' },
+      'the far end is reset, not sent a FIN (which would keep it sending into a half-closed relay)')
     assert.ok(Date.now() - t0 < 2000, `the far end saw the reset ${Date.now() - t0} ms after the abort`)
     await new Promise((resolve) => setTimeout(resolve, 200))
     assert.equal(finWait(port), '', 'no leg of the aborted relay is left in FIN-WAIT')

@@ -12,13 +12,15 @@ test('a leg with bytes queued and nothing in flight is window-stalled: user time
 test('data in flight again (the window opened): user timeout back on; never switched off: nothing', () => {
   assert.equal(zeroWindowAction({ unacked: 3, notsentBytes: 4096, lastAckRecvMs: 10 }, true, UT), 'on')
   assert.equal(zeroWindowAction({ unacked: 0, notsentBytes: 0, lastAckRecvMs: 10 }, true, UT), 'on')
-  assert.equal(zeroWindowAction({ unacked: 3, notsentBytes: 0, lastAckRecvMs: 59_000 }, false, UT), 'none', 'unacknowledged data is the kernel\'s user timeout, not ours')
+  assert.equal(zeroWindowAction({ unacked: 3, notsentBytes: 0, lastAckRecvMs: 59_000 }, false, UT), 'none',
+    'unacknowledged data is the kernel\'s user timeout, not ours')
   assert.equal(zeroWindowAction({ unacked: 0, notsentBytes: 0, lastAckRecvMs: 999_999 }, false, UT), 'none', 'an idle leg is keepalive\'s job')
 })
 
 test('stalled and no ACK to probes for longer than user timeout + the longest probe interval: dead', () => {
   assert.equal(zeroWindowAction({ unacked: 0, notsentBytes: 1, lastAckRecvMs: UT + ZERO_WINDOW_PROBE_MAX_MS + 1 }, true, UT), 'dead')
-  assert.equal(zeroWindowAction({ unacked: 0, notsentBytes: 1, lastAckRecvMs: UT + ZERO_WINDOW_PROBE_MAX_MS }, true, UT), 'none', 'probes back off to 120 s: a live peer answers at least that often')
+  assert.equal(zeroWindowAction({ unacked: 0, notsentBytes: 1, lastAckRecvMs: UT + ZERO_WINDOW_PROBE_MAX_MS }, true, UT), 'none',
+    'probes back off to 120 s: a live peer answers at least that often')
 })
 
 test('kernels without tcpi_notsent_bytes never count as stalled', () => {

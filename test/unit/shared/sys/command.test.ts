@@ -1,6 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { formatArgv, nftJsonObjects, parseJsonOutput, prefixedRunner, runCommand, runJsonArray, type CommandRunner } from '../../../../shared/src/sys/command.ts'
+import {
+  formatArgv, nftJsonObjects, parseJsonOutput, prefixedRunner, runCommand, runJsonArray,
+  type CommandRunner
+} from '../../../../shared/src/sys/command.ts'
 import type { HybridError } from '../../../../shared/src/errors.ts'
 
 test('runCommand returns stdout and passes input on stdin (no shell)', async () => {
@@ -16,7 +19,8 @@ test('failure throws HYBRID_ERR_CMD_FAILED naming the full command, exit code an
     assert.notEqual(err.detail?.['stderr'], '')
     return true
   })
-  await assert.rejects(runCommand(['/nonexistent/tool']), (err: HybridError) => err.code === 'HYBRID_ERR_CMD_FAILED' && /\/nonexistent\/tool/.test(err.message))
+  await assert.rejects(runCommand(['/nonexistent/tool']),
+    (err: HybridError) => err.code === 'HYBRID_ERR_CMD_FAILED' && /\/nonexistent\/tool/.test(err.message))
   await assert.rejects(runCommand(['sleep', '5'], { timeoutMs: 50 }), (err: HybridError) => /killed \(SIGTERM/.test(err.message))
 })
 

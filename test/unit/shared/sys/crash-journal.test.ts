@@ -34,7 +34,8 @@ test('open: entries of a dead process are leftovers; of a live other process →
   writeFileSync(file, JSON.stringify({ pid: 999_999_999, name: 'cpe', written: 'x', entries: [SYSCTL, { kind: 'bogus' }, EP] }))
   const dead = CrashJournal.open({ dir, name: 'cpe', log, netnsId: '7', isAlive: () => false })
   assert.deepEqual(dead.leftovers, [SYSCTL, EP], 'unknown entry kinds are dropped')
-  assert.throws(() => CrashJournal.open({ dir, name: 'cpe', log, netnsId: '7', isAlive: () => true }), (err: Error & { code?: string }) => err.code === 'HYBRID_ERR_STATE_LOCKED' && /pid 999999999/.test(err.message))
+  assert.throws(() => CrashJournal.open({ dir, name: 'cpe', log, netnsId: '7', isAlive: () => true }),
+    (err: Error & { code?: string }) => err.code === 'HYBRID_ERR_STATE_LOCKED' && /pid 999999999/.test(err.message))
   dead.leftoversUndone()
   assert.ok(!existsSync(file), 'undone leftovers leave no file')
   writeFileSync(file, JSON.stringify({ pid: process.pid, entries: [SYSCTL] }))
@@ -50,21 +51,23 @@ test('open: a directory that cannot be created is a config error naming the key'
     (err: Error & { code?: string }) => err.code === 'HYBRID_ERR_CONFIG_INVALID' && /^stateDir: cannot create/.test(err.message))
 })
 
-test('undoJournal: newest first; sysctl written back, commands run, endpoints deleted by address and port; a failure does not stop the rest', async () => {
-  const calls: string[] = []
-  const run = async (argv: readonly string[]): Promise<string> => {
-    calls.push(argv.join(' '))
-    if (argv[0] === 'ip' && argv[3] === 'del') throw new Error('no such rule')
-    if (argv.join(' ') === 'ip -j mptcp endpoint show') {
-      return JSON.stringify([{ address: '198.51.100.82', port: 7101, id: 3 }, { address: '198.51.100.82', port: 7999, id: 4 }, { address: '198.51.100.9', id: 5 }])
+test('undoJournal: newest first; sysctl written back, commands run, endpoints deleted by address and port; a failure does not stop the rest',
+  async () => {
+    const calls: string[] = []
+    const run = async (argv: readonly string[]): Promise<string> => {
+      calls.push(argv.join(' '))
+      if (argv[0] === 'ip' && argv[3] === 'del') throw new Error('no such rule')
+      if (argv.join(' ') === 'ip -j mptcp endpoint show') {
+        return JSON.stringify([{ address: '198.51.100.82', port: 7101, id: 3 }, { address: '198.51.100.82', port: 7999, id: 4 },
+          { address: '198.51.100.9', id: 5 }])
+      }
+      return ''
     }
-    return ''
-  }
-  await undoJournal([RULE, EP, SYSCTL], run, log)
-  assert.deepEqual(calls, [
-    'sysctl -qw net.mptcp.allow_join_initial_addr_port=1',
-    'ip -j mptcp endpoint show',
-    'ip mptcp endpoint delete id 3',
-    'ip -4 rule del fwmark 0x4000/0x4000 lookup 7100 priority 90'
-  ])
-})
+    await undoJournal([RULE, EP, SYSCTL], run, log)
+    assert.deepEqual(calls, [
+      'sysctl -qw net.mptcp.allow_join_initial_addr_port=1',
+      'ip -j mptcp endpoint show',
+      'ip mptcp endpoint delete id 3',
+      'ip -4 rule del fwmark 0x4000/0x4000 lookup 7100 priority 90'
+    ])
+  })

@@ -16,7 +16,10 @@ import type { HybridError } from '../../../../shared/src/errors.ts'
 
 const PREFIX = 'hat-cpe-nft'
 const nsSkip = e2eSkipReason()
-const skip = nsSkip ?? (resolveOnPath('nft', process.env['PATH'] ?? '') === undefined ? 'nft not installed (Debian package nftables: apt-get install nftables)' : undefined)
+const skip = nsSkip ?? (resolveOnPath('nft',
+  process.env['PATH'] ?? '') === undefined
+  ? 'nft not installed (Debian package nftables: apt-get install nftables)'
+  : undefined)
 let ns: Netns
 const RULES = (port: number): string => [
   'table inet hat_t {',
@@ -46,7 +49,8 @@ before(async () => { if (nsSkip === undefined) ns = await createNamespace(PREFIX
 after(async () => { if (nsSkip === undefined) await removeNamespaces(PREFIX) })
 
 /** Run `fn` with PATH set to a fresh directory holding only `links` (symlinks to the real tools) and `files`. */
-async function withPath<T> (links: readonly string[], files: Readonly<Record<string, { text: string, mode: number }>>, fn: () => Promise<T>): Promise<T> {
+async function withPath<T> (links: readonly string[], files: Readonly<Record<string, { text: string, mode: number }>>,
+  fn: () => Promise<T>): Promise<T> {
   const saved = process.env['PATH']
   const dir = mkdtempSync(join(tmpdir(), 'hat-pq-nft-'))
   for (const name of links) {
@@ -94,7 +98,8 @@ test('nft dies at once (prints an error, exits 1): start rejects with its stderr
 
 test('with a namespace prefix and nft missing: `ip netns exec` cannot exec nft; start rejects naming it', { skip: nsSkip }, async () => {
   await withPath(['ip'], {}, async () => {
-    await assert.rejects(NftOwner.start({ family: 'inet', table: 'hat_t', commandPrefix: ['ip', 'netns', 'exec', PREFIX] }), holderError(/exited \(code 1, signal null\): exec of "nft" failed: No such file or directory/))
+    await assert.rejects(NftOwner.start({ family: 'inet', table: 'hat_t', commandPrefix: ['ip', 'netns', 'exec', PREFIX] }),
+      holderError(/exited \(code 1, signal null\): exec of "nft" failed: No such file or directory/))
   })
 })
 
@@ -110,7 +115,8 @@ test('holder: apply replaces atomically; bad text is refused by nft -c and leave
     const listed = await ns.exec(['nft', 'list', 'table', 'inet', 'hat_t'])
     assert.match(listed, /flags owner/)
     assert.match(listed, /elements = \{ 22, 8080 \}/)
-    await assert.rejects(owner.apply(RULES(80).replace('counter', 'countr')), (e: HybridError) => e.code === 'HYBRID_ERR_NFT_CHECK' && /countr/.test(e.message))
+    await assert.rejects(owner.apply(RULES(80).replace('counter', 'countr')),
+      (e: HybridError) => e.code === 'HYBRID_ERR_NFT_CHECK' && /countr/.test(e.message))
     await assert.rejects(owner.apply('table inet other {\n flags owner\n}'), (e: HybridError) => e.code === 'HYBRID_ERR_NFT_CHECK')
     assert.match(await ns.exec(['nft', 'list', 'table', 'inet', 'hat_t']), /8080/)
     // Another process can neither delete the table nor take it over.

@@ -64,7 +64,8 @@ test('missing binaries: one problem each, naming the Debian package and the apt-
   let ran = 0
   const problems = await findPrerequisiteProblems(reqs, healthy({ path: bin, run: async () => { ran++; return '' } }))
   assert.deepEqual(problems.map((p) => [p.kind, p.what]), [['binary', 'nft'], ['binary', 'sysctl']])
-  assert.match(problems[0]?.message ?? '', /^missing system binary 'nft' \(Debian package nftables\): install with apt-get install nftables \(needed for LAN interception;/)
+  assert.match(problems[0]?.message ?? '',
+    /^missing system binary 'nft' \(Debian package nftables\): install with apt-get install nftables \(needed for LAN interception;/)
   assert.match(problems[1]?.message ?? '', /'sysctl' \(Debian package procps\): install with apt-get install procps/)
   assert.equal(ran, 0, 'no nft -c dry run without nft, and no second report of it')
   const ipMissing = await findPrerequisiteProblems(reqs.filter((r) => r.kind === 'binary' && r.name === 'ip'), healthy({ path: '/nonexistent' }))
@@ -90,7 +91,8 @@ test('MPTCP: kernel without it, disabled by sysctl, socket refused, enabled', as
   const none = await findPrerequisiteProblems(req, healthy({ readSysctl: () => undefined }))
   assert.match(none[0]?.message ?? '', /kernel without MPTCP.*CONFIG_MPTCP/)
   let opened = 0
-  const off = await findPrerequisiteProblems(req, healthy({ readSysctl: (k) => k === 'net.mptcp.enabled' ? '0' : '1', openMptcpSocket: () => { opened++; return undefined } }))
+  const off = await findPrerequisiteProblems(req,
+    healthy({ readSysctl: (k) => k === 'net.mptcp.enabled' ? '0' : '1', openMptcpSocket: () => { opened++; return undefined } }))
   assert.equal(off[0]?.what, 'net.mptcp.enabled')
   assert.match(off[0]?.message ?? '', /net\.mptcp\.enabled=0.*sysctl -w net\.mptcp\.enabled=1/)
   assert.equal(opened, 0, 'no socket probe when the sysctl already says no')
@@ -102,7 +104,8 @@ test('MPTCP: kernel without it, disabled by sysctl, socket refused, enabled', as
 test('nft-tproxy: the dry run gets the probe table on stdin with a deadline; a refusal names the kernel features', async () => {
   const calls: Array<{ argv: readonly string[], input: string | undefined, timeoutMs: number | undefined }> = []
   const req: Requirement[] = [{ kind: 'nft-tproxy', owner: true, for: 'transparent mode' }]
-  const ok = await findPrerequisiteProblems(req, healthy({ path: '/usr/sbin:/sbin', run: async (argv, o) => { calls.push({ argv, input: o?.input, timeoutMs: o?.timeoutMs }); return '' } }))
+  const ok = await findPrerequisiteProblems(req,
+    healthy({ path: '/usr/sbin:/sbin', run: async (argv, o) => { calls.push({ argv, input: o?.input, timeoutMs: o?.timeoutMs }); return '' } }))
   if (resolveOnPath('nft', '/usr/sbin:/sbin') === undefined) {
     assert.equal(ok[0]?.what, 'nft', 'without nft installed the dry run reports the missing binary')
     return
@@ -114,7 +117,8 @@ test('nft-tproxy: the dry run gets the probe table on stdin with a deadline; a r
   const refusal = Object.assign(new Error('command failed'), { detail: { stderr: 'Error: Could not process rule: No such file or directory\nmore' } })
   const bad = await findPrerequisiteProblems(req, healthy({ path: '/usr/sbin:/sbin', run: async () => { throw refusal } }))
   assert.equal(bad[0]?.kind, 'nft-tproxy')
-  assert.match(bad[0]?.message ?? '', /tproxy, socket transparent and owner tables .*Could not process rule: No such file or directory; needs CAP_NET_ADMIN/)
+  assert.match(bad[0]?.message ?? '',
+    /tproxy, socket transparent and owner tables .*Could not process rule: No such file or directory; needs CAP_NET_ADMIN/)
 })
 
 test('probe ruleset: flags owner only when asked; tproxy for both families', () => {
@@ -132,7 +136,8 @@ test('checkPrerequisites: one HYBRID_ERR_PREREQUISITE with every problem, number
   const reqs: Requirement[] = [{ kind: 'binary', name: 'nft', for: 'a' }, { kind: 'mptcp', for: 'b' }]
   await assert.rejects(checkPrerequisites(reqs, healthy({ path: bin, readSysctl: () => '0' })), (e: HybridError) => {
     assert.equal(e.code, 'HYBRID_ERR_PREREQUISITE')
-    assert.match(e.message, /^2 system prerequisite\(s\) not met: \(1\) missing system binary 'nft' \(Debian package nftables\).*; \(2\) kernel MPTCP is disabled/)
+    assert.match(e.message,
+      /^2 system prerequisite\(s\) not met: \(1\) missing system binary 'nft' \(Debian package nftables\).*; \(2\) kernel MPTCP is disabled/)
     assert.equal((e.detail?.['problems'] as unknown[]).length, 2)
     return true
   })
@@ -149,13 +154,15 @@ const nsSkip = process.getuid?.() !== 0
   ? 'needs root (network namespace, nft -c)'
   : resolveOnPath('nft', process.env['PATH'] ?? '') === undefined ? 'nft not installed (Debian package nftables)' : undefined
 
-test('the real nft -c dry run in a scratch namespace accepts tproxy, socket transparent and owner tables and installs nothing', { skip: nsSkip }, async (t) => {
-  const ns = await createNamespace('hat-pq-prereq')
-  t.after(async () => { await removeNamespaces('hat-pq-prereq') })
-  const probes = { path: process.env['PATH'] ?? '', run: prefixedRunner(['ip', 'netns', 'exec', ns.name]) }
-  assert.deepEqual(await findPrerequisiteProblems([{ kind: 'nft-tproxy', owner: true, for: 'x' }, { kind: 'nft-tproxy', owner: false, for: 'y' }], probes), [])
-  assert.equal((await ns.exec(['nft', 'list', 'tables'])).trim(), '', 'check-only: no table left behind')
-})
+test('the real nft -c dry run in a scratch namespace accepts tproxy, socket transparent and owner tables and installs nothing', { skip: nsSkip },
+  async (t) => {
+    const ns = await createNamespace('hat-pq-prereq')
+    t.after(async () => { await removeNamespaces('hat-pq-prereq') })
+    const probes = { path: process.env['PATH'] ?? '', run: prefixedRunner(['ip', 'netns', 'exec', ns.name]) }
+    assert.deepEqual(await findPrerequisiteProblems([{ kind: 'nft-tproxy', owner: true, for: 'x' }, { kind: 'nft-tproxy', owner: false, for: 'y' }],
+      probes), [])
+    assert.equal((await ns.exec(['nft', 'list', 'tables'])).trim(), '', 'check-only: no table left behind')
+  })
 
 test('a dry run nft refuses is reported (not thrown): a PATH whose nft always fails', async (t) => {
   const fake = join(dir, 'failing')

@@ -2,7 +2,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { CommandRunner } from '../../../../shared/src/sys/command.ts'
 import { HybridError } from '../../../../shared/src/errors.ts'
-import { resolveSetting, restoreList, sameSysctlValue, SysctlProfile, sysctlReadArgv, sysctlWriteArgv, tcpProfileSettings, withTcpMemMax } from '../../../../shared/src/sys/sysctl-profile.ts'
+import {
+  resolveSetting, restoreList, sameSysctlValue, SysctlProfile, sysctlReadArgv, sysctlWriteArgv, tcpProfileSettings,
+  withTcpMemMax
+} from '../../../../shared/src/sys/sysctl-profile.ts'
 
 test('tcpProfileSettings: unset keys are left alone', () => {
   assert.deepEqual(tcpProfileSettings({}, 'kernel'), [])
@@ -25,7 +28,8 @@ test('tcpProfileSettings: rtoMaxMs below 120000 without tcpRetries2 is a config 
     assert.match(err.message, /^kernel\.tcpRetries2: required with kernel\.rtoMaxMs below 120000/)
     return true
   })
-  assert.throws(() => tcpProfileSettings({ rtoMaxMs: 119_999 }, 'failover.kernel'), { code: 'HYBRID_ERR_CONFIG_INVALID', message: /^failover\.kernel\.tcpRetries2/ })
+  assert.throws(() => tcpProfileSettings({ rtoMaxMs: 119_999 }, 'failover.kernel'),
+    { code: 'HYBRID_ERR_CONFIG_INVALID', message: /^failover\.kernel\.tcpRetries2/ })
   // the kernel default cap, or a cap with retries, is fine
   assert.equal(tcpProfileSettings({ rtoMaxMs: 120_000 }, 'kernel').length, 1)
   assert.equal(tcpProfileSettings({ tcpRetries2: 30 }, 'kernel').length, 1)
@@ -126,7 +130,8 @@ test('SysctlProfile: tcp_wmem max set from the value read (tabs), written back a
 test('SysctlProfile: unreadable tcp_wmem fails the apply with HYBRID_ERR_CMD_OUTPUT and restores what was set', async () => {
   const values: Record<string, string> = { 'net.mptcp.stale_loss_cnt': '4', 'net.ipv4.tcp_wmem': 'garbage' }
   const { run } = fakeSysctl(values)
-  await assert.rejects(new SysctlProfile({ run }).apply(tcpProfileSettings({ staleLossCnt: 1, tcpWmemMax: 1_048_576 }, 'kernel')), { code: 'HYBRID_ERR_CMD_OUTPUT' })
+  await assert.rejects(new SysctlProfile({ run }).apply(tcpProfileSettings({ staleLossCnt: 1, tcpWmemMax: 1_048_576 }, 'kernel')),
+    { code: 'HYBRID_ERR_CMD_OUTPUT' })
   assert.deepEqual(values, { 'net.mptcp.stale_loss_cnt': '4', 'net.ipv4.tcp_wmem': 'garbage' })
 })
 
