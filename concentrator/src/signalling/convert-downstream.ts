@@ -13,6 +13,7 @@ import type net from 'node:net'
 import { TcpOptionKind } from '../../../shared/src/codec/convert-tcp-options.ts'
 import type { TcpOption } from '../../../shared/src/codec/convert-tcp-options.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
+import { errnoOf } from '../../../shared/src/net/connect-error.ts'
 import { tcpInfo } from '../../../shared/src/net/sockopt.ts'
 
 const TCP_ESTABLISHED = 1
@@ -32,15 +33,9 @@ export interface DownstreamRequest {
 
 export type DownstreamResult =
   | { readonly ok: true, readonly socket: net.Socket, readonly mptcp: boolean, readonly earlyDataSent: boolean }
-  | { readonly ok: false, readonly code: string }
+  | { readonly ok: false, readonly errno: string }
 
 const noop = (): void => {}
-
-function errnoOf (err: unknown): string {
-  const e = err as { code?: unknown, errno?: unknown } | undefined
-  if (typeof e?.code === 'string' && e.code.startsWith('E')) return e.code
-  return typeof e?.errno === 'string' ? e.errno : 'EIO'
-}
 
 export function downstreamPlan (req: Pick<DownstreamRequest, 'options' | 'earlyData' | 'allowMptcp'>): { mptcp: boolean, fastOpen: boolean } {
   const asked = (kind: number): boolean => req.options.some((o) => o.kind === kind)
@@ -63,7 +58,7 @@ export async function connectDownstream (req: DownstreamRequest): Promise<Downst
       highWaterMark: req.highWaterMark
     })
   } catch (err) {
-    return { ok: false, code: errnoOf(err) }
+    return { ok: false, errno: errnoOf(err) ?? 'EIO' }
   }
   socket.on('error', noop)
   return new Promise<DownstreamResult>((resolve) => {
@@ -78,9 +73,9 @@ export async function connectDownstream (req: DownstreamRequest): Promise<Downst
       if (!r.ok) socket.destroy()
       resolve(r)
     }
-    const fail = (code: string): void => { finish({ ok: false, code }) }
+    const fail = (errno: string): void => { finish({ ok: false, errno }) }
     const succeed = (): void => { finish({ ok: true, socket, mptcp: plan.mptcp, earlyDataSent: plan.fastOpen }) }
-    const onError = (err: Error): void => { fail(errnoOf(err)) }
+    const onError = (err: Error): void => { fail(errnoOf(err) ?? 'EIO') }
     const established = (): boolean => { try { return tcpInfo(socket).state === TCP_ESTABLISHED } catch { return false } }
     const waitEstablished = (): void => {
       if (socket.destroyed) return
