@@ -48,8 +48,8 @@ export interface PolicyRefusal {
   readonly socks5Reply: Socks5RefusalReply
   readonly convertError: { readonly code: ConvertRefusalCode }
   readonly count: RefusalCount
-  /** For logs: `new HybridError(r.errorCode, r.detail)`. */
-  readonly errorCode: ErrorCode
+  /** For logs: `new HybridError(r.code, r.detail)`. */
+  readonly code: ErrorCode
   /** Human-readable; contains only canonical addresses and validated names, never raw input. */
   readonly detail: string
 }
@@ -57,14 +57,14 @@ export interface PolicyRefusal {
 const rejected = (reason: RejectReason): RefusalCount => ({ kind: 'rejected', reason })
 const DNS: RefusalCount = { kind: 'upstream', reason: 'dns' }
 
-const Wire: Readonly<Record<RefusalReason, { socks5Reply: Socks5RefusalReply, count: RefusalCount, errorCode: ErrorCode }>> = {
-  invalid_destination: { socks5Reply: Socks5RefusalReply.NotAllowed, count: rejected('malformed'), errorCode: 'HYBRID_ERR_POLICY_INVALID_DESTINATION' },
-  ssrf_blocked: { socks5Reply: Socks5RefusalReply.NotAllowed, count: rejected('ssrf_blocked'), errorCode: 'HYBRID_ERR_POLICY_DENIED' },
-  acl_denied: { socks5Reply: Socks5RefusalReply.NotAllowed, count: rejected('acl_denied'), errorCode: 'HYBRID_ERR_POLICY_DENIED' },
-  port_denied: { socks5Reply: Socks5RefusalReply.NotAllowed, count: rejected('acl_denied'), errorCode: 'HYBRID_ERR_POLICY_DENIED' },
-  dns_failed: { socks5Reply: Socks5RefusalReply.HostUnreachable, count: DNS, errorCode: 'HYBRID_ERR_DNS_FAILED' },
-  dns_timeout: { socks5Reply: Socks5RefusalReply.HostUnreachable, count: DNS, errorCode: 'HYBRID_ERR_DNS_TIMEOUT' },
-  dns_busy: { socks5Reply: Socks5RefusalReply.GeneralFailure, count: DNS, errorCode: 'HYBRID_ERR_DNS_BUSY' }
+const Wire: Readonly<Record<RefusalReason, { socks5Reply: Socks5RefusalReply, count: RefusalCount, code: ErrorCode }>> = {
+  invalid_destination: { socks5Reply: Socks5RefusalReply.NotAllowed, count: rejected('malformed'), code: 'HYBRID_ERR_POLICY_INVALID_DESTINATION' },
+  ssrf_blocked: { socks5Reply: Socks5RefusalReply.NotAllowed, count: rejected('ssrf_blocked'), code: 'HYBRID_ERR_POLICY_DENIED' },
+  acl_denied: { socks5Reply: Socks5RefusalReply.NotAllowed, count: rejected('acl_denied'), code: 'HYBRID_ERR_POLICY_DENIED' },
+  port_denied: { socks5Reply: Socks5RefusalReply.NotAllowed, count: rejected('acl_denied'), code: 'HYBRID_ERR_POLICY_DENIED' },
+  dns_failed: { socks5Reply: Socks5RefusalReply.HostUnreachable, count: DNS, code: 'HYBRID_ERR_DNS_FAILED' },
+  dns_timeout: { socks5Reply: Socks5RefusalReply.HostUnreachable, count: DNS, code: 'HYBRID_ERR_DNS_TIMEOUT' },
+  dns_busy: { socks5Reply: Socks5RefusalReply.GeneralFailure, count: DNS, code: 'HYBRID_ERR_DNS_BUSY' }
 }
 
 /** The count of a refusal reason (the same in every mode). */
@@ -84,7 +84,7 @@ export function refuse (reason: RefusalReason, detail: string, malformed = false
     socks5Reply: w.socks5Reply,
     convertError: { code: malformed || reason === 'invalid_destination' ? 1 : 32 },
     count: w.count,
-    errorCode: w.errorCode,
+    code: w.code,
     detail
   }
 }

@@ -153,11 +153,11 @@ export class ConvertConnection {
 
   #onDecodeFailure (f: ConvertFailure): void {
     if (f.action === 'reply') {
-      this.#fail(f.reply.code, f.reply.value, 'malformed', `${f.errorCode}: ${f.detail}`)
+      this.#fail(f.reply.code, f.reply.value, 'malformed', `${f.code}: ${f.detail}`)
       return
     }
     this.#reject('malformed')
-    this.#info.log.debug({ why: `${f.errorCode}: ${f.detail}` }, 'reset')
+    this.#info.log.debug({ why: `${f.code}: ${f.detail}` }, 'reset')
     this.#socket.resetAndDestroy()
   }
 

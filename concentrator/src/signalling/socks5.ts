@@ -152,7 +152,7 @@ export class Socks5Connection {
       case 'auth-accepted': this.#socket.write(ev.reply); return
       case 'request': this.#onRequest(ev.address, ev.earlyData); return
       case 'data': return // not reached: reading stops at the request
-      case 'failure': this.#fail(ev.reply, rejectReasonOf(ev.code), ev.code === 'HYBRID_ERR_SOCKS5_BAD_VERSION' ? undefined : ev.reason)
+      case 'failure': this.#fail(ev.reply, rejectReasonOf(ev.code), ev.code === 'HYBRID_ERR_SOCKS5_BAD_VERSION' ? undefined : ev.detail)
     }
   }
 
