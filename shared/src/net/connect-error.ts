@@ -32,6 +32,13 @@ const REASONS: ReadonlyMap<string, UpstreamFailureReason> = new Map([
   ['EPIPE', 'reset']
 ])
 
+/** The table as text for docs/metrics.md (generated, so the reference cannot drift from it). */
+export function describeUpstreamFailureReasons (): string {
+  const byReason = new Map<UpstreamFailureReason, string[]>()
+  for (const [errno, reason] of REASONS) byReason.set(reason, [...(byReason.get(reason) ?? []), errno])
+  return [...byReason].map(([reason, errnos]) => `${errnos.join(', ')} → \`${reason}\``).join('; ')
+}
+
 /** Errno of a failed connect to the next hop (destination or concentrator) → metric reason. */
 export function upstreamFailureReason (errno: string | undefined): UpstreamFailureReason {
   return (errno === undefined ? undefined : REASONS.get(errno)) ?? 'other'
