@@ -14,14 +14,15 @@ import { TcpOptionKind } from '../../../shared/src/codec/convert-tcp-options.ts'
 import type { TcpOption } from '../../../shared/src/codec/convert-tcp-options.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { errnoOf } from '../../../shared/src/net/connect-error.ts'
+import type { Endpoint } from '../../../shared/src/net/endpoint.ts'
 import { tcpInfo } from '../../../shared/src/net/sockopt.ts'
 
 const TCP_ESTABLISHED = 1
 const TFO_POLL_MS = 2
 
 export interface DownstreamRequest {
-  readonly address: string
-  readonly port: number
+  /** The vetted destination literal and the Connect port. */
+  readonly destination: Endpoint
   readonly options: readonly TcpOption[]
   /** Application bytes that followed the Convert message (≤ limits.earlyDataMaxBytes). */
   readonly earlyData: Uint8Array
@@ -47,8 +48,8 @@ export async function connectDownstream (req: DownstreamRequest): Promise<Downst
   let socket: net.Socket
   try {
     socket = dial({
-      host: req.address,
-      port: req.port,
+      host: req.destination.address,
+      port: req.destination.port,
       protocol: plan.mptcp ? 'mptcp' : 'tcp',
       onMptcpUnavailable: 'fallback',
       fastOpen: plan.fastOpen,

@@ -218,10 +218,10 @@ export class ConvertConnection {
     const target = decision.addresses[0]
     if (target === undefined) return // never: an allowed decision has at least one address
     this.#info.authenticated() // source, cookie and TLVs accepted: out of the unauthenticated budget
+    const destination = { ...target, port: decision.port }
     const started = performance.now()
     const result = await connectDownstream({
-      address: target.address,
-      port: decision.port,
+      destination,
       options: connect.options,
       earlyData,
       timeoutMs: limits.connectTimeoutMs,
@@ -233,7 +233,7 @@ export class ConvertConnection {
       if (result.ok) result.socket.destroy()
       return
     }
-    this.#onDownstream(result, (performance.now() - started) / 1000, formatEndpoint({ ...target, port: decision.port }))
+    this.#onDownstream(result, (performance.now() - started) / 1000, formatEndpoint(destination))
   }
 
   #onDownstream (result: DownstreamResult, seconds: number, upstreamText: string): void {
