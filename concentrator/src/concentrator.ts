@@ -41,6 +41,7 @@ import { ListenerSet } from './accept/listener-set.ts'
 import type { BoundListener } from './accept/listener-set.ts'
 import { sourceKey } from './accept/source-address.ts'
 import { capSourceKey } from '../../shared/src/net/source-prefix.ts'
+import { formatRemote } from '../../shared/src/net/endpoint.ts'
 import { buildRuntime } from './build-runtime.ts'
 import type { BuildRuntimeDeps } from './build-runtime.ts'
 import type { ConcentratorConfig } from './config.ts'
@@ -228,7 +229,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     const admitted = admission.admit(capSourceKey(source, rt.limits.perSourceIpv6PrefixLength), {
       authenticated: rt.trusted.has(source),
       refuseOverloaded: mode === 'convert',
-      log: { base: connLog, fields: { mode, src: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}` } }
+      log: { base: connLog, fields: { mode, src: formatRemote(socket) } }
     })
     if (!admitted.ok) {
       const reason = admitted.reason === 'draining' ? 'max_conns' : admitted.reason

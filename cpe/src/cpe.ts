@@ -23,6 +23,7 @@ import { buildMgmtServer, listenMgmt } from '../../shared/src/mgmt/mgmt-server.t
 import type { MgmtApp } from '../../shared/src/mgmt/mgmt-server.ts'
 import { ConnectionCaps, effectiveMaxConnections } from '../../shared/src/net/connection-caps.ts'
 import { armResetOnClose } from '../../shared/src/net/sockopt.ts'
+import { formatRemote } from '../../shared/src/net/endpoint.ts'
 import { OverloadManager } from '../../shared/src/daemon/overload.ts'
 import { Admission } from '../../shared/src/daemon/admission.ts'
 import { StartStop } from '../../shared/src/daemon/start-stop.ts'
@@ -243,7 +244,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
   const admit = (lan: net.Socket, mode: CpeConfig['mode'], destination: OriginalDestination): ConnectionInfo | undefined => {
     metrics.connectionsAccepted.inc({ mode })
     const source = lan.remoteAddress ?? '?'
-    const admitted = admission.admit(source, { log: { base: connLog, fields: { mode, src: `${source}:${lan.remotePort ?? 0}` } } })
+    const admitted = admission.admit(source, { log: { base: connLog, fields: { mode, src: formatRemote(lan) } } })
     if (!admitted.ok) {
       lan.on('error', () => {})
       // A refusal while draining has always been counted as max_conns (no new label value).

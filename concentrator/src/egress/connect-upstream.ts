@@ -4,18 +4,18 @@
  * black-holed destination gives up after ≈ 15 s of SYN retries at most, and one deadline over all
  * candidate addresses (tried in order; a refusal moves on to the next).
  *
- * Never throws and never rejects: the result names the errno-like code and a bounded reason.
+ * Never throws and never rejects: the result names the errno and a bounded reason.
  * An 'error' handler is attached to every socket synchronously at creation and stays attached (a
  * no-op after connect), so a late error can never become an uncaught exception.
  */
 import type net from 'node:net'
 import { dial } from '../../../shared/src/net/dial.ts'
 import type { UpstreamFailureReason } from '../../../shared/src/metrics/labels.ts'
+import { errnoOf, upstreamFailureReason } from '../../../shared/src/net/connect-error.ts'
+import type { Endpoint, EndpointAddress } from '../../../shared/src/net/endpoint.ts'
 
-export interface UpstreamTarget {
-  readonly address: string
-  readonly family: 4 | 6
-}
+/** A vetted destination literal to connect to (the port is the request's). */
+export type UpstreamTarget = EndpointAddress
 
 export interface ConnectUpstreamOptions {
   readonly port: number
@@ -28,25 +28,12 @@ export interface ConnectUpstreamOptions {
 }
 
 export type UpstreamResult =
-  | { readonly ok: true, readonly socket: net.Socket, readonly target: UpstreamTarget }
-  | { readonly ok: false, readonly code: string, readonly reason: UpstreamFailureReason }
+  | { readonly ok: true, readonly socket: net.Socket, readonly endpoint: Endpoint }
+  | { readonly ok: false, readonly errno: string, readonly reason: UpstreamFailureReason }
 
 const noop = (): void => {}
 
-export function upstreamFailureReason (code: string | undefined): UpstreamFailureReason {
-  switch (code) {
-    case 'ECONNREFUSED': return 'refused'
-    case 'ETIMEDOUT': return 'timeout'
-    case 'EHOSTUNREACH': case 'ENETUNREACH': case 'EHOSTDOWN': case 'ENETDOWN': return 'unreachable'
-    case 'ECONNRESET': return 'reset'
-    default: return 'other'
-  }
-}
-
-function errorCode (err: unknown): string {
-  const code = (err as { code?: unknown } | undefined)?.code
-  return typeof code === 'string' ? code : 'EIO'
-}
+const failure = (errno: string): UpstreamResult => ({ ok: false, errno, reason: upstreamFailureReason(errno) })
 
 /** One attempt at one address, bounded by `deadline` (epoch ms). */
 async function attempt (target: UpstreamTarget, opts: ConnectUpstreamOptions, deadline: number): Promise<UpstreamResult> {
@@ -62,8 +49,7 @@ async function attempt (target: UpstreamTarget, opts: ConnectUpstreamOptions, de
       ...(opts.highWaterMark === undefined ? {} : { highWaterMark: opts.highWaterMark })
     })
   } catch (err) {
-    const code = errorCode(err)
-    return { ok: false, code, reason: upstreamFailureReason(code) }
+    return failure(errnoOf(err) ?? 'EIO')
   }
   socket.on('error', noop)
   return new Promise<UpstreamResult>((resolve) => {
@@ -76,9 +62,9 @@ async function attempt (target: UpstreamTarget, opts: ConnectUpstreamOptions, de
       if (!r.ok) socket.destroy()
       resolve(r)
     }
-    const fail = (code: string): void => { finish({ ok: false, code, reason: upstreamFailureReason(code) }) }
-    const onError = (err: Error): void => { fail(errorCode(err)) }
-    const onConnect = (): void => { finish({ ok: true, socket, target }) }
+    const fail = (errno: string): void => { finish(failure(errno)) }
+    const onError = (err: Error): void => { fail(errnoOf(err) ?? 'EIO') }
+    const onConnect = (): void => { finish({ ok: true, socket, endpoint: { ...target, port: opts.port } }) }
     const onAbort = (): void => { fail('ECANCELED') }
     socket.on('error', onError)
     socket.once('connect', onConnect)
@@ -90,12 +76,12 @@ async function attempt (target: UpstreamTarget, opts: ConnectUpstreamOptions, de
 /** Connect to the first candidate that answers within `timeoutMs` overall. */
 export async function connectUpstream (targets: readonly UpstreamTarget[], opts: ConnectUpstreamOptions): Promise<UpstreamResult> {
   const deadline = Date.now() + opts.timeoutMs
-  let last: UpstreamResult = { ok: false, code: 'EADDRNOTAVAIL', reason: 'other' }
+  let last: UpstreamResult = { ok: false, errno: 'EADDRNOTAVAIL', reason: 'other' } // no candidate at all
   for (const target of targets) {
-    if (opts.signal?.aborted === true) return { ok: false, code: 'ECANCELED', reason: 'other' }
-    if (Date.now() >= deadline) return { ok: false, code: 'ETIMEDOUT', reason: 'timeout' }
+    if (opts.signal?.aborted === true) return failure('ECANCELED')
+    if (Date.now() >= deadline) return failure('ETIMEDOUT')
     last = await attempt(target, opts, deadline)
-    if (last.ok || last.code === 'ECANCELED' || last.code === 'ETIMEDOUT') return last
+    if (last.ok || last.errno === 'ECANCELED' || last.errno === 'ETIMEDOUT') return last
   }
   return last
 }

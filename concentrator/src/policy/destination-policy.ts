@@ -19,6 +19,7 @@
 import { isIPv4 } from 'node:net'
 import { ConfigError } from '../../../shared/src/errors.ts'
 import type { AddressMembership } from '../../../shared/src/net/host-addresses.ts'
+import type { EndpointAddress } from '../../../shared/src/net/endpoint.ts'
 import type { IpAddress } from './address.ts'
 import { canonicaliseDestination, embeddedIpv4, ipFromBytes, parseInetAton, parseIpv6 } from './address.ts'
 import type { DestinationPolicyConfig, DnsPolicyConfig } from './destination-policy-schema.ts'
@@ -29,10 +30,8 @@ import { buildDefaultDenySets, buildPrefixSet } from './ranges.ts'
 import type { HostResolver, ResolvedAddress } from './resolver.ts'
 import { createCaresBackend, createHostResolver } from './resolver.ts'
 
-export interface VettedAddress {
-  readonly address: string
-  readonly family: 4 | 6
-}
+/** A destination literal the policy allows (connected to with the request's port). */
+export type VettedAddress = EndpointAddress
 
 export interface PolicyAllowed {
   readonly allowed: true

@@ -1,9 +1,12 @@
 /**
  * One reason code per refusal, and the answer each protocol puts on the wire for it:
- * SOCKS5 REP (RFC 1928 §6) and the RFC 8803 Convert Error code. The reason is also the bounded
- * `reason` label of the refusal metric.
+ * SOCKS5 REP (RFC 1928 §6) and the RFC 8803 Convert Error code (transparent mode answers every
+ * refusal with a reset), plus how it is counted: the `reason` label of
+ * `hybrid_connections_rejected_total`, or, for a failed lookup, an upstream connect failure `dns`.
+ * Every mode reads all of it from the refusal; none maps reasons itself.
  */
 import type { ErrorCode } from '../../../shared/src/errors.ts'
+import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 
 export const RefusalReason = {
   /** Empty, malformed or over-long name, bad port, numeric name that is no IPv4 address. */
@@ -34,25 +37,39 @@ export type Socks5RefusalReply = typeof Socks5RefusalReply[keyof typeof Socks5Re
 /** RFC 8803 Error codes used for refusals: 1 Malformed Message, 32 Not Authorized. */
 export type ConvertRefusalCode = 1 | 32
 
+/** How a refusal is counted: a rejected connection, or (name lookups) a failed upstream connect. */
+export type RefusalCount =
+  | { readonly kind: 'rejected', readonly reason: RejectReason }
+  | { readonly kind: 'upstream', readonly reason: 'dns' }
+
 export interface PolicyRefusal {
   readonly allowed: false
   readonly reason: RefusalReason
   readonly socks5Reply: Socks5RefusalReply
   readonly convertError: { readonly code: ConvertRefusalCode }
-  /** For logs: `new HybridError(r.errorCode, r.detail)`. */
-  readonly errorCode: ErrorCode
+  readonly count: RefusalCount
+  /** For logs: `new HybridError(r.code, r.detail)`. */
+  readonly code: ErrorCode
   /** Human-readable; contains only canonical addresses and validated names, never raw input. */
   readonly detail: string
 }
 
-const Wire: Readonly<Record<RefusalReason, { socks5Reply: Socks5RefusalReply, errorCode: ErrorCode }>> = {
-  invalid_destination: { socks5Reply: Socks5RefusalReply.NotAllowed, errorCode: 'HYBRID_ERR_POLICY_INVALID_DESTINATION' },
-  ssrf_blocked: { socks5Reply: Socks5RefusalReply.NotAllowed, errorCode: 'HYBRID_ERR_POLICY_DENIED' },
-  acl_denied: { socks5Reply: Socks5RefusalReply.NotAllowed, errorCode: 'HYBRID_ERR_POLICY_DENIED' },
-  port_denied: { socks5Reply: Socks5RefusalReply.NotAllowed, errorCode: 'HYBRID_ERR_POLICY_DENIED' },
-  dns_failed: { socks5Reply: Socks5RefusalReply.HostUnreachable, errorCode: 'HYBRID_ERR_DNS_FAILED' },
-  dns_timeout: { socks5Reply: Socks5RefusalReply.HostUnreachable, errorCode: 'HYBRID_ERR_DNS_TIMEOUT' },
-  dns_busy: { socks5Reply: Socks5RefusalReply.GeneralFailure, errorCode: 'HYBRID_ERR_DNS_BUSY' }
+const rejected = (reason: RejectReason): RefusalCount => ({ kind: 'rejected', reason })
+const DNS: RefusalCount = { kind: 'upstream', reason: 'dns' }
+
+const Wire: Readonly<Record<RefusalReason, { socks5Reply: Socks5RefusalReply, count: RefusalCount, code: ErrorCode }>> = {
+  invalid_destination: { socks5Reply: Socks5RefusalReply.NotAllowed, count: rejected('malformed'), code: 'HYBRID_ERR_POLICY_INVALID_DESTINATION' },
+  ssrf_blocked: { socks5Reply: Socks5RefusalReply.NotAllowed, count: rejected('ssrf_blocked'), code: 'HYBRID_ERR_POLICY_DENIED' },
+  acl_denied: { socks5Reply: Socks5RefusalReply.NotAllowed, count: rejected('acl_denied'), code: 'HYBRID_ERR_POLICY_DENIED' },
+  port_denied: { socks5Reply: Socks5RefusalReply.NotAllowed, count: rejected('acl_denied'), code: 'HYBRID_ERR_POLICY_DENIED' },
+  dns_failed: { socks5Reply: Socks5RefusalReply.HostUnreachable, count: DNS, code: 'HYBRID_ERR_DNS_FAILED' },
+  dns_timeout: { socks5Reply: Socks5RefusalReply.HostUnreachable, count: DNS, code: 'HYBRID_ERR_DNS_TIMEOUT' },
+  dns_busy: { socks5Reply: Socks5RefusalReply.GeneralFailure, count: DNS, code: 'HYBRID_ERR_DNS_BUSY' }
+}
+
+/** The count of a refusal reason (the same in every mode). */
+export function refusalCount (reason: RefusalReason): RefusalCount {
+  return Wire[reason].count
 }
 
 /**
@@ -66,7 +83,8 @@ export function refuse (reason: RefusalReason, detail: string, malformed = false
     reason,
     socks5Reply: w.socks5Reply,
     convertError: { code: malformed || reason === 'invalid_destination' ? 1 : 32 },
-    errorCode: w.errorCode,
+    count: w.count,
+    code: w.code,
     detail
   }
 }

@@ -13,14 +13,16 @@ import type net from 'node:net'
 import { TcpOptionKind } from '../../../shared/src/codec/convert-tcp-options.ts'
 import type { TcpOption } from '../../../shared/src/codec/convert-tcp-options.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
+import { errnoOf } from '../../../shared/src/net/connect-error.ts'
+import type { Endpoint } from '../../../shared/src/net/endpoint.ts'
 import { tcpInfo } from '../../../shared/src/net/sockopt.ts'
 
 const TCP_ESTABLISHED = 1
 const TFO_POLL_MS = 2
 
 export interface DownstreamRequest {
-  readonly address: string
-  readonly port: number
+  /** The vetted destination literal and the Connect port. */
+  readonly destination: Endpoint
   readonly options: readonly TcpOption[]
   /** Application bytes that followed the Convert message (≤ limits.earlyDataMaxBytes). */
   readonly earlyData: Uint8Array
@@ -32,15 +34,9 @@ export interface DownstreamRequest {
 
 export type DownstreamResult =
   | { readonly ok: true, readonly socket: net.Socket, readonly mptcp: boolean, readonly earlyDataSent: boolean }
-  | { readonly ok: false, readonly code: string }
+  | { readonly ok: false, readonly errno: string }
 
 const noop = (): void => {}
-
-function errnoOf (err: unknown): string {
-  const e = err as { code?: unknown, errno?: unknown } | undefined
-  if (typeof e?.code === 'string' && e.code.startsWith('E')) return e.code
-  return typeof e?.errno === 'string' ? e.errno : 'EIO'
-}
 
 export function downstreamPlan (req: Pick<DownstreamRequest, 'options' | 'earlyData' | 'allowMptcp'>): { mptcp: boolean, fastOpen: boolean } {
   const asked = (kind: number): boolean => req.options.some((o) => o.kind === kind)
@@ -52,8 +48,8 @@ export async function connectDownstream (req: DownstreamRequest): Promise<Downst
   let socket: net.Socket
   try {
     socket = dial({
-      host: req.address,
-      port: req.port,
+      host: req.destination.address,
+      port: req.destination.port,
       protocol: plan.mptcp ? 'mptcp' : 'tcp',
       onMptcpUnavailable: 'fallback',
       fastOpen: plan.fastOpen,
@@ -63,7 +59,7 @@ export async function connectDownstream (req: DownstreamRequest): Promise<Downst
       highWaterMark: req.highWaterMark
     })
   } catch (err) {
-    return { ok: false, code: errnoOf(err) }
+    return { ok: false, errno: errnoOf(err) ?? 'EIO' }
   }
   socket.on('error', noop)
   return new Promise<DownstreamResult>((resolve) => {
@@ -78,9 +74,9 @@ export async function connectDownstream (req: DownstreamRequest): Promise<Downst
       if (!r.ok) socket.destroy()
       resolve(r)
     }
-    const fail = (code: string): void => { finish({ ok: false, code }) }
+    const fail = (errno: string): void => { finish({ ok: false, errno }) }
     const succeed = (): void => { finish({ ok: true, socket, mptcp: plan.mptcp, earlyDataSent: plan.fastOpen }) }
-    const onError = (err: Error): void => { fail(errnoOf(err)) }
+    const onError = (err: Error): void => { fail(errnoOf(err) ?? 'EIO') }
     const established = (): boolean => { try { return tcpInfo(socket).state === TCP_ESTABLISHED } catch { return false } }
     const waitEstablished = (): void => {
       if (socket.destroyed) return

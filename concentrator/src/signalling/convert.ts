@@ -32,11 +32,12 @@ import { TcpOptionKind } from '../../../shared/src/codec/convert-tcp-options.ts'
 import { convertErrorLabel } from '../../../shared/src/metrics/labels.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import { errnoOf, upstreamFailureReason } from '../../../shared/src/net/connect-error.ts'
+import { formatEndpoint, formatRemote } from '../../../shared/src/net/endpoint.ts'
 import { disarmResetOnClose } from '../../../shared/src/net/sockopt.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
-import { upstreamFailureReason } from '../egress/connect-upstream.ts'
 import type { Runtime } from '../runtime.ts'
 import { connectDownstream } from './convert-downstream.ts'
 import type { DownstreamResult } from './convert-downstream.ts'
@@ -53,15 +54,6 @@ const SUPPORTED_KINDS = [TcpOptionKind.Mptcp]
 
 export interface ConvertConnectionDeps extends ConnectionDeps {
   readonly converter: ConverterState
-}
-
-function policyRejectReason (reason: string): RejectReason | undefined {
-  switch (reason) {
-    case 'ssrf_blocked': return 'ssrf_blocked'
-    case 'acl_denied': case 'port_denied': return 'acl_denied'
-    case 'invalid_destination': return 'malformed'
-    default: return undefined
-  }
 }
 
 function asBuffer (u: Uint8Array): Buffer {
@@ -130,10 +122,7 @@ export class ConvertConnection {
 
   readonly #onError = (err: Error): void => {
     if (this.#relay !== undefined) return
-    if (this.#deps.errorLog.allow(this.#info.log)) {
-      this.#info.log.debug({ err: { code: (err as { code?: string }).code, message: err.message } },
-        'client socket error')
-    }
+    if (this.#deps.errorLog.allow(this.#info.log)) this.#info.log.debug({ err: { code: errnoOf(err), message: err.message } }, 'client socket error')
   }
 
   readonly #onClose = (): void => {
@@ -167,11 +156,11 @@ export class ConvertConnection {
 
   #onDecodeFailure (f: ConvertFailure): void {
     if (f.action === 'reply') {
-      this.#fail(f.reply.code, f.reply.value, 'malformed', `${f.errorCode}: ${f.detail}`)
+      this.#fail(f.reply.code, f.reply.value, 'malformed', `${f.code}: ${f.detail}`)
       return
     }
     this.#reject('malformed')
-    this.#info.log.debug({ why: `${f.errorCode}: ${f.detail}` }, 'reset')
+    this.#info.log.debug({ why: `${f.code}: ${f.detail}` }, 'reset')
     this.#socket.resetAndDestroy()
   }
 
@@ -188,7 +177,7 @@ export class ConvertConnection {
       return
     }
     if (!this.#cookieOk(message)) return
-    this.#dst = connect.destination.family === 6 ? `[${connect.destination.address}]:${connect.port}` : `${connect.destination.address}:${connect.port}`
+    this.#dst = formatEndpoint({ ...connect.destination, port: connect.port })
     const cap = this.#runtime.limits.earlyDataMaxBytes
     const early = new EarlyData(this.#socket, earlyData, cap, (bytes) => {
       this.#fail(ConvertErrorCode.ResourceExceeded, undefined, 'malformed', `early data over ${cap} bytes (${bytes} before the downstream connected)`)
@@ -224,16 +213,18 @@ export class ConvertConnection {
     if (!decision.allowed) {
       const code = decision.convertError.code
       const value = code === ConvertErrorCode.MalformedMessage ? buildEchoValue(encodeConvertMessage(message)) : undefined
-      this.#fail(code, value, policyRejectReason(decision.reason), `${decision.reason}: ${decision.detail}`)
+      const { count } = decision
+      if (count.kind === 'upstream') this.#deps.metrics.upstreamConnectFailures.inc({ reason: count.reason }) // not reached: a literal needs no lookup
+      this.#fail(code, value, count.kind === 'rejected' ? count.reason : undefined, `${decision.reason}: ${decision.detail}`)
       return
     }
     const target = decision.addresses[0]
     if (target === undefined) return // never: an allowed decision has at least one address
     this.#info.authenticated() // source, cookie and TLVs accepted: out of the unauthenticated budget
+    const destination = { ...target, port: decision.port }
     const started = performance.now()
     const result = await connectDownstream({
-      address: target.address,
-      port: decision.port,
+      destination,
       options: connect.options,
       earlyData,
       timeoutMs: limits.connectTimeoutMs,
@@ -245,16 +236,15 @@ export class ConvertConnection {
       if (result.ok) result.socket.destroy()
       return
     }
-    this.#onDownstream(result, (performance.now() - started) / 1000,
-      target.family === 6 ? `[${target.address}]:${decision.port}` : `${target.address}:${decision.port}`)
+    this.#onDownstream(result, (performance.now() - started) / 1000, formatEndpoint(destination))
   }
 
   #onDownstream (result: DownstreamResult, seconds: number, upstreamText: string): void {
     const m = this.#deps.metrics
     if (!result.ok) {
-      m.upstreamConnectFailures.inc({ reason: upstreamFailureReason(result.code) })
-      const e = errnoToConvertError(result.code)
-      this.#fail(e.code, Uint8Array.of(e.value), undefined, `downstream connect failed: ${result.code}`)
+      m.upstreamConnectFailures.inc({ reason: upstreamFailureReason(result.errno) })
+      const e = errnoToConvertError(result.errno)
+      this.#fail(e.code, Uint8Array.of(e.value), undefined, `downstream connect failed: ${result.errno}`)
       return
     }
     m.upstreamConnectDuration.observe({ mode: 'convert' }, seconds)
@@ -292,7 +282,7 @@ export class ConvertConnection {
     this.#deps.sessions.add({
       id: this.#info.id,
       mode: 'convert',
-      src: `${s.remoteAddress ?? '?'}:${s.remotePort ?? 0}`,
+      src: formatRemote(s),
       dst: this.#dst,
       upstream: upstreamText,
       started: Date.now(),

@@ -17,6 +17,8 @@ import type { Socks5Address } from '../../../shared/src/codec/socks5.ts'
 import type { ErrorCode } from '../../../shared/src/errors.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import { errnoOf } from '../../../shared/src/net/connect-error.ts'
+import { formatEndpoint, formatHostPort, formatRemote } from '../../../shared/src/net/endpoint.ts'
 import { disarmResetOnClose } from '../../../shared/src/net/sockopt.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
@@ -67,15 +69,6 @@ function rejectReasonOf (code: ErrorCode): RejectReason {
   }
 }
 
-function policyRejectReason (reason: string): RejectReason | undefined {
-  switch (reason) {
-    case 'ssrf_blocked': return 'ssrf_blocked'
-    case 'acl_denied': case 'port_denied': return 'acl_denied'
-    case 'invalid_destination': return 'malformed'
-    default: return undefined // dns_*: an upstream failure, counted as such
-  }
-}
-
 function boundAddress (socket: net.Socket): Socks5Address {
   const host = socket.localAddress ?? '0.0.0.0'
   return { type: host.includes(':') ? 'ipv6' : 'ipv4', host, port: socket.localPort ?? 0 }
@@ -123,10 +116,7 @@ export class Socks5Connection {
 
   readonly #onError = (err: Error): void => {
     if (this.#relay !== undefined) return // the relay records it
-    if (this.#deps.errorLog.allow(this.#info.log)) {
-      this.#info.log.debug({ err: { code: (err as { code?: string }).code, message: err.message } },
-        'client socket error')
-    }
+    if (this.#deps.errorLog.allow(this.#info.log)) this.#info.log.debug({ err: { code: errnoOf(err), message: err.message } }, 'client socket error')
   }
 
   readonly #onClose = (): void => {
@@ -165,7 +155,7 @@ export class Socks5Connection {
       case 'auth-accepted': this.#socket.write(ev.reply); return
       case 'request': this.#onRequest(ev.address, ev.earlyData); return
       case 'data': return // not reached: reading stops at the request
-      case 'failure': this.#fail(ev.reply, rejectReasonOf(ev.code), ev.code === 'HYBRID_ERR_SOCKS5_BAD_VERSION' ? undefined : ev.reason)
+      case 'failure': this.#fail(ev.reply, rejectReasonOf(ev.code), ev.code === 'HYBRID_ERR_SOCKS5_BAD_VERSION' ? undefined : ev.detail)
     }
   }
 
@@ -194,7 +184,7 @@ export class Socks5Connection {
       this.#fail(encodeReply(Socks5Reply.GeneralFailure), 'overload', 'overloaded: new connections are refused (docs/overload.md)')
       return
     }
-    this.#dst = `${address.host}:${address.port}`
+    this.#dst = formatHostPort(address.host, address.port)
     const cap = this.#runtime.limits.earlyDataMaxBytes
     const early = new EarlyData(this.#socket, earlyData, cap, (bytes) => {
       this.#fail(encodeReply(Socks5Reply.GeneralFailure), 'malformed', `early data over ${cap} bytes (${bytes} before the upstream connected)`)
@@ -212,9 +202,9 @@ export class Socks5Connection {
     const decision: PolicyDecision = await policy.check(address.host, address.port, this.#info.source)
     if (this.#finished || this.#failed) return
     if (!decision.allowed) {
-      const reason = policyRejectReason(decision.reason)
-      if (reason === undefined) this.#deps.metrics.upstreamConnectFailures.inc({ reason: 'dns' })
-      this.#fail(encodeReply(decision.socks5Reply), reason, `${decision.reason}: ${decision.detail}`)
+      const { count } = decision
+      if (count.kind === 'upstream') this.#deps.metrics.upstreamConnectFailures.inc({ reason: count.reason })
+      this.#fail(encodeReply(decision.socks5Reply), count.kind === 'rejected' ? count.reason : undefined, `${decision.reason}: ${decision.detail}`)
       return
     }
     this.#info.authenticated() // authorised and the request accepted: out of the unauthenticated budget
@@ -233,7 +223,7 @@ export class Socks5Connection {
     const m = this.#deps.metrics
     if (!result.ok) {
       m.upstreamConnectFailures.inc({ reason: result.reason })
-      this.#fail(encodeReply(errnoToSocks5Reply(result.code)), undefined, `upstream connect failed: ${result.code}`)
+      this.#fail(encodeReply(errnoToSocks5Reply(result.errno)), undefined, `upstream connect failed: ${result.errno}`)
       return
     }
     m.upstreamConnectDuration.observe({ mode: 'socks5' }, seconds)
@@ -242,8 +232,7 @@ export class Socks5Connection {
     this.#socket.write(encodeReply(Socks5Reply.Succeeded, boundAddress(upstream)))
     m.socks5Replies.inc({ rep: '0' })
     m.handshakeDuration.observe({ mode: 'socks5' }, (Date.now() - this.#info.accepted) / 1000)
-    this.#startRelay(upstream, `${result.target.family === 6 ? `[${result.target.address}]` : result.target.address}:${upstream.remotePort ?? 0}`,
-      early)
+    this.#startRelay(upstream, formatEndpoint(result.endpoint), early)
   }
 
   #takeEarly (): EarlyBytes {
@@ -268,7 +257,7 @@ export class Socks5Connection {
     this.#deps.sessions.add({
       id: this.#info.id,
       mode: 'socks5',
-      src: `${s.remoteAddress ?? '?'}:${s.remotePort ?? 0}`,
+      src: formatRemote(s),
       dst: this.#dst,
       upstream: upstreamText,
       started: Date.now(),
@@ -285,7 +274,7 @@ export class Socks5Connection {
     countRelayEnd(m, 'socks5', { reason: res.reason, durationMs: res.durationMs, bytesUp: res.bytesUp, bytesDown: res.bytesDown })
     const fields = { reason: res.reason, bytesUp: res.bytesUp, bytesDown: res.bytesDown, ms: res.durationMs }
     if (res.error !== undefined && this.#deps.errorLog.allow(this.#info.log)) {
-      this.#info.log.debug({ ...fields, err: { code: (res.error as { code?: string }).code, message: res.error.message } }, 'close')
+      this.#info.log.debug({ ...fields, err: { code: errnoOf(res.error), message: res.error.message } }, 'close')
     } else {
       this.#info.log.debug(fields, 'close')
     }

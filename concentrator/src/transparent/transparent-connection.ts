@@ -10,18 +10,20 @@
  */
 import type net from 'node:net'
 import type { Logger } from '../../../shared/src/log.ts'
-import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import { errnoOf, upstreamFailureReason } from '../../../shared/src/net/connect-error.ts'
+import { formatEndpoint, formatLocal, formatRemote, localEndpoint, remoteEndpoint } from '../../../shared/src/net/endpoint.ts'
+import type { RefusalCount } from '../policy/refusal.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
-import { upstreamFailureReason } from '../egress/connect-upstream.ts'
 import type { ConcentratorMetrics } from '../metrics.ts'
 import type { Runtime } from '../runtime.ts'
 import type { SessionTable } from '../session-table.ts'
 
 const MODE = 'transparent'
+const MALFORMED: RefusalCount = { kind: 'rejected', reason: 'malformed' }
 
 export interface TransparentConnectionDeps {
   readonly metrics: ConcentratorMetrics
@@ -38,21 +40,6 @@ export interface TransparentConnectionInfo {
   /** Called exactly once when the connection is gone. */
   readonly onDone: () => void
 }
-
-/** Strip an IPv4-mapped prefix (dual-stack sockets). */
-export function plainAddress (a: string | undefined): string | undefined {
-  return a?.startsWith('::ffff:') === true && a.includes('.') ? a.slice(7) : a
-}
-
-export function transparentRejectReason (reason: string): RejectReason {
-  switch (reason) {
-    case 'ssrf_blocked': return 'ssrf_blocked'
-    case 'invalid_destination': return 'malformed'
-    default: return 'acl_denied'
-  }
-}
-
-const bracket = (a: string): string => (a.includes(':') ? `[${a}]` : a)
 
 export class TransparentConnection {
   readonly #socket: net.Socket
@@ -78,10 +65,7 @@ export class TransparentConnection {
   }
 
   readonly #onError = (err: Error): void => {
-    if (this.#relay === undefined) {
-      this.#info.log.debug({ err: { code: (err as { code?: string }).code, message: err.message } },
-        'subscriber socket error')
-    }
+    if (this.#relay === undefined) this.#info.log.debug({ err: { code: errnoOf(err), message: err.message } }, 'subscriber socket error')
   }
 
   readonly #onClose = (): void => {
@@ -93,18 +77,18 @@ export class TransparentConnection {
 
   #start (): void {
     const s = this.#socket
-    const dst = plainAddress(s.localAddress)
-    const port = s.localPort ?? 0
+    const dst = localEndpoint(s)
     const m = this.#deps.metrics
-    if (dst === undefined || port === 0) { this.#refuse('malformed', 'no original destination'); return }
-    const decision = this.#deps.runtime().policy.checkAddress(dst, port)
+    if (dst === undefined || dst.port === 0) { this.#refuse(MALFORMED, 'no original destination'); return }
+    const { port } = dst
+    const decision = this.#deps.runtime().policy.checkAddress(dst.address, port)
     if (!decision.allowed) {
-      this.#refuse(transparentRejectReason(decision.reason), `${decision.reason}: ${decision.detail}`)
+      this.#refuse(decision.count, `${decision.reason}: ${decision.detail}`)
       return
     }
     const target = decision.addresses[0]
-    if (target === undefined) { this.#refuse('malformed', 'no vetted address'); return }
-    const subscriber = this.#deps.sourceAddress === 'subscriber' ? plainAddress(s.remoteAddress) : undefined
+    if (target === undefined) { this.#refuse(MALFORMED, 'no vetted address'); return }
+    const subscriber = this.#deps.sourceAddress === 'subscriber' ? remoteEndpoint(s)?.address : undefined
     const started = performance.now()
     let upstream: net.Socket
     try {
@@ -119,7 +103,7 @@ export class TransparentConnection {
         ...(subscriber === undefined ? {} : { transparent: true, localAddress: subscriber })
       })
     } catch (err) {
-      this.#connectFailed((err as { code?: string }).code ?? 'EIO')
+      this.#connectFailed(errnoOf(err) ?? 'EIO')
       return
     }
     this.#upstream = upstream
@@ -129,29 +113,31 @@ export class TransparentConnection {
       this.#timer = undefined
       if (this.#finished) { upstream.destroy(); return }
       m.upstreamConnectDuration.observe({ mode: MODE }, (performance.now() - started) / 1000)
-      this.#startRelay(upstream, `${bracket(dst)}:${port}`)
+      this.#startRelay(upstream, formatEndpoint(dst))
     })
     this.#timer = setTimeout(() => { this.#connectFailed('ETIMEDOUT') }, this.#deps.connectTimeoutMs)
   }
 
   readonly #onUpstreamError = (err: Error): void => {
     if (this.#relay !== undefined) return // the relay records it
-    this.#connectFailed((err as { code?: string }).code ?? 'EIO')
+    this.#connectFailed(errnoOf(err) ?? 'EIO')
   }
 
-  #connectFailed (code: string): void {
+  #connectFailed (errno: string): void {
     if (this.#finished || this.#relay !== undefined) return
     clearTimeout(this.#timer)
     this.#timer = undefined
     this.#upstream?.destroy()
-    this.#deps.metrics.upstreamConnectFailures.inc({ reason: upstreamFailureReason(code) })
-    this.#info.log.debug({ code }, 'upstream connect failed; resetting the subscriber')
+    this.#deps.metrics.upstreamConnectFailures.inc({ reason: upstreamFailureReason(errno) })
+    this.#info.log.debug({ code: errno }, 'upstream connect failed; resetting the subscriber')
     this.#reset()
   }
 
-  #refuse (reason: RejectReason, why: string): void {
-    this.#deps.metrics.connectionsRejected.inc({ mode: MODE, reason })
-    this.#info.log.debug({ reason, why }, 'refused')
+  /** Every refusal is answered with a reset; it is counted as the policy says (RefusalCount). */
+  #refuse (count: RefusalCount, why: string): void {
+    if (count.kind === 'rejected') this.#deps.metrics.connectionsRejected.inc({ mode: MODE, reason: count.reason })
+    else this.#deps.metrics.upstreamConnectFailures.inc({ reason: count.reason }) // not reached: a literal needs no lookup
+    this.#info.log.debug({ reason: count.reason, why }, 'refused')
     this.#reset()
   }
 
@@ -174,9 +160,9 @@ export class TransparentConnection {
     this.#deps.sessions.add({
       id: this.#info.id,
       mode: MODE,
-      src: `${bracket(plainAddress(s.remoteAddress) ?? '?')}:${s.remotePort ?? 0}`,
+      src: formatRemote(s),
       dst: dstText,
-      upstream: `${bracket(plainAddress(upstream.localAddress) ?? '?')}:${upstream.localPort ?? 0}`,
+      upstream: formatLocal(upstream),
       started: Date.now(),
       mptcp: this.#info.mptcp,
       progress: r.progress,

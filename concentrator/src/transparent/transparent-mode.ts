@@ -16,6 +16,7 @@ import type net from 'node:net'
 import { childFor } from '../../../shared/src/log.ts'
 import type { Logger } from '../../../shared/src/log.ts'
 import { listen } from '../../../shared/src/net/listen.ts'
+import { formatLocal, formatRemote } from '../../../shared/src/net/endpoint.ts'
 import { armResetOnClose, isMptcpFallback } from '../../../shared/src/net/sockopt.ts'
 import { ConfigError } from '../../../shared/src/errors.ts'
 import { formatCheckProblem } from '../../../shared/src/config/problem.ts'
@@ -28,7 +29,7 @@ import type { Runtime } from '../runtime.ts'
 import type { SessionTable } from '../session-table.ts'
 import { planProblems } from './hag-plan.ts'
 import { HagSetup } from './hag-setup.ts'
-import { plainAddress, TransparentConnection } from './transparent-connection.ts'
+import { TransparentConnection } from './transparent-connection.ts'
 
 export interface TransparentModeDeps {
   readonly config: TransparentConfig
@@ -77,11 +78,10 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
     m.connectionsAccepted.inc({ mode: 'transparent' })
     if (!deps.admission.admitting) { socket.resetAndDestroy(); return }
     const source = sourceKey(socket.remoteAddress)
-    const dst = `${plainAddress(socket.localAddress) ?? '?'}:${socket.localPort ?? 0}`
     // No signalling handshake to wait for: intercepted subscriber traffic is not in the unauthenticated budget.
     const admitted = deps.admission.admit(deps.sourceKey(source), {
       authenticated: true,
-      log: { base: log, fields: { mode: 'transparent', src: `${plainAddress(socket.remoteAddress) ?? '?'}:${socket.remotePort ?? 0}`, dst } }
+      log: { base: log, fields: { mode: 'transparent', src: formatRemote(socket), dst: formatLocal(socket) } }
     })
     if (!admitted.ok) {
       m.connectionsRejected.inc({ mode: 'transparent', reason: admitted.reason === 'draining' ? 'max_conns' : admitted.reason })

@@ -23,9 +23,11 @@ import { HostAddresses, type AddressMembership } from '../../../shared/src/net/h
 import { runCommand, type CommandRunner } from '../../../shared/src/sys/command.ts'
 import type { JournalRecorder } from '../../../shared/src/sys/crash-journal.ts'
 import { NftOwner } from '../../../shared/src/sys/nft-owner.ts'
+import { localEndpoint, type Endpoint } from '../../../shared/src/net/endpoint.ts'
 import { buildInterceptRouting, buildInterceptRuleset, NFT_FAMILY, NFT_TABLE, type InterceptRulesetInput } from './intercept-ruleset.ts'
 
-export interface OriginalDestination { address: string, port: number, family: 4 | 6 }
+/** The address the LAN client connected to (the TPROXY socket's local side). */
+export type OriginalDestination = Endpoint
 
 /** Told about a connection addressed to the CPE itself (reset, never relayed). */
 export type RefusedHandler = (destination: OriginalDestination, source: string | undefined) => void
@@ -51,13 +53,9 @@ export interface InterceptorOptions {
 
 const MAX_DELETE_REPEATS = 8
 
-/** Strip the IPv4-mapped prefix a dual-stack socket would report. */
+/** The socket's local side, IPv4-mapped prefix of a dual-stack socket stripped. */
 export function originalDestinationOf (socket: net.Socket): OriginalDestination | undefined {
-  const raw = socket.localAddress
-  const port = socket.localPort
-  if (raw === undefined || port === undefined) return undefined
-  const address = raw.startsWith('::ffff:') && raw.includes('.') ? raw.slice(7) : raw
-  return { address, port, family: address.includes(':') ? 6 : 4 }
+  return localEndpoint(socket)
 }
 
 export class Interceptor extends EventEmitter<{ holderExit: [code: number | null, signal: NodeJS.Signals | null] }> {

@@ -9,6 +9,8 @@
  * as one byte each: the first sample of a subflow subtracts 1; the FIN's byte is left in (≤ 1 byte per
  * subflow). Subflows whose local address belongs to no uplink are not counted.
  */
+import { unmapV4 } from '../../../shared/src/net/endpoint.ts'
+
 export interface SubflowSample {
   localAddress: string
   localPort: number
@@ -78,6 +80,5 @@ export function addressMap (uplinks: ReadonlyArray<{ name: string, addresses: re
 
 /** Strips the IPv4-mapped prefix and lower-cases IPv6. */
 export function normaliseAddress (address: string): string {
-  const a = address.toLowerCase()
-  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a
+  return unmapV4(address.toLowerCase())
 }

@@ -19,6 +19,8 @@ import type { ConvertMessage } from '../../../shared/src/codec/convert.ts'
 import { convertErrorLabel, type UpstreamFailureReason } from '../../../shared/src/metrics/labels.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import { errnoOf, upstreamFailureReason } from '../../../shared/src/net/connect-error.ts'
+import { formatEndpoint, formatRemote } from '../../../shared/src/net/endpoint.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
@@ -31,8 +33,8 @@ import { buildFirstWrite, convertReplyAction, replyErrorCode } from './convert-r
 import type { ConverterMemory, ConvertReplyAction } from './convert-reply.ts'
 import { collectFirstBytes, type FirstBytes } from './first-bytes.ts'
 import type { PendingDials } from './pending-dials.ts'
-import { reasonForErrno } from './reply-action.ts'
 import type { Socks5ConnInfo } from './socks5.ts'
+import { concentratorKey } from './pipelining-memory.ts'
 import { dialConcentrator, upstreamFacts } from './upstream.ts'
 import type { DialFn, UpstreamDialSettings } from './upstream.ts'
 
@@ -86,7 +88,7 @@ export class ConvertUpstream {
     this.#info = info
     this.#deps = deps
     this.#s = settings
-    this.#key = `${settings.concentrator.host}:${settings.concentrator.port}`
+    this.#key = concentratorKey(settings.concentrator.host, settings.concentrator.port)
     lan.on('error', () => {})
     lan.on('close', this.#onLanClose)
     const backedOff = deps.memory.backedOff(this.#key)
@@ -118,9 +120,7 @@ export class ConvertUpstream {
     if (!r.ok) { queueMicrotask(() => { this.#unreachable(r.errno) }); return }
     const socket = r.socket
     this.#socket = socket
-    socket.on('error', (err: Error & { code?: string }) => {
-      if (this.#socket === socket && this.#relay === undefined && !this.#gotReplyByte) this.#unreachable(err.code)
-    })
+    socket.on('error', (err: Error) => { if (this.#socket === socket && this.#relay === undefined && !this.#gotReplyByte) this.#unreachable(errnoOf(err)) })
     socket.on('close', () => { if (this.#socket === socket && this.#relay === undefined) this.#onUpClose() })
     socket.on('end', () => { if (this.#socket === socket && this.#relay === undefined) this.#onUpEnd() })
     this.#unwatch = this.#redialled
@@ -227,8 +227,8 @@ export class ConvertUpstream {
     const dst = this.#info.destination
     this.#deps.sessions.add({
       id,
-      src: `${this.#lan.remoteAddress ?? '?'}:${this.#lan.remotePort ?? 0}`,
-      dst: dst.family === 6 ? `[${dst.address}]:${dst.port}` : `${dst.address}:${dst.port}`,
+      src: formatRemote(this.#lan),
+      dst: formatEndpoint(dst),
       upstream: path === undefined ? 'direct' : this.#key,
       started: Date.now(),
       mptcp: this.#mptcp,
@@ -273,7 +273,7 @@ export class ConvertUpstream {
   }
 
   /** The converter cannot be reached (no reply byte): count and fall back. */
-  #unreachable (errno: string | undefined, reason: UpstreamFailureReason = reasonForErrno(errno)): void {
+  #unreachable (errno: string | undefined, reason: UpstreamFailureReason = upstreamFailureReason(errno)): void {
     if (this.#finished || this.#delegate !== undefined || this.#relay !== undefined) return
     clearTimeout(this.#timer)
     this.#deps.metrics.upstreamConnectFailures.inc({ reason })
@@ -312,16 +312,11 @@ export class ConvertUpstream {
         highWaterMark: this.#s.highWaterMark
       })
     } catch (err) {
-      this.#reset({ kind: 'upstream', reason: reasonForErrno((err as { code?: string }).code) }, 'direct dial refused')
+      this.#reset({ kind: 'upstream', reason: upstreamFailureReason(errnoOf(err)) }, 'direct dial refused')
       return
     }
     this.#socket = socket
-    socket.on('error', (err: Error & { code?: string }) => {
-      if (this.#relay === undefined) {
-        this.#reset({ kind: 'upstream', reason: reasonForErrno(err.code) },
-          'direct connect failed')
-      }
-    })
+    socket.on('error', (err: Error) => { if (this.#relay === undefined) this.#reset({ kind: 'upstream', reason: upstreamFailureReason(errnoOf(err)) }, 'direct connect failed') })
     socket.once('connect', () => { if (!this.#finished) this.#relayTo(socket, this.#first ?? Buffer.alloc(0), undefined) })
   }
 

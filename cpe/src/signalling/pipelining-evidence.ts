@@ -8,7 +8,7 @@
  * the credentials probe is conclusive; the rest is a suspicion that a stepwise retry must confirm by
  * getting a CONNECT reply where the pipelined attempt got none.
  */
-import { reasonForErrno } from './reply-action.ts'
+import { upstreamFailureReason } from '../../../shared/src/net/connect-error.ts'
 
 export type PipeliningEvidence = 'conclusive' | 'suspect' | 'none'
 
@@ -38,14 +38,7 @@ export function pipeliningEvidence (f: PipelinedFailure): PipeliningJudgement {
       return f.greetingOnly ? { evidence: 'suspect', why: 'FIN after the greeting' } : none
     case 'close':
       // Before any byte only the reset of an established connection (unread pipelined bytes) counts, not a refused connect.
-      if (f.silent) {
-        return f.errno === undefined || reasonForErrno(f.errno) === 'reset'
-          ? {
-              evidence: 'suspect',
-              why: 'reset before any method reply'
-            }
-          : none
-      }
+      if (f.silent) return f.errno === undefined || upstreamFailureReason(f.errno) === 'reset' ? { evidence: 'suspect', why: 'reset before any method reply' } : none
       return f.greetingOnly ? { evidence: 'suspect', why: 'closed after the greeting' } : none
   }
 }

@@ -4,6 +4,8 @@
  * `memoryMs`; then pipelining is tried again, so a concentrator upgrade is picked up. Pure apart from
  * the injected clock; bounded (at most `maxEntries` concentrators remembered).
  */
+import { formatHostPort } from '../../../shared/src/net/endpoint.ts'
+
 export type PipeliningSetting = 'auto' | 'always' | 'never'
 
 export class PipeliningMemory {
@@ -52,5 +54,5 @@ export class PipeliningMemory {
 }
 
 export function concentratorKey (host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+  return formatHostPort(host, port)
 }

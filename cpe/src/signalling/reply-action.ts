@@ -6,6 +6,7 @@
  */
 import { Socks5Reply } from '../../../shared/src/codec/socks5.ts'
 import type { RejectReason, UpstreamFailureReason } from '../../../shared/src/metrics/labels.ts'
+import { upstreamFailureReason } from '../../../shared/src/net/connect-error.ts'
 
 export type LanAction = 'reset'
 
@@ -46,24 +47,13 @@ export type AttemptFailure =
   /** The concentrator sent FIN before its reply (over a cap, draining, its handshake deadline). */
   | { readonly type: 'fin' }
 
-/** Errno of a failed connect to the concentrator → upstream failure reason. */
-export function reasonForErrno (code: string | undefined): UpstreamFailureReason {
-  switch (code) {
-    case 'ECONNREFUSED': return 'refused'
-    case 'ETIMEDOUT': return 'timeout'
-    case 'ENETUNREACH': case 'EHOSTUNREACH': case 'EADDRNOTAVAIL': return 'unreachable'
-    case 'ECONNRESET': case 'EPIPE': return 'reset'
-    default: return 'other'
-  }
-}
-
 export function outcomeFor (f: AttemptFailure): FailureOutcome {
   switch (f.type) {
     case 'rep': return outcomeForRep(f.rep)
     case 'auth': return rejected('auth_failed')
     case 'protocol': return upstream('other')
     case 'timeout': return upstream('timeout')
-    case 'connect': return upstream(reasonForErrno(f.errno))
+    case 'connect': return upstream(upstreamFailureReason(f.errno))
     case 'closed': return upstream('reset')
     case 'fin': return upstream('closed')
   }

@@ -24,6 +24,8 @@ import { Socks5ClientParser } from '../../../shared/src/codec/socks5-client-pars
 import type { Socks5ClientEvent } from '../../../shared/src/codec/socks5-client-parser.ts'
 import type { Logger } from '../../../shared/src/log.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import { errnoOf } from '../../../shared/src/net/connect-error.ts'
+import { formatEndpoint, formatRemote } from '../../../shared/src/net/endpoint.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
@@ -115,7 +117,7 @@ export class Socks5Upstream {
         { windowMs: settings.socks5.coalesceMs, maxBytes: settings.limits.earlyDataMaxBytes })
       : Promise.resolve(collected)
     first.then(({ data }) => { this.#first = data; this.#begin() }, () => {})
-    info.log.debug({ dst: `${info.destination.address}:${info.destination.port}` }, 'open')
+    info.log.debug({ dst: formatEndpoint(info.destination) }, 'open')
   }
 
   get relaying (): boolean { return this.#relay !== undefined }
@@ -232,9 +234,10 @@ export class Socks5Upstream {
     }
   }
 
-  #onUpError (socket: net.Socket, err: Error & { code?: string }): void {
-    if (this.#attempt !== undefined && this.#attempt.socket === socket) this.#attempt.errno = err.code
-    if (this.#relay === undefined && this.#attempt === undefined) this.#fail({ type: 'connect', errno: err.code })
+  #onUpError (socket: net.Socket, err: Error): void {
+    const errno = errnoOf(err)
+    if (this.#attempt !== undefined && this.#attempt.socket === socket) this.#attempt.errno = errno
+    if (this.#relay === undefined && this.#attempt === undefined) this.#fail({ type: 'connect', errno })
   }
 
   /** A failure reply: a wrong-shaped one to a pipelined handshake may mean the server misread it. */
@@ -338,8 +341,8 @@ export class Socks5Upstream {
     const dst = this.#info.destination
     this.#deps.sessions.add({
       id,
-      src: `${this.#lan.remoteAddress ?? '?'}:${this.#lan.remotePort ?? 0}`,
-      dst: dst.family === 6 ? `[${dst.address}]:${dst.port}` : `${dst.address}:${dst.port}`,
+      src: formatRemote(this.#lan),
+      dst: formatEndpoint(dst),
       upstream: this.#key,
       started: this.#acceptedAt,
       mptcp: this.#mptcp,
@@ -376,8 +379,8 @@ export class Socks5Upstream {
     this.#done()
   }
 
-  readonly #onLanError = (err: Error & { code?: string }): void => {
-    if (this.#relay === undefined) this.#info.log.debug({ err: { code: err.code, message: err.message } }, 'LAN socket error')
+  readonly #onLanError = (err: Error): void => {
+    if (this.#relay === undefined) this.#info.log.debug({ err: { code: errnoOf(err), message: err.message } }, 'LAN socket error')
   }
 
   readonly #onLanClose = (): void => {

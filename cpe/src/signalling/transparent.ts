@@ -16,6 +16,8 @@ import type { Logger } from '../../../shared/src/log.ts'
 import type { FallbackReason } from '../../../shared/src/metrics/labels.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import { errnoOf, upstreamFailureReason } from '../../../shared/src/net/connect-error.ts'
+import { formatEndpoint, formatRemote } from '../../../shared/src/net/endpoint.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
@@ -58,8 +60,6 @@ export function transparentFallbackReason (facts: { mptcp: boolean, fallback: Fa
   if (facts.mptcp) return undefined
   return facts.fallback === 'tfo_data_not_acked' ? facts.fallback : 'no_mpc_synack'
 }
-
-const hostPort = (d: OriginalDestination): string => (d.family === 6 ? `[${d.address}]:${d.port}` : `${d.address}:${d.port}`)
 
 export class TransparentUpstream {
   readonly #lan: net.Socket
@@ -112,13 +112,11 @@ export class TransparentUpstream {
         highWaterMark: this.#s.highWaterMark
       })
     } catch (err) {
-      const e = err as { code?: string, errno?: unknown }
-      queueMicrotask(() => { this.#fail(typeof e.errno === 'string' ? e.errno : e.code ?? 'EIO') })
+      queueMicrotask(() => { this.#fail(errnoOf(err) ?? 'EIO') })
       return
     }
     this.#socket = socket
-    socket.on('error',
-      (err: Error & { code?: string }) => { if (this.#relay === undefined && this.#socket === socket) this.#fail(err.code ?? 'EIO') })
+    socket.on('error', (err: Error) => { if (this.#relay === undefined && this.#socket === socket) this.#fail(errnoOf(err) ?? 'EIO') })
     socket.once('connect', () => { if (this.#socket === socket) this.#onConnect(socket) })
     this.#timer = setTimeout(() => { this.#fail('ETIMEDOUT') }, this.#s.limits.connectTimeoutMs)
     this.#unwatch = this.#redialled
@@ -180,10 +178,10 @@ export class TransparentUpstream {
     paths.track(id, socket)
     socket.on('end', () => { paths.sampleOne(id) })
     socket.on('finish', () => { paths.sampleOne(id) })
-    const dst = hostPort(this.#info.destination)
+    const dst = formatEndpoint(this.#info.destination)
     this.#deps.sessions.add({
       id,
-      src: `${this.#lan.remoteAddress ?? '?'}:${this.#lan.remotePort ?? 0}`,
+      src: formatRemote(this.#lan),
       dst,
       upstream: dst,
       started: this.#acceptedAt,
@@ -210,15 +208,15 @@ export class TransparentUpstream {
   /** Count, reset the LAN connection, close the upstream attempt. */
   #fail (errno: string): void {
     if (this.#finished || this.#relay !== undefined) return
-    this.#deps.metrics.upstreamConnectFailures.inc({ reason: upstreamReason(errno) })
+    this.#deps.metrics.upstreamConnectFailures.inc({ reason: upstreamFailureReason(errno) })
     this.#info.log.debug({ errno }, 'destination connect failed; resetting the LAN connection')
     this.#socket?.destroy()
     if (!this.#lan.destroyed) this.#lan.resetAndDestroy()
     this.#done()
   }
 
-  readonly #onLanError = (err: Error & { code?: string }): void => {
-    if (this.#relay === undefined) this.#info.log.debug({ err: { code: err.code, message: err.message } }, 'LAN socket error')
+  readonly #onLanError = (err: Error): void => {
+    if (this.#relay === undefined) this.#info.log.debug({ err: { code: errnoOf(err), message: err.message } }, 'LAN socket error')
   }
 
   readonly #onLanClose = (): void => {
@@ -236,15 +234,5 @@ export class TransparentUpstream {
     if (this.#mptcp) this.#deps.metrics.mptcpConnectionsActive.dec()
     this.#deps.sessions.delete(this.#info.id)
     this.#info.onDone()
-  }
-}
-
-function upstreamReason (errno: string): 'refused' | 'timeout' | 'unreachable' | 'reset' | 'other' {
-  switch (errno) {
-    case 'ECONNREFUSED': return 'refused'
-    case 'ETIMEDOUT': return 'timeout'
-    case 'EHOSTUNREACH': case 'ENETUNREACH': return 'unreachable'
-    case 'ECONNRESET': return 'reset'
-    default: return 'other'
   }
 }

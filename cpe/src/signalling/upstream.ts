@@ -5,6 +5,7 @@
  */
 import net from 'node:net'
 import { dial } from '../../../shared/src/net/dial.ts'
+import { errnoOf } from '../../../shared/src/net/connect-error.ts'
 import type { DialOptions } from '../../../shared/src/net/dial.ts'
 import { isMptcpFallback, socketProtocol, tcpInfo } from '../../../shared/src/net/sockopt.ts'
 import type { TcpInfo } from '../../../shared/src/codec/tcp-info.ts'
@@ -49,8 +50,7 @@ export function dialConcentrator (s: UpstreamDialSettings, dialFn: DialFn = dial
     })
     return { ok: true, socket }
   } catch (err) {
-    const e = err as Error & { code?: string, errno?: string }
-    return { ok: false, errno: typeof e.errno === 'string' ? e.errno : e.code, error: e }
+    return { ok: false, errno: errnoOf(err), error: err as Error }
   }
 }
 

@@ -16,6 +16,7 @@
  */
 import net from 'node:net'
 import { ConfigError } from '../../../shared/src/errors.ts'
+import { unmapV4 } from '../../../shared/src/net/endpoint.ts'
 import type { SteeringClass, SteeringConfig, SteeringMode } from '../config-steering.ts'
 
 // --- priority-based: DSL load with hysteresis --------------------------------------------------
@@ -185,8 +186,7 @@ export function classMatcher (classes: readonly SteeringClass[]): (address: stri
     return { c, list }
   })
   return (address, port) => {
-    const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1]
-    const a = v4 ?? address
+    const a = unmapV4(address)
     const type = net.isIPv4(a) ? 'ipv4' : net.isIPv6(a) ? 'ipv6' : undefined
     if (type === undefined) return undefined
     return lists.find(({ c, list }) => (c.port === undefined || c.port === port) && list.check(a, type))?.c

@@ -123,21 +123,23 @@ export function cookieFromMissingCookieValue (value: Uint8Array): Uint8Array {
 }
 
 /**
- * A decoder's verdict on bad input. `reply`: answer with this Error TLV, then close. `reset`: close
- * without a reply (not a Convert stream, Total Length 0, duplicate TLV).
+ * A decoder's verdict on bad input. `reply`: answer with this Error TLV (its wire code in
+ * `reply.code`), then close. `reset`: close without a reply (not a Convert stream, Total Length 0,
+ * duplicate TLV). `code` and `detail` as in every fault of the project: the `HYBRID_ERR_*` code and
+ * words for logs.
  */
 export type ConvertFailure =
   | {
     readonly action: 'reply'
-    readonly errorCode: ErrorCode
+    readonly code: ErrorCode
     readonly detail: string
     readonly reply: { readonly code: number, readonly value: Uint8Array }
   }
-  | { readonly action: 'reset', readonly errorCode: ErrorCode, readonly detail: string }
+  | { readonly action: 'reset', readonly code: ErrorCode, readonly detail: string }
 
 /** Internal: a failure found below message level; the message decoder fills in echo values. */
 export interface ConvertProblem {
-  readonly errorCode: ErrorCode
+  readonly code: ErrorCode
   readonly detail: string
   /** Convert Error code to answer with, or 'reset'. */
   readonly answer: number | 'reset'
@@ -146,11 +148,11 @@ export interface ConvertProblem {
 }
 
 export function isConvertProblem (x: object): x is ConvertProblem {
-  return 'answer' in x && 'errorCode' in x
+  return 'answer' in x && 'code' in x
 }
 
-export function problem (errorCode: ErrorCode, answer: number | 'reset', detail: string, value?: Uint8Array): ConvertProblem {
-  return value === undefined ? { errorCode, answer, detail } : { errorCode, answer, detail, value }
+export function problem (code: ErrorCode, answer: number | 'reset', detail: string, value?: Uint8Array): ConvertProblem {
+  return value === undefined ? { code, answer, detail } : { code, answer, detail, value }
 }
 
 export function malformed (detail: string): ConvertProblem {
@@ -159,11 +161,11 @@ export function malformed (detail: string): ConvertProblem {
 
 /** Turns a problem into the public failure, echoing `message` where the code asks for it. */
 export function toFailure (p: ConvertProblem, message: Uint8Array): ConvertFailure {
-  if (p.answer === 'reset') return { action: 'reset', errorCode: p.errorCode, detail: p.detail }
+  if (p.answer === 'reset') return { action: 'reset', code: p.code, detail: p.detail }
   let value = p.value
   if (value === undefined) {
     const kind = isConvertErrorCode(p.answer) ? ConvertErrorInfo[p.answer].valueKind : 'zero'
     value = kind === 'echo' ? buildEchoValue(message) : new Uint8Array(1)
   }
-  return { action: 'reply', errorCode: p.errorCode, detail: p.detail, reply: { code: p.answer, value } }
+  return { action: 'reply', code: p.code, detail: p.detail, reply: { code: p.answer, value } }
 }

@@ -89,10 +89,6 @@ export class Socks5Accumulator {
 function tooLarge (cap: number): { status: 'fault', fault: Socks5Fault } {
   return {
     status: 'fault',
-    fault: {
-      code: 'HYBRID_ERR_SOCKS5_HANDSHAKE_TOO_LARGE',
-      rep: Socks5Reply.GeneralFailure,
-      reason: `message exceeds ${cap} bytes left in the handshake budget`
-    }
+    fault: { code: 'HYBRID_ERR_SOCKS5_HANDSHAKE_TOO_LARGE', rep: Socks5Reply.GeneralFailure, detail: `message exceeds ${cap} bytes left in the handshake budget` }
   }
 }

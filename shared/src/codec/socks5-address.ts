@@ -111,6 +111,6 @@ function decodeName (r: ByteReader, mode: AddressMode): NameResult | undefined {
   if (octets === undefined) return undefined
   if (mode === 'lenient') return { type: 'domain', host: Buffer.from(octets).toString('latin1') }
   const c = classifyDomainName(octets)
-  if (!c.ok) return fault('HYBRID_ERR_SOCKS5_BAD_DOMAIN', Socks5Reply.HostUnreachable, c.reason)
+  if (!c.ok) return fault('HYBRID_ERR_SOCKS5_BAD_DOMAIN', Socks5Reply.HostUnreachable, c.detail)
   return { type: c.type, host: c.host }
 }

@@ -41,7 +41,7 @@ export type Socks5ClientEvent =
   | { readonly type: 'authenticated' }
   | { readonly type: 'connected', readonly bound: Socks5Address, readonly leftover: Buffer, readonly pipelined: boolean }
   | { readonly type: 'data', readonly data: Buffer }
-  | { readonly type: 'failure', readonly code: ErrorCode, readonly rep: number | undefined, readonly reason: string }
+  | { readonly type: 'failure', readonly code: ErrorCode, readonly rep: number | undefined, readonly detail: string }
 
 const Empty = Buffer.alloc(0)
 
@@ -117,12 +117,10 @@ export class Socks5ClientParser {
     this.#answersSeen++
     const { method } = t.value
     if (method === Socks5Method.NoAcceptable) {
-      return this.#fail(events,
-        { code: 'HYBRID_ERR_SOCKS5_NO_ACCEPTABLE_METHOD', rep: Socks5Reply.GeneralFailure, reason: 'server accepts none of our methods' })
+      return this.#fail(events, { code: 'HYBRID_ERR_SOCKS5_NO_ACCEPTABLE_METHOD', rep: Socks5Reply.GeneralFailure, detail: 'server accepts none of our methods' })
     }
     if (!this.#offered.includes(method)) {
-      return this.#fail(events,
-        { code: 'HYBRID_ERR_SOCKS5_BAD_REPLY', rep: Socks5Reply.GeneralFailure, reason: `server chose METHOD ${method}, not offered` })
+      return this.#fail(events, { code: 'HYBRID_ERR_SOCKS5_BAD_REPLY', rep: Socks5Reply.GeneralFailure, detail: `server chose METHOD ${method}, not offered` })
     }
     events.push({ type: 'method-selected', method })
     const auth = this.#options.auth
@@ -141,7 +139,7 @@ export class Socks5ClientParser {
     if (t.status !== 'ok') return this.#stop(t, events)
     this.#answersSeen++
     if (t.value.status !== Socks5AuthStatus.Success) {
-      return this.#fail(events, { code: 'HYBRID_ERR_SOCKS5_AUTH_FAILED', rep: Socks5Reply.GeneralFailure, reason: `auth STATUS ${t.value.status}` })
+      return this.#fail(events, { code: 'HYBRID_ERR_SOCKS5_AUTH_FAILED', rep: Socks5Reply.GeneralFailure, detail: `auth STATUS ${t.value.status}` })
     }
     events.push({ type: 'authenticated' })
     this.#state = 'reply'
@@ -166,7 +164,7 @@ export class Socks5ClientParser {
   #fail (events: Socks5ClientEvent[], f: Socks5Fault): number {
     this.#state = 'failed'
     const rep = f.code === 'HYBRID_ERR_SOCKS5_REQUEST_FAILED' ? f.rep : undefined
-    events.push({ type: 'failure', code: f.code, rep, reason: f.reason })
+    events.push({ type: 'failure', code: f.code, rep, detail: f.detail })
     return -1
   }
 }
@@ -179,10 +177,10 @@ export function decodeConnectReply (bytes: Uint8Array): Decoded<Socks5ReplyMessa
   const ver = bytes[0]
   const rep = bytes[1]
   if (ver !== undefined && ver !== Socks5Version.Socks5) {
-    return { ok: false, fault: { code: 'HYBRID_ERR_SOCKS5_BAD_REPLY', rep: Socks5Reply.GeneralFailure, reason: `reply VER ${ver}` } }
+    return { ok: false, fault: { code: 'HYBRID_ERR_SOCKS5_BAD_REPLY', rep: Socks5Reply.GeneralFailure, detail: `reply VER ${ver}` } }
   }
   if (rep !== undefined && rep !== Socks5Reply.Succeeded) {
-    return { ok: false, fault: { code: 'HYBRID_ERR_SOCKS5_REQUEST_FAILED', rep, reason: `server replied REP ${rep}` } }
+    return { ok: false, fault: { code: 'HYBRID_ERR_SOCKS5_REQUEST_FAILED', rep, detail: `server replied REP ${rep}` } }
   }
   return decodeReply(bytes)
 }

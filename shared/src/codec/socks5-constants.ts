@@ -87,7 +87,7 @@ export interface Socks5Address {
 export interface Socks5Fault {
   readonly code: ErrorCode
   readonly rep: number
-  readonly reason: string
+  readonly detail: string
 }
 
 /**
@@ -100,8 +100,8 @@ export type Decoded<T> =
   | { readonly ok: false, readonly fault: Socks5Fault }
   | undefined
 
-export function fault (code: ErrorCode, rep: number, reason: string): { ok: false, fault: Socks5Fault } {
-  return { ok: false, fault: { code, rep, reason } }
+export function fault (code: ErrorCode, rep: number, detail: string): { ok: false, fault: Socks5Fault } {
+  return { ok: false, fault: { code, rep, detail } }
 }
 
 /** The IPv4 "unknown" bound address used in failure replies: 0.0.0.0:0. */

@@ -14,7 +14,7 @@ export { parseInetAton }
 
 export type DomainNameResult =
   | { readonly ok: true, readonly type: 'ipv4' | 'ipv6' | 'domain', readonly host: string }
-  | { readonly ok: false, readonly reason: string }
+  | { readonly ok: false, readonly detail: string }
 
 const MaxNameLength = 253
 const MaxLabelLength = 63
@@ -23,11 +23,11 @@ const NumericLabel = /^(?:[0-9]+|0x[0-9a-f]*)$/
 
 /** Classify the raw DOMAINNAME octets. Never throws. */
 export function classifyDomainName (octets: Uint8Array): DomainNameResult {
-  if (octets.length === 0) return { ok: false, reason: 'empty name' }
+  if (octets.length === 0) return { ok: false, detail: 'empty name' }
   for (const b of octets) {
     // Printable ASCII only: rejects NUL, space, control characters, DEL and raw UTF-8.
-    if (b <= 0x20 || b >= 0x7f) return { ok: false, reason: 'name contains a non-printable or non-ASCII byte' }
-    if (b === 0x25) return { ok: false, reason: 'name contains "%" (scope id or escape)' }
+    if (b <= 0x20 || b >= 0x7f) return { ok: false, detail: 'name contains a non-printable or non-ASCII byte' }
+    if (b === 0x25) return { ok: false, detail: 'name contains "%" (scope id or escape)' }
   }
   const name = Buffer.from(octets.buffer, octets.byteOffset, octets.length).toString('latin1').toLowerCase()
   if (name.startsWith('[') || name.includes(':')) return classifyIpv6(name)
@@ -39,18 +39,18 @@ export function classifyDomainName (octets: Uint8Array): DomainNameResult {
 
 function classifyIpv6 (name: string): DomainNameResult {
   const inner = name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name
-  if (!ipaddr.IPv6.isValid(inner)) return { ok: false, reason: 'name looks like an IPv6 literal but is not one' }
+  if (!ipaddr.IPv6.isValid(inner)) return { ok: false, detail: 'name looks like an IPv6 literal but is not one' }
   return { ok: true, type: 'ipv6', host: ipaddr.IPv6.parse(inner).toRFC5952String() }
 }
 
 function classifyHostName (bare: string): DomainNameResult {
-  if (bare.length === 0 || bare.length > MaxNameLength) return { ok: false, reason: 'name length out of range' }
+  if (bare.length === 0 || bare.length > MaxNameLength) return { ok: false, detail: 'name length out of range' }
   const labels = bare.split('.')
   for (const label of labels) {
-    if (label.length > MaxLabelLength || !LdhLabel.test(label)) return { ok: false, reason: 'name is not an LDH host name' }
+    if (label.length > MaxLabelLength || !LdhLabel.test(label)) return { ok: false, detail: 'name is not an LDH host name' }
   }
   const last = labels[labels.length - 1] ?? ''
   // A numeric top label is no DNS name, and some stack might still read it as a number: refuse.
-  if (NumericLabel.test(last)) return { ok: false, reason: 'numeric name that is not an IPv4 address' }
+  if (NumericLabel.test(last)) return { ok: false, detail: 'numeric name that is not an IPv4 address' }
   return { ok: true, type: 'domain', host: bare }
 }

@@ -43,7 +43,7 @@ export type Socks5ServerEvent =
   | { readonly type: 'auth-accepted', readonly reply: Buffer }
   | { readonly type: 'request', readonly command: number, readonly address: Socks5Address, readonly earlyData: Buffer }
   | { readonly type: 'data', readonly data: Buffer }
-  | { readonly type: 'failure', readonly reply: Buffer, readonly code: ErrorCode, readonly reason: string }
+  | { readonly type: 'failure', readonly reply: Buffer, readonly code: ErrorCode, readonly detail: string }
 
 type Failure = Extract<Socks5ServerEvent, { type: 'failure' }>
 
@@ -87,7 +87,7 @@ export class Socks5ServerParser {
     if (this.#state !== 'auth-pending') throw new HybridError('HYBRID_ERR_INTERNAL', `authResult() in state ${this.#state}`)
     const held = this.#held
     this.#held = []
-    if (!ok) return [this.#fail('auth', { code: 'HYBRID_ERR_SOCKS5_AUTH_FAILED', rep: Socks5Reply.NotAllowed, reason: 'credentials rejected' })]
+    if (!ok) return [this.#fail('auth', { code: 'HYBRID_ERR_SOCKS5_AUTH_FAILED', rep: Socks5Reply.NotAllowed, detail: 'credentials rejected' })]
     this.#state = 'request'
     const events: Socks5ServerEvent[] = [{ type: 'auth-accepted', reply: encodeAuthResponse(true) }]
     const extra: Buffer[] = []
@@ -125,8 +125,8 @@ export class Socks5ServerParser {
     if (allowUserPass && offered.includes(Socks5Method.UserPass)) method = Socks5Method.UserPass
     else if (allowNoAuth && offered.includes(Socks5Method.NoAuth)) method = Socks5Method.NoAuth
     else {
-      const reason = `no acceptable method among [${offered.join(', ')}]`
-      events.push(this.#fail('greeting', { code: 'HYBRID_ERR_SOCKS5_NO_ACCEPTABLE_METHOD', rep: Socks5Reply.GeneralFailure, reason }))
+      const detail = `no acceptable method among [${offered.join(', ')}]`
+      events.push(this.#fail('greeting', { code: 'HYBRID_ERR_SOCKS5_NO_ACCEPTABLE_METHOD', rep: Socks5Reply.GeneralFailure, detail }))
       return -1
     }
     events.push({ type: 'method-selected', method, reply: encodeMethodSelection(method) })
@@ -148,8 +148,8 @@ export class Socks5ServerParser {
     if (t.status !== 'ok') return this.#stop(t, 'request', events)
     const { command, address } = t.value
     if (command !== Socks5Command.Connect) {
-      const reason = command === Socks5Command.Bind ? 'BIND is not offered' : 'UDP ASSOCIATE is not offered'
-      events.push(this.#fail('request', { code: 'HYBRID_ERR_SOCKS5_COMMAND_NOT_SUPPORTED', rep: Socks5Reply.CommandNotSupported, reason }))
+      const detail = command === Socks5Command.Bind ? 'BIND is not offered' : 'UDP ASSOCIATE is not offered'
+      events.push(this.#fail('request', { code: 'HYBRID_ERR_SOCKS5_COMMAND_NOT_SUPPORTED', rep: Socks5Reply.CommandNotSupported, detail }))
       return -1
     }
     this.#state = 'done'
@@ -175,6 +175,6 @@ export class Socks5ServerParser {
     } else {
       reply = encodeReply(f.rep)
     }
-    return { type: 'failure', reply, code: f.code, reason: f.reason }
+    return { type: 'failure', reply, code: f.code, detail: f.detail }
   }
 }

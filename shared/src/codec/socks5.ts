@@ -201,7 +201,7 @@ export function decodeReply (bytes: Uint8Array): Decoded<Socks5ReplyMessage> {
   if (rsv !== 0) return fault('HYBRID_ERR_SOCKS5_BAD_RESERVED', Socks5Reply.GeneralFailure, `reply RSV ${rsv}`)
   const bound = decodeAddress(bytes.subarray(3), 'lenient')
   if (bound === undefined) return undefined
-  if (!bound.ok) return fault('HYBRID_ERR_SOCKS5_BAD_REPLY', Socks5Reply.GeneralFailure, bound.fault.reason)
+  if (!bound.ok) return fault('HYBRID_ERR_SOCKS5_BAD_REPLY', Socks5Reply.GeneralFailure, bound.fault.detail)
   return { ok: true, value: { rep, bound: bound.value }, bytesRead: 3 + bound.bytesRead }
 }
 

@@ -8,6 +8,7 @@ import { commonMetricSpecs, createCommonMetrics, mptcpSubflowsByPathSpec } from 
 import { kernelMibSpec, registerKernelMib } from './kernel-mib.ts'
 import type { LabelValueSet, MetricSpec } from './metric-spec.ts'
 import { buildInfoSpec, createRegistry } from './registry.ts'
+import { describeUpstreamFailureReasons } from '../net/connect-error.ts'
 
 export interface ReferenceSection {
   title: string
@@ -27,6 +28,13 @@ function describeValues (values: LabelValueSet): string {
 function describeLabels (labels: MetricSpec['labels']): string {
   const parts = Object.entries(labels).map(([k, v]) => `\`${k}\` ∈ {${describeValues(v)}}`)
   return parts.length === 0 ? '—' : parts.join('<br>')
+}
+
+/** Both daemons count a failed next-hop connect through one errno table (shared/src/net/connect-error.ts). */
+function upstreamFailureNote (): string {
+  return ' `hybrid_upstream_connect_failures_total{reason}` maps the errno of a failed connect the same way in both daemons ' +
+    `(shared/src/net/connect-error.ts): ${describeUpstreamFailureReasons()}; any other errno → \`other\`. ` +
+    '`dns` (the name did not resolve) and `closed` (the next hop sent FIN before its reply) are counted where they happen.'
 }
 
 function specRow (spec: MetricSpec, registered: ReadonlyMap<string, RegisteredMetric>): string {
@@ -104,7 +112,7 @@ export function referenceInputs (daemons: readonly DaemonMetricsReference[] = []
     {
       title: 'Common metrics (both daemons)',
       intro: 'Created by `createCommonMetrics(registry)` (shared/src/metrics/common-metrics.ts). On the CPE, `hybrid_mptcp_subflows_active` carries a `path` label (' +
-        describeValues(mptcpSubflowsByPathSpec.labels.path) + '); on the concentrator it has none.',
+        describeValues(mptcpSubflowsByPathSpec.labels.path) + '); on the concentrator it has none.' + upstreamFailureNote(),
       specs: [buildInfoSpec, ...Object.values(commonMetricSpecs), mptcpSubflowsByPathSpec].sort((a, b) => a.name.localeCompare(b.name))
     },
     {

@@ -13,6 +13,7 @@ import type { Socket } from 'node:net'
 import { ConnectionCaps, type CapRefusal } from '../net/connection-caps.ts'
 import { ConfigError } from '../errors.ts'
 import { capSourceKey, DEFAULT_SOURCE_IPV6_PREFIX_LENGTH } from '../net/source-prefix.ts'
+import { unmapV4 } from '../net/endpoint.ts'
 import type { CheckProblem } from '../config/problem.ts'
 
 export interface MgmtConnectionLimits {
@@ -70,7 +71,7 @@ export function resolveMgmtConnectionLimits (limits: Partial<MgmtConnectionLimit
  */
 export function connectionSource (socket: Socket, v6PrefixLength: number = DEFAULT_SOURCE_IPV6_PREFIX_LENGTH): string {
   const address = socket.remoteAddress ?? 'unknown'
-  return capSourceKey(address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address, v6PrefixLength)
+  return capSourceKey(unmapV4(address), v6PrefixLength)
 }
 
 /** Why the management listener refused a connection (it has no unauthenticated budget). */

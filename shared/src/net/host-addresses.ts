@@ -14,6 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { BlockList, isIP } from 'node:net'
 import type { Logger } from '../log.ts'
 import { runCommand, runJsonArray, type CommandRunner } from '../sys/command.ts'
+import { unmapV4 } from './endpoint.ts'
 
 /** What a policy needs: membership of one address (text, IPv4-mapped IPv6 counts as IPv4). */
 export interface AddressMembership {
@@ -42,9 +43,7 @@ const RESTART_MS = 1000
 
 /** Strip the IPv4-mapped prefix (`::ffff:192.0.2.1` → `192.0.2.1`) and an IPv6 zone id. */
 export function unmapAddress (address: string): string {
-  const bare = address.replace(/%.*$/, '')
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare)
-  return m?.[1] ?? bare
+  return unmapV4(address.replace(/%.*$/, ''))
 }
 
 /** The `local` addresses of `ip -j address show` output, unique, in order. Pure. */

@@ -11,6 +11,7 @@ import net from 'node:net'
 import { HybridError } from '../errors.ts'
 import { encodeSockaddr, ipFamily } from '../codec/sockaddr.ts'
 import { bindFd, listenFd } from './syscall.ts'
+import { formatHostPort } from './endpoint.ts'
 import { holdWritesUntilEstablished } from './establish-gate.ts'
 import {
   closeFd, openStreamSocket, setBindToDevice, setFastOpenNoCookie, setFastOpenQueue, setMark, setReuseAddr, setTransparent,
@@ -66,7 +67,7 @@ function configure (fd: number, family: 4 | 6, opts: ListenOptions, sockaddr: Bu
   if (opts.bindToDevice !== undefined) setBindToDevice(fd, opts.bindToDevice)
   if (opts.fastOpenQueue !== undefined) setFastOpenQueue(fd, opts.fastOpenQueue)
   if (opts.fastOpenNoCookie === true) setFastOpenNoCookie(fd)
-  bindFd(fd, sockaddr, `${opts.host}:${opts.port}`)
+  bindFd(fd, sockaddr, formatHostPort(opts.host, opts.port))
   listenFd(fd, opts.backlog ?? 511, `backlog ${opts.backlog ?? 511}`)
 }
 

@@ -15,6 +15,7 @@ import { decodeSockaddr, encodeSockaddr, SockaddrSize, type SocketAddress } from
 import { decodeMptcpInfo, MPTCP_INFO_BYTES, type MptcpFullInfo, type MptcpInfo } from '../codec/mptcp-info.ts'
 import { decodeTcpInfo, TCP_INFO_BYTES, type TcpInfo } from '../codec/tcp-info.ts'
 import { lastErrno, libc } from './libc.ts'
+import { formatHostPort } from './endpoint.ts'
 import { MptcpFullInfoReader } from './mptcp-full-info-reader.ts'
 import {
   bindFd, closeFd, describeErrno, Errno, getsockoptInt, getsockoptInto, listenFd,
@@ -129,7 +130,7 @@ export { closeFd }
 
 /** bind(2) to an IP literal (HYBRID_ERR_SOCKET_ADDRESS for anything else). */
 export function bindSocket (target: SocketTarget, host: string, port: number): void {
-  bindFd(socketFd(target), encodeSockaddr(host, port), `${host}:${port}`)
+  bindFd(socketFd(target), encodeSockaddr(host, port), formatHostPort(host, port))
 }
 
 export function listenSocket (target: SocketTarget, backlog: number): void {

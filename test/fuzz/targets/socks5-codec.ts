@@ -60,7 +60,7 @@ function checkShape (r: Decoded<unknown>, length: number): void {
   if (!r.ok) {
     check(r.fault.code.startsWith('HYBRID_ERR_SOCKS5_'), `fault code ${r.fault.code}`)
     check(Number.isInteger(r.fault.rep) && r.fault.rep >= 0 && r.fault.rep <= 255, `fault rep ${r.fault.rep}`)
-    check(typeof r.fault.reason === 'string' && r.fault.reason.length > 0, 'fault without reason')
+    check(typeof r.fault.detail === 'string' && r.fault.detail.length > 0, 'fault without detail')
     return
   }
   check(Number.isInteger(r.bytesRead) && r.bytesRead >= 1 && r.bytesRead <= length, `bytesRead ${r.bytesRead} of ${length}`)

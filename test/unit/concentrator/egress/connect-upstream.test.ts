@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { errnoToSocks5Reply } from '../../../../shared/src/codec/socks5.ts'
-import { connectUpstream, upstreamFailureReason } from '../../../../concentrator/src/egress/connect-upstream.ts'
+import { connectUpstream } from '../../../../concentrator/src/egress/connect-upstream.ts'
+import { upstreamFailureReason } from '../../../../shared/src/net/connect-error.ts'
 
 test('errno → metric reason and SOCKS5 REP', () => {
   const table = [
@@ -18,5 +19,5 @@ test('an aborted attempt resolves ECANCELED without dialling and never throws', 
   const controller = new AbortController()
   controller.abort()
   const r = await connectUpstream([{ address: '127.0.0.2', family: 4 }], { port: 9, timeoutMs: 1000, signal: controller.signal })
-  assert.deepEqual(r.ok ? 'connected' : r.code, 'ECANCELED')
+  assert.deepEqual(r.ok ? 'connected' : r.errno, 'ECANCELED')
 })

@@ -86,7 +86,7 @@ test('bytes that arrive while credentials are verified are held and replayed aft
 
 test('rejected credentials: 01 01 and close, held bytes dropped', () => {
   const t = runServer([pipelinedAuth], userPass, false)
-  assert.deepEqual(t.events.at(-1), { type: 'failure', code: 'HYBRID_ERR_SOCKS5_AUTH_FAILED', reply: '0101', reason: 'credentials rejected' })
+  assert.deepEqual(t.events.at(-1), { type: 'failure', code: 'HYBRID_ERR_SOCKS5_AUTH_FAILED', reply: '0101', detail: 'credentials rejected' })
   assert.equal(t.state, 'failed')
   assert.equal(t.early, '')
 })

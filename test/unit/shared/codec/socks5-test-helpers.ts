@@ -57,7 +57,7 @@ export function runServer (chunks: readonly Buffer[], options: Socks5ServerOptio
           t.early += e.earlyData.toString('hex')
           break
         case 'data': t.early += e.data.toString('hex'); break
-        case 'failure': t.events.push({ type: e.type, code: e.code, reply: e.reply.toString('hex'), reason: e.reason }); break
+        case 'failure': t.events.push({ type: e.type, code: e.code, reply: e.reply.toString('hex'), detail: e.detail }); break
       }
     }
   }
