@@ -4,6 +4,7 @@
  */
 import { Type, type Static } from 'typebox'
 import { integerOption, msOption } from '../../shared/src/config/schema-helpers.ts'
+import { tcpProfileProperties } from '../../shared/src/config/tcp-profile-schema.ts'
 
 export const FailoverKernelSchema = Type.Object({
   /**
@@ -18,34 +19,7 @@ export const FailoverKernelSchema = Type.Object({
     unit: 's',
     description: 'net.mptcp.blackhole_timeout while the agent runs (0: the kernel never disables MPTCP after unanswered MPTCP SYNs; -1: leave alone); restored at stop'
   }),
-  /** `net.mptcp.stale_loss_cnt` (kernel default 4). Unset: leave alone. */
-  staleLossCnt: Type.Optional(Type.Integer({
-    minimum: 1,
-    maximum: 100,
-    unit: 'intervals',
-    description: 'net.mptcp.stale_loss_cnt: retransmission intervals without progress before a subflow is stale (unset: leave alone); restored at stop'
-  })),
-  /** `net.ipv4.tcp_rto_max_ms` (kernel default 120000). Unset: leave alone. Needs `tcpRetries2` when below 120000. */
-  rtoMaxMs: Type.Optional(Type.Integer({
-    minimum: 1000,
-    maximum: 120_000,
-    unit: 'ms',
-    description: 'net.ipv4.tcp_rto_max_ms: cap of the retransmission back-off, so a revived subflow resumes quickly (unset: leave alone; below 120000 needs tcpRetries2); restored at stop'
-  })),
-  /** `net.ipv4.tcp_retries2` (kernel default 15). Unset: leave alone. */
-  tcpRetries2: Type.Optional(Type.Integer({
-    minimum: 3,
-    maximum: 255,
-    unit: 'retransmissions',
-    description: 'net.ipv4.tcp_retries2: retransmissions before a connection or subflow is given up; raise it with a small rtoMaxMs (unset: leave alone); restored at stop'
-  })),
-  /** Max field of `net.ipv4.tcp_wmem` (kernel default 4194304). Unset: leave alone. */
-  tcpWmemMax: Type.Optional(Type.Integer({
-    minimum: 65_536,
-    maximum: 1_073_741_824,
-    unit: 'bytes',
-    description: 'net.ipv4.tcp_wmem max field: cap of the send-buffer auto-tuning, which bounds how long a re-injection after a dead access waits behind the unsent backlog of the live subflow (min and default kept, clamped to it; unset: leave alone); restored at stop'
-  }))
+  ...tcpProfileProperties
 }, { additionalProperties: false, default: {}, description: 'kernel settings owned while failover is on (set at start, restored at stop)' })
 
 export const FailoverSchema = Type.Object({

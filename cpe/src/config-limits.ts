@@ -5,25 +5,14 @@
 import { Type, type Static } from 'typebox'
 import { Limits } from '../../shared/src/codec/limits.ts'
 import { integerOption, msOption } from '../../shared/src/config/schema-helpers.ts'
-import { keepaliveLimitProperties } from '../../shared/src/config/common-schema.ts'
+import { keepaliveLimitProperties, relayLimitProperties } from '../../shared/src/config/common-schema.ts'
 
 export const CpeLimitsSchema = Type.Object({
   // No handshakeTimeoutMs / convertTimeoutMs: LAN clients are intercepted (no SOCKS5 handshake on the
   // LAN side), and the upstream reply deadlines are socks5.replyTimeoutMs and convert.replyTimeoutMs.
   /** Deadline for the MPTCP connect to the concentrator. Unit ms. Default 10000. */
   connectTimeoutMs: msOption(10_000, 'deadline for the MPTCP connect to the concentrator', 100, 600_000),
-  /** A relayed connection with no bytes either way for this long is closed. Unit ms. Default 3600000 (1 h). */
-  idleTimeoutMs: msOption(3_600_000, 'close a relayed connection idle for this long (no bytes either way)'),
-  /** After the first FIN, the other direction must finish within this time. Unit ms. Default 45000. */
-  halfCloseTimeoutMs: msOption(45_000, 'after the first FIN, the other direction must end within this time', 100),
-  /** Concurrent intercepted connections; 0 = floor((RLIMIT_NOFILE − 64) / 2). Default 0. */
-  maxConnections: integerOption({
-    default: 0,
-    minimum: 0,
-    maximum: 1_048_576,
-    unit: 'connections',
-    description: 'concurrent relayed connections; 0: derived from the fd limit, floor((RLIMIT_NOFILE - 64) / 2)'
-  }),
+  ...relayLimitProperties,
   /** Concurrent connections from one LAN source address. Default 1024. */
   perSourceMaxConnections: integerOption({
     default: 1024,

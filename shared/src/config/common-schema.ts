@@ -117,6 +117,22 @@ export function stateDirSchema (daemon: string) {
   })
 }
 
+/** The relay's own timeouts and the global cap, the same in both daemons' `limits` (docs/design/limits.md). */
+export const relayLimitProperties = {
+  /** A relayed connection with no bytes either way for this long is closed. Unit ms. Default 3600000 (1 h). */
+  idleTimeoutMs: msOption(3_600_000, 'close a relayed connection idle for this long (no bytes either way)'),
+  /** After the first FIN, the other direction must finish within this time. Unit ms. Default 45000. */
+  halfCloseTimeoutMs: msOption(45_000, 'after the first FIN, the other direction must end within this time', 100),
+  /** Concurrent relayed connections; 0 = floor((RLIMIT_NOFILE − 64) / 2). Default 0. */
+  maxConnections: integerOption({
+    default: 0,
+    minimum: 0,
+    maximum: 1_048_576,
+    unit: 'connections',
+    description: 'concurrent relayed connections; 0: derived from the fd limit, floor((RLIMIT_NOFILE - 64) / 2)'
+  })
+}
+
 /**
  * Dead-peer detection on every relayed leg of both daemons (spread into each daemon's `limits`;
  * defaults and why: docs/design/limits.md). A peer that vanished (power loss, NAT state timed out)
