@@ -8,7 +8,7 @@ import { HybridError } from '../../../shared/src/errors.ts'
 import type { Logger } from '../../../shared/src/log.ts'
 import { runCommand, runJsonArray, type CommandRunner } from '../../../shared/src/sys/command.ts'
 import type { MultipathConfig, UplinkConfig } from '../config-uplinks.ts'
-import type { UplinkState } from '../uplink/uplink-manager.ts'
+import { uplinkState, type UplinkState } from '../uplink/uplink-manager.ts'
 import { parseEndpoints, parseLinks, uplinkSpecs, type MultipathMode } from '../uplink/uplink-plan.ts'
 
 /** What the agent needs from an uplink manager (implemented by UplinkManager and UplinkObserver). */
@@ -66,23 +66,8 @@ export class UplinkObserver extends EventEmitter<{ change: [UplinkState[]], prob
     try {
       const links = parseLinks(await runJsonArray(this.#run, ['ip', '-j', 'addr', 'show']))
       const endpoints = parseEndpoints(await runJsonArray(this.#run, ['ip', '-j', 'mptcp', 'endpoint', 'show']))
-      const states = uplinkSpecs(this.#uplinks, this.#mp).map((s): UplinkState => {
-        const link = links.get(s.interface)
-        const addresses = link?.addresses.map((a) => a.address) ?? []
-        const endpointIds = endpoints.filter((e) => addresses.includes(e.address)).map((e) => e.id)
-        return {
-          name: s.name,
-          role: s.role,
-          interface: s.interface,
-          table: s.table,
-          addresses,
-          up: link?.up ?? false,
-          endpointId: endpointIds[0],
-          endpointIds,
-          mode: this.#mp.mode,
-          admin: 'up'
-        }
-      })
+      const idsOn = (addresses: string[]): number[] => endpoints.filter((e) => addresses.includes(e.address)).map((e) => e.id)
+      const states = uplinkSpecs(this.#uplinks, this.#mp).map((s) => uplinkState(s, links.get(s.interface), idsOn, this.#mp.mode, 'up'))
       const changed = JSON.stringify(states) !== JSON.stringify(this.#states)
       this.#states = states
       if (changed) this.emit('change', this.uplinks())

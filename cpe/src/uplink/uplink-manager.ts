@@ -19,7 +19,8 @@ import type { MultipathConfig, UplinkConfig } from '../config-uplinks.ts'
 import {
   desiredState, endpointAddArgv, endpointChangeArgv, endpointDelArgv, limitsArgv, parseEndpoints, parseLimits, parseLinks,
   parseMainGateways, parseRules, parseTableDefaults, routeArgv, routeKey, ruleArgv, ruleKey, uplinkSpecs,
-  type EndpointObj, type MptcpLimits, type MultipathMode, type Observed, type RouteObj, type RuleObj, type SystemEndpoint, type UplinkSpec
+  type EndpointObj, type MptcpLimits, type MultipathMode, type Observed, type ObservedLink, type RouteObj, type RuleObj, type SystemEndpoint,
+  type UplinkSpec
 } from './uplink-plan.ts'
 
 export interface UplinkState {
@@ -36,6 +37,16 @@ export interface UplinkState {
   mode: MultipathMode
   /** `down`: set by `setAdmin`; the uplink gets no MPTCP endpoint, so no subflow uses it. */
   admin: 'up' | 'down'
+}
+
+/** One uplink's published state from its spec, the observed link and the endpoint ids on its addresses (manager and observer). */
+export function uplinkState (
+  s: UplinkSpec, link: ObservedLink | undefined, endpointIdsOf: (addresses: string[]) => number[], mode: MultipathMode, admin: 'up' | 'down'
+): UplinkState {
+  const addresses = link?.addresses.map((a) => a.address) ?? []
+  const endpointIds = endpointIdsOf(addresses)
+  const up = link?.up ?? false
+  return { name: s.name, role: s.role, interface: s.interface, table: s.table, addresses, up, endpointId: endpointIds[0], endpointIds, mode, admin }
 }
 
 export interface UplinkManagerOptions {
@@ -307,23 +318,9 @@ export class UplinkManager extends EventEmitter<{ change: [UplinkState[]], probl
   }
 
   #publish (observed: Observed): void {
-    const states = this.#specs.map((s): UplinkState => {
-      const link = observed.links.get(s.interface)
-      const addresses = link?.addresses.map((a) => a.address) ?? []
-      const endpointIds = addresses.flatMap((a) => { const e = this.#endpoints.get(a); return e === undefined || e.id < 0 ? [] : [e.id] })
-      return {
-        name: s.name,
-        role: s.role,
-        interface: s.interface,
-        table: s.table,
-        addresses,
-        up: link?.up ?? false,
-        endpointId: endpointIds[0],
-        endpointIds,
-        mode: this.#mode,
-        admin: this.#adminDown.has(s.name) ? 'down' : 'up'
-      }
-    })
+    const ownedIds = (addresses: string[]): number[] =>
+      addresses.flatMap((a) => { const e = this.#endpoints.get(a); return e === undefined || e.id < 0 ? [] : [e.id] })
+    const states = this.#specs.map((s) => uplinkState(s, observed.links.get(s.interface), ownedIds, this.#mode, this.#adminDown.has(s.name) ? 'down' : 'up'))
     const changed = JSON.stringify(states) !== JSON.stringify(this.#states)
     this.#states = states
     if (changed) this.emit('change', this.uplinks())
