@@ -30,7 +30,7 @@ import { SysctlProfile, tcpProfileSettings } from '../../shared/src/sys/sysctl-p
 import { openJournalAndRecover, type CrashJournal, type JournalRecorder } from '../../shared/src/sys/crash-journal.ts'
 import { ConnectionCaps } from '../../shared/src/net/connection-caps.ts'
 import { OverloadManager } from '../../shared/src/daemon/overload.ts'
-import { Admission } from '../../shared/src/daemon/admission.ts'
+import { Admission, rejectedLabel } from '../../shared/src/daemon/admission.ts'
 import { StartStop } from '../../shared/src/daemon/start-stop.ts'
 import { TransparentConnection } from './transparent/transparent-connection.ts'
 import { JoinSetup } from './join/join-setup.ts'
@@ -232,8 +232,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       log: { base: connLog, fields: { mode, src: formatRemote(socket) } }
     })
     if (!admitted.ok) {
-      const reason = admitted.reason === 'draining' ? 'max_conns' : admitted.reason
-      metrics.connectionsRejected.inc({ mode, reason })
+      metrics.connectionsRejected.inc({ mode, reason: rejectedLabel(admitted.reason) })
       if (mode === 'convert') {
         refuseConvertAtAccept(socket, source, { ...connDeps, converter })
       } else {

@@ -25,7 +25,7 @@ import { ConnectionCaps, effectiveMaxConnections } from '../../shared/src/net/co
 import { armResetOnClose } from '../../shared/src/net/sockopt.ts'
 import { formatRemote } from '../../shared/src/net/endpoint.ts'
 import { OverloadManager } from '../../shared/src/daemon/overload.ts'
-import { Admission } from '../../shared/src/daemon/admission.ts'
+import { Admission, rejectedLabel } from '../../shared/src/daemon/admission.ts'
 import { StartStop } from '../../shared/src/daemon/start-stop.ts'
 import type { Config, CpeConfig } from './config.ts'
 import { checkConcentratorPath, type EffectiveUpstream } from './concentrator-checks.ts'
@@ -247,8 +247,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     const admitted = admission.admit(source, { log: { base: connLog, fields: { mode, src: formatRemote(lan) } } })
     if (!admitted.ok) {
       lan.on('error', () => {})
-      // A refusal while draining has always been counted as max_conns (no new label value).
-      metrics.connectionsRejected.inc({ mode, reason: admitted.reason === 'draining' ? 'max_conns' : admitted.reason })
+      metrics.connectionsRejected.inc({ mode, reason: rejectedLabel(admitted.reason) })
       lan.resetAndDestroy()
       return undefined
     }

@@ -21,7 +21,7 @@ import { armResetOnClose, isMptcpFallback } from '../../../shared/src/net/sockop
 import { ConfigError } from '../../../shared/src/errors.ts'
 import { formatCheckProblem } from '../../../shared/src/config/problem.ts'
 import type { CommandRunner } from '../../../shared/src/sys/command.ts'
-import type { Admitter } from '../../../shared/src/daemon/admission.ts'
+import { rejectedLabel, type Admitter } from '../../../shared/src/daemon/admission.ts'
 import { sourceKey } from '../accept/source-address.ts'
 import type { TransparentConfig } from '../config-transparent.ts'
 import type { ConcentratorMetrics } from '../metrics.ts'
@@ -84,7 +84,7 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
       log: { base: log, fields: { mode: 'transparent', src: formatRemote(socket), dst: formatLocal(socket) } }
     })
     if (!admitted.ok) {
-      m.connectionsRejected.inc({ mode: 'transparent', reason: admitted.reason === 'draining' ? 'max_conns' : admitted.reason })
+      m.connectionsRejected.inc({ mode: 'transparent', reason: rejectedLabel(admitted.reason) })
       socket.resetAndDestroy()
       return
     }

@@ -27,6 +27,14 @@ export interface Drainable {
 /** Why a connection was not admitted. `draining`: a stop has begun. */
 export type AdmissionRefusal = 'draining' | 'overload' | CapRefusal
 
+/**
+ * The `hybrid_connections_rejected_total{reason}` label of a refusal: one refused while draining has
+ * always been counted as `max_conns` (no label value of its own).
+ */
+export function rejectedLabel (reason: AdmissionRefusal): Exclude<AdmissionRefusal, 'draining'> {
+  return reason === 'draining' ? 'max_conns' : reason
+}
+
 export interface AdmitOptions {
   /** Acquire the slot outside the unauthenticated budget (a trusted or already authenticated source). */
   readonly authenticated?: boolean

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import pino from 'pino'
-import { Admission, type Drainable } from '../../../../shared/src/daemon/admission.ts'
+import { Admission, rejectedLabel, type Drainable } from '../../../../shared/src/daemon/admission.ts'
 import { ConnectionCaps } from '../../../../shared/src/net/connection-caps.ts'
 
 class Conn implements Drainable {
@@ -146,4 +146,9 @@ test('drain: a connection that ignores its abort does not hold the drain beyond 
   const ms = Date.now() - started
   assert.ok(ms >= 900 && ms < 5000, `${ms} ms`)
   assert.equal(a.size, 1)
+})
+
+test('the rejected-connections label of a refusal: draining counts as max_conns, the rest as themselves', () => {
+  assert.deepEqual((['draining', 'overload', 'max_conns', 'per_source_limit', 'unauthenticated_limit'] as const).map(rejectedLabel),
+    ['max_conns', 'overload', 'max_conns', 'per_source_limit', 'unauthenticated_limit'])
 })
