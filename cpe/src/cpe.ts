@@ -446,6 +446,8 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
           journal = await openJournalAndRecover({ dir: initial.stateDir, name: 'cpe', log, run: runCommand })
         }
       },
+      // The server object exists from construction; it is closed next to last (as the hand-written
+      // teardown did) and starts listening near the end, in 'management listener'.
       {
         name: 'management API',
         start: () => {},
