@@ -47,7 +47,8 @@ async function serve (hosts: string[], ports: number[], mptcp: boolean): Promise
   process.stdout.write(JSON.stringify({ type: 'ready', hosts, ports, mptcp }) + '\n')
 }
 
-interface GetResult {
+/** What `get` prints (with `type: 'result'`); the e2e test reads it. */
+export interface GetResult {
   peer?: string,
   protocol: string,
   fallback: boolean,

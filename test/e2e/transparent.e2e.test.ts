@@ -19,6 +19,7 @@ import { startDaemon, type DaemonHandle } from '../../lab/daemons.ts'
 import { getProfile } from '../../lab/link-profile.ts'
 import { buildLab, type Lab } from '../../lab/topology.ts'
 import { transparentConcentratorConfig, useFullmeshEndpoints, type TransparentLabOptions } from '../../lab/transparent-setup.ts'
+import type { GetResult as PeerResult } from './transparent-peer.ts'
 
 const PREFIX = 'hat-tp-'
 const PEER = 'test/e2e/transparent-peer.ts'
@@ -29,19 +30,7 @@ const PORTS = [80, 443, 8080, HIGH_PORT]
 const REFUSED_PORT = 2525
 const DOWN_SUM_MBPS = 90 // vdsl 50 + lte 40 towards the cpe
 
-interface GetResult {
-  type: 'result',
-  peer?: string,
-  protocol: string,
-  fallback: boolean,
-  ttfbMs: number,
-  bytes: number,
-  seconds: number,
-  mbps: number,
-  subflows: number,
-  subflowLocal: string[],
-  error?: string
-}
+type GetResult = PeerResult & { type: 'result' }
 
 /** The CPE agent in mode transparent; the lab installed source routing, the test made the LTE endpoint fullmesh. */
 function cpeConfig (lab: Lab): Record<string, unknown> {
