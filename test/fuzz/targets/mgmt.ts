@@ -36,7 +36,7 @@ function build (routes: (app: MgmtApp) => void): MgmtApp {
 
 const uplinks = [{ name: 'dsl', access: 'dsl' }, { name: 'lte', access: 'lte' }]
 const cpe = build((app) => registerCpeRoutes(app, {
-  status: () => ({}),
+  status: () => ({}) as never,
   uplinks: () => uplinks,
   setUplink: async (name, change) => { calls.push({ kind: 'uplink', value: { name, change } }) },
   sessions: () => ({ total: 0, offset: 0, limit: 0, sessions: [] }) as never,

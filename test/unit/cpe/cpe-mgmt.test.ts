@@ -111,6 +111,17 @@ test('readyz, status, uplinks; readiness off synchronously on stop', async (t) =
   await stopping
 })
 
+test('status: the typed schema (cpe/src/mgmt/status-schema.ts) serialises every field the agent builds', async (t) => {
+  const { cpe } = await started(t)
+  const status = (await cpe.mgmt.inject({ url: '/api/v1/status' })).json() as { uptimeSeconds: number, ready: boolean, mode: string }
+  assert.deepEqual(status, { ...JSON.parse(JSON.stringify(cpe.status())), uptimeSeconds: status.uptimeSeconds })
+  assert.deepEqual((await cpe.mgmt.inject({ url: '/status' })).json(), status)
+  assert.equal(status.ready, true)
+  assert.equal(status.mode, 'socks5')
+  const doc = (await cpe.mgmt.inject({ url: '/openapi.json' })).json() as { paths: Record<string, { get?: { responses: Record<string, unknown> } }> }
+  assert.match(JSON.stringify(doc.paths['/api/v1/status']?.get?.responses), /multipathMode/, 'the OpenAPI document describes the status')
+})
+
 test('PUT /api/v1/uplinks/:name: token, mode on lte only, admin down, bad fields named', async (t) => {
   const { cpe, uplinks } = await started(t)
   const put = async (name: string, body: unknown,
