@@ -6,8 +6,7 @@
  *
  * start(): the parts of cpe-parts.ts in order. stop(): readiness off → interceptor.stopAccepting()
  * (new LAN connections flow natively: fail-open) → drain ≤ limits.drainTimeoutMs → destroy the rest
- * (reason 'drain') → the parts in reverse (interception: table and routing removed; uplinks;
- * management server closed).
+ * (reason 'drain') → the parts in reverse (nft table and routing removed, uplinks, management).
  */
 import type { Registry } from 'prom-client'
 import { childFor } from '../../shared/src/log.ts'
