@@ -4,7 +4,7 @@
  * `management`, `mptcp`, `transparent`, `join`, `probe`, `kernel`, `stateDir` and `policy.hostAddresses.refuse` — a
  * reload that changes one of them is refused as a whole with
  * HYBRID_ERR_CONFIG_INVALID naming the first key that differs ("needs a restart"), and the running
- * configuration stays (the CPE's reload plan does the same: cpe/src/reload-plan.ts).
+ * configuration stays (the CPE's reload plan does the same: cpe/src/config/reload-plan.ts).
  */
 import { firstStartOnlyChange, refuseStartOnlyChange, type StartOnlyKeys } from '../../shared/src/config/start-only.ts'
 import type { ConcentratorConfig } from './config.ts'

@@ -5,11 +5,11 @@
  * are never touched. A refusal keeps the previous configuration and is counted.
  */
 import { effectiveMaxConnections } from '../../shared/src/net/connection-caps.ts'
-import type { Config, CpeConfig } from './config.ts'
+import type { Config, CpeConfig } from './config/config.ts'
 import { checkConcentratorPath } from './concentrator-checks.ts'
 import { checkMode } from './cpe-parts.ts'
 import type { CpeServices, CpeState } from './cpe-state.ts'
-import { planReload } from './reload-plan.ts'
+import { planReload } from './config/reload-plan.ts'
 
 export interface Reloader {
   reload: (config: CpeConfig) => Promise<void>

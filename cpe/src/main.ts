@@ -6,9 +6,9 @@
  * fails open.
  */
 import { runDaemonProcess } from '../../shared/src/config/daemon-process.ts'
-import { ConfigSchema, ENV_PREFIX } from './config.ts'
+import { ConfigSchema, ENV_PREFIX } from './config/config.ts'
 import { cpePrerequisites } from './prerequisites.ts'
-import { cpeConfigProblems } from './config-check.ts'
+import { cpeConfigProblems } from './config/check.ts'
 
 await runDaemonProcess({
   name: 'hybrid-cpe',

@@ -17,7 +17,7 @@ import { isHybridError } from '../../../shared/src/errors.ts'
 import type { MgmtApp } from '../../../shared/src/mgmt/mgmt-server.ts'
 import { AnyObject, registerCommonRoutes } from '../../../shared/src/mgmt/common-routes.ts'
 import { sendError } from '../../../shared/src/mgmt/mgmt-errors.ts'
-import { STEERING_MODES, type SteeringMode } from '../config-steering.ts'
+import { STEERING_MODES, type SteeringMode } from '../config/steering.ts'
 import type { CpeSessionPage } from './session-table.ts'
 import { CpeStatusSchema, type CpeStatus } from './status-schema.ts'
 

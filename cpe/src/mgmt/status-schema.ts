@@ -5,8 +5,8 @@
  */
 import { Type, type Static } from 'typebox'
 import { OverloadStatusSchema } from '../../../shared/src/mgmt/status-schema.ts'
-import { ConcentratorSchema } from '../config-socks5.ts'
-import { STEERING_MODES } from '../config-steering.ts'
+import { ConcentratorSchema } from '../config/socks5.ts'
+import { STEERING_MODES } from '../config/steering.ts'
 
 const Count = Type.Integer({ minimum: 0 })
 const NullableString = Type.Union([Type.String(), Type.Null()])

@@ -9,11 +9,11 @@ import { rejectedLabel } from '../../../shared/src/daemon/admission.ts'
 import type { Logger } from '../../../shared/src/log.ts'
 import { armResetOnClose } from '../../../shared/src/net/sockopt.ts'
 import { formatRemote } from '../../../shared/src/net/endpoint.ts'
-import type { CpeConfig } from '../config.ts'
+import type { CpeConfig } from '../config/config.ts'
 import type { CpeServices, LanUpstream } from '../cpe-state.ts'
 import type { OriginalDestination, RefusedHandler } from '../intercept/interceptor.ts'
 import { RateLimitedLog } from '../../../shared/src/rate-limited-log.ts'
-import type { Socks5ConnInfo } from '../signalling/socks5.ts'
+import type { Socks5ConnInfo } from './socks5.ts'
 
 export type LanConnectionInfo = Socks5ConnInfo & { readonly attach: (conn: LanUpstream) => void }
 export type LanAdmit = (lan: net.Socket, destination: OriginalDestination) => LanConnectionInfo | undefined

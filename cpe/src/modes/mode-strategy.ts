@@ -6,15 +6,15 @@
  */
 import { childFor } from '../../../shared/src/log.ts'
 import type { CpeServices, CpeState, OnLanConnection } from '../cpe-state.ts'
-import { Socks5Upstream, type Socks5Settings } from '../signalling/socks5.ts'
-import { ConvertUpstream } from '../signalling/convert.ts'
-import { TransparentUpstream } from '../signalling/transparent.ts'
-import type { FirstBytes } from '../signalling/first-bytes.ts'
+import { Socks5Upstream, type Socks5Settings } from './socks5.ts'
+import { ConvertUpstream } from './convert.ts'
+import { TransparentUpstream } from './transparent.ts'
+import type { FirstBytes } from './first-bytes.ts'
 import type { CpeMetrics } from '../metrics.ts'
 import type { CpeSessionTable } from '../mgmt/session-table.ts'
 import type { PathMonitor } from '../paths/path-monitor.ts'
-import type { PendingDials } from '../signalling/pending-dials.ts'
-import type { DialFn } from '../signalling/upstream.ts'
+import type { PendingDials } from './pending-dials.ts'
+import type { DialFn } from './upstream.ts'
 import { lanAdmitter, type LanAdmit } from './lan-admission.ts'
 
 /** The SOCKS5 (and Convert) settings from the configuration in force. */

@@ -13,7 +13,7 @@ import { HybridError } from '../../../shared/src/errors.ts'
 import { createCpe } from '../../../cpe/src/cpe.ts'
 import { listenMgmt } from '../../../shared/src/mgmt/mgmt-server.ts'
 import { testTempDir } from '../../helpers/temp-dir.ts'
-import { ConfigSchema, type CpeConfig } from '../../../cpe/src/config.ts'
+import { ConfigSchema, type CpeConfig } from '../../../cpe/src/config/config.ts'
 import type { UplinkState } from '../../../cpe/src/uplink/uplink-manager.ts'
 
 const TOKEN = 'test-token-0123456789'

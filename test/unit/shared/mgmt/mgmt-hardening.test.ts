@@ -16,7 +16,7 @@ import type { ConfigProblem } from '../../../../shared/src/config/problem.ts'
 import { buildMgmtServer, listenMgmt } from '../../../../shared/src/mgmt/mgmt-server.ts'
 import type { MgmtServerOptions } from '../../../../shared/src/mgmt/mgmt-server.ts'
 import { createTokenCheck } from '../../../../shared/src/mgmt/bearer-auth.ts'
-import { ConfigSchema as CpeSchema } from '../../../../cpe/src/config.ts'
+import { ConfigSchema as CpeSchema } from '../../../../cpe/src/config/config.ts'
 import { ConfigSchema as ConcSchema } from '../../../../concentrator/src/config.ts'
 import { testTempDir } from '../../../helpers/temp-dir.ts'
 

@@ -3,7 +3,7 @@
  * (cpe/src/uplink) routes and bonds them. See docs/cpe-control-plane.md.
  */
 import { Type, type Static } from 'typebox'
-import { integerOption, msOption, stringEnum } from '../../shared/src/config/schema-helpers.ts'
+import { integerOption, msOption, stringEnum } from '../../../shared/src/config/schema-helpers.ts'
 
 export const UplinkSchema = Type.Object({
   /** Short label used in logs and metrics (`dsl`, `lte0`). Required. */

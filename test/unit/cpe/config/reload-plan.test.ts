@@ -1,11 +1,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
-import { loadConfig } from '../../../shared/src/config/load-config.ts'
-import { ConfigSchema, type Config } from '../../../cpe/src/config.ts'
-import { planReload } from '../../../cpe/src/reload-plan.ts'
+import { loadConfig } from '../../../../shared/src/config/load-config.ts'
+import { ConfigSchema, type Config } from '../../../../cpe/src/config/config.ts'
+import { planReload } from '../../../../cpe/src/config/reload-plan.ts'
 
-const file = fileURLToPath(new URL('../../fixtures/config/cpe.yaml', import.meta.url))
+const file = fileURLToPath(new URL('../../../fixtures/config/cpe.yaml', import.meta.url))
 const base = (): Config => structuredClone(loadConfig(ConfigSchema, { file })) as Config
 
 test('planReload: applied in place — log level, limits, ruleset and multipath mode changes', () => {

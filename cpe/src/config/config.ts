@@ -4,18 +4,18 @@
  * Reference: docs/configuration.md (generated from this schema by scripts/config-reference.ts).
  */
 import { Type, type Static } from 'typebox'
-import { LogSchema, managementSchema, MptcpSchema, stateDirSchema } from '../../shared/src/config/common-schema.ts'
-import { stringEnum } from '../../shared/src/config/schema-helpers.ts'
-import type { DeepReadonly } from '../../shared/src/config/freeze.ts'
-import { CpeLimitsSchema } from './config-limits.ts'
-import { InterceptSchema } from './config-intercept.ts'
-import { MultipathSchema, UplinkSchema } from './config-uplinks.ts'
-import { ConcentratorSchema, Socks5Schema } from './config-socks5.ts'
-import { ConvertClientSchema } from './config-convert.ts'
-import { HealthSchema } from './config-health.ts'
-import { FailoverSchema } from './config-failover.ts'
-import { SteeringSchema } from './config-steering.ts'
-import { OverloadSchema } from '../../shared/src/config/overload-schema.ts'
+import { LogSchema, managementSchema, MptcpSchema, stateDirSchema } from '../../../shared/src/config/common-schema.ts'
+import { stringEnum } from '../../../shared/src/config/schema-helpers.ts'
+import type { DeepReadonly } from '../../../shared/src/config/freeze.ts'
+import { CpeLimitsSchema } from './limits.ts'
+import { InterceptSchema } from './intercept.ts'
+import { MultipathSchema, UplinkSchema } from './uplinks.ts'
+import { ConcentratorSchema, Socks5Schema } from './socks5.ts'
+import { ConvertClientSchema } from './convert.ts'
+import { HealthSchema } from './health.ts'
+import { FailoverSchema } from './failover.ts'
+import { SteeringSchema } from './steering.ts'
+import { OverloadSchema } from '../../../shared/src/config/overload-schema.ts'
 
 export { LogSchema, UplinkSchema }
 

@@ -3,8 +3,8 @@
  * reports an access down or up again (docs/failover.md). Read at start.
  */
 import { Type, type Static } from 'typebox'
-import { integerOption, msOption } from '../../shared/src/config/schema-helpers.ts'
-import { tcpProfileProperties } from '../../shared/src/config/tcp-profile-schema.ts'
+import { integerOption, msOption } from '../../../shared/src/config/schema-helpers.ts'
+import { tcpProfileProperties } from '../../../shared/src/config/tcp-profile-schema.ts'
 
 export const FailoverKernelSchema = Type.Object({
   /**

@@ -21,7 +21,7 @@ import { formatEndpoint, formatRemote } from '../../../shared/src/net/endpoint.t
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
 import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
-import type { CpeLimits } from '../config-limits.ts'
+import type { CpeLimits } from '../config/limits.ts'
 import type { OriginalDestination } from '../intercept/interceptor.ts'
 import type { CpeSessionTable } from '../mgmt/session-table.ts'
 import type { CpeMetrics } from '../metrics.ts'

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { buildConvertError, buildConvertMissingCookie, buildConvertSuccess, decodeConvertMessage } from '../../../../shared/src/codec/convert.ts'
 import type { ConvertMessage } from '../../../../shared/src/codec/convert.ts'
-import { buildFirstWrite, ConverterMemory, convertReplyAction, replyErrorCode } from '../../../../cpe/src/signalling/convert-reply.ts'
+import { buildFirstWrite, ConverterMemory, convertReplyAction, replyErrorCode } from '../../../../cpe/src/modes/convert-reply.ts'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 

@@ -10,12 +10,12 @@ import { createConverterSideReader } from '../../../../shared/src/codec/convert-
 import { buildConvertSuccess } from '../../../../shared/src/codec/convert.ts'
 import { Socks5ServerParser } from '../../../../shared/src/codec/socks5-server-parser.ts'
 import { encodeReply, Socks5Reply } from '../../../../shared/src/codec/socks5.ts'
-import { ConverterMemory } from '../../../../cpe/src/signalling/convert-reply.ts'
-import { ConvertUpstream, type ConvertSettings } from '../../../../cpe/src/signalling/convert.ts'
-import type { FirstBytes } from '../../../../cpe/src/signalling/first-bytes.ts'
-import { PipeliningMemory } from '../../../../cpe/src/signalling/pipelining-memory.ts'
-import { Socks5Upstream } from '../../../../cpe/src/signalling/socks5.ts'
-import type { ConvertClientConfig } from '../../../../cpe/src/config-convert.ts'
+import { ConverterMemory } from '../../../../cpe/src/modes/convert-reply.ts'
+import { ConvertUpstream, type ConvertSettings } from '../../../../cpe/src/modes/convert.ts'
+import type { FirstBytes } from '../../../../cpe/src/modes/first-bytes.ts'
+import { PipeliningMemory } from '../../../../cpe/src/modes/pipelining-memory.ts'
+import { Socks5Upstream } from '../../../../cpe/src/modes/socks5.ts'
+import type { ConvertClientConfig } from '../../../../cpe/src/config/convert.ts'
 import {
   convertConfig, endpoint, lanClosed, lanPair, limitsConfig, listenPeer, readAll, signallingDeps, silentLog, socks5Config, until,
   type Peer

@@ -4,8 +4,8 @@
  * the MPTCP backup flag (MP_PRIO) of the LTE endpoints, owned by the steering controller.
  */
 import { Type, type Static } from 'typebox'
-import { integerOption, msOption, portOption } from '../../shared/src/config/schema-helpers.ts'
-import { PREFIX_PATTERN } from './config-intercept.ts'
+import { integerOption, msOption, portOption } from '../../../shared/src/config/schema-helpers.ts'
+import { PREFIX_PATTERN } from './intercept.ts'
 
 export const STEERING_MODES = ['active-standby', 'priority-based', 'load-balancing', 'smallest-delay'] as const
 export type SteeringMode = (typeof STEERING_MODES)[number]

@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import net from 'node:net'
 import type { DialOptions } from '../../../../shared/src/net/dial.ts'
-import { dialConcentrator, type UpstreamDialSettings } from '../../../../cpe/src/signalling/upstream.ts'
+import { dialConcentrator, type UpstreamDialSettings } from '../../../../cpe/src/modes/upstream.ts'
 
 const base = (host: string, sourceFor?: UpstreamDialSettings['sourceFor']): UpstreamDialSettings => ({
   concentrator: { host, port: 1080, fastOpen: false, fastOpenNoCookie: false },

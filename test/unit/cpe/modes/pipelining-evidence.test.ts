@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { pipeliningEvidence, type PipelinedFailure } from '../../../../cpe/src/signalling/pipelining-evidence.ts'
+import { pipeliningEvidence, type PipelinedFailure } from '../../../../cpe/src/modes/pipelining-evidence.ts'
 
 const judge = (f: PipelinedFailure): string => pipeliningEvidence(f).evidence
 

@@ -1,5 +1,5 @@
 /**
- * The CPE's cross-field checks run by the loader (cpe/src/config-check.ts): each configuration here
+ * The CPE's cross-field checks run by the loader (cpe/src/config/check.ts): each configuration here
  * passed the schema (so `--validate` said ok) and was refused only at start. Now the loader — the
  * one --validate, start and reload use — refuses it with the code and names the key and the file.
  */
@@ -8,13 +8,13 @@ import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
-import { loadConfig } from '../../../shared/src/config/load-config.ts'
-import type { ConfigProblem } from '../../../shared/src/config/problem.ts'
-import { isHybridError } from '../../../shared/src/errors.ts'
-import { ConfigSchema } from '../../../cpe/src/config.ts'
-import { cpeConfigProblems } from '../../../cpe/src/config-check.ts'
-import { configRefusal } from '../../helpers/config-refusal.ts'
-import { testTempDir } from '../../helpers/temp-dir.ts'
+import { loadConfig } from '../../../../shared/src/config/load-config.ts'
+import type { ConfigProblem } from '../../../../shared/src/config/problem.ts'
+import { isHybridError } from '../../../../shared/src/errors.ts'
+import { ConfigSchema } from '../../../../cpe/src/config/config.ts'
+import { cpeConfigProblems } from '../../../../cpe/src/config/check.ts'
+import { configRefusal } from '../../../helpers/config-refusal.ts'
+import { testTempDir } from '../../../helpers/temp-dir.ts'
 
 const dir = testTempDir('cpe-config-check-')
 let n = 0

@@ -4,7 +4,7 @@
  * only bounds their shape.
  */
 import { Type, type Static } from 'typebox'
-import { integerOption, portOption, stringEnum } from '../../shared/src/config/schema-helpers.ts'
+import { integerOption, portOption, stringEnum } from '../../../shared/src/config/schema-helpers.ts'
 
 /** Interface name safe inside an nft string literal. */
 export const INTERFACE_NAME_PATTERN = '^[A-Za-z0-9_.@-]{1,15}$'

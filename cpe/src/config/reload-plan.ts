@@ -9,7 +9,7 @@
  * refused as a whole with HYBRID_ERR_CONFIG_INVALID naming the first key that differs, and the
  * running configuration stays.
  */
-import { refuseStartOnlyChange, sameConfigValue, type StartOnlyKeys } from '../../shared/src/config/start-only.ts'
+import { refuseStartOnlyChange, sameConfigValue, type StartOnlyKeys } from '../../../shared/src/config/start-only.ts'
 import type { Config } from './config.ts'
 
 export interface ReloadPlan {

@@ -5,8 +5,8 @@
  * `concentrator.host`) and `convert.port` (required in mode convert: RFC 8803 assigns no port).
  */
 import { Type, type Static } from 'typebox'
-import { integerOption, msOption, portOption, stringEnum } from '../../shared/src/config/schema-helpers.ts'
-import type { DeepReadonly } from '../../shared/src/config/freeze.ts'
+import { integerOption, msOption, portOption, stringEnum } from '../../../shared/src/config/schema-helpers.ts'
+import type { DeepReadonly } from '../../../shared/src/config/freeze.ts'
 
 export const ConvertClientSchema = Type.Object({
   /** Converter address (IP literal); default `concentrator.host`. */

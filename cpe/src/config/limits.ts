@@ -3,9 +3,9 @@
  * 16 KiB buffers, half the concentrator's, as it runs on small routers).
  */
 import { Type, type Static } from 'typebox'
-import { Limits } from '../../shared/src/codec/limits.ts'
-import { integerOption, msOption } from '../../shared/src/config/schema-helpers.ts'
-import { keepaliveLimitProperties, relayLimitProperties } from '../../shared/src/config/common-schema.ts'
+import { Limits } from '../../../shared/src/codec/limits.ts'
+import { integerOption, msOption } from '../../../shared/src/config/schema-helpers.ts'
+import { keepaliveLimitProperties, relayLimitProperties } from '../../../shared/src/config/common-schema.ts'
 
 export const CpeLimitsSchema = Type.Object({
   // No handshakeTimeoutMs / convertTimeoutMs: LAN clients are intercepted (no SOCKS5 handshake on the

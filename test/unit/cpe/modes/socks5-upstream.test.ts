@@ -8,9 +8,9 @@ import assert from 'node:assert/strict'
 import type net from 'node:net'
 import { Socks5ServerParser } from '../../../../shared/src/codec/socks5-server-parser.ts'
 import { encodeReply, Socks5Reply } from '../../../../shared/src/codec/socks5.ts'
-import { PipeliningMemory } from '../../../../cpe/src/signalling/pipelining-memory.ts'
-import { Socks5Upstream, type Socks5Settings } from '../../../../cpe/src/signalling/socks5.ts'
-import type { Socks5Config } from '../../../../cpe/src/config-socks5.ts'
+import { PipeliningMemory } from '../../../../cpe/src/modes/pipelining-memory.ts'
+import { Socks5Upstream, type Socks5Settings } from '../../../../cpe/src/modes/socks5.ts'
+import type { Socks5Config } from '../../../../cpe/src/config/socks5.ts'
 import {
   endpoint, lanClosed, lanPair, limitsConfig, listenPeer, readAll, signallingDeps, silentLog, socks5Config, until,
   type Peer

@@ -10,7 +10,7 @@ import type { DialOptions } from '../../../shared/src/net/dial.ts'
 import { isMptcpFallback, socketProtocol, tcpInfo } from '../../../shared/src/net/sockopt.ts'
 import type { TcpInfo } from '../../../shared/src/codec/tcp-info.ts'
 import type { FallbackReason } from '../../../shared/src/metrics/labels.ts'
-import type { ConcentratorEndpointConfig } from '../config-socks5.ts'
+import type { ConcentratorEndpointConfig } from '../config/socks5.ts'
 import type { TfoResult } from '../metrics.ts'
 import { fallbackReason, tfoResult } from '../paths/tfo-outcome.ts'
 

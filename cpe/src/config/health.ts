@@ -3,7 +3,7 @@
  * UDP probe responder (docs/path-health.md). Read at start.
  */
 import { Type, type Static } from 'typebox'
-import { integerOption, msOption, portOption } from '../../shared/src/config/schema-helpers.ts'
+import { integerOption, msOption, portOption } from '../../../shared/src/config/schema-helpers.ts'
 
 export const HealthSchema = Type.Object({
   /** Probe every uplink; `hybrid_path_up` becomes link AND probe health. Default false (the concentrator's `probe.enabled` must be on). */

@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { coalesceDecision } from '../../../../cpe/src/signalling/first-bytes.ts'
-import { outcomeFor, outcomeForRep } from '../../../../cpe/src/signalling/reply-action.ts'
-import { PipeliningMemory } from '../../../../cpe/src/signalling/pipelining-memory.ts'
+import { coalesceDecision } from '../../../../cpe/src/modes/first-bytes.ts'
+import { outcomeFor, outcomeForRep } from '../../../../cpe/src/modes/reply-action.ts'
+import { PipeliningMemory } from '../../../../cpe/src/modes/pipelining-memory.ts'
 
 const limits = { windowMs: 2, maxBytes: 16_384 }
 

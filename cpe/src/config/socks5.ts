@@ -4,8 +4,8 @@
  * accepts it (`pipelining`), with the LAN client's first bytes coalesced for `coalesceMs`.
  */
 import { Type, type Static } from 'typebox'
-import { endpointProperties } from '../../shared/src/config/common-schema.ts'
-import { integerOption, msOption, stringEnum } from '../../shared/src/config/schema-helpers.ts'
+import { endpointProperties } from '../../../shared/src/config/common-schema.ts'
+import { integerOption, msOption, stringEnum } from '../../../shared/src/config/schema-helpers.ts'
 
 export const ConcentratorSchema = Type.Object({
   ...endpointProperties('concentrator'),

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { transparentFallbackReason } from '../../../../cpe/src/signalling/transparent.ts'
+import { transparentFallbackReason } from '../../../../cpe/src/modes/transparent.ts'
 import { desiredState, endpointAddArgv } from '../../../../cpe/src/uplink/uplink-plan.ts'
 
 test('fallback reason: none when MPTCP; no_mpc_synack when the far end answered without MPTCP; TFO data loss kept', () => {

@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type net from 'node:net'
-import { attemptsToRedial, detectionMs, TCP_SYN_SENT, type PendingAttempt } from '../../../../cpe/src/signalling/redial-plan.ts'
-import { PendingDials, type PendingDial } from '../../../../cpe/src/signalling/pending-dials.ts'
+import { attemptsToRedial, detectionMs, TCP_SYN_SENT, type PendingAttempt } from '../../../../cpe/src/modes/redial-plan.ts'
+import { PendingDials, type PendingDial } from '../../../../cpe/src/modes/pending-dials.ts'
 import { createLogger } from '../../../../shared/src/log.ts'
 
 const silentLogger = () => createLogger({ level: 'silent', name: 'test' })

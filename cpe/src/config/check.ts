@@ -8,14 +8,14 @@
  *
  * Checks that need the system stay at start (docs/configuration.md, "Checked at start only").
  */
-import { mgmtLimitProblems } from '../../shared/src/mgmt/connection-budget.ts'
-import { MAX_PATHS, PATH_NAME } from '../../shared/src/metrics/common-metrics.ts'
-import type { CheckProblem } from '../../shared/src/config/problem.ts'
-import { tcpProfileProblems } from '../../shared/src/sys/sysctl-profile.ts'
+import { mgmtLimitProblems } from '../../../shared/src/mgmt/connection-budget.ts'
+import { MAX_PATHS, PATH_NAME } from '../../../shared/src/metrics/common-metrics.ts'
+import type { CheckProblem } from '../../../shared/src/config/problem.ts'
+import { tcpProfileProblems } from '../../../shared/src/sys/sysctl-profile.ts'
 import type { Config, CpeConfig } from './config.ts'
-import { interceptProblems } from './intercept/intercept-ruleset.ts'
-import { unsupportedReason } from './steering/steering-plan.ts'
-import { duplicateUplinkProblems } from './uplink/uplink-plan.ts'
+import { interceptProblems } from '../intercept/intercept-ruleset.ts'
+import { unsupportedReason } from '../steering/steering-plan.ts'
+import { duplicateUplinkProblems } from '../uplink/uplink-plan.ts'
 
 export function cpeConfigProblems (config: CpeConfig): CheckProblem[] {
   const out: CheckProblem[] = []
