@@ -4,9 +4,9 @@
  * shared/src/config/daemon-process.ts.
  */
 import { runDaemonProcess } from '../../shared/src/config/daemon-process.ts'
-import { ConfigSchema, ENV_PREFIX } from './config.ts'
+import { ConfigSchema, ENV_PREFIX } from './config/config.ts'
 import { concentratorPrerequisites } from './prerequisites.ts'
-import { concentratorConfigProblems } from './config-check.ts'
+import { concentratorConfigProblems } from './config/check.ts'
 
 await runDaemonProcess({
   name: 'hybrid-concentrator',

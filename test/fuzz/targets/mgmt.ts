@@ -1,5 +1,5 @@
 /**
- * The management API's request bodies (cpe/src/mgmt/cpe-routes.ts, concentrator/src/mgmt-routes.ts,
+ * The management API's request bodies (cpe/src/mgmt/cpe-routes.ts, concentrator/src/mgmt/routes.ts,
  * shared/src/mgmt/), through `app.inject()` with the real guards, parsers, schema validation and error
  * handler. Input: [route][content type][uplink name][body bytes…]. Routes: CPE PUT /api/v1/uplinks/:name,
  * CPE PUT /api/v1/steering, CPE and concentrator POST /api/v1/reload. Asserts: the answer is 200 or a
@@ -14,7 +14,7 @@ import { registerCpeRoutes } from '../../../cpe/src/mgmt/cpe-routes.ts'
 import type { UplinkChange } from '../../../cpe/src/mgmt/cpe-routes.ts'
 import { STEERING_MODES } from '../../../cpe/src/config/steering.ts'
 import type { SteeringMode } from '../../../cpe/src/config/steering.ts'
-import { registerConcentratorRoutes } from '../../../concentrator/src/mgmt-routes.ts'
+import { registerConcentratorRoutes } from '../../../concentrator/src/mgmt/routes.ts'
 import { check } from '../engine/target.ts'
 import type { FuzzTarget } from '../engine/target.ts'
 

@@ -5,7 +5,7 @@ import { parse as parseYaml } from 'yaml'
 import { ExitCode, runDaemonCli, type DaemonCliOptions, type RunningService } from '../../../../shared/src/config/cli.ts'
 import { ConfigError } from '../../../../shared/src/errors.ts'
 import { testTempDir } from '../../../helpers/temp-dir.ts'
-import { ConfigSchema, ENV_PREFIX } from '../../../../concentrator/src/config.ts'
+import { ConfigSchema, ENV_PREFIX } from '../../../../concentrator/src/config/config.ts'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../../../fixtures/config/${name}`, import.meta.url))
 

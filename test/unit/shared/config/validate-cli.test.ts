@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
 import { ExitCode, runDaemonCli, type RunningService } from '../../../../shared/src/config/cli.ts'
 import { isHybridError } from '../../../../shared/src/errors.ts'
-import { ConfigSchema as ConcSchema, ENV_PREFIX as CONC_PREFIX, type ConcentratorConfig } from '../../../../concentrator/src/config.ts'
-import { concentratorConfigProblems } from '../../../../concentrator/src/config-check.ts'
+import { ConfigSchema as ConcSchema, ENV_PREFIX as CONC_PREFIX, type ConcentratorConfig } from '../../../../concentrator/src/config/config.ts'
+import { concentratorConfigProblems } from '../../../../concentrator/src/config/check.ts'
 import { testTempDir } from '../../../helpers/temp-dir.ts'
 
 const root = fileURLToPath(new URL('../../../../', import.meta.url))

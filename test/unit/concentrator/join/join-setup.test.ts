@@ -6,9 +6,9 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createLogger } from '../../../shared/src/log.ts'
-import { JoinSetup } from '../../../concentrator/src/join/join-setup.ts'
-import type { JournalEntry } from '../../../shared/src/sys/crash-journal.ts'
+import { createLogger } from '../../../../shared/src/log.ts'
+import { JoinSetup } from '../../../../concentrator/src/join/join-setup.ts'
+import type { JournalEntry } from '../../../../shared/src/sys/crash-journal.ts'
 
 function fakeSystem (opts: { sysctl?: string, subflows?: number, existing?: Array<Record<string, unknown>> } = {}) {
   const calls: string[] = []

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { AuthBackoff } from '../../../../concentrator/src/signalling/auth-backoff.ts'
+import { AuthBackoff } from '../../../../concentrator/src/auth/auth-backoff.ts'
 
 function make (): { b: AuthBackoff, clock: { t: number } } {
   const clock = { t: 1_000_000 }

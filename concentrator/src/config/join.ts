@@ -9,10 +9,10 @@
  * subflow's (DSL) address instead of from LTE.
  */
 import { Type, type Static } from 'typebox'
-import { integerOption } from '../../shared/src/config/schema-helpers.ts'
-import type { DeepReadonly } from '../../shared/src/config/freeze.ts'
-import type { CheckProblem } from '../../shared/src/config/problem.ts'
-import { JoinEndpointSchema } from './config-transparent.ts'
+import { integerOption } from '../../../shared/src/config/schema-helpers.ts'
+import type { DeepReadonly } from '../../../shared/src/config/freeze.ts'
+import type { CheckProblem } from '../../../shared/src/config/problem.ts'
+import { JoinEndpointSchema } from './transparent.ts'
 
 export const JoinSchema = Type.Object({
   /**

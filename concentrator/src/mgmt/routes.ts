@@ -4,10 +4,10 @@
  *   GET  /api/v1/sessions  relayed connections, largest first (paginated)
  *   POST /api/v1/reload    re-read and apply the configuration (the SIGHUP path); bearer token
  */
-import type { MgmtApp } from '../../shared/src/mgmt/mgmt-server.ts'
-import { registerCommonRoutes } from '../../shared/src/mgmt/common-routes.ts'
+import type { MgmtApp } from '../../../shared/src/mgmt/mgmt-server.ts'
+import { registerCommonRoutes } from '../../../shared/src/mgmt/common-routes.ts'
 import type { SessionPage } from './session-table.ts'
-import { ConcentratorStatusSchema, type ConcentratorStatus } from './mgmt/status-schema.ts'
+import { ConcentratorStatusSchema, type ConcentratorStatus } from './status-schema.ts'
 
 export interface ConcentratorRouteDeps {
   status: () => ConcentratorStatus

@@ -6,7 +6,7 @@
  * HYBRID_ERR_CONFIG_INVALID naming the first key that differs ("needs a restart"), and the running
  * configuration stays (the CPE's reload plan does the same: cpe/src/config/reload-plan.ts).
  */
-import { firstStartOnlyChange, refuseStartOnlyChange, type StartOnlyKeys } from '../../shared/src/config/start-only.ts'
+import { firstStartOnlyChange, refuseStartOnlyChange, type StartOnlyKeys } from '../../../shared/src/config/start-only.ts'
 import type { ConcentratorConfig } from './config.ts'
 
 const FIXED: StartOnlyKeys<ConcentratorConfig> = [

@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { loadConfig } from '../../../shared/src/config/load-config.ts'
-import { resolveSetting, tcpProfileSettings } from '../../../shared/src/sys/sysctl-profile.ts'
-import { ConfigSchema } from '../../../concentrator/src/config.ts'
+import { loadConfig } from '../../../../shared/src/config/load-config.ts'
+import { resolveSetting, tcpProfileSettings } from '../../../../shared/src/sys/sysctl-profile.ts'
+import { ConfigSchema } from '../../../../concentrator/src/config/config.ts'
 
 test('kernel: unset by default — the concentrator leaves the kernel alone', () => {
   const c = loadConfig(ConfigSchema)

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
   endpointAddArgv, hagRuleset, localRouteArgv, parseEndpoints, parseLimits, planProblems, plainTableBatch, ruleArgv, type HagPlanInput
-} from '../../../../concentrator/src/transparent/hag-plan.ts'
+} from '../../../../concentrator/src/modes/hag-plan.ts'
 
 const base: HagPlanInput = {
   accessInterfaces: ['dsl0', 'lte0'],

@@ -4,8 +4,8 @@
  * (shared with SOCKS5); the destination policy is `policy`; deadlines and caps are in `limits`.
  */
 import { Type, type Static } from 'typebox'
-import { integerOption } from '../../shared/src/config/schema-helpers.ts'
-import type { DeepReadonly } from '../../shared/src/config/freeze.ts'
+import { integerOption } from '../../../shared/src/config/schema-helpers.ts'
+import type { DeepReadonly } from '../../../shared/src/config/freeze.ts'
 
 export const ConvertCookieSchema = Type.Object({
   /** Require the Cookie TLV: a Connect without it gets Error 3 carrying the cookie to echo. Default false. */

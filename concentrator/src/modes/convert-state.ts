@@ -3,7 +3,7 @@
  * and the per-source Error rate limiter. One per concentrator; `update(config)` on reload keeps the
  * keys and the buckets unless their settings changed (so cached cookies stay valid over a reload).
  */
-import type { ConvertConfig } from '../config-convert.ts'
+import type { ConvertConfig } from '../config/convert.ts'
 import { ConvertCookieKeys } from './convert-cookie.ts'
 import { SourceTokenBucket } from './convert-rate-limit.ts'
 

@@ -12,15 +12,15 @@
  */
 import { readFileSync } from 'node:fs'
 import { Resolver } from 'node:dns'
-import { isHybridError } from '../../shared/src/errors.ts'
-import type { CheckProblem } from '../../shared/src/config/problem.ts'
-import { mgmtLimitProblems } from '../../shared/src/mgmt/connection-budget.ts'
-import { tcpProfileProblems } from '../../shared/src/sys/sysctl-profile.ts'
+import { isHybridError } from '../../../shared/src/errors.ts'
+import type { CheckProblem } from '../../../shared/src/config/problem.ts'
+import { mgmtLimitProblems } from '../../../shared/src/mgmt/connection-budget.ts'
+import { tcpProfileProblems } from '../../../shared/src/sys/sysctl-profile.ts'
 import type { ConcentratorConfig } from './config.ts'
-import { buildPrefixSet } from './policy/ranges.ts'
-import { parseCredentials } from './signalling/credentials.ts'
-import { planProblems } from './transparent/hag-plan.ts'
-import { joinProblems } from './config-join.ts'
+import { buildPrefixSet } from '../policy/ranges.ts'
+import { parseCredentials } from '../auth/credentials.ts'
+import { planProblems } from '../modes/hag-plan.ts'
+import { joinProblems } from './join.ts'
 
 export interface ConcentratorCheckDeps {
   /** Reads `auth.credentialsFile` (tests); default readFileSync. */

@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { loadConfig } from '../../../shared/src/config/load-config.ts'
-import { ConfigSchema, type Config, type ConcentratorConfig } from '../../../concentrator/src/config.ts'
-import { checkReload, startOnlyChange } from '../../../concentrator/src/reload-plan.ts'
+import { loadConfig } from '../../../../shared/src/config/load-config.ts'
+import { ConfigSchema, type Config, type ConcentratorConfig } from '../../../../concentrator/src/config/config.ts'
+import { checkReload, startOnlyChange } from '../../../../concentrator/src/config/reload-plan.ts'
 
 const base = (): Config => structuredClone(loadConfig(ConfigSchema)) as Config
 const frozen = (c: Config): ConcentratorConfig => c as ConcentratorConfig

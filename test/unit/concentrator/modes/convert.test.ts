@@ -1,10 +1,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { errnoToConvertError } from '../../../../concentrator/src/signalling/convert-errno.ts'
-import { ConvertCookieKeys } from '../../../../concentrator/src/signalling/convert-cookie.ts'
-import { SourceTokenBucket } from '../../../../concentrator/src/signalling/convert-rate-limit.ts'
-import { downstreamPlan } from '../../../../concentrator/src/signalling/convert-downstream.ts'
-import { ConverterState } from '../../../../concentrator/src/signalling/convert-state.ts'
+import { errnoToConvertError } from '../../../../concentrator/src/modes/convert-errno.ts'
+import { ConvertCookieKeys } from '../../../../concentrator/src/modes/convert-cookie.ts'
+import { SourceTokenBucket } from '../../../../concentrator/src/modes/convert-rate-limit.ts'
+import { downstreamPlan } from '../../../../concentrator/src/modes/convert-downstream.ts'
+import { ConverterState } from '../../../../concentrator/src/modes/convert-state.ts'
 
 test('errno → Convert Error code and value (issue 6 mapping)', () => {
   const cases: Array<[string | undefined, number, number]> = [

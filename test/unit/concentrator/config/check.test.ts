@@ -1,5 +1,5 @@
 /**
- * The concentrator's cross-field checks run by the loader (concentrator/src/config-check.ts): each
+ * The concentrator's cross-field checks run by the loader (concentrator/src/config/check.ts): each
  * configuration here passed the schema (so `--validate` said ok) and was refused only at start (or
  * by buildRuntime on reload). Now the loader refuses it with the code and names the key and file.
  */
@@ -8,11 +8,11 @@ import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
-import { loadConfig } from '../../../shared/src/config/load-config.ts'
-import { ConfigSchema } from '../../../concentrator/src/config.ts'
-import { concentratorConfigProblems } from '../../../concentrator/src/config-check.ts'
-import { configRefusal } from '../../helpers/config-refusal.ts'
-import { testTempDir } from '../../helpers/temp-dir.ts'
+import { loadConfig } from '../../../../shared/src/config/load-config.ts'
+import { ConfigSchema } from '../../../../concentrator/src/config/config.ts'
+import { concentratorConfigProblems } from '../../../../concentrator/src/config/check.ts'
+import { configRefusal } from '../../../helpers/config-refusal.ts'
+import { testTempDir } from '../../../helpers/temp-dir.ts'
 
 const dir = testTempDir('conc-config-check-')
 let n = 0

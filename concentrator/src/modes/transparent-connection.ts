@@ -20,7 +20,7 @@ import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
 import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
 import type { ConcentratorMetrics } from '../metrics.ts'
 import type { Runtime } from '../runtime.ts'
-import type { SessionTable } from '../session-table.ts'
+import type { SessionTable } from '../mgmt/session-table.ts'
 
 const MODE = 'transparent'
 const MALFORMED: RefusalCount = { kind: 'rejected', reason: 'malformed' }

@@ -3,8 +3,8 @@
  * use to tell, per access, whether packets reach the concentrator (docs/path-health.md).
  */
 import { Type, type Static } from 'typebox'
-import { endpointProperties } from '../../shared/src/config/common-schema.ts'
-import { integerOption, portOption } from '../../shared/src/config/schema-helpers.ts'
+import { endpointProperties } from '../../../shared/src/config/common-schema.ts'
+import { integerOption, portOption } from '../../../shared/src/config/schema-helpers.ts'
 
 export const ProbeListenSchema = Type.Object(endpointProperties('probe responder'), { additionalProperties: false })
 

@@ -4,17 +4,17 @@
  * Reference: docs/configuration.md (generated from this schema by scripts/config-reference.ts).
  */
 import { Type, type Static } from 'typebox'
-import { endpointProperties, LogSchema, managementSchema, MptcpSchema, stateDirSchema } from '../../shared/src/config/common-schema.ts'
-import { integerOption, stringEnum } from '../../shared/src/config/schema-helpers.ts'
-import type { DeepReadonly } from '../../shared/src/config/freeze.ts'
-import { ConcentratorLimitsSchema } from './config-limits.ts'
-import { TransparentSchema } from './config-transparent.ts'
-import { JoinSchema } from './config-join.ts'
-import { ConvertSchema } from './config-convert.ts'
-import { ProbeSchema } from './config-probe.ts'
-import { OverloadSchema } from '../../shared/src/config/overload-schema.ts'
-import { KernelSchema } from './config-kernel.ts'
-import { DestinationPolicySchema } from './policy/destination-policy-schema.ts'
+import { endpointProperties, LogSchema, managementSchema, MptcpSchema, stateDirSchema } from '../../../shared/src/config/common-schema.ts'
+import { integerOption, stringEnum } from '../../../shared/src/config/schema-helpers.ts'
+import type { DeepReadonly } from '../../../shared/src/config/freeze.ts'
+import { ConcentratorLimitsSchema } from './limits.ts'
+import { TransparentSchema } from './transparent.ts'
+import { JoinSchema } from './join.ts'
+import { ConvertSchema } from './convert.ts'
+import { ProbeSchema } from './probe.ts'
+import { OverloadSchema } from '../../../shared/src/config/overload-schema.ts'
+import { KernelSchema } from './kernel.ts'
+import { DestinationPolicySchema } from '../policy/destination-policy-schema.ts'
 
 export { LogSchema }
 

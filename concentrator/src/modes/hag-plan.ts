@@ -12,7 +12,7 @@
  *     to :listenPort, mark. Plain TCP is never intercepted: it is forwarded natively.
  *  4. failMode closed only: the same SYNs, not taken by rule 3 (no listener), get a TCP reset.
  */
-import type { TransparentConfig } from '../config-transparent.ts'
+import type { TransparentConfig } from '../config/transparent.ts'
 import type { CheckProblem } from '../../../shared/src/config/problem.ts'
 
 export type Family = 4 | 6

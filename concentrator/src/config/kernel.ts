@@ -7,8 +7,8 @@
  * Read at start only (a reload that changes it is refused: needs a restart).
  */
 import { Type, type Static } from 'typebox'
-import type { DeepReadonly } from '../../shared/src/config/freeze.ts'
-import { tcpProfileProperties } from '../../shared/src/config/tcp-profile-schema.ts'
+import type { DeepReadonly } from '../../../shared/src/config/freeze.ts'
+import { tcpProfileProperties } from '../../../shared/src/config/tcp-profile-schema.ts'
 
 export const KernelSchema = Type.Object({
   ...tcpProfileProperties

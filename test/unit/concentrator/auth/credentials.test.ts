@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { CredentialVerifier, parseCredentials } from '../../../../concentrator/src/signalling/credentials.ts'
+import { CredentialVerifier, parseCredentials } from '../../../../concentrator/src/auth/credentials.ts'
 
 test('parses user:password lines; comments, blanks and CRLF; passwords may contain colons', () => {
   const c = parseCredentials('# users\n\nalice:one\r\nbob:a:b:c\n')

@@ -5,8 +5,8 @@
  * `signal` endpoints (docs/design/kernel-facts.md §4, C-flag recipe). Off by default.
  */
 import { Type, type Static } from 'typebox'
-import { integerOption, portOption, stringEnum } from '../../shared/src/config/schema-helpers.ts'
-import type { DeepReadonly } from '../../shared/src/config/freeze.ts'
+import { integerOption, portOption, stringEnum } from '../../../shared/src/config/schema-helpers.ts'
+import type { DeepReadonly } from '../../../shared/src/config/freeze.ts'
 
 export const JoinEndpointSchema = Type.Object({
   /** Access-facing address of this HAG announced (ADD_ADDR) for MP_JOINs. */

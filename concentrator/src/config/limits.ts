@@ -2,10 +2,10 @@
  * Concentrator limits and timeouts (defaults and why: docs/design/limits.md).
  */
 import { Type, type Static } from 'typebox'
-import { Limits } from '../../shared/src/codec/limits.ts'
-import { integerOption, msOption } from '../../shared/src/config/schema-helpers.ts'
-import { keepaliveLimitProperties, relayLimitProperties } from '../../shared/src/config/common-schema.ts'
-import { DEFAULT_SOURCE_IPV6_PREFIX_LENGTH } from '../../shared/src/net/source-prefix.ts'
+import { Limits } from '../../../shared/src/codec/limits.ts'
+import { integerOption, msOption } from '../../../shared/src/config/schema-helpers.ts'
+import { keepaliveLimitProperties, relayLimitProperties } from '../../../shared/src/config/common-schema.ts'
+import { DEFAULT_SOURCE_IPV6_PREFIX_LENGTH } from '../../../shared/src/net/source-prefix.ts'
 
 export const ConcentratorLimitsSchema = Type.Object({
   /** SOCKS5 greeting → request deadline, then the socket is destroyed. Unit ms. Default 10000. */
