@@ -1,9 +1,9 @@
 /**
  * Entry point of `hybrid-concentrator` (bin/hybrid-concentrator.js → dist/concentrator/src/main.js).
  * Process wiring (signals, reload on SIGHUP, crash handlers, exit code) is shared with the CPE agent:
- * shared/src/config/daemon-process.ts.
+ * shared/src/daemon/daemon-process.ts.
  */
-import { runDaemonProcess } from '../../shared/src/config/daemon-process.ts'
+import { runDaemonProcess } from '../../shared/src/daemon/daemon-process.ts'
 import { ConfigSchema, ENV_PREFIX } from './config/config.ts'
 import { concentratorPrerequisites } from './prerequisites.ts'
 import { concentratorConfigProblems } from './config/check.ts'

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startUnlessStopped } from '../../../../shared/src/config/daemon-process.ts'
+import { startUnlessStopped } from '../../../../shared/src/daemon/daemon-process.ts'
 import { createLogger } from '../../../../shared/src/log.ts'
 
 const log = createLogger({ level: 'silent', name: 't' })

@@ -12,10 +12,10 @@ import { stringify as toYaml } from 'yaml'
 import type { DestinationStream } from 'pino'
 import { ConfigError, HybridError, isHybridError } from '../errors.ts'
 import { createLogger, type Logger } from '../log.ts'
-import { LogLevels, type LogLevel } from './common-schema.ts'
-import { loadConfig, type LoadedConfig } from './load-config.ts'
-import { formatProblem, type ConfigCheck, type ConfigProblem } from './problem.ts'
-import { redactConfig } from './redact.ts'
+import { LogLevels, type LogLevel } from '../config/common-schema.ts'
+import { loadConfig, type LoadedConfig } from '../config/load-config.ts'
+import { formatProblem, type ConfigCheck, type ConfigProblem } from '../config/problem.ts'
+import { redactConfig } from '../config/redact.ts'
 
 export const ExitCode = { Ok: 0, Runtime: 1, Config: 2 } as const
 export type ExitCode = typeof ExitCode[keyof typeof ExitCode]

@@ -21,8 +21,8 @@ import type { TObject } from 'typebox'
 import { createLogger, type Logger } from '../log.ts'
 import { checkPrerequisites, type Requirement } from '../sys/prerequisites.ts'
 import { runDaemonCli, type RunningService } from './cli.ts'
-import type { LoadedConfig } from './load-config.ts'
-import type { ConfigCheck } from './problem.ts'
+import type { LoadedConfig } from '../config/load-config.ts'
+import type { ConfigCheck } from '../config/problem.ts'
 
 /** What a daemon's composition root receives besides its configuration. */
 export interface DaemonProcessDeps {
