@@ -73,8 +73,9 @@ Options:
                     concentrator instances <prefix>hag1..n (1..${MAX_INSTANCES}), each holding the service
                     address and announcing its own join address (C flag); opens 10 x n
                     connections from lan through the CPE and prints per instance what it
-                    accepted, its subflows and misrouted joins. --mode socks5 (default) or
-                    convert; with --keep the lab stays (docs/lab.md "Scale-out lab")
+                    accepted, its subflows and misrouted joins. --mode socks5 (default),
+                    convert or transparent; with --keep the lab stays (docs/lab.md
+                    "Scale-out lab")
   --modes <list>    scenario modes, comma-separated (default socks5,convert,transparent,mptcp;
                     soak: daemon modes, default socks5)
   --faults <list>   scenario faults (default dsl-blackhole,dsl-carrier,lte-loss,dsl-flap)
@@ -167,7 +168,7 @@ function withSelection (opts: LabCliOptions, values: SoakArgs & {
   return withScenario(opts, scenarioOption(values.scenario, values.modes, values.faults))
 }
 
-/** `--concentrators n`: only with --mode socks5|convert (all: socks5), no scenario or Prometheus. Pure. */
+/** `--concentrators n`: only with --mode socks5|convert|transparent (all: socks5), no scenario or Prometheus. Pure. */
 function withScaleOut (opts: LabCliOptions,
   values: { concentrators?: string | undefined, scenario?: string | undefined }): LabCliOptions | { error: string } {
   const n = parseInstanceCount(values.concentrators)
@@ -318,7 +319,7 @@ async function runScaleOutCli (opts: LabCliOptions, scaleOut: { instances: numbe
       const pid = await s.lab.keep()
       out(`\n${formatAccessGuide(opts.prefix, ADDRESS_PLAN)}(link emulation kept alive by PID ${pid} in ${opts.prefix}dsl)`)
       out(formatScaleOutGuide(opts.prefix, s.instances().map((i) => ({ id: i.plan.id, address: i.plan.address, pid: i.daemon?.pid ?? -1 })),
-        { cpePid: s.cpe().pid, dir: s.dir }))
+        { cpePid: s.cpe().pid, dir: s.dir, joinPort: s.joinPort() }))
     }
     return interrupted ? 130 : 0
   } catch (err) {

@@ -5,7 +5,6 @@
  * misrouted-join counter. The report is pure (buildScaleOutReport, formatScaleOutReport).
  */
 import { parseMptcpMib } from '../shared/src/metrics/kernel-mib.ts'
-import { SCALE_OUT_JOIN_PORT } from './scale-out-plan.ts'
 import { startEchoLoad, type ConcentratorInstance, type ScaleOutLab, type ScaleOutMode } from './scale-out.ts'
 
 export interface InstanceRow {
@@ -27,14 +26,16 @@ export interface ScaleOutReport {
   readonly instances: readonly InstanceRow[]
 }
 
-/** Established subflows of an instance from `ss -tnH state established`: DSL (to the service or join address) and LTE joins. Pure. */
-export function countSubflows (ssOutput: string,
-  o: { service: string, join: string, dslCpe: string, lteCpe: string }): { dsl: number, lteJoins: number } {
+/**
+ * Established subflows of an instance from `ss -tnH state established`: those from the CPE's DSL
+ * address (the initial subflow — to the service address, or in transparent mode to the intercepted
+ * destination — or a re-created one to the join address) and the LTE joins to its join address. Pure.
+ */
+export function countSubflows (ssOutput: string, o: { join: string, dslCpe: string, lteCpe: string }): { dsl: number, lteJoins: number } {
   const out = { dsl: 0, lteJoins: 0 }
   for (const row of ssOutput.split('\n')) {
     const [, , local = '', peer = ''] = row.trim().split(/\s+/)
-    const mine = local.startsWith(`${o.service}:`) || local === o.join
-    if (mine && peer.startsWith(`${o.dslCpe}:`)) out.dsl++
+    if (peer.startsWith(`${o.dslCpe}:`)) out.dsl++
     if (local === o.join && peer.startsWith(`${o.lteCpe}:`)) out.lteJoins++
   }
   return out
@@ -42,9 +43,9 @@ export function countSubflows (ssOutput: string,
 
 async function instanceRow (s: ScaleOutLab, i: ConcentratorInstance, acceptedBefore: number): Promise<InstanceRow> {
   const p = s.lab.plan
-  const join = `${i.plan.address}:${SCALE_OUT_JOIN_PORT}`
+  const join = `${i.plan.address}:${s.joinPort()}`
   const f = countSubflows(await i.ns.exec(['ss', '-tnH', 'state', 'established']),
-    { service: p.service.v4, join, dslCpe: p.access.dsl.cpeSide.cpe.v4, lteCpe: p.access.lte.cpeSide.cpe.v4 })
+    { join, dslCpe: p.access.dsl.cpeSide.cpe.v4, lteCpe: p.access.lte.cpeSide.cpe.v4 })
   return {
     id: i.plan.id,
     namespace: i.ns.name,
@@ -95,12 +96,13 @@ export function formatScaleOutReport (r: ScaleOutReport): string {
 export interface ScaleOutGuideInstance { readonly id: number, readonly address: string, readonly pid: number }
 
 /** `--keep`: how to reach the instances and the balancer of a kept scale-out lab. Pure. */
-export function formatScaleOutGuide (prefix: string, instances: readonly ScaleOutGuideInstance[], o: { cpePid: number, dir: string }): string {
+export function formatScaleOutGuide (prefix: string, instances: readonly ScaleOutGuideInstance[],
+  o: { cpePid: number, dir: string, joinPort: number }): string {
   const lines = [
     '',
     `Scale-out daemons (logs in ${o.dir}):`,
     `  CPE agent          PID ${o.cpePid} in ${prefix}cpe`,
-    ...instances.map((i) => `  concentrator hag${i.id}  PID ${i.pid} in ${prefix}hag${i.id}, management http://${i.address}:9090, join ${i.address}:${SCALE_OUT_JOIN_PORT}`),
+    ...instances.map((i) => `  concentrator hag${i.id}  PID ${i.pid} in ${prefix}hag${i.id}, management http://${i.address}:9090, join ${i.address}:${o.joinPort}`),
     `  ip netns exec ${prefix}hag nft list table ip hat_balancer      # the balancer (members in the numgen map)`,
     `  ip netns exec ${prefix}hag conntrack -L -m 0x101                # connections pinned to hag1 (if conntrack is installed)`,
     `  ip netns exec ${prefix}hag1 nstat -az MPTcpExtMPJoinNoTokenFound  # misrouted joins (0)`,

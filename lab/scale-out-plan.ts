@@ -24,6 +24,9 @@ export const MAX_INSTANCES = 8
 /** The instances' join port (`join.endpoints[].port`). */
 export const SCALE_OUT_JOIN_PORT = 7201
 
+/** Every instance link lies in this prefix; the balancer never steers traffic addressed into it (joins, management). */
+export const INSTANCE_NET = '198.51.100.128/25'
+
 /** nftables table of the balancer (in `<p>hag`). */
 export const BALANCER_TABLE = 'hat_balancer'
 
@@ -86,6 +89,7 @@ export function balancerIpCommands ({ instance: i, service }: ScaleOutIpInput): 
     `link set ${i.balancerIf} up`,
     `addr add ${i.balancerAddress}/29 dev ${i.balancerIf}`,
     `route add ${service.v4}/32 via ${i.address} dev ${i.balancerIf} table ${i.table}`,
+    `route add default via ${i.address} dev ${i.balancerIf} table ${i.table}`,
     `rule add fwmark ${hex(i.mark)} lookup ${i.table} pref ${i.table}`
   ]
 }
@@ -109,6 +113,12 @@ export interface BalancerRulesetInput {
   readonly accessInterfaces: readonly string[]
   /** The current members, in order. Empty: new connections to the service address are dropped (running ones stay). */
   readonly members: readonly InstancePlan[]
+  /**
+   * `service` (default): only TCP to the service address is steered (socks5, convert). `all`: every
+   * TCP connection from the accesses except those into INSTANCE_NET (transparent mode: the CPE
+   * dials the destinations themselves, and each instance intercepts what reaches it).
+   */
+  readonly steer?: 'service' | 'all'
 }
 
 /**
@@ -127,14 +137,16 @@ export interface BalancerRulesetInput {
  */
 export function balancerRuleset (input: BalancerRulesetInput): string {
   const t = BALANCER_TABLE
-  const from = `iifname { ${input.accessInterfaces.map((i) => JSON.stringify(i)).join(', ')} } ip daddr ${input.service}`
+  const iif = `iifname { ${input.accessInterfaces.map((i) => JSON.stringify(i)).join(', ')} }`
+  const from = `${iif} ip daddr ${input.service}`
+  const tcp = input.steer === 'all' ? `${iif} ip daddr != ${INSTANCE_NET}` : from
   const n = input.members.length
   const map = `map { ${input.members.map((m, k) => `${k} : ${hex(m.mark)}`).join(', ')} }`
   const steer = [
     n === 0
-      ? `    ${from} meta l4proto tcp ct state new drop`
-      : `    ${from} meta l4proto tcp ct state new ct mark set numgen inc mod ${n} ${map}`,
-    `    ${from} meta l4proto tcp ct mark != 0 meta mark set ct mark`,
+      ? `    ${tcp} meta l4proto tcp ct state new drop`
+      : `    ${tcp} meta l4proto tcp ct state new ct mark set numgen inc mod ${n} ${map}`,
+    `    ${tcp} meta l4proto tcp ct mark != 0 meta mark set ct mark`,
     n === 0
       ? `    ${from} meta l4proto != tcp drop`
       : `    ${from} meta l4proto != tcp meta mark set jhash ip saddr mod ${n} ${map}`

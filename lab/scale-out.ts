@@ -24,11 +24,11 @@ import {
   balancerIpCommands, balancerRuleset, instanceIpCommands, instancePlan, MAX_INSTANCES, SCALE_OUT_JOIN_PORT, type InstancePlan
 } from './scale-out-plan.ts'
 import { buildLab, ipBatch, REPO_ROOT, type Lab } from './topology.ts'
-import { useFullmeshEndpoints } from './transparent-setup.ts'
+import { TRANSPARENT_PORTS, useFullmeshEndpoints } from './transparent-setup.ts'
 import type { AddressPlan } from './addresses.ts'
 
-/** The explicit modes the scale-out lab runs (transparent: see docs/scale-out.md "The lab scenario"). */
-export const SCALE_OUT_MODES = ['socks5', 'convert'] as const
+/** The CPE modes the scale-out lab runs (transparent: the balancer steers every TCP connection from the accesses). */
+export const SCALE_OUT_MODES = ['socks5', 'convert', 'transparent'] as const
 export type ScaleOutMode = typeof SCALE_OUT_MODES[number]
 
 export interface ScaleOutOptions {
@@ -62,6 +62,8 @@ export interface ScaleOutLab {
   readonly lab: Lab
   readonly dir: string
   mode: () => ScaleOutMode
+  /** The instances' join port: SCALE_OUT_JOIN_PORT (`join.endpoints`), or transparent mode's join port. */
+  joinPort: () => number
   instances: () => ConcentratorInstance[]
   instance: (id: number) => ConcentratorInstance
   readonly balancer: Balancer
@@ -81,7 +83,20 @@ export interface ScaleOutLab {
  * Convert on 1234, so the CPE can switch modes without restarting the instances), with management
  * and the join endpoint on the instance's own link address. Pure.
  */
-export function instanceConcentratorConfig (instance: InstancePlan, plan: AddressPlan): Record<string, unknown> {
+export function instanceConcentratorConfig (instance: InstancePlan, plan: AddressPlan, mode: ScaleOutMode = 'convert'): Record<string, unknown> {
+  if (mode === 'transparent') {
+    // Intercept what the balancer steers here (on the balancer link), join endpoint on the instance's own address.
+    const t = labModeConcentratorConfig('transparent', { plan })
+    return {
+      ...t,
+      management: { listen: { host: instance.address, port: LAB_MGMT_PORTS.concentrator } },
+      transparent: {
+        ...(t['transparent'] as Record<string, unknown>),
+        accessInterfaces: [instance.instanceIf],
+        joinEndpoints: [{ address: instance.address, interface: instance.instanceIf, port: TRANSPARENT_PORTS.join }]
+      }
+    }
+  }
   return {
     ...labModeConcentratorConfig('convert', { plan }),
     management: { listen: { host: instance.address, port: LAB_MGMT_PORTS.concentrator } },
@@ -149,6 +164,7 @@ class ScaleOut implements ScaleOutLab {
   }
 
   mode (): ScaleOutMode { return this.#mode }
+  joinPort (): number { return this.#mode === 'transparent' ? TRANSPARENT_PORTS.join : SCALE_OUT_JOIN_PORT }
   instances (): ConcentratorInstance[] { return [...this.#instances.values()] }
   instance (id: number): ConcentratorInstance {
     const i = this.#instances.get(id)
@@ -162,6 +178,9 @@ class ScaleOut implements ScaleOutLab {
   }
 
   async restartCpe (mode: ScaleOutMode): Promise<void> {
+    if ((mode === 'transparent') !== (this.#mode === 'transparent')) {
+      throw new Error('restartCpe: the instances run transparent or explicit modes; build another scale-out lab to switch')
+    }
     await this.#cpe?.stop(3000)
     this.#cpe = undefined
     this.#mode = mode
@@ -208,7 +227,7 @@ class ScaleOut implements ScaleOutLab {
     const ns = await createNamespace(name)
     const input = { instance: plan, service: this.lab.plan.service }
     await ns.exec(['sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0',
-      'net.ipv6.conf.default.accept_dad=0', 'net.ipv4.tcp_fastopen=3'])
+      'net.ipv6.conf.default.accept_dad=0', 'net.ipv4.tcp_fastopen=3', `net.ipv4.ip_forward=${this.#mode === 'transparent' ? 1 : 0}`])
     await run(['ip', 'link', 'add', plan.balancerIf, 'netns', this.lab.ns.hag.name, 'type', 'veth', 'peer', 'name', plan.instanceIf, 'netns', name])
     await ipBatch(this.lab.ns.hag.name, balancerIpCommands(input))
     await ipBatch(name, instanceIpCommands(input))
@@ -218,7 +237,7 @@ class ScaleOut implements ScaleOutLab {
     instance.daemon = await startDaemon({
       daemon: 'concentrator',
       dir: join(this.dir, plan.role),
-      config: instanceConcentratorConfig(plan, this.lab.plan),
+      config: instanceConcentratorConfig(plan, this.lab.plan, this.#mode === 'transparent' ? 'transparent' : 'convert'),
       ns,
       spawn: (argv) => this.#spawn(ns, ['sh', '-c', 'log="$1"; shift; exec "$@" >>"$log" 2>&1', 'sh', logFile, ...argv])
     })
@@ -249,7 +268,8 @@ class ScaleOut implements ScaleOutLab {
     const ruleset = balancerRuleset({
       service: this.lab.plan.service.v4,
       accessInterfaces: ACCESS_NAMES.map((n) => this.lab.plan.access[n].hagIf),
-      members
+      members,
+      steer: this.#mode === 'transparent' ? 'all' : 'service'
     })
     await this.lab.ns.hag.exec(['nft', '-f', '-'], { input: ruleset })
     this.#members = [...ids]

@@ -15,7 +15,6 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { getProfile } from '../../lab/link-profile.ts'
 import { e2eSkipReason } from '../../lab/netns.ts'
-import { SCALE_OUT_JOIN_PORT } from '../../lab/scale-out-plan.ts'
 import { countSubflows } from '../../lab/scale-out-demo.ts'
 import { buildScaleOutLab, startEchoLoad, type ConcentratorInstance, type EchoConnStats, type EchoLoad, type ScaleOutLab } from '../../lab/scale-out.ts'
 import { parseMptcpMib } from '../../shared/src/metrics/kernel-mib.ts'
@@ -41,7 +40,7 @@ describe('scale-out lab: three concentrators behind an nft balancer', { skip: sk
   const subflows = async (i: ConcentratorInstance): Promise<{ dsl: number, lteJoins: number }> => {
     const p = s().lab.plan
     return countSubflows(await i.ns.exec(['ss', '-tnH', 'state', 'established']), {
-      service: p.service.v4, join: `${i.plan.address}:${SCALE_OUT_JOIN_PORT}`, dslCpe: p.access.dsl.cpeSide.cpe.v4, lteCpe: p.access.lte.cpeSide.cpe.v4
+      join: `${i.plan.address}:${s().joinPort()}`, dslCpe: p.access.dsl.cpeSide.cpe.v4, lteCpe: p.access.lte.cpeSide.cpe.v4
     })
   }
   /** Waits (bounded) until every running instance has an LTE join per DSL subflow; returns the per-instance figures. */
@@ -77,6 +76,34 @@ describe('scale-out lab: three concentrators behind an nft balancer', { skip: sk
   after(async () => {
     h.load?.stop()
     await h.s?.teardown()
+  })
+
+  test('transparent mode: the balancer steers every TCP connection from the accesses; spread and joins the same (own lab)', async () => {
+    // A lab of its own (transparent instances intercept instead of listening), built and removed here.
+    const t = await buildScaleOutLab({ prefix: 'hat-lbt-', profiles: { dsl: getProfile('vdsl'), lte: getProfile('lte') }, instances: 3, mode: 'transparent' })
+    try {
+      const tload = await startEchoLoad(t.lab)
+      const opened = await tload.open(30)
+      const p = t.lab.plan
+      const rows = async (): Promise<Array<[number, { dsl: number, lteJoins: number }, number]>> => Promise.all(t.instances().map(async (i) =>
+        [i.plan.id, countSubflows(await i.ns.exec(['ss', '-tnH', 'state', 'established']),
+          { join: `${i.plan.address}:${t.joinPort()}`, dslCpe: p.access.dsl.cpeSide.cpe.v4, lteCpe: p.access.lte.cpeSide.cpe.v4 }),
+        await i.daemon?.metric('hybrid_connections_accepted_total', { mode: 'transparent' }) ?? 0] as [number, { dsl: number, lteJoins: number }, number]))
+      let last = await rows()
+      await waitFor('an LTE join per connection on its own instance', 30_000, async () => {
+        last = await rows()
+        return last.every(([, f]) => f.dsl === f.lteJoins)
+      }).catch((err: unknown) => { throw new Error(`${(err as Error).message}: ${JSON.stringify(last)}`) })
+      const misses = await Promise.all(t.instances().map(async (i) => noTokenFound(i)))
+      console.log(`# scale-out transparent: 30 connections, failed ${opened.failed}; per instance [id, subflows, accepted] ${JSON.stringify(last)}; MPJoinNoTokenFound ${misses.join(' ')}`)
+      tload.stop()
+      assert.equal(opened.failed, 0, opened.errors.join('; '))
+      assert.equal(last.reduce((a, [, , n]) => a + n, 0), 30, 'every connection intercepted by an instance')
+      for (const [id, f, n] of last) assert.ok(n >= 5 && f.lteJoins >= 5, `hag${id}: ${n} accepted, ${f.lteJoins} LTE joins`)
+      assert.deepEqual(misses, [0, 0, 0])
+    } finally {
+      await t.teardown()
+    }
   })
 
   test('(a) 100 connections from lan through the CPE (socks5) spread over the three instances; (b) both subflows of each on one instance', async () => {

@@ -39,6 +39,11 @@ test('scale-out lab: every instance\'s concentrator configuration and the fullme
   for (let id = 1; id <= MAX_INSTANCES; id++) {
     const conc = loadConfig(ConcSchema, { file: write(`conc-hag${id}.yaml`, instanceConcentratorConfig(instancePlan(id), ADDRESS_PLAN)), check: concentratorConfigProblems })
     assert.equal(conc.join.endpoints[0]?.address, instancePlan(id).address)
+    const t = loadConfig(ConcSchema, {
+      file: write(`conc-t-hag${id}.yaml`, instanceConcentratorConfig(instancePlan(id), ADDRESS_PLAN, 'transparent')),
+      check: concentratorConfigProblems
+    })
+    assert.deepEqual(t.transparent.accessInterfaces, ['lb0'])
   }
   for (const mode of SCALE_OUT_MODES) {
     const cpe = loadConfig(CpeSchema, { file: write(`cpe-scale-out-${mode}.yaml`, scaleOutCpeConfig(mode, ADDRESS_PLAN)), check: cpeConfigProblems })

@@ -49,6 +49,7 @@ test('ip commands: the balancer routes the service address by fwmark to the inst
     'link set inst2 up',
     'addr add 198.51.100.137/29 dev inst2',
     'route add 203.0.113.200/32 via 198.51.100.138 dev inst2 table 1002',
+    'route add default via 198.51.100.138 dev inst2 table 1002',
     'rule add fwmark 0x102 lookup 1002 pref 1002'
   ])
   assert.deepEqual(instanceIpCommands({ instance: i, service: ADDRESS_PLAN.service }), [
@@ -85,6 +86,10 @@ test('balancer ruleset: new TCP connections round-robin by conntrack mark, known
   assert.match(empty, /ct state new drop/)
   assert.match(empty, /ct mark != 0 meta mark set ct mark/)
   assert.doesNotMatch(empty, /numgen|jhash/)
+  // Transparent mode: every TCP connection from the accesses, except those into the instance links (joins, management).
+  const all = balancerRuleset({ service: '203.0.113.200', accessInterfaces: ['dsl0'], members: [instancePlan(1)], steer: 'all' })
+  assert.match(all, /iifname \{ "dsl0" \} ip daddr != 198\.51\.100\.128\/25 meta l4proto tcp ct state new ct mark set numgen inc mod 1 map \{ 0 : 0x101 \}/)
+  assert.match(all, /iifname \{ "dsl0" \} ip daddr 203\.0\.113\.200 meta l4proto != tcp meta mark set jhash/)
 })
 
 test('instance and CPE configs: management and join endpoint on the instance link, SOCKS5 and Convert listeners; CPE fullmesh', () => {
@@ -93,6 +98,11 @@ test('instance and CPE configs: management and join endpoint on the instance lin
   assert.deepEqual(c['join'], { endpoints: [{ address: '198.51.100.138', interface: 'lb0', port: SCALE_OUT_JOIN_PORT }] })
   const ports = (c['listeners'] as Array<{ port: number, mode: string }>).map((l) => `${l.mode}:${l.port}`)
   assert.deepEqual([...new Set(ports)].sort(), ['convert:1234', 'socks5:1080'])
+  const t = instanceConcentratorConfig(instancePlan(1), ADDRESS_PLAN, 'transparent')
+  const tr = t['transparent'] as { enabled: boolean, accessInterfaces: string[], joinEndpoints: unknown[] }
+  assert.equal(tr.enabled, true)
+  assert.deepEqual(tr.accessInterfaces, ['lb0'])
+  assert.deepEqual(tr.joinEndpoints, [{ address: '198.51.100.130', interface: 'lb0', port: 7101 }])
   const cpe = scaleOutCpeConfig('convert', ADDRESS_PLAN)
   assert.equal((cpe['multipath'] as { fullmesh: boolean }).fullmesh, true)
   assert.equal(cpe['mode'], 'convert')
@@ -106,8 +116,10 @@ test('countSubflows and the report', () => {
     '0 0 198.51.100.130:41794 203.0.113.10:7',
     '0 0 203.0.113.200:1080 192.0.2.99:1'
   ].join('\n')
-  assert.deepEqual(countSubflows(ss, { service: '203.0.113.200', join: '198.51.100.130:7201', dslCpe: '198.51.100.2', lteCpe: '198.51.100.66' }),
-    { dsl: 2, lteJoins: 1 })
+  assert.deepEqual(countSubflows(ss, { join: '198.51.100.130:7201', dslCpe: '198.51.100.2', lteCpe: '198.51.100.66' }), { dsl: 2, lteJoins: 1 })
+  // Transparent mode: the initial subflow's local address is the intercepted destination.
+  assert.deepEqual(countSubflows('0 0 203.0.113.10:7 198.51.100.2:51324\n0 0 198.51.100.130:7101 198.51.100.66:1',
+    { join: '198.51.100.130:7101', dslCpe: '198.51.100.2', lteCpe: '198.51.100.66' }), { dsl: 1, lteJoins: 1 })
   const text = formatScaleOutReport({
     prefix: 'ha-',
     mode: 'socks5',
