@@ -12,7 +12,8 @@ export interface InstanceRow {
   readonly namespace: string
   readonly joinAddress: string
   readonly accepted: number
-  readonly dslSubflows: number
+  readonly initialSubflows: number
+  readonly dslJoins: number
   readonly lteJoins: number
   readonly joinNoTokenFound: number
 }
@@ -26,19 +27,30 @@ export interface ScaleOutReport {
   readonly instances: readonly InstanceRow[]
 }
 
+/** Subflows from the CPE in one instance, by access and by whether they joined the join address. */
+export interface SubflowCounts { initial: number, dslJoins: number, lteInitial: number, lteJoins: number }
+
 /**
- * Established subflows of an instance from `ss -tnH state established`: those from the CPE's DSL
- * address (the initial subflow — to the service address, or in transparent mode to the intercepted
- * destination — or a re-created one to the join address) and the LTE joins to its join address. Pure.
+ * Established subflows of an instance from `ss -tnH state established`, those from the CPE:
+ * `initial` from its DSL address to anything but the join address (the service address, or in
+ * transparent mode the intercepted destination), `dslJoins` from DSL to the join address (the CPE
+ * adds them after re-enabling a DSL path it had declared down), `lteInitial` from LTE to anything
+ * else (a connection steered to LTE while DSL was down), `lteJoins` from LTE to the join address. Pure.
  */
-export function countSubflows (ssOutput: string, o: { join: string, dslCpe: string, lteCpe: string }): { dsl: number, lteJoins: number } {
-  const out = { dsl: 0, lteJoins: 0 }
+export function countSubflows (ssOutput: string, o: { join: string, dslCpe: string, lteCpe: string }): SubflowCounts {
+  const out = { initial: 0, dslJoins: 0, lteInitial: 0, lteJoins: 0 }
   for (const row of ssOutput.split('\n')) {
     const [, , local = '', peer = ''] = row.trim().split(/\s+/)
-    if (peer.startsWith(`${o.dslCpe}:`)) out.dsl++
-    if (local === o.join && peer.startsWith(`${o.lteCpe}:`)) out.lteJoins++
+    const join = local === o.join
+    if (peer.startsWith(`${o.dslCpe}:`)) { if (join) out.dslJoins++; else out.initial++ }
+    if (peer.startsWith(`${o.lteCpe}:`)) { if (join) out.lteJoins++; else out.lteInitial++ }
   }
   return out
+}
+
+/** Every connection of the instance has a subflow over each access there (at most one per access and connection is counted per side). Pure. */
+export function bothAccesses (f: SubflowCounts, connections: number): boolean {
+  return f.initial + f.dslJoins >= connections && f.lteInitial + f.lteJoins >= connections
 }
 
 async function instanceRow (s: ScaleOutLab, i: ConcentratorInstance, acceptedBefore: number): Promise<InstanceRow> {
@@ -51,7 +63,8 @@ async function instanceRow (s: ScaleOutLab, i: ConcentratorInstance, acceptedBef
     namespace: i.ns.name,
     joinAddress: join,
     accepted: (await i.daemon?.metric('hybrid_connections_accepted_total') ?? 0) - acceptedBefore,
-    dslSubflows: f.dsl,
+    initialSubflows: f.initial,
+    dslJoins: f.dslJoins,
     lteJoins: f.lteJoins,
     joinNoTokenFound: parseMptcpMib(await i.ns.exec(['cat', '/proc/net/netstat'])).get('MPJoinNoTokenFound') ?? 0
   }
@@ -68,7 +81,7 @@ export async function runScaleOutDemo (s: ScaleOutLab, connections: number, log:
     const rows = async (): Promise<InstanceRow[]> => Promise.all(s.instances().map(async (i) => instanceRow(s, i, before.get(i.plan.id) ?? 0)))
     let last = await rows()
     const deadline = Date.now() + 20_000
-    while (Date.now() < deadline && !last.every((r) => r.lteJoins === r.dslSubflows)) {
+    while (Date.now() < deadline && !last.every((r) => r.lteJoins === r.initialSubflows)) {
       await new Promise((resolve) => setTimeout(resolve, 500))
       last = await rows()
     }
@@ -83,10 +96,10 @@ export async function runScaleOutDemo (s: ScaleOutLab, connections: number, log:
 export function formatScaleOutReport (r: ScaleOutReport): string {
   const head = `Scale-out lab (${r.prefix}*): ${r.instances.length} concentrators behind the nft balancer in ${r.prefix}hag, CPE mode ${r.mode}\n` +
     `${r.connections} connections from lan through the CPE, ${r.failed} failed; balancer members: ${r.members.map((m) => `hag${m}`).join(', ')}\n\n`
-  const cols = 'instance  namespace         join address          accepted  DSL subflows  LTE joins  MPJoinNoTokenFound\n'
+  const cols = 'instance  namespace         join address          accepted  initial subflows  LTE joins  DSL joins  MPJoinNoTokenFound\n'
   const lines = r.instances.map((i) =>
     `${`hag${i.id}`.padEnd(10)}${i.namespace.padEnd(18)}${i.joinAddress.padEnd(20)}${String(i.accepted).padStart(10)}` +
-    `${String(i.dslSubflows).padStart(14)}${String(i.lteJoins).padStart(11)}${String(i.joinNoTokenFound).padStart(20)}\n`)
+    `${String(i.initialSubflows).padStart(18)}${String(i.lteJoins).padStart(11)}${String(i.dslJoins).padStart(11)}${String(i.joinNoTokenFound).padStart(20)}\n`)
   const total = r.instances.reduce((a, i) => ({ accepted: a.accepted + i.accepted, lte: a.lte + i.lteJoins, miss: a.miss + i.joinNoTokenFound }),
     { accepted: 0, lte: 0, miss: 0 })
   return head + cols + lines.join('') +

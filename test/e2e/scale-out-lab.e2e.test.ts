@@ -1,12 +1,13 @@
 /**
  * The scale-out lab (docs/scale-out.md "The lab scenario"): three concentrator instances behind one
  * service address and an nftables L4 balancer in hag (prefix hat-lb-), the real CPE agent in cpe
- * (socks5, then convert), long-lived echo connections from lan (lab/scale-out-load.ts).
+ * (socks5, then convert; transparent in a lab of its own), long-lived echo connections from lan (lab/scale-out-load.ts).
  *
  * Proves: (a) 100 connections spread over the three instances (each instance's accepted count);
- * (b) every connection keeps both subflows on one instance: per instance as many LTE subflows on
- * its own join address as DSL subflows (the initial one, or a re-created one on the join address), and MPJoinNoTokenFound stays 0
- * in every instance; (c) SIGKILL of one instance ends exactly its connections, the others keep
+ * (b) every connection keeps both subflows on one instance: per instance as many LTE joins on its
+ * own join address as initial subflows, and MPJoinNoTokenFound stays 0 in every instance (DSL
+ * joins to the join address, which the CPE adds after a DSL path flap, are counted and logged);
+ * (c) SIGKILL of one instance ends exactly its connections, the others keep
  * echoing, and after the health check new connections go to the survivors only; (d) a fourth
  * instance added to the balancer takes new connections without disturbing the running ones.
  * Needs `npm run build` first.
@@ -15,7 +16,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { getProfile } from '../../lab/link-profile.ts'
 import { e2eSkipReason } from '../../lab/netns.ts'
-import { countSubflows } from '../../lab/scale-out-demo.ts'
+import { bothAccesses, countSubflows, type SubflowCounts } from '../../lab/scale-out-demo.ts'
 import { buildScaleOutLab, startEchoLoad, type ConcentratorInstance, type EchoConnStats, type EchoLoad, type ScaleOutLab } from '../../lab/scale-out.ts'
 import { parseMptcpMib } from '../../shared/src/metrics/kernel-mib.ts'
 import { waitFor } from '../helpers/wait-for.ts'
@@ -36,20 +37,24 @@ describe('scale-out lab: three concentrators behind an nft balancer', { skip: sk
   const noTokenFound = async (i: ConcentratorInstance): Promise<number> =>
     parseMptcpMib(await i.ns.exec(['cat', '/proc/net/netstat'])).get('MPJoinNoTokenFound') ?? 0
 
-  /** Established subflows in an instance (countSubflows: DSL ones to its service or join address, LTE joins to its join address). */
-  const subflows = async (i: ConcentratorInstance): Promise<{ dsl: number, lteJoins: number }> => {
+  /** Established subflows from the CPE in an instance (countSubflows: initial ones, DSL and LTE joins to its join address). */
+  const subflows = async (i: ConcentratorInstance): Promise<SubflowCounts> => {
     const p = s().lab.plan
     return countSubflows(await i.ns.exec(['ss', '-tnH', 'state', 'established']), {
       join: `${i.plan.address}:${s().joinPort()}`, dslCpe: p.access.dsl.cpeSide.cpe.v4, lteCpe: p.access.lte.cpeSide.cpe.v4
     })
   }
-  /** Waits (bounded) until every running instance has an LTE join per DSL subflow; returns the per-instance figures. */
-  const bothSubflowsEverywhere = async (): Promise<Map<number, { dsl: number, lteJoins: number }>> => {
-    let last = new Map<number, { dsl: number, lteJoins: number }>()
-    await waitFor('an LTE subflow on its own instance for every connection', 30_000, async () => {
-      last = new Map(await Promise.all(running().map(async (i): Promise<[number, { dsl: number, lteJoins: number }]> =>
-        [i.plan.id, await subflows(i)])))
-      return [...last.values()].every((f) => f.lteJoins === f.dsl)
+  /**
+   * Waits (bounded) until every connection of every running instance (its hybrid_connections_active)
+   * has a subflow over DSL and one over LTE on that same instance; returns the per-instance figures.
+   * Normally these are the initial subflow and the LTE join (initial === lteJoins === active).
+   */
+  const bothSubflowsEverywhere = async (): Promise<Map<number, SubflowCounts & { active: number }>> => {
+    let last = new Map<number, SubflowCounts & { active: number }>()
+    await waitFor('a DSL and an LTE subflow on its own instance for every connection', 30_000, async () => {
+      last = new Map(await Promise.all(running().map(async (i): Promise<[number, SubflowCounts & { active: number }]> =>
+        [i.plan.id, { ...await subflows(i), active: await i.daemon?.metric('hybrid_connections_active') ?? 0 }])))
+      return [...last.values()].every((f) => bothAccesses(f, f.active))
     }).catch(async (err: unknown) => {
       const rows = await Promise.all(running().map(async (i) => `hag${i.plan.id}:\n${(await i.ns.exec(['ss', '-tnH'])).split('\n').filter((r) => !r.includes(':7 ')).join('\n')}`))
       throw new Error(`${(err as Error).message}: ${JSON.stringify([...last])}\n${rows.join('\n')}`)
@@ -85,14 +90,15 @@ describe('scale-out lab: three concentrators behind an nft balancer', { skip: sk
       const tload = await startEchoLoad(t.lab)
       const opened = await tload.open(30)
       const p = t.lab.plan
-      const rows = async (): Promise<Array<[number, { dsl: number, lteJoins: number }, number]>> => Promise.all(t.instances().map(async (i) =>
+      type Row = [number, SubflowCounts, number]
+      const rows = async (): Promise<Row[]> => Promise.all(t.instances().map(async (i) =>
         [i.plan.id, countSubflows(await i.ns.exec(['ss', '-tnH', 'state', 'established']),
           { join: `${i.plan.address}:${t.joinPort()}`, dslCpe: p.access.dsl.cpeSide.cpe.v4, lteCpe: p.access.lte.cpeSide.cpe.v4 }),
-        await i.daemon?.metric('hybrid_connections_accepted_total', { mode: 'transparent' }) ?? 0] as [number, { dsl: number, lteJoins: number }, number]))
+        await i.daemon?.metric('hybrid_connections_accepted_total', { mode: 'transparent' }) ?? 0] as Row))
       let last = await rows()
       await waitFor('an LTE join per connection on its own instance', 30_000, async () => {
         last = await rows()
-        return last.every(([, f]) => f.dsl === f.lteJoins)
+        return last.every(([, f, n]) => bothAccesses(f, n))
       }).catch((err: unknown) => { throw new Error(`${(err as Error).message}: ${JSON.stringify(last)}`) })
       const misses = await Promise.all(t.instances().map(async (i) => noTokenFound(i)))
       console.log(`# scale-out transparent: 30 connections, failed ${opened.failed}; per instance [id, subflows, accepted] ${JSON.stringify(last)}; MPJoinNoTokenFound ${misses.join(' ')}`)
@@ -116,7 +122,7 @@ describe('scale-out lab: three concentrators behind an nft balancer', { skip: sk
     console.log(`# scale-out socks5: 100 connections, accepted ${fmt(spread)}; subflows ${fmt(joins)}; MPJoinNoTokenFound ${fmt(misses)}`)
     assert.equal([...spread.values()].reduce((a, b) => a + b, 0), 100)
     for (const [id, n] of spread) assert.ok(n >= 20, `hag${id} took ${n} of 100`)
-    assert.equal([...joins.values()].reduce((a, f) => a + f.dsl, 0), 100, 'one DSL subflow per connection')
+    assert.equal([...joins.values()].reduce((a, f) => a + f.initial, 0), 100, 'one initial subflow per connection')
     for (const [id, n] of misses) assert.equal(n, 0, `hag${id}: misrouted joins`)
     await load().close()
   })

@@ -4,7 +4,7 @@ import { ADDRESS_PLAN } from '../../../lab/addresses.ts'
 import {
   balancerIpCommands, balancerRuleset, instanceIpCommands, instancePlan, MAX_INSTANCES, parseInstanceCount, SCALE_OUT_JOIN_PORT
 } from '../../../lab/scale-out-plan.ts'
-import { countSubflows, formatScaleOutReport } from '../../../lab/scale-out-demo.ts'
+import { bothAccesses, countSubflows, formatScaleOutReport } from '../../../lab/scale-out-demo.ts'
 import { instanceConcentratorConfig, scaleOutCpeConfig } from '../../../lab/scale-out.ts'
 import { labIpCommands } from '../../../lab/topology.ts'
 
@@ -116,10 +116,13 @@ test('countSubflows and the report', () => {
     '0 0 198.51.100.130:41794 203.0.113.10:7',
     '0 0 203.0.113.200:1080 192.0.2.99:1'
   ].join('\n')
-  assert.deepEqual(countSubflows(ss, { join: '198.51.100.130:7201', dslCpe: '198.51.100.2', lteCpe: '198.51.100.66' }), { dsl: 2, lteJoins: 1 })
+  assert.deepEqual(countSubflows(ss, { join: '198.51.100.130:7201', dslCpe: '198.51.100.2', lteCpe: '198.51.100.66' }), { initial: 1, dslJoins: 1, lteInitial: 0, lteJoins: 1 })
   // Transparent mode: the initial subflow's local address is the intercepted destination.
   assert.deepEqual(countSubflows('0 0 203.0.113.10:7 198.51.100.2:51324\n0 0 198.51.100.130:7101 198.51.100.66:1',
-    { join: '198.51.100.130:7101', dslCpe: '198.51.100.2', lteCpe: '198.51.100.66' }), { dsl: 1, lteJoins: 1 })
+    { join: '198.51.100.130:7101', dslCpe: '198.51.100.2', lteCpe: '198.51.100.66' }), { initial: 1, dslJoins: 0, lteInitial: 0, lteJoins: 1 })
+  // After a DSL flap: the initial subflow withdrawn, a DSL join instead; a connection opened over LTE while DSL was down.
+  assert.equal(bothAccesses({ initial: 0, dslJoins: 2, lteInitial: 1, lteJoins: 1 }, 2), true)
+  assert.equal(bothAccesses({ initial: 2, dslJoins: 0, lteInitial: 0, lteJoins: 1 }, 2), false)
   const text = formatScaleOutReport({
     prefix: 'ha-',
     mode: 'socks5',
@@ -127,11 +130,11 @@ test('countSubflows and the report', () => {
     failed: 0,
     members: [1, 2],
     instances: [
-      { id: 1, namespace: 'ha-hag1', joinAddress: '198.51.100.130:7201', accepted: 15, dslSubflows: 15, lteJoins: 15, joinNoTokenFound: 0 },
-      { id: 2, namespace: 'ha-hag2', joinAddress: '198.51.100.138:7201', accepted: 15, dslSubflows: 15, lteJoins: 15, joinNoTokenFound: 0 }
+      { id: 1, namespace: 'ha-hag1', joinAddress: '198.51.100.130:7201', accepted: 15, initialSubflows: 15, dslJoins: 0, lteJoins: 15, joinNoTokenFound: 0 },
+      { id: 2, namespace: 'ha-hag2', joinAddress: '198.51.100.138:7201', accepted: 15, initialSubflows: 15, dslJoins: 0, lteJoins: 15, joinNoTokenFound: 0 }
     ]
   })
   assert.match(text, /2 concentrators behind the nft balancer in ha-hag, CPE mode socks5/)
-  assert.match(text, /\nhag2 +ha-hag2 +198\.51\.100\.138:7201 +15 +15 +15 +0\n/)
+  assert.match(text, /\nhag2 +ha-hag2 +198\.51\.100\.138:7201 +15 +15 +15 +0 +0\n/)
   assert.match(text, /30 accepted, 30 LTE subflows each on the instance of its connection, 0 misrouted joins/)
 })
