@@ -11,7 +11,7 @@ import pino from 'pino'
 import { ProxiedConnection, type ProxiedMetrics } from '../../../../shared/src/net/proxied-connection.ts'
 import type { SessionEntry } from '../../../../shared/src/mgmt/session-table.ts'
 
-type Call = [metric: string, labels: Record<string, unknown>, value?: number]
+type Call = [metric: string, labels: Record<string, unknown>, value?: number | undefined]
 
 function fakeMetrics (calls: Call[]): ProxiedMetrics {
   const metric = (name: string): unknown => ({
@@ -93,7 +93,7 @@ test('refuse reset: the client sees a reset; fin: a plain FIN; both end in one d
   const [a, peerA, closeA] = await socketPair()
   const ha = harness(a)
   const seenA = ending(peerA)
-  ha.conn.refuse({ close: 'reset', count: 'policy_denied', why: 'test' })
+  ha.conn.refuse({ close: 'reset', count: 'acl_denied', why: 'test' })
   assert.equal((await seenA).code, 'ECONNRESET')
   await settle()
   assert.equal(ha.doneCount(), 1)
