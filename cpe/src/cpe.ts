@@ -18,6 +18,7 @@ import { ConfigError } from '../../shared/src/errors.ts'
 import { formatCheckProblem } from '../../shared/src/config/problem.ts'
 import { cpeConfigProblems } from './config-check.ts'
 import { childFor } from '../../shared/src/log.ts'
+import { createDataPlane } from '../../shared/src/net/data-plane.ts'
 import type { Logger } from '../../shared/src/log.ts'
 import { buildMgmtServer, listenMgmt } from '../../shared/src/mgmt/mgmt-server.ts'
 import type { MgmtApp } from '../../shared/src/mgmt/mgmt-server.ts'
@@ -177,6 +178,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     metrics = createCpeMetrics(registry, { paths, kernelMib: deps.kernelMib ?? true })
   }
   const sessions = new CpeSessionTable()
+  const dataPlane = createDataPlane(initial.dataPlane, { log: childFor(deps.log, 'data-plane') })
   const pathMonitor = new PathMonitor({
     metrics,
     paths,
@@ -275,7 +277,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     const info = admit(lan, 'socks5', destination)
     if (info === undefined) return
     const dial = deps.dial === undefined ? {} : { dial: deps.dial }
-    info.attach(new Socks5Upstream(lan, info, settings(), { metrics, sessions, paths: pathMonitor, pipelining, redials, ...dial }))
+    info.attach(new Socks5Upstream(lan, info, settings(), { metrics, sessions, paths: pathMonitor, pipelining, redials, dataPlane, ...dial }))
   }
 
   /** Mode convert: RFC 8803 towards the Transport Converter (signalling/convert.ts); fallback socks5 hands over. */
@@ -291,8 +293,8 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     }
     const socks5 = (l: net.Socket,
       first: FirstBytes): Socks5Upstream => new Socks5Upstream(l, info, settings(),
-      { metrics, sessions, paths: pathMonitor, pipelining, ...dialDep }, first)
-    const convertDeps = { metrics, sessions, paths: pathMonitor, memory: converterMemory, fallbackSocks5: socks5, redials, ...dialDep }
+      { metrics, sessions, paths: pathMonitor, pipelining, dataPlane, ...dialDep }, first)
+    const convertDeps = { metrics, sessions, paths: pathMonitor, memory: converterMemory, fallbackSocks5: socks5, redials, dataPlane, ...dialDep }
     info.attach(new ConvertUpstream(lan, info, { ...base, concentrator: converter, convert: config.convert }, convertDeps))
   }
 
@@ -303,7 +305,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
     const c = config
     info.attach(new TransparentUpstream(lan, info,
       { socketMark: c.intercept.socketMark, onMptcpUnavailable: c.mptcp.onUnavailable, highWaterMark: c.limits.highWaterMark, limits: c.limits },
-      { metrics, sessions, paths: pathMonitor, redials, ...(deps.dial === undefined ? {} : { dial: deps.dial }) }))
+      { metrics, sessions, paths: pathMonitor, redials, dataPlane, ...(deps.dial === undefined ? {} : { dial: deps.dial }) }))
   }
 
   const checks = (): Record<string, boolean> => {
@@ -462,6 +464,7 @@ export function createCpe (frozen: CpeConfig, deps: CpeDeps): Cpe {
         stop: async () => { await stopOnce('uplink', () => { const u = uplinks; uplinks = undefined; return u }) }
       },
       { name: 'redials', start: () => {}, stop: () => { redials.stop() } },
+      { name: 'data plane', start: dataPlane.start, stop: dataPlane.stop },
       {
         name: 'path monitor and health',
         start: () => {

@@ -274,6 +274,7 @@ export class ConvertConnection {
       idleTimeoutMs: limits.idleTimeoutMs,
       halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
       keepalive: relayKeepalive(limits),
+      dataPlane: this.#deps.dataPlane,
       ...(earlyData.length > 0 ? { earlyData } : {}),
       ...(early.ended ? { clientEnded: true } : {})
     })

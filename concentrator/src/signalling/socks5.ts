@@ -17,6 +17,7 @@ import type { Socks5Address } from '../../../shared/src/codec/socks5.ts'
 import type { ErrorCode } from '../../../shared/src/errors.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import type { DataPlane } from '../../../shared/src/net/data-plane.ts'
 import { errnoOf } from '../../../shared/src/net/connect-error.ts'
 import { formatEndpoint, formatHostPort, formatRemote } from '../../../shared/src/net/endpoint.ts'
 import { disarmResetOnClose } from '../../../shared/src/net/sockopt.ts'
@@ -44,6 +45,8 @@ export interface ConnectionDeps {
   readonly sessions: SessionTable
   readonly errorLog: RateLimitedLog
   readonly runtime: () => Runtime
+  /** Who moves the relayed bytes (docs/data-plane.md); absent: the stream relay. */
+  readonly dataPlane?: DataPlane
 }
 
 export interface ConnectionInfo {
@@ -249,6 +252,7 @@ export class Socks5Connection {
       idleTimeoutMs: limits.idleTimeoutMs,
       halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
       keepalive: relayKeepalive(limits),
+      dataPlane: this.#deps.dataPlane,
       ...(earlyData.length > 0 ? { earlyData } : {}),
       ...(early.ended ? { clientEnded: true } : {})
     })

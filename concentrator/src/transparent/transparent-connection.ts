@@ -12,6 +12,7 @@ import type net from 'node:net'
 import type { Logger } from '../../../shared/src/log.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import type { DataPlane } from '../../../shared/src/net/data-plane.ts'
 import { errnoOf, upstreamFailureReason } from '../../../shared/src/net/connect-error.ts'
 import { formatEndpoint, formatLocal, formatRemote, localEndpoint, remoteEndpoint } from '../../../shared/src/net/endpoint.ts'
 import type { RefusalCount } from '../policy/refusal.ts'
@@ -31,6 +32,8 @@ export interface TransparentConnectionDeps {
   readonly runtime: () => Runtime
   readonly sourceAddress: 'concentrator' | 'subscriber'
   readonly connectTimeoutMs: number
+  /** Who moves the relayed bytes (docs/data-plane.md); absent: the stream relay. */
+  readonly dataPlane?: DataPlane | undefined
 }
 
 export interface TransparentConnectionInfo {
@@ -153,7 +156,8 @@ export class TransparentConnection {
       ...relayMetricHooks(this.#deps.metrics),
       idleTimeoutMs: limits.idleTimeoutMs,
       halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
-      keepalive: relayKeepalive(limits)
+      keepalive: relayKeepalive(limits),
+      dataPlane: this.#deps.dataPlane
     })
     this.#relay = r
     const s = this.#socket

@@ -78,7 +78,7 @@ export interface RelayOptions {
    * Who moves the bytes (data-plane.ts): absent or a stream data plane = this module's JS pumps;
    * a started splice data plane = the splice engine (splice-relay.ts). Same result either way.
    */
-  dataPlane?: DataPlane
+  dataPlane?: DataPlane | undefined
 }
 
 /** `client` = the leg facing the CPE / LAN, `server` = the re-originated leg. */
