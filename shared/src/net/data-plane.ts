@@ -116,11 +116,12 @@ async function probe (host: EngineHost): Promise<void> {
     for (let i = 0; i < payload.length; i++) payload[i] = (i * 7 + (i >> 9)) & 0xff
     const chunks: Buffer[] = []
     client.on('data', (b: Buffer) => chunks.push(b))
+    const closed = once(client, 'close') // may come before the relay settles
     client.end(payload)
     const timer = setTimeout(() => { r.abort('error') }, 5000)
     const res = await r.done
     clearTimeout(timer)
-    await once(client, 'close')
+    await closed
     const got = Buffer.concat(chunks)
     if (res.reason !== 'normal') throw new Error(`probe relay ended with ${res.reason}${res.error === undefined ? '' : `: ${res.error.message}`}`)
     if (!got.equals(payload) || res.bytesUp !== payload.length || res.bytesDown !== payload.length) {
