@@ -40,6 +40,8 @@ export interface DataPlaneOptions {
   maxPipes?: number
   /** Bytes one splice moves at most (the pipe's size, F_SETPIPE_SZ above 64 KiB). Default 65536. */
   pipeSize?: number
+  /** The capability probe must relay its bytes within this. Milliseconds. Default 5000. */
+  probeTimeoutMs?: number
 }
 
 /** The pipes the fd budget allows by default: 1/16 of RLIMIT_NOFILE, between 16 and 4096. */
@@ -67,7 +69,7 @@ export function createDataPlane (mode: DataPlaneMode, opts: DataPlaneOptions = {
       const host = new EngineHost(opts.maxPipes ?? defaultMaxPipes(), opts.pipeSize ?? 65536)
       try {
         await host.start()
-        await probe(host)
+        await probe(host, opts.probeTimeoutMs ?? 5000)
       } catch (err) {
         await host.stop()
         const why = (err as Error).message
@@ -90,8 +92,8 @@ export function createDataPlane (mode: DataPlaneMode, opts: DataPlaneOptions = {
   }
 }
 
-/** Relay 256 KiB each way through the engine over loopback TCP, byte-exact, within 5 s. */
-async function probe (host: EngineHost): Promise<void> {
+/** Relay 256 KiB each way through the engine over loopback TCP, byte-exact, within `timeoutMs`. */
+async function probe (host: EngineHost, timeoutMs: number): Promise<void> {
   const server = net.createServer({ allowHalfOpen: true })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -118,7 +120,7 @@ async function probe (host: EngineHost): Promise<void> {
     client.on('data', (b: Buffer) => chunks.push(b))
     const closed = once(client, 'close') // may come before the relay settles
     client.end(payload)
-    const timer = setTimeout(() => { r.abort('error') }, 5000)
+    const timer = setTimeout(() => { r.abort('error') }, timeoutMs)
     const res = await r.done
     clearTimeout(timer)
     await closed

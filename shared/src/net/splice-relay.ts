@@ -108,6 +108,7 @@ export function spliceRelay (engine: SpliceEngineLink, client: Socket, server: S
     else closeLegs()
   }
 
+  /** Settles once both legs are destroyed (their fds are closed by destroy() at once) and the engine let go. */
   const finish = (): void => {
     if (finished || !client.destroyed || !server.destroyed || (spliced && !engineDone)) return
     finished = true
@@ -147,6 +148,7 @@ export function spliceRelay (engine: SpliceEngineLink, client: Socket, server: S
       reason ??= 'normal'
     }
     closeLegs()
+    finish() // counted now, not a loop turn later at 'close': the far ends may already have seen the FINs
   }
 
   const armIdle = (ms: number): void => {

@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { readdirSync } from 'node:fs'
 import net from 'node:net'
+import type { Logger } from 'pino'
 import { createDataPlane, defaultMaxPipes } from '../../../../shared/src/net/data-plane.ts'
 import { relay } from '../../../../shared/src/net/relay.ts'
 
@@ -127,6 +128,20 @@ test('the fd budget: pipes default to 1/16 of RLIMIT_NOFILE, between 16 and 4096
   assert.equal(defaultMaxPipes(100), 16)
   assert.equal(defaultMaxPipes(1 << 20), 4096)
   assert.equal(defaultMaxPipes(Infinity), 4096)
+})
+
+test('a probe that fails: dataPlane splice refuses to start (HYBRID_ERR_PREREQUISITE), auto falls back to stream and logs why', async () => {
+  // No pipe allowed (maxPipes 0): the probe's bytes cannot move, as on a kernel without splice between TCP sockets.
+  const failing = { maxPipes: 0, probeTimeoutMs: 300 }
+  await assert.rejects(createDataPlane('splice', failing).start(),
+    (err: Error & { code?: string }) => err.code === 'HYBRID_ERR_PREREQUISITE' && /dataPlane: splice/.test(err.message))
+  const warnings: string[] = []
+  const log = { warn: (_o: unknown, msg: string) => { warnings.push(msg) }, info: () => {} } as unknown as Logger
+  const auto = createDataPlane('auto', { ...failing, log })
+  await auto.start()
+  assert.equal(auto.kind(), 'stream')
+  assert.match(warnings[0] ?? '', /relaying with the stream data plane/)
+  await auto.stop()
 })
 
 test('stream mode never starts an engine', async () => {
