@@ -251,7 +251,14 @@ async function profileRun (bench: Bench, sink: Proc, seconds: number) {
 }
 
 interface RelayOptions {
-  seconds: number, rounds: number, wanted: number, idle: boolean, profile: string, heap: number, out: string, notes: string[],
+  seconds: number
+  rounds: number
+  wanted: number
+  idle: boolean
+  profile: string
+  heap: number
+  out: string
+  notes: string[]
   /** The concentrator's data planes to run side by side (`--data-plane stream,splice`). */
   planes: Array<'stream' | 'splice'>
 }

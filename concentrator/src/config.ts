@@ -100,7 +100,7 @@ export const ConfigSchema = Type.Object({
   /** Crash journal directory; default /run/hybrid-concentrator. */
   stateDir: stateDirSchema('concentrator'),
   /** Relay data plane: splice, stream or auto (docs/data-plane.md). Start only. Default auto. */
-  dataPlane: dataPlaneSchema(),
+  dataPlane: dataPlaneSchema('auto'),
   /** Behaviour without kernel MPTCP; default `fail`. */
   mptcp: MptcpSchema,
   /**

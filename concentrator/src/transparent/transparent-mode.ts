@@ -107,7 +107,14 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
         if (mptcp) m.mptcpConnectionsActive.dec()
         ticket.release()
       }
-    }, { metrics: m, sessions: deps.sessions, runtime: deps.runtime, sourceAddress: c.sourceAddress, connectTimeoutMs: c.connectTimeoutMs, dataPlane: deps.dataPlane }))
+    }, {
+      metrics: m,
+      sessions: deps.sessions,
+      runtime: deps.runtime,
+      sourceAddress: c.sourceAddress,
+      connectTimeoutMs: c.connectTimeoutMs,
+      dataPlane: deps.dataPlane
+    }))
   }
 
   const bind = async (host: string): Promise<void> => {
