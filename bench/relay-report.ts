@@ -70,8 +70,11 @@ export function summariseProfile (profile: CpuProfile, top = 15, windowUs?: read
     .map(([name, t]) => ({ name, selfPercent: total === 0 ? 0 : Math.round((t / total) * 1000) / 10 }))
 }
 
+/** *ours*: the concentrator on the stream (JS) data plane; *splice*: the same on the splice data plane. */
+export type RelayPath = 'ours' | 'splice' | 'socat'
+
 export interface ThroughputRun {
-  path: 'ours' | 'socat'
+  path: RelayPath
   round: number
   bytes: number
   ms: number
@@ -112,9 +115,14 @@ export interface RelayBenchResult {
   seconds: number
   rounds: number
   runs: ThroughputRun[]
-  summary: Record<'ours' | 'socat', { gbpsMedian: number, gbpsPerCoreMedian: number, userShare: number }>
+  summary: Partial<Record<RelayPath, { gbpsMedian: number, gbpsPerCoreMedian: number, userShare: number }>>
+  /** ours / socat, Gbit/s per core (NaN when ours was not run). */
   ratioPerCore: number
+  /** splice / socat and splice / ours, Gbit/s per core, when the splice data plane ran. */
+  spliceRatioPerCore?: { socat: number, ours: number }
   idle?: IdleResult
+  /** Idle memory through the concentrator on the splice data plane. */
+  spliceIdle?: IdleResult
   profile?: ProfileRow[]
   heap?: { connections: number, totalPerConnection: number, rows: HeapRow[] }
   notes: string[]
@@ -129,7 +137,7 @@ export function median (xs: readonly number[]): number {
 
 /** Medians per path and the user-space share of the relay's CPU. */
 export function summariseRuns (runs: readonly ThroughputRun[]): RelayBenchResult['summary'] {
-  const one = (p: 'ours' | 'socat') => {
+  const one = (p: RelayPath) => {
     const mine = runs.filter((x) => x.path === p)
     const user = mine.reduce((a, x) => a + x.userSeconds, 0)
     const all = mine.reduce((a, x) => a + x.cpuSeconds, 0)
@@ -139,7 +147,9 @@ export function summariseRuns (runs: readonly ThroughputRun[]): RelayBenchResult
       userShare: all === 0 ? 0 : user / all
     }
   }
-  return { ours: one('ours'), socat: one('socat') }
+  const out: RelayBenchResult['summary'] = {}
+  for (const p of ['ours', 'splice', 'socat'] as const) if (runs.some((x) => x.path === p)) out[p] = one(p)
+  return out
 }
 
 const r2 = (x: number): string => (Math.round(x * 100) / 100).toFixed(2)
@@ -156,8 +166,9 @@ export function renderMarkdown (r: RelayBenchResult): string {
     `## MPTCP → TCP relay throughput (loopback in one namespace, ${r.seconds} s per run, ${r.rounds} ABAB rounds)`,
     '',
     'Node bulk client (under `mptcpize run`, 128 KiB writes) → relay → Node discard sink. *ours*: the concentrator',
-    '(SOCKS5 CONNECT, then relay); *socat*: `socat -b 131072 SOCKET-LISTEN:2:262:<hex>,fork TCP:<sink>` (no SOCKS).',
-    'CPU: utime + stime of the relay process (socat: its forked child, via cutime/cstime) over the run.',
+    '(SOCKS5 CONNECT, then relay) with `dataPlane: stream` (the JS relay); *splice*: the same with `dataPlane: splice`',
+    '(docs/data-plane.md); *socat*: `socat -b 131072 SOCKET-LISTEN:2:262:<hex>,fork TCP:<sink>` (no SOCKS).',
+    'CPU: utime + stime of the relay process, all its threads (socat: its forked child, via cutime/cstime) over the run.',
     '',
     '| Round | Path | Goodput Gbit/s | Relay CPU s (user / sys) | Gbit/s per core | MPTCP accepts |',
     '|---|---|---|---|---|---|',
@@ -165,15 +176,20 @@ export function renderMarkdown (r: RelayBenchResult): string {
     '',
     '| Path | Median goodput Gbit/s | Median Gbit/s per core | User-space share of relay CPU |',
     '|---|---|---|---|',
-    ...(['ours',
-      'socat'] as const).map((p) => `| ${p} | ${r2(r.summary[p].gbpsMedian)} | ${r2(r.summary[p].gbpsPerCoreMedian)} | ${Math.round(r.summary[p].userShare * 100)} % |`),
+    ...(['ours', 'splice', 'socat'] as const).flatMap((p) => {
+      const s = r.summary[p]
+      return s === undefined ? [] : [`| ${p} | ${r2(s.gbpsMedian)} | ${r2(s.gbpsPerCoreMedian)} | ${Math.round(s.userShare * 100)} % |`]
+    }),
     '',
     `**Ours / socat, Gbit/s per core: ${r2(r.ratioPerCore)}**`,
+    ...(r.spliceRatioPerCore === undefined
+      ? []
+      : ['', `**Splice / socat, Gbit/s per core: ${r2(r.spliceRatioPerCore.socat)}; splice / ours (stream): ${r2(r.spliceRatioPerCore.ours)}**`]),
     ''
   ]
-  if (r.idle !== undefined) {
-    const i = r.idle
-    lines.push(`## ${i.connections} idle relayed SOCKS5 connections`, '',
+  for (const [i, plane] of [[r.idle, 'stream'], [r.spliceIdle, 'splice']] as const) {
+    if (i === undefined) continue
+    lines.push(`## ${i.connections} idle relayed SOCKS5 connections (dataPlane: ${plane})`, '',
       '| Measure | Value |', '|---|---|',
       `| opened / failed | ${i.connections - i.failed} / ${i.failed} in ${i.openMs} ms |`,
       `| concentrator VmRSS before → after (last settling sample) | ${i.rssBeforeKiB} → ${i.rssAfterKiB} KiB |`,

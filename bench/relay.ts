@@ -26,7 +26,7 @@ import { REPO_ROOT } from '../lab/topology.ts'
 import { heapBreakdown } from './relay-heap.ts'
 import {
   netstatCounter, summariseRuns, parseProcStat, parseSockstat, parseVmRss, renderMarkdown, summariseProfile, type CpuProfile,
-  type IdleResult, type RelayBenchResult, type ThroughputRun
+  type IdleResult, type RelayBenchResult, type RelayPath, type ThroughputRun
 } from './relay-report.ts'
 
 const BASE = 'hat-bench-'
@@ -35,7 +35,7 @@ const PREFIX = ownPrefix(BASE)
 const NS = `${PREFIX}relay`
 const SVC = '203.0.113.200'
 const SINK = '203.0.113.10'
-const PORTS = { ours: 1080, socat: 1081, sink: 5001, mgmt: 9090 } as const
+const PORTS = { ours: 1080, socat: 1081, splice: 1082, sink: 5001, mgmt: 9090, mgmtSplice: 9091 } as const
 /** RLIMIT_NOFILE wanted for the sink, the idle client and the concentrator; capped at the hard limit. */
 const NOFILE_WANTED = 65_536
 const PEER = 'bench/relay-peer.ts'
@@ -114,7 +114,8 @@ export class Bench {
     return netstatCounter(await this.ns.exec(['cat', '/proc/net/netstat']), 'MPTcpExt', 'MPCapableSYNRX')
   }
 
-  async concentrator (nodeFlags: readonly string[] = []): Promise<DaemonHandle> {
+  async concentrator (nodeFlags: readonly string[] = [], dataPlane: 'stream' | 'splice' = 'stream'): Promise<DaemonHandle> {
+    const splice = dataPlane === 'splice'
     return startDaemon({
       daemon: 'concentrator',
       ns: this.ns,
@@ -123,8 +124,11 @@ export class Bench {
       nodeFlags,
       config: {
         log: { level: 'warn' },
-        management: { listen: { host: '127.0.0.1', port: PORTS.mgmt } },
-        listeners: [{ host: SVC, port: PORTS.ours, mode: 'socks5' }],
+        management: { listen: { host: '127.0.0.1', port: splice ? PORTS.mgmtSplice : PORTS.mgmt } },
+        listeners: [{ host: SVC, port: splice ? PORTS.splice : PORTS.ours, mode: 'socks5' }],
+        dataPlane,
+        // Two concentrators in one namespace: each its own crash journal.
+        stateDir: `/run/${NS}-${dataPlane}`,
         auth: { trustedPrefixes: ['203.0.113.0/24'] },
         // One namespace holds the relay and the sink: the sink's address is let through the own-address refusal.
         policy: { ownAddresses: [SVC], hostAddresses: { except: [SINK] } },
@@ -134,12 +138,12 @@ export class Bench {
   }
 
   /** One bulk transfer through `port`; CPU measured on `pid` (socat: its children are reaped into cutime/cstime). */
-  async throughput (path: 'ours' | 'socat', round: number, pid: number, sink: Proc, seconds: number): Promise<ThroughputRun> {
+  async throughput (path: RelayPath, round: number, pid: number, sink: Proc, seconds: number): Promise<ThroughputRun> {
     const start = monotonicUs()
     const cpu0 = this.cpuSeconds(pid)
     const mp0 = await this.mptcpAccepted()
     const args = ['bulk', '--proxy', `${SVC}:${PORTS[path]}`, '--seconds', String(seconds),
-      ...(path === 'ours' ? ['--socks', `${SINK}:${PORTS.sink}`] : [])]
+      ...(path === 'socat' ? [] : ['--socks', `${SINK}:${PORTS.sink}`])]
     const client = new Proc(this.spawn(['mptcpize', 'run', ...nodePeer(args)]))
     await client.next('result', (seconds + 30) * 1000)
     const conn = await sink.next('conn', 10_000)
@@ -167,13 +171,13 @@ export class Bench {
   }
 
   /** n idle SOCKS5 relays through the concentrator (MPTCP client), held until `stop()`. */
-  openIdle (n: number): Proc {
+  openIdle (n: number, port: number = PORTS.ours): Proc {
     return new Proc(this.spawn(withNofile(['mptcpize', 'run',
-      ...nodePeer(['idle', '--proxy', `${SVC}:${PORTS.ours}`, '--socks', `${SINK}:${PORTS.sink}`, '--count', String(n)])])))
+      ...nodePeer(['idle', '--proxy', `${SVC}:${port}`, '--socks', `${SINK}:${PORTS.sink}`, '--count', String(n)])])))
   }
 
-  async idle (conc: DaemonHandle, count: number): Promise<IdleResult> {
-    const open = (n: number): Proc => this.openIdle(n)
+  async idle (conc: DaemonHandle, count: number, port: number = PORTS.ours): Promise<IdleResult> {
+    const open = (n: number): Proc => this.openIdle(n, port)
     const warm = open(200)
     await warm.next('ready', 30_000)
     await warm.stop()
@@ -246,7 +250,18 @@ async function profileRun (bench: Bench, sink: Proc, seconds: number) {
   return summariseProfile(profile, 15, res.windowUs)
 }
 
-interface RelayOptions { seconds: number, rounds: number, wanted: number, idle: boolean, profile: string, heap: number, out: string, notes: string[] }
+interface RelayOptions {
+  seconds: number
+  rounds: number
+  wanted: number
+  idle: boolean
+  profile: string
+  heap: number
+  out: string
+  notes: string[]
+  /** The concentrator's data planes to run side by side (`--data-plane stream,splice`). */
+  planes: Array<'stream' | 'splice'>
+}
 
 function parseOptions (argv: readonly string[]): RelayOptions {
   const { values } = parseArgs({
@@ -259,9 +274,12 @@ function parseOptions (argv: readonly string[]): RelayOptions {
       profile: { type: 'string', default: 'auto' },
       heap: { type: 'string', default: '0' },
       out: { type: 'string', default: join(REPO_ROOT, 'bench', 'results') },
-      note: { type: 'string', multiple: true }
+      note: { type: 'string', multiple: true },
+      'data-plane': { type: 'string', default: 'stream,splice' }
     }
   })
+  const planes = values['data-plane'].split(',').filter((p): p is 'stream' | 'splice' => p === 'stream' || p === 'splice')
+  if (planes.length === 0) throw new Error('--data-plane: stream, splice or stream,splice')
   const clamp = (x: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, Number.isFinite(x) ? x : lo))
   return {
     seconds: clamp(Number(values.seconds), 1, 30),
@@ -271,16 +289,19 @@ function parseOptions (argv: readonly string[]): RelayOptions {
     profile: values.profile,
     heap: Number(values.heap) > 0 ? clamp(Number(values.heap), 100, 5000) : 0,
     out: values.out,
-    notes: values.note ?? []
+    notes: values.note ?? [],
+    planes: [...new Set(planes)]
   }
 }
 
-/** ours, socat, ours, socat, … on the same sink. */
-async function abab (bench: Bench, pids: { ours: number, socat: number }, sink: Proc, o: RelayOptions): Promise<ThroughputRun[]> {
+/** ours, splice, socat, ours, splice, socat, … on the same sink (the paths in `pids`). */
+async function abab (bench: Bench, pids: Partial<Record<RelayPath, number>>, sink: Proc, o: RelayOptions): Promise<ThroughputRun[]> {
   const runs: ThroughputRun[] = []
   for (let r = 1; r <= o.rounds; r++) {
-    for (const path of ['ours', 'socat'] as const) {
-      const res = await bench.throughput(path, r, pids[path], sink, o.seconds)
+    for (const path of ['ours', 'splice', 'socat'] as const) {
+      const pid = pids[path]
+      if (pid === undefined) continue
+      const res = await bench.throughput(path, r, pid, sink, o.seconds)
       process.stderr.write(`${path} round ${r}: ${res.gbps.toFixed(2)} Gbit/s, ${res.gbpsPerCore.toFixed(2)} Gbit/s per core\n`)
       runs.push(res)
     }
@@ -288,7 +309,7 @@ async function abab (bench: Bench, pids: { ours: number, socat: number }, sink: 
   return runs
 }
 
-type Measured = Pick<RelayBenchResult, 'runs' | 'summary' | 'ratioPerCore' | 'idle' | 'profile' | 'heap'>
+type Measured = Pick<RelayBenchResult, 'runs' | 'summary' | 'ratioPerCore' | 'spliceRatioPerCore' | 'idle' | 'spliceIdle' | 'profile' | 'heap'>
 
 /** Everything measured inside the namespace: idle memory, ABAB throughput, profile, heap. */
 async function measure (bench: Bench, o: RelayOptions, conns: number, notes: string[]): Promise<Measured> {
@@ -296,28 +317,42 @@ async function measure (bench: Bench, o: RelayOptions, conns: number, notes: str
   await bench.ns.exec(['ip', 'addr', 'add', `${SINK}/32`, 'dev', 'lo'])
   const sink = new Proc(bench.spawn(withNofile(nodePeer(['sink', '--listen', `${SINK}:${PORTS.sink}`]))))
   await sink.next('ready', 30_000)
-  const conc = await bench.concentrator()
-  let idle: IdleResult | undefined
-  if (o.idle) {
-    process.stderr.write(`idle: opening ${conns} relayed connections\n`)
-    idle = await bench.idle(conc, conns)
-    process.stderr.write(`idle: ${idle.kibPerConnection.toFixed(2)} KiB RSS per connection\n`)
+  const conc = o.planes.includes('stream') ? await bench.concentrator() : undefined
+  const spliced = o.planes.includes('splice') ? await bench.concentrator([], 'splice') : undefined
+  const idleOf = async (c: DaemonHandle | undefined, port: number, plane: string): Promise<IdleResult | undefined> => {
+    if (!o.idle || c === undefined) return undefined
+    process.stderr.write(`idle (${plane}): opening ${conns} relayed connections\n`)
+    const res = await bench.idle(c, conns, port)
+    process.stderr.write(`idle (${plane}): ${res.kibPerConnection.toFixed(2)} KiB RSS per connection, ${res.fds} fds open\n`)
+    return res
   }
+  const idle = await idleOf(conc, PORTS.ours, 'stream')
+  const spliceIdle = await idleOf(spliced, PORTS.splice, 'splice')
   const socat = await bench.socat()
-  const runs = await abab(bench, { ours: conc.pid, socat: socat.child.pid ?? 0 }, sink, o)
-  if (await conc.metric('hybrid_mptcp_fallbacks_total') > 0) notes.push('some connections fell back to TCP (hybrid_mptcp_fallbacks_total > 0)')
-  await conc.stop()
+  const pids: Partial<Record<RelayPath, number>> = { socat: socat.child.pid ?? 0 }
+  if (conc !== undefined) pids.ours = conc.pid
+  if (spliced !== undefined) pids.splice = spliced.pid
+  const runs = await abab(bench, pids, sink, o)
+  for (const c of [conc, spliced]) {
+    if (c !== undefined && await c.metric('hybrid_mptcp_fallbacks_total') > 0) notes.push('some connections fell back to TCP (hybrid_mptcp_fallbacks_total > 0)')
+  }
+  await conc?.stop()
+  await spliced?.stop()
   socat.kill('SIGTERM')
   const summary = summariseRuns(runs)
-  const ratioPerCore = summary.ours.gbpsPerCoreMedian / summary.socat.gbpsPerCoreMedian
-  const wantProfile = o.profile === 'always' || (o.profile === 'auto' && ratioPerCore < 1)
+  const perCore = (p: RelayPath): number => summary[p]?.gbpsPerCoreMedian ?? NaN
+  const ratioPerCore = perCore('ours') / perCore('socat')
+  const spliceRatioPerCore = spliced === undefined ? undefined : { socat: perCore('splice') / perCore('socat'), ours: perCore('splice') / perCore('ours') }
+  const wantProfile = conc !== undefined && (o.profile === 'always' || (o.profile === 'auto' && ratioPerCore < 1))
   const profile = wantProfile ? await profileRun(bench, sink, o.seconds) : undefined
   const heap = o.heap > 0 ? { connections: o.heap, ...await heapBreakdown(bench, o.heap, PROFILE_DIR) } : undefined
   return {
     runs,
     summary,
     ratioPerCore,
+    ...(spliceRatioPerCore !== undefined ? { spliceRatioPerCore } : {}),
     ...(idle !== undefined ? { idle } : {}),
+    ...(spliceIdle !== undefined ? { spliceIdle } : {}),
     ...(profile !== undefined ? { profile } : {}),
     ...(heap !== undefined ? { heap } : {})
   }

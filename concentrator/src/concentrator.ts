@@ -20,6 +20,7 @@ import { ConfigError } from '../../shared/src/errors.ts'
 import { formatCheckProblem } from '../../shared/src/config/problem.ts'
 import { concentratorConfigProblems } from './config/check.ts'
 import { childFor } from '../../shared/src/log.ts'
+import { createDataPlane } from '../../shared/src/net/data-plane.ts'
 import type { Logger } from '../../shared/src/log.ts'
 import { buildMgmtServer, listenMgmt } from '../../shared/src/mgmt/mgmt-server.ts'
 import type { MgmtApp } from '../../shared/src/mgmt/mgmt-server.ts'
@@ -154,6 +155,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     metrics = createConcentratorMetrics(registry, { kernelMib: deps.kernelMib ?? true })
   }
   const sessions = new SessionTable()
+  const dataPlane = createDataPlane(initial.dataPlane, { log: childFor(deps.log, 'data-plane') })
   const errorLog = new RateLimitedLog(20, now)
   const converter = new ConverterState(initial.convert, { now })
   const startedAt = now()
@@ -197,7 +199,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     if (runtime === undefined) throw new ConfigError('HYBRID_ERR_INTERNAL', 'concentrator not started')
     return runtime
   }
-  const connDeps = { metrics, sessions, errorLog, runtime: current }
+  const connDeps = { metrics, sessions, errorLog, runtime: current, dataPlane }
   const overload = new OverloadManager(initial.overload, {
     log: childFor(deps.log, 'overload'),
     metrics,
@@ -380,6 +382,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       },
       { name: 'kernel profile', start: async () => { await kernel.apply(tcpProfileSettings(initial.kernel, 'kernel')) }, stop: restoreKernel },
       { name: 'host addresses', start: watchHostAddresses, stop: () => { hostAddresses?.close() } },
+      { name: 'data plane', start: dataPlane.start, stop: dataPlane.stop },
       {
         name: 'runtime',
         start: async () => {
@@ -430,6 +433,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       admission,
       sourceKey: (source) => capSourceKey(source, current().limits.perSourceIpv6PrefixLength),
       highWaterMark: initial.limits.highWaterMark,
+      dataPlane,
       journal: journalled
     })
     await transparent.start()

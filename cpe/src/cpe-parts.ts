@@ -118,6 +118,8 @@ const uplinksPart = ({ s, state, journal, stopHeld }: Kit): Startable => ({
 
 const redialsPart = ({ s }: Kit): Startable => ({ name: 'redials', start: () => {}, stop: () => { s.redials.stop() } })
 
+const dataPlanePart = ({ s }: Kit): Startable => ({ name: 'data plane', start: s.dataPlane.start, stop: s.dataPlane.stop })
+
 const pathsPart = ({ s, state }: Kit): Startable => ({
   name: 'path monitor and health',
   start: () => {
@@ -173,7 +175,9 @@ const overloadPart = ({ s, state }: Kit): Startable => ({
   stop: () => { s.overload.stop() }
 })
 
-const PARTS = [journalPart, mgmtPart, uplinksPart, redialsPart, pathsPart, steeringPart, interceptionPart, mgmtListenerPart, overloadPart]
+const PARTS = [
+  journalPart, mgmtPart, uplinksPart, redialsPart, dataPlanePart, pathsPart, steeringPart, interceptionPart, mgmtListenerPart, overloadPart
+]
 
 export function cpeParts (s: CpeServices, state: CpeState, ctx: PartsContext): Startable[] {
   const journal: JournalRecorder = { record: (e) => state.journal?.record(e), forget: (e) => state.journal?.forget(e) }

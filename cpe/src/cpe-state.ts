@@ -23,6 +23,7 @@ import type { PipeliningMemory } from './modes/pipelining-memory.ts'
 import type { ConverterMemory } from './modes/convert-reply.ts'
 import type { DialFn } from './modes/upstream.ts'
 import type { PendingDials } from './modes/pending-dials.ts'
+import type { DataPlane } from '../../shared/src/net/data-plane.ts'
 import type { Socks5Upstream } from './modes/socks5.ts'
 import type { ConvertUpstream } from './modes/convert.ts'
 import type { TransparentUpstream } from './modes/transparent.ts'
@@ -79,6 +80,8 @@ export interface CpeServices {
   readonly pipelining: PipeliningMemory
   readonly converterMemory: ConverterMemory
   readonly redials: PendingDials
+  /** Who moves the relayed bytes (docs/data-plane.md). */
+  readonly dataPlane: DataPlane
   readonly overload: OverloadManager
   readonly admission: Admission<LanUpstream>
 }

@@ -4,7 +4,7 @@
  * Reference: docs/configuration.md (generated from this schema by scripts/config-reference.ts).
  */
 import { Type, type Static } from 'typebox'
-import { endpointProperties, LogSchema, managementSchema, MptcpSchema, stateDirSchema } from '../../../shared/src/config/common-schema.ts'
+import { endpointProperties, LogSchema, managementSchema, MptcpSchema, stateDirSchema, dataPlaneSchema } from '../../../shared/src/config/common-schema.ts'
 import { integerOption, stringEnum } from '../../../shared/src/config/schema-helpers.ts'
 import type { DeepReadonly } from '../../../shared/src/config/freeze.ts'
 import { ConcentratorLimitsSchema } from './limits.ts'
@@ -99,6 +99,8 @@ export const ConfigSchema = Type.Object({
   management: managementSchema(9090),
   /** Crash journal directory; default /run/hybrid-concentrator. */
   stateDir: stateDirSchema('concentrator'),
+  /** Relay data plane: splice, stream or auto (docs/data-plane.md). Start only. Default auto. */
+  dataPlane: dataPlaneSchema('auto'),
   /** Behaviour without kernel MPTCP; default `fail`. */
   mptcp: MptcpSchema,
   /**

@@ -18,6 +18,7 @@ import { formatEndpoint, formatHostPort } from '../../../shared/src/net/endpoint
 import { disarmResetOnClose } from '../../../shared/src/net/sockopt.ts'
 import type { RelayEndReason } from '../../../shared/src/net/relay.ts'
 import { ProxiedConnection } from '../../../shared/src/net/proxied-connection.ts'
+import type { DataPlane } from '../../../shared/src/net/data-plane.ts'
 import { connectUpstream } from '../egress/connect-upstream.ts'
 import type { UpstreamResult } from '../egress/connect-upstream.ts'
 import type { ConcentratorMetrics } from '../metrics.ts'
@@ -37,6 +38,8 @@ export interface ConnectionDeps {
   readonly sessions: SessionTable
   readonly errorLog: RateLimitedLog
   readonly runtime: () => Runtime
+  /** Who moves the relayed bytes (docs/data-plane.md); absent: the stream relay. */
+  readonly dataPlane?: DataPlane
 }
 
 export interface ConnectionInfo {
@@ -78,7 +81,8 @@ export function concentratorConnection (socket: net.Socket, mode: SessionEntry['
     onDone: info.onDone,
     metrics: deps.metrics,
     sessions: deps.sessions,
-    errorLog: deps.errorLog
+    errorLog: deps.errorLog,
+    dataPlane: deps.dataPlane
   })
 }
 

@@ -13,6 +13,7 @@ import type net from 'node:net'
 import type { Logger } from '../../../shared/src/log.ts'
 import { formatEndpoint, formatLocal, localEndpoint, remoteEndpoint } from '../../../shared/src/net/endpoint.ts'
 import { ProxiedConnection } from '../../../shared/src/net/proxied-connection.ts'
+import type { DataPlane } from '../../../shared/src/net/data-plane.ts'
 import { connectUpstream, type UpstreamResult } from '../egress/connect-upstream.ts'
 import type { RefusalCount } from '../policy/refusal.ts'
 import type { RelayEndReason } from '../../../shared/src/net/relay.ts'
@@ -29,6 +30,8 @@ export interface TransparentConnectionDeps {
   readonly runtime: () => Runtime
   readonly sourceAddress: 'concentrator' | 'subscriber'
   readonly connectTimeoutMs: number
+  /** Who moves the relayed bytes (docs/data-plane.md); absent: the stream relay. */
+  readonly dataPlane?: DataPlane | undefined
 }
 
 export interface TransparentConnectionInfo {
@@ -46,7 +49,14 @@ export class TransparentConnection {
   constructor (socket: net.Socket, info: TransparentConnectionInfo, deps: TransparentConnectionDeps) {
     this.#deps = deps
     this.#conn = new ProxiedConnection<SessionEntry>(socket, {
-      id: info.id, mode: MODE, mptcp: info.mptcp, log: info.log, onDone: info.onDone, metrics: deps.metrics, sessions: deps.sessions
+      id: info.id,
+      mode: MODE,
+      mptcp: info.mptcp,
+      log: info.log,
+      onDone: info.onDone,
+      metrics: deps.metrics,
+      sessions: deps.sessions,
+      dataPlane: deps.dataPlane
     })
     this.#start().catch((err: unknown) => {
       info.log.error({ err }, 'connect path failed')

@@ -30,6 +30,7 @@ import type { SessionTable } from '../mgmt/session-table.ts'
 import { planProblems } from './hag-plan.ts'
 import { HagSetup } from './hag-setup.ts'
 import { TransparentConnection } from './transparent-connection.ts'
+import type { DataPlane } from '../../../shared/src/net/data-plane.ts'
 
 export interface TransparentModeDeps {
   readonly config: TransparentConfig
@@ -42,6 +43,8 @@ export interface TransparentModeDeps {
   /** The caps key of a source address (IPv6 by prefix). */
   readonly sourceKey: (source: string) => string
   readonly highWaterMark: number
+  /** Who moves the relayed bytes (docs/data-plane.md); absent: the stream relay. */
+  readonly dataPlane?: DataPlane
   readonly run?: CommandRunner
   readonly commandPrefix?: readonly string[]
   /** The daemon's crash journal (what the HAG setup changes is recorded before it is made). */
@@ -104,7 +107,14 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
         if (mptcp) m.mptcpConnectionsActive.dec()
         ticket.release()
       }
-    }, { metrics: m, sessions: deps.sessions, runtime: deps.runtime, sourceAddress: c.sourceAddress, connectTimeoutMs: c.connectTimeoutMs }))
+    }, {
+      metrics: m,
+      sessions: deps.sessions,
+      runtime: deps.runtime,
+      sourceAddress: c.sourceAddress,
+      connectTimeoutMs: c.connectTimeoutMs,
+      dataPlane: deps.dataPlane
+    }))
   }
 
   const bind = async (host: string): Promise<void> => {

@@ -4,7 +4,7 @@
  * Reference: docs/configuration.md (generated from this schema by scripts/config-reference.ts).
  */
 import { Type, type Static } from 'typebox'
-import { LogSchema, managementSchema, MptcpSchema, stateDirSchema } from '../../../shared/src/config/common-schema.ts'
+import { LogSchema, managementSchema, MptcpSchema, stateDirSchema, dataPlaneSchema } from '../../../shared/src/config/common-schema.ts'
 import { stringEnum } from '../../../shared/src/config/schema-helpers.ts'
 import type { DeepReadonly } from '../../../shared/src/config/freeze.ts'
 import { CpeLimitsSchema } from './limits.ts'
@@ -30,6 +30,11 @@ export const ConfigSchema = Type.Object({
   mptcp: MptcpSchema,
   /** Crash journal directory; default /run/hybrid-cpe. */
   stateDir: stateDirSchema('cpe'),
+  /**
+   * Relay data plane: splice, stream or auto (docs/data-plane.md). Start only. Default stream (an open
+   * splice issue in the CPE's Convert retry and pipelined paths).
+   */
+  dataPlane: dataPlaneSchema('stream'),
   /** WAN accesses bonded with MPTCP (one MPTCP endpoint each). Required, 1–8 entries. */
   uplinks: Type.Array(UplinkSchema, { minItems: 1, maxItems: 8, description: 'WAN accesses bonded with MPTCP (one endpoint each)' }),
   /** Concentrator address (IP literal) and port of its listener for `mode`. Required. */

@@ -21,6 +21,7 @@ const FIXED: StartOnlyKeys<Config> = [
   ['mode', (c) => c.mode],
   ['mptcp', (c) => c.mptcp],
   ['stateDir', (c) => c.stateDir],
+  ['dataPlane', (c) => c.dataPlane],
   ['management', (c) => c.management],
   ['uplinks', (c) => c.uplinks],
   ['multipath.rules', (c) => c.multipath.rules],

@@ -19,6 +19,7 @@ import type { ConvertMessage } from '../../../shared/src/codec/convert.ts'
 import { convertErrorLabel, type UpstreamFailureReason } from '../../../shared/src/metrics/labels.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import type { DataPlane } from '../../../shared/src/net/data-plane.ts'
 import { errnoOf, upstreamFailureReason } from '../../../shared/src/net/connect-error.ts'
 import { formatEndpoint, formatRemote } from '../../../shared/src/net/endpoint.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
@@ -57,6 +58,8 @@ export interface ConvertDeps {
   /** Re-dial once when the access of a still unanswered connect dies (pending-dials.ts). */
   readonly redials?: PendingDials
   readonly dial?: DialFn
+  /** Who moves the relayed bytes (docs/data-plane.md); absent: the stream relay. */
+  readonly dataPlane?: DataPlane
 }
 
 export class ConvertUpstream {
@@ -211,19 +214,16 @@ export class ConvertUpstream {
       idleTimeoutMs: limits.idleTimeoutMs,
       halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
       keepalive: relayKeepalive(limits),
+      dataPlane: this.#deps.dataPlane,
+      onFin: () => { this.#deps.paths.sampleOne(this.#info.id) },
       ...(earlyData.length > 0 ? { earlyData } : {})
     })
     this.#relay = r
     this.#first = undefined
     const id = this.#info.id
-    if (path !== undefined) {
-      // Sample on FIN in either direction while the fd is open: at relay end (untrack) it is closed,
-      // so the bytes since the last periodic sample would be lost (as socks5.ts does).
-      const paths = this.#deps.paths
-      paths.track(id, socket)
-      socket.on('end', () => { paths.sampleOne(id) })
-      socket.on('finish', () => { paths.sampleOne(id) })
-    }
+    // onFin samples the path on FIN in either direction while the fd is open: at relay end (untrack)
+    // it is closed, so the bytes since the last periodic sample would be lost (as socks5.ts does).
+    if (path !== undefined) this.#deps.paths.track(id, socket)
     const dst = this.#info.destination
     this.#deps.sessions.add({
       id,

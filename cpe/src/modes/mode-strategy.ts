@@ -15,6 +15,7 @@ import type { CpeSessionTable } from '../mgmt/session-table.ts'
 import type { PathMonitor } from '../paths/path-monitor.ts'
 import type { PendingDials } from './pending-dials.ts'
 import type { DialFn } from './upstream.ts'
+import type { DataPlane } from '../../../shared/src/net/data-plane.ts'
 import { lanAdmitter, type LanAdmit } from './lan-admission.ts'
 
 /** The SOCKS5 (and Convert) settings from the configuration in force. */
@@ -38,13 +39,14 @@ interface UpstreamDeps {
   sessions: CpeSessionTable
   paths: PathMonitor
   redials: PendingDials
+  dataPlane: DataPlane
   dial?: DialFn
 }
 
 /** What every mode's upstream gets from the services (the test `dial` included). */
 function upstreamDeps (s: CpeServices): UpstreamDeps {
   const dial = s.deps.dial === undefined ? {} : { dial: s.deps.dial }
-  return { metrics: s.metrics, sessions: s.sessions, paths: s.pathMonitor, redials: s.redials, ...dial }
+  return { metrics: s.metrics, sessions: s.sessions, paths: s.pathMonitor, redials: s.redials, dataPlane: s.dataPlane, ...dial }
 }
 
 const socks5: Strategy = (s, state, admit) => (lan, destination) => {

@@ -24,6 +24,7 @@ import { Socks5ClientParser } from '../../../shared/src/codec/socks5-client-pars
 import type { Socks5ClientEvent } from '../../../shared/src/codec/socks5-client-parser.ts'
 import type { Logger } from '../../../shared/src/log.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import type { DataPlane } from '../../../shared/src/net/data-plane.ts'
 import { errnoOf } from '../../../shared/src/net/connect-error.ts'
 import { formatEndpoint, formatRemote } from '../../../shared/src/net/endpoint.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
@@ -56,6 +57,8 @@ export interface Socks5Deps {
   /** Re-dial once when the access of a still unanswered connect dies (pending-dials.ts). */
   readonly redials?: PendingDials
   readonly dial?: DialFn
+  /** Who moves the relayed bytes (docs/data-plane.md); absent: the stream relay. */
+  readonly dataPlane?: DataPlane
 }
 
 export interface Socks5ConnInfo {
@@ -329,6 +332,8 @@ export class Socks5Upstream {
       idleTimeoutMs: limits.idleTimeoutMs,
       halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
       keepalive: relayKeepalive(limits),
+      dataPlane: this.#deps.dataPlane,
+      onFin: () => { this.#deps.paths.sampleOne(this.#info.id) },
       ...early
     })
     this.#relay = r
@@ -336,8 +341,6 @@ export class Socks5Upstream {
     const id = this.#info.id
     const paths = this.#deps.paths
     paths.track(id, a.socket)
-    a.socket.on('end', () => { paths.sampleOne(id) })
-    a.socket.on('finish', () => { paths.sampleOne(id) })
     const dst = this.#info.destination
     this.#deps.sessions.add({
       id,

@@ -16,6 +16,7 @@ import type { Logger } from '../../../shared/src/log.ts'
 import type { FallbackReason } from '../../../shared/src/metrics/labels.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
 import { relay } from '../../../shared/src/net/relay.ts'
+import type { DataPlane } from '../../../shared/src/net/data-plane.ts'
 import { errnoOf, upstreamFailureReason } from '../../../shared/src/net/connect-error.ts'
 import { formatEndpoint, formatRemote } from '../../../shared/src/net/endpoint.ts'
 import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
@@ -46,6 +47,8 @@ export interface TransparentDeps {
   /** Re-dial once when the access of a still unanswered connect dies (pending-dials.ts). */
   readonly redials?: PendingDials
   readonly dial?: DialFn
+  /** Who moves the relayed bytes (docs/data-plane.md); absent: the stream relay. */
+  readonly dataPlane?: DataPlane
 }
 
 export interface TransparentConnInfo {
@@ -169,15 +172,15 @@ export class TransparentUpstream {
       ...relayMetricHooks(this.#deps.metrics),
       idleTimeoutMs: limits.idleTimeoutMs,
       halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
-      keepalive: relayKeepalive(limits)
+      keepalive: relayKeepalive(limits),
+      dataPlane: this.#deps.dataPlane,
+      onFin: () => { this.#deps.paths.sampleOne(this.#info.id) }
     })
     this.#relay = r
     const id = this.#info.id
     const paths = this.#deps.paths
     const path = paths.pathOf(socket.localAddress)
     paths.track(id, socket)
-    socket.on('end', () => { paths.sampleOne(id) })
-    socket.on('finish', () => { paths.sampleOne(id) })
     const dst = formatEndpoint(this.#info.destination)
     this.#deps.sessions.add({
       id,

@@ -107,6 +107,19 @@ export function endpointProperties (what: string) {
   }
 }
 
+/**
+ * `dataPlane`: who moves the bytes of established relayed connections (docs/data-plane.md).
+ * `splice`: the zero-copy splice(2) engine, refuse to start when its probe fails; `stream`: the JS
+ * relay; `auto`: splice when the probe passes, else stream (logged). Read at start only.
+ * Default: auto in the concentrator, stream in the CPE agent until its open splice issue is fixed
+ * (docs/data-plane.md, "Open points").
+ */
+export function dataPlaneSchema (defaultPlane: 'auto' | 'stream') {
+  return stringEnum(['splice', 'stream', 'auto'],
+    'relay data plane: splice (zero-copy splice(2) engine in a worker thread; refuse to start if the probe fails), stream (JS relay), auto (splice if the probe passes, else stream)',
+    defaultPlane)
+}
+
 /** `stateDir`: where the crash journal lives (shared/src/sys/crash-journal.ts). */
 export function stateDirSchema (daemon: string) {
   return Type.String({

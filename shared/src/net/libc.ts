@@ -24,6 +24,27 @@ export const libc = {
   strerror: lib.func('const char *strerror(int errnum)')
 } as const
 
+/**
+ * The splice data plane's calls (shared/src/net/splice-engine.ts, run in its worker thread; the probe
+ * runs them once on the main thread). `long` is ssize_t on every Linux ABI Node runs on.
+ */
+export const spliceLibc = {
+  splice: lib.func('long splice(int fdIn, void *offIn, int fdOut, void *offOut, size_t len, unsigned int flags)'),
+  pipe2: lib.func('int pipe2(_Out_ void *fds, int flags)'),
+  fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
+  epollCreate1: lib.func('int epoll_create1(int flags)'),
+  epollCtl: lib.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
+  epollWait: lib.func('int epoll_wait(int epfd, _Out_ void *events, int maxevents, int timeout)'),
+  eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
+  read: lib.func('long read(int fd, _Out_ void *buf, size_t count)'),
+  write: lib.func('long write(int fd, void *buf, size_t count)'),
+  shutdown: lib.func('int shutdown(int fd, int how)'),
+  socketpair: lib.func('int socketpair(int domain, int type, int protocol, _Out_ void *sv)'),
+  getsockopt: lib.func('int getsockopt(int fd, int level, int name, _Inout_ void *val, _Inout_ uint32_t *len)'),
+  setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *val, uint32_t len)'),
+  close: lib.func('int close(int fd)')
+} as const
+
 /** errno of the last failed FFI call on this thread. */
 export function lastErrno (): number {
   return koffi.errno()

@@ -27,6 +27,7 @@ import { errnoOf } from './connect-error.ts'
 import { formatRemote } from './endpoint.ts'
 import { relay, type Relay, type RelayEndReason, type RelayResult } from './relay.ts'
 import { disarmResetOnClose } from './sockopt.ts'
+import type { DataPlane } from './data-plane.ts'
 
 /** After a refusal with `close: 'linger'`, the socket is destroyed if the peer has not closed within this. */
 export const REFUSAL_LINGER_MS = 1000
@@ -48,6 +49,8 @@ export interface ProxiedConnectionOptions<E extends SessionEntry> {
   readonly sessions: { add: (entry: E) => void, delete: (id: number) => void }
   /** Rate limit of the debug logs of socket errors; absent: every one is logged. */
   readonly errorLog?: RateLimitedLog
+  /** Who moves the relayed bytes (docs/data-plane.md); absent: the stream relay. */
+  readonly dataPlane?: DataPlane | undefined
 }
 
 /** The limits a relay reads (both daemons' `limits` sections have them). */
@@ -170,6 +173,7 @@ export class ProxiedConnection<E extends SessionEntry = SessionEntry> {
       idleTimeoutMs: limits.idleTimeoutMs,
       halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
       keepalive: relayKeepalive(limits),
+      dataPlane: this.#o.dataPlane,
       ...(r.earlyData !== undefined && r.earlyData.length > 0 ? { earlyData: r.earlyData } : {}),
       ...(r.clientEnded === true ? { clientEnded: true } : {})
     })

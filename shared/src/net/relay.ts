@@ -43,6 +43,7 @@
 import type { Socket } from 'node:net'
 import { armResetOnClose, disarmResetOnClose, mptcpInfo, pendingSocketError, setLegKeepalive, type LegKeepalive } from './sockopt.ts'
 import { watchZeroWindow } from './zero-window.ts'
+import type { DataPlane } from './data-plane.ts'
 
 export type RelayEndReason = 'normal' | 'idle_timeout' | 'half_close_timeout' | 'max_duration' | 'error' | 'drain' | 'peer_timeout' | 'overload'
 
@@ -68,6 +69,16 @@ export interface RelayOptions {
   onHalfClose?: () => void
   /** Called once when a half-closed relay ends (pairs with onHalfClose, for a gauge). */
   onHalfCloseEnd?: () => void
+  /**
+   * Called when a FIN was read from a leg or passed on to one, while both fds are still open (the
+   * CPE samples per-path counters then). `side`: the leg the FIN went to.
+   */
+  onFin?: (side: RelaySide) => void
+  /**
+   * Who moves the bytes (data-plane.ts): absent or a stream data plane = this module's JS pumps;
+   * a started splice data plane = the splice engine (splice-relay.ts). Same result either way.
+   */
+  dataPlane?: DataPlane | undefined
 }
 
 /** `client` = the leg facing the CPE / LAN, `server` = the re-originated leg. */
@@ -102,7 +113,7 @@ export interface Relay {
 interface LegState { readEnded: boolean, writeFinished: boolean, closed: boolean, pausedByUs: boolean }
 
 /** Close a leg with RST (SO_LINGER 0); a socket already gone is left alone. */
-function resetLeg (s: Socket): void {
+export function resetLeg (s: Socket): void {
   if (s.destroyed) return
   try {
     s.resetAndDestroy()
@@ -139,7 +150,7 @@ function watchSubflows (legs: Socket[], intervalMs: number, onDead: (leg: Socket
  * Dead-peer detection on both legs: keepalive options, the subflow watch of MPTCP legs and the
  * zero-window watch of legs with a user timeout. `onDead(message)` when a watch finds a peer gone.
  */
-function watchPeers (client: Socket, server: Socket, k: LegKeepalive,
+export function watchPeers (client: Socket, server: Socket, k: LegKeepalive,
   onDead: (message: string) => void): { timers: NodeJS.Timeout[], sockoptError?: Error } {
   const mptcpLegs: Socket[] = []
   const userTimeoutLegs: Socket[] = []
@@ -166,6 +177,11 @@ function watchPeers (client: Socket, server: Socket, k: LegKeepalive,
 }
 
 export function relay (client: Socket, server: Socket, opts: RelayOptions): Relay {
+  if (opts.dataPlane?.kind() === 'splice') return opts.dataPlane.relay(client, server, opts)
+  return streamRelay(client, server, opts)
+}
+
+function streamRelay (client: Socket, server: Socket, opts: RelayOptions): Relay {
   const started = Date.now()
   // Half-close needs both legs to keep their writable side open after the peer's FIN.
   client.allowHalfOpen = true
@@ -270,10 +286,12 @@ export function relay (client: Socket, server: Socket, opts: RelayOptions): Rela
       }
       srcLeg.readEnded = true
       lingerOff(dst)
+      opts.onFin?.(dstSide)
       dst.end()
     }
     dst.on('finish', () => {
       dstLeg.writeFinished = true
+      opts.onFin?.(dstSide)
       onWriteFinished()
     })
     // 'end' was emitted before the relay listened (nc -N style clients, a FIN read while the upstream

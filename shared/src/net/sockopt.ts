@@ -81,6 +81,20 @@ export function socketFd (target: SocketTarget): number {
   return fd
 }
 
+/**
+ * Stop libuv reading a socket now (uv_read_stop), as Node does itself when a stream's buffer is
+ * full. `socket.pause()` alone does not: a paused net.Socket keeps reading until its readable
+ * buffer reaches highWaterMark. The splice data plane calls this before it takes the fd over
+ * (splice-relay.ts); the second place, beside `socketFd`, that touches Node's `_handle`.
+ */
+export function stopReading (s: net.Socket): void {
+  s.pause()
+  const h = (s as unknown as { _handle?: { reading?: boolean, readStop?: () => number } | null })._handle
+  if (h === null || h === undefined || typeof h.readStop !== 'function') return
+  h.reading = false
+  h.readStop()
+}
+
 export interface OpenSocketOptions {
   family: 4 | 6
   protocol?: SocketProtocol

@@ -1,0 +1,242 @@
+/**
+ * The data plane of established proxied connections (docs/data-plane.md), `dataPlane` in both
+ * daemons' configuration:
+ * - `stream`: the JS relay of relay.ts (every byte through user space);
+ * - `splice`: the splice engine (splice-engine.ts) in one worker thread, driven through koffi; the
+ *   start refuses with HYBRID_ERR_PREREQUISITE when the capability probe fails;
+ * - `auto` (default): splice when the probe passes, else stream, with the reason logged.
+ *
+ * The probe relays a few bytes through a loopback TCP pair with the engine itself, so what is
+ * checked is what runs: koffi, worker threads, epoll, pipe2 and splice between TCP sockets.
+ */
+import { once } from 'node:events'
+import net from 'node:net'
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
+import type { Logger } from 'pino'
+import { HybridError } from '../errors.ts'
+import { readOpenFilesLimit } from './connection-caps.ts'
+import { spliceLibc } from './libc.ts'
+import type { Relay, RelayOptions } from './relay.ts'
+import { SLOT_FIELDS, SLOTS_PER_CHUNK, type EngineCommand, type EngineEvent } from './splice-protocol.ts'
+import { spliceRelay, type SpliceEngineLink } from './splice-relay.ts'
+
+export type DataPlaneMode = 'splice' | 'stream' | 'auto'
+
+export interface DataPlane {
+  /** What the relays use now: 'stream' before start, and after a failed probe in auto mode. */
+  readonly kind: () => 'splice' | 'stream'
+  /** Probe and start the engine (splice, auto). Rejects only in `splice` mode (HYBRID_ERR_PREREQUISITE). */
+  readonly start: () => Promise<void>
+  readonly stop: () => Promise<void>
+  /** Relay with the splice engine; only while kind() is 'splice'. */
+  readonly relay: (client: net.Socket, server: net.Socket, opts: RelayOptions) => Relay
+  /** Pipes open now (each is two fds), for the fd budget. */
+  readonly pipesOpen: () => number
+}
+
+export interface DataPlaneOptions {
+  log?: Logger
+  /** Pipes the engine may hold open at once (2 fds each); default: RLIMIT_NOFILE / 16, 16 … 4096. */
+  maxPipes?: number
+  /** Bytes one splice moves at most (the pipe's size, F_SETPIPE_SZ above 64 KiB). Default 65536. */
+  pipeSize?: number
+  /** The capability probe must relay its bytes within this. Milliseconds. Default 5000. */
+  probeTimeoutMs?: number
+}
+
+/** The pipes the fd budget allows by default: 1/16 of RLIMIT_NOFILE, between 16 and 4096. */
+export function defaultMaxPipes (nofile: number = readOpenFilesLimit()): number {
+  if (!Number.isFinite(nofile)) return 4096
+  return Math.max(16, Math.min(4096, Math.floor(nofile / 16)))
+}
+
+/** The stream data plane: always the JS relay. */
+export const streamDataPlane: DataPlane = {
+  kind: () => 'stream',
+  start: async () => {},
+  stop: async () => {},
+  relay: () => { throw new Error('the stream data plane has no splice relay') },
+  pipesOpen: () => 0
+}
+
+export function createDataPlane (mode: DataPlaneMode, opts: DataPlaneOptions = {}): DataPlane {
+  if (mode === 'stream') return streamDataPlane
+  let engine: EngineHost | undefined
+  return {
+    kind: () => engine === undefined ? 'stream' : 'splice',
+    start: async () => {
+      if (engine !== undefined) return
+      const host = new EngineHost(opts.maxPipes ?? defaultMaxPipes(), opts.pipeSize ?? 65536)
+      try {
+        await host.start()
+        await probe(host, opts.probeTimeoutMs ?? 5000)
+      } catch (err) {
+        await host.stop()
+        const why = (err as Error).message
+        if (mode === 'splice') {
+          throw new HybridError('HYBRID_ERR_PREREQUISITE', `dataPlane: splice: the splice capability probe failed (${why}); use dataPlane: auto or stream`,
+            { cause: err, detail: { problems: [`splice data plane: ${why}`] } })
+        }
+        opts.log?.warn({ err: { message: why } }, 'splice data plane unavailable, relaying with the stream data plane (dataPlane: auto)')
+        return
+      }
+      engine = host
+      opts.log?.info({ dataPlane: 'splice', maxPipes: host.maxPipes, pipeSize: host.pipeSize }, 'data plane')
+    },
+    stop: async () => { const e = engine; engine = undefined; await e?.stop() },
+    relay: (client, server, relayOpts) => {
+      if (engine === undefined) throw new Error('splice data plane not started')
+      return spliceRelay(engine, client, server, relayOpts)
+    },
+    pipesOpen: () => 0
+  }
+}
+
+/** Relay 256 KiB each way through the engine over loopback TCP, byte-exact, within `timeoutMs`. */
+async function probe (host: EngineHost, timeoutMs: number): Promise<void> {
+  const server = net.createServer({ allowHalfOpen: true })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const port = (server.address() as net.AddressInfo).port
+  try {
+    const relayServer = net.createServer({ allowHalfOpen: true })
+    relayServer.listen(0, '127.0.0.1')
+    await once(relayServer, 'listening')
+    const relayPort = (relayServer.address() as net.AddressInfo).port
+    const accepted = once(relayServer, 'connection')
+    const echoSide = once(server, 'connection')
+    const client = net.connect({ port: relayPort, host: '127.0.0.1', allowHalfOpen: true })
+    const [front] = await accepted as [net.Socket]
+    const upstream = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+    await once(upstream, 'connect')
+    const [echo] = await echoSide as [net.Socket]
+    relayServer.close()
+    for (const s of [client, echo]) s.on('error', () => {})
+    echo.pipe(echo) // echo until the client's FIN, then FIN back
+    const r = spliceRelay(host, front, upstream, { idleTimeoutMs: 5000, halfCloseTimeoutMs: 5000 })
+    const payload = Buffer.alloc(256 * 1024)
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 7 + (i >> 9)) & 0xff
+    const chunks: Buffer[] = []
+    client.on('data', (b: Buffer) => chunks.push(b))
+    const closed = once(client, 'close') // may come before the relay settles
+    client.end(payload)
+    const timer = setTimeout(() => { r.abort('error') }, timeoutMs)
+    const res = await r.done
+    clearTimeout(timer)
+    await closed
+    const got = Buffer.concat(chunks)
+    if (res.reason !== 'normal') throw new Error(`probe relay ended with ${res.reason}${res.error === undefined ? '' : `: ${res.error.message}`}`)
+    if (!got.equals(payload) || res.bytesUp !== payload.length || res.bytesDown !== payload.length) {
+      throw new Error(`probe relay was not byte-exact (sent ${payload.length}, got ${got.length}, counted ${res.bytesUp}/${res.bytesDown})`)
+    }
+  } finally {
+    server.close()
+  }
+}
+
+/**
+ * The worker's entry: the built splice-engine.js; under tsx (tests, `.ts` sources) a bootstrap that
+ * loads the TypeScript module through tsx, whose loader hooks do not reach worker threads on Node 20.
+ */
+function engineEntry (): string | URL {
+  if (!import.meta.url.endsWith('.ts')) return new URL('./splice-engine.js', import.meta.url)
+  const file = new URL('./splice-engine.ts', import.meta.url).href
+  return `import('tsx/esm/api').then((m) => m.tsImport(${JSON.stringify(file)}, ${JSON.stringify(import.meta.url)}))`
+}
+
+type EventListener = (e: EngineEvent) => void
+
+/** The worker thread and its channel: the main thread's end of splice-engine.ts. */
+class EngineHost implements SpliceEngineLink {
+  readonly maxPipes: number
+  readonly pipeSize: number
+  #worker: Worker | undefined
+  #port: MessagePort | undefined
+  #eventFd = -1
+  readonly #wake = Buffer.alloc(8)
+  readonly #chunks: Float64Array[] = []
+  readonly #free: number[] = []
+  readonly #listeners = new Map<number, EventListener>()
+
+  constructor (maxPipes: number, pipeSize: number) {
+    this.maxPipes = maxPipes
+    this.pipeSize = pipeSize
+    this.#wake.writeBigUInt64LE(1n)
+  }
+
+  async start (): Promise<void> {
+    this.#eventFd = spliceLibc.eventfd(0, 0x80000 | 0x800) as number // EFD_CLOEXEC | EFD_NONBLOCK
+    if (this.#eventFd < 0) throw new Error('eventfd failed')
+    const { port1, port2 } = new MessageChannel()
+    const worker = new Worker(engineEntry(), {
+      eval: import.meta.url.endsWith('.ts'),
+      workerData: { spliceEngine: true, eventFd: this.#eventFd, maxPipes: this.maxPipes, pipeSize: this.pipeSize, port: port2 },
+      transferList: [port2]
+    })
+    this.#worker = worker
+    this.#port = port1
+    port1.on('message', (e: EngineEvent) => { this.#listeners.get(e.id)?.(e) })
+    worker.on('error', () => { this.#failAll() })
+    worker.on('exit', () => { this.#failAll() })
+    await once(worker, 'online')
+    this.#idle()
+  }
+
+  /** The worker and its port keep the process alive only while a relay uses them. */
+  #idle (): void {
+    this.#worker?.unref()
+    this.#port?.unref()
+  }
+
+  async stop (): Promise<void> {
+    const worker = this.#worker
+    this.#worker = undefined
+    if (worker === undefined) { this.#closeEventFd(); return }
+    this.send({ t: 'close' })
+    const exited = once(worker, 'exit')
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 2000))])
+    this.#port?.close()
+    this.#closeEventFd()
+  }
+
+  #closeEventFd (): void {
+    if (this.#eventFd >= 0) spliceLibc.close(this.#eventFd)
+    this.#eventFd = -1
+  }
+
+  /** A worker that died takes its connections with it: every relay ends as an error. */
+  #failAll (): void {
+    for (const [id, l] of [...this.#listeners]) l({ t: 'end', id, reason: 'error', errno: 5 /* EIO */ })
+  }
+
+  send (c: EngineCommand): void {
+    this.#port?.postMessage(c)
+    spliceLibc.write(this.#eventFd, this.#wake, 8)
+  }
+
+  /** A counter slot and its id; the listener gets the connection's engine events. */
+  open (listener: EventListener): { id: number, slot: Float64Array } {
+    let id = this.#free.pop()
+    if (id === undefined) {
+      const buffer = new SharedArrayBuffer(SLOTS_PER_CHUNK * SLOT_FIELDS * 8)
+      const chunk = new Float64Array(buffer)
+      const first = this.#chunks.length * SLOTS_PER_CHUNK
+      this.#chunks.push(chunk)
+      this.send({ t: 'chunk', buffer })
+      for (let i = SLOTS_PER_CHUNK - 1; i > 0; i--) this.#free.push(first + i)
+      id = first
+    }
+    const chunk = this.#chunks[Math.floor(id / SLOTS_PER_CHUNK)] as Float64Array
+    const base = (id % SLOTS_PER_CHUNK) * SLOT_FIELDS
+    const slot = chunk.subarray(base, base + SLOT_FIELDS)
+    slot.fill(0)
+    if (this.#listeners.size === 0) { this.#worker?.ref(); this.#port?.ref() }
+    this.#listeners.set(id, listener)
+    return { id, slot }
+  }
+
+  close (id: number): void {
+    if (this.#listeners.delete(id)) this.#free.push(id)
+    if (this.#listeners.size === 0) this.#idle()
+  }
+}

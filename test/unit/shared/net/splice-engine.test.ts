@@ -1,0 +1,151 @@
+/**
+ * The splice data plane's own properties (its relay semantics are relay.test.ts, run again by
+ * relay-splice.test.ts): byte-exact megabytes both ways at once, counters equal to the bytes, no
+ * pipe held by an idle connection (fd count back to the pair), the probe, and `auto` vs `splice`.
+ */
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { readdirSync } from 'node:fs'
+import net from 'node:net'
+import type { Logger } from 'pino'
+import { createDataPlane, defaultMaxPipes } from '../../../../shared/src/net/data-plane.ts'
+import { relay } from '../../../../shared/src/net/relay.ts'
+
+const dataPlane = createDataPlane('splice')
+before(async () => { await dataPlane.start() })
+after(async () => { await dataPlane.stop() })
+
+async function pair (): Promise<[net.Socket, net.Socket, () => void]> {
+  const server = net.createServer({ allowHalfOpen: true })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as net.AddressInfo
+  const accepted = once(server, 'connection') as Promise<[net.Socket]>
+  const peer = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+  await once(peer, 'connect')
+  const [mine] = await accepted
+  return [mine, peer, () => { server.close() }]
+}
+
+async function setup (t: { after: (fn: () => void) => void }) {
+  const [a, clientApp, c1] = await pair()
+  const [serverApp, b, c2] = await pair()
+  t.after(() => { for (const s of [a, b, clientApp, serverApp]) s.destroy(); c1(); c2() })
+  return { a, b, clientApp, serverApp }
+}
+
+const digest = async (s: net.Socket): Promise<{ n: number, sha: string }> => {
+  const h = createHash('sha256')
+  let n = 0
+  s.on('data', (c: Buffer) => { h.update(c); n += c.length })
+  await once(s, 'end')
+  return { n, sha: h.digest('hex') }
+}
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+const openFds = (): number => readdirSync('/proc/self/fd').length
+
+test('the splice data plane is in use (the probe passed on this kernel)', () => {
+  assert.equal(dataPlane.kind(), 'splice')
+})
+
+test('8 MiB each way at once, byte-exact, counters equal to the bytes, both FINs passed on', async (t) => {
+  const { a, b, clientApp, serverApp } = await setup(t)
+  const upData = randomBytes(8 << 20)
+  const downData = randomBytes(8 << 20)
+  const r = relay(a, b, { idleTimeoutMs: 10_000, halfCloseTimeoutMs: 10_000, dataPlane, earlyData: Buffer.from('early') })
+  const up = digest(serverApp)
+  const down = digest(clientApp)
+  clientApp.end(upData)
+  serverApp.end(downData)
+  const res = await r.done
+  assert.equal(res.reason, 'normal')
+  const [u, d] = await Promise.all([up, down])
+  assert.equal(u.n, upData.length + 5)
+  assert.equal(u.sha, sha(Buffer.concat([Buffer.from('early'), upData])))
+  assert.deepEqual(d, { n: downData.length, sha: sha(downData) })
+  assert.equal(res.bytesUp, upData.length + 5)
+  assert.equal(res.bytesDown, downData.length)
+})
+
+test('bytes Node had already buffered on both legs at the handover are relayed first, in order', async (t) => {
+  const { a, b, clientApp, serverApp } = await setup(t)
+  clientApp.write('buffered-up;')
+  serverApp.write('buffered-down;')
+  // Let Node read them into the legs' stream buffers (paused: no 'data' listener) before the relay starts.
+  a.pause(); b.pause()
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  assert.ok(a.readableLength > 0 && b.readableLength > 0)
+  const r = relay(a, b, { idleTimeoutMs: 10_000, halfCloseTimeoutMs: 10_000, dataPlane })
+  const up = digest(serverApp)
+  const down = digest(clientApp)
+  clientApp.end('after-up')
+  serverApp.end('after-down')
+  assert.equal((await r.done).reason, 'normal')
+  assert.equal((await up).sha, sha(Buffer.from('buffered-up;after-up')))
+  assert.equal((await down).sha, sha(Buffer.from('buffered-down;after-down')))
+})
+
+test('an idle relayed connection holds no pipe: fds back to the socket pair after a burst', async (t) => {
+  const { a, b, clientApp, serverApp } = await setup(t)
+  const r = relay(a, b, { idleTimeoutMs: 10_000, halfCloseTimeoutMs: 10_000, dataPlane })
+  const base = openFds()
+  serverApp.on('data', () => {})
+  let got = 0
+  const burst = randomBytes(1 << 20)
+  const all = new Promise<void>((resolve) => { serverApp.on('data', (c: Buffer) => { got += c.length; if (got >= burst.length) resolve() }) })
+  clientApp.write(burst)
+  await all
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  // Pipes go back to the engine's pool (at most a few, shared by all connections), none stays with the connection.
+  assert.ok(openFds() - base <= 2, `fds grew by ${openFds() - base}`)
+  assert.deepEqual(r.buffered(), { client: 0, server: 0 })
+  assert.equal(r.progress().up, burst.length)
+  r.abort('drain')
+  assert.equal((await r.done).reason, 'drain')
+})
+
+test('a peer reset ends the relay as an error and resets the other leg', async (t) => {
+  const { a, b, clientApp, serverApp } = await setup(t)
+  const r = relay(a, b, { idleTimeoutMs: 10_000, halfCloseTimeoutMs: 10_000, dataPlane })
+  clientApp.on('error', () => {})
+  const clientSaw = new Promise<string | undefined>((resolve) => {
+    clientApp.on('data', () => {})
+    clientApp.once('error', (e: Error & { code?: string }) => { resolve(e.code) })
+    clientApp.once('end', () => { resolve('end') })
+  })
+  serverApp.write('x')
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  serverApp.resetAndDestroy()
+  const res = await r.done
+  assert.equal(res.reason, 'error')
+  assert.equal(await clientSaw, 'ECONNRESET')
+})
+
+test('the fd budget: pipes default to 1/16 of RLIMIT_NOFILE, between 16 and 4096', () => {
+  assert.equal(defaultMaxPipes(1024), 64)
+  assert.equal(defaultMaxPipes(100), 16)
+  assert.equal(defaultMaxPipes(1 << 20), 4096)
+  assert.equal(defaultMaxPipes(Infinity), 4096)
+})
+
+test('a probe that fails: dataPlane splice refuses to start (HYBRID_ERR_PREREQUISITE), auto falls back to stream and logs why', async () => {
+  // No pipe allowed (maxPipes 0): the probe's bytes cannot move, as on a kernel without splice between TCP sockets.
+  const failing = { maxPipes: 0, probeTimeoutMs: 300 }
+  await assert.rejects(createDataPlane('splice', failing).start(),
+    (err: Error & { code?: string }) => err.code === 'HYBRID_ERR_PREREQUISITE' && /dataPlane: splice/.test(err.message))
+  const warnings: string[] = []
+  const log = { warn: (_o: unknown, msg: string) => { warnings.push(msg) }, info: () => {} } as unknown as Logger
+  const auto = createDataPlane('auto', { ...failing, log })
+  await auto.start()
+  assert.equal(auto.kind(), 'stream')
+  assert.match(warnings[0] ?? '', /relaying with the stream data plane/)
+  await auto.stop()
+})
+
+test('stream mode never starts an engine', async () => {
+  const p = createDataPlane('stream')
+  await p.start()
+  assert.equal(p.kind(), 'stream')
+})
