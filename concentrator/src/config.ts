@@ -14,6 +14,7 @@ import { ConvertSchema } from './config-convert.ts'
 import { ProbeSchema } from './config-probe.ts'
 import { OverloadSchema } from '../../shared/src/config/overload-schema.ts'
 import { KernelSchema } from './config-kernel.ts'
+import { WorkersSchema } from './config-workers.ts'
 import { DestinationPolicySchema } from './policy/destination-policy-schema.ts'
 
 export { LogSchema }
@@ -129,7 +130,9 @@ export const ConfigSchema = Type.Object({
   /** TCP/MPTCP kernel profile owned while running (unset keys: left alone); see docs/failover.md. */
   kernel: KernelSchema,
   /** Overload manager: resources, thresholds, hysteresis; see docs/overload.md. */
-  overload: OverloadSchema
+  overload: OverloadSchema,
+  /** Worker processes sharing the listeners (SO_REUSEPORT); 1 = one process, 0 = one per CPU; read at start only; see docs/scale-out.md. */
+  workers: WorkersSchema
 }, { additionalProperties: false })
 
 export type Config = Static<typeof ConfigSchema>
