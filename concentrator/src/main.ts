@@ -16,6 +16,10 @@ import { resolveWorkers } from './config-workers.ts'
 import { WORKER_ENV, workerIndex } from './workers/ipc.ts'
 
 const asWorker = workerIndex(process.env)
+// A worker asked to stop by its supervisor raises SIGTERM on itself, once: not when a SIGTERM/SIGINT
+// already reached it (systemd signals the whole cgroup, a terminal the whole process group).
+let signalled = false
+if (asWorker !== undefined) for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => { signalled = true })
 
 await runDaemonProcess({
   name: 'hybrid-concentrator',
@@ -37,7 +41,7 @@ await runDaemonProcess({
         index: asWorker,
         pid: process.pid,
         channel: process as unknown as Parameters<typeof serveAsWorker>[1]['channel'],
-        stopSelf: () => { process.kill(process.pid, 'SIGTERM') },
+        stopSelf: () => { if (!signalled) process.kill(process.pid, 'SIGTERM') },
         log
       })
     }

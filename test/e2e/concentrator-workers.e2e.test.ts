@@ -11,7 +11,8 @@
  * reloads every worker, a changed `workers` is refused (needs a restart); (4) a killed worker is
  * restarted and counted, the other worker's relays survive, the killed one's are gone; (5) SIGTERM:
  * every worker drains, the supervisor exits 0, the kernel setting is restored once, no worker
- * process is left.
+ * process is left; (6) a SIGKILLed supervisor: its workers notice the closed IPC channel and exit,
+ * the next start undoes what the killed one left (crash journal, kept by the supervisor).
  * Needs `npx tsc -b` first.
  */
 import { after, before, describe, test } from 'node:test'
@@ -166,5 +167,26 @@ describe('concentrator with workers: 2', { skip: skip ?? false, concurrency: fal
     assert.equal(c.logTail(64 * 1024).match(/kernel setting net.ipv4.tcp_retries2 restored/g)?.length, 1)
     assert.match(c.logTail(64 * 1024), /concentrator supervisor stopped/)
     for (const pid of h.pids) assert.equal(alive(pid), false, `worker ${pid} gone`)
+  })
+
+  test('SIGKILL of the supervisor: the workers exit by themselves; the next start undoes the leftovers', async () => {
+    const start = async (): Promise<DaemonHandle> => startDaemon({
+      daemon: 'concentrator',
+      config: { ...labConcentratorConfig({ plan: lab().plan }), workers: 2, kernel: { tcpRetries2: 9 } },
+      ns: lab().ns.hag,
+      spawn: (argv) => lab().spawn('hag', argv)
+    })
+    h.conc = await start()
+    const pids = (await status()).workers.map((w) => w.pid ?? 0)
+    h.pids.push(...pids)
+    process.kill(conc().pid, 'SIGKILL')
+    await conc().stop(100)
+    await waitFor('orphaned workers exit', 10_000, async () => pids.every((pid) => !alive(pid)))
+    assert.equal(await hag(RETRIES2), '9', 'a SIGKILL cannot restore')
+    h.conc = await start()
+    assert.match(conc().logTail(64 * 1024), /did not stop cleanly: undoing what it left/)
+    const c = conc()
+    assert.equal(await c.stop(20_000), 0, c.logTail())
+    assert.equal(await hag(RETRIES2), '15', 'the original value, not the killed run\'s 9')
   })
 })
