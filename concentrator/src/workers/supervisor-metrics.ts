@@ -5,6 +5,7 @@
  */
 import type { Registry } from 'prom-client'
 import { createCounter, createPlainGauge, metricSpec } from '../../../shared/src/metrics/metric-spec.ts'
+import type { DaemonMetricsReference } from '../../../shared/src/metrics/metrics-reference.ts'
 
 export const WorkerLabel = { describe: 'worker index, 0 … workers−1' } as const
 
@@ -42,3 +43,16 @@ export function createSupervisorMetrics (registry: Registry) {
 }
 
 export type SupervisorMetrics = ReturnType<typeof createSupervisorMetrics>
+
+/** Input of docs/metrics.md: the supervisor's section (scripts/metrics-reference.mjs). */
+export const supervisorMetricsReference: DaemonMetricsReference = {
+  register: (registry) => { createSupervisorMetrics(registry) },
+  section: {
+    title: 'Concentrator supervisor metrics (workers > 1)',
+    intro: 'Created by `createSupervisorMetrics(registry)` (concentrator/src/workers/supervisor-metrics.ts) in the supervisor only. ' +
+      'With `workers` > 1 the one `/metrics` page also carries every worker\'s series (common, concentrator) with a `worker` label (`0` … workers−1); ' +
+      'series without it are the supervisor\'s own: these, its process metrics, build info and the kernel MPTCP MIB (read once, not per worker). ' +
+      'Sum over workers in PromQL with `sum without (worker) (…)`.',
+    specs: Object.values(supervisorMetricSpecs)
+  }
+}
