@@ -407,7 +407,8 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       admission,
       sourceKey: (source) => capSourceKey(source, current().limits.perSourceIpv6PrefixLength),
       highWaterMark: initial.limits.highWaterMark,
-      journal: journalled
+      journal: journalled,
+      worker: inWorker
     })
     await transparent.start()
   }

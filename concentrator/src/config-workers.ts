@@ -2,7 +2,8 @@
  * `workers`: how many worker processes serve the listeners on one machine (docs/scale-out.md,
  * "Many cores on one machine"). 1 (the default) is the single process of before; N > 1 turns the
  * started process into a supervisor (concentrator/src/workers/supervisor.ts) that forks N workers,
- * each binding every listener with SO_REUSEPORT; 0 = one worker per CPU. Read at start only.
+ * each binding every listener (transparent mode's TPROXY listeners too) with SO_REUSEPORT; 0 = one
+ * worker per CPU. Read at start only.
  */
 import { availableParallelism } from 'node:os'
 import { integerOption } from '../../shared/src/config/schema-helpers.ts'
@@ -21,7 +22,6 @@ export const WorkersSchema = integerOption({
 export interface WorkersCheckInput {
   readonly workers: number
   readonly listeners: readonly { readonly port: number }[]
-  readonly transparent: { readonly enabled: boolean }
 }
 
 /** The number of workers `workers` asks for on this machine (0 → the CPUs this process may use). */
@@ -36,9 +36,6 @@ export function resolveWorkers (workers: number, cpus: () => number = availableP
 export function workersProblems (c: WorkersCheckInput): CheckProblem[] {
   if (c.workers === 1) return []
   const out: CheckProblem[] = []
-  // Transparent mode's TPROXY listeners and its nft/policy-routing setup are one unit
-  // (transparent/transparent-mode.ts) that is not split into a machine-wide and a per-worker part.
-  if (c.transparent.enabled) out.push({ path: ['workers'], message: 'more than one worker is not supported with transparent.enabled (docs/scale-out.md, "Many cores on one machine")' })
   // Every worker binds the same port: an ephemeral port (0) would give each worker its own.
   c.listeners.forEach((l, i) => {
     if (l.port === 0) out.push({ path: ['listeners', i, 'port'], message: 'must be a fixed port when workers is not 1 (each worker binds it with SO_REUSEPORT)' })

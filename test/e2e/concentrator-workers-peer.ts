@@ -67,18 +67,18 @@ async function hold (): Promise<void> {
   const held: Held[] = []
   const errors: string[] = []
   for (let i = 0; i < count; i += 10) {
-    const batch = await Promise.allSettled(Array.from({ length: Math.min(10, count - i) }, async () => await open(proxy, dest)))
+    const batch = await Promise.allSettled(Array.from({ length: Math.min(10, count - i) }, async () => open(proxy, dest)))
     for (const r of batch) {
       if (r.status === 'fulfilled') held.push(r.value)
       else errors.push((r.reason as Error).message)
     }
   }
   out({ type: 'ready', ok: held.length, failed: errors.length, errors: errors.slice(0, 5) })
-  process.on('SIGUSR1', () => {
-    void Promise.allSettled(held.map(async (h) => { await ping(h) })).then((rs) => {
-      out({ type: 'check', alive: rs.filter((r) => r.status === 'fulfilled').length, dead: rs.filter((r) => r.status === 'rejected').length })
-    })
-  })
+  const check = async (): Promise<void> => {
+    const rs = await Promise.allSettled(held.map(async (h) => { await ping(h) }))
+    out({ type: 'check', alive: rs.filter((r) => r.status === 'fulfilled').length, dead: rs.filter((r) => r.status === 'rejected').length })
+  }
+  process.on('SIGUSR1', () => { check().catch(() => {}) })
   process.on('SIGTERM', () => { for (const h of held) h.socket.destroy(); process.exit(0) })
 }
 

@@ -25,6 +25,7 @@ import { labConcentratorConfig, LAB_CONCENTRATOR_PORTS, startDaemon, type Daemon
 import { getProfile } from '../../lab/link-profile.ts'
 import { e2eSkipReason } from '../../lab/netns.ts'
 import { buildLab, type Lab } from '../../lab/topology.ts'
+import { transparentConcentratorConfig, useFullmeshEndpoints } from '../../lab/transparent-setup.ts'
 import { parseMptcpMib } from '../../shared/src/metrics/kernel-mib.ts'
 import { jsonLines, type JsonLines } from '../helpers/json-lines.ts'
 import { waitFor } from '../helpers/wait-for.ts'
@@ -188,5 +189,68 @@ describe('concentrator with workers: 2', { skip: skip ?? false, concurrency: fal
     const c = conc()
     assert.equal(await c.stop(20_000), 0, c.logTail())
     assert.equal(await hag(RETRIES2), '15', 'the original value, not the killed run\'s 9')
+  })
+})
+
+/**
+ * Transparent mode with `workers: 2` (lab `hat-wk-tp-`): the supervisor applies the HAG setup (nft
+ * TPROXY table, fwmark routes, the announced join endpoint, the C flag) once; each worker binds the
+ * IP_TRANSPARENT MPTCP listeners with SO_REUSEPORT, and TPROXY's listener lookup picks one of the
+ * group. Intercepted downloads are spread over both workers, each bonded (the join to the announced
+ * endpoint attaches to its connection whichever worker owns it), and stop removes everything once.
+ */
+describe('transparent mode with workers: 2', { skip: skip ?? false, concurrency: false, timeout: 240_000 }, () => {
+  const TP_PEER = 'test/e2e/transparent-peer.ts'
+  const DOWNLOADS = 12
+  const h: { lab?: Lab, conc?: DaemonHandle | undefined } = {}
+  const lab = (): Lab => { assert.ok(h.lab); return h.lab }
+  const hag = async (argv: string[]): Promise<string> => (await lab().ns.hag.exec(argv)).trim()
+  const server = (): { v4: string } => lab().plan.internet.servers[1]!
+
+  before(async () => {
+    h.lab = await buildLab({ prefix: `${PREFIX}tp-`, profiles: { dsl: getProfile('ideal'), lte: getProfile('ideal') } })
+    await useFullmeshEndpoints(lab())
+    await lab().startScript('inet', TP_PEER, ['serve', '--host', server().v4, '--ports', '80'])
+    h.conc = await startDaemon({
+      daemon: 'concentrator',
+      config: { ...transparentConcentratorConfig({ plan: lab().plan }), workers: 2 },
+      ns: lab().ns.hag,
+      spawn: (argv) => lab().spawn('hag', argv)
+    })
+  })
+  after(async () => {
+    await h.conc?.stop(20_000)
+    await h.lab?.teardown()
+  })
+
+  test(`${DOWNLOADS} intercepted downloads: spread over both workers, each with two subflows, no join misses its token`, async () => {
+    assert.equal(await hag(['sysctl', '-n', 'net.mptcp.allow_join_initial_addr_port']), '0', 'the C flag, set by the supervisor')
+    assert.match(await hag(['nft', 'list', 'tables']), /hybrid_hag/)
+    const noToken0 = parseMptcpMib(await hag(['cat', '/proc/net/netstat'])).get('MPJoinNoTokenFound') ?? 0
+    const results: Array<{ fallback: boolean, subflows: number, error?: string }> = []
+    for (let i = 0; i < DOWNLOADS; i++) {
+      const child = lab().spawn('cpe', [process.execPath, '--import', 'tsx', TP_PEER, 'get', '--host', server().v4, '--port', '80', '--bytes', '1000000', '--mptcp'])
+      const lines = jsonLines(child, 'transparent-peer')
+      results.push(await lines.next('result', 30_000) as unknown as { fallback: boolean, subflows: number })
+    }
+    const perWorker = [await h.conc!.metric('hybrid_connections_accepted_total', { worker: '0', mode: 'transparent' }),
+      await h.conc!.metric('hybrid_connections_accepted_total', { worker: '1', mode: 'transparent' })]
+    const misses = (parseMptcpMib(await hag(['cat', '/proc/net/netstat'])).get('MPJoinNoTokenFound') ?? 0) - noToken0
+    console.log(`# workers transparent: accepted per worker ${perWorker.join(' / ')}; subflows ${results.map((r) => r.subflows).join(',')}; MPJoinNoTokenFound +${misses}`)
+    assert.deepEqual(results.map((r) => r.error), results.map(() => undefined))
+    assert.ok(results.every((r) => !r.fallback && r.subflows === 2), JSON.stringify(results))
+    assert.equal(perWorker[0]! + perWorker[1]!, DOWNLOADS)
+    assert.ok(perWorker[0]! > 0 && perWorker[1]! > 0, `both workers serve: ${perWorker.join(' / ')}`)
+    assert.equal(misses, 0)
+  })
+
+  test('stop: exits 0, the C flag restored, endpoints, fwmark rules and the table removed', async () => {
+    const c = h.conc!
+    h.conc = undefined
+    assert.equal(await c.stop(20_000), 0, c.logTail())
+    assert.equal(await hag(['sysctl', '-n', 'net.mptcp.allow_join_initial_addr_port']), '1')
+    assert.equal(await hag(['ip', 'mptcp', 'endpoint', 'show']), '')
+    assert.doesNotMatch(await hag(['ip', 'rule', 'show']), /fwmark/)
+    assert.doesNotMatch(await hag(['nft', 'list', 'tables']), /hybrid_hag/)
   })
 })

@@ -6,11 +6,12 @@
  * supervisor owns what is machine-wide and exists once:
  *
  *   start: crash journal → kernel profile → join endpoints (machine-setup.ts) → workers (forked,
- *          started when every one reported ready; one that exits first fails the start) → the
- *          management API (one, on `management.listen`).
+ *          started when every one reported ready; one that exits first fails the start) →
+ *          transparent mode's system state (hag-setup.ts; the workers bind only the TPROXY
+ *          listeners) → the management API (one, on `management.listen`).
  *   stop:  readiness off → every worker drains in parallel (`stop` over IPC; SIGTERM to the process
  *          group reaches them too, the same path) ≤ limits.drainTimeoutMs + a grace → SIGKILL what
- *          is left → management API → join endpoints → kernel profile restored.
+ *          is left → management API → transparent setup → join endpoints → kernel profile restored.
  *   reload(config): already validated once by the loader; start-only keys (workers included) are
  *          refused here, else every worker applies the same configuration.
  *   A worker that exits unasked is counted and forked again after a back-off (0.5 s doubling to
@@ -36,6 +37,7 @@ import type { ConcentratorConfig } from '../config.ts'
 import { concentratorConfigProblems } from '../config-check.ts'
 import { resolveWorkers } from '../config-workers.ts'
 import { createMachineSetup } from '../machine-setup.ts'
+import { HagSetup } from '../transparent/hag-setup.ts'
 import { mgmtAllowedHosts } from '../mgmt-routes.ts'
 import type { ConcentratorStatus } from '../mgmt/status-schema.ts'
 import { checkReload } from '../reload-plan.ts'
@@ -139,6 +141,8 @@ export function createSupervisor (initial: ConcentratorConfig, deps: SupervisorD
   const updateUp = (): void => { metrics.workersUp.set(slots.filter((s) => s.ready).length) }
 
   const machine = createMachineSetup(initial, { log, run: deps.run ?? runCommand, check: () => { checkConfig(initial) } })
+
+  const hag = initial.transparent.enabled ? new HagSetup({ config: initial.transparent, log: childFor(deps.log, 'transparent'), journal: machine.journalled }) : undefined
 
   const call = async (slot: Slot, c: WorkerCall, timeoutMs = callTimeout): Promise<unknown> => {
     const child = slot.child
@@ -311,6 +315,9 @@ export function createSupervisor (initial: ConcentratorConfig, deps: SupervisorD
       ...machine.kernelParts,
       ...machine.joinParts,
       { name: 'workers', start: startWorkers, stop: stopWorkers },
+      // Transparent mode's nft TPROXY table, fwmark routes, join endpoints and C flag, once; after
+      // the workers' TPROXY listeners are bound (as the single process does), removed after they exit.
+      ...(hag === undefined ? [] : [{ name: 'transparent setup', start: async () => { await hag.apply() }, stop: async () => { await hag.remove() } }]),
       {
         name: 'management API',
         start: async () => { await listenMgmt(mgmt, initial.management.listen) },

@@ -47,26 +47,25 @@ for (const [name, value, message] of [
   })
 }
 
-test('workers > 1 with transparent mode: refused, naming /workers', () => {
+test('workers > 1 with transparent mode: accepted (the supervisor applies the HAG setup once, the workers bind the TPROXY listeners)', () => {
   const file = writeConfig({ workers: 2, transparent: { enabled: true, accessInterfaces: ['acc0'] } })
-  const { problems } = configRefusal(ConfigSchema, file, concentratorConfigProblems)
-  const p = problems.find((x) => x.path === '/workers')
-  assert.match(p?.message ?? '', /transparent\.enabled/)
-  assert.equal(p?.origin, file)
+  assert.equal(loadConfig(ConfigSchema, { file, check: concentratorConfigProblems }).workers, 2)
 })
 
 test('workers > 1 (and 0 = per CPU) with an ephemeral listener port (configs built without the loader): a problem at that listener', () => {
   for (const workers of [2, 0]) {
-    const problems = workersProblems({ workers, listeners: [{ port: 1080 }, { port: 0 }], transparent: { enabled: false } })
+    const problems = workersProblems({ workers, listeners: [{ port: 1080 }, { port: 0 }] })
     assert.deepEqual(problems.map((p) => p.path), [['listeners', 1, 'port']])
     assert.match(problems[0]?.message ?? '', /fixed port/)
   }
-  assert.deepEqual(workersProblems({ workers: 1, listeners: [{ port: 0 }], transparent: { enabled: true } }), [])
+  assert.deepEqual(workersProblems({ workers: 1, listeners: [{ port: 0 }] }), [])
 })
 
 test('workers: default 1, 0..64 accepted; 0 resolves to the CPU count (capped at 64, at least 1)', () => {
   assert.equal(loadConfig(ConfigSchema, { file: writeConfig({}), check: concentratorConfigProblems }).workers, 1)
-  for (const w of [0, 1, 2, 64]) assert.equal(loadConfig(ConfigSchema, { file: writeConfig({ workers: w }), check: concentratorConfigProblems }).workers, w)
+  for (const w of [0, 1, 2, 64]) {
+    assert.equal(loadConfig(ConfigSchema, { file: writeConfig({ workers: w }), check: concentratorConfigProblems }).workers, w)
+  }
   assert.equal(resolveWorkers(0, () => 2), 2)
   assert.equal(resolveWorkers(0, () => 0), 1)
   assert.equal(resolveWorkers(0, () => 200), 64)
