@@ -39,3 +39,13 @@ export interface IpcChannel {
   send: (message: unknown) => boolean
   on: (event: 'message', listener: (message: unknown) => void) => unknown
 }
+
+/** What the supervisor needs of a forked worker (a ChildProcess). */
+export interface WorkerChild {
+  readonly pid?: number | undefined
+  send: (message: ToWorker) => boolean
+  kill: (signal?: NodeJS.Signals) => boolean
+  on: ((event: 'message', listener: (m: FromWorker) => void) => unknown) &
+  ((event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void) => unknown) &
+  ((event: 'error', listener: (err: Error) => void) => unknown)
+}

@@ -42,20 +42,10 @@ import { mgmtAllowedHosts } from '../mgmt-routes.ts'
 import type { ConcentratorStatus } from '../mgmt/status-schema.ts'
 import { checkReload } from '../reload-plan.ts'
 import type { SessionPage } from '../session-table.ts'
-import type { FromWorker, ToWorker, WorkerCall } from './ipc.ts'
+import type { FromWorker, WorkerCall, WorkerChild } from './ipc.ts'
 import { mergeSessionPages, mergeWorkerMetrics, type MetricsJson } from './metrics-merge.ts'
 import { createSupervisorMetrics } from './supervisor-metrics.ts'
 import { SupervisorStatusSchema, type SupervisorStatus, type WorkerStatus } from './status-schema.ts'
-
-/** What the supervisor needs of a forked worker (a ChildProcess). */
-export interface WorkerChild {
-  readonly pid?: number | undefined
-  send: (message: ToWorker) => boolean
-  kill: (signal?: NodeJS.Signals) => boolean
-  on: ((event: 'message', listener: (m: FromWorker) => void) => unknown) &
-  ((event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void) => unknown) &
-  ((event: 'error', listener: (err: Error) => void) => unknown)
-}
 
 export interface SupervisorDeps {
   log: Logger
