@@ -20,6 +20,8 @@ const asWorker = workerIndex(process.env)
 // already reached it (systemd signals the whole cgroup, a terminal the whole process group).
 let signalled = false
 if (asWorker !== undefined) for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => { signalled = true })
+// The IPC channel must not keep a stopped worker alive (its listeners and relays do while it runs).
+if (asWorker !== undefined) process.channel?.unref()
 
 await runDaemonProcess({
   name: 'hybrid-concentrator',

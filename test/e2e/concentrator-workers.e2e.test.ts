@@ -9,7 +9,8 @@
  * gets its LTE subflow although the join reaches a random worker's listener (MP_JOIN token lookup is
  * namespace-wide), MPJoinNoTokenFound does not move; /api/v1/sessions lists all 40; (3) SIGHUP
  * reloads every worker, a changed `workers` is refused (needs a restart); (4) a killed worker is
- * restarted and counted, the other worker's relays survive, the killed one's are gone; (5) SIGTERM:
+ * restarted and counted, the other worker's relays survive, the killed one's are gone; (5) SIGTERM with
+ * relays open on both workers: they drain in parallel (stop ≈ one limits.drainTimeoutMs);
  * every worker drains, the supervisor exits 0, the kernel setting is restored once, no worker
  * process is left; (6) a SIGKILLed supervisor: its workers notice the closed IPC channel and exit,
  * the next start undoes what the killed one left (crash journal, kept by the supervisor).
@@ -33,6 +34,7 @@ import { waitFor } from '../helpers/wait-for.ts'
 const PREFIX = 'hat-wk-'
 const PEER = 'test/e2e/concentrator-workers-peer.ts'
 const CONNECTIONS = 40
+const DRAIN_MS = 2000
 const RETRIES2 = ['sysctl', '-n', 'net.ipv4.tcp_retries2']
 const skip = e2eSkipReason()
 
@@ -63,7 +65,7 @@ describe('concentrator with workers: 2', { skip: skip ?? false, concurrency: fal
     assert.equal(await hag(RETRIES2), '15', 'the lab starts with the kernel default')
     h.conc = await startDaemon({
       daemon: 'concentrator',
-      config: { ...labConcentratorConfig({ plan: lab().plan }), workers: 2, kernel: { tcpRetries2: 9 } },
+      config: { ...labConcentratorConfig({ plan: lab().plan, limits: { drainTimeoutMs: DRAIN_MS } }), workers: 2, kernel: { tcpRetries2: 9 } },
       ns: lab().ns.hag,
       spawn: (argv) => lab().spawn('hag', argv)
     })
@@ -159,11 +161,29 @@ describe('concentrator with workers: 2', { skip: skip ?? false, concurrency: fal
     assert.equal(check['dead'], victimActive)
   })
 
-  test('SIGTERM: every worker drains, the supervisor exits 0, the kernel setting restored once, no worker left', async () => {
+  test('SIGTERM with relays open: the workers drain in parallel, the supervisor exits 0, the kernel setting restored once, no worker left', async () => {
+    // Worker 1 lost its relays to the SIGKILL: fresh ones, spread over both workers again.
     h.peer?.kill('SIGTERM')
+    const p = lab().plan
+    h.peer = lab().spawn('cpe', [process.execPath, '--import', 'tsx', PEER, 'hold',
+      '--proxy', `${p.service.v4}:${LAB_CONCENTRATOR_PORTS.socks5}`, '--dest', `${p.internet.servers[0]!.v4}:${LAB_PORTS.echo}`, '--count', '20'])
+    assert.equal((await jsonLines(h.peer, 'workers-peer').next('ready', 60_000))['ok'], 20)
     const c = conc()
+    const started = Date.now()
     const code = await c.stop(20_000)
+    const took = Date.now() - started
+    h.peer.kill('SIGTERM')
     assert.equal(code, 0, c.logTail())
+    // Each worker waits for its held relays up to limits.drainTimeoutMs; they start together.
+    const drains = c.logTail(256 * 1024).split('\n').flatMap((l) => {
+      try { const o = JSON.parse(l) as { msg?: string, worker?: number, time?: string, active?: number }; return o.msg === 'draining' ? [o] : [] } catch { return [] }
+    })
+    console.log(`# workers: stop took ${took} ms (drainTimeoutMs ${DRAIN_MS}); draining ${drains.map((d) => `worker ${String(d.worker)} active ${String(d.active)}`).join(', ')}`)
+    assert.deepEqual(drains.map((d) => d.worker).sort(), [0, 1])
+    assert.ok(drains.every((d) => (d.active ?? 0) > 0), 'both had relays to drain')
+    assert.ok(Math.abs(Date.parse(drains[0]?.time ?? '') - Date.parse(drains[1]?.time ?? '')) < 1000, 'the drains started together')
+    assert.ok(took >= DRAIN_MS - 100, `${took} ms: the relays were waited for`)
+    assert.ok(took < 3 * DRAIN_MS + 2000, `${took} ms: the drains overlapped (one after the other would take twice drainTimeoutMs and more)`)
     assert.equal(await hag(RETRIES2), '15')
     assert.equal(c.logTail(64 * 1024).match(/kernel setting net.ipv4.tcp_retries2 restored/g)?.length, 1)
     assert.match(c.logTail(64 * 1024), /concentrator supervisor stopped/)
