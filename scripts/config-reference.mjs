@@ -7,8 +7,8 @@
  * test/unit/shared/config/reference.test.ts runs the same check.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
-import { ConfigSchema as ConcentratorSchema } from '../concentrator/src/config.ts'
-import { ConfigSchema as CpeSchema } from '../cpe/src/config.ts'
+import { ConfigSchema as ConcentratorSchema } from '../concentrator/src/config/config.ts'
+import { ConfigSchema as CpeSchema } from '../cpe/src/config/config.ts'
 import { renderReferenceTable, replaceReferenceBlock } from '../shared/src/config/reference.ts'
 
 const docPath = new URL('../docs/configuration.md', import.meta.url)

@@ -11,7 +11,7 @@ import type { CommandRunner } from '../../shared/src/sys/command.ts'
 import { SysctlProfile, tcpProfileSettings } from '../../shared/src/sys/sysctl-profile.ts'
 import { openJournalAndRecover, type CrashJournal, type JournalRecorder } from '../../shared/src/sys/crash-journal.ts'
 import { JoinSetup } from './join/join-setup.ts'
-import type { ConcentratorConfig } from './config.ts'
+import type { ConcentratorConfig } from './config/config.ts'
 
 export interface MachineSetup {
   /** Crash journal, kernel profile, join endpoints: in start order (StartStop stops them in reverse). */

@@ -1,18 +1,18 @@
 /**
  * Entry point of `hybrid-concentrator` (bin/hybrid-concentrator.js → dist/concentrator/src/main.js).
  * Process wiring (signals, reload on SIGHUP, crash handlers, exit code) is shared with the CPE agent:
- * shared/src/config/daemon-process.ts.
+ * shared/src/daemon/daemon-process.ts.
  *
  * `workers` > 1 (docs/scale-out.md, "Many cores on one machine"): this process becomes the supervisor
  * (workers/supervisor.ts) and forks this same entry with the same arguments once per worker, the
  * worker's index in HYBRID_CONCENTRATOR_WORKER; such a process runs as a worker (workers/worker.ts).
  */
 import { fork } from 'node:child_process'
-import { runDaemonProcess } from '../../shared/src/config/daemon-process.ts'
-import { ConfigSchema, ENV_PREFIX } from './config.ts'
+import { runDaemonProcess } from '../../shared/src/daemon/daemon-process.ts'
+import { ConfigSchema, ENV_PREFIX } from './config/config.ts'
 import { concentratorPrerequisites } from './prerequisites.ts'
-import { concentratorConfigProblems } from './config-check.ts'
-import { resolveWorkers } from './config-workers.ts'
+import { concentratorConfigProblems } from './config/check.ts'
+import { resolveWorkers } from './config/workers.ts'
 import { WORKER_ENV, workerIndex } from './workers/ipc.ts'
 
 const asWorker = workerIndex(process.env)
@@ -20,8 +20,6 @@ const asWorker = workerIndex(process.env)
 // already reached it (systemd signals the whole cgroup, a terminal the whole process group).
 let signalled = false
 if (asWorker !== undefined) for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => { signalled = true })
-// The IPC channel must not keep a stopped worker alive (its listeners and relays do while it runs).
-if (asWorker !== undefined) process.channel?.unref()
 
 await runDaemonProcess({
   name: 'hybrid-concentrator',
@@ -44,6 +42,8 @@ await runDaemonProcess({
         pid: process.pid,
         channel: process as unknown as Parameters<typeof serveAsWorker>[1]['channel'],
         stopSelf: () => { if (!signalled) process.kill(process.pid, 'SIGTERM') },
+        // Once stopped, the IPC channel must not keep the worker alive (unref earlier loses the disconnect).
+        releaseChannel: () => { process.channel?.unref() },
         log
       })
     }

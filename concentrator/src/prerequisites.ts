@@ -13,7 +13,7 @@
  * Without transparent mode, join endpoints and with `policy.hostAddresses.refuse: false` the concentrator execs nothing.
  */
 import type { Requirement } from '../../shared/src/sys/prerequisites.ts'
-import type { ConcentratorConfig } from './config.ts'
+import type { ConcentratorConfig } from './config/config.ts'
 
 export function concentratorPrerequisites (config: ConcentratorConfig): Requirement[] {
   const out: Requirement[] = []

@@ -4,11 +4,11 @@
  * when they need it (limits at accept, policy at request time), so a reload never touches an
  * established relay.
  */
-import type { ConcentratorConfig as Config } from './config.ts'
-import type { ConcentratorLimits } from './config-limits.ts'
+import type { ConcentratorConfig as Config } from './config/config.ts'
+import type { ConcentratorLimits } from './config/limits.ts'
 import type { DestinationPolicy } from './policy/destination-policy.ts'
-import type { AuthBackoff } from './signalling/auth-backoff.ts'
-import type { CredentialVerifier } from './signalling/credentials.ts'
+import type { AuthBackoff } from './auth/auth-backoff.ts'
+import type { CredentialVerifier } from './auth/credentials.ts'
 import type { SourcePrefixes } from './accept/source-address.ts'
 
 export interface Runtime {

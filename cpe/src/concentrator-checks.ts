@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs'
 import type { Logger } from '../../shared/src/log.ts'
 import { closeFd, openStreamSocket } from '../../shared/src/net/sockopt.ts'
-import type { Config } from './config.ts'
-import type { ConcentratorEndpointConfig } from './config-socks5.ts'
+import type { Config } from './config/config.ts'
+import type { ConcentratorEndpointConfig } from './config/socks5.ts'
 
 export interface EffectiveUpstream {
   concentrator: ConcentratorEndpointConfig

@@ -1,14 +1,14 @@
 /**
  * Entry point of `hybrid-cpe` (bin/hybrid-cpe.js → dist/cpe/src/main.js). Process wiring (signals,
  * reload on SIGHUP, crash handlers, exit code) is shared with the concentrator:
- * shared/src/config/daemon-process.ts. On SIGTERM new LAN connections flow natively while the agent
+ * shared/src/daemon/daemon-process.ts. On SIGTERM new LAN connections flow natively while the agent
  * drains, then its rules are removed; on a crash the nft holder exits with it, so LAN traffic
  * fails open.
  */
-import { runDaemonProcess } from '../../shared/src/config/daemon-process.ts'
-import { ConfigSchema, ENV_PREFIX } from './config.ts'
+import { runDaemonProcess } from '../../shared/src/daemon/daemon-process.ts'
+import { ConfigSchema, ENV_PREFIX } from './config/config.ts'
 import { cpePrerequisites } from './prerequisites.ts'
-import { cpeConfigProblems } from './config-check.ts'
+import { cpeConfigProblems } from './config/check.ts'
 
 await runDaemonProcess({
   name: 'hybrid-cpe',

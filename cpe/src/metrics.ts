@@ -14,7 +14,7 @@ import type { LabelSets, MetricSpec } from '../../shared/src/metrics/metric-spec
 import type { DaemonMetricsReference } from '../../shared/src/metrics/metrics-reference.ts'
 import { createRegistry } from '../../shared/src/metrics/registry.ts'
 import { Mode } from '../../shared/src/metrics/labels.ts'
-import { RedialReason } from './signalling/redial-plan.ts'
+import { RedialReason } from './modes/redial-plan.ts'
 
 const PATH = { describe: 'configured uplink name (uplinks[].name, ≤ 4)' } as const
 

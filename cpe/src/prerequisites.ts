@@ -10,7 +10,7 @@
  * - `mptcp.onUnavailable: fail` → kernel MPTCP (every upstream connection is an MPTCP socket).
  */
 import type { Requirement } from '../../shared/src/sys/prerequisites.ts'
-import type { CpeConfig } from './config.ts'
+import type { CpeConfig } from './config/config.ts'
 
 export function cpePrerequisites (config: CpeConfig): Requirement[] {
   const out: Requirement[] = []

@@ -116,7 +116,7 @@ describe('concentrator kernel profile (real sysctls in a namespace)', { skip }, 
     }), /exited with 2/)
     const log = readFileSync(join(dir, 'refused', 'concentrator.log'), 'utf8')
     assert.match(log, /HYBRID_ERR_CONFIG_INVALID/)
-    // Refused by the loader's cross-field check (concentrator/src/config-check.ts), before start: key and file named.
+    // Refused by the loader's cross-field check (concentrator/src/config/check.ts), before start: key and file named.
     assert.match(log, /concentrator\.yaml:\d+:\d+: \/kernel\/tcpRetries2: required with \/kernel\/rtoMaxMs below 120000/)
     assert.doesNotMatch(log, /kernel setting/)
     assert.deepEqual(await values(), START)

@@ -10,8 +10,8 @@ import { runCommand } from '../../shared/src/sys/command.ts'
 import { CrashJournal, undoJournal } from '../../shared/src/sys/crash-journal.ts'
 import { UplinkManager } from '../../cpe/src/uplink/uplink-manager.ts'
 import { Interceptor } from '../../cpe/src/intercept/interceptor.ts'
-import type { MultipathConfig, UplinkConfig } from '../../cpe/src/config-uplinks.ts'
-import type { InterceptConfig } from '../../cpe/src/config-intercept.ts'
+import type { MultipathConfig, UplinkConfig } from '../../cpe/src/config/uplinks.ts'
+import type { InterceptConfig } from '../../cpe/src/config/intercept.ts'
 
 const input = JSON.parse(process.argv[2] ?? '{}') as { dir: string, uplinks: UplinkConfig[], multipath: MultipathConfig, intercept: InterceptConfig }
 const log = createLogger({ level: 'warn', name: 'cpe-journal-agent', destination: process.stderr })

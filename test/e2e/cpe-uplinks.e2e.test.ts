@@ -18,7 +18,7 @@ import { createNamespace, e2eSkipReason, removeNamespaces, veth, type Netns } fr
 import { createLogger } from '../../shared/src/log.ts'
 import { prefixedRunner, runCommand } from '../../shared/src/sys/command.ts'
 import { UplinkManager, type UplinkState } from '../../cpe/src/uplink/uplink-manager.ts'
-import type { MultipathConfig, UplinkConfig } from '../../cpe/src/config-uplinks.ts'
+import type { MultipathConfig, UplinkConfig } from '../../cpe/src/config/uplinks.ts'
 
 const PREFIX = 'hat-cpe-u-'
 const skip = e2eSkipReason()

@@ -16,9 +16,9 @@ import { createLogger } from '../../shared/src/log.ts'
 import type { Logger } from '../../shared/src/log.ts'
 import { createConcentrator } from '../../concentrator/src/concentrator.ts'
 import type { Concentrator, ConcentratorDeps } from '../../concentrator/src/concentrator.ts'
-import { ConfigSchema } from '../../concentrator/src/config.ts'
+import { ConfigSchema } from '../../concentrator/src/config/config.ts'
 import { testTempDir } from './temp-dir.ts'
-import type { ConcentratorConfig } from '../../concentrator/src/config.ts'
+import type { ConcentratorConfig } from '../../concentrator/src/config/config.ts'
 
 export const ECHO_HOST = '127.0.0.2'
 

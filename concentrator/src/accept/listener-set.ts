@@ -12,7 +12,7 @@ import type net from 'node:net'
 import type { Logger } from '../../../shared/src/log.ts'
 import { listen } from '../../../shared/src/net/listen.ts'
 import type { MptcpUnavailablePolicy } from '../../../shared/src/net/sockopt.ts'
-import type { ConcentratorConfig } from '../config.ts'
+import type { ConcentratorConfig } from '../config/config.ts'
 
 type ListenerConfig = ConcentratorConfig['listeners'][number]
 

@@ -22,7 +22,7 @@ import type { JournalEntry, JournalRecorder } from '../../../shared/src/sys/cras
 import {
   endpointAddArgv, endpointDelArgv, JOIN_SYSCTL, limitsArgv, parseEndpoints, parseLimits, sysctlReadArgv, sysctlWriteArgv,
   type JoinEndpoint, type MptcpLimits, type SystemEndpoint
-} from '../transparent/hag-plan.ts'
+} from '../modes/hag-plan.ts'
 
 const ENDPOINT_RETRY_MS = 2000
 

@@ -1,5 +1,5 @@
 /**
- * Configuration of the destination policy, embedded by concentrator/src/config.ts under `policy:`.
+ * Configuration of the destination policy, embedded by concentrator/src/config/config.ts under `policy:`.
  * Every key has a default, so `policy: {}` is the safe deny-by-default policy.
  */
 import { Type, type Static } from 'typebox'

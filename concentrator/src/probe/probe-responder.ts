@@ -9,7 +9,7 @@ import { isIP } from 'node:net'
 import { echoOf } from '../../../shared/src/codec/path-probe.ts'
 import type { Logger } from '../../../shared/src/log.ts'
 import { sourceKey, SourcePrefixes } from '../accept/source-address.ts'
-import type { ConcentratorConfig } from '../config.ts'
+import type { ConcentratorConfig } from '../config/config.ts'
 import type { ConcentratorMetrics } from '../metrics.ts'
 import { ProbeGate } from './probe-gate.ts'
 

@@ -9,7 +9,7 @@
  * Calls: `metrics` (registry.getMetricsAsJSON()), `status`, `sessions` (a page from offset 0 large
  * enough for the merged page), `reload` (an already validated configuration).
  */
-import type { ConcentratorConfig } from '../config.ts'
+import type { ConcentratorConfig } from '../config/config.ts'
 
 export type WorkerCall =
   | { kind: 'metrics' }

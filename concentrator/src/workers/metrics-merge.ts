@@ -9,7 +9,7 @@
  * `sum`/`average` are the same as `first` on one value per label set).
  */
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client'
-import type { SessionPage } from '../session-table.ts'
+import type { SessionPage } from '../mgmt/session-table.ts'
 
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[]
 

@@ -7,7 +7,7 @@
  *
  *   start: crash journal → kernel profile → join endpoints (machine-setup.ts) → workers (forked,
  *          started when every one reported ready; one that exits first fails the start) →
- *          transparent mode's system state (hag-setup.ts; the workers bind only the TPROXY
+ *          transparent mode's system state (modes/hag-setup.ts; the workers bind only the TPROXY
  *          listeners) → the management API (one, on `management.listen`).
  *   stop:  readiness off → every worker drains in parallel (`stop` over IPC; SIGTERM to the process
  *          group reaches them too, the same path) ≤ limits.drainTimeoutMs + a grace → SIGKILL what
@@ -33,15 +33,15 @@ import { commonMetricSpecs } from '../../../shared/src/metrics/common-metrics.ts
 import { registerKernelMib } from '../../../shared/src/metrics/kernel-mib.ts'
 import { buildInfoSpec } from '../../../shared/src/metrics/registry.ts'
 import { runCommand, type CommandRunner } from '../../../shared/src/sys/command.ts'
-import type { ConcentratorConfig } from '../config.ts'
-import { concentratorConfigProblems } from '../config-check.ts'
-import { resolveWorkers } from '../config-workers.ts'
+import type { ConcentratorConfig } from '../config/config.ts'
+import { concentratorConfigProblems } from '../config/check.ts'
+import { resolveWorkers } from '../config/workers.ts'
 import { createMachineSetup } from '../machine-setup.ts'
-import { HagSetup } from '../transparent/hag-setup.ts'
-import { mgmtAllowedHosts } from '../mgmt-routes.ts'
+import { HagSetup } from '../modes/hag-setup.ts'
+import { mgmtAllowedHosts } from '../mgmt/routes.ts'
 import type { ConcentratorStatus } from '../mgmt/status-schema.ts'
-import { checkReload } from '../reload-plan.ts'
-import type { SessionPage } from '../session-table.ts'
+import { checkReload } from '../config/reload-plan.ts'
+import type { SessionPage } from '../mgmt/session-table.ts'
 import type { FromWorker, WorkerCall, WorkerChild } from './ipc.ts'
 import { mergeSessionPages, mergeWorkerMetrics, type MetricsJson } from './metrics-merge.ts'
 import { createSupervisorMetrics } from './supervisor-metrics.ts'

@@ -20,6 +20,8 @@ export interface WorkerOptions {
   channel: WorkerChannel
   /** Drain and exit through the process's own stop path (main.ts: SIGTERM to itself). */
   stopSelf: () => void
+  /** After stop: let the process exit although the IPC channel is still open. */
+  releaseChannel: () => void
   log: Logger
 }
 
@@ -55,6 +57,9 @@ export function serveAsWorker (c: Concentrator, o: WorkerOptions): Concentrator 
     start: async () => {
       await c.start()
       send({ t: 'ready', index: o.index, pid: o.pid })
+    },
+    stop: async () => {
+      try { await c.stop() } finally { o.releaseChannel() }
     }
   }
 }

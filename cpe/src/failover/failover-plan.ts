@@ -11,7 +11,7 @@
  * socket bound to an uplink's address still matches that uplink's source rule first.
  */
 import { tcpProfileSettings, type SysctlRequest } from '../../../shared/src/sys/sysctl-profile.ts'
-import type { FailoverConfig } from '../config-failover.ts'
+import type { FailoverConfig } from '../config/failover.ts'
 
 export type Family = 4 | 6
 

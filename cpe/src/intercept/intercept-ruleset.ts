@@ -18,7 +18,7 @@
 import ipaddr from 'ipaddr.js'
 import { ConfigError } from '../../../shared/src/errors.ts'
 import { formatCheckProblem, type CheckProblem } from '../../../shared/src/config/problem.ts'
-import type { InterceptConfig } from '../config-intercept.ts'
+import type { InterceptConfig } from '../config/intercept.ts'
 
 export const NFT_FAMILY = 'inet'
 export const NFT_TABLE = 'hybrid_cpe'

@@ -17,13 +17,14 @@ import { isHybridError } from '../../../shared/src/errors.ts'
 import type { MgmtApp } from '../../../shared/src/mgmt/mgmt-server.ts'
 import { AnyObject, registerCommonRoutes } from '../../../shared/src/mgmt/common-routes.ts'
 import { sendError } from '../../../shared/src/mgmt/mgmt-errors.ts'
-import { STEERING_MODES, type SteeringMode } from '../config-steering.ts'
+import { STEERING_MODES, type SteeringMode } from '../config/steering.ts'
 import type { CpeSessionPage } from './session-table.ts'
+import { CpeStatusSchema, type CpeStatus } from './status-schema.ts'
 
 export interface UplinkChange { mode?: 'aggregate' | 'backup', admin?: 'up' | 'down' }
 
 export interface CpeRouteDeps {
-  status: () => object
+  status: () => CpeStatus
   uplinks: () => Array<{ name: string, access: string }>
   setUplink: (name: string, change: UplinkChange) => Promise<void>
   sessions: (offset: number, limit: number) => CpeSessionPage
@@ -49,7 +50,7 @@ const SteeringBody = Type.Object({
 
 export function registerCpeRoutes (app: MgmtApp, deps: CpeRouteDeps): void {
   app.get('/api/v1/status', {
-    schema: { summary: 'CPE agent status: uptime, readiness, connections, pipelining', tags: ['status'], response: { 200: AnyObject } }
+    schema: { summary: 'CPE agent status: uptime, readiness, connections, pipelining', tags: ['status'], response: { 200: CpeStatusSchema } }
   }, async () => deps.status())
 
   app.get('/api/v1/uplinks', {

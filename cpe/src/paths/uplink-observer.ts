@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events'
 import { HybridError } from '../../../shared/src/errors.ts'
 import type { Logger } from '../../../shared/src/log.ts'
 import { runCommand, runJsonArray, type CommandRunner } from '../../../shared/src/sys/command.ts'
-import type { MultipathConfig, UplinkConfig } from '../config-uplinks.ts'
+import type { MultipathConfig, UplinkConfig } from '../config/uplinks.ts'
 import { uplinkState, type UplinkState } from '../uplink/uplink-manager.ts'
 import { parseEndpoints, parseLinks, uplinkSpecs, type MultipathMode } from '../uplink/uplink-plan.ts'
 

@@ -17,7 +17,7 @@
 import net from 'node:net'
 import { ConfigError } from '../../../shared/src/errors.ts'
 import { unmapV4 } from '../../../shared/src/net/endpoint.ts'
-import type { SteeringClass, SteeringConfig, SteeringMode } from '../config-steering.ts'
+import type { SteeringClass, SteeringConfig, SteeringMode } from '../config/steering.ts'
 
 // --- priority-based: DSL load with hysteresis --------------------------------------------------
 

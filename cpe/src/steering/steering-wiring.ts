@@ -3,7 +3,7 @@
  * options from the configuration, adapts path health, and hands failover the failback pulse.
  */
 import { childFor, type Logger } from '../../../shared/src/log.ts'
-import type { Config } from '../config.ts'
+import type { Config } from '../config/config.ts'
 import type { PathHealth } from '../health/path-health.ts'
 import type { CpeMetrics } from '../metrics.ts'
 import type { UplinkSource } from '../paths/uplink-observer.ts'

@@ -15,7 +15,7 @@ import type { Logger } from '../../../shared/src/log.ts'
 import { HybridError } from '../../../shared/src/errors.ts'
 import { runCommand, runJsonArray, type CommandRunner } from '../../../shared/src/sys/command.ts'
 import type { JournalEntry, JournalRecorder } from '../../../shared/src/sys/crash-journal.ts'
-import type { MultipathConfig, UplinkConfig } from '../config-uplinks.ts'
+import type { MultipathConfig, UplinkConfig } from '../config/uplinks.ts'
 import {
   desiredState, endpointAddArgv, endpointChangeArgv, endpointDelArgv, limitsArgv, parseEndpoints, parseLimits, parseLinks,
   parseMainGateways, parseRules, parseTableDefaults, routeArgv, routeKey, ruleArgv, ruleKey, uplinkSpecs,

@@ -10,7 +10,7 @@
  * the main table's default route.
  */
 import { HybridError } from '../../../shared/src/errors.ts'
-import type { MultipathConfig, UplinkConfig } from '../config-uplinks.ts'
+import type { MultipathConfig, UplinkConfig } from '../config/uplinks.ts'
 import type { CheckProblem } from '../../../shared/src/config/problem.ts'
 
 export type Family = 4 | 6

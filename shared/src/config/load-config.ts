@@ -2,7 +2,7 @@
  * The configuration loader of both daemons. Precedence: schema defaults < YAML file < environment
  * (`<prefix>A__B=value`) < command line (`--set a.b=value`, `--log-level`). The merged result is
  * validated against the daemon's TypeBox schema with Ajv (unknown keys rejected), then deep-frozen.
- * Then the daemon's cross-field checks (`check`, e.g. cpe/src/config-check.ts) run on the typed
+ * Then the daemon's cross-field checks (`check`, e.g. cpe/src/config/check.ts) run on the typed
  * result. Every problem is reported at once, each with its JSON pointer and the file, variable or
  * flag it came from; a ConfigError carries them in `detail.problems`.
  *

@@ -21,8 +21,8 @@ export interface ConfigProblem {
 }
 
 /**
- * A problem found by a daemon's cross-field check (cpe/src/config-check.ts,
- * concentrator/src/config-check.ts): where (path segments) and what. The loader adds the origin.
+ * A problem found by a daemon's cross-field check (cpe/src/config/check.ts,
+ * concentrator/src/config/check.ts): where (path segments) and what. The loader adds the origin.
  */
 export interface CheckProblem {
   path: readonly (string | number)[]

@@ -9,10 +9,10 @@
  * caught by the runner's watchdog.
  */
 import type { TObject } from 'typebox'
-import { ConfigSchema as CpeSchema, type CpeConfig } from '../../../cpe/src/config.ts'
-import { ConfigSchema as ConcentratorSchema, type ConcentratorConfig } from '../../../concentrator/src/config.ts'
-import { cpeConfigProblems } from '../../../cpe/src/config-check.ts'
-import { concentratorConfigProblems } from '../../../concentrator/src/config-check.ts'
+import { ConfigSchema as CpeSchema, type CpeConfig } from '../../../cpe/src/config/config.ts'
+import { ConfigSchema as ConcentratorSchema, type ConcentratorConfig } from '../../../concentrator/src/config/config.ts'
+import { cpeConfigProblems } from '../../../cpe/src/config/check.ts'
+import { concentratorConfigProblems } from '../../../concentrator/src/config/check.ts'
 import { loadConfig } from '../../../shared/src/config/load-config.ts'
 import { redactConfig } from '../../../shared/src/config/redact.ts'
 import { configValidator } from '../../../shared/src/config/validator.ts'

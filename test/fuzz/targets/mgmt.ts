@@ -1,5 +1,5 @@
 /**
- * The management API's request bodies (cpe/src/mgmt/cpe-routes.ts, concentrator/src/mgmt-routes.ts,
+ * The management API's request bodies (cpe/src/mgmt/cpe-routes.ts, concentrator/src/mgmt/routes.ts,
  * shared/src/mgmt/), through `app.inject()` with the real guards, parsers, schema validation and error
  * handler. Input: [route][content type][uplink name][body bytes…]. Routes: CPE PUT /api/v1/uplinks/:name,
  * CPE PUT /api/v1/steering, CPE and concentrator POST /api/v1/reload. Asserts: the answer is 200 or a
@@ -12,9 +12,9 @@ import type { MgmtApp } from '../../../shared/src/mgmt/mgmt-server.ts'
 import { createRegistry } from '../../../shared/src/metrics/registry.ts'
 import { registerCpeRoutes } from '../../../cpe/src/mgmt/cpe-routes.ts'
 import type { UplinkChange } from '../../../cpe/src/mgmt/cpe-routes.ts'
-import { STEERING_MODES } from '../../../cpe/src/config-steering.ts'
-import type { SteeringMode } from '../../../cpe/src/config-steering.ts'
-import { registerConcentratorRoutes } from '../../../concentrator/src/mgmt-routes.ts'
+import { STEERING_MODES } from '../../../cpe/src/config/steering.ts'
+import type { SteeringMode } from '../../../cpe/src/config/steering.ts'
+import { registerConcentratorRoutes } from '../../../concentrator/src/mgmt/routes.ts'
 import { check } from '../engine/target.ts'
 import type { FuzzTarget } from '../engine/target.ts'
 
@@ -36,7 +36,7 @@ function build (routes: (app: MgmtApp) => void): MgmtApp {
 
 const uplinks = [{ name: 'dsl', access: 'dsl' }, { name: 'lte', access: 'lte' }]
 const cpe = build((app) => registerCpeRoutes(app, {
-  status: () => ({}),
+  status: () => ({}) as never,
   uplinks: () => uplinks,
   setUplink: async (name, change) => { calls.push({ kind: 'uplink', value: { name, change } }) },
   sessions: () => ({ total: 0, offset: 0, limit: 0, sessions: [] }) as never,

@@ -13,7 +13,7 @@ import { HybridError } from '../../../shared/src/errors.ts'
 import { createCpe } from '../../../cpe/src/cpe.ts'
 import { listenMgmt } from '../../../shared/src/mgmt/mgmt-server.ts'
 import { testTempDir } from '../../helpers/temp-dir.ts'
-import { ConfigSchema, type CpeConfig } from '../../../cpe/src/config.ts'
+import { ConfigSchema, type CpeConfig } from '../../../cpe/src/config/config.ts'
 import type { UplinkState } from '../../../cpe/src/uplink/uplink-manager.ts'
 
 const TOKEN = 'test-token-0123456789'
@@ -109,6 +109,17 @@ test('readyz, status, uplinks; readiness off synchronously on stop', async (t) =
   const stopping = cpe.stop()
   assert.equal(cpe.ready(), false)
   await stopping
+})
+
+test('status: the typed schema (cpe/src/mgmt/status-schema.ts) serialises every field the agent builds', async (t) => {
+  const { cpe } = await started(t)
+  const status = (await cpe.mgmt.inject({ url: '/api/v1/status' })).json() as { uptimeSeconds: number, ready: boolean, mode: string }
+  assert.deepEqual(status, { ...JSON.parse(JSON.stringify(cpe.status())), uptimeSeconds: status.uptimeSeconds })
+  assert.deepEqual((await cpe.mgmt.inject({ url: '/status' })).json(), status)
+  assert.equal(status.ready, true)
+  assert.equal(status.mode, 'socks5')
+  const doc = (await cpe.mgmt.inject({ url: '/openapi.json' })).json() as { paths: Record<string, { get?: { responses: Record<string, unknown> } }> }
+  assert.match(JSON.stringify(doc.paths['/api/v1/status']?.get?.responses), /multipathMode/, 'the OpenAPI document describes the status')
 })
 
 test('PUT /api/v1/uplinks/:name: token, mode on lte only, admin down, bad fields named', async (t) => {

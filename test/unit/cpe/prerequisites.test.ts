@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../../../shared/src/config/load-config.ts'
-import { ConfigSchema, type CpeConfig } from '../../../cpe/src/config.ts'
+import { ConfigSchema, type CpeConfig } from '../../../cpe/src/config/config.ts'
 import { cpePrerequisites } from '../../../cpe/src/prerequisites.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'hat-pq-cpe-'))

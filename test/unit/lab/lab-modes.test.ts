@@ -14,8 +14,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
-import { ConfigSchema as CpeConfigSchema } from '../../../cpe/src/config.ts'
-import { ConfigSchema as ConcentratorConfigSchema } from '../../../concentrator/src/config.ts'
+import { ConfigSchema as CpeConfigSchema } from '../../../cpe/src/config/config.ts'
+import { ConfigSchema as ConcentratorConfigSchema } from '../../../concentrator/src/config/config.ts'
 import { loadConfig } from '../../../shared/src/config/load-config.ts'
 
 /** Validate a generated configuration with the daemon's own loader (throws ConfigError). */

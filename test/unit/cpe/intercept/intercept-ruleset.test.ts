@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Value } from 'typebox/value'
-import { InterceptSchema, type InterceptConfig } from '../../../../cpe/src/config-intercept.ts'
+import { InterceptSchema, type InterceptConfig } from '../../../../cpe/src/config/intercept.ts'
 import { buildInterceptRouting, buildInterceptRuleset, interceptProblems, splitPrefixes } from '../../../../cpe/src/intercept/intercept-ruleset.ts'
 import { flattenRuleset } from '../../../../shared/src/sys/nft-owner.ts'
 

@@ -6,7 +6,7 @@ import { createLogger } from '../../../../shared/src/log.ts'
 import { createCpeRegistry } from '../../../../cpe/src/metrics.ts'
 import { SteeringController } from '../../../../cpe/src/steering/steering-controller.ts'
 import { endpointFlagWriter } from '../../../../cpe/src/steering/backup-flags.ts'
-import type { SteeringConfig } from '../../../../cpe/src/config-steering.ts'
+import type { SteeringConfig } from '../../../../cpe/src/config/steering.ts'
 import type { UplinkSource } from '../../../../cpe/src/paths/uplink-observer.ts'
 import type { UplinkState } from '../../../../cpe/src/uplink/uplink-manager.ts'
 

@@ -6,7 +6,7 @@ import {
   MIN_LEARNED_BPS, priorityStep, unsupportedReason,
   type FlagInputs, type PriorityState
 } from '../../../../cpe/src/steering/steering-plan.ts'
-import type { SteeringConfig } from '../../../../cpe/src/config-steering.ts'
+import type { SteeringConfig } from '../../../../cpe/src/config/steering.ts'
 
 const prio: SteeringConfig['priority'] = {
   dslDownKbps: 50_000,

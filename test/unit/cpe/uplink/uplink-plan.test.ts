@@ -4,7 +4,7 @@ import {
   desiredState, endpointAddArgv, endpointChangeArgv, endpointDelArgv, limitsArgv, parseEndpoints, parseLimits, parseLinks,
   parseMainGateways, parseRules, parseTableDefaults, routeArgv, ruleArgv, uplinkSpecs, type Observed
 } from '../../../../cpe/src/uplink/uplink-plan.ts'
-import type { UplinkConfig } from '../../../../cpe/src/config-uplinks.ts'
+import type { UplinkConfig } from '../../../../cpe/src/config/uplinks.ts'
 
 const uplinks: UplinkConfig[] = [
   { name: 'lte', interface: 'wwan0', role: 'lte', gateway: '198.51.100.1' },

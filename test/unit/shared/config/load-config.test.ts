@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url'
 import { loadConfig } from '../../../../shared/src/config/load-config.ts'
 import { ConfigError } from '../../../../shared/src/errors.ts'
 import type { ConfigProblem } from '../../../../shared/src/config/problem.ts'
-import { ConfigSchema as ConcSchema, ENV_PREFIX as CONC } from '../../../../concentrator/src/config.ts'
-import { ConfigSchema as CpeSchema, ENV_PREFIX as CPE } from '../../../../cpe/src/config.ts'
+import { ConfigSchema as ConcSchema, ENV_PREFIX as CONC } from '../../../../concentrator/src/config/config.ts'
+import { ConfigSchema as CpeSchema, ENV_PREFIX as CPE } from '../../../../cpe/src/config/config.ts'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../../../fixtures/config/${name}`, import.meta.url))
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { Type } from 'typebox'
 import { redactConfig, REDACTED } from '../../../../shared/src/config/redact.ts'
 import { loadConfig } from '../../../../shared/src/config/load-config.ts'
-import { ConfigSchema } from '../../../../cpe/src/config.ts'
+import { ConfigSchema } from '../../../../cpe/src/config/config.ts'
 
 const Schema = Type.Object({
   users: Type.Array(Type.Object({ name: Type.String(), password: Type.String({ secret: true }) }, { additionalProperties: false }), { default: [] }),

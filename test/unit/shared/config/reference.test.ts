@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { ConfigSchema as ConcentratorSchema } from '../../../../concentrator/src/config.ts'
-import { ConfigSchema as CpeSchema } from '../../../../cpe/src/config.ts'
+import { ConfigSchema as ConcentratorSchema } from '../../../../concentrator/src/config/config.ts'
+import { ConfigSchema as CpeSchema } from '../../../../cpe/src/config/config.ts'
 import { describeSchema, renderReferenceTable, replaceReferenceBlock } from '../../../../shared/src/config/reference.ts'
 
 const doc = readFileSync(new URL('../../../../docs/configuration.md', import.meta.url), 'utf8')

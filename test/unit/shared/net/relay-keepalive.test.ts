@@ -15,8 +15,8 @@ import { legKeepalive, socketProtocol } from '../../../../shared/src/net/sockopt
 import { loadConfig } from '../../../../shared/src/config/load-config.ts'
 import { relayKeepalive } from '../../../../shared/src/config/common-schema.ts'
 import { ConfigError } from '../../../../shared/src/errors.ts'
-import { ConfigSchema as ConcSchema } from '../../../../concentrator/src/config.ts'
-import { ConfigSchema as CpeSchema } from '../../../../cpe/src/config.ts'
+import { ConfigSchema as ConcSchema } from '../../../../concentrator/src/config/config.ts'
+import { ConfigSchema as CpeSchema } from '../../../../cpe/src/config/config.ts'
 
 /** A connected pair over loopback: [the end the relay holds, the application's end]. */
 async function pair (protocol: 'tcp' | 'mptcp', t: { after: (fn: () => void) => void }): Promise<[net.Socket, net.Socket]> {
