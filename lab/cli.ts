@@ -23,6 +23,9 @@ import { formatPriorityReport, runPriorityScenario } from './scenario-priority.t
 import { parseSoakSelection, type SoakArgs, type SoakSelection } from './soak-options.ts'
 import { defaultResultsBase, formatSoakReport, writeSoakResults } from './soak-report.ts'
 import { runSoak, type SoakReport } from './soak-run.ts'
+import { MAX_INSTANCES, parseInstanceCount } from './scale-out-plan.ts'
+import { buildScaleOutLab, SCALE_OUT_MODES, type ScaleOutLab, type ScaleOutMode } from './scale-out.ts'
+import { formatScaleOutGuide, formatScaleOutReport, runScaleOutDemo } from './scale-out-demo.ts'
 
 export const USAGE = `Usage: npm run lab -- [options]
 
@@ -64,6 +67,15 @@ Options:
                     default lab-output/soak-<mode>-<time>). npm run soak -- --hours N runs it long
   --minutes <n>, --hours <n>, --rate <n>, --results <base>
                     soak duration (default 10 min; 2 min .. 24 h), rate (default 25, 1..50/s)
+  --concentrators <n>
+                    instead of the demo: the scale-out lab. <prefix>hag becomes an L4 balancer
+                    (nftables: conntrack mark round-robin, fwmark routing) in front of n
+                    concentrator instances <prefix>hag1..n (1..${MAX_INSTANCES}), each holding the service
+                    address and announcing its own join address (C flag); opens 10 x n
+                    connections from lan through the CPE and prints per instance what it
+                    accepted, its subflows and misrouted joins. --mode socks5 (default),
+                    convert or transparent; with --keep the lab stays (docs/lab.md
+                    "Scale-out lab")
   --modes <list>    scenario modes, comma-separated (default socks5,convert,transparent,mptcp;
                     soak: daemon modes, default socks5)
   --faults <list>   scenario faults (default dsl-blackhole,dsl-carrier,lte-loss,dsl-flap)
@@ -87,6 +99,8 @@ export interface LabCliOptions {
   priority?: boolean
   /** `--scenario soak`. */
   soak?: SoakSelection
+  /** `--concentrators n`: the scale-out lab with n instances, the CPE in `mode`. */
+  scaleOut?: { instances: number, mode: ScaleOutMode }
 }
 
 /** Parse the command line: options, `'help'`, or an error message (usage error). Pure. */
@@ -111,6 +125,7 @@ export function parseLabArgs (argv: readonly string[]): LabCliOptions | 'help' |
         hours: { type: 'string' },
         rate: { type: 'string' },
         results: { type: 'string' },
+        concentrators: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false }
       }
     }).values
@@ -135,11 +150,36 @@ export function parseLabArgs (argv: readonly string[]): LabCliOptions | 'help' |
     prefix: values.prefix,
     withPrometheus: values['with-prometheus']
   }
+  return withSelection(opts, values)
+}
+
+/** The one thing to run instead of the demo, from the remaining options. Pure. */
+function withSelection (opts: LabCliOptions, values: SoakArgs & {
+  scenario?: string | undefined,
+  modes?: string | undefined,
+  faults?: string | undefined,
+  concentrators?: string | undefined,
+  mode?: string | undefined
+}): LabCliOptions | { error: string } {
+  if (values.concentrators !== undefined) return withScaleOut(opts, values)
   if (values.scenario === 'soak' || [values.minutes, values.hours, values.rate, values.results].some((v) => v !== undefined)) {
-    return withSoak(opts,
-      values)
+    return withSoak(opts, values)
   }
   return withScenario(opts, scenarioOption(values.scenario, values.modes, values.faults))
+}
+
+/** `--concentrators n`: only with --mode socks5|convert|transparent (all: socks5), no scenario or Prometheus. Pure. */
+function withScaleOut (opts: LabCliOptions,
+  values: { concentrators?: string | undefined, scenario?: string | undefined }): LabCliOptions | { error: string } {
+  const n = parseInstanceCount(values.concentrators)
+  if (n === undefined || typeof n === 'object') return n ?? { error: '--concentrators needs a value' }
+  if (values.scenario !== undefined) return { error: '--concentrators runs its own scenario: drop --scenario' }
+  if (opts.withPrometheus) return { error: '--with-prometheus is not supported with --concentrators' }
+  const mode = opts.mode === 'all' ? 'socks5' : opts.mode
+  if (!(SCALE_OUT_MODES as readonly string[]).includes(mode)) {
+    return { error: `--concentrators runs the CPE in ${SCALE_OUT_MODES.join(' or ')} mode, got --mode ${mode}` }
+  }
+  return { ...opts, scaleOut: { instances: n, mode: mode as ScaleOutMode } }
 }
 
 function withSoak (opts: LabCliOptions,
@@ -202,6 +242,13 @@ async function main (argv: readonly string[]): Promise<number> {
   const { opts, profiles } = prepared
   const progress = (m: string): void => { process.stderr.write(`lab: ${m}\n`) }
   const out = (s: string): void => { (opts.json ? process.stderr : process.stdout).write(s.endsWith('\n') ? s : s + '\n') }
+  if (opts.scaleOut !== undefined) return runScaleOutCli(opts, opts.scaleOut, profiles, out, progress)
+  return runLab(opts, profiles, out, progress)
+}
+
+/** The single-concentrator lab: the demo, the report card or a scenario. */
+async function runLab (opts: LabCliOptions, profiles: { dsl: AccessProfile, lte: AccessProfile },
+  out: (s: string) => void, progress: (m: string) => void): Promise<number> {
   let lab: Lab | undefined
   let interrupted = false
   let kept = false
@@ -242,6 +289,45 @@ async function main (argv: readonly string[]): Promise<number> {
   } finally {
     // teardown() is idempotent: after a signal this waits for the teardown the handler started.
     if (!kept) await stopLab(lab, prometheus, failed, progress)
+  }
+}
+
+/** `--concentrators n`: build the scale-out lab, run its demo, print the report; tear down unless --keep. */
+async function runScaleOutCli (opts: LabCliOptions, scaleOut: { instances: number, mode: ScaleOutMode },
+  profiles: { dsl: AccessProfile, lte: AccessProfile }, out: (s: string) => void, progress: (m: string) => void): Promise<number> {
+  let s: ScaleOutLab | undefined
+  let interrupted = false
+  let failed = false
+  let kept = false
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (interrupted) return
+    interrupted = true
+    progress(`${sig}: tearing the lab down`)
+    s?.teardown().catch(() => undefined)
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    buildDaemons(progress)
+    s = await buildScaleOutLab({ prefix: opts.prefix, profiles, instances: scaleOut.instances, mode: scaleOut.mode, log: progress })
+    if (interrupted) return 130
+    const report = await runScaleOutDemo(s, 10 * scaleOut.instances, progress)
+    if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
+    else out('\n' + formatScaleOutReport(report))
+    if (opts.keep && !interrupted) {
+      kept = true
+      const pid = await s.lab.keep()
+      out(`\n${formatAccessGuide(opts.prefix, ADDRESS_PLAN)}(link emulation kept alive by PID ${pid} in ${opts.prefix}dsl)`)
+      out(formatScaleOutGuide(opts.prefix, s.instances().map((i) => ({ id: i.plan.id, address: i.plan.address, pid: i.daemon?.pid ?? -1 })),
+        { cpePid: s.cpe().pid, dir: s.dir, joinPort: s.joinPort() }))
+    }
+    return interrupted ? 130 : 0
+  } catch (err) {
+    failed = true
+    if (!interrupted) process.stderr.write(`lab: ${err instanceof Error ? err.message : String(err)}\n`)
+    return interrupted ? 130 : 1
+  } finally {
+    if (!kept) await s?.teardown({ keepLogs: failed })
   }
 }
 

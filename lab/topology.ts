@@ -29,6 +29,11 @@ export interface BuildLabOptions {
   profiles: { readonly [K in AccessName]: AccessProfile }
   /** Start the inet servers (HTTP, echo, flow) and hag's flow server. Default true. */
   servers?: boolean
+  /**
+   * Put the service address on hag's loopback (and hag's flow and echo servers on it). Default true;
+   * false for the scale-out lab, where hag is the balancer and the instances hold it (scale-out.ts).
+   */
+  serviceOnHag?: boolean
   /** Progress messages. */
   log?: (message: string) => void
 }
@@ -72,7 +77,7 @@ const READY_TIMEOUT_MS = 30_000
 export async function buildLab (opts: BuildLabOptions): Promise<Lab> {
   const lab = new LabImpl(opts)
   try {
-    await lab.build(opts.servers ?? true)
+    await lab.build(opts.servers ?? true, opts.serviceOnHag ?? true)
   } catch (err) {
     await lab.teardown()
     throw err
@@ -101,21 +106,21 @@ class LabImpl implements Lab {
     }
   }
 
-  async build (servers: boolean): Promise<void> {
+  async build (servers: boolean, serviceOnHag: boolean): Promise<void> {
     const stale = await removeNamespaces(this.prefix)
     if (stale.length > 0) this.#log(`removed a stale lab: ${stale.join(' ')}`)
     this.#log(`creating namespaces ${this.prefix}{${LAB_ROLES.join(',')}}`)
     for (const role of LAB_ROLES) await createNamespace(this.ns[role].name)
     await this.#sysctls()
     await this.#links()
-    await this.#addressesAndRoutes()
+    await this.#addressesAndRoutes(serviceOnHag)
     for (const name of ACCESS_NAMES) {
       const a = this.plan.access[name]
       this.#log(`link emulation on ${name}: profile ${this.access[name].profile.name}`)
       this.access[name].emulation = await emulateAccess(this.ns[name],
         { cpeSide: a.routerCpeIf, coreSide: a.routerCoreIf, profile: this.access[name].profile })
     }
-    if (servers) await this.#startServers()
+    if (servers) await this.#startServers(serviceOnHag)
   }
 
   async #sysctls (): Promise<void> {
@@ -142,20 +147,22 @@ class LabImpl implements Lab {
     }
   }
 
-  async #addressesAndRoutes (): Promise<void> {
-    const batches = labIpCommands(this.plan)
+  async #addressesAndRoutes (serviceOnHag: boolean): Promise<void> {
+    const batches = labIpCommands(this.plan, { serviceOnHag })
     for (const role of LAB_ROLES) {
       await ipBatch(this.ns[role].name, batches[role])
     }
   }
 
-  async #startServers (): Promise<void> {
+  async #startServers (serviceOnHag: boolean): Promise<void> {
     const s = this.plan.internet.servers[0]
     if (s === undefined) throw new Error('address plan has no internet server')
-    this.#log('starting servers: inet (HTTP, echo, flow) and hag (flow, echo on the service address)')
+    this.#log(`starting servers: inet (HTTP, echo, flow)${serviceOnHag ? ' and hag (flow, echo on the service address)' : ''}`)
     await Promise.all([
       this.startScript('inet', 'lab/flow-servers.ts', ['--http', '--echo', '--flow', '--listen', s.v4, '--listen', s.v6]),
-      this.startScript('hag', 'lab/flow-servers.ts', ['--flow', '--echo', '--listen', this.plan.service.v4, '--listen', this.plan.service.v6])
+      ...(serviceOnHag
+        ? [this.startScript('hag', 'lab/flow-servers.ts', ['--flow', '--echo', '--listen', this.plan.service.v4, '--listen', this.plan.service.v6])]
+        : [])
     ])
   }
 
@@ -262,8 +269,11 @@ export async function ipBatch (nsName: string, lines: readonly string[]): Promis
   if (v6.length > 0) await run(['ip', '-6', '-n', nsName, '-batch', '-'], { input: v6.join('\n') + '\n' })
 }
 
-/** The `ip -batch` lines that configure each namespace (addresses, routes, rules, MPTCP). Pure. */
-export function labIpCommands (p: AddressPlan): { [R in LabRole]: string[] } {
+/**
+ * The `ip -batch` lines that configure each namespace (addresses, routes, rules, MPTCP). Pure.
+ * `serviceOnHag: false` leaves the service address off hag's loopback (the scale-out balancer).
+ */
+export function labIpCommands (p: AddressPlan, opts: { serviceOnHag?: boolean } = {}): { [R in LabRole]: string[] } {
   const up = (dev: string): string => `link set ${dev} up`
   const addr = (a: string, net: string, dev: string): string => `addr add ${withPrefix(a, net)} dev ${dev}${a.includes(':') ? ' nodad' : ''}`
   const both = (f: (fam: 'v4' | 'v6') => string): string[] => [f('v4'), f('v6')]
@@ -286,7 +296,7 @@ export function labIpCommands (p: AddressPlan): { [R in LabRole]: string[] } {
   }
   const dsl = p.access.dsl
   out.hag.push(...both((f) => `route add ${p.lan.net[f]} via ${dsl.coreSide.router[f]} dev ${dsl.hagIf}`),
-    `addr add ${p.service.v4}/32 dev lo`, `addr add ${p.service.v6}/128 dev lo nodad`,
+    ...(opts.serviceOnHag === false ? [] : [`addr add ${p.service.v4}/32 dev lo`, `addr add ${p.service.v6}/128 dev lo nodad`]),
     up(p.internet.hagIf), ...both((f) => addr(p.internet.hag[f], p.internet.net[f], p.internet.hagIf)),
     'mptcp limits set subflows 2 add_addr_accepted 2')
   out.cpe.push('mptcp limits set subflows 2 add_addr_accepted 2',

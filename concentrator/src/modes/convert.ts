@@ -1,5 +1,5 @@
 /**
- * RFC 8803 Transport Converter glue: one `ConvertConnection` per socket accepted on a `mode: convert`
+ * RFC 8803 Transport Converter strategy: one `ConvertConnection` per socket accepted on a `mode: convert`
  * listener. Reads the Convert message from the first bytes (normally the TFO SYN payload) with the
  * incremental reader under `limits.convertTimeoutMs` from accept, authorises the source
  * (`auth.trustedPrefixes`, optional Cookie TLV), vets the Connect address with the destination
@@ -13,8 +13,8 @@
  * Error replies are rate-limited per source (over the limit: a plain close). Decoder verdicts
  * "reset" (bad magic, Total Length 0, repeated TLV) are answered with a real RST.
  *
- * Error discipline as in socks5.ts: handlers attached synchronously, nothing from the network
- * throws, every path ends in the single `#done()`.
+ * The lifecycle (socket handlers, the deadline, refusals, relay, session entry, the single
+ * `done()`) is the shared `ProxiedConnection`, as in socks5.ts.
  */
 import type net from 'node:net'
 import {
@@ -31,24 +31,20 @@ import type { ConvertConnectTlv } from '../../../shared/src/codec/convert-tlv.ts
 import { TcpOptionKind } from '../../../shared/src/codec/convert-tcp-options.ts'
 import { convertErrorLabel } from '../../../shared/src/metrics/labels.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
-import { relay } from '../../../shared/src/net/relay.ts'
-import { errnoOf, upstreamFailureReason } from '../../../shared/src/net/connect-error.ts'
-import { formatEndpoint, formatRemote } from '../../../shared/src/net/endpoint.ts'
+import { formatEndpoint } from '../../../shared/src/net/endpoint.ts'
 import { disarmResetOnClose } from '../../../shared/src/net/sockopt.ts'
-import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
-import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
-import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
+import type { RelayEndReason } from '../../../shared/src/net/relay.ts'
+import type { ProxiedConnection } from '../../../shared/src/net/proxied-connection.ts'
+import { connectUpstream, type UpstreamResult } from '../egress/connect-upstream.ts'
+import type { SessionEntry } from '../mgmt/session-table.ts'
+import { downstreamPlan } from './convert-downstream.ts'
 import type { Runtime } from '../runtime.ts'
-import { connectDownstream } from './convert-downstream.ts'
-import type { DownstreamResult } from './convert-downstream.ts'
 import { errnoToConvertError } from './convert-errno.ts'
 import type { ConverterState } from './convert-state.ts'
-import type { ConnectionDeps, ConnectionInfo } from './socks5.ts'
+import { concentratorConnection, type ConnectionDeps, type ConnectionInfo } from './socks5.ts'
 import { EarlyData } from './early-data.ts'
 import type { EarlyBytes } from './early-data.ts'
 
-/** After a failure reply, the socket is destroyed if the peer has not closed within this. */
-const FAILURE_LINGER_MS = 1000
 /** Supported TCP Extensions answered to Info: MPTCP only (TFO 34 is not listed: docs/design/rfc8803-notes.md §2). */
 const SUPPORTED_KINDS = [TcpOptionKind.Mptcp]
 
@@ -84,62 +80,40 @@ export function refuseConvertAtAccept (socket: net.Socket, source: string, deps:
 }
 
 export class ConvertConnection {
+  readonly #conn: ProxiedConnection<SessionEntry>
   readonly #socket: net.Socket
   readonly #info: ConnectionInfo
   readonly #deps: ConvertConnectionDeps
   readonly #runtime: Runtime
   readonly #reader: ConvertReader
-  readonly #abort = new AbortController()
-  #timer: NodeJS.Timeout | undefined
-  #relay: Relay | undefined
   /** Between the message and the downstream connect: the early bytes read meanwhile. */
   #early: EarlyData | undefined
-  #finished = false
-  #failed = false
   #dst = ''
 
   constructor (socket: net.Socket, info: ConnectionInfo, deps: ConvertConnectionDeps) {
+    this.#conn = concentratorConnection(socket, 'convert', info, deps)
     this.#socket = socket
     this.#info = info
     this.#deps = deps
     this.#runtime = deps.runtime()
-    socket.on('error', this.#onError)
-    socket.on('close', this.#onClose)
     socket.on('end', this.#onEnd)
     this.#reader = createConverterSideReader(deps.converter.privateTypes)
-    this.#timer = setTimeout(this.#onDeadline, this.#runtime.limits.convertTimeoutMs)
+    this.#conn.deadline(this.#runtime.limits.convertTimeoutMs, () => {
+      // a deliberate close: FIN, as before (docs/convert.md)
+      this.#conn.refuse({ close: 'fin', count: 'handshake_timeout', why: 'Convert message deadline passed' })
+    })
     socket.on('data', this.#onData)
     info.log.debug('open')
   }
 
   /** Shutdown: a relay ends with reason 'drain'; a handshake in progress is destroyed. */
-  abort (reason: RelayEndReason): void {
-    if (this.#relay !== undefined) this.#relay.abort(reason)
-    else this.#socket.destroy()
-  }
+  abort (reason: RelayEndReason): void { this.#conn.abort(reason) }
 
-  get relaying (): boolean { return this.#relay !== undefined }
-
-  readonly #onError = (err: Error): void => {
-    if (this.#relay !== undefined) return
-    if (this.#deps.errorLog.allow(this.#info.log)) this.#info.log.debug({ err: { code: errnoOf(err), message: err.message } }, 'client socket error')
-  }
-
-  readonly #onClose = (): void => {
-    if (this.#relay === undefined) this.#done()
-  }
+  get relaying (): boolean { return this.#conn.relaying }
 
   readonly #onEnd = (): void => {
-    if (this.#relay !== undefined || this.#early !== undefined) return
+    if (this.#conn.relaying || this.#early !== undefined) return
     disarmResetOnClose(this.#socket) // the client's own close: answered with FIN
-    this.#socket.destroy()
-  }
-
-  readonly #onDeadline = (): void => {
-    this.#timer = undefined
-    this.#reject('handshake_timeout')
-    this.#info.log.debug('Convert message deadline passed')
-    disarmResetOnClose(this.#socket) // a deliberate close: FIN, as before (docs/convert.md)
     this.#socket.destroy()
   }
 
@@ -148,8 +122,7 @@ export class ConvertConnection {
     if (r.status === 'need-more' || r.status === 'closed') return
     this.#socket.pause()
     this.#socket.off('data', this.#onData)
-    clearTimeout(this.#timer)
-    this.#timer = undefined
+    this.#conn.clearDeadline()
     if (r.status === 'failed') this.#onDecodeFailure(r.failure)
     else this.#onMessage(r.message, asBuffer(r.rest))
   }
@@ -159,9 +132,7 @@ export class ConvertConnection {
       this.#fail(f.reply.code, f.reply.value, 'malformed', `${f.code}: ${f.detail}`)
       return
     }
-    this.#reject('malformed')
-    this.#info.log.debug({ why: `${f.code}: ${f.detail}` }, 'reset')
-    this.#socket.resetAndDestroy()
+    this.#conn.refuse({ close: 'reset', count: 'malformed', why: `${f.code}: ${f.detail}` })
   }
 
   #onMessage (message: ConvertMessage, earlyData: Buffer): void {
@@ -173,7 +144,7 @@ export class ConvertConnection {
     const connect = findConvertTlv(message, ConvertTlvType.Connect)
     if (connect === undefined) { // Info (the decoder guarantees exactly one of Info and Connect)
       this.#info.log.debug('Info answered')
-      this.#closeAfter(buildConvertSupported(SUPPORTED_KINDS))
+      this.#conn.answerAndClose(buildConvertSupported(SUPPORTED_KINDS))
       return
     }
     if (!this.#cookieOk(message)) return
@@ -182,7 +153,7 @@ export class ConvertConnection {
     const early = new EarlyData(this.#socket, earlyData, cap, (bytes) => {
       this.#fail(ConvertErrorCode.ResourceExceeded, undefined, 'malformed', `early data over ${cap} bytes (${bytes} before the downstream connected)`)
     })
-    if (this.#failed) return
+    if (this.#conn.settled) return
     this.#early = early
     this.#connect(message, connect, earlyData).catch((err: unknown) => {
       this.#info.log.error({ err }, 'connect path failed')
@@ -218,31 +189,28 @@ export class ConvertConnection {
       this.#fail(code, value, count.kind === 'rejected' ? count.reason : undefined, `${decision.reason}: ${decision.detail}`)
       return
     }
-    const target = decision.addresses[0]
-    if (target === undefined) return // never: an allowed decision has at least one address
     this.#info.authenticated() // source, cookie and TLVs accepted: out of the unauthenticated budget
-    const destination = { ...target, port: decision.port }
+    const plan = downstreamPlan({ options: connect.options, earlyData, allowMptcp: this.#deps.converter.config.downstreamMptcp })
     const started = performance.now()
-    const result = await connectDownstream({
-      destination,
-      options: connect.options,
-      earlyData,
+    const result = await connectUpstream(decision.addresses.slice(0, 1), {
+      port: decision.port,
       timeoutMs: limits.connectTimeoutMs,
-      allowMptcp: this.#deps.converter.config.downstreamMptcp,
+      mptcp: plan.mptcp,
+      ...(plan.fastOpen ? { fastOpenData: earlyData } : {}),
       highWaterMark: limits.highWaterMark,
-      signal: this.#abort.signal
+      signal: this.#conn.signal
     })
-    if (this.#finished || this.#failed) {
+    if (this.#conn.settled) {
       if (result.ok) result.socket.destroy()
       return
     }
-    this.#onDownstream(result, (performance.now() - started) / 1000, formatEndpoint(destination))
+    this.#onDownstream(result, (performance.now() - started) / 1000)
   }
 
-  #onDownstream (result: DownstreamResult, seconds: number, upstreamText: string): void {
+  #onDownstream (result: UpstreamResult, seconds: number): void {
     const m = this.#deps.metrics
     if (!result.ok) {
-      m.upstreamConnectFailures.inc({ reason: upstreamFailureReason(result.errno) })
+      m.upstreamConnectFailures.inc({ reason: result.reason })
       const e = errnoToConvertError(result.errno)
       this.#fail(e.code, Uint8Array.of(e.value), undefined, `downstream connect failed: ${result.errno}`)
       return
@@ -251,7 +219,14 @@ export class ConvertConnection {
     const early = this.#takeEarly()
     this.#socket.write(buildConvertSuccess())
     m.handshakeDuration.observe({ mode: 'convert' }, (Date.now() - this.#info.accepted) / 1000)
-    this.#startRelay(result.socket, upstreamText, early, result.earlyDataSent)
+    // The bytes of the message's own read already left in the downstream SYN with TFO.
+    const first = result.earlyDataSent ? Buffer.alloc(0) : early.first
+    this.#conn.relayTo(result.socket, {
+      limits: this.#runtime.limits,
+      session: { mode: 'convert', dst: this.#dst, upstream: formatEndpoint(result.endpoint) },
+      earlyData: early.later.length === 0 ? first : Buffer.concat([first, early.later]),
+      clientEnded: early.ended
+    })
   }
 
   #takeEarly (): EarlyBytes {
@@ -260,85 +235,20 @@ export class ConvertConnection {
     return early
   }
 
-  /** `firstSent`: the bytes of the message's own read already left in the downstream SYN (TFO). */
-  #startRelay (upstream: net.Socket, upstreamText: string, early: EarlyBytes, firstSent: boolean): void {
-    const { limits } = this.#runtime
-    const earlyData = firstSent || early.first.length === 0
-      ? early.later
-      : early.later.length === 0
-        ? early.first
-        : Buffer.concat([early.first,
-          early.later])
-    const r = relay(this.#socket, upstream, {
-      ...relayMetricHooks(this.#deps.metrics),
-      idleTimeoutMs: limits.idleTimeoutMs,
-      halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
-      keepalive: relayKeepalive(limits),
-      ...(earlyData.length > 0 ? { earlyData } : {}),
-      ...(early.ended ? { clientEnded: true } : {})
-    })
-    this.#relay = r
-    const s = this.#socket
-    this.#deps.sessions.add({
-      id: this.#info.id,
-      mode: 'convert',
-      src: formatRemote(s),
-      dst: this.#dst,
-      upstream: upstreamText,
-      started: Date.now(),
-      mptcp: this.#info.mptcp,
-      progress: r.progress,
-      buffered: r.buffered,
-      abort: r.abort
-    })
-    r.done.then((res) => { this.#onRelayEnd(res) }, () => {})
-  }
-
-  #onRelayEnd (res: RelayResult): void {
-    const m = this.#deps.metrics
-    countRelayEnd(m, 'convert', { reason: res.reason, durationMs: res.durationMs, bytesUp: res.bytesUp, bytesDown: res.bytesDown })
-    this.#info.log.debug({ reason: res.reason, bytesUp: res.bytesUp, bytesDown: res.bytesDown, ms: res.durationMs }, 'close')
-    this.#done()
-  }
-
-  #reject (reason: RejectReason): void {
-    this.#deps.metrics.connectionsRejected.inc({ mode: 'convert', reason })
-  }
-
   /**
    * Answer `[Hdr][Error code value]` (or `bytes`, a prebuilt Error message) if the source's Error
-   * budget allows, else close without it; count; half-close; destroy within FAILURE_LINGER_MS.
+   * budget allows, else close without it; count; half-close; destroy within the refusal linger.
    */
   #fail (code: number, value: Uint8Array | undefined, reason: RejectReason | undefined, why: string, bytes?: Buffer): void {
-    if (this.#failed) return
-    this.#failed = true
-    this.#abort.abort() // a dial in progress is abandoned
+    if (this.#conn.settled) return
     this.#takeEarly()
-    if (reason !== undefined) this.#reject(reason)
     const allowed = this.#deps.converter.errorLimiter.take(this.#info.source)
     if (allowed) this.#deps.metrics.convertErrors.inc({ direction: 'sent', code: convertErrorLabel(code) })
-    this.#info.log.debug({ reason: reason ?? 'upstream', code, why, suppressed: !allowed }, 'refused')
-    this.#closeAfter(allowed ? (bytes ?? buildConvertError(code, value)) : undefined)
-  }
-
-  /** Write `reply` (if any), FIN, drain what the client still sends, destroy within the linger. */
-  #closeAfter (reply: Buffer | undefined): void {
-    disarmResetOnClose(this.#socket) // the TLVs and our FIN are delivered, not discarded by a reset
-    clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => { this.#socket.destroy() }, FAILURE_LINGER_MS)
-    this.#socket.resume()
-    if (reply === undefined) this.#socket.end()
-    else this.#socket.end(reply)
-  }
-
-  #done (): void {
-    if (this.#finished) return
-    this.#finished = true
-    clearTimeout(this.#timer)
-    this.#timer = undefined
-    this.#abort.abort()
-    this.#socket.off('data', this.#onData)
-    this.#deps.sessions.delete(this.#info.id)
-    this.#info.onDone()
+    this.#conn.refuse({
+      ...(allowed ? { reply: bytes ?? buildConvertError(code, value) } : {}),
+      close: 'linger',
+      ...(reason === undefined ? {} : { count: reason }),
+      why: `${why} (Error ${code}${allowed ? '' : ', not sent: over the source\'s Error budget'})`
+    })
   }
 }

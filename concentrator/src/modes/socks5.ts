@@ -1,12 +1,10 @@
 /**
- * SOCKS5 server glue: one `Socks5Connection` per accepted socket. It feeds the pure
- * `Socks5ServerParser`, enforces the handshake deadline, authorises (trusted source prefix or
- * RFC 1929 with back-off), vets the destination with the policy, connects to the vetted literal,
- * answers, and hands both sockets to the shared `relay()`.
- *
- * Error discipline: 'error' and 'close' handlers are attached in the constructor, synchronously at
- * accept; nothing from the network throws out of a handler; every path ends in the single
- * `#done()` that clears timers, releases the caps slot, updates gauges and the session table.
+ * SOCKS5 server strategy: one `Socks5Connection` per accepted socket. It feeds the pure
+ * `Socks5ServerParser`, authorises (trusted source prefix or RFC 1929 with back-off), vets the
+ * destination with the policy, connects to the vetted literal through the one egress dialer,
+ * answers, and relays. The lifecycle — socket handlers, the handshake deadline, refusals, the
+ * relay, the session entry and the single `done()` — is the shared `ProxiedConnection`
+ * (shared/src/net/proxied-connection.ts).
  */
 import type net from 'node:net'
 import type { Logger } from '../../../shared/src/log.ts'
@@ -16,26 +14,21 @@ import { encodeReply, errnoToSocks5Reply, Socks5Method, Socks5Reply } from '../.
 import type { Socks5Address } from '../../../shared/src/codec/socks5.ts'
 import type { ErrorCode } from '../../../shared/src/errors.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
-import { relay } from '../../../shared/src/net/relay.ts'
-import { errnoOf } from '../../../shared/src/net/connect-error.ts'
-import { formatEndpoint, formatHostPort, formatRemote } from '../../../shared/src/net/endpoint.ts'
+import { formatEndpoint, formatHostPort } from '../../../shared/src/net/endpoint.ts'
 import { disarmResetOnClose } from '../../../shared/src/net/sockopt.ts'
-import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
-import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
-import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
+import type { RelayEndReason } from '../../../shared/src/net/relay.ts'
+import { ProxiedConnection } from '../../../shared/src/net/proxied-connection.ts'
 import { connectUpstream } from '../egress/connect-upstream.ts'
 import type { UpstreamResult } from '../egress/connect-upstream.ts'
 import type { ConcentratorMetrics } from '../metrics.ts'
 import { repLabel } from '../metrics.ts'
 import type { PolicyDecision } from '../policy/destination-policy.ts'
 import type { Runtime } from '../runtime.ts'
-import type { SessionTable } from '../mgmt/session-table.ts'
+import type { SessionEntry, SessionTable } from '../mgmt/session-table.ts'
 import type { RateLimitedLog } from '../../../shared/src/rate-limited-log.ts'
 import { EarlyData } from './early-data.ts'
 import type { EarlyBytes } from './early-data.ts'
 
-/** After a failure reply, the socket is destroyed if the peer has not closed within this. */
-const FAILURE_LINGER_MS = 1000
 /** Handshake deadline of a connection accepted under overload only to be answered REP 01 (docs/overload.md). */
 export const OVERLOAD_HANDSHAKE_MS = 1000
 
@@ -74,70 +67,63 @@ function boundAddress (socket: net.Socket): Socks5Address {
   return { type: host.includes(':') ? 'ipv6' : 'ipv4', host, port: socket.localPort ?? 0 }
 }
 
+/** The shared lifecycle object for a concentrator connection in `mode`. */
+export function concentratorConnection (socket: net.Socket, mode: SessionEntry['mode'], info: ConnectionInfo,
+  deps: ConnectionDeps): ProxiedConnection<SessionEntry> {
+  return new ProxiedConnection<SessionEntry>(socket, {
+    id: info.id,
+    mode,
+    mptcp: info.mptcp,
+    log: info.log,
+    onDone: info.onDone,
+    metrics: deps.metrics,
+    sessions: deps.sessions,
+    errorLog: deps.errorLog
+  })
+}
+
 export class Socks5Connection {
+  readonly #conn: ProxiedConnection<SessionEntry>
   readonly #socket: net.Socket
   readonly #info: ConnectionInfo
   readonly #deps: ConnectionDeps
   readonly #runtime: Runtime
   readonly #parser: Socks5ServerParser
-  readonly #abort = new AbortController()
-  #timer: NodeJS.Timeout | undefined
-  #relay: Relay | undefined
   /** Between the request and the upstream connect: the early bytes read meanwhile. */
   #early: EarlyData | undefined
-  #finished = false
-  #failed = false
   #dst = ''
 
   constructor (socket: net.Socket, info: ConnectionInfo, deps: ConnectionDeps) {
+    this.#conn = concentratorConnection(socket, 'socks5', info, deps)
     this.#socket = socket
     this.#info = info
     this.#deps = deps
     this.#runtime = deps.runtime()
-    socket.on('error', this.#onError)
-    socket.on('close', this.#onClose)
     socket.on('end', this.#onEnd)
     const { trusted, verifier, limits } = this.#runtime
     this.#parser = new Socks5ServerParser({ allowNoAuth: trusted.has(info.source), allowUserPass: verifier !== undefined })
     // Refused for overload: its answer comes after the request; it gets a short deadline to send one.
     const deadline = info.overloaded === true ? Math.min(limits.handshakeTimeoutMs, OVERLOAD_HANDSHAKE_MS) : limits.handshakeTimeoutMs
-    this.#timer = setTimeout(this.#onHandshakeTimeout, deadline)
+    this.#conn.deadline(deadline, () => {
+      // a deliberate close: FIN, as documented (docs/cpe.md counts it `closed`)
+      this.#conn.refuse({ close: 'fin', count: 'handshake_timeout', why: 'handshake deadline passed' })
+    })
     socket.on('data', this.#onData)
     info.log.debug('open')
   }
 
   /** Shutdown: a relay ends with reason 'drain'; a handshake in progress is destroyed. */
-  abort (reason: RelayEndReason): void {
-    if (this.#relay !== undefined) this.#relay.abort(reason)
-    else this.#socket.destroy()
-  }
+  abort (reason: RelayEndReason): void { this.#conn.abort(reason) }
 
-  get relaying (): boolean { return this.#relay !== undefined }
-
-  readonly #onError = (err: Error): void => {
-    if (this.#relay !== undefined) return // the relay records it
-    if (this.#deps.errorLog.allow(this.#info.log)) this.#info.log.debug({ err: { code: errnoOf(err), message: err.message } }, 'client socket error')
-  }
-
-  readonly #onClose = (): void => {
-    if (this.#relay === undefined) this.#done()
-  }
+  get relaying (): boolean { return this.#conn.relaying }
 
   /**
    * FIN before the request (the listener runs allowHalfOpen for the relay's sake): nothing to wait for. After
    * it, EarlyData keeps it for the relay.
    */
   readonly #onEnd = (): void => {
-    if (this.#relay !== undefined || this.#early !== undefined) return
+    if (this.#conn.relaying || this.#early !== undefined) return
     disarmResetOnClose(this.#socket) // the client's own close: answered with FIN
-    this.#socket.destroy()
-  }
-
-  readonly #onHandshakeTimeout = (): void => {
-    this.#timer = undefined
-    this.#reject('handshake_timeout')
-    this.#info.log.debug('handshake deadline passed')
-    disarmResetOnClose(this.#socket) // a deliberate close: FIN, as documented (docs/cpe.md counts it `closed`)
     this.#socket.destroy()
   }
 
@@ -178,8 +164,7 @@ export class Socks5Connection {
 
   #onRequest (address: Socks5Address, earlyData: Buffer): void {
     this.#socket.off('data', this.#onData)
-    clearTimeout(this.#timer)
-    this.#timer = undefined
+    this.#conn.clearDeadline()
     if (this.#info.overloaded === true) {
       this.#fail(encodeReply(Socks5Reply.GeneralFailure), 'overload', 'overloaded: new connections are refused (docs/overload.md)')
       return
@@ -189,7 +174,7 @@ export class Socks5Connection {
     const early = new EarlyData(this.#socket, earlyData, cap, (bytes) => {
       this.#fail(encodeReply(Socks5Reply.GeneralFailure), 'malformed', `early data over ${cap} bytes (${bytes} before the upstream connected)`)
     })
-    if (this.#failed) return
+    if (this.#conn.settled) return
     this.#early = early
     this.#connect(address).catch((err: unknown) => {
       this.#info.log.error({ err }, 'connect path failed')
@@ -200,7 +185,7 @@ export class Socks5Connection {
   async #connect (address: Socks5Address): Promise<void> {
     const { policy, limits } = this.#runtime
     const decision: PolicyDecision = await policy.check(address.host, address.port, this.#info.source)
-    if (this.#finished || this.#failed) return
+    if (this.#conn.settled) return
     if (!decision.allowed) {
       const { count } = decision
       if (count.kind === 'upstream') this.#deps.metrics.upstreamConnectFailures.inc({ reason: count.reason })
@@ -210,9 +195,9 @@ export class Socks5Connection {
     this.#info.authenticated() // authorised and the request accepted: out of the unauthenticated budget
     const started = performance.now()
     const result = await connectUpstream(decision.addresses, {
-      port: decision.port, timeoutMs: limits.connectTimeoutMs, highWaterMark: limits.highWaterMark, signal: this.#abort.signal
+      port: decision.port, timeoutMs: limits.connectTimeoutMs, highWaterMark: limits.highWaterMark, signal: this.#conn.signal
     })
-    if (this.#finished || this.#failed) {
+    if (this.#conn.settled) {
       if (result.ok) result.socket.destroy()
       return
     }
@@ -232,7 +217,12 @@ export class Socks5Connection {
     this.#socket.write(encodeReply(Socks5Reply.Succeeded, boundAddress(upstream)))
     m.socks5Replies.inc({ rep: '0' })
     m.handshakeDuration.observe({ mode: 'socks5' }, (Date.now() - this.#info.accepted) / 1000)
-    this.#startRelay(upstream, formatEndpoint(result.endpoint), early)
+    this.#conn.relayTo(upstream, {
+      limits: this.#runtime.limits,
+      session: { mode: 'socks5', dst: this.#dst, upstream: formatEndpoint(result.endpoint) },
+      earlyData: early.later.length === 0 ? early.first : Buffer.concat([early.first, early.later]),
+      clientEnded: early.ended
+    })
   }
 
   #takeEarly (): EarlyBytes {
@@ -241,76 +231,13 @@ export class Socks5Connection {
     return early
   }
 
-  #startRelay (upstream: net.Socket, upstreamText: string, early: EarlyBytes): void {
-    const { limits } = this.#runtime
-    const earlyData = early.later.length === 0 ? early.first : Buffer.concat([early.first, early.later])
-    const r = relay(this.#socket, upstream, {
-      ...relayMetricHooks(this.#deps.metrics),
-      idleTimeoutMs: limits.idleTimeoutMs,
-      halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
-      keepalive: relayKeepalive(limits),
-      ...(earlyData.length > 0 ? { earlyData } : {}),
-      ...(early.ended ? { clientEnded: true } : {})
-    })
-    this.#relay = r
-    const s = this.#socket
-    this.#deps.sessions.add({
-      id: this.#info.id,
-      mode: 'socks5',
-      src: formatRemote(s),
-      dst: this.#dst,
-      upstream: upstreamText,
-      started: Date.now(),
-      mptcp: this.#info.mptcp,
-      progress: r.progress,
-      buffered: r.buffered,
-      abort: r.abort
-    })
-    r.done.then((res) => { this.#onRelayEnd(res) }, () => {}) // never rejects
-  }
-
-  #onRelayEnd (res: RelayResult): void {
-    const m = this.#deps.metrics
-    countRelayEnd(m, 'socks5', { reason: res.reason, durationMs: res.durationMs, bytesUp: res.bytesUp, bytesDown: res.bytesDown })
-    const fields = { reason: res.reason, bytesUp: res.bytesUp, bytesDown: res.bytesDown, ms: res.durationMs }
-    if (res.error !== undefined && this.#deps.errorLog.allow(this.#info.log)) {
-      this.#info.log.debug({ ...fields, err: { code: errnoOf(res.error), message: res.error.message } }, 'close')
-    } else {
-      this.#info.log.debug(fields, 'close')
-    }
-    this.#done()
-  }
-
-  #reject (reason: RejectReason): void {
-    this.#deps.metrics.connectionsRejected.inc({ mode: 'socks5', reason })
-  }
-
-  /** Answer (if there is an answer), count, flush and close within FAILURE_LINGER_MS. */
+  /** Answer (if there is an answer), count, flush and close within the refusal linger. */
   #fail (reply: Buffer, reason: RejectReason | undefined, why: string | undefined): void {
-    if (this.#failed) return
-    this.#failed = true
-    this.#abort.abort() // a dial in progress is abandoned
+    if (this.#conn.settled) return
     this.#takeEarly()
-    clearTimeout(this.#timer)
     this.#socket.off('data', this.#onData)
-    if (reason !== undefined) this.#reject(reason)
     if (reply.length >= 10 && reply[0] === 5) this.#deps.metrics.socks5Replies.inc({ rep: repLabel(reply[1] ?? 1) })
-    this.#info.log.debug({ reason: reason ?? 'upstream', why }, 'refused')
-    disarmResetOnClose(this.#socket) // the reply and our FIN are delivered, not discarded by a reset
-    this.#timer = setTimeout(() => { this.#socket.destroy() }, FAILURE_LINGER_MS)
-    this.#socket.resume() // drain whatever the client still sends until it closes
-    if (reply.length > 0) this.#socket.end(reply)
-    else this.#socket.destroy()
-  }
-
-  #done (): void {
-    if (this.#finished) return
-    this.#finished = true
-    clearTimeout(this.#timer)
-    this.#timer = undefined
-    this.#abort.abort()
-    this.#socket.off('data', this.#onData)
-    this.#deps.sessions.delete(this.#info.id)
-    this.#info.onDone()
+    // No reply (a client that does not speak SOCKS5): FIN at once, nothing to linger for.
+    this.#conn.refuse({ reply, close: reply.length > 0 ? 'linger' : 'fin', ...(reason === undefined ? {} : { count: reason }), why: why ?? '' })
   }
 }

@@ -64,3 +64,27 @@ test('--scenario soak: socks5 for 10 min at 25/s by default; --hours, --rate, --
   }
   assert.match(USAGE, /--scenario soak/)
 })
+
+test('--concentrators n: the scale-out lab, socks5 by default, convert or transparent; bad counts and other modes are usage errors', () => {
+  const base = { mode: 'all', seconds: 5, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'ha-', withPrometheus: false }
+  assert.deepEqual(parseLabArgs(['--concentrators', '3']), { ...base, scaleOut: { instances: 3, mode: 'socks5' } })
+  assert.deepEqual(parseLabArgs(['--concentrators', '8', '--mode', 'convert', '--keep']),
+    { ...base, mode: 'convert', seconds: 10, keep: true, scaleOut: { instances: 8, mode: 'convert' } })
+  assert.deepEqual(parseLabArgs(['--concentrators', '2', '--mode', 'transparent']),
+    { ...base, mode: 'transparent', seconds: 10, scaleOut: { instances: 2, mode: 'transparent' } })
+  for (const n of ['0', '99', '9', '-1', '2.5', 'three', '']) {
+    const r = parseLabArgs([`--concentrators=${n}`])
+    assert.ok(typeof r === 'object' && 'error' in r, n)
+    assert.match(r.error, /--concentrators must be an integer in 1\.\.8/, n)
+  }
+  const other = [
+    [['--mode', 'mptcp'], /socks5 or convert or transparent mode, got --mode mptcp/],
+    [['--scenario', 'failover'], /drop --scenario/],
+    [['--with-prometheus'], /not supported with --concentrators/]
+  ] as const
+  for (const [argv, message] of other) {
+    const r = parseLabArgs(['--concentrators', '3', ...argv])
+    assert.ok(typeof r === 'object' && 'error' in r && message.test(r.error), `${argv.join(' ')}: ${JSON.stringify(r)}`)
+  }
+  assert.match(USAGE, /--concentrators <n>/)
+})

@@ -14,6 +14,9 @@ import { cpeConfigProblems } from '../../../cpe/src/config/check.ts'
 import { ConfigSchema as ConcSchema } from '../../../concentrator/src/config/config.ts'
 import { concentratorConfigProblems } from '../../../concentrator/src/config/check.ts'
 import { DAEMON_MODES, labCpeConfig, labModeConcentratorConfig } from '../../../lab/lab-daemons-config.ts'
+import { ADDRESS_PLAN } from '../../../lab/addresses.ts'
+import { instancePlan, MAX_INSTANCES } from '../../../lab/scale-out-plan.ts'
+import { instanceConcentratorConfig, SCALE_OUT_MODES, scaleOutCpeConfig } from '../../../lab/scale-out.ts'
 import { testTempDir } from '../../helpers/temp-dir.ts'
 
 const dir = testTempDir('hat-lab-check-')
@@ -31,3 +34,19 @@ for (const mode of DAEMON_MODES) {
     assert.ok(conc.listeners.length > 0)
   })
 }
+
+test('scale-out lab: every instance\'s concentrator configuration and the fullmesh CPE pass the loader with the cross-field checks', () => {
+  for (let id = 1; id <= MAX_INSTANCES; id++) {
+    const conc = loadConfig(ConcSchema, { file: write(`conc-hag${id}.yaml`, instanceConcentratorConfig(instancePlan(id), ADDRESS_PLAN)), check: concentratorConfigProblems })
+    assert.equal(conc.join.endpoints[0]?.address, instancePlan(id).address)
+    const t = loadConfig(ConcSchema, {
+      file: write(`conc-t-hag${id}.yaml`, instanceConcentratorConfig(instancePlan(id), ADDRESS_PLAN, 'transparent')),
+      check: concentratorConfigProblems
+    })
+    assert.deepEqual(t.transparent.accessInterfaces, ['lb0'])
+  }
+  for (const mode of SCALE_OUT_MODES) {
+    const cpe = loadConfig(CpeSchema, { file: write(`cpe-scale-out-${mode}.yaml`, scaleOutCpeConfig(mode, ADDRESS_PLAN)), check: cpeConfigProblems })
+    assert.equal(cpe.multipath.fullmesh, true)
+  }
+})
