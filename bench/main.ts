@@ -1,11 +1,13 @@
 /**
  * `npm run bench -- <name> [options]`: builds (npm script), then runs one named benchmark.
- * Benchmarks: relay (bench/relay.ts). Results go to bench/results/; summary in docs/benchmarks.md.
+ * Benchmarks: relay (bench/relay.ts), workers (bench/workers.ts: workers 1 against 2). Results go to bench/results/; summary in docs/benchmarks.md.
  */
 import { runRelayBench } from './relay.ts'
+import { runWorkersBench } from './workers.ts'
 
 const BENCHMARKS: Record<string, (argv: readonly string[]) => Promise<number>> = {
-  relay: runRelayBench
+  relay: runRelayBench,
+  workers: runWorkersBench
 }
 
 const [name, ...rest] = process.argv.slice(2)

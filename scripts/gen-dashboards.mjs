@@ -299,7 +299,7 @@ function controlPlane ({ S, ts, stat, table, RI, onOff }, extra) {
   ts('Refused management connections',
     'hybrid_mgmt_connections_refused_total: management connections closed at accept by management.limits (max_conns, per_source_limit); a rise means a host is flooding the management port.', 'short',
     [[`sum by (reason) (increase(hybrid_mgmt_connections_refused_total{${S}}[${RI}]))`, '{{reason}}']], { stack: true })
-  extra?.({ S, stat, onOff })
+  extra?.({ S, stat, onOff, ts })
 }
 
 const cpe = {
@@ -472,7 +472,13 @@ const concentrator = {
     row('Resources')
     resources(c)
     row('Control plane')
-    controlPlane(c, ({ S, stat }) => {
+    controlPlane(c, ({ S, stat, ts }) => {
+      ts('Workers (workers > 1)',
+        'Supervisor of workers > 1 (docs/scale-out.md): hybrid_concentrator_workers configured, hybrid_concentrator_workers_up running and ready, ' +
+          'restarts of crashed workers (hybrid_concentrator_worker_restarts_total) in the selected interval. Empty with workers: 1. ' +
+          'Worker series carry a worker label; the other panels sum over it.', 'short',
+        [[`sum(hybrid_concentrator_workers{${S}})`, 'configured'], [`sum(hybrid_concentrator_workers_up{${S}})`, 'up'],
+          [`sum by (worker) (increase(hybrid_concentrator_worker_restarts_total{${S}}[${RI}]))`, 'restarts worker {{worker}}']], { w: 12 })
       stat('Listeners bound', 'hybrid_listeners_bound by socket protocol: tcp instead of mptcp means no bonding on that listener.', 'short',
         [[`sum by (protocol) (hybrid_listeners_bound{${S}})`, '{{protocol}}']], { w: 6 })
       stat('Connection cap used', 'Active connections over hybrid_connections_max (configured or fd-limit derived cap).', 'percentunit',

@@ -5,11 +5,12 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { generateMetricsReference } from '../shared/src/metrics/metrics-reference.ts'
 import { concentratorMetricsReference } from '../concentrator/src/metrics.ts'
+import { supervisorMetricsReference } from '../concentrator/src/workers/supervisor-metrics.ts'
 import { cpeMetricsReference } from '../cpe/src/metrics.ts'
 
 const target = new URL('../docs/metrics.md', import.meta.url)
 // Daemon sections: keep this list equal to the one in test/unit/shared/metrics/metrics-reference.test.ts.
-const text = generateMetricsReference([concentratorMetricsReference, cpeMetricsReference])
+const text = generateMetricsReference([concentratorMetricsReference, supervisorMetricsReference, cpeMetricsReference])
 
 if (process.argv.includes('--check')) {
   const current = await readFile(target, 'utf8').catch(() => '')

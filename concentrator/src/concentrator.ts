@@ -27,14 +27,12 @@ import type { MgmtApp } from '../../shared/src/mgmt/mgmt-server.ts'
 import { armResetOnClose, isMptcpFallback } from '../../shared/src/net/sockopt.ts'
 import type { CommandRunner } from '../../shared/src/sys/command.ts'
 import { runCommand } from '../../shared/src/sys/command.ts'
-import { SysctlProfile, tcpProfileSettings } from '../../shared/src/sys/sysctl-profile.ts'
-import { openJournalAndRecover, type CrashJournal, type JournalRecorder } from '../../shared/src/sys/crash-journal.ts'
 import { ConnectionCaps } from '../../shared/src/net/connection-caps.ts'
 import { OverloadManager } from '../../shared/src/daemon/overload.ts'
 import { Admission, rejectedLabel } from '../../shared/src/daemon/admission.ts'
 import { StartStop } from '../../shared/src/daemon/start-stop.ts'
 import { TransparentConnection } from './modes/transparent-connection.ts'
-import { JoinSetup } from './join/join-setup.ts'
+import { createMachineSetup } from './machine-setup.ts'
 import { ConcentratorStatusSchema, type ConcentratorStatus } from './mgmt/status-schema.ts'
 import { HostAddresses, type AddressMembership } from '../../shared/src/net/host-addresses.ts'
 import type { CapLimits } from '../../shared/src/net/connection-caps.ts'
@@ -48,7 +46,7 @@ import type { BuildRuntimeDeps } from './build-runtime.ts'
 import type { ConcentratorConfig } from './config/config.ts'
 import { createConcentratorMetrics, createConcentratorRegistry } from './metrics.ts'
 import type { ConcentratorMetrics } from './metrics.ts'
-import { registerConcentratorRoutes } from './mgmt/routes.ts'
+import { mgmtAllowedHosts, registerConcentratorRoutes } from './mgmt/routes.ts'
 import { RateLimitedLog } from '../../shared/src/rate-limited-log.ts'
 import { checkReload } from './config/reload-plan.ts'
 import type { Runtime } from './runtime.ts'
@@ -79,6 +77,12 @@ export interface ConcentratorDeps {
   run?: CommandRunner
   /** Tests: the host's addresses; default HostAddresses (read and watched) when `policy.hostAddresses.refuse`. */
   hostAddresses?: AddressMembership
+  /**
+   * Set in a worker of a supervisor (`workers` > 1, workers/worker.ts): the listeners are bound with
+   * SO_REUSEPORT, and the machine-wide parts (crash journal, kernel profile, join endpoints) are left
+   * to the supervisor; the probe responder runs in worker 0 only (one UDP socket per address).
+   */
+  worker?: { index: number }
 }
 
 export interface ListenerStatus { host: string, port: number, mode: string, protocol: 'mptcp' | 'tcp' }
@@ -134,10 +138,6 @@ function capsStatus (caps: ConnectionCaps | undefined): Pick<ConcentratorStatus[
   }
 }
 
-function allowedHosts (host: string): string[] {
-  return ['localhost', '127.0.0.1', '[::1]', host.includes(':') ? `[${host}]` : host]
-}
-
 function tfoSysctl (): number | undefined {
   try { return Number(readFileSync('/proc/sys/net/ipv4/tcp_fastopen', 'utf8').trim()) } catch { return undefined }
 }
@@ -168,27 +168,10 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   let stopPromise: Promise<void> | undefined
   let sweepTimer: NodeJS.Timeout | undefined
   let hostAddresses: HostAddresses | undefined // own addresses of the namespace (policy.hostAddresses)
-  let journal: CrashJournal | undefined // what start changes in the namespace, on disk (crash-journal.ts)
-  const journalled: JournalRecorder = { record: (e) => journal?.record(e), forget: (e) => journal?.forget(e) }
-  const kernel = new SysctlProfile({
-    run: deps.run ?? runCommand,
-    journal: journalled,
-    onChange: (c) => {
-      log.info({ sysctl: c.key, from: c.from, to: c.to },
-        c.phase === 'apply' ? `kernel setting ${c.key}=${c.to} (was ${c.from}; restored at stop)` : `kernel setting ${c.key} restored to ${c.to}`)
-    }
-  })
-  // Scale-out join recipe for the explicit modes (docs/scale-out.md): applied before the listeners
-  // bind (the C flag goes into the first MP_CAPABLE already), removed after they close.
-  const join = initial.join.endpoints.length === 0
-    ? undefined
-    : new JoinSetup({ endpoints: initial.join.endpoints, subflowsLimit: initial.join.subflowsLimit, key: 'join.endpoints', log, run: deps.run ?? runCommand, journal: journalled })
-  const removeJoin = async (): Promise<void> => {
-    await join?.remove().catch((err: unknown) => { log.warn({ err }, 'join endpoints: a setting could not be restored') })
-  }
-  const restoreKernel = async (): Promise<void> => {
-    await kernel.restore().catch((err: unknown) => { log.warn({ err }, 'kernel profile: a setting could not be restored') })
-  }
+  // Crash journal, kernel profile, join endpoints (machine-setup.ts): a worker leaves them to its supervisor.
+  const machine = createMachineSetup(initial, { log, run: deps.run ?? runCommand, check: () => { checkConfig(initial) } })
+  const { journalled } = machine
+  const inWorker = deps.worker !== undefined
   const runtimeDeps: BuildRuntimeDeps = {
     metrics,
     now,
@@ -271,6 +254,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     log,
     onUnavailable: initial.mptcp.onUnavailable,
     highWaterMark: initial.limits.highWaterMark,
+    ...(inWorker ? { reusePort: true } : {}),
     onConnection
   })
 
@@ -293,7 +277,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     },
     policy: { hostAddresses: [...(hostAddresses?.addresses ?? [])] },
     overload: overload.status(),
-    kernel: Object.fromEntries(kernel.saved.map((k) => [k.key, { value: k.after, before: k.before }]))
+    kernel: machine.kernelStatus()
   })
   const ready = (): boolean => admission.admitting && startPromise !== undefined && listeners.allBound
   const listenerStatus = (): ListenerStatus[] =>
@@ -342,7 +326,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
     log: childFor(deps.log, 'mgmt'),
     registry,
     token: initial.management.token,
-    allowedHosts: allowedHosts(initial.management.listen.host),
+    allowedHosts: mgmtAllowedHosts(initial.management.listen.host),
     limits: initial.management.limits,
     onRefused: (reason) => { metrics.mgmtConnectionsRefused.inc({ reason }) },
     readiness: () => ({ ready: ready(), checks: { listeners: listeners.allBound, accepting: admission.admitting } }),
@@ -373,14 +357,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   const parts = new StartStop(log)
   const doStart = async (): Promise<void> => {
     await parts.start([
-      {
-        name: 'crash journal',
-        start: async () => {
-          checkConfig(initial)
-          journal = await openJournalAndRecover({ dir: initial.stateDir, name: 'concentrator', log, run: deps.run ?? runCommand })
-        }
-      },
-      { name: 'kernel profile', start: async () => { await kernel.apply(tcpProfileSettings(initial.kernel, 'kernel')) }, stop: restoreKernel },
+      ...(inWorker ? [{ name: 'config check', start: () => { checkConfig(initial) } }] : [...machine.journalParts, ...machine.kernelParts]),
       { name: 'host addresses', start: watchHostAddresses, stop: () => { hostAddresses?.close() } },
       { name: 'data plane', start: dataPlane.start, stop: dataPlane.stop },
       {
@@ -393,7 +370,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
         },
         stop: () => { runtime?.policy.close() }
       },
-      { name: 'join endpoints', start: async () => { await join?.apply() }, stop: removeJoin },
+      ...(inWorker ? [] : machine.joinParts),
       {
         name: 'listeners',
         start: async () => { await listeners.reconcile(initial.listeners); updateListenerGauge() },
@@ -407,7 +384,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       },
       {
         name: 'probe responder',
-        start: async () => { if (initial.probe.enabled) probe = await startProbeResponder(initial, { log: childFor(deps.log, 'probe'), metrics }) },
+        start: async () => { if (initial.probe.enabled && (deps.worker?.index ?? 0) === 0) probe = await startProbeResponder(initial, { log: childFor(deps.log, 'probe'), metrics }) },
         stop: async () => { await probe?.stop() }
       },
       {
@@ -434,7 +411,8 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
       sourceKey: (source) => capSourceKey(source, current().limits.perSourceIpv6PrefixLength),
       highWaterMark: initial.limits.highWaterMark,
       dataPlane,
-      journal: journalled
+      journal: journalled,
+      worker: inWorker
     })
     await transparent.start()
   }

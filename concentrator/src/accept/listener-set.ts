@@ -32,6 +32,8 @@ export interface ListenerSetOptions {
   onUnavailable: MptcpUnavailablePolicy
   highWaterMark: number
   onConnection: ConnectionHandler
+  /** SO_REUSEPORT on every listener (`workers` > 1: each worker binds the same addresses). */
+  reusePort?: boolean
   /** A listener fell back to TCP because the kernel has no MPTCP. */
   onFallbackListener?: (config: ListenerConfig) => void
 }
@@ -95,6 +97,7 @@ export class ListenerSet {
       ...(c.fastOpenNoCookie ? { fastOpenNoCookie: true } : {}),
       ...(c.host.includes(':') ? { v6Only: c.v6Only } : {}),
       highWaterMark: this.#o.highWaterMark,
+      ...(this.#o.reusePort === true ? { reusePort: true } : {}),
       allowHalfOpen: true
     }, (socket) => { this.#accept(socket, holder.listener) })
     server.on('error', (err) => { this.#o.log.error({ err, host: c.host, port: c.port }, 'listener error') })

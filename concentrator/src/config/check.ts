@@ -21,6 +21,7 @@ import { buildPrefixSet } from '../policy/ranges.ts'
 import { parseCredentials } from '../auth/credentials.ts'
 import { planProblems } from '../modes/hag-plan.ts'
 import { joinProblems } from './join.ts'
+import { workersProblems } from './workers.ts'
 
 export interface ConcentratorCheckDeps {
   /** Reads `auth.credentialsFile` (tests); default readFileSync. */
@@ -42,6 +43,7 @@ export function concentratorConfigProblems (config: ConcentratorConfig, deps: Co
   out.push(...dnsServerProblems(p.dns.servers))
   if (config.transparent.enabled) out.push(...planProblems(config.transparent))
   out.push(...joinProblems(config))
+  out.push(...workersProblems(config))
   if (config.auth.credentialsFile !== undefined) out.push(...credentialsProblems(config.auth.credentialsFile, deps.readFile ?? ((f) => readFileSync(f, 'utf8'))))
   return out
 }

@@ -15,6 +15,7 @@ import { ProbeSchema } from './probe.ts'
 import { OverloadSchema } from '../../../shared/src/config/overload-schema.ts'
 import { KernelSchema } from './kernel.ts'
 import { DestinationPolicySchema } from '../policy/destination-policy-schema.ts'
+import { WorkersSchema } from './workers.ts'
 
 export { LogSchema }
 
@@ -131,7 +132,9 @@ export const ConfigSchema = Type.Object({
   /** TCP/MPTCP kernel profile owned while running (unset keys: left alone); see docs/failover.md. */
   kernel: KernelSchema,
   /** Overload manager: resources, thresholds, hysteresis; see docs/overload.md. */
-  overload: OverloadSchema
+  overload: OverloadSchema,
+  /** Worker processes sharing the listeners (SO_REUSEPORT); 1 = one process, 0 = one per CPU; read at start only; see docs/scale-out.md. */
+  workers: WorkersSchema
 }, { additionalProperties: false })
 
 export type Config = Static<typeof ConfigSchema>

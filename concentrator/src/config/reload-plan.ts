@@ -1,8 +1,8 @@
 /**
  * What a reload may change in a running concentrator (pure). Applied in place (concentrator.ts):
  * log level, limits, auth, policy, convert, listeners (changed ones re-bound). Read at start only:
- * `management`, `mptcp`, `transparent`, `join`, `probe`, `kernel`, `stateDir`, `dataPlane` and `policy.hostAddresses.refuse` — a
- * reload that changes one of them is refused as a whole with
+ * `management`, `mptcp`, `transparent`, `join`, `probe`, `kernel`, `stateDir`, `dataPlane`, `workers`
+ * and `policy.hostAddresses.refuse` — a reload that changes one of them is refused as a whole with
  * HYBRID_ERR_CONFIG_INVALID naming the first key that differs ("needs a restart"), and the running
  * configuration stays (the CPE's reload plan does the same: cpe/src/config/reload-plan.ts).
  */
@@ -18,6 +18,8 @@ const FIXED: StartOnlyKeys<ConcentratorConfig> = [
   ['kernel', (c) => c.kernel],
   ['stateDir', (c) => c.stateDir],
   ['dataPlane', (c) => c.dataPlane],
+  // The supervisor forks the workers at start (concentrator/src/workers/supervisor.ts).
+  ['workers', (c) => c.workers],
   // Whether the host's addresses are read and watched at all (the `except` list reloads).
   ['policy.hostAddresses.refuse', (c) => c.policy.hostAddresses.refuse]
 ]

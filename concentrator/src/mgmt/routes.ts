@@ -16,6 +16,11 @@ export interface ConcentratorRouteDeps {
   reload: () => Promise<void>
 }
 
+/** Host header values the management API answers to (the listen address and loopback names). */
+export function mgmtAllowedHosts (host: string): string[] {
+  return ['localhost', '127.0.0.1', '[::1]', host.includes(':') ? `[${host}]` : host]
+}
+
 export function registerConcentratorRoutes (app: MgmtApp, deps: ConcentratorRouteDeps): void {
   app.get('/api/v1/status', {
     schema: { summary: 'Concentrator status: uptime, listeners, connection counts', tags: ['status'], response: { 200: ConcentratorStatusSchema } }

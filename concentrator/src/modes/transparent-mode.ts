@@ -49,6 +49,12 @@ export interface TransparentModeDeps {
   readonly commandPrefix?: readonly string[]
   /** The daemon's crash journal (what the HAG setup changes is recorded before it is made). */
   readonly journal?: JournalRecorder
+  /**
+   * A worker of `workers` > 1 (docs/scale-out.md, "Many cores on one machine"): only the listeners,
+   * bound with SO_REUSEPORT (TPROXY's listener lookup picks one socket of the group); the system
+   * state (HagSetup) is the supervisor's, applied once. Default false.
+   */
+  readonly worker?: boolean
 }
 
 export interface TransparentMode {
@@ -75,6 +81,7 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
     ...(deps.journal === undefined ? {} : { journal: deps.journal })
   })
   const m = deps.metrics
+  const ownsSetup = deps.worker !== true
 
   const onConnection = (socket: net.Socket): void => {
     socket.on('error', () => {})
@@ -126,6 +133,7 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
       allowHalfOpen: true,
       pauseOnConnect: true,
       highWaterMark: deps.highWaterMark,
+      ...(ownsSetup ? {} : { reusePort: true }),
       ...(host.includes(':') ? { v6Only: true } : {})
     }, onConnection)
     server.on('error', (err) => { log.error({ err, host, port: c.listenPort }, 'transparent listener error') })
@@ -142,7 +150,7 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
       try {
         await bind('0.0.0.0')
         if (c.ipv6) await bind('::')
-        await setup.apply()
+        if (ownsSetup) await setup.apply()
       } catch (err) {
         await closeServers()
         throw err
@@ -157,7 +165,7 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
     },
     stop: async () => {
       try {
-        await setup.remove()
+        if (ownsSetup) await setup.remove()
       } finally {
         await closeServers()
       }

@@ -14,7 +14,7 @@ import { bindFd, listenFd } from './syscall.ts'
 import { formatHostPort } from './endpoint.ts'
 import { holdWritesUntilEstablished } from './establish-gate.ts'
 import {
-  closeFd, openStreamSocket, setBindToDevice, setFastOpenNoCookie, setFastOpenQueue, setMark, setReuseAddr, setTransparent,
+  closeFd, openStreamSocket, setBindToDevice, setFastOpenNoCookie, setFastOpenQueue, setMark, setReuseAddr, setReusePort, setTransparent,
   setV6Only, type FallbackReason, type MptcpUnavailablePolicy, type SocketProtocol
 } from './sockopt.ts'
 
@@ -33,6 +33,11 @@ export interface ListenOptions {
   transparent?: boolean
   /** SO_REUSEADDR, default true. */
   reuseAddr?: boolean
+  /**
+   * SO_REUSEPORT, default false: the concentrator's workers each bind the same address and port
+   * (docs/scale-out.md, "Many cores on one machine"); the kernel spreads initial subflows over them.
+   */
+  reusePort?: boolean
   /** Default 511. */
   backlog?: number
   mark?: number
@@ -61,6 +66,7 @@ export interface ListenOptions {
 
 function configure (fd: number, family: 4 | 6, opts: ListenOptions, sockaddr: Buffer): void {
   if (opts.reuseAddr ?? true) setReuseAddr(fd)
+  if (opts.reusePort === true) setReusePort(fd)
   if (family === 6 && opts.v6Only !== undefined) setV6Only(fd, opts.v6Only)
   if (opts.transparent === true) setTransparent(fd, family)
   if (opts.mark !== undefined) setMark(fd, opts.mark)

@@ -33,6 +33,7 @@ export const Linux = {
   IPPROTO_MPTCP: 262,
   SOL_SOCKET: 1,
   SO_REUSEADDR: 2,
+  SO_REUSEPORT: 15,
   SO_KEEPALIVE: 9,
   SO_LINGER: 13,
   SO_ERROR: 4,
@@ -249,6 +250,11 @@ export function resetOnClose (target: SocketTarget): boolean {
 
 export function setReuseAddr (target: SocketTarget, on = true): void {
   setsockoptInt(socketFd(target), Linux.SOL_SOCKET, Linux.SO_REUSEADDR, on ? 1 : 0, 'SOL_SOCKET, SO_REUSEADDR')
+}
+
+/** SO_REUSEPORT: several sockets (of one user) bind the same address and port; the kernel spreads new connections over them. */
+export function setReusePort (target: SocketTarget, on = true): void {
+  setsockoptInt(socketFd(target), Linux.SOL_SOCKET, Linux.SO_REUSEPORT, on ? 1 : 0, 'SOL_SOCKET, SO_REUSEPORT')
 }
 
 export function setV6Only (target: SocketTarget, on = true): void {

@@ -5,10 +5,11 @@ import { Registry } from 'prom-client'
 import { generateMetricsReference, referenceInputs, renderMetricsReference } from '../../../../shared/src/metrics/metrics-reference.ts'
 import { metricSpec } from '../../../../shared/src/metrics/metric-spec.ts'
 import { concentratorMetricsReference } from '../../../../concentrator/src/metrics.ts'
+import { supervisorMetricsReference } from '../../../../concentrator/src/workers/supervisor-metrics.ts'
 import { cpeMetricsReference } from '../../../../cpe/src/metrics.ts'
 
 /** The daemon sections scripts/metrics-reference.mjs passes (keep both lists equal). */
-const daemons = [concentratorMetricsReference, cpeMetricsReference]
+const daemons = [concentratorMetricsReference, supervisorMetricsReference, cpeMetricsReference]
 
 const doc = readFileSync(new URL('../../../../docs/metrics.md', import.meta.url), 'utf8')
 const documented = [...doc.matchAll(/^\| `([a-z_:][a-z0-9_:]*)` \|/gm)].map((m) => m[1])
