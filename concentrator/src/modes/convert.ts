@@ -32,7 +32,6 @@ import { TcpOptionKind } from '../../../shared/src/codec/convert-tcp-options.ts'
 import { convertErrorLabel } from '../../../shared/src/metrics/labels.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { formatEndpoint } from '../../../shared/src/net/endpoint.ts'
-import { disarmResetOnClose } from '../../../shared/src/net/sockopt.ts'
 import type { RelayEndReason } from '../../../shared/src/net/relay.ts'
 import type { ProxiedConnection } from '../../../shared/src/net/proxied-connection.ts'
 import { connectUpstream, type UpstreamResult } from '../egress/connect-upstream.ts'
@@ -96,7 +95,7 @@ export class ConvertConnection {
     this.#info = info
     this.#deps = deps
     this.#runtime = deps.runtime()
-    socket.on('end', this.#onEnd)
+    this.#conn.closeOnEarlyEnd(() => this.#early !== undefined)
     this.#reader = createConverterSideReader(deps.converter.privateTypes)
     this.#conn.deadline(this.#runtime.limits.convertTimeoutMs, () => {
       // a deliberate close: FIN, as before (docs/convert.md)
@@ -110,12 +109,6 @@ export class ConvertConnection {
   abort (reason: RelayEndReason): void { this.#conn.abort(reason) }
 
   get relaying (): boolean { return this.#conn.relaying }
-
-  readonly #onEnd = (): void => {
-    if (this.#conn.relaying || this.#early !== undefined) return
-    disarmResetOnClose(this.#socket) // the client's own close: answered with FIN
-    this.#socket.destroy()
-  }
 
   readonly #onData = (chunk: Buffer): void => {
     const r = this.#reader.feed(chunk)

@@ -15,7 +15,6 @@ import type { Socks5Address } from '../../../shared/src/codec/socks5.ts'
 import type { ErrorCode } from '../../../shared/src/errors.ts'
 import type { RejectReason } from '../../../shared/src/metrics/labels.ts'
 import { formatEndpoint, formatHostPort } from '../../../shared/src/net/endpoint.ts'
-import { disarmResetOnClose } from '../../../shared/src/net/sockopt.ts'
 import type { RelayEndReason } from '../../../shared/src/net/relay.ts'
 import { ProxiedConnection } from '../../../shared/src/net/proxied-connection.ts'
 import type { DataPlane } from '../../../shared/src/net/data-plane.ts'
@@ -103,7 +102,7 @@ export class Socks5Connection {
     this.#info = info
     this.#deps = deps
     this.#runtime = deps.runtime()
-    socket.on('end', this.#onEnd)
+    this.#conn.closeOnEarlyEnd(() => this.#early !== undefined)
     const { trusted, verifier, limits } = this.#runtime
     this.#parser = new Socks5ServerParser({ allowNoAuth: trusted.has(info.source), allowUserPass: verifier !== undefined })
     // Refused for overload: its answer comes after the request; it gets a short deadline to send one.
@@ -120,16 +119,6 @@ export class Socks5Connection {
   abort (reason: RelayEndReason): void { this.#conn.abort(reason) }
 
   get relaying (): boolean { return this.#conn.relaying }
-
-  /**
-   * FIN before the request (the listener runs allowHalfOpen for the relay's sake): nothing to wait for. After
-   * it, EarlyData keeps it for the relay.
-   */
-  readonly #onEnd = (): void => {
-    if (this.#conn.relaying || this.#early !== undefined) return
-    disarmResetOnClose(this.#socket) // the client's own close: answered with FIN
-    this.#socket.destroy()
-  }
 
   readonly #onData = (chunk: Buffer): void => {
     for (const ev of this.#parser.feed(chunk)) this.#handle(ev)

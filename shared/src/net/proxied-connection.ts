@@ -117,6 +117,19 @@ export class ProxiedConnection<E extends SessionEntry = SessionEntry> {
     this.#timer = undefined
   }
 
+  /**
+   * A client FIN before the relay (the listeners run allowHalfOpen for the relay's sake) closes the
+   * connection with a FIN of our own — unless `kept()` says the bytes so far are kept for the relay
+   * (a request with early data read: EarlyData carries the FIN on).
+   */
+  closeOnEarlyEnd (kept: () => boolean): void {
+    this.socket.on('end', () => {
+      if (this.#relay !== undefined || kept()) return
+      disarmResetOnClose(this.socket) // the client's own close: answered with FIN
+      this.socket.destroy()
+    })
+  }
+
   /** Drain or shedding: a relay ends with `reason`, a handshake is destroyed. */
   abort (reason: RelayEndReason): void {
     if (this.#relay !== undefined) this.#relay.abort(reason)

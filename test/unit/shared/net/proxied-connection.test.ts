@@ -6,10 +6,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import net from 'node:net'
+import type net from 'node:net'
 import pino from 'pino'
 import { ProxiedConnection, type ProxiedMetrics } from '../../../../shared/src/net/proxied-connection.ts'
 import type { SessionEntry } from '../../../../shared/src/mgmt/session-table.ts'
+import { socketPair } from '../../../helpers/socket-pair.ts'
 
 type Call = [metric: string, labels: Record<string, unknown>, value?: number | undefined]
 
@@ -28,18 +29,6 @@ function fakeMetrics (calls: Call[]): ProxiedMetrics {
     backpressurePauses: metric('backpressure'),
     halfClosedConnections: metric('halfclosed')
   } as unknown as ProxiedMetrics
-}
-
-async function socketPair (): Promise<[net.Socket, net.Socket, () => void]> {
-  const server = net.createServer({ allowHalfOpen: true })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as net.AddressInfo
-  const accepted = once(server, 'connection') as Promise<[net.Socket]>
-  const peer = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
-  await once(peer, 'connect')
-  const [mine] = await accepted
-  return [mine, peer, () => { server.close() }]
 }
 
 /** How the peer saw the stream end: bytes before it, and FIN or the error code. */

@@ -8,6 +8,7 @@ import { createDataPlane } from '../../../../shared/src/net/data-plane.ts'
 import { pendingSocketError, resetOnClose } from '../../../../shared/src/net/sockopt.ts'
 import { dial } from '../../../../shared/src/net/dial.ts'
 import { listen } from '../../../../shared/src/net/listen.ts'
+import { socketPair } from '../../../helpers/socket-pair.ts'
 
 /**
  * The data plane under test: the stream relay here; relay-splice.test.ts runs this whole file again
@@ -21,19 +22,6 @@ const relay = (c: net.Socket, s: net.Socket, opts: RelayOptions): Relay => relay
 async function waitFor (cond: () => boolean, ms = 2000): Promise<void> {
   const until = Date.now() + ms
   while (!cond() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 5))
-}
-
-/** A connected pair of loopback TCP sockets: [client-facing end held by the relay, peer]. */
-async function socketPair (): Promise<[net.Socket, net.Socket, () => void]> {
-  const server = net.createServer({ allowHalfOpen: true })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as net.AddressInfo
-  const accepted = once(server, 'connection') as Promise<[net.Socket]>
-  const peer = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
-  await once(peer, 'connect')
-  const [mine] = await accepted
-  return [mine, peer, () => { server.close() }]
 }
 
 /** Collect until 'end' without destroying the socket (a for-await loop destroys it on 'end'). */

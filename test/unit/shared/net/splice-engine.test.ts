@@ -8,26 +8,15 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { readdirSync } from 'node:fs'
-import net from 'node:net'
+import type net from 'node:net'
 import type { Logger } from 'pino'
 import { createDataPlane, defaultMaxPipes } from '../../../../shared/src/net/data-plane.ts'
 import { relay } from '../../../../shared/src/net/relay.ts'
+import { socketPair as pair } from '../../../helpers/socket-pair.ts'
 
 const dataPlane = createDataPlane('splice')
 before(async () => { await dataPlane.start() })
 after(async () => { await dataPlane.stop() })
-
-async function pair (): Promise<[net.Socket, net.Socket, () => void]> {
-  const server = net.createServer({ allowHalfOpen: true })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as net.AddressInfo
-  const accepted = once(server, 'connection') as Promise<[net.Socket]>
-  const peer = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
-  await once(peer, 'connect')
-  const [mine] = await accepted
-  return [mine, peer, () => { server.close() }]
-}
 
 async function setup (t: { after: (fn: () => void) => void }) {
   const [a, clientApp, c1] = await pair()
