@@ -194,7 +194,11 @@ class EngineHost implements SpliceEngineLink {
     if (worker === undefined) { this.#closeEventFd(); return }
     this.send({ t: 'close' })
     const exited = once(worker, 'exit')
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 2000))])
+    // Bounded wait for the worker; the timer is cleared so that it cannot hold the process for 2 s
+    // after a stop (it did: every SIGTERM exit took the daemon's 2 s exit guard).
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([exited, new Promise((resolve) => { timer = setTimeout(resolve, 2000) })])
+    clearTimeout(timer)
     this.#port?.close()
     this.#closeEventFd()
   }
