@@ -117,6 +117,7 @@ const timersPart: Part = (s, state) => ({
       s.metrics.sourcesThrottled.set(state.runtime?.backoff.throttledCount() ?? 0)
     }, SWEEP_MS).unref()
     s.overload.start()
+    s.processMetrics?.workersUp.set(1)
   },
   stop: () => { clearInterval(state.sweepTimer); s.overload.stop() }
 })

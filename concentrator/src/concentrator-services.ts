@@ -24,6 +24,7 @@ import { SessionTable } from './mgmt/session-table.ts'
 import { ConverterState } from './modes/convert-state.ts'
 import { TransparentConnection } from './modes/transparent-connection.ts'
 import type { Runtime } from './runtime.ts'
+import { createSupervisorMetrics } from './workers/supervisor-metrics.ts'
 
 /**
  * The loader already ran these checks (main.ts passes `check: concentratorConfigProblems`); repeated
@@ -71,6 +72,8 @@ export function createServices (state: ConcentratorState, deps: ConcentratorDeps
   const dataPlane = createDataPlane(initial.dataPlane, { log: childFor(deps.log, 'data-plane') })
   const errorLog = new RateLimitedLog(20, now)
   const inWorker = deps.worker !== undefined
+  const processMetrics = inWorker ? undefined : createSupervisorMetrics(registry)
+  processMetrics?.workersConfigured.set(1)
   const services: ConcentratorServices = {
     deps,
     log,
@@ -85,6 +88,7 @@ export function createServices (state: ConcentratorState, deps: ConcentratorDeps
     converter: new ConverterState(initial.convert, { now }),
     machine: createMachineSetup(initial, { log, run: deps.run ?? runCommand, check: () => { checkConfig(initial) } }),
     inWorker,
+    processMetrics,
     runtimeDeps: runtimeDeps(deps, metrics, now),
     current,
     connDeps: { metrics, sessions, errorLog, runtime: current, dataPlane },

@@ -26,6 +26,7 @@ import type { TransparentConnection } from './modes/transparent-connection.ts'
 import type { TransparentMode } from './modes/transparent-mode.ts'
 import type { ProbeResponder } from './probe/probe-responder.ts'
 import type { Runtime } from './runtime.ts'
+import type { SupervisorMetrics } from './workers/supervisor-metrics.ts'
 
 export interface ConcentratorDeps {
   log: Logger
@@ -83,6 +84,8 @@ export interface ConcentratorServices {
   readonly overload: OverloadManager
   readonly admission: Admission<ConcentratorConnection>
   readonly listeners: ListenerSet
+  /** The workers series of a single process (1 worker), so the dashboards read alike; undefined in a worker. */
+  readonly processMetrics: SupervisorMetrics | undefined
 }
 
 /** Filled in by the start parts, swapped (config, runtime) by a reload. */

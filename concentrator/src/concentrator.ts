@@ -62,6 +62,7 @@ export function createConcentrator (initial: ConcentratorConfig, deps: Concentra
   }
   const doStop = async (): Promise<void> => {
     admission.stopAdmitting() // synchronously: readiness is false from the moment stop() is called
+    s.processMetrics?.workersUp.set(0)
     listeners.setAccepting(false)
     if (startPromise !== undefined) await startPromise.catch(() => {})
     const { drainTimeoutMs } = state.config.limits

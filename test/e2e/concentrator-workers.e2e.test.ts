@@ -243,13 +243,16 @@ describe('transparent mode with workers: 2', { skip: skip ?? false, concurrency:
     await h.lab?.teardown()
   })
 
+  // Long enough (≈ 1 s) that the LTE join is in place before the download ends: with 1 MB (0.23 s)
+  // one download in 12 finished on its initial subflow alone on a loaded CI host.
+  const DOWNLOAD_BYTES = 4_000_000
   test(`${DOWNLOADS} intercepted downloads: spread over both workers, each with two subflows, no join misses its token`, async () => {
     assert.equal(await hag(['sysctl', '-n', 'net.mptcp.allow_join_initial_addr_port']), '0', 'the C flag, set by the supervisor')
     assert.match(await hag(['nft', 'list', 'tables']), /hybrid_hag/)
     const noToken0 = parseMptcpMib(await hag(['cat', '/proc/net/netstat'])).get('MPJoinNoTokenFound') ?? 0
     const results: Array<{ fallback: boolean, subflows: number, error?: string }> = []
     for (let i = 0; i < DOWNLOADS; i++) {
-      const child = lab().spawn('cpe', [process.execPath, '--import', 'tsx', TP_PEER, 'get', '--host', server().v4, '--port', '80', '--bytes', '1000000', '--mptcp'])
+      const child = lab().spawn('cpe', [process.execPath, '--import', 'tsx', TP_PEER, 'get', '--host', server().v4, '--port', '80', '--bytes', String(DOWNLOAD_BYTES), '--mptcp'])
       const lines = jsonLines(child, 'transparent-peer')
       results.push(await lines.next('result', 30_000) as unknown as { fallback: boolean, subflows: number })
     }

@@ -14,14 +14,14 @@ export const supervisorMetricSpecs = {
     name: 'hybrid_concentrator_workers',
     type: 'gauge',
     unit: 'processes',
-    help: 'Worker processes the supervisor runs (`workers`, resolved; only with workers > 1).',
+    help: 'Worker processes serving the listeners (`workers`, resolved; 1 for a single process).',
     labels: {}
   }),
   workersUp: metricSpec({
     name: 'hybrid_concentrator_workers_up',
     type: 'gauge',
     unit: 'processes',
-    help: 'Workers running and ready (started and not draining); below hybrid_concentrator_workers while one restarts.',
+    help: 'Workers running and ready (started and not draining); below hybrid_concentrator_workers while one restarts (a single process: 1 while ready).',
     labels: {}
   }),
   workerRestarts: metricSpec({
