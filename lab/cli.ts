@@ -246,28 +246,36 @@ async function main (argv: readonly string[]): Promise<number> {
   return runLab(opts, profiles, out, progress)
 }
 
+/**
+ * On Ctrl-C / SIGTERM the lab is torn down first (once); the caller then returns 130. A signal
+ * during the build is handled once the build returns (the caller checks `interrupted`), so a
+ * half-built lab is never left behind.
+ */
+function tearDownOnSignal (progress: (m: string) => void, teardown: () => Promise<unknown> | undefined): { readonly interrupted: boolean } {
+  const state = { interrupted: false }
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (state.interrupted) return
+    state.interrupted = true
+    progress(`${sig}: tearing the lab down`)
+    teardown()?.catch(() => undefined)
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  return state
+}
+
 /** The single-concentrator lab: the demo, the report card or a scenario. */
 async function runLab (opts: LabCliOptions, profiles: { dsl: AccessProfile, lte: AccessProfile },
   out: (s: string) => void, progress: (m: string) => void): Promise<number> {
   let lab: Lab | undefined
-  let interrupted = false
   let kept = false
   let failed = false
-  // On Ctrl-C the lab is torn down first; main() then returns 130 (a signal during the build is
-  // handled once buildLab returns, so a half-built lab is never left behind).
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (interrupted) return
-    interrupted = true
-    progress(`${sig}: tearing the lab down`)
-    lab?.teardown().catch(() => undefined)
-  }
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
+  const interrupt = tearDownOnSignal(progress, () => lab?.teardown())
   let prometheus: LabPrometheus | undefined
   try {
     if (opts.mode !== 'mptcp') buildDaemons(progress)
     lab = await buildLab({ prefix: opts.prefix, profiles, log: progress })
-    if (interrupted) return 130
+    if (interrupt.interrupted) return 130
     if (opts.withPrometheus) {
       prometheus = await startLabPrometheus(lab)
       progress(`Prometheus (PID ${prometheus.pid}) in ${opts.prefix}inet on ${prometheus.url}, data in ${prometheus.dir}`)
@@ -275,17 +283,17 @@ async function runLab (opts: LabCliOptions, profiles: { dsl: AccessProfile, lte:
     const { text, json, session } = await runSelected(lab, opts, out, progress)
     if (opts.json) process.stdout.write(JSON.stringify(json, null, 2) + '\n')
     else out('\n' + text)
-    if (opts.keep && !interrupted) {
+    if (opts.keep && !interrupt.interrupted) {
       kept = true
       await keepRunning(lab, opts.prefix, { session, prometheus }, out)
     } else {
       await session?.stop()
     }
-    return interrupted ? 130 : 0
+    return interrupt.interrupted ? 130 : 0
   } catch (err) {
     failed = true
-    if (!interrupted) process.stderr.write(`lab: ${err instanceof Error ? err.message : String(err)}\n`)
-    return interrupted ? 130 : 1
+    if (!interrupt.interrupted) process.stderr.write(`lab: ${err instanceof Error ? err.message : String(err)}\n`)
+    return interrupt.interrupted ? 130 : 1
   } finally {
     // teardown() is idempotent: after a signal this waits for the teardown the handler started.
     if (!kept) await stopLab(lab, prometheus, failed, progress)
@@ -296,36 +304,28 @@ async function runLab (opts: LabCliOptions, profiles: { dsl: AccessProfile, lte:
 async function runScaleOutCli (opts: LabCliOptions, scaleOut: { instances: number, mode: ScaleOutMode },
   profiles: { dsl: AccessProfile, lte: AccessProfile }, out: (s: string) => void, progress: (m: string) => void): Promise<number> {
   let s: ScaleOutLab | undefined
-  let interrupted = false
   let failed = false
   let kept = false
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (interrupted) return
-    interrupted = true
-    progress(`${sig}: tearing the lab down`)
-    s?.teardown().catch(() => undefined)
-  }
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
+  const interrupt = tearDownOnSignal(progress, () => s?.teardown())
   try {
     buildDaemons(progress)
     s = await buildScaleOutLab({ prefix: opts.prefix, profiles, instances: scaleOut.instances, mode: scaleOut.mode, log: progress })
-    if (interrupted) return 130
+    if (interrupt.interrupted) return 130
     const report = await runScaleOutDemo(s, 10 * scaleOut.instances, progress)
     if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
     else out('\n' + formatScaleOutReport(report))
-    if (opts.keep && !interrupted) {
+    if (opts.keep && !interrupt.interrupted) {
       kept = true
       const pid = await s.lab.keep()
       out(`\n${formatAccessGuide(opts.prefix, ADDRESS_PLAN)}(link emulation kept alive by PID ${pid} in ${opts.prefix}dsl)`)
       out(formatScaleOutGuide(opts.prefix, s.instances().map((i) => ({ id: i.plan.id, address: i.plan.address, pid: i.daemon?.pid ?? -1 })),
         { cpePid: s.cpe().pid, dir: s.dir, joinPort: s.joinPort() }))
     }
-    return interrupted ? 130 : 0
+    return interrupt.interrupted ? 130 : 0
   } catch (err) {
     failed = true
-    if (!interrupted) process.stderr.write(`lab: ${err instanceof Error ? err.message : String(err)}\n`)
-    return interrupted ? 130 : 1
+    if (!interrupt.interrupted) process.stderr.write(`lab: ${err instanceof Error ? err.message : String(err)}\n`)
+    return interrupt.interrupted ? 130 : 1
   } finally {
     if (!kept) await s?.teardown({ keepLogs: failed })
   }
