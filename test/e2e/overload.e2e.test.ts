@@ -17,6 +17,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
+import { readdir, readlink } from 'node:fs/promises'
 import { LAB_PORTS } from '../../lab/addresses.ts'
 import { LAB_CONCENTRATOR_PORTS, startConcentrator, type DaemonHandle } from '../../lab/daemons.ts'
 import { getProfile } from '../../lab/link-profile.ts'
@@ -64,6 +65,17 @@ async function waitOverload (d: DaemonHandle, what: string, ok: (v: OverloadView
     v = await overloadOf(d)
   }
   return v
+}
+
+/** The daemon's open fds by kind (socket, pipe, anon_inode:[eventfd] …), for a failure message. */
+async function fdKinds (pid: number): Promise<string> {
+  const kinds = new Map<string, number>()
+  for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [])) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '?')
+    const kind = target.replace(/:\[\d+\]$/, '').replace(/^\/.*/, 'file')
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1)
+  }
+  return JSON.stringify(Object.fromEntries(kinds))
 }
 
 const has = (...actions: string[]) => (v: OverloadView): boolean => actions.every((a) => v.active.includes(a))
@@ -142,7 +154,8 @@ describe('overload manager end to end', { skip: skip ?? false, concurrency: fals
         const holdA = start('cpe', ['hold', ...via(A, ['--count', String(connectionsFor(base, LIMIT, 0.56, 2))])])
         const nA = await opened(holdA, connectionsFor(base, LIMIT, 0.5, 2))
         await waitOverload(conc, 'stop_accept_busiest', has('stop_accept_busiest'))
-        assert.ok(!(await overloadOf(conc)).active.includes('refuse_new'))
+        const atA = await overloadOf(conc)
+        assert.ok(!atA.active.includes('refuse_new'), `refuse_new too early: ${JSON.stringify(atA)}; fds ${await fdKinds(conc.pid)}`)
         const rejected0 = await conc.metric('hybrid_connections_rejected_total', { mode: 'socks5', reason: 'overload' })
         assert.equal(await attempt(A), 'rep1', 'the busiest source gets REP 01 (general failure)')
         assert.equal(await attempt(B), 'ok', 'a quiet source is still relayed')

@@ -193,6 +193,17 @@ export class OverloadManager {
     this.#monitors.start(this.#config.intervalMs)
     this.#timer = setInterval(() => { this.tick() }, this.#config.intervalMs)
     this.#timer.unref()
+    // A first reading now: until the first interval the status and the pressure gauges read 0 open
+    // files, which a client (or a test taking its baseline) takes for the truth.
+    this.#sampleResources()
+  }
+
+  /** The resource readings and pressures only (no action changes): the readings are true from start. */
+  #sampleResources (): void {
+    const r = this.#monitors.read()
+    this.#readings = { ...this.#readings, heapBytes: r.heapBytes, openFiles: r.openFiles }
+    const limits = this.#limits()
+    this.#pressure = { ...this.#pressure, heap: r.heapBytes / limits.heapBytes, fds: r.openFiles / limits.openFiles }
   }
 
   stop (): void {

@@ -141,6 +141,20 @@ test('pressure is value ÷ limit per resource; the limits default to heap_size_l
   assert.deepEqual(h.m.status().active, [])
 })
 
+test('start() reads the resources at once: the status is true before the first interval, and nothing acts yet', () => {
+  const h = harness({ intervalMs: 60_000 })
+  Object.assign(h.reading, { heapBytes: 300, openFiles: 95 })
+  h.m.start()
+  try {
+    assert.equal(h.m.status().readings.openFiles, 95)
+    assert.equal(h.m.status().pressure.fds, 0.95)
+    assert.equal(h.m.status().pressure.heap, 0.3)
+    assert.deepEqual(h.m.status().active, [], 'actions start at a tick, not at the first reading')
+  } finally {
+    h.m.stop()
+  }
+})
+
 test('the highest pressure drives the actions; admission follows them; metrics show them', async () => {
   const h = harness()
   h.counts.push(10, 2)
