@@ -136,6 +136,10 @@ export interface UdpPacketSpec {
   readonly ttl?: number
   /** Default 0. */
   readonly dscp?: number
+  /** IPv4 DF bit; default true. Off lets the router fragment a reply larger than the next link's MTU. */
+  readonly dontFragment?: boolean
+  /** IPv4 identification (0 … 65535); default 0, which RFC 6864 allows only with DF. Give a counter when DF is off. */
+  readonly id?: number
 }
 
 /** Largest UDP payload that fits one IPv4 packet (65 535 − 20 − 8). */
@@ -143,7 +147,7 @@ export const MaxIpv4UdpPayload = 65_507
 
 /**
  * Builds one IPv4 or IPv6 packet (the family from the addresses) with a valid UDP checksum and, for
- * IPv4, DF set, ID 0 (RFC 6864: atomic datagrams) and a header checksum. Throws RangeError on an
+ * IPv4, DF set by default with ID 0 (RFC 6864: atomic datagrams), and a header checksum. Throws RangeError on an
  * invalid spec (caller bug).
  */
 export function encodeIpUdp (s: UdpPacketSpec): Buffer {
@@ -153,7 +157,7 @@ export function encodeIpUdp (s: UdpPacketSpec): Buffer {
   const udpLen = UdpHeaderBytes + s.payload.length
   if (udpLen > 0xffff || (v4 && ipLen + udpLen > 0xffff)) throw new RangeError('UDP payload too large for one packet')
   const out = Buffer.alloc(ipLen + udpLen)
-  if (v4) writeIpv4Header(out, src, dst, ttl, dscp, udpLen)
+  if (v4) writeIpv4Header(out, src, dst, ttl, dscp, udpLen, s.dontFragment ?? true, s.id ?? 0)
   else writeIpv6Header(out, src, dst, ttl, dscp, udpLen)
   out.writeUInt16BE(s.srcPort, ipLen)
   out.writeUInt16BE(s.dstPort, ipLen + 2)
@@ -176,11 +180,12 @@ function checkSpec (s: UdpPacketSpec): { src: number[], dst: number[], ttl: numb
   return { src, dst, ttl, dscp }
 }
 
-function writeIpv4Header (out: Buffer, src: number[], dst: number[], ttl: number, dscp: number, udpLen: number): void {
+function writeIpv4Header (out: Buffer, src: number[], dst: number[], ttl: number, dscp: number, udpLen: number, df: boolean, id: number): void {
   out[0] = 0x45
   out[1] = dscp << 2
   out.writeUInt16BE(20 + udpLen, 2)
-  out.writeUInt16BE(0x4000, 6) // DF
+  out.writeUInt16BE(id & 0xffff, 4)
+  out.writeUInt16BE(df ? 0x4000 : 0, 6)
   out[8] = ttl
   out[9] = UDP
   out.set(src, 12)
