@@ -86,7 +86,8 @@ test('policy routing: fwmark rule and local default route, v4 and v6, delete pla
   assert.equal(buildInterceptRouting(withBypass({}, { ipv6: false })).add.length, 2)
 })
 
-const udpDefaults = (over: Partial<UdpConfig> = {}): UdpConfig => ({ ...(Value.Default(UdpSchema, {}) as UdpConfig), enabled: true, port: 7400, ...over })
+const udpDefaults = (over: Partial<UdpConfig> = {}): UdpConfig =>
+  ({ ...(Value.Default(UdpSchema, {}) as UdpConfig), enabled: true, port: 7400, ...over })
 
 test('udp disabled or absent: no UDP chain, no UDP jump (the TCP ruleset is unchanged)', () => {
   const plain = buildInterceptRuleset({ intercept: defaults() })
