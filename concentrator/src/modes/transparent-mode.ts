@@ -64,6 +64,69 @@ export interface TransparentMode {
   readonly ruleset: () => string
 }
 
+/** One intercepted connection: admission (caps, overload, drain), the MPTCP gauges, its TransparentConnection. */
+function acceptTransparent (socket: net.Socket, deps: TransparentModeDeps, log: Logger): void {
+  const m = deps.metrics
+  const c = deps.config
+  socket.on('error', () => {})
+  m.connectionsAccepted.inc({ mode: 'transparent' })
+  if (!deps.admission.admitting) { socket.resetAndDestroy(); return }
+  const source = sourceKey(socket.remoteAddress)
+  // No signalling handshake to wait for: intercepted subscriber traffic is not in the unauthenticated budget.
+  const admitted = deps.admission.admit(deps.sourceKey(source), {
+    authenticated: true,
+    log: { base: log, fields: { mode: 'transparent', src: formatRemote(socket), dst: formatLocal(socket) } }
+  })
+  if (!admitted.ok) {
+    m.connectionsRejected.inc({ mode: 'transparent', reason: rejectedLabel(admitted.reason) })
+    socket.resetAndDestroy()
+    return
+  }
+  const { ticket } = admitted
+  armResetOnClose(socket) // a process death during the upstream dial resets the client (limits.md)
+  let mptcp = false
+  try { mptcp = !isMptcpFallback(socket) } catch { mptcp = false }
+  if (!mptcp) m.mptcpFallbacks.inc({ reason: 'other' })
+  m.connectionsActive.inc({ mode: 'transparent' })
+  if (mptcp) m.mptcpConnectionsActive.inc()
+  ticket.attach(new TransparentConnection(socket, {
+    id: ticket.id,
+    mptcp,
+    log: ticket.log ?? log,
+    onDone: () => {
+      m.connectionsActive.dec({ mode: 'transparent' })
+      if (mptcp) m.mptcpConnectionsActive.dec()
+      ticket.release()
+    }
+  }, {
+    metrics: m,
+    sessions: deps.sessions,
+    runtime: deps.runtime,
+    sourceAddress: c.sourceAddress,
+    connectTimeoutMs: c.connectTimeoutMs,
+    dataPlane: deps.dataPlane
+  }))
+}
+
+/** One IP_TRANSPARENT MPTCP listener on `transparent.listenPort` (SO_REUSEPORT in a worker). */
+async function bindTransparent (host: string, deps: TransparentModeDeps, ownsSetup: boolean, onConnection: (s: net.Socket) => void,
+  log: Logger): Promise<net.Server> {
+  const port = deps.config.listenPort
+  const server = await listen({
+    host,
+    port,
+    protocol: 'mptcp',
+    transparent: true,
+    allowHalfOpen: true,
+    pauseOnConnect: true,
+    highWaterMark: deps.highWaterMark,
+    ...(ownsSetup ? {} : { reusePort: true }),
+    ...(host.includes(':') ? { v6Only: true } : {})
+  }, onConnection)
+  server.on('error', (err) => { log.error({ err, host, port }, 'transparent listener error') })
+  return server
+}
+
 export function createTransparentMode (deps: TransparentModeDeps): TransparentMode {
   const c = deps.config
   const problems = planProblems(c)
@@ -80,65 +143,11 @@ export function createTransparentMode (deps: TransparentModeDeps): TransparentMo
     ...(deps.commandPrefix === undefined ? {} : { commandPrefix: deps.commandPrefix }),
     ...(deps.journal === undefined ? {} : { journal: deps.journal })
   })
-  const m = deps.metrics
   const ownsSetup = deps.worker !== true
 
-  const onConnection = (socket: net.Socket): void => {
-    socket.on('error', () => {})
-    m.connectionsAccepted.inc({ mode: 'transparent' })
-    if (!deps.admission.admitting) { socket.resetAndDestroy(); return }
-    const source = sourceKey(socket.remoteAddress)
-    // No signalling handshake to wait for: intercepted subscriber traffic is not in the unauthenticated budget.
-    const admitted = deps.admission.admit(deps.sourceKey(source), {
-      authenticated: true,
-      log: { base: log, fields: { mode: 'transparent', src: formatRemote(socket), dst: formatLocal(socket) } }
-    })
-    if (!admitted.ok) {
-      m.connectionsRejected.inc({ mode: 'transparent', reason: rejectedLabel(admitted.reason) })
-      socket.resetAndDestroy()
-      return
-    }
-    const { ticket } = admitted
-    armResetOnClose(socket) // a process death during the upstream dial resets the client (limits.md)
-    let mptcp = false
-    try { mptcp = !isMptcpFallback(socket) } catch { mptcp = false }
-    if (!mptcp) m.mptcpFallbacks.inc({ reason: 'other' })
-    m.connectionsActive.inc({ mode: 'transparent' })
-    if (mptcp) m.mptcpConnectionsActive.inc()
-    ticket.attach(new TransparentConnection(socket, {
-      id: ticket.id,
-      mptcp,
-      log: ticket.log ?? log,
-      onDone: () => {
-        m.connectionsActive.dec({ mode: 'transparent' })
-        if (mptcp) m.mptcpConnectionsActive.dec()
-        ticket.release()
-      }
-    }, {
-      metrics: m,
-      sessions: deps.sessions,
-      runtime: deps.runtime,
-      sourceAddress: c.sourceAddress,
-      connectTimeoutMs: c.connectTimeoutMs,
-      dataPlane: deps.dataPlane
-    }))
-  }
+  const onConnection = (socket: net.Socket): void => { acceptTransparent(socket, deps, log) }
 
-  const bind = async (host: string): Promise<void> => {
-    const server = await listen({
-      host,
-      port: c.listenPort,
-      protocol: 'mptcp',
-      transparent: true,
-      allowHalfOpen: true,
-      pauseOnConnect: true,
-      highWaterMark: deps.highWaterMark,
-      ...(ownsSetup ? {} : { reusePort: true }),
-      ...(host.includes(':') ? { v6Only: true } : {})
-    }, onConnection)
-    server.on('error', (err) => { log.error({ err, host, port: c.listenPort }, 'transparent listener error') })
-    servers.push(server)
-  }
+  const bind = async (host: string): Promise<void> => { servers.push(await bindTransparent(host, deps, ownsSetup, onConnection, log)) }
 
   const closeServers = async (): Promise<void> => {
     for (const s of servers.splice(0)) s.close()

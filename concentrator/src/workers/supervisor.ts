@@ -25,7 +25,7 @@
 import { Registry, collectDefaultMetrics } from 'prom-client'
 import { childFor, type Logger } from '../../../shared/src/log.ts'
 import { ConfigError, HybridError } from '../../../shared/src/errors.ts'
-import { buildMgmtServer, listenMgmt } from '../../../shared/src/mgmt/mgmt-server.ts'
+import { buildMgmtServer, listenMgmt, type MgmtApp } from '../../../shared/src/mgmt/mgmt-server.ts'
 import { registerCommonRoutes } from '../../../shared/src/mgmt/common-routes.ts'
 import { StartStop } from '../../../shared/src/daemon/start-stop.ts'
 import { createCounter, createGauge } from '../../../shared/src/metrics/metric-spec.ts'
@@ -39,13 +39,13 @@ import { resolveWorkers } from '../config/workers.ts'
 import { createMachineSetup } from '../machine-setup.ts'
 import { HagSetup } from '../modes/hag-setup.ts'
 import { mgmtAllowedHosts } from '../mgmt/routes.ts'
-import type { ConcentratorStatus } from '../mgmt/status-schema.ts'
 import { checkReload } from '../config/reload-plan.ts'
 import type { SessionPage } from '../mgmt/session-table.ts'
-import type { FromWorker, WorkerCall, WorkerChild } from './ipc.ts'
+import type { WorkerChild } from './ipc.ts'
+import { WorkerPool } from './worker-pool.ts'
 import { mergeSessionPages, mergeWorkerMetrics, type MetricsJson } from './metrics-merge.ts'
-import { createSupervisorMetrics } from './supervisor-metrics.ts'
-import { SupervisorStatusSchema, type SupervisorStatus, type WorkerStatus } from './status-schema.ts'
+import { createSupervisorMetrics, type SupervisorMetrics } from './supervisor-metrics.ts'
+import { SupervisorStatusSchema, type SupervisorStatus } from './status-schema.ts'
 
 export interface SupervisorDeps {
   log: Logger
@@ -74,26 +74,8 @@ export interface Supervisor {
   status: () => SupervisorStatus
 }
 
-interface Slot {
-  readonly index: number
-  child?: WorkerChild | undefined
-  pid?: number | undefined
-  ready: boolean
-  restarts: number
-  consecutive: number
-  upSince: number
-  lastStatus: ConcentratorStatus | null
-  /** Resolves when the current child has exited. */
-  exited: Promise<void>
-  restartTimer?: NodeJS.Timeout | undefined
-}
-
-interface Pending { resolve: (v: unknown) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }
-
-const MAX_BACKOFF_MS = 30_000
-const STABLE_MS = 60_000
-/** After the drain timeout, how long a worker may take to close and exit before SIGKILL. */
-const EXIT_GRACE_MS = 5000
+/** Timeout of one IPC call (metrics, status, sessions) unless given. */
+const CALL_TIMEOUT_MS = 3000
 
 function checkConfig (config: ConcentratorConfig): void {
   const problems = concentratorConfigProblems(config)
@@ -101,202 +83,100 @@ function checkConfig (config: ConcentratorConfig): void {
   if (first !== undefined) throw new ConfigError('HYBRID_ERR_CONFIG_INVALID', `/${first.path.join('/')}: ${first.message}`, { detail: { key: first.path.join('.') } })
 }
 
-export function createSupervisor (initial: ConcentratorConfig, deps: SupervisorDeps): Supervisor {
-  const log = childFor(deps.log, 'supervisor')
-  const now = deps.clock ?? Date.now
-  const startedAt = now()
-  const count = resolveWorkers(initial.workers)
-  const restartBase = deps.restartBaseMs ?? 500
-  const callTimeout = deps.callTimeoutMs ?? 3000
-  let config = initial
-  let stopping = false
-  let started = false
-  let startPromise: Promise<void> | undefined
-  let stopPromise: Promise<void> | undefined
-  let nextId = 1
-  const pending = new Map<number, Pending>()
+interface SupervisorParts {
+  readonly log: Logger
+  readonly deps: SupervisorDeps
+  readonly initial: ConcentratorConfig
+  readonly pool: WorkerPool
+  readonly startedAt: number
+  readonly now: () => number
+  readonly kernelStatus: () => SupervisorStatus['kernel']
+}
 
+/** The registry of the supervisor's own series: build info, process metrics, the MPTCP MIB (once per namespace). */
+function supervisorRegistry (deps: SupervisorDeps, count: number): {
+  registry: Registry
+  metrics: SupervisorMetrics
+  mgmtRefused: MgmtRefusedCounter
+} {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   createGauge(registry, buildInfoSpec).set({ daemon: 'concentrator', version: deps.version, commit: deps.commit, node_version: process.version }, 1)
   // The namespace's MPTCP MIB is read once, here: the workers do not export it (kernelMib: false).
   registerKernelMib(registry)
   const metrics = createSupervisorMetrics(registry)
-  const mgmtRefused = createCounter(registry, commonMetricSpecs.mgmtConnectionsRefused)
   metrics.workersConfigured.set(count)
+  return { registry, metrics, mgmtRefused: createCounter(registry, commonMetricSpecs.mgmtConnectionsRefused) }
+}
 
-  const slots: Slot[] = Array.from({ length: count }, (_, index) => ({
-    index, ready: false, restarts: 0, consecutive: 0, upSince: 0, lastStatus: null, exited: Promise.resolve()
-  }))
-  const updateUp = (): void => { metrics.workersUp.set(slots.filter((s) => s.ready).length) }
+type MgmtRefusedCounter = ReturnType<typeof createCounter<typeof commonMetricSpecs.mgmtConnectionsRefused.labels>>
 
-  const machine = createMachineSetup(initial, { log, run: deps.run ?? runCommand, check: () => { checkConfig(initial) } })
-
-  const hag = initial.transparent.enabled ? new HagSetup({ config: initial.transparent, log: childFor(deps.log, 'transparent'), journal: machine.journalled }) : undefined
-
-  const call = async (slot: Slot, c: WorkerCall, timeoutMs = callTimeout): Promise<unknown> => {
-    const child = slot.child
-    if (child === undefined) throw new HybridError('HYBRID_ERR_INTERNAL', `worker ${slot.index} is not running`)
-    const id = nextId++
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { pending.delete(id); reject(new HybridError('HYBRID_ERR_INTERNAL', `worker ${slot.index}: no answer to ${c.kind} within ${timeoutMs} ms`)) }, timeoutMs)
-      pending.set(id, { resolve, reject, timer })
-      try {
-        child.send({ t: 'call', id, call: c })
-      } catch (err) {
-        clearTimeout(timer); pending.delete(id); reject(err instanceof Error ? err : new Error(String(err)))
-      }
-    })
+function supervisorStatus (p: SupervisorParts, ready: boolean): SupervisorStatus {
+  const workers = p.pool.statuses()
+  const answered = workers.map((w) => w.status).filter((s) => s !== null)
+  return {
+    version: p.deps.version,
+    uptimeSeconds: Math.round((p.now() - p.startedAt) / 1000),
+    ready,
+    draining: p.pool.stopping,
+    pid: p.deps.pid,
+    connections: {
+      active: answered.reduce((n, s) => n + s.connections.active, 0),
+      relaying: answered.reduce((n, s) => n + s.connections.relaying, 0)
+    },
+    workers,
+    kernel: p.kernelStatus()
   }
-  /** Call every running worker; a worker that fails or is down is absent from the result. */
-  const callAll = async <T>(c: WorkerCall, timeoutMs?: number): Promise<Map<number, T>> => {
-    const out = new Map<number, T>()
-    await Promise.all(slots.filter((s) => s.child !== undefined).map(async (s) => {
-      try { out.set(s.index, await call(s, c, timeoutMs) as T) } catch (err) { log.debug({ err, worker: s.index }, `worker did not answer ${c.kind}`) }
-    }))
-    return out
-  }
+}
 
-  const onMessage = (slot: Slot, m: FromWorker): void => {
-    if (m.t === 'ready') {
-      slot.ready = true
-      slot.upSince = now()
-      updateUp()
-      log.info({ worker: slot.index, pid: m.pid }, 'worker ready')
-      if (!stopping && slots.every((s) => s.ready)) readyWaiter?.()
-      return
-    }
-    if (m.t === 'reply') {
-      const p = pending.get(m.id)
-      if (p === undefined) return
-      pending.delete(m.id)
-      clearTimeout(p.timer)
-      if (m.ok) p.resolve(m.value)
-      else p.reject(new HybridError(m.error.code as 'HYBRID_ERR_INTERNAL', m.error.message))
-    }
-  }
-
-  const spawn = (slot: Slot): void => {
-    const child = deps.fork(slot.index)
-    slot.child = child
-    slot.pid = child.pid
-    slot.ready = false
-    let done!: () => void
-    slot.exited = new Promise((resolve) => { done = resolve })
-    child.on('message', (m) => { onMessage(slot, m) })
-    child.on('error', (err) => { log.error({ err, worker: slot.index }, 'worker IPC error') })
-    child.on('exit', (code, signal) => {
-      const wasUp = slot.ready ? now() - slot.upSince : 0
-      slot.child = undefined
-      slot.ready = false
-      slot.lastStatus = null
-      updateUp()
-      done()
-      if (stopping) { log.info({ worker: slot.index, pid: slot.pid, code, signal }, 'worker exited'); return }
-      if (!started) { failStart?.(new HybridError('HYBRID_ERR_INTERNAL', `worker ${slot.index} exited during start (code ${String(code)}, signal ${String(signal)})`)); return }
-      slot.consecutive = wasUp >= STABLE_MS ? 0 : slot.consecutive + 1
-      const delay = Math.min(MAX_BACKOFF_MS, restartBase * 2 ** Math.max(0, slot.consecutive - 1))
-      slot.restarts++
-      metrics.workerRestarts.inc({ worker: String(slot.index) })
-      log.error({ worker: slot.index, pid: slot.pid, code, signal, restartInMs: delay }, 'worker exited unexpectedly: restarting it')
-      slot.restartTimer = setTimeout(() => { slot.restartTimer = undefined; if (!stopping) spawn(slot) }, delay)
-    })
-  }
-
-  let readyWaiter: (() => void) | undefined // every worker ready: the start goes on
-  let failStart: ((err: Error) => void) | undefined // a worker exited before: the start fails
-  const startWorkers = async (): Promise<void> => {
-    await new Promise<void>((resolve, reject) => {
-      readyWaiter = resolve
-      failStart = reject
-      for (const slot of slots) spawn(slot)
-    })
-    readyWaiter = undefined
-    failStart = undefined
-    started = true
-    log.info({ workers: slots.map((s) => ({ index: s.index, pid: s.pid })) }, 'all workers ready')
-  }
-
-  /** Every worker drains in parallel; SIGKILL for one still running after the drain timeout and a grace. */
-  const stopWorkers = async (): Promise<void> => {
-    stopping = true
-    updateUp()
-    for (const s of slots) { clearTimeout(s.restartTimer); s.restartTimer = undefined }
-    const deadline = config.limits.drainTimeoutMs + EXIT_GRACE_MS
-    await Promise.all(slots.map(async (s) => {
-      const child = s.child
-      if (child === undefined) return
-      try { child.send({ t: 'stop' }) } catch { child.kill('SIGTERM') }
-      let timer: NodeJS.Timeout | undefined
-      const killed = new Promise<void>((resolve) => {
-        timer = setTimeout(() => {
-          log.error({ worker: s.index, pid: s.pid, afterMs: deadline }, 'worker did not exit after the drain: SIGKILL')
-          child.kill('SIGKILL')
-          resolve()
-        }, deadline)
-      })
-      await Promise.race([s.exited, killed])
-      clearTimeout(timer)
-      await s.exited
-    }))
-    for (const p of pending.values()) { clearTimeout(p.timer); p.reject(new HybridError('HYBRID_ERR_INTERNAL', 'supervisor stopping')) }
-    pending.clear()
-  }
-
-  const ready = (): boolean => started && !stopping && slots.every((s) => s.ready)
-  const status = (): SupervisorStatus => {
-    const workers: WorkerStatus[] = slots.map((s) => ({
-      index: s.index, pid: s.child === undefined ? null : (s.pid ?? null), ready: s.ready, restarts: s.restarts, status: s.lastStatus
-    }))
-    const answered = slots.map((s) => s.lastStatus).filter((s) => s !== null)
-    return {
-      version: deps.version,
-      uptimeSeconds: Math.round((now() - startedAt) / 1000),
-      ready: ready(),
-      draining: stopping,
-      pid: deps.pid,
-      connections: {
-        active: answered.reduce((n, s) => n + s.connections.active, 0),
-        relaying: answered.reduce((n, s) => n + s.connections.relaying, 0)
-      },
-      workers,
-      kernel: machine.kernelStatus()
-    }
-  }
-  const refreshStatus = async (): Promise<SupervisorStatus> => {
-    const answers = await callAll<ConcentratorStatus>({ kind: 'status' })
-    for (const s of slots) s.lastStatus = answers.get(s.index) ?? null
-    return status()
-  }
-
+/** One management API for the machine: merged metrics and sessions, the workers' status, reload. */
+function supervisorMgmt (p: SupervisorParts, registry: Registry, mgmtRefused: MgmtRefusedCounter, ready: () => boolean): MgmtApp {
+  const { pool, initial, deps } = p
   class MergedRegistry extends Registry {
     override async metrics (): Promise<string> {
-      const [own, workers] = await Promise.all([registry.getMetricsAsJSON(), callAll<MetricsJson>({ kind: 'metrics' })])
+      const [own, workers] = await Promise.all([registry.getMetricsAsJSON(), pool.callAll<MetricsJson>({ kind: 'metrics' })])
       return mergeWorkerMetrics(own as MetricsJson, workers).metrics()
     }
   }
-
-  const mgmt = buildMgmtServer({
+  const status = (): SupervisorStatus => supervisorStatus(p, ready())
+  return buildMgmtServer({
     log: childFor(deps.log, 'mgmt'),
     registry: new MergedRegistry(),
     token: initial.management.token,
     allowedHosts: mgmtAllowedHosts(initial.management.listen.host),
     limits: initial.management.limits,
     onRefused: (reason) => { mgmtRefused.inc({ reason }) },
-    readiness: () => ({ ready: ready(), checks: Object.fromEntries(slots.map((s) => [`worker${s.index}`, s.ready])) }),
+    readiness: () => ({ ready: ready(), checks: pool.readiness() }),
     status,
     statusSchema: SupervisorStatusSchema,
     info: { title: 'hybrid-concentrator management API (supervisor of workers)', version: deps.version },
     routes: (app) => {
       app.get('/api/v1/status', {
         schema: { summary: 'Supervisor status: workers with their PIDs and their own status', tags: ['status'], response: { 200: SupervisorStatusSchema } }
-      }, async () => refreshStatus())
+      }, async () => { await pool.refreshStatuses(); return status() })
       registerCommonRoutes(app, {
-        sessions: async (offset, limit) => mergeSessionPages(await callAll<SessionPage>({ kind: 'sessions', limit: offset + limit }), offset, limit),
+        sessions: async (offset, limit) => mergeSessionPages(await pool.callAll<SessionPage>({ kind: 'sessions', limit: offset + limit }), offset, limit),
         reload: deps.requestReload
       })
     }
   })
+}
+
+export function createSupervisor (initial: ConcentratorConfig, deps: SupervisorDeps): Supervisor {
+  const log = childFor(deps.log, 'supervisor')
+  const now = deps.clock ?? Date.now
+  const count = resolveWorkers(initial.workers)
+  const callTimeout = deps.callTimeoutMs ?? CALL_TIMEOUT_MS
+  const { registry, metrics, mgmtRefused } = supervisorRegistry(deps, count)
+  const pool = new WorkerPool({ count, fork: deps.fork, log, now, metrics, restartBaseMs: deps.restartBaseMs ?? 500, callTimeoutMs: callTimeout })
+  const machine = createMachineSetup(initial, { log, run: deps.run ?? runCommand, check: () => { checkConfig(initial) } })
+  const hag = initial.transparent.enabled ? new HagSetup({ config: initial.transparent, log: childFor(deps.log, 'transparent'), journal: machine.journalled }) : undefined
+  const p: SupervisorParts = { log, deps, initial, pool, startedAt: now(), now, kernelStatus: () => machine.kernelStatus() }
+  const ready = (): boolean => pool.started && !pool.stopping && pool.allReady()
+  const mgmt = supervisorMgmt(p, registry, mgmtRefused, ready)
+  let config = initial
+  let startPromise: Promise<void> | undefined
+  let stopPromise: Promise<void> | undefined
 
   const parts = new StartStop(log)
   const doStart = async (): Promise<void> => {
@@ -304,27 +184,23 @@ export function createSupervisor (initial: ConcentratorConfig, deps: SupervisorD
       ...machine.journalParts,
       ...machine.kernelParts,
       ...machine.joinParts,
-      { name: 'workers', start: startWorkers, stop: stopWorkers },
+      { name: 'workers', start: async () => { await pool.start() }, stop: async () => { await pool.stop(config.limits.drainTimeoutMs) } },
       // Transparent mode's nft TPROXY table, fwmark routes, join endpoints and C flag, once; after
       // the workers' TPROXY listeners are bound (as the single process does), removed after they exit.
       ...(hag === undefined ? [] : [{ name: 'transparent setup', start: async () => { await hag.apply() }, stop: async () => { await hag.remove() } }]),
-      {
-        name: 'management API',
-        start: async () => { await listenMgmt(mgmt, initial.management.listen) },
-        stop: async () => { await mgmt.close() }
-      }
+      { name: 'management API', start: async () => { await listenMgmt(mgmt, initial.management.listen) }, stop: async () => { await mgmt.close() } }
     ])
     log.info({ workers: count, management: initial.management.listen }, 'concentrator supervisor ready')
   }
   const doStop = async (): Promise<void> => {
-    stopping = true
+    pool.markStopping()
     if (startPromise !== undefined) await startPromise.catch(() => {})
     log.info({ workers: count, drainTimeoutMs: config.limits.drainTimeoutMs }, 'stopping: every worker drains')
-    await stopWorkers()
+    await pool.stop(config.limits.drainTimeoutMs)
     await parts.stop()
     log.info('concentrator supervisor stopped')
   }
-
+  const reloadFailed = (err: unknown): void => { log.error({ err }, 'reload refused; the workers keep the previous configuration') }
   const reload = async (next: ConcentratorConfig): Promise<void> => {
     try {
       checkReload(config, next)
@@ -332,18 +208,15 @@ export function createSupervisor (initial: ConcentratorConfig, deps: SupervisorD
       reloadFailed(err)
       throw err
     }
-    const running = slots.filter((s) => s.child !== undefined)
-    const results = await Promise.allSettled(running.map(async (s) => call(s, { kind: 'reload', config: next }, next.limits.drainTimeoutMs + callTimeout)))
+    const failed = await pool.callEach({ kind: 'reload', config: next }, next.limits.drainTimeoutMs + callTimeout)
     // A worker (re)started later reads the file itself; keep what the workers now run.
     config = next
-    const failed = results.flatMap((r, i) => r.status === 'rejected' ? [{ worker: running[i]?.index, err: r.reason as Error }] : [])
     if (failed.length > 0) {
       log.error({ failed: failed.map((f) => ({ worker: f.worker, message: f.err.message })) }, 'reload refused by some workers')
       throw failed[0]?.err ?? new HybridError('HYBRID_ERR_INTERNAL', 'reload failed')
     }
-    log.info({ workers: running.length }, 'configuration reloaded in every worker')
+    log.info({ workers: pool.runningCount() }, 'configuration reloaded in every worker')
   }
-  const reloadFailed = (err: unknown): void => { log.error({ err }, 'reload refused; the workers keep the previous configuration') }
 
   return {
     start: async () => { startPromise ??= doStart(); await startPromise },
@@ -351,6 +224,6 @@ export function createSupervisor (initial: ConcentratorConfig, deps: SupervisorD
     reload,
     reloadFailed,
     ready,
-    status
+    status: () => supervisorStatus(p, ready())
   }
 }

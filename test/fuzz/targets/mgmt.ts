@@ -40,6 +40,7 @@ const cpe = build((app) => registerCpeRoutes(app, {
   uplinks: () => uplinks,
   setUplink: async (name, change) => { calls.push({ kind: 'uplink', value: { name, change } }) },
   sessions: () => ({ total: 0, offset: 0, limit: 0, sessions: [] }) as never,
+  udpFlows: () => ({ enabled: false, total: 0, offset: 0, limit: 0, flows: [] }),
   reload: async () => { calls.push({ kind: 'reload', value: null }) },
   steering: () => ({ view: () => ({}), setMode: async (mode: SteeringMode) => { calls.push({ kind: 'steering', value: mode }) } })
 }))
