@@ -20,6 +20,7 @@ import { runTour } from './tour.ts'
 import { formatScenarioReport, parseScenarioSelection, plannedSeconds, type ScenarioSelection } from './scenario-failover.ts'
 import { runFailoverScenario } from './scenario-run.ts'
 import { formatPriorityReport, runPriorityScenario } from './scenario-priority.ts'
+import { formatUdpReport, runUdpScenario } from './scenario-udp.ts'
 import { parseSoakSelection, type SoakArgs, type SoakSelection } from './soak-options.ts'
 import { defaultResultsBase, formatSoakReport, writeSoakResults } from './soak-report.ts'
 import { runSoak, type SoakReport } from './soak-run.ts'
@@ -60,6 +61,9 @@ Options:
                     instead of the demo: priority-based steering (socks5): a download below
                     the DSL rate (LTE must carry < 5 %) and one above it (DSL + LTE must carry
                     >= 90 % of the sum of both rates); docs/steering.md
+  --scenario udp    instead of the demo: LAN UDP over CONNECT-UDP (socks5): a 50 pps flow
+                    (baseline, a 4 s DSL blackhole, a 4 s DSL carrier loss: loss, longest gap,
+                    RTT) and 200 DNS-like short flows; docs/udp.md
   --scenario soak   instead of the demo: the churn soak (docs/soak.md): new LAN connections at
                     --rate per second for --minutes (or --hours), mixed sizes, client resets and
                     half-closes, both daemons sampled every 10 s; fails (status 1) on a leak or a
@@ -97,6 +101,8 @@ export interface LabCliOptions {
   scenario?: ScenarioSelection
   /** `--scenario priority`. */
   priority?: boolean
+  /** `--scenario udp`. */
+  udp?: boolean
   /** `--scenario soak`. */
   soak?: SoakSelection
   /** `--concentrators n`: the scale-out lab with n instances, the CPE in `mode`. */
@@ -191,20 +197,21 @@ function withSoak (opts: LabCliOptions,
 }
 
 function withScenario (opts: LabCliOptions,
-  scenario: ScenarioSelection | 'priority' | { error: string } | undefined): LabCliOptions | { error: string } {
+  scenario: ScenarioSelection | 'priority' | 'udp' | { error: string } | undefined): LabCliOptions | { error: string } {
   if (scenario === undefined) return opts
   if (scenario === 'priority') return { ...opts, priority: true }
+  if (scenario === 'udp') return { ...opts, udp: true }
   return 'error' in scenario ? scenario : { ...opts, scenario }
 }
 
 /** `--scenario` with `--modes` / `--faults` (which need it). Pure. */
 function scenarioOption (name: string | undefined, modes: string | undefined,
-  faults: string | undefined): ScenarioSelection | 'priority' | { error: string } | undefined {
-  if (name === undefined || name === 'priority') {
+  faults: string | undefined): ScenarioSelection | 'priority' | 'udp' | { error: string } | undefined {
+  if (name === undefined || name === 'priority' || name === 'udp') {
     if (modes !== undefined || faults !== undefined) return { error: '--modes and --faults need --scenario failover' }
     return name
   }
-  if (name !== 'failover') return { error: `unknown --scenario ${JSON.stringify(name)} (known: failover, priority, soak)` }
+  if (name !== 'failover') return { error: `unknown --scenario ${JSON.stringify(name)} (known: failover, priority, udp, soak)` }
   return parseScenarioSelection(modes, faults)
 }
 
@@ -363,6 +370,11 @@ async function runSelected (lab: Lab, opts: LabCliOptions, out: (s: string) => v
     progress('priority scenario: socks5 with steering.mode priority-based; about 40 s plus daemon starts')
     const report = await runPriorityScenario(lab, progress)
     return { text: formatPriorityReport(report), json: report }
+  }
+  if (opts.udp === true) {
+    progress('udp scenario: socks5 with udp.enabled; about 45 s plus daemon starts')
+    const report = await runUdpScenario(lab, progress)
+    return { text: formatUdpReport(report), json: report }
   }
   if (opts.soak !== undefined) return runSoaks(lab, opts.soak, opts.json, out, progress)
   if (opts.scenario !== undefined) {

@@ -8,6 +8,9 @@
  *        a constant-rate flow like a VoIP call: datagram k carries k (u32) and its send time; the
  *        echoes give loss, duplicates, the longest gap between two echoes and the RTT; prints
  *        {"type":"result", sent, received, lost, duplicates, reordered, longestGapMs, rttP50Ms, rttP99Ms, rttMaxMs}
+ *   flows --host H --port P [--count 200] [--parallel 20] [--timeout-ms 2000]
+ *        many short flows, like DNS: each from a new socket (a new 5-tuple), one datagram, one echo
+ *        awaited; prints {"type":"flows", count, answered, rttP50Ms, rttP99Ms, rttMaxMs}
  *
  * Bounded: a stream sends at most pps × seconds datagrams (≤ 100 000) and waits 2 s for the last
  * echoes. Addresses are the lab's documentation ranges.
@@ -113,6 +116,48 @@ async function stream (host: string, port: number, pps: number, size: number, se
   }
 }
 
+export interface FlowsResult {
+  readonly count: number
+  readonly answered: number
+  readonly rttP50Ms: number
+  readonly rttP99Ms: number
+  readonly rttMaxMs: number
+}
+
+async function oneShot (host: string, port: number, timeoutMs: number): Promise<number | undefined> {
+  const s = createSocket(isIPv6(host) ? 'udp6' : 'udp4')
+  try {
+    const t0 = performance.now()
+    const answer = once(s, 'message').then(() => performance.now() - t0)
+    s.send(Buffer.alloc(48), port, host)
+    return await Promise.race([answer, new Promise<undefined>((resolve) => setTimeout(() => { resolve(undefined) }, timeoutMs))])
+  } finally {
+    s.close()
+  }
+}
+
+async function flows (host: string, port: number, count: number, parallel: number, timeoutMs: number): Promise<FlowsResult> {
+  const rtts: number[] = []
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      next++
+      const rtt = await oneShot(host, port, timeoutMs)
+      if (rtt !== undefined) rtts.push(rtt)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(parallel, count)) }, worker))
+  const sorted = rtts.sort((a, b) => a - b)
+  const r2 = (x: number): number => Math.round(x * 100) / 100
+  return {
+    count,
+    answered: rtts.length,
+    rttP50Ms: r2(quantile(sorted, 0.5)),
+    rttP99Ms: r2(quantile(sorted, 0.99)),
+    rttMaxMs: r2(sorted[sorted.length - 1] ?? Number.NaN)
+  }
+}
+
 async function main (): Promise<void> {
   const [cmd, ...rest] = process.argv.slice(2)
   const { values: v } = parseArgs({
@@ -124,7 +169,10 @@ async function main (): Promise<void> {
       pps: { type: 'string', default: '50' },
       size: { type: 'string', default: '160' },
       seconds: { type: 'string', default: '10' },
-      'src-port': { type: 'string', default: '0' }
+      'src-port': { type: 'string', default: '0' },
+      count: { type: 'string', default: '200' },
+      parallel: { type: 'string', default: '20' },
+      'timeout-ms': { type: 'string', default: '2000' }
     }
   })
   const port = Number(v.port)
@@ -138,7 +186,13 @@ async function main (): Promise<void> {
     print({ type: 'result', ...await stream(v.host, port, pps, Number(v.size), seconds, Number(v['src-port'])) })
     return
   }
-  throw new Error(`usage: udp-flow.ts serve|stream … (got ${String(cmd)})`)
+  if (cmd === 'flows') {
+    if (v.host === undefined) throw new Error('--host required')
+    const count = Math.min(MAX_DATAGRAMS, Number(v.count))
+    print({ type: 'flows', ...await flows(v.host, port, count, Number(v.parallel), Number(v['timeout-ms'])) })
+    return
+  }
+  throw new Error(`usage: udp-flow.ts serve|stream|flows … (got ${String(cmd)})`)
 }
 
 main().catch((err: unknown) => {

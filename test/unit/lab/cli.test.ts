@@ -40,6 +40,12 @@ test('daemon modes and --with-prometheus; unknown modes and bad values are usage
   }
 })
 
+test('--scenario udp; --modes belongs to failover', () => {
+  assert.deepEqual(parseLabArgs(['--scenario', 'udp']),
+    { mode: 'all', seconds: 5, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'ha-', withPrometheus: false, udp: true })
+  assert.ok('error' in (parseLabArgs(['--scenario', 'udp', '--modes', 'socks5']) as object))
+})
+
 test('--scenario priority (with a hat- prefix); --modes/--faults belong to failover', () => {
   assert.deepEqual(parseLabArgs(['--scenario', 'priority', '--prefix', 'hat-lab-']),
     { mode: 'all', seconds: 5, dsl: 'vdsl', lte: 'lte', json: false, keep: false, prefix: 'hat-lab-', withPrometheus: false, priority: true })
