@@ -5,14 +5,16 @@
  *   baseline      a 50 pps, 160-byte flow (like a voice call) for 5 s: loss, longest gap, RTT;
  *   dsl-blackhole the same flow for 10 s, DSL blackholed from 3 s to 7 s: loss and longest gap;
  *   dsl-carrier   the same with DSL's carrier down instead;
- *   short-flows   200 DNS-like flows (a new 5-tuple each, one datagram and its echo), 20 at a time.
+ *   short-flows   200 DNS-like flows (a new 5-tuple each, one datagram and its echo), 20 at a time;
+ *   bulk-down/up  one bulk flow like a QUIC download/upload for 5 s, offered at 90 % of the sum of
+ *                 both accesses' rates (vdsl + lte: 81 Mbit/s down, 22.5 up): goodput, loss.
  * Also used by test/e2e/udp.e2e.test.ts (the helpers below). No redundant mode exists yet, so the
  * "with and without redundant mode" comparison of issue 14 is not part of it.
  */
 import type { ChildProcess } from 'node:child_process'
 import { startModeSession, type ModeSession } from './mode-runners.ts'
 import type { Lab } from './topology.ts'
-import type { FlowsResult, StreamResult } from './udp-flow.ts'
+import type { BulkResult, FlowsResult, StreamResult } from './udp-flow.ts'
 
 export const UDP_PROXY_PORT = 7400
 export const UDP_ECHO_PORT = 9000
@@ -66,6 +68,12 @@ export async function udpShortFlows (lab: Lab, host: string, args: readonly stri
   return runTool<FlowsResult>(lab, ['flows', '--host', host, '--port', String(UDP_ECHO_PORT), ...args], 'flows')
 }
 
+/** One bulk flow between the LAN host and `host` (`bulk` of the flow tool). */
+export async function udpBulk (lab: Lab, host: string, direction: 'up' | 'down', mbps: number, seconds = 5): Promise<BulkResult> {
+  return runTool<BulkResult>(lab, ['bulk', '--host', host, '--port', String(UDP_ECHO_PORT), '--direction', direction,
+    '--mbps', String(mbps), '--seconds', String(seconds)], 'bulk')
+}
+
 /** A 10 s, 50 pps flow with DSL in `state` from 3 s to 7 s. */
 export async function streamThroughFault (lab: Lab, host: string, state: 'blackhole' | 'down'): Promise<StreamResult> {
   const run = udpStream(lab, host, ['--seconds', '10'])
@@ -84,6 +92,10 @@ export interface UdpScenarioReport {
   readonly dslBlackhole: StreamResult
   readonly dslCarrier: StreamResult
   readonly shortFlows: FlowsResult
+  readonly bulkDown: BulkResult
+  readonly bulkUp: BulkResult
+  /** The accesses' shaped rates (Mbit/s), for the bulk figures. */
+  readonly rates: { readonly down: { dsl: number, lte: number }, readonly up: { dsl: number, lte: number } }
   readonly concentratorFlows: number
 }
 
@@ -102,7 +114,15 @@ export async function runUdpScenario (lab: Lab, log: (m: string) => void): Promi
     await sleep(2000)
     log('udp: 200 short flows, 20 at a time')
     const shortFlows = await udpShortFlows(lab, host)
-    return { baseline, dslBlackhole, dslCarrier, shortFlows, concentratorFlows: await session.concentrator.metric('hybrid_udp_flows_created_total') }
+    const rates = {
+      down: { dsl: lab.access.dsl.profile.down.rateMbit, lte: lab.access.lte.profile.down.rateMbit },
+      up: { dsl: lab.access.dsl.profile.up.rateMbit, lte: lab.access.lte.profile.up.rateMbit }
+    }
+    log('udp: one bulk flow down, then up, 5 s each')
+    const bulkDown = await udpBulk(lab, host, 'down', 0.9 * (rates.down.dsl + rates.down.lte))
+    const bulkUp = await udpBulk(lab, host, 'up', 0.9 * (rates.up.dsl + rates.up.lte))
+    const concentratorFlows = await session.concentrator.metric('hybrid_udp_flows_created_total')
+    return { baseline, dslBlackhole, dslCarrier, shortFlows, bulkDown, bulkUp, rates, concentratorFlows }
   } finally {
     await session.stop()
     echo.child.kill('SIGTERM')
@@ -123,6 +143,14 @@ export function formatUdpReport (r: UdpScenarioReport): string {
     row('DSL carrier loss 4 s', r.dslCarrier),
     '',
     `Short flows: ${f.answered}/${f.count} answered, RTT p50 ${f.rttP50Ms} ms, p99 ${f.rttP99Ms} ms, max ${f.rttMaxMs} ms`,
+    '',
+    '| Bulk flow | Offered Mbit/s | Goodput Mbit/s | Loss % | Best single access Mbit/s | Sum of accesses Mbit/s |',
+    '|---|---:|---:|---:|---:|---:|',
+    ...(['bulkDown', 'bulkUp'] as const).map((k) => {
+      const b = r[k]
+      const rate = b.direction === 'down' ? r.rates.down : r.rates.up
+      return `| ${b.direction} | ${b.offeredMbps} | ${b.goodputMbps} | ${b.lossPct} | ${Math.max(rate.dsl, rate.lte)} | ${rate.dsl + rate.lte} |`
+    }),
     `Concentrator: ${r.concentratorFlows} UDP flows created`,
     ''
   ].join('\n')

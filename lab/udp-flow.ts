@@ -8,6 +8,10 @@
  *        a constant-rate flow like a VoIP call: datagram k carries k (u32) and its send time; the
  *        echoes give loss, duplicates, the longest gap between two echoes and the RTT; prints
  *        {"type":"result", sent, received, lost, duplicates, reordered, longestGapMs, rttP50Ms, rttP99Ms, rttMaxMs}
+ *   bulk --host H --port P --direction down|up [--mbps 10] [--seconds 10] [--size 1200]
+ *        one bulk flow like a QUIC download (down: the server sends at --mbps to the requester) or
+ *        upload (up: the client sends, the server acks each datagram with its header); prints
+ *        {"type":"bulk", direction, offeredMbps, seconds, sent, received, lossPct, goodputMbps}
  *   flows --host H --port P [--count 200] [--parallel 20] [--timeout-ms 2000]
  *        many short flows, like DNS: each from a new socket (a new 5-tuple), one datagram, one echo
  *        awaited; prints {"type":"flows", count, answered, rttP50Ms, rttP99Ms, rttMaxMs}
@@ -23,6 +27,41 @@ import { parseArgs } from 'node:util'
 const MAX_DATAGRAMS = 100_000
 const TAIL_MS = 2000
 const HEADER = 12
+/** Byte 12 of a datagram: 0 echo it, 1 answer with its header only (upstream bulk), 2 a downstream bulk request. */
+const KIND_ACK = 1
+const KIND_BULK_REQUEST = 2
+/** Bounds of a downstream bulk request: rate, duration, datagram size. */
+const BULK_MAX_KBPS = 1_000_000
+const BULK_MAX_SECONDS = 60
+const bulkSenders = new Set<string>()
+
+/**
+ * Downstream bulk: the requester gets `kbps` of `size`-byte datagrams for `seconds` (once per source
+ * at a time; bounded in rate and time), each with its sequence number.
+ */
+function sendBulk (s: Socket, id: string, req: Buffer, address: string, port: number): void {
+  if (req.length < HEADER + 9 || bulkSenders.has(id)) return
+  const kbps = Math.min(BULK_MAX_KBPS, req.readUInt32BE(HEADER + 1))
+  const seconds = Math.min(BULK_MAX_SECONDS, req.readUInt16BE(HEADER + 5))
+  const size = Math.max(HEADER, Math.min(1400, req.readUInt16BE(HEADER + 7)))
+  const pps = (kbps * 1000) / (size * 8)
+  const total = Math.min(MAX_DATAGRAMS * 10, Math.round(pps * seconds))
+  bulkSenders.add(id)
+  const payload = Buffer.alloc(size)
+  const start = performance.now()
+  let k = 0
+  const tick = (): void => {
+    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * pps))
+    for (; k < due; k++) {
+      payload.writeUInt32BE(k, 0)
+      payload.writeDoubleBE(performance.now(), 4)
+      s.send(payload, port, address)
+    }
+    if (k < total) setTimeout(tick, 2)
+    else setTimeout(() => { bulkSenders.delete(id) }, 1000)
+  }
+  tick()
+}
 
 function print (o: Record<string, unknown>): void { process.stdout.write(JSON.stringify(o) + '\n') }
 
@@ -34,6 +73,9 @@ async function serve (hosts: readonly string[], port: number): Promise<void> {
     s.on('message', (msg, rinfo) => {
       const id = `${rinfo.address}|${rinfo.port}`
       if (!seen.has(id)) { seen.add(id); print({ type: 'source', address: rinfo.address, port: rinfo.port }) }
+      const kind = msg.length > HEADER ? msg[HEADER] : 0
+      if (kind === KIND_ACK) { s.send(msg.subarray(0, HEADER + 1), rinfo.port, rinfo.address); return }
+      if (kind === KIND_BULK_REQUEST) { sendBulk(s, id, msg, rinfo.address, rinfo.port); return }
       s.send(msg, rinfo.port, rinfo.address)
     })
     s.bind(port, host)
@@ -158,41 +200,125 @@ async function flows (host: string, port: number, count: number, parallel: numbe
   }
 }
 
-async function main (): Promise<void> {
-  const [cmd, ...rest] = process.argv.slice(2)
-  const { values: v } = parseArgs({
-    args: rest,
-    options: {
-      listen: { type: 'string', multiple: true },
-      host: { type: 'string' },
-      port: { type: 'string' },
-      pps: { type: 'string', default: '50' },
-      size: { type: 'string', default: '160' },
-      seconds: { type: 'string', default: '10' },
-      'src-port': { type: 'string', default: '0' },
-      count: { type: 'string', default: '200' },
-      parallel: { type: 'string', default: '20' },
-      'timeout-ms': { type: 'string', default: '2000' }
+export interface BulkResult {
+  readonly direction: 'up' | 'down'
+  readonly offeredMbps: number
+  readonly seconds: number
+  readonly sent: number
+  readonly received: number
+  readonly lossPct: number
+  readonly goodputMbps: number
+}
+
+/** Upstream bulk: datagrams at `mbps` with the ack flag; the acks give what arrived. */
+async function bulkUp (host: string, port: number, mbps: number, seconds: number, size: number): Promise<BulkResult> {
+  const s = createSocket(isIPv6(host) ? 'udp6' : 'udp4')
+  let received = 0
+  s.on('message', () => { received++ })
+  const pps = (mbps * 1e6) / (size * 8)
+  const total = Math.min(MAX_DATAGRAMS * 10, Math.round(pps * seconds))
+  const payload = Buffer.alloc(size)
+  payload[HEADER] = KIND_ACK
+  const start = performance.now()
+  let k = 0
+  while (k < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * pps))
+    for (; k < due; k++) {
+      payload.writeUInt32BE(k, 0)
+      s.send(payload, port, host)
     }
+    await new Promise((resolve) => setTimeout(resolve, 2))
+  }
+  await new Promise((resolve) => setTimeout(resolve, TAIL_MS))
+  s.close()
+  return bulkResult('up', mbps, seconds, total, received, size)
+}
+
+/** Downstream bulk: asks the server for `mbps` for `seconds` and counts what arrives. */
+async function bulkDown (host: string, port: number, mbps: number, seconds: number, size: number): Promise<BulkResult> {
+  const s = createSocket(isIPv6(host) ? 'udp6' : 'udp4')
+  let received = 0
+  let highest = -1
+  s.on('message', (msg) => {
+    received++
+    if (msg.length >= 4) highest = Math.max(highest, msg.readUInt32BE(0))
   })
-  const port = Number(v.port)
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error('--port 1–65535 required')
-  if (cmd === 'serve') { await serve(v.listen ?? [], port); return }
-  if (cmd === 'stream') {
-    if (v.host === undefined) throw new Error('--host required')
+  const req = Buffer.alloc(HEADER + 9)
+  req[HEADER] = KIND_BULK_REQUEST
+  req.writeUInt32BE(Math.round(mbps * 1000), HEADER + 1)
+  req.writeUInt16BE(seconds, HEADER + 5)
+  req.writeUInt16BE(size, HEADER + 7)
+  s.send(req, port, host)
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000 + TAIL_MS))
+  s.close()
+  const total = Math.round(((mbps * 1e6) / (size * 8)) * seconds)
+  return bulkResult('down', mbps, seconds, Math.max(total, highest + 1), received, size)
+}
+
+function bulkResult (direction: 'up' | 'down', mbps: number, seconds: number, sent: number, received: number, size: number): BulkResult {
+  const r2 = (x: number): number => Math.round(x * 100) / 100
+  return {
+    direction,
+    offeredMbps: mbps,
+    seconds,
+    sent,
+    received,
+    lossPct: r2(sent === 0 ? 0 : (100 * (sent - received)) / sent),
+    goodputMbps: r2((received * size * 8) / seconds / 1e6)
+  }
+}
+
+const OPTIONS = {
+  listen: { type: 'string', multiple: true },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  pps: { type: 'string', default: '50' },
+  size: { type: 'string' },
+  seconds: { type: 'string', default: '10' },
+  'src-port': { type: 'string', default: '0' },
+  count: { type: 'string', default: '200' },
+  parallel: { type: 'string', default: '20' },
+  'timeout-ms': { type: 'string', default: '2000' },
+  mbps: { type: 'string', default: '10' },
+  direction: { type: 'string', default: 'down' }
+} as const
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values']
+
+function hostOf (v: Values): string {
+  if (v.host === undefined) throw new Error('--host required')
+  return v.host
+}
+
+const COMMANDS: Record<string, (v: Values, port: number) => Promise<void>> = {
+  serve: async (v, port) => { await serve(v.listen ?? [], port) },
+  stream: async (v, port) => {
     const pps = Number(v.pps)
     const seconds = Number(v.seconds)
     if (!(pps > 0 && pps <= 10_000) || !(seconds > 0 && seconds <= 600)) throw new Error('--pps 1–10000 and --seconds ≤ 600')
-    print({ type: 'result', ...await stream(v.host, port, pps, Number(v.size), seconds, Number(v['src-port'])) })
-    return
+    print({ type: 'result', ...await stream(hostOf(v), port, pps, Number(v.size ?? 160), seconds, Number(v['src-port'])) })
+  },
+  flows: async (v, port) => {
+    print({ type: 'flows', ...await flows(hostOf(v), port, Math.min(MAX_DATAGRAMS, Number(v.count)), Number(v.parallel), Number(v['timeout-ms'])) })
+  },
+  bulk: async (v, port) => {
+    const mbps = Number(v.mbps)
+    const seconds = Number(v.seconds)
+    const size = Math.max(HEADER + 1, Math.min(1400, Number(v.size ?? 1200)))
+    if (!(mbps > 0 && mbps <= 1000) || !(seconds > 0 && seconds <= BULK_MAX_SECONDS)) throw new Error('--mbps 1–1000 and --seconds ≤ 60')
+    const host = hostOf(v)
+    print({ type: 'bulk', ...(v.direction === 'up' ? await bulkUp(host, port, mbps, seconds, size) : await bulkDown(host, port, mbps, seconds, size)) })
   }
-  if (cmd === 'flows') {
-    if (v.host === undefined) throw new Error('--host required')
-    const count = Math.min(MAX_DATAGRAMS, Number(v.count))
-    print({ type: 'flows', ...await flows(v.host, port, count, Number(v.parallel), Number(v['timeout-ms'])) })
-    return
-  }
-  throw new Error(`usage: udp-flow.ts serve|stream|flows … (got ${String(cmd)})`)
+}
+
+async function main (): Promise<void> {
+  const [cmd = '', ...rest] = process.argv.slice(2)
+  const { values } = parseArgs({ args: rest, options: OPTIONS })
+  const port = Number(values.port)
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error('--port 1–65535 required')
+  const run = COMMANDS[cmd]
+  if (run === undefined) throw new Error(`usage: udp-flow.ts ${Object.keys(COMMANDS).join('|')} … (got ${JSON.stringify(cmd)})`)
+  await run(values, port)
 }
 
 main().catch((err: unknown) => {
