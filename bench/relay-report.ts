@@ -104,6 +104,10 @@ export interface IdleResult {
   rssBeforeKiB: number
   rssAfterKiB: number
   kibPerConnection: number
+  /** Both readings were taken right after a full GC (relay-gc.ts); absent in results before 2026-12-08. */
+  fullGc?: boolean
+  /** (last settling sample − before) / connections, without the forced GC: what a reading at a random moment says. */
+  kibPerConnectionSettled?: number
   heapBeforeBytes: number
   heapAfterBytes: number
   heapBytesPerConnection: number
@@ -113,6 +117,8 @@ export interface IdleResult {
   closedBackToZero: boolean
   /** Seconds after the last connection opened → concentrator VmRSS and V8 heap used (KiB). */
   series: Array<{ s: number, rssKiB: number, heapKiB: number }>
+  /** `--idle-alloc <s>`: V8's sampling heap profiler with the connections idle; top allocation sites (last three frames). */
+  allocations?: { seconds: number, top: Array<{ site: string, kibPerSecond: number }> }
 }
 
 export interface RelayBenchResult {
@@ -133,6 +139,8 @@ export interface RelayBenchResult {
   spliceIdle?: IdleResult
   profile?: ProfileRow[]
   heap?: { connections: number, totalPerConnection: number, rows: HeapRow[] }
+  /** The same on the splice data plane. */
+  spliceHeap?: { connections: number, totalPerConnection: number, rows: HeapRow[] }
   notes: string[]
 }
 
@@ -201,23 +209,31 @@ export function renderMarkdown (r: RelayBenchResult): string {
     lines.push(`## ${i.connections} idle relayed SOCKS5 connections (dataPlane: ${plane})`, '',
       '| Measure | Value |', '|---|---|',
       `| opened / failed | ${i.connections - i.failed} / ${i.failed} in ${i.openMs} ms |`,
-      `| concentrator VmRSS before → after (last settling sample) | ${i.rssBeforeKiB} → ${i.rssAfterKiB} KiB |`,
+      `| concentrator VmRSS before → after (${i.fullGc === true ? 'each right after a full GC' : 'last settling sample'}) | ${i.rssBeforeKiB} → ${i.rssAfterKiB} KiB |`,
       `| **RSS per connection** | **${r2(i.kibPerConnection)} KiB** (goal ≤ 12) |`,
+      ...(i.kibPerConnectionSettled === undefined ? [] : [`| RSS per connection at the last settling sample, no forced GC | ${r2(i.kibPerConnectionSettled)} KiB |`]),
       `| V8 heap used before → after | ${Math.round(i.heapBeforeBytes / 1024)} → ${Math.round(i.heapAfterBytes / 1024)} KiB (${Math.round(i.heapBytesPerConnection)} B per connection) |`,
       `| hybrid_connections_active / open fds | ${i.activeReported} / ${i.fds} |`,
       `| kernel TCP socket memory delta (whole namespace: client, relay, sink) | ${i.kernelSocketMemPagesDelta} pages |`,
       `| all closed afterwards (active back to 0) | ${i.closedBackToZero ? 'yes' : 'no'} |`,
       `| settling (s → RSS / heap KiB) | ${i.series.map((x) => `${x.s} s → ${x.rssKiB} / ${x.heapKiB}`).join(', ')} |`, '')
+    if (i.allocations !== undefined) {
+      const total = i.allocations.top.reduce((a, t) => a + t.kibPerSecond, 0)
+      lines.push(`Allocated while idle (sampling heap profiler, ${i.allocations.seconds} s, top sites ≈ ${Math.round(total)} KiB/s):`, '',
+        '| Allocation site (caller < … < allocating function) | KiB/s |', '|---|---|',
+        ...i.allocations.top.map((t) => `| \`${t.site.replace(/\|/g, '\\|')}\` | ${t.kibPerSecond} |`), '')
+    }
   }
   if (r.profile !== undefined) {
     lines.push('## Where our relay spends its time (`--cpu-prof`, one extra run, self time during the transfer only)', '',
       '| Function | Self % |', '|---|---|', ...r.profile.map((p) => `| \`${p.name}\` | ${p.selfPercent} |`), '')
   }
-  if (r.heap !== undefined) {
-    lines.push(`## JS heap per idle relayed connection (heap snapshots, ${r.heap.connections} connections, after a full GC)`, '',
-      `Total: **${r.heap.totalPerConnection} B per connection** (self sizes, snapshot after − before, / connections).`, '',
+  for (const [h, plane] of [[r.heap, 'stream'], [r.spliceHeap, 'splice']] as const) {
+    if (h === undefined) continue
+    lines.push(`## JS heap per idle relayed connection, dataPlane: ${plane} (heap snapshots, ${h.connections} connections, after a full GC)`, '',
+      `Total: **${h.totalPerConnection} B per connection** (self sizes, snapshot after − before, / connections).`, '',
       '| Object (constructor, closure name or V8 type) | Objects per connection | Bytes per connection |', '|---|---|---|',
-      ...r.heap.rows.map((h) => `| \`${h.key}\` | ${h.objectsPerConnection} | ${h.bytesPerConnection} |`), '')
+      ...h.rows.map((x) => `| \`${x.key}\` | ${x.objectsPerConnection} | ${x.bytesPerConnection} |`), '')
   }
   if (r.notes.length > 0) lines.push('## Notes', '', ...r.notes.map((n) => `- ${n}`), '')
   return lines.join('\n')

@@ -43,6 +43,8 @@ const NS = `${PREFIX}relay`
 const SVC = '203.0.113.200'
 const SINK = '203.0.113.10'
 const PORTS = { ours: 1080, socat: 1081, splice: 1082, haproxy: 1083, sink: 5001, rr: 5002, mgmt: 9090, mgmtSplice: 9091 } as const
+/** Inspector ports of the two concentrators (loopback in the namespace), for the full GC before each idle-memory reading (relay-gc.ts). */
+const INSPECT_PORTS = { stream: 9229, splice: 9230 } as const
 /** CPU the relays run on and CPU the load generators (clients, sinks) run on, when pinned. */
 const RELAY_CPU = '1'
 const LOAD_CPU = '0'
@@ -227,7 +229,19 @@ export class Bench {
       ...nodePeer(['idle', '--proxy', `${SVC}:${port}`, '--socks', `${SINK}:${PORTS.sink}`, '--count', String(n)])]))))
   }
 
-  async idle (conc: DaemonHandle, count: number, port: number = PORTS.ours): Promise<IdleResult> {
+  /** A full GC in the concentrator listening for the inspector on `inspectPort` (relay-gc.ts), then a short settle. */
+  async fullGc (inspectPort: number): Promise<void> {
+    await this.ns.exec([process.execPath, '--experimental-websocket', '--no-warnings', '--import', 'tsx', 'bench/relay-gc.ts', String(inspectPort)],
+      { timeoutMs: 60_000 })
+    await sleep(500)
+  }
+
+  /**
+   * RSS and V8 heap with `count` idle relays. With `inspectPort` (the concentrator runs with
+   * `--inspect`), both readings come right after a full GC: the figure is what the connections keep;
+   * the settling series (no forced GC) shows what a reading at a random moment would have said.
+   */
+  async idle (conc: DaemonHandle, count: number, port: number = PORTS.ours, inspectPort?: number, allocSeconds = 0): Promise<IdleResult> {
     const open = (n: number): Proc => this.openIdle(n, port)
     const warm = open(200)
     await warm.next('ready', 30_000)
@@ -236,6 +250,7 @@ export class Bench {
     const rss = (): number => parseVmRss(readFileSync(`/proc/${conc.pid}/status`, 'utf8'))
     const heap = async (): Promise<number> => conc.metric('nodejs_heap_size_used_bytes')
     const sock = async () => parseSockstat(await this.ns.exec(['cat', '/proc/net/sockstat']))
+    if (inspectPort !== undefined) await this.fullGc(inspectPort)
     const [rssBefore, heapBefore, sock0] = [rss(), await heap(), await sock()]
     const client = open(count)
     const ready = await client.next('ready', 120_000)
@@ -246,7 +261,10 @@ export class Bench {
       await sleep(2000)
       series.push({ s: t, rssKiB: rss(), heapKiB: Math.round(await heap() / 1024) })
     }
+    const settledRss = rss()
+    if (inspectPort !== undefined) await this.fullGc(inspectPort)
     const [rssAfter, heapAfter, sock1] = [rss(), await heap(), await sock()]
+    const allocations = inspectPort !== undefined && allocSeconds > 0 ? await this.allocations(inspectPort, allocSeconds) : undefined
     const activeReported = await conc.metric('hybrid_connections_active')
     const fds = readdirSync(`/proc/${conc.pid}/fd`).length
     await client.stop(30_000)
@@ -260,6 +278,8 @@ export class Bench {
       rssBeforeKiB: rssBefore,
       rssAfterKiB: rssAfter,
       kibPerConnection: (rssAfter - rssBefore) / opened,
+      fullGc: inspectPort !== undefined,
+      kibPerConnectionSettled: (settledRss - rssBefore) / opened,
       heapBeforeBytes: heapBefore,
       heapAfterBytes: heapAfter,
       heapBytesPerConnection: (heapAfter - heapBefore) / opened,
@@ -267,8 +287,17 @@ export class Bench {
       fds,
       kernelSocketMemPagesDelta: sock1.memPages - sock0.memPages,
       closedBackToZero: active === 0,
-      series
+      series,
+      ...(allocations !== undefined ? { allocations } : {})
     }
+  }
+
+  /** V8's sampling heap profiler for `seconds` (relay-gc.ts --sample): where an idle concentrator allocates. */
+  async allocations (inspectPort: number, seconds: number): Promise<NonNullable<IdleResult['allocations']>> {
+    const out = await this.ns.exec([process.execPath, '--experimental-websocket', '--no-warnings', '--import', 'tsx', 'bench/relay-gc.ts',
+      String(inspectPort), '--sample', String(seconds)], { timeoutMs: (seconds + 60) * 1000 })
+    const a = JSON.parse(out) as { top: Array<{ fn: string, bytes: number }> }
+    return { seconds, top: a.top.map((t) => ({ site: t.fn, kibPerSecond: Math.round(t.bytes / 1024 / seconds * 10) / 10 })) }
   }
 
   /** A socat MPTCP listener relaying to the sink, forking per connection. */
@@ -345,6 +374,8 @@ interface RelayOptions {
   /** Seconds of short connections per path and round (0: no churn). */
   churnSeconds: number
   pin: 'auto' | 'on' | 'off'
+  /** Seconds of allocation sampling with the idle connections open (0: off). */
+  idleAlloc: number
 }
 
 function parseOptions (argv: readonly string[]): RelayOptions {
@@ -362,7 +393,8 @@ function parseOptions (argv: readonly string[]): RelayOptions {
       'data-plane': { type: 'string', default: 'stream,splice' },
       refs: { type: 'string', default: 'socat,haproxy' },
       'churn-seconds': { type: 'string', default: '4' },
-      pin: { type: 'string', default: 'auto' }
+      pin: { type: 'string', default: 'auto' },
+      'idle-alloc': { type: 'string', default: '0' }
     }
   })
   const refs = values.refs.split(',').filter((p): p is 'socat' | 'haproxy' => p === 'socat' || p === 'haproxy')
@@ -382,7 +414,8 @@ function parseOptions (argv: readonly string[]): RelayOptions {
     planes: [...new Set(planes)],
     refs: [...new Set(refs)],
     churnSeconds: Number(values['churn-seconds']) > 0 ? clamp(Number(values['churn-seconds']), 1, 20) : 0,
-    pin: values.pin as RelayOptions['pin']
+    pin: values.pin as RelayOptions['pin'],
+    idleAlloc: Number(values['idle-alloc']) > 0 ? clamp(Number(values['idle-alloc']), 1, 60) : 0
   }
 }
 
@@ -417,7 +450,7 @@ async function churnRounds (bench: Bench, pids: Partial<Record<RelayPath, number
   return runs
 }
 
-type Measured = Pick<RelayBenchResult, 'runs' | 'churn' | 'summary' | 'ratioPerCore' | 'spliceRatioPerCore' | 'idle' | 'spliceIdle' | 'profile' | 'heap'>
+type Measured = Pick<RelayBenchResult, 'runs' | 'churn' | 'summary' | 'ratioPerCore' | 'spliceRatioPerCore' | 'idle' | 'spliceIdle' | 'profile' | 'heap' | 'spliceHeap'>
 
 /** Everything measured inside the namespace: idle memory, ABAB throughput, profile, heap. */
 async function measure (bench: Bench, o: RelayOptions, conns: number, notes: string[]): Promise<Measured> {
@@ -430,12 +463,15 @@ async function measure (bench: Bench, o: RelayOptions, conns: number, notes: str
   await sink.next('ready', 30_000)
   const rr = new Proc(bench.spawn(bench.loadArgv(withNofile(nodePeer(['rr', '--listen', `${SINK}:${PORTS.rr}`])))))
   await rr.next('ready', 30_000)
-  const conc = o.planes.includes('stream') ? await bench.concentrator() : undefined
-  const spliced = o.planes.includes('splice') ? await bench.concentrator([], 'splice') : undefined
-  const idleOf = async (c: DaemonHandle | undefined, port: number, plane: string): Promise<IdleResult | undefined> => {
+  // With the idle measure the concentrators listen for the inspector (loopback in the namespace, no
+  // session attached outside the two forced GCs): an idle inspector costs no CPU on the relay path.
+  const inspect = (plane: 'stream' | 'splice'): string[] => o.idle ? [`--inspect=127.0.0.1:${INSPECT_PORTS[plane]}`] : []
+  const conc = o.planes.includes('stream') ? await bench.concentrator(inspect('stream')) : undefined
+  const spliced = o.planes.includes('splice') ? await bench.concentrator(inspect('splice'), 'splice') : undefined
+  const idleOf = async (c: DaemonHandle | undefined, port: number, plane: 'stream' | 'splice'): Promise<IdleResult | undefined> => {
     if (!o.idle || c === undefined) return undefined
     process.stderr.write(`idle (${plane}): opening ${conns} relayed connections\n`)
-    const res = await bench.idle(c, conns, port)
+    const res = await bench.idle(c, conns, port, INSPECT_PORTS[plane], o.idleAlloc)
     process.stderr.write(`idle (${plane}): ${res.kibPerConnection.toFixed(2)} KiB RSS per connection, ${res.fds} fds open\n`)
     return res
   }
@@ -459,7 +495,10 @@ async function measure (bench: Bench, o: RelayOptions, conns: number, notes: str
   const spliceRatioPerCore = spliced === undefined ? undefined : { socat: perCore('splice') / perCore('socat'), ours: perCore('splice') / perCore('ours') }
   const wantProfile = conc !== undefined && (o.profile === 'always' || (o.profile === 'auto' && ratioPerCore < 1))
   const profile = wantProfile ? await profileRun(bench, sink, o.seconds) : undefined
-  const heap = o.heap > 0 ? { connections: o.heap, ...await heapBreakdown(bench, o.heap, PROFILE_DIR) } : undefined
+  const heap = o.heap > 0 && o.planes.includes('stream') ? { connections: o.heap, ...await heapBreakdown(bench, o.heap, PROFILE_DIR) } : undefined
+  const spliceHeap = o.heap > 0 && o.planes.includes('splice')
+    ? { connections: o.heap, ...await heapBreakdown(bench, o.heap, PROFILE_DIR, 'splice', PORTS.splice) }
+    : undefined
   return {
     runs,
     churn,
@@ -469,7 +508,8 @@ async function measure (bench: Bench, o: RelayOptions, conns: number, notes: str
     ...(idle !== undefined ? { idle } : {}),
     ...(spliceIdle !== undefined ? { spliceIdle } : {}),
     ...(profile !== undefined ? { profile } : {}),
-    ...(heap !== undefined ? { heap } : {})
+    ...(heap !== undefined ? { heap } : {}),
+    ...(spliceHeap !== undefined ? { spliceHeap } : {})
   }
 }
 
