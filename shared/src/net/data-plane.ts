@@ -14,10 +14,11 @@ import net from 'node:net'
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
 import type { Logger } from 'pino'
 import { HybridError } from '../errors.ts'
-import { readOpenFilesLimit } from './connection-caps.ts'
+import { effectiveMaxConnections, fdBudget, readOpenFilesLimit, reservedFds, reserveFds } from './connection-caps.ts'
 import { spliceLibc } from './libc.ts'
 import type { Relay, RelayOptions } from './relay.ts'
 import { SLOT_FIELDS, SLOTS_PER_CHUNK, type EngineCommand, type EngineEvent } from './splice-protocol.ts'
+import { ENGINE_STAT_FIELDS, EngineStat } from './splice-engine.ts'
 import { spliceRelay, type SpliceEngineLink } from './splice-relay.ts'
 
 export type DataPlaneMode = 'splice' | 'stream' | 'auto'
@@ -42,7 +43,24 @@ export interface DataPlaneOptions {
   pipeSize?: number
   /** The capability probe must relay its bytes within this. Milliseconds. Default 5000. */
   probeTimeoutMs?: number
+  /**
+   * `limits.maxConnections` as configured (0: derived from RLIMIT_NOFILE): at start the fd budget
+   * (2 per connection + the pipe budget + 64) is checked against RLIMIT_NOFILE and a warning logged
+   * when it does not fit. Absent: not checked.
+   */
+  maxConnections?: number
+  /** Pooled empty pipes above the engine's 4 are closed after this long without a pipe taken. Milliseconds. Default 5000 (tests). */
+  poolIdleMs?: number
+  /** RLIMIT_NOFILE (tests); default: the process's soft limit. */
+  openFilesLimit?: () => number
 }
+
+/** The fds the splice engine reserves in the fd budget: its pipes (2 each), its epoll and eventfd. */
+export function engineFds (maxPipes: number): number {
+  return 2 * maxPipes + 2
+}
+
+let planes = 0
 
 /** The pipes the fd budget allows by default: 1/16 of RLIMIT_NOFILE, between 16 and 4096. */
 export function defaultMaxPipes (nofile: number = readOpenFilesLimit()): number {
@@ -59,14 +77,24 @@ export const streamDataPlane: DataPlane = {
   pipesOpen: () => 0
 }
 
+/** At start: warn when maxConnections × 2 + the reserved fds (pipes) + 64 exceed RLIMIT_NOFILE. */
+function checkFdBudget (opts: DataPlaneOptions): void {
+  if (opts.maxConnections === undefined) return
+  const nofile = opts.openFilesLimit ?? readOpenFilesLimit
+  const budget = fdBudget(effectiveMaxConnections(opts.maxConnections, nofile), nofile(), reservedFds())
+  if (!budget.fits) opts.log?.warn({ fdsNeeded: budget.needed, nofile: budget.nofile }, budget.message ?? 'fd budget exceeds RLIMIT_NOFILE')
+}
+
 export function createDataPlane (mode: DataPlaneMode, opts: DataPlaneOptions = {}): DataPlane {
-  if (mode === 'stream') return streamDataPlane
+  if (mode === 'stream') return opts.maxConnections === undefined ? streamDataPlane : { ...streamDataPlane, start: async () => { checkFdBudget(opts) } }
   let engine: EngineHost | undefined
+  const fdOwner = `splice data plane ${++planes}`
   return {
     kind: () => engine === undefined ? 'stream' : 'splice',
     start: async () => {
       if (engine !== undefined) return
-      const host = new EngineHost(opts.maxPipes ?? defaultMaxPipes(), opts.pipeSize ?? 65536)
+      const nofile = opts.openFilesLimit ?? readOpenFilesLimit
+      const host = new EngineHost(opts.maxPipes ?? defaultMaxPipes(nofile()), opts.pipeSize ?? 65536, opts.poolIdleMs)
       try {
         await host.start()
         await probe(host, opts.probeTimeoutMs ?? 5000)
@@ -78,17 +106,21 @@ export function createDataPlane (mode: DataPlaneMode, opts: DataPlaneOptions = {
             { cause: err, detail: { problems: [`splice data plane: ${why}`] } })
         }
         opts.log?.warn({ err: { message: why } }, 'splice data plane unavailable, relaying with the stream data plane (dataPlane: auto)')
+        checkFdBudget(opts)
         return
       }
       engine = host
-      opts.log?.info({ dataPlane: 'splice', maxPipes: host.maxPipes, pipeSize: host.pipeSize }, 'data plane')
+      // The pipe budget is counted against RLIMIT_NOFILE: the derived connection cap leaves room for it.
+      reserveFds(fdOwner, engineFds(host.maxPipes))
+      opts.log?.info({ dataPlane: 'splice', maxPipes: host.maxPipes, pipeSize: host.pipeSize, reservedFds: engineFds(host.maxPipes) }, 'data plane')
+      checkFdBudget(opts)
     },
-    stop: async () => { const e = engine; engine = undefined; await e?.stop() },
+    stop: async () => { const e = engine; engine = undefined; if (e !== undefined) reserveFds(fdOwner, 0); await e?.stop() },
     relay: (client, server, relayOpts) => {
       if (engine === undefined) throw new Error('splice data plane not started')
       return spliceRelay(engine, client, server, relayOpts)
     },
-    pipesOpen: () => 0
+    pipesOpen: () => engine?.pipesOpen() ?? 0
   }
 }
 
@@ -150,6 +182,9 @@ type EventListener = (e: EngineEvent) => void
 class EngineHost implements SpliceEngineLink {
   readonly maxPipes: number
   readonly pipeSize: number
+  readonly #poolIdleMs: number | undefined
+  /** EngineStat fields, written by the worker. */
+  readonly #stats = new Int32Array(new SharedArrayBuffer(ENGINE_STAT_FIELDS * 4))
   #worker: Worker | undefined
   #port: MessagePort | undefined
   #eventFd = -1
@@ -158,9 +193,10 @@ class EngineHost implements SpliceEngineLink {
   readonly #free: number[] = []
   readonly #listeners = new Map<number, EventListener>()
 
-  constructor (maxPipes: number, pipeSize: number) {
+  constructor (maxPipes: number, pipeSize: number, poolIdleMs?: number) {
     this.maxPipes = maxPipes
     this.pipeSize = pipeSize
+    this.#poolIdleMs = poolIdleMs
     this.#wake.writeBigUInt64LE(1n)
   }
 
@@ -170,7 +206,15 @@ class EngineHost implements SpliceEngineLink {
     const { port1, port2 } = new MessageChannel()
     const worker = new Worker(engineEntry(), {
       eval: import.meta.url.endsWith('.ts'),
-      workerData: { spliceEngine: true, eventFd: this.#eventFd, maxPipes: this.maxPipes, pipeSize: this.pipeSize, port: port2 },
+      workerData: {
+        spliceEngine: true,
+        eventFd: this.#eventFd,
+        maxPipes: this.maxPipes,
+        pipeSize: this.pipeSize,
+        port: port2,
+        stats: this.#stats.buffer,
+        ...(this.#poolIdleMs === undefined ? {} : { poolIdleMs: this.#poolIdleMs })
+      },
       transferList: [port2]
     })
     this.#worker = worker
@@ -181,6 +225,9 @@ class EngineHost implements SpliceEngineLink {
     await once(worker, 'online')
     this.#idle()
   }
+
+  /** Pipes open now, pooled ones included (2 fds each). */
+  pipesOpen (): number { return Atomics.load(this.#stats, EngineStat.pipesOpen) }
 
   /** The worker and its port keep the process alive only while a relay uses them. */
   #idle (): void {
