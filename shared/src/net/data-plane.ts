@@ -33,6 +33,8 @@ export interface DataPlane {
   readonly relay: (client: net.Socket, server: net.Socket, opts: RelayOptions) => Relay
   /** Pipes open now (each is two fds), for the fd budget. */
   readonly pipesOpen: () => number
+  /** Whether the splice engine's worker thread runs (it starts with the first spliced relay). */
+  readonly engineRunning: () => boolean
 }
 
 export interface DataPlaneOptions {
@@ -74,7 +76,8 @@ export const streamDataPlane: DataPlane = {
   start: async () => {},
   stop: async () => {},
   relay: () => { throw new Error('the stream data plane has no splice relay') },
-  pipesOpen: () => 0
+  pipesOpen: () => 0,
+  engineRunning: () => false
 }
 
 /** At start: warn when maxConnections × 2 + the reserved fds (pipes) + 64 exceed RLIMIT_NOFILE. */
@@ -87,19 +90,24 @@ function checkFdBudget (opts: DataPlaneOptions): void {
 
 export function createDataPlane (mode: DataPlaneMode, opts: DataPlaneOptions = {}): DataPlane {
   if (mode === 'stream') return opts.maxConnections === undefined ? streamDataPlane : { ...streamDataPlane, start: async () => { checkFdBudget(opts) } }
+  /** The probe passed: relays are spliced (the engine itself starts with the first of them). */
+  let params: { maxPipes: number, pipeSize: number } | undefined
   let engine: EngineHost | undefined
   const fdOwner = `splice data plane ${++planes}`
   return {
-    kind: () => engine === undefined ? 'stream' : 'splice',
+    kind: () => params === undefined ? 'stream' : 'splice',
     start: async () => {
-      if (engine !== undefined) return
+      if (params !== undefined) return
       const nofile = opts.openFilesLimit ?? readOpenFilesLimit
-      const host = new EngineHost(opts.maxPipes ?? defaultMaxPipes(nofile()), opts.pipeSize ?? 65536, opts.poolIdleMs)
+      const maxPipes = opts.maxPipes ?? defaultMaxPipes(nofile())
+      const pipeSize = opts.pipeSize ?? 65536
+      // The probe runs in an engine of its own, stopped afterwards: an idle daemon carries no
+      // worker thread (its isolate is several MiB of RSS) until the first relay is spliced.
+      const probeHost = new EngineHost(maxPipes, pipeSize)
       try {
-        await host.start()
-        await probe(host, opts.probeTimeoutMs ?? 5000)
+        await probeHost.start()
+        await probe(probeHost, opts.probeTimeoutMs ?? 5000)
       } catch (err) {
-        await host.stop()
         const why = (err as Error).message
         if (mode === 'splice') {
           throw new HybridError('HYBRID_ERR_PREREQUISITE', `dataPlane: splice: the splice capability probe failed (${why}); use dataPlane: auto or stream`,
@@ -108,19 +116,34 @@ export function createDataPlane (mode: DataPlaneMode, opts: DataPlaneOptions = {
         opts.log?.warn({ err: { message: why } }, 'splice data plane unavailable, relaying with the stream data plane (dataPlane: auto)')
         checkFdBudget(opts)
         return
+      } finally {
+        await probeHost.stop()
       }
-      engine = host
+      params = { maxPipes, pipeSize }
       // The pipe budget is counted against RLIMIT_NOFILE: the derived connection cap leaves room for it.
-      reserveFds(fdOwner, engineFds(host.maxPipes))
-      opts.log?.info({ dataPlane: 'splice', maxPipes: host.maxPipes, pipeSize: host.pipeSize, reservedFds: engineFds(host.maxPipes) }, 'data plane')
+      reserveFds(fdOwner, engineFds(maxPipes))
+      opts.log?.info({ dataPlane: 'splice', maxPipes, pipeSize, reservedFds: engineFds(maxPipes) }, 'data plane')
       checkFdBudget(opts)
     },
-    stop: async () => { const e = engine; engine = undefined; if (e !== undefined) reserveFds(fdOwner, 0); await e?.stop() },
+    stop: async () => {
+      const e = engine
+      engine = undefined
+      if (params !== undefined) reserveFds(fdOwner, 0)
+      params = undefined
+      await e?.stop()
+    },
     relay: (client, server, relayOpts) => {
-      if (engine === undefined) throw new Error('splice data plane not started')
+      if (params === undefined) throw new Error('splice data plane not started')
+      if (engine === undefined) {
+        // A worker that died ended its relays (as errors); the next relay starts a new one.
+        const host: EngineHost = new EngineHost(params.maxPipes, params.pipeSize, opts.poolIdleMs, () => { if (engine === host) engine = undefined })
+        engine = host
+        host.launch()
+      }
       return spliceRelay(engine, client, server, relayOpts)
     },
-    pipesOpen: () => engine?.pipesOpen() ?? 0
+    pipesOpen: () => engine?.pipesOpen() ?? 0,
+    engineRunning: () => engine !== undefined
   }
 }
 
@@ -193,14 +216,30 @@ class EngineHost implements SpliceEngineLink {
   readonly #free: number[] = []
   readonly #listeners = new Map<number, EventListener>()
 
-  constructor (maxPipes: number, pipeSize: number, poolIdleMs?: number) {
+  readonly #onGone: (() => void) | undefined
+
+  /** `onGone`: the worker exited (stopped or died). */
+  constructor (maxPipes: number, pipeSize: number, poolIdleMs?: number, onGone?: () => void) {
     this.maxPipes = maxPipes
     this.pipeSize = pipeSize
     this.#poolIdleMs = poolIdleMs
+    this.#onGone = onGone
     this.#wake.writeBigUInt64LE(1n)
   }
 
+  /** Start the worker and wait until it runs (the probe). */
   async start (): Promise<void> {
+    const worker = this.launch()
+    worker.ref() // launch() left it unref'd: this wait must keep the process alive
+    await once(worker, 'online')
+    this.#idle()
+  }
+
+  /**
+   * Start the worker without waiting: commands sent before it runs wait in the port, and the
+   * eventfd's count stays readable (level-triggered in the worker's epoll) until it reads them.
+   */
+  launch (): Worker {
     this.#eventFd = spliceLibc.eventfd(0, 0x80000 | 0x800) as number // EFD_CLOEXEC | EFD_NONBLOCK
     if (this.#eventFd < 0) throw new Error('eventfd failed')
     const { port1, port2 } = new MessageChannel()
@@ -221,9 +260,9 @@ class EngineHost implements SpliceEngineLink {
     this.#port = port1
     port1.on('message', (e: EngineEvent) => { this.#listeners.get(e.id)?.(e) })
     worker.on('error', () => { this.#failAll() })
-    worker.on('exit', () => { this.#failAll() })
-    await once(worker, 'online')
+    worker.on('exit', () => { this.#failAll(); this.#closeEventFd(); this.#onGone?.() })
     this.#idle()
+    return worker
   }
 
   /** Pipes open now, pooled ones included (2 fds each). */

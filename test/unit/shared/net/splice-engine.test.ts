@@ -43,6 +43,27 @@ test('the splice data plane is in use (the probe passed on this kernel)', () => 
   assert.equal(dataPlane.kind(), 'splice')
 })
 
+test('the engine\'s worker starts with the first spliced relay, not at start (the probe\'s own worker is gone)', async (t) => {
+  const p = createDataPlane('splice')
+  await p.start()
+  t.after(async () => { await p.stop() })
+  assert.equal(p.kind(), 'splice')
+  assert.equal(p.engineRunning(), false)
+  const { a, b, clientApp, serverApp } = await setup(t)
+  const r = relay(a, b, { idleTimeoutMs: 10_000, halfCloseTimeoutMs: 10_000, dataPlane: p })
+  assert.equal(p.engineRunning(), true)
+  const down = digest(clientApp)
+  const up = digest(serverApp)
+  // Bytes sent while the worker is still starting wait in the kernel: nothing is lost.
+  clientApp.end('first bytes up')
+  serverApp.end('first bytes down')
+  assert.equal((await r.done).reason, 'normal')
+  assert.equal((await up).sha, sha(Buffer.from('first bytes up')))
+  assert.equal((await down).sha, sha(Buffer.from('first bytes down')))
+  await p.stop()
+  assert.equal(p.engineRunning(), false)
+})
+
 test('8 MiB each way at once, byte-exact, counters equal to the bytes, both FINs passed on', async (t) => {
   const { a, b, clientApp, serverApp } = await setup(t)
   const upData = randomBytes(8 << 20)
@@ -106,6 +127,8 @@ test('a burst on many connections at once: the pool grows, then is trimmed back 
   const burst = randomBytes(1 << 20)
   for (let i = 0; i < 12; i++) {
     const { a, b, clientApp, serverApp } = await setup(t)
+    // The drain at the end resets both apps' connections.
+    for (const s of [clientApp, serverApp]) s.on('error', () => {})
     // Small socket buffers towards a reader that has not started: each direction's pipe stays busy (its bytes cannot leave).
     setsockoptInt(socketFd(b), 1, 7 /* SO_SNDBUF */, 4096, 'SO_SNDBUF')
     setsockoptInt(socketFd(serverApp), 1, 8 /* SO_RCVBUF */, 4096, 'SO_RCVBUF')
