@@ -106,6 +106,10 @@ export interface IdleResult {
   kibPerConnection: number
   /** Both readings were taken right after a full GC (relay-gc.ts); absent in results before 2026-12-08. */
   fullGc?: boolean
+  /** VmRSS of the daemon as started (after a full GC, before any connection) and its threads then and with the idle connections. */
+  rssFreshKiB?: number
+  threadsFresh?: number
+  threadsAfter?: number
   /** (last settling sample − before) / connections, without the forced GC: what a reading at a random moment says. */
   kibPerConnectionSettled?: number
   heapBeforeBytes: number
@@ -124,6 +128,8 @@ export interface IdleResult {
 export interface RelayBenchResult {
   date: string
   command: string
+  /** `concentrator` (MPTCP → TCP, absent in older results) or `cpe` (TCP → MPTCP). */
+  direction?: 'concentrator' | 'cpe'
   machine: Record<string, string | number>
   seconds: number
   rounds: number
@@ -176,9 +182,11 @@ export function renderMarkdown (r: RelayBenchResult): string {
     '',
     'Machine: ' + Object.entries(r.machine).map(([k, v]) => `${k} ${v}`).join('; '),
     '',
-    `## MPTCP → TCP relay throughput (loopback in one namespace, ${r.seconds} s per run, ${r.rounds} ABAB rounds)`,
-    '',
-    'Node bulk client (under `mptcpize run`, 128 KiB writes) → relay → Node discard sink. *ours*: the concentrator',
+    ...(r.direction === 'cpe'
+      ? [`## TCP → MPTCP relay throughput, the CPE's direction (loopback in one namespace, ${r.seconds} s per run, ${r.rounds} ABAB rounds)`, '',
+          'Node bulk client (plain TCP, 128 KiB writes) → relay → Node discard sink under `mptcpize run` (MPTCP); see the notes for each path. *ours*: the concentrator']
+      : [`## MPTCP → TCP relay throughput (loopback in one namespace, ${r.seconds} s per run, ${r.rounds} ABAB rounds)`, '',
+          'Node bulk client (under `mptcpize run`, 128 KiB writes) → relay → Node discard sink. *ours*: the concentrator']),
     '(SOCKS5 CONNECT, then relay) with `dataPlane: stream` (the JS relay); *splice*: the same with `dataPlane: splice`',
     '(docs/data-plane.md); *socat*: `socat -b 131072 SOCKET-LISTEN:2:262:<hex>,fork TCP:<sink>` (no SOCKS);',
     '*haproxy*: HAProxy `mode tcp`, one thread, default buffers (no splice), under `mptcpize run` (no SOCKS).',
@@ -209,6 +217,7 @@ export function renderMarkdown (r: RelayBenchResult): string {
     lines.push(`## ${i.connections} idle relayed SOCKS5 connections (dataPlane: ${plane})`, '',
       '| Measure | Value |', '|---|---|',
       `| opened / failed | ${i.connections - i.failed} / ${i.failed} in ${i.openMs} ms |`,
+      ...(i.rssFreshKiB === undefined ? [] : [`| concentrator as started (before any connection, after a full GC): VmRSS / threads | ${i.rssFreshKiB} KiB / ${i.threadsFresh ?? '?'} (with the idle connections: ${i.threadsAfter ?? '?'} threads) |`]),
       `| concentrator VmRSS before → after (${i.fullGc === true ? 'each right after a full GC' : 'last settling sample'}) | ${i.rssBeforeKiB} → ${i.rssAfterKiB} KiB |`,
       `| **RSS per connection** | **${r2(i.kibPerConnection)} KiB** (goal ≤ 12) |`,
       ...(i.kibPerConnectionSettled === undefined ? [] : [`| RSS per connection at the last settling sample, no forced GC | ${r2(i.kibPerConnectionSettled)} KiB |`]),
@@ -331,7 +340,9 @@ function churnLines (r: RelayBenchResult): string[] {
   if (runs.length === 0) return []
   const paths = RELAY_PATHS.filter((p) => runs.some((x) => x.path === p))
   const lines = ['## Many short connections (connections per second per relay core)', '',
-    'A Node client under `mptcpize run`, 32 at a time: connect (SOCKS5 CONNECT for ours and splice: one more round trip),',
+    r.direction === 'cpe'
+      ? 'A plain-TCP Node client, 32 at a time, to an MPTCP request/response server: connect (no SOCKS5 on any path),'
+      : 'A Node client under `mptcpize run`, 32 at a time: connect (SOCKS5 CONNECT for ours and splice: one more round trip),',
     '64 bytes out, 64 bytes back, close; the relay\'s CPU over the run.', '',
     '| Round | Path | Connections (failed) | Conn/s | Relay CPU s | Conn per core-second |', '|---|---|---|---|---|---|',
     ...runs.map((x) => `| ${x.round} | ${x.path} | ${x.connections} (${x.failed}) | ${Math.round(x.perSecond)} | ${r2(x.cpuSeconds)} | ${Math.round(x.perCoreSecond)} |`),
