@@ -104,6 +104,14 @@ export interface IdleResult {
   rssBeforeKiB: number
   rssAfterKiB: number
   kibPerConnection: number
+  /** Both readings were taken right after a full GC (relay-gc.ts); absent in results before 2026-12-08. */
+  fullGc?: boolean
+  /** VmRSS of the daemon as started (after a full GC, before any connection) and its threads then and with the idle connections. */
+  rssFreshKiB?: number
+  threadsFresh?: number
+  threadsAfter?: number
+  /** (last settling sample − before) / connections, without the forced GC: what a reading at a random moment says. */
+  kibPerConnectionSettled?: number
   heapBeforeBytes: number
   heapAfterBytes: number
   heapBytesPerConnection: number
@@ -113,11 +121,15 @@ export interface IdleResult {
   closedBackToZero: boolean
   /** Seconds after the last connection opened → concentrator VmRSS and V8 heap used (KiB). */
   series: Array<{ s: number, rssKiB: number, heapKiB: number }>
+  /** `--idle-alloc <s>`: V8's sampling heap profiler with the connections idle; top allocation sites (last three frames). */
+  allocations?: { seconds: number, top: Array<{ site: string, kibPerSecond: number }> }
 }
 
 export interface RelayBenchResult {
   date: string
   command: string
+  /** `concentrator` (MPTCP → TCP, absent in older results) or `cpe` (TCP → MPTCP). */
+  direction?: 'concentrator' | 'cpe'
   machine: Record<string, string | number>
   seconds: number
   rounds: number
@@ -133,6 +145,8 @@ export interface RelayBenchResult {
   spliceIdle?: IdleResult
   profile?: ProfileRow[]
   heap?: { connections: number, totalPerConnection: number, rows: HeapRow[] }
+  /** The same on the splice data plane. */
+  spliceHeap?: { connections: number, totalPerConnection: number, rows: HeapRow[] }
   notes: string[]
 }
 
@@ -168,9 +182,11 @@ export function renderMarkdown (r: RelayBenchResult): string {
     '',
     'Machine: ' + Object.entries(r.machine).map(([k, v]) => `${k} ${v}`).join('; '),
     '',
-    `## MPTCP → TCP relay throughput (loopback in one namespace, ${r.seconds} s per run, ${r.rounds} ABAB rounds)`,
-    '',
-    'Node bulk client (under `mptcpize run`, 128 KiB writes) → relay → Node discard sink. *ours*: the concentrator',
+    ...(r.direction === 'cpe'
+      ? [`## TCP → MPTCP relay throughput, the CPE's direction (loopback in one namespace, ${r.seconds} s per run, ${r.rounds} ABAB rounds)`, '',
+          'Node bulk client (plain TCP, 128 KiB writes) → relay → Node discard sink under `mptcpize run` (MPTCP); see the notes for each path. *ours*: the concentrator']
+      : [`## MPTCP → TCP relay throughput (loopback in one namespace, ${r.seconds} s per run, ${r.rounds} ABAB rounds)`, '',
+          'Node bulk client (under `mptcpize run`, 128 KiB writes) → relay → Node discard sink. *ours*: the concentrator']),
     '(SOCKS5 CONNECT, then relay) with `dataPlane: stream` (the JS relay); *splice*: the same with `dataPlane: splice`',
     '(docs/data-plane.md); *socat*: `socat -b 131072 SOCKET-LISTEN:2:262:<hex>,fork TCP:<sink>` (no SOCKS);',
     '*haproxy*: HAProxy `mode tcp`, one thread, default buffers (no splice), under `mptcpize run` (no SOCKS).',
@@ -201,23 +217,32 @@ export function renderMarkdown (r: RelayBenchResult): string {
     lines.push(`## ${i.connections} idle relayed SOCKS5 connections (dataPlane: ${plane})`, '',
       '| Measure | Value |', '|---|---|',
       `| opened / failed | ${i.connections - i.failed} / ${i.failed} in ${i.openMs} ms |`,
-      `| concentrator VmRSS before → after (last settling sample) | ${i.rssBeforeKiB} → ${i.rssAfterKiB} KiB |`,
+      ...(i.rssFreshKiB === undefined ? [] : [`| concentrator as started (before any connection, after a full GC): VmRSS / threads | ${i.rssFreshKiB} KiB / ${i.threadsFresh ?? '?'} (with the idle connections: ${i.threadsAfter ?? '?'} threads) |`]),
+      `| concentrator VmRSS before → after (${i.fullGc === true ? 'each right after a full GC' : 'last settling sample'}) | ${i.rssBeforeKiB} → ${i.rssAfterKiB} KiB |`,
       `| **RSS per connection** | **${r2(i.kibPerConnection)} KiB** (goal ≤ 12) |`,
+      ...(i.kibPerConnectionSettled === undefined ? [] : [`| RSS per connection at the last settling sample, no forced GC | ${r2(i.kibPerConnectionSettled)} KiB |`]),
       `| V8 heap used before → after | ${Math.round(i.heapBeforeBytes / 1024)} → ${Math.round(i.heapAfterBytes / 1024)} KiB (${Math.round(i.heapBytesPerConnection)} B per connection) |`,
       `| hybrid_connections_active / open fds | ${i.activeReported} / ${i.fds} |`,
       `| kernel TCP socket memory delta (whole namespace: client, relay, sink) | ${i.kernelSocketMemPagesDelta} pages |`,
       `| all closed afterwards (active back to 0) | ${i.closedBackToZero ? 'yes' : 'no'} |`,
       `| settling (s → RSS / heap KiB) | ${i.series.map((x) => `${x.s} s → ${x.rssKiB} / ${x.heapKiB}`).join(', ')} |`, '')
+    if (i.allocations !== undefined) {
+      const total = i.allocations.top.reduce((a, t) => a + t.kibPerSecond, 0)
+      lines.push(`Allocated while idle (sampling heap profiler, ${i.allocations.seconds} s, top sites ≈ ${Math.round(total)} KiB/s):`, '',
+        '| Allocation site (caller < … < allocating function) | KiB/s |', '|---|---|',
+        ...i.allocations.top.map((t) => `| \`${t.site.replace(/\|/g, '\\|')}\` | ${t.kibPerSecond} |`), '')
+    }
   }
   if (r.profile !== undefined) {
     lines.push('## Where our relay spends its time (`--cpu-prof`, one extra run, self time during the transfer only)', '',
       '| Function | Self % |', '|---|---|', ...r.profile.map((p) => `| \`${p.name}\` | ${p.selfPercent} |`), '')
   }
-  if (r.heap !== undefined) {
-    lines.push(`## JS heap per idle relayed connection (heap snapshots, ${r.heap.connections} connections, after a full GC)`, '',
-      `Total: **${r.heap.totalPerConnection} B per connection** (self sizes, snapshot after − before, / connections).`, '',
+  for (const [h, plane] of [[r.heap, 'stream'], [r.spliceHeap, 'splice']] as const) {
+    if (h === undefined) continue
+    lines.push(`## JS heap per idle relayed connection, dataPlane: ${plane} (heap snapshots, ${h.connections} connections, after a full GC)`, '',
+      `Total: **${h.totalPerConnection} B per connection** (self sizes, snapshot after − before, / connections).`, '',
       '| Object (constructor, closure name or V8 type) | Objects per connection | Bytes per connection |', '|---|---|---|',
-      ...r.heap.rows.map((h) => `| \`${h.key}\` | ${h.objectsPerConnection} | ${h.bytesPerConnection} |`), '')
+      ...h.rows.map((x) => `| \`${x.key}\` | ${x.objectsPerConnection} | ${x.bytesPerConnection} |`), '')
   }
   if (r.notes.length > 0) lines.push('## Notes', '', ...r.notes.map((n) => `- ${n}`), '')
   return lines.join('\n')
@@ -315,7 +340,9 @@ function churnLines (r: RelayBenchResult): string[] {
   if (runs.length === 0) return []
   const paths = RELAY_PATHS.filter((p) => runs.some((x) => x.path === p))
   const lines = ['## Many short connections (connections per second per relay core)', '',
-    'A Node client under `mptcpize run`, 32 at a time: connect (SOCKS5 CONNECT for ours and splice: one more round trip),',
+    r.direction === 'cpe'
+      ? 'A plain-TCP Node client, 32 at a time, to an MPTCP request/response server: connect (no SOCKS5 on any path),'
+      : 'A Node client under `mptcpize run`, 32 at a time: connect (SOCKS5 CONNECT for ours and splice: one more round trip),',
     '64 bytes out, 64 bytes back, close; the relay\'s CPU over the run.', '',
     '| Round | Path | Connections (failed) | Conn/s | Relay CPU s | Conn per core-second |', '|---|---|---|---|---|---|',
     ...runs.map((x) => `| ${x.round} | ${x.path} | ${x.connections} (${x.failed}) | ${Math.round(x.perSecond)} | ${r2(x.cpuSeconds)} | ${Math.round(x.perCoreSecond)} |`),

@@ -29,6 +29,7 @@ import { parseArgs } from 'node:util'
 import { createNamespace, ownPrefix, removeNamespaces, removeStaleRuns, run, type Netns } from '../lab/netns.ts'
 import { startDaemon, type DaemonHandle } from '../lab/daemons.ts'
 import { REPO_ROOT } from '../lab/topology.ts'
+import { resolveBinary, searchDirs } from '../scripts/system-deps.mjs'
 import { heapBreakdown } from './relay-heap.ts'
 import { churnRun, parseThreadStat, threadDelta, type ChurnRun } from './relay-stats.ts'
 import {
@@ -42,12 +43,28 @@ const PREFIX = ownPrefix(BASE)
 const NS = `${PREFIX}relay`
 const SVC = '203.0.113.200'
 const SINK = '203.0.113.10'
-const PORTS = { ours: 1080, socat: 1081, splice: 1082, haproxy: 1083, sink: 5001, rr: 5002, mgmt: 9090, mgmtSplice: 9091 } as const
+/**
+ * Which way the relay carries the bulk bytes: `concentrator` = MPTCP client → relay → plain-TCP
+ * sink (what the concentrator relays); `cpe` = plain-TCP client → relay → MPTCP sink (what the CPE
+ * agent relays towards the concentrator).
+ */
+export type Direction = 'concentrator' | 'cpe'
+/** Ports per direction (both directions' relays and sinks can live in one namespace); `inspect*`: the concentrators' inspectors (relay-gc.ts). */
+const DIRECTION_PORTS = {
+  concentrator: {
+    ours: 1080, socat: 1081, splice: 1082, haproxy: 1083, sink: 5001, rr: 5002, mgmt: 9090, mgmtSplice: 9091, inspect: 9229, inspectSplice: 9230
+  },
+  cpe: {
+    ours: 1180, socat: 1181, splice: 1182, haproxy: 1183, sink: 5011, rr: 5012, mgmt: 9190, mgmtSplice: 9191, inspect: 9239, inspectSplice: 9240
+  }
+} as const
+type Ports = typeof DIRECTION_PORTS[Direction]
+const PORTS: Ports = DIRECTION_PORTS.concentrator
 /** CPU the relays run on and CPU the load generators (clients, sinks) run on, when pinned. */
 const RELAY_CPU = '1'
 const LOAD_CPU = '0'
 /** Where each relay listens for the churn (socat and HAProxy: a second listener towards the request/response server). */
-const CHURN_PORTS: Record<RelayPath, number> = { ours: PORTS.ours, splice: PORTS.splice, socat: PORTS.socat + 100, haproxy: PORTS.haproxy + 100 }
+const churnPorts = (p: Ports): Record<RelayPath, number> => ({ ours: p.ours, splice: p.splice, socat: p.socat + 50, haproxy: p.haproxy + 50 })
 /** Paths that relay SOCKS5 (the client does the handshake first). */
 const SOCKS_PATHS: ReadonlySet<RelayPath> = new Set(['ours', 'splice'])
 /** RLIMIT_NOFILE wanted for the sink, the idle client and the concentrator; capped at the hard limit. */
@@ -107,7 +124,44 @@ export class Bench {
   readonly #children = new Set<ChildProcess>()
   readonly #clk: number
   readonly #pin: boolean
-  constructor (ns: Netns, clk: number, pin = false) { this.ns = ns; this.#clk = clk; this.#pin = pin }
+  readonly dir: Direction
+  readonly p: Ports
+  readonly churnPorts: Record<RelayPath, number>
+  constructor (ns: Netns, clk: number, pin = false, dir: Direction = 'concentrator') {
+    this.ns = ns
+    this.#clk = clk
+    this.#pin = pin
+    this.dir = dir
+    this.p = DIRECTION_PORTS[dir]
+    this.churnPorts = churnPorts(this.p)
+  }
+
+  /** Whether the client speaks SOCKS5 first on `path` (the concentrator; the CPE direction's relay has no handshake). */
+  socks (path: RelayPath): boolean { return this.dir === 'concentrator' && SOCKS_PATHS.has(path) }
+
+  /**
+   * The CPE direction's relay (relay-cpe-relay.ts, built): plain TCP in, MPTCP out through the
+   * shared `dial()` and `relay()` with the given data plane; one listener for bulk and one for churn.
+   */
+  async cpeRelay (plane: 'stream' | 'splice', target: number = this.p.sink): Promise<Proc> {
+    const port = plane === 'splice' ? this.p.splice : this.p.ours
+    const main = join(REPO_ROOT, 'dist', 'bench', 'relay-cpe-relay.js')
+    const argv = [process.execPath, main, '--listen', `${SVC}:${port}`, '--upstream', `${SINK}:${target}`, '--data-plane', plane]
+    const p = new Proc(this.spawn(this.relayArgv(withNofile(argv))))
+    const ready = await p.next('ready', 30_000)
+    if (ready['dataPlane'] !== plane) throw new Error(`CPE-direction relay: asked for ${plane}, runs ${String(ready['dataPlane'])}`)
+    return p
+  }
+
+  /** argv of a client: under `mptcpize run` (MPTCP) towards the concentrator, plain TCP in the CPE direction. */
+  clientArgv (argv: readonly string[]): string[] {
+    return this.loadArgv(this.dir === 'concentrator' ? ['mptcpize', 'run', ...argv] : [...argv])
+  }
+
+  /** argv of a sink: plain TCP behind the concentrator, MPTCP (`mptcpize run`) behind the CPE. */
+  sinkArgv (argv: readonly string[]): string[] {
+    return this.loadArgv(this.dir === 'cpe' ? ['mptcpize', 'run', ...argv] : [...argv])
+  }
 
   /** argv of a relay (on RELAY_CPU when pinned; threads and forks inherit it). */
   relayArgv (argv: readonly string[]): string[] { return this.#pin ? ['taskset', '-c', RELAY_CPU, ...argv] : [...argv] }
@@ -159,11 +213,11 @@ export class Bench {
       nodeFlags,
       config: {
         log: { level: 'warn' },
-        management: { listen: { host: '127.0.0.1', port: splice ? PORTS.mgmtSplice : PORTS.mgmt } },
-        listeners: [{ host: SVC, port: splice ? PORTS.splice : PORTS.ours, mode: 'socks5' }],
+        management: { listen: { host: '127.0.0.1', port: splice ? this.p.mgmtSplice : this.p.mgmt } },
+        listeners: [{ host: SVC, port: splice ? this.p.splice : this.p.ours, mode: 'socks5' }],
         dataPlane,
         // Two concentrators in one namespace: each its own crash journal.
-        stateDir: `/run/${NS}-${dataPlane}`,
+        stateDir: `/run/${NS}-${this.dir}-${dataPlane}`,
         auth: { trustedPrefixes: ['203.0.113.0/24'] },
         // One namespace holds the relay and the sink: the sink's address is let through the own-address refusal.
         policy: { ownAddresses: [SVC], hostAddresses: { except: [SINK] } },
@@ -178,9 +232,9 @@ export class Bench {
     const cpu0 = this.cpuSeconds(pid)
     const threads0 = this.threads(pid)
     const mp0 = await this.mptcpAccepted()
-    const args = ['bulk', '--proxy', `${SVC}:${PORTS[path]}`, '--seconds', String(seconds),
-      ...(SOCKS_PATHS.has(path) ? ['--socks', `${SINK}:${PORTS.sink}`] : [])]
-    const client = new Proc(this.spawn(this.loadArgv(['mptcpize', 'run', ...nodePeer(args)])))
+    const args = ['bulk', '--proxy', `${SVC}:${this.p[path]}`, '--seconds', String(seconds),
+      ...(this.socks(path) ? ['--socks', `${SINK}:${this.p.sink}`] : [])]
+    const client = new Proc(this.spawn(this.clientArgv(nodePeer(args))))
     await client.next('result', (seconds + 30) * 1000)
     const conn = await sink.next('conn', 10_000)
     const end = monotonicUs()
@@ -211,9 +265,9 @@ export class Bench {
   /** Short connections through `path` for `seconds`; the relay's CPU over the run (socat: its reaped children too). */
   async churn (path: RelayPath, round: number, pid: number, seconds: number): Promise<ChurnRun> {
     const cpu0 = this.cpuSeconds(pid)
-    const args = ['churn', '--proxy', `${SVC}:${CHURN_PORTS[path]}`, '--seconds', String(seconds), '--concurrency', '32',
-      ...(SOCKS_PATHS.has(path) ? ['--socks', `${SINK}:${PORTS.rr}`] : [])]
-    const client = new Proc(this.spawn(this.loadArgv(['mptcpize', 'run', ...nodePeer(args)])))
+    const args = ['churn', '--proxy', `${SVC}:${this.churnPorts[path]}`, '--seconds', String(seconds), '--concurrency', '32',
+      ...(this.socks(path) ? ['--socks', `${SINK}:${this.p.rr}`] : [])]
+    const client = new Proc(this.spawn(this.clientArgv(nodePeer(args))))
     const res = await client.next('result', (seconds + 60) * 1000)
     await sleep(300)
     const cpu1 = this.cpuSeconds(pid)
@@ -222,13 +276,30 @@ export class Bench {
   }
 
   /** n idle SOCKS5 relays through the concentrator (MPTCP client), held until `stop()`. */
-  openIdle (n: number, port: number = PORTS.ours): Proc {
-    return new Proc(this.spawn(this.loadArgv(withNofile(['mptcpize', 'run',
-      ...nodePeer(['idle', '--proxy', `${SVC}:${port}`, '--socks', `${SINK}:${PORTS.sink}`, '--count', String(n)])]))))
+  openIdle (n: number, port: number = this.p.ours): Proc {
+    return new Proc(this.spawn(withNofile(this.clientArgv(
+      nodePeer(['idle', '--proxy', `${SVC}:${port}`, '--socks', `${SINK}:${this.p.sink}`, '--count', String(n)])))))
   }
 
-  async idle (conc: DaemonHandle, count: number, port: number = PORTS.ours): Promise<IdleResult> {
+  /** A full GC in the concentrator listening for the inspector on `inspectPort` (relay-gc.ts), then a short settle. */
+  async fullGc (inspectPort: number): Promise<void> {
+    await this.ns.exec([process.execPath, '--experimental-websocket', '--no-warnings', '--import', 'tsx', 'bench/relay-gc.ts', String(inspectPort)],
+      { timeoutMs: 60_000 })
+    await sleep(500)
+  }
+
+  /**
+   * RSS and V8 heap with `count` idle relays. With `inspectPort` (the concentrator runs with
+   * `--inspect`), both readings come right after a full GC: the figure is what the connections keep;
+   * the settling series (no forced GC) shows what a reading at a random moment would have said.
+   */
+  async idle (conc: DaemonHandle, count: number, port: number = this.p.ours, inspectPort?: number, allocSeconds = 0): Promise<IdleResult> {
     const open = (n: number): Proc => this.openIdle(n, port)
+    const status = (): string => readFileSync(`/proc/${conc.pid}/status`, 'utf8')
+    // The daemon as started, before any connection (the splice engine's worker starts with the first spliced relay).
+    if (inspectPort !== undefined) await this.fullGc(inspectPort)
+    const rssFreshKiB = parseVmRss(status())
+    const threadsFresh = Number(/^Threads:\s+(\d+)/m.exec(status())?.[1] ?? NaN)
     const warm = open(200)
     await warm.next('ready', 30_000)
     await warm.stop()
@@ -236,6 +307,7 @@ export class Bench {
     const rss = (): number => parseVmRss(readFileSync(`/proc/${conc.pid}/status`, 'utf8'))
     const heap = async (): Promise<number> => conc.metric('nodejs_heap_size_used_bytes')
     const sock = async () => parseSockstat(await this.ns.exec(['cat', '/proc/net/sockstat']))
+    if (inspectPort !== undefined) await this.fullGc(inspectPort)
     const [rssBefore, heapBefore, sock0] = [rss(), await heap(), await sock()]
     const client = open(count)
     const ready = await client.next('ready', 120_000)
@@ -246,7 +318,10 @@ export class Bench {
       await sleep(2000)
       series.push({ s: t, rssKiB: rss(), heapKiB: Math.round(await heap() / 1024) })
     }
+    const settledRss = rss()
+    if (inspectPort !== undefined) await this.fullGc(inspectPort)
     const [rssAfter, heapAfter, sock1] = [rss(), await heap(), await sock()]
+    const allocations = inspectPort !== undefined && allocSeconds > 0 ? await this.allocations(inspectPort, allocSeconds) : undefined
     const activeReported = await conc.metric('hybrid_connections_active')
     const fds = readdirSync(`/proc/${conc.pid}/fd`).length
     await client.stop(30_000)
@@ -260,6 +335,11 @@ export class Bench {
       rssBeforeKiB: rssBefore,
       rssAfterKiB: rssAfter,
       kibPerConnection: (rssAfter - rssBefore) / opened,
+      fullGc: inspectPort !== undefined,
+      rssFreshKiB,
+      threadsFresh,
+      threadsAfter: Number(/^Threads:\s+(\d+)/m.exec(status())?.[1] ?? NaN),
+      kibPerConnectionSettled: (settledRss - rssBefore) / opened,
       heapBeforeBytes: heapBefore,
       heapAfterBytes: heapAfter,
       heapBytesPerConnection: (heapAfter - heapBefore) / opened,
@@ -267,14 +347,28 @@ export class Bench {
       fds,
       kernelSocketMemPagesDelta: sock1.memPages - sock0.memPages,
       closedBackToZero: active === 0,
-      series
+      series,
+      ...(allocations !== undefined ? { allocations } : {})
     }
   }
 
-  /** A socat MPTCP listener relaying to the sink, forking per connection. */
-  async socat (target: number = PORTS.sink, port: number = PORTS.socat): Promise<Proc> {
-    const p = new Proc(this.spawn(this.relayArgv(['socat', '-b', '131072', `SOCKET-LISTEN:2:262:x${sockaddrHex(SVC, port)},reuseaddr,fork`,
-      `TCP:${SINK}:${target}`])))
+  /** V8's sampling heap profiler for `seconds` (relay-gc.ts --sample): where an idle concentrator allocates. */
+  async allocations (inspectPort: number, seconds: number): Promise<NonNullable<IdleResult['allocations']>> {
+    const out = await this.ns.exec([process.execPath, '--experimental-websocket', '--no-warnings', '--import', 'tsx', 'bench/relay-gc.ts',
+      String(inspectPort), '--sample', String(seconds)], { timeoutMs: (seconds + 60) * 1000 })
+    const a = JSON.parse(out) as { top: Array<{ fn: string, bytes: number }> }
+    return { seconds, top: a.top.map((t) => ({ site: t.fn, kibPerSecond: Math.round(t.bytes / 1024 / seconds * 10) / 10 })) }
+  }
+
+  /**
+   * socat forking per connection: an MPTCP listener relaying to the plain-TCP sink (concentrator
+   * direction), or a TCP listener relaying to the MPTCP sink (`SOCKET-CONNECT:2:262:`, CPE direction).
+   */
+  async socat (target: number = this.p.sink, port: number = this.p.socat): Promise<Proc> {
+    const [listen, connect] = this.dir === 'concentrator'
+      ? [`SOCKET-LISTEN:2:262:x${sockaddrHex(SVC, port)},reuseaddr,fork`, `TCP:${SINK}:${target}`]
+      : [`TCP-LISTEN:${port},bind=${SVC},reuseaddr,fork`, `SOCKET-CONNECT:2:262:x${sockaddrHex(SINK, target)}`]
+    const p = new Proc(this.spawn(this.relayArgv(['socat', '-b', '131072', listen, connect])))
     await this.listening(port, p)
     return p
   }
@@ -284,11 +378,14 @@ export class Bench {
    * MPTCP listener, so mptcpize makes its sockets MPTCP; towards the plain-TCP sink the connection
    * falls back to TCP at the handshake.
    */
+  /** Where HAProxy was found (startRefs: the installer's lookup). */
+  haproxyBin: string | undefined
+
   async haproxy (): Promise<Proc> {
-    const cfg = `/tmp/${NS}-haproxy.cfg`
-    writeFileSync(cfg, haproxyConfig(nofile))
-    const p = new Proc(this.spawn(this.relayArgv(withNofile(['mptcpize', 'run', 'haproxy', '-db', '-f', cfg]))))
-    await this.listening(PORTS.haproxy, p)
+    const cfg = `/tmp/${NS}-${this.dir}-haproxy.cfg`
+    writeFileSync(cfg, haproxyConfig(nofile, this.p))
+    const p = new Proc(this.spawn(this.relayArgv(withNofile(['mptcpize', 'run', this.haproxyBin ?? 'haproxy', '-db', '-f', cfg]))))
+    await this.listening(this.p.haproxy, p)
     return p
   }
 
@@ -301,13 +398,18 @@ export class Bench {
   }
 }
 
-/** `nofile`: the RLIMIT_NOFILE it runs with; HAProxy wants about two fds per connection and refuses a maxconn it cannot hold. */
-export function haproxyConfig (nofile: number): string {
+/**
+ * `nofile`: the RLIMIT_NOFILE it runs with; HAProxy wants about two fds per connection and refuses a
+ * maxconn it cannot hold. Under `mptcpize run` all its sockets are MPTCP: towards a plain-TCP peer
+ * (the concentrator direction's sink, the CPE direction's client) they fall back to TCP at the handshake.
+ */
+export function haproxyConfig (nofile: number, p: Ports = PORTS): string {
+  const churn = churnPorts(p)
   return [
     'global', '  nbthread 1', `  maxconn ${Math.max(100, Math.floor(nofile / 2) - 200)}`, '',
     'defaults', '  mode tcp', '  timeout connect 5s', '  timeout client 120s', '  timeout server 120s', '',
-    'listen relay', `  bind ${SVC}:${PORTS.haproxy}`, `  server sink ${SINK}:${PORTS.sink}`, '',
-    'listen rr', `  bind ${SVC}:${CHURN_PORTS.haproxy}`, `  server rr ${SINK}:${PORTS.rr}`, ''
+    'listen relay', `  bind ${SVC}:${p.haproxy}`, `  server sink ${SINK}:${p.sink}`, '',
+    'listen rr', `  bind ${SVC}:${churn.haproxy}`, `  server rr ${SINK}:${p.rr}`, ''
   ].join('\n')
 }
 
@@ -345,6 +447,10 @@ interface RelayOptions {
   /** Seconds of short connections per path and round (0: no churn). */
   churnSeconds: number
   pin: 'auto' | 'on' | 'off'
+  /** Seconds of allocation sampling with the idle connections open (0: off). */
+  idleAlloc: number
+  /** `--direction concentrator|cpe|both`. */
+  directions: Direction[]
 }
 
 function parseOptions (argv: readonly string[]): RelayOptions {
@@ -362,13 +468,17 @@ function parseOptions (argv: readonly string[]): RelayOptions {
       'data-plane': { type: 'string', default: 'stream,splice' },
       refs: { type: 'string', default: 'socat,haproxy' },
       'churn-seconds': { type: 'string', default: '4' },
-      pin: { type: 'string', default: 'auto' }
+      pin: { type: 'string', default: 'auto' },
+      'idle-alloc': { type: 'string', default: '0' },
+      direction: { type: 'string', default: 'concentrator' }
     }
   })
   const refs = values.refs.split(',').filter((p): p is 'socat' | 'haproxy' => p === 'socat' || p === 'haproxy')
   if (!['auto', 'on', 'off'].includes(values.pin)) throw new Error('--pin: auto, on or off')
   const planes = values['data-plane'].split(',').filter((p): p is 'stream' | 'splice' => p === 'stream' || p === 'splice')
   if (planes.length === 0) throw new Error('--data-plane: stream, splice or stream,splice')
+  const directions: Direction[] = values.direction === 'both' ? ['concentrator', 'cpe'] : values.direction === 'cpe' ? ['cpe'] : ['concentrator']
+  if (!['concentrator', 'cpe', 'both'].includes(values.direction)) throw new Error('--direction: concentrator, cpe or both')
   const clamp = (x: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, Number.isFinite(x) ? x : lo))
   return {
     seconds: clamp(Number(values.seconds), 1, 30),
@@ -382,7 +492,9 @@ function parseOptions (argv: readonly string[]): RelayOptions {
     planes: [...new Set(planes)],
     refs: [...new Set(refs)],
     churnSeconds: Number(values['churn-seconds']) > 0 ? clamp(Number(values['churn-seconds']), 1, 20) : 0,
-    pin: values.pin as RelayOptions['pin']
+    pin: values.pin as RelayOptions['pin'],
+    idleAlloc: Number(values['idle-alloc']) > 0 ? clamp(Number(values['idle-alloc']), 1, 60) : 0,
+    directions
   }
 }
 
@@ -417,30 +529,38 @@ async function churnRounds (bench: Bench, pids: Partial<Record<RelayPath, number
   return runs
 }
 
-type Measured = Pick<RelayBenchResult, 'runs' | 'churn' | 'summary' | 'ratioPerCore' | 'spliceRatioPerCore' | 'idle' | 'spliceIdle' | 'profile' | 'heap'>
+type Measured = Pick<RelayBenchResult, 'runs' | 'churn' | 'summary' | 'ratioPerCore' | 'spliceRatioPerCore' | 'idle' | 'spliceIdle' | 'profile' | 'heap' | 'spliceHeap'>
 
 /** Everything measured inside the namespace: idle memory, ABAB throughput, profile, heap. */
-async function measure (bench: Bench, o: RelayOptions, conns: number, notes: string[]): Promise<Measured> {
-  await bench.ns.exec(['ip', 'addr', 'add', `${SVC}/32`, 'dev', 'lo'])
-  await bench.ns.exec(['ip', 'addr', 'add', `${SINK}/32`, 'dev', 'lo'])
+async function prepareNamespace (ns: Netns): Promise<void> {
+  await ns.exec(['ip', 'addr', 'add', `${SVC}/32`, 'dev', 'lo'])
+  await ns.exec(['ip', 'addr', 'add', `${SINK}/32`, 'dev', 'lo'])
   // The churn opens thousands of connections per second between the same two addresses: the
   // namespace's own port range and TIME_WAIT reuse keep a later path from running out of ports.
-  await bench.ns.exec(['sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=1024 65535', 'net.ipv4.tcp_tw_reuse=1'])
-  const sink = new Proc(bench.spawn(bench.loadArgv(withNofile(nodePeer(['sink', '--listen', `${SINK}:${PORTS.sink}`])))))
+  await ns.exec(['sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=1024 65535', 'net.ipv4.tcp_tw_reuse=1'])
+}
+
+async function measure (bench: Bench, o: RelayOptions, conns: number, notes: string[]): Promise<Measured> {
+  const sink = new Proc(bench.spawn(withNofile(bench.sinkArgv(nodePeer(['sink', '--listen', `${SINK}:${bench.p.sink}`])))))
   await sink.next('ready', 30_000)
-  const rr = new Proc(bench.spawn(bench.loadArgv(withNofile(nodePeer(['rr', '--listen', `${SINK}:${PORTS.rr}`])))))
+  const rr = new Proc(bench.spawn(withNofile(bench.sinkArgv(nodePeer(['rr', '--listen', `${SINK}:${bench.p.rr}`])))))
   await rr.next('ready', 30_000)
-  const conc = o.planes.includes('stream') ? await bench.concentrator() : undefined
-  const spliced = o.planes.includes('splice') ? await bench.concentrator([], 'splice') : undefined
-  const idleOf = async (c: DaemonHandle | undefined, port: number, plane: string): Promise<IdleResult | undefined> => {
+  // With the idle measure the concentrators listen for the inspector (loopback in the namespace, no
+  // session attached outside the two forced GCs): an idle inspector costs no CPU on the relay path.
+  if (bench.dir === 'cpe') return measureCpe(bench, o, sink, rr, notes)
+  const inspectPort = (plane: 'stream' | 'splice'): number => plane === 'splice' ? bench.p.inspectSplice : bench.p.inspect
+  const inspect = (plane: 'stream' | 'splice'): string[] => o.idle ? [`--inspect=127.0.0.1:${inspectPort(plane)}`] : []
+  const conc = o.planes.includes('stream') ? await bench.concentrator(inspect('stream')) : undefined
+  const spliced = o.planes.includes('splice') ? await bench.concentrator(inspect('splice'), 'splice') : undefined
+  const idleOf = async (c: DaemonHandle | undefined, port: number, plane: 'stream' | 'splice'): Promise<IdleResult | undefined> => {
     if (!o.idle || c === undefined) return undefined
     process.stderr.write(`idle (${plane}): opening ${conns} relayed connections\n`)
-    const res = await bench.idle(c, conns, port)
+    const res = await bench.idle(c, conns, port, inspectPort(plane), o.idleAlloc)
     process.stderr.write(`idle (${plane}): ${res.kibPerConnection.toFixed(2)} KiB RSS per connection, ${res.fds} fds open\n`)
     return res
   }
-  const idle = await idleOf(conc, PORTS.ours, 'stream')
-  const spliceIdle = await idleOf(spliced, PORTS.splice, 'splice')
+  const idle = await idleOf(conc, bench.p.ours, 'stream')
+  const spliceIdle = await idleOf(spliced, bench.p.splice, 'splice')
   const refs = await startRefs(bench, o, notes)
   const pids: Partial<Record<RelayPath, number>> = { ...refs.pids }
   if (conc !== undefined) pids.ours = conc.pid
@@ -459,7 +579,10 @@ async function measure (bench: Bench, o: RelayOptions, conns: number, notes: str
   const spliceRatioPerCore = spliced === undefined ? undefined : { socat: perCore('splice') / perCore('socat'), ours: perCore('splice') / perCore('ours') }
   const wantProfile = conc !== undefined && (o.profile === 'always' || (o.profile === 'auto' && ratioPerCore < 1))
   const profile = wantProfile ? await profileRun(bench, sink, o.seconds) : undefined
-  const heap = o.heap > 0 ? { connections: o.heap, ...await heapBreakdown(bench, o.heap, PROFILE_DIR) } : undefined
+  const heap = o.heap > 0 && o.planes.includes('stream') ? { connections: o.heap, ...await heapBreakdown(bench, o.heap, PROFILE_DIR) } : undefined
+  const spliceHeap = o.heap > 0 && o.planes.includes('splice')
+    ? { connections: o.heap, ...await heapBreakdown(bench, o.heap, PROFILE_DIR, 'splice', bench.p.splice) }
+    : undefined
   return {
     runs,
     churn,
@@ -469,8 +592,48 @@ async function measure (bench: Bench, o: RelayOptions, conns: number, notes: str
     ...(idle !== undefined ? { idle } : {}),
     ...(spliceIdle !== undefined ? { spliceIdle } : {}),
     ...(profile !== undefined ? { profile } : {}),
-    ...(heap !== undefined ? { heap } : {})
+    ...(heap !== undefined ? { heap } : {}),
+    ...(spliceHeap !== undefined ? { spliceHeap } : {})
   }
+}
+
+/**
+ * The CPE direction: ours / splice are relay-cpe-relay.ts (no SOCKS5), throughput and churn only
+ * (the idle memory, profile and heap measures are the concentrator's). The churn's request/response
+ * server is reached through a second relay process per data plane on the churn port.
+ */
+async function measureCpe (bench: Bench, o: RelayOptions, sink: Proc, rr: Proc, notes: string[]): Promise<Measured> {
+  const procs: Proc[] = [sink, rr]
+  const pids: Partial<Record<RelayPath, number>> = {}
+  const churnPids: Partial<Record<RelayPath, number>> = {}
+  for (const plane of o.planes) {
+    const relayProc = await bench.cpeRelay(plane)
+    procs.push(relayProc)
+    pids[plane === 'splice' ? 'splice' : 'ours'] = relayProc.child.pid ?? 0
+  }
+  if (o.idle) notes.push('CPE direction: no idle-memory, profile or heap measure (those are the concentrator direction\'s)')
+  const refs = await startRefs(bench, o, notes)
+  Object.assign(pids, refs.pids)
+  Object.assign(churnPids, refs.churnPids)
+  const runs = await abab(bench, pids, sink, o)
+  // The churn of ours / splice: restart each relay towards the request/response server.
+  const churnRelays: Proc[] = []
+  if (o.churnSeconds > 0) {
+    for (const plane of o.planes) {
+      const path: RelayPath = plane === 'splice' ? 'splice' : 'ours'
+      procs.find((p) => p.child.pid === pids[path])?.kill('SIGTERM')
+      await sleep(300)
+      const r = await bench.cpeRelay(plane, bench.p.rr)
+      churnRelays.push(r)
+      churnPids[path] = r.child.pid ?? 0
+    }
+  }
+  const churn = await churnRounds(bench, { ...pids, ...churnPids }, o)
+  for (const p of [...procs, ...churnRelays, ...refs.procs]) p.kill('SIGTERM')
+  const summary = summariseRuns(runs)
+  const perCore = (p: RelayPath): number => summary[p]?.gbpsPerCoreMedian ?? NaN
+  const spliceRatioPerCore = o.planes.includes('splice') ? { socat: perCore('splice') / perCore('socat'), ours: perCore('splice') / perCore('ours') } : undefined
+  return { runs, churn, summary, ratioPerCore: perCore('ours') / perCore('socat'), ...(spliceRatioPerCore !== undefined ? { spliceRatioPerCore } : {}) }
 }
 
 /** socat and HAProxy as asked by `--refs`; a missing HAProxy is a note, not a failure. */
@@ -483,13 +646,15 @@ async function startRefs (bench: Bench, o: RelayOptions, notes: string[]) {
     procs.push(socat)
     pids.socat = socat.child.pid ?? 0
     if (o.churnSeconds > 0) {
-      const socatRr = await bench.socat(PORTS.rr, CHURN_PORTS.socat)
+      const socatRr = await bench.socat(bench.p.rr, bench.churnPorts.socat)
       procs.push(socatRr)
       churnPids.socat = socatRr.child.pid ?? 0
     }
   }
   if (o.refs.includes('haproxy')) {
-    if ((await run(['sh', '-c', 'command -v haproxy || true'])).trim() === '') {
+    // The installer's own lookup (PATH, then the sbin directories a non-root PATH lacks).
+    bench.haproxyBin = resolveBinary('haproxy', searchDirs(process.env['PATH']))
+    if (bench.haproxyBin === undefined) {
       notes.push('HAProxy not installed (Debian package haproxy; `node scripts/system-deps.mjs --for bench`): not measured')
     } else {
       const h = await bench.haproxy()
@@ -499,6 +664,15 @@ async function startRefs (bench: Bench, o: RelayOptions, notes: string[]) {
   }
   return { procs, pids, churnPids }
 }
+
+/** What the CPE direction's report says about its paths. */
+const CPE_DIRECTION_NOTES = [
+  'CPE direction: plain-TCP client → relay → MPTCP sink (`mptcpize run`). *ours* / *splice*: bench/relay-cpe-relay.ts (built), what the CPE ' +
+  'agent does with a LAN connection once its mode has chosen the upstream: accept TCP, `dial()` MPTCP, `relay()` with the CPE\'s default ' +
+  'limits and the stream or splice data plane; no SOCKS5 and none of the CPE agent\'s control plane (uplinks, steering, Convert), like ' +
+  'socat (`TCP-LISTEN` → `SOCKET-CONNECT:2:262:`, MPTCP) and HAProxy (under `mptcpize run`: its listener falls back to TCP for the ' +
+  'plain-TCP client, its server connections are MPTCP). "MPTCP accepts" counts the sink\'s MPTCP handshakes (1 per run: the upstream leg is MPTCP).'
+]
 
 export async function runRelayBench (argv: readonly string[]): Promise<number> {
   const o = parseOptions(argv)
@@ -521,27 +695,38 @@ export async function runRelayBench (argv: readonly string[]): Promise<number> {
   await removeStaleRuns(BASE)
   const pin = o.pin === 'on' || (o.pin === 'auto' && cpus().length >= 2)
   if (pin) notes.push(`pinned: the relays on CPU ${RELAY_CPU}, the load generators (clients, sinks) on CPU ${LOAD_CPU} (taskset)`)
-  const bench = new Bench(await createNamespace(NS), clk, pin)
+  const ns = await createNamespace(NS)
+  const benches: Bench[] = []
   mkdirSync(PROFILE_DIR, { recursive: true })
   try {
-    const measured = await measure(bench, o, conns, notes)
+    await prepareNamespace(ns)
     const date = new Date().toISOString().slice(0, 10)
-    const result: RelayBenchResult = {
-      date,
-      command: `npm run bench -- relay ${argv.join(' ')}`.trim(),
-      machine,
-      seconds: o.seconds,
-      rounds: o.rounds,
-      ...measured,
-      notes
+    for (const dir of o.directions) {
+      const bench = new Bench(ns, clk, pin, dir)
+      benches.push(bench)
+      const dirNotes = [...notes, ...(dir === 'cpe' ? CPE_DIRECTION_NOTES : [])]
+      process.stderr.write(`direction ${dir}\n`)
+      const measured = await measure(bench, o, conns, dirNotes)
+      bench.killAll()
+      const result: RelayBenchResult = {
+        date,
+        command: `npm run bench -- relay ${argv.join(' ')}`.trim(),
+        direction: dir,
+        machine,
+        seconds: o.seconds,
+        rounds: o.rounds,
+        ...measured,
+        notes: dirNotes
+      }
+      const base = dir === 'cpe' ? `relay-cpe-${date}` : `relay-${date}`
+      mkdirSync(o.out, { recursive: true })
+      writeFileSync(join(o.out, `${base}.json`), JSON.stringify(result, null, 2) + '\n')
+      writeFileSync(join(o.out, `${base}.md`), renderMarkdown(result))
+      process.stdout.write(renderMarkdown(result))
     }
-    mkdirSync(o.out, { recursive: true })
-    writeFileSync(join(o.out, `relay-${date}.json`), JSON.stringify(result, null, 2) + '\n')
-    writeFileSync(join(o.out, `relay-${date}.md`), renderMarkdown(result))
-    process.stdout.write(renderMarkdown(result))
     return 0
   } finally {
-    bench.killAll()
+    for (const b of benches) b.killAll()
     await removeNamespaces(PREFIX)
   }
 }

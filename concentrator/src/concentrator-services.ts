@@ -69,7 +69,7 @@ export function createServices (state: ConcentratorState, deps: ConcentratorDeps
     relays: () => sessions.relays(),
     sourceCounts: () => state.caps?.counts() ?? []
   })
-  const dataPlane = createDataPlane(initial.dataPlane, { log: childFor(deps.log, 'data-plane') })
+  const dataPlane = createDataPlane(initial.dataPlane, { log: childFor(deps.log, 'data-plane'), maxConnections: initial.limits.maxConnections })
   const errorLog = new RateLimitedLog(20, now)
   const inWorker = deps.worker !== undefined
   const processMetrics = inWorker ? undefined : createSupervisorMetrics(registry)

@@ -36,7 +36,7 @@ export function createServices (state: CpeState, deps: CpeDeps): CpeServices {
   const now = deps.clock ?? Date.now
   const { registry, metrics } = createRegistry(initial, deps)
   const sessions = new CpeSessionTable()
-  const dataPlane = createDataPlane(initial.dataPlane, { log: childFor(deps.log, 'data-plane') })
+  const dataPlane = createDataPlane(initial.dataPlane, { log: childFor(deps.log, 'data-plane'), maxConnections: initial.limits.maxConnections })
   const pathMonitor = new PathMonitor({
     metrics,
     paths: initial.uplinks.map((u) => u.name),

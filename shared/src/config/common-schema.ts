@@ -135,13 +135,13 @@ export const relayLimitProperties = {
   idleTimeoutMs: msOption(3_600_000, 'close a relayed connection idle for this long (no bytes either way)'),
   /** After the first FIN, the other direction must finish within this time. Unit ms. Default 45000. */
   halfCloseTimeoutMs: msOption(45_000, 'after the first FIN, the other direction must end within this time', 100),
-  /** Concurrent relayed connections; 0 = floor((RLIMIT_NOFILE − 64) / 2). Default 0. */
+  /** Concurrent relayed connections; 0 = floor((RLIMIT_NOFILE − 64 − the splice pipe budget) / 2). Default 0. */
   maxConnections: integerOption({
     default: 0,
     minimum: 0,
     maximum: 1_048_576,
     unit: 'connections',
-    description: 'concurrent relayed connections; 0: derived from the fd limit, floor((RLIMIT_NOFILE - 64) / 2)'
+    description: 'concurrent relayed connections; 0: derived from the fd limit, floor((RLIMIT_NOFILE - 64 - reserved) / 2), reserved = the splice engine\'s 2 x maxPipes + 2 fds when it runs (docs/data-plane.md)'
   })
 }
 

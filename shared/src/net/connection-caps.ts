@@ -2,8 +2,9 @@
  * Connection caps shared by the daemons (docs/design/threat-model.md, threats 4 and 5): a global
  * cap and a per-source cap on concurrent connections, an optional budget for connections that have
  * not authenticated yet (so unauthenticated hosts cannot take the global cap from subscribers),
- * and the fd-limit derived default `floor((RLIMIT_NOFILE − 64) / 2)` (two fds per relayed
- * connection). What a "source" is (the concentrator aggregates IPv6 by prefix) is the caller's key.
+ * and the fd-limit derived default `floor((RLIMIT_NOFILE − 64 − reserved) / 2)` (two fds per relayed
+ * connection; `reserved`: fds budgeted elsewhere, the splice engine's pipes). What a "source" is
+ * (the concentrator aggregates IPv6 by prefix) is the caller's key.
  */
 import { readFileSync } from 'node:fs'
 
@@ -48,10 +49,59 @@ export function readOpenFilesLimit (read: () => string = () => readFileSync('/pr
   }
 }
 
-/** Connections an fd limit allows: floor((nofile − 64) / 2) (two fds per relayed connection), at least 1, at most 1,048,576. */
-export function connectionsForFdLimit (nofile: number): number {
+/** fds kept for listeners, management, stdio, the journal and Node itself (docs/data-plane.md, "Pipes and the fd budget"). */
+export const FD_RESERVE = 64
+
+/** fds budgeted apart from the relayed connections' sockets, by owner (the splice engine's pipes). */
+const reserved = new Map<string, number>()
+
+/**
+ * Set the fds `owner` may hold on top of the connections' sockets (0 removes it). The splice data
+ * plane reserves its pipe budget when it starts (2 × maxPipes + its epoll and eventfd), so that the
+ * derived connection cap and the pipe budget together fit in RLIMIT_NOFILE.
+ */
+export function reserveFds (owner: string, fds: number): void {
+  if (fds > 0) reserved.set(owner, fds)
+  else reserved.delete(owner)
+}
+
+/** All fds reserved by `reserveFds`. */
+export function reservedFds (): number {
+  let n = 0
+  for (const v of reserved.values()) n += v
+  return n
+}
+
+/**
+ * Connections an fd limit allows: floor((nofile − 64 − reserved) / 2) (two fds per relayed
+ * connection; `reserved`: the splice engine's pipe budget), at least 1, at most 1,048,576.
+ */
+export function connectionsForFdLimit (nofile: number, reservedCount: number = reservedFds()): number {
   if (!Number.isFinite(nofile)) return MaxDerivedConnections
-  return Math.max(1, Math.min(MaxDerivedConnections, Math.floor((nofile - 64) / 2)))
+  return Math.max(1, Math.min(MaxDerivedConnections, Math.floor((nofile - FD_RESERVE - reservedCount) / 2)))
+}
+
+export interface FdBudget {
+  /** 2 × maxConnections + reserved + FD_RESERVE. */
+  needed: number
+  nofile: number
+  fits: boolean
+  /** Set when it does not fit: what to change. */
+  message?: string
+}
+
+/** Whether `maxConnections` relayed connections plus the reserved fds (pipes) fit in RLIMIT_NOFILE `nofile`. Pure. */
+export function fdBudget (maxConnections: number, nofile: number, reservedCount: number): FdBudget {
+  const needed = 2 * maxConnections + reservedCount + FD_RESERVE
+  if (!Number.isFinite(nofile) || needed <= nofile) return { needed, nofile, fits: true }
+  return {
+    needed,
+    nofile,
+    fits: false,
+    message: `fd budget: limits.maxConnections ${maxConnections} × 2 sockets + ${reservedCount} reserved (splice pipes) + ${FD_RESERVE} = ${needed} fds, ` +
+      `but RLIMIT_NOFILE is ${nofile}: at full load accept() or pipe2() will fail with EMFILE; raise LimitNOFILE to at least ${needed} ` +
+      `or set limits.maxConnections ≤ ${connectionsForFdLimit(nofile, reservedCount)}`
+  }
 }
 
 /** `configured` when > 0 (`limits.maxConnections`), else derived from the fd limit. */

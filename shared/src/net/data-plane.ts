@@ -14,10 +14,11 @@ import net from 'node:net'
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
 import type { Logger } from 'pino'
 import { HybridError } from '../errors.ts'
-import { readOpenFilesLimit } from './connection-caps.ts'
+import { effectiveMaxConnections, fdBudget, readOpenFilesLimit, reservedFds, reserveFds } from './connection-caps.ts'
 import { spliceLibc } from './libc.ts'
 import type { Relay, RelayOptions } from './relay.ts'
 import { SLOT_FIELDS, SLOTS_PER_CHUNK, type EngineCommand, type EngineEvent } from './splice-protocol.ts'
+import { ENGINE_STAT_FIELDS, EngineStat } from './splice-engine.ts'
 import { spliceRelay, type SpliceEngineLink } from './splice-relay.ts'
 
 export type DataPlaneMode = 'splice' | 'stream' | 'auto'
@@ -32,6 +33,8 @@ export interface DataPlane {
   readonly relay: (client: net.Socket, server: net.Socket, opts: RelayOptions) => Relay
   /** Pipes open now (each is two fds), for the fd budget. */
   readonly pipesOpen: () => number
+  /** Whether the splice engine's worker thread runs (it starts with the first spliced relay). */
+  readonly engineRunning: () => boolean
 }
 
 export interface DataPlaneOptions {
@@ -42,7 +45,24 @@ export interface DataPlaneOptions {
   pipeSize?: number
   /** The capability probe must relay its bytes within this. Milliseconds. Default 5000. */
   probeTimeoutMs?: number
+  /**
+   * `limits.maxConnections` as configured (0: derived from RLIMIT_NOFILE): at start the fd budget
+   * (2 per connection + the pipe budget + 64) is checked against RLIMIT_NOFILE and a warning logged
+   * when it does not fit. Absent: not checked.
+   */
+  maxConnections?: number
+  /** Pooled empty pipes above the engine's 4 are closed after this long without a pipe taken. Milliseconds. Default 5000 (tests). */
+  poolIdleMs?: number
+  /** RLIMIT_NOFILE (tests); default: the process's soft limit. */
+  openFilesLimit?: () => number
 }
+
+/** The fds the splice engine reserves in the fd budget: its pipes (2 each), its epoll and eventfd. */
+export function engineFds (maxPipes: number): number {
+  return 2 * maxPipes + 2
+}
+
+let planes = 0
 
 /** The pipes the fd budget allows by default: 1/16 of RLIMIT_NOFILE, between 16 and 4096. */
 export function defaultMaxPipes (nofile: number = readOpenFilesLimit()): number {
@@ -56,39 +76,74 @@ export const streamDataPlane: DataPlane = {
   start: async () => {},
   stop: async () => {},
   relay: () => { throw new Error('the stream data plane has no splice relay') },
-  pipesOpen: () => 0
+  pipesOpen: () => 0,
+  engineRunning: () => false
+}
+
+/** At start: warn when maxConnections × 2 + the reserved fds (pipes) + 64 exceed RLIMIT_NOFILE. */
+function checkFdBudget (opts: DataPlaneOptions): void {
+  if (opts.maxConnections === undefined) return
+  const nofile = opts.openFilesLimit ?? readOpenFilesLimit
+  const budget = fdBudget(effectiveMaxConnections(opts.maxConnections, nofile), nofile(), reservedFds())
+  if (!budget.fits) opts.log?.warn({ fdsNeeded: budget.needed, nofile: budget.nofile }, budget.message ?? 'fd budget exceeds RLIMIT_NOFILE')
 }
 
 export function createDataPlane (mode: DataPlaneMode, opts: DataPlaneOptions = {}): DataPlane {
-  if (mode === 'stream') return streamDataPlane
+  if (mode === 'stream') return opts.maxConnections === undefined ? streamDataPlane : { ...streamDataPlane, start: async () => { checkFdBudget(opts) } }
+  /** The probe passed: relays are spliced (the engine itself starts with the first of them). */
+  let params: { maxPipes: number, pipeSize: number } | undefined
   let engine: EngineHost | undefined
+  const fdOwner = `splice data plane ${++planes}`
   return {
-    kind: () => engine === undefined ? 'stream' : 'splice',
+    kind: () => params === undefined ? 'stream' : 'splice',
     start: async () => {
-      if (engine !== undefined) return
-      const host = new EngineHost(opts.maxPipes ?? defaultMaxPipes(), opts.pipeSize ?? 65536)
+      if (params !== undefined) return
+      const nofile = opts.openFilesLimit ?? readOpenFilesLimit
+      const maxPipes = opts.maxPipes ?? defaultMaxPipes(nofile())
+      const pipeSize = opts.pipeSize ?? 65536
+      // The probe runs in an engine of its own, stopped afterwards: an idle daemon carries no
+      // worker thread (its isolate is several MiB of RSS) until the first relay is spliced.
+      const probeHost = new EngineHost(maxPipes, pipeSize)
       try {
-        await host.start()
-        await probe(host, opts.probeTimeoutMs ?? 5000)
+        await probeHost.start()
+        await probe(probeHost, opts.probeTimeoutMs ?? 5000)
       } catch (err) {
-        await host.stop()
         const why = (err as Error).message
         if (mode === 'splice') {
           throw new HybridError('HYBRID_ERR_PREREQUISITE', `dataPlane: splice: the splice capability probe failed (${why}); use dataPlane: auto or stream`,
             { cause: err, detail: { problems: [`splice data plane: ${why}`] } })
         }
         opts.log?.warn({ err: { message: why } }, 'splice data plane unavailable, relaying with the stream data plane (dataPlane: auto)')
+        checkFdBudget(opts)
         return
+      } finally {
+        await probeHost.stop()
       }
-      engine = host
-      opts.log?.info({ dataPlane: 'splice', maxPipes: host.maxPipes, pipeSize: host.pipeSize }, 'data plane')
+      params = { maxPipes, pipeSize }
+      // The pipe budget is counted against RLIMIT_NOFILE: the derived connection cap leaves room for it.
+      reserveFds(fdOwner, engineFds(maxPipes))
+      opts.log?.info({ dataPlane: 'splice', maxPipes, pipeSize, reservedFds: engineFds(maxPipes) }, 'data plane')
+      checkFdBudget(opts)
     },
-    stop: async () => { const e = engine; engine = undefined; await e?.stop() },
+    stop: async () => {
+      const e = engine
+      engine = undefined
+      if (params !== undefined) reserveFds(fdOwner, 0)
+      params = undefined
+      await e?.stop()
+    },
     relay: (client, server, relayOpts) => {
-      if (engine === undefined) throw new Error('splice data plane not started')
+      if (params === undefined) throw new Error('splice data plane not started')
+      if (engine === undefined) {
+        // A worker that died ended its relays (as errors); the next relay starts a new one.
+        const host: EngineHost = new EngineHost(params.maxPipes, params.pipeSize, opts.poolIdleMs, () => { if (engine === host) engine = undefined })
+        engine = host
+        host.launch()
+      }
       return spliceRelay(engine, client, server, relayOpts)
     },
-    pipesOpen: () => 0
+    pipesOpen: () => engine?.pipesOpen() ?? 0,
+    engineRunning: () => engine !== undefined
   }
 }
 
@@ -150,6 +205,9 @@ type EventListener = (e: EngineEvent) => void
 class EngineHost implements SpliceEngineLink {
   readonly maxPipes: number
   readonly pipeSize: number
+  readonly #poolIdleMs: number | undefined
+  /** EngineStat fields, written by the worker. */
+  readonly #stats = new Int32Array(new SharedArrayBuffer(ENGINE_STAT_FIELDS * 4))
   #worker: Worker | undefined
   #port: MessagePort | undefined
   #eventFd = -1
@@ -158,29 +216,57 @@ class EngineHost implements SpliceEngineLink {
   readonly #free: number[] = []
   readonly #listeners = new Map<number, EventListener>()
 
-  constructor (maxPipes: number, pipeSize: number) {
+  readonly #onGone: (() => void) | undefined
+
+  /** `onGone`: the worker exited (stopped or died). */
+  constructor (maxPipes: number, pipeSize: number, poolIdleMs?: number, onGone?: () => void) {
     this.maxPipes = maxPipes
     this.pipeSize = pipeSize
+    this.#poolIdleMs = poolIdleMs
+    this.#onGone = onGone
     this.#wake.writeBigUInt64LE(1n)
   }
 
+  /** Start the worker and wait until it runs (the probe). */
   async start (): Promise<void> {
+    const worker = this.launch()
+    worker.ref() // launch() left it unref'd: this wait must keep the process alive
+    await once(worker, 'online')
+    this.#idle()
+  }
+
+  /**
+   * Start the worker without waiting: commands sent before it runs wait in the port, and the
+   * eventfd's count stays readable (level-triggered in the worker's epoll) until it reads them.
+   */
+  launch (): Worker {
     this.#eventFd = spliceLibc.eventfd(0, 0x80000 | 0x800) as number // EFD_CLOEXEC | EFD_NONBLOCK
     if (this.#eventFd < 0) throw new Error('eventfd failed')
     const { port1, port2 } = new MessageChannel()
     const worker = new Worker(engineEntry(), {
       eval: import.meta.url.endsWith('.ts'),
-      workerData: { spliceEngine: true, eventFd: this.#eventFd, maxPipes: this.maxPipes, pipeSize: this.pipeSize, port: port2 },
+      workerData: {
+        spliceEngine: true,
+        eventFd: this.#eventFd,
+        maxPipes: this.maxPipes,
+        pipeSize: this.pipeSize,
+        port: port2,
+        stats: this.#stats.buffer,
+        ...(this.#poolIdleMs === undefined ? {} : { poolIdleMs: this.#poolIdleMs })
+      },
       transferList: [port2]
     })
     this.#worker = worker
     this.#port = port1
     port1.on('message', (e: EngineEvent) => { this.#listeners.get(e.id)?.(e) })
     worker.on('error', () => { this.#failAll() })
-    worker.on('exit', () => { this.#failAll() })
-    await once(worker, 'online')
+    worker.on('exit', () => { this.#failAll(); this.#closeEventFd(); this.#onGone?.() })
     this.#idle()
+    return worker
   }
+
+  /** Pipes open now, pooled ones included (2 fds each). */
+  pipesOpen (): number { return Atomics.load(this.#stats, EngineStat.pipesOpen) }
 
   /** The worker and its port keep the process alive only while a relay uses them. */
   #idle (): void {

@@ -41,8 +41,8 @@
  * once: its FIN is passed on after the early data instead of waiting for an 'end' that never comes.
  */
 import type { Socket } from 'node:net'
-import { armResetOnClose, disarmResetOnClose, mptcpInfo, pendingSocketError, setLegKeepalive, type LegKeepalive } from './sockopt.ts'
-import { watchZeroWindow } from './zero-window.ts'
+import { armResetOnClose, disarmResetOnClose, pendingSocketError, type LegKeepalive } from './sockopt.ts'
+import { stopPeerWatch, watchPeers } from './peer-watch.ts'
 import type { DataPlane } from './data-plane.ts'
 
 export type RelayEndReason = 'normal' | 'idle_timeout' | 'half_close_timeout' | 'max_duration' | 'error' | 'drain' | 'peer_timeout' | 'overload'
@@ -113,6 +113,8 @@ export interface Relay {
 interface LegState { readEnded: boolean, writeFinished: boolean, closed: boolean, pausedByUs: boolean }
 
 /** Close a leg with RST (SO_LINGER 0); a socket already gone is left alone. */
+export { peerWatchCount, watchPeers } from './peer-watch.ts'
+
 export function resetLeg (s: Socket): void {
   if (s.destroyed) return
   try {
@@ -122,78 +124,24 @@ export function resetLeg (s: Socket): void {
   }
 }
 
-/**
- * Every `intervalMs` (≥ 1 s), read MPTCP_INFO of each leg; a leg with no subflow at two checks in a
- * row is dead (`onDead`). Kernels without `subflowsTotal` (< 6.10) and fallen-back legs are skipped.
- */
-function watchSubflows (legs: Socket[], intervalMs: number, onDead: (leg: Socket) => void): NodeJS.Timeout {
-  const empty = new Map<Socket, number>()
-  const timer = setInterval(() => {
-    for (const leg of legs) {
-      if (leg.destroyed) continue
-      let total: number | undefined
-      try {
-        total = mptcpInfo(leg)?.subflowsTotal
-      } catch {
-        continue
-      }
-      const n = total === 0 ? (empty.get(leg) ?? 0) + 1 : 0
-      empty.set(leg, n)
-      if (n >= 2) { onDead(leg); return }
-    }
-  }, Math.max(1000, intervalMs))
-  timer.unref()
-  return timer
-}
-
-/**
- * Dead-peer detection on both legs: keepalive options, the subflow watch of MPTCP legs and the
- * zero-window watch of legs with a user timeout. `onDead(message)` when a watch finds a peer gone.
- */
-export function watchPeers (client: Socket, server: Socket, k: LegKeepalive,
-  onDead: (message: string) => void): { timers: NodeJS.Timeout[], sockoptError?: Error } {
-  const mptcpLegs: Socket[] = []
-  const userTimeoutLegs: Socket[] = []
-  let sockoptError: Error | undefined
-  for (const sock of [client, server]) {
-    try {
-      const applied = setLegKeepalive(sock, k)
-      if (applied.mptcp && k.idleMs > 0) mptcpLegs.push(sock)
-      if (applied.userTimeout) userTimeoutLegs.push(sock)
-    } catch (err) {
-      sockoptError ??= err as Error
-    }
-  }
-  const side = (leg: Socket): string => leg === client ? 'client' : 'server'
-  const timers: NodeJS.Timeout[] = []
-  if (userTimeoutLegs.length > 0) {
-    timers.push(watchZeroWindow(userTimeoutLegs, k.userTimeoutMs,
-      (leg) => { onDead(`${side(leg)} leg: window shut and no ACK to zero-window probes (peer gone)`) }))
-  }
-  if (mptcpLegs.length > 0) {
-    timers.push(watchSubflows(mptcpLegs, k.intervalMs, (leg) => { onDead(`MPTCP leg ${side(leg)} has no subflow left (keepalive)`) }))
-  }
-  return sockoptError === undefined ? { timers } : { timers, sockoptError }
-}
-
 export function relay (client: Socket, server: Socket, opts: RelayOptions): Relay {
   if (opts.dataPlane?.kind() === 'splice') return opts.dataPlane.relay(client, server, opts)
   return streamRelay(client, server, opts)
 }
 
 function streamRelay (client: Socket, server: Socket, opts: RelayOptions): Relay {
+  // What the relay's closures need of `opts`, read once: they capture these, not the options
+  // object (one fewer object, often with a shape of its own, kept per idle relayed connection).
+  const { onBackpressure, onHalfClose, onHalfCloseEnd, onFin, halfCloseTimeoutMs } = opts
+  const clientEnded = opts.clientEnded === true
   const started = Date.now()
   // Half-close needs both legs to keep their writable side open after the peer's FIN.
   client.allowHalfOpen = true
   server.allowHalfOpen = true
   const upBase = server.bytesWritten
   const downBase = client.bytesWritten
-  const legs = new Map<Socket, LegState>([
-    [client, { readEnded: false, writeFinished: false, closed: false, pausedByUs: false }],
-    [server, { readEnded: false, writeFinished: false, closed: false, pausedByUs: false }]
-  ])
-  const c = legs.get(client) as LegState
-  const sv = legs.get(server) as LegState
+  const c: LegState = { readEnded: false, writeFinished: false, closed: false, pausedByUs: false }
+  const sv: LegState = { readEnded: false, writeFinished: false, closed: false, pausedByUs: false }
   let reason: RelayEndReason | undefined
   let firstError: Error | undefined
   let sockoptError: Error | undefined
@@ -227,10 +175,10 @@ function streamRelay (client: Socket, server: Socket, opts: RelayOptions): Relay
   }
 
   const finish = (): void => {
-    if (halfClosedOpen) opts.onHalfCloseEnd?.()
+    if (halfClosedOpen) onHalfCloseEnd?.()
     clearTimeout(halfCloseTimer)
     clearTimeout(maxTimer)
-    for (const t of peerTimers) clearInterval(t)
+    stopPeerWatch(peerTimers)
     const { up, down } = progress()
     const result: RelayResult = { reason: reason ?? 'normal', bytesUp: up, bytesDown: down, durationMs: Date.now() - started }
     if (firstError !== undefined) result.error = firstError
@@ -242,8 +190,8 @@ function streamRelay (client: Socket, server: Socket, opts: RelayOptions): Relay
   const onWriteFinished = (): void => {
     if (directionsDone() === 1 && !client.destroyed && !server.destroyed) {
       halfClosedOpen = true
-      opts.onHalfClose?.()
-      if (opts.halfCloseTimeoutMs > 0) halfCloseTimer = setTimeout(() => { abort('half_close_timeout') }, opts.halfCloseTimeoutMs)
+      onHalfClose?.()
+      if (halfCloseTimeoutMs > 0) halfCloseTimer = setTimeout(() => { abort('half_close_timeout') }, halfCloseTimeoutMs)
     }
     // Both directions are over: nothing may linger (a leg can still be open for reading).
     if (directionsDone() === 2) abort('normal')
@@ -272,7 +220,7 @@ function streamRelay (client: Socket, server: Socket, opts: RelayOptions): Relay
     dst.on('drain', () => {
       if (!srcLeg.pausedByUs) return
       srcLeg.pausedByUs = false
-      opts.onBackpressure?.(dstSide)
+      onBackpressure?.(dstSide)
       src.resume()
     })
     const onEnd = (): void => {
@@ -286,17 +234,17 @@ function streamRelay (client: Socket, server: Socket, opts: RelayOptions): Relay
       }
       srcLeg.readEnded = true
       lingerOff(dst)
-      opts.onFin?.(dstSide)
+      onFin?.(dstSide)
       dst.end()
     }
     dst.on('finish', () => {
       dstLeg.writeFinished = true
-      opts.onFin?.(dstSide)
+      onFin?.(dstSide)
       onWriteFinished()
     })
     // 'end' was emitted before the relay listened (nc -N style clients, a FIN read while the upstream
     // was dialled: `clientEnded`): pass the FIN on now, after the early data.
-    if (src.readableEnded || (src === client && opts.clientEnded === true)) onEnd()
+    if (src.readableEnded || (src === client && clientEnded)) onEnd()
     else src.on('end', onEnd)
   }
 
@@ -304,7 +252,7 @@ function streamRelay (client: Socket, server: Socket, opts: RelayOptions): Relay
   const lingerOff = (s: Socket): void => {
     if (!s.destroyed) disarmResetOnClose(s)
   }
-  for (const [sock, leg] of legs) {
+  for (const [sock, leg] of [[client, c], [server, sv]] as const) {
     sockoptError ??= armResetOnClose(sock)
     sock.on('error', (err: Error & { code?: string }) => {
       firstError ??= err

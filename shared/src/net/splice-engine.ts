@@ -45,6 +45,13 @@ const EV_DATA = process.arch === 'x64' ? 4 : 8
 const MAX_EVENTS = 256
 /** Empty pipes kept for reuse; more are closed when released. */
 const POOL_MAX = 64
+/** Empty pipes kept once no pipe has been taken for `poolIdleMs`: the rest are closed (their fds count against RLIMIT_NOFILE). */
+export const POOL_KEEP = 4
+/** How long the pool may stay above POOL_KEEP without a pipe being taken. */
+export const POOL_IDLE_MS = 5000
+/** Fields of the engine-wide stats (an Int32Array over a SharedArrayBuffer the main thread reads). */
+export const EngineStat = { pipesOpen: 0, pipesPooled: 1 } as const
+export const ENGINE_STAT_FIELDS = 2
 
 interface Direction {
   readonly src: number
@@ -69,7 +76,17 @@ interface Conn {
   ended: boolean
 }
 
-interface EngineOptions { eventFd: number, maxPipes: number, pipeSize: number, port: MessagePort }
+interface EngineOptions {
+  eventFd: number
+  maxPipes: number
+  pipeSize: number
+  port: MessagePort
+  /** EngineStat fields, shared with the main thread (pipesOpen() of the data plane). */
+  stats?: Int32Array
+  /** Pool trimming (POOL_KEEP, POOL_IDLE_MS by default; tests shorten it). */
+  poolKeep?: number
+  poolIdleMs?: number
+}
 
 const scratch = Buffer.alloc(8)
 const intBuf = Buffer.alloc(4)
@@ -84,12 +101,18 @@ export class SpliceEngine {
   readonly #pool: Array<[number, number]> = []
   readonly #waiting = new Set<Direction>()
   #pipesOpen = 0
+  /** When a pipe was last taken (Date.now()): the pool is trimmed after poolIdleMs without one. */
+  #lastTake = 0
+  readonly #poolKeep: number
+  readonly #poolIdleMs: number
   #running = true
   readonly #events = Buffer.alloc(EV_SIZE * MAX_EVENTS)
   readonly #evBuf = Buffer.alloc(16)
 
   constructor (opts: EngineOptions) {
     this.#opts = opts
+    this.#poolKeep = opts.poolKeep ?? POOL_KEEP
+    this.#poolIdleMs = opts.poolIdleMs ?? POOL_IDLE_MS
     this.#epfd = sys.epollCreate1(O_CLOEXEC) as number
     if (this.#epfd < 0) throw new Error(`epoll_create1: errno ${lastErrno()}`)
     this.#ctl(EPOLL_CTL_ADD, opts.eventFd, EPOLLIN)
@@ -97,7 +120,9 @@ export class SpliceEngine {
 
   run (): void {
     while (this.#running) {
-      const n = sys.epollWait(this.#epfd, this.#events, MAX_EVENTS, 1000) as number
+      // With pipes to trim, wake up in time for it; otherwise the 1 s safety net.
+      const timeout = this.#pool.length > this.#poolKeep ? Math.min(1000, this.#poolIdleMs) : 1000
+      const n = sys.epollWait(this.#epfd, this.#events, MAX_EVENTS, timeout) as number
       if (n < 0) {
         if (lastErrno() === EINTR) continue
         throw new Error(`epoll_wait: errno ${lastErrno()}`)
@@ -111,7 +136,26 @@ export class SpliceEngine {
         if (conn !== undefined) this.#service(conn, (events & EPOLLERR) !== 0 ? fd : -1)
       }
       if (this.#waiting.size > 0 && this.#pool.length > 0) this.#serviceWaiting()
+      if (this.#pool.length > this.#poolKeep && Date.now() - this.#lastTake >= this.#poolIdleMs) this.#trimPool()
     }
+  }
+
+  /** Close the pooled pipes beyond poolKeep: a burst's pipes do not stay open (2 fds each) once it is over. */
+  #trimPool (): void {
+    while (this.#pool.length > this.#poolKeep) {
+      const p = this.#pool.pop() as [number, number]
+      sys.close(p[0])
+      sys.close(p[1])
+      this.#pipesOpen--
+    }
+    this.#stats()
+  }
+
+  #stats (): void {
+    const st = this.#opts.stats
+    if (st === undefined) return
+    st[EngineStat.pipesOpen] = this.#pipesOpen
+    st[EngineStat.pipesPooled] = this.#pool.length
   }
 
   #ctl (op: number, fd: number, events: number): number {
@@ -228,13 +272,15 @@ export class SpliceEngine {
   }
 
   #takePipe (d: Direction): boolean {
+    this.#lastTake = Date.now()
     const pooled = this.#pool.pop()
-    if (pooled !== undefined) { d.pipe = pooled; return true }
+    if (pooled !== undefined) { d.pipe = pooled; this.#stats(); return true }
     if (this.#pipesOpen < this.#opts.maxPipes) {
       const fds = Buffer.alloc(8)
       if ((sys.pipe2(fds, O_NONBLOCK | O_CLOEXEC) as number) === 0) {
         d.pipe = [fds.readInt32LE(0), fds.readInt32LE(4)]
         this.#pipesOpen++
+        this.#stats()
         if (this.#opts.pipeSize > 65536) sys.fcntl(d.pipe[1], F_SETPIPE_SZ, this.#opts.pipeSize)
         return true
       }
@@ -255,6 +301,7 @@ export class SpliceEngine {
       this.#pipesOpen--
     }
     d.pipe = undefined
+    this.#stats()
   }
 
   #serviceWaiting (): void {
@@ -275,6 +322,7 @@ export class SpliceEngine {
     sys.close(d.pipe[1])
     this.#pipesOpen--
     d.pipe = undefined
+    this.#stats()
   }
 
   #end (conn: Conn, reason: 'normal' | 'error' | 'stopped', errno: number): void {
@@ -309,7 +357,8 @@ function setLinger (fd: number, on: boolean): void {
 }
 
 if (parentPort !== null && (workerData as { spliceEngine?: boolean } | undefined)?.spliceEngine === true) {
-  const d = workerData as { eventFd: number, maxPipes: number, pipeSize: number, port: MessagePort }
-  new SpliceEngine({ eventFd: d.eventFd, maxPipes: d.maxPipes, pipeSize: d.pipeSize, port: d.port }).run()
+  const d = workerData as { eventFd: number, maxPipes: number, pipeSize: number, port: MessagePort, stats: SharedArrayBuffer, poolIdleMs?: number }
+  const { eventFd, maxPipes, pipeSize, port, poolIdleMs } = d
+  new SpliceEngine({ eventFd, maxPipes, pipeSize, port, stats: new Int32Array(d.stats), ...(poolIdleMs === undefined ? {} : { poolIdleMs }) }).run()
   d.port.close()
 }

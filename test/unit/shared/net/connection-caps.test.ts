@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { ConnectionCaps, connectionsForFdLimit, effectiveMaxConnections, parseOpenFilesLimit } from '../../../../shared/src/net/connection-caps.ts'
+import { ConnectionCaps, connectionsForFdLimit, effectiveMaxConnections, fdBudget, parseOpenFilesLimit, reservedFds, reserveFds } from '../../../../shared/src/net/connection-caps.ts'
 import { SourcePrefixes, sourceKey } from '../../../../concentrator/src/accept/source-address.ts'
 import { capSourceKey } from '../../../../shared/src/net/source-prefix.ts'
 
@@ -33,6 +33,30 @@ test('fd limit: parsed from /proc/self/limits, cap = floor((n - 64) / 2)', () =>
   assert.equal(connectionsForFdLimit(Infinity), 1_048_576)
   assert.equal(effectiveMaxConnections(0, () => 20000), 9968)
   assert.equal(effectiveMaxConnections(10, () => 20000), 10)
+})
+
+test('reserved fds (the splice pipe budget) come off the derived cap, not off an explicit one', () => {
+  assert.equal(connectionsForFdLimit(20000, 2502), 8717)
+  reserveFds('test', 2502)
+  try {
+    assert.equal(reservedFds(), 2502)
+    assert.equal(effectiveMaxConnections(0, () => 20000), 8717)
+    assert.equal(effectiveMaxConnections(9968, () => 20000), 9968)
+  } finally {
+    reserveFds('test', 0)
+  }
+  assert.equal(reservedFds(), 0)
+  assert.equal(effectiveMaxConnections(0, () => 20000), 9968)
+})
+
+test('fd budget: 2 per connection + reserved + 64 against RLIMIT_NOFILE, with what to change when it does not fit', () => {
+  assert.deepEqual(fdBudget(8717, 20000, 2502), { needed: 20_000, nofile: 20000, fits: true })
+  const over = fdBudget(9968, 20000, 2502)
+  assert.equal(over.fits, false)
+  assert.equal(over.needed, 22_502)
+  assert.match(over.message ?? '', /limits\.maxConnections 9968 × 2 sockets \+ 2502 reserved \(splice pipes\) \+ 64 = 22502 fds, but RLIMIT_NOFILE is 20000/)
+  assert.match(over.message ?? '', /raise LimitNOFILE to at least 22502 or set limits\.maxConnections ≤ 8717/)
+  assert.equal(fdBudget(1_000_000, Infinity, 0).fits, true)
 })
 
 test('source keys fold IPv4-mapped IPv6; prefixes match both families', () => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import type net from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { relay } from '../../../../shared/src/net/relay.ts'
+import { peerWatchCount, relay } from '../../../../shared/src/net/relay.ts'
 import { dial } from '../../../../shared/src/net/dial.ts'
 import { listen } from '../../../../shared/src/net/listen.ts'
 import { legKeepalive, socketProtocol } from '../../../../shared/src/net/sockopt.ts'
@@ -86,4 +86,25 @@ test('out-of-range keepalive keys are rejected with HYBRID_ERR_CONFIG_ARGV namin
         (err.detail?.['problems'] as Array<{ path: string }>).every((p) => p.path === `/limits/${key}`), bad)
     }
   }
+})
+
+test('the dead-peer watch of a relay is one shared check per period, and a relay that ended leaves it', async (t) => {
+  const base = peerWatchCount()
+  const [a] = await pair('tcp', t)
+  const [b] = await pair('tcp', t)
+  // userTimeoutMs 800: the window check runs every 200 ms (zeroWindowCheckMs).
+  const r1 = relay(a, b, { idleTimeoutMs: 0, halfCloseTimeoutMs: 0, keepalive: { idleMs: 1000, intervalMs: 1000, count: 2, userTimeoutMs: 800 } })
+  const [c] = await pair('tcp', t)
+  const [d] = await pair('tcp', t)
+  const r2 = relay(c, d, { idleTimeoutMs: 0, halfCloseTimeoutMs: 0, keepalive: { idleMs: 1000, intervalMs: 1000, count: 2, userTimeoutMs: 800 } })
+  assert.equal(peerWatchCount(), base + 2)
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  assert.equal((await Promise.race([r1.done.then(() => 'ended'), Promise.resolve('open')])), 'open', 'live idle legs are not dead peers')
+  r1.abort('drain')
+  r2.abort('drain')
+  const held = peerWatchCount(false)
+  await Promise.all([r1.done, r2.done])
+  assert.equal(peerWatchCount(), base)
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  assert.ok(peerWatchCount(false) <= held - 2, 'the next check drops the ended relays from the shared timer')
 })

@@ -10,11 +10,15 @@ import { once } from 'node:events'
 import { readdirSync } from 'node:fs'
 import type net from 'node:net'
 import type { Logger } from 'pino'
-import { createDataPlane, defaultMaxPipes } from '../../../../shared/src/net/data-plane.ts'
+import { createDataPlane, defaultMaxPipes, engineFds } from '../../../../shared/src/net/data-plane.ts'
+import { reservedFds } from '../../../../shared/src/net/connection-caps.ts'
+import { socketFd } from '../../../../shared/src/net/sockopt.ts'
+import { setsockoptInt } from '../../../../shared/src/net/syscall.ts'
 import { relay } from '../../../../shared/src/net/relay.ts'
 import { socketPair as pair } from '../../../helpers/socket-pair.ts'
 
-const dataPlane = createDataPlane('splice')
+// Pooled pipes beyond the engine's 4 are closed after 300 ms without a pipe taken (default 5 s).
+const dataPlane = createDataPlane('splice', { poolIdleMs: 300 })
 before(async () => { await dataPlane.start() })
 after(async () => { await dataPlane.stop() })
 
@@ -37,6 +41,27 @@ const openFds = (): number => readdirSync('/proc/self/fd').length
 
 test('the splice data plane is in use (the probe passed on this kernel)', () => {
   assert.equal(dataPlane.kind(), 'splice')
+})
+
+test('the engine\'s worker starts with the first spliced relay, not at start (the probe\'s own worker is gone)', async (t) => {
+  const p = createDataPlane('splice')
+  await p.start()
+  t.after(async () => { await p.stop() })
+  assert.equal(p.kind(), 'splice')
+  assert.equal(p.engineRunning(), false)
+  const { a, b, clientApp, serverApp } = await setup(t)
+  const r = relay(a, b, { idleTimeoutMs: 10_000, halfCloseTimeoutMs: 10_000, dataPlane: p })
+  assert.equal(p.engineRunning(), true)
+  const down = digest(clientApp)
+  const up = digest(serverApp)
+  // Bytes sent while the worker is still starting wait in the kernel: nothing is lost.
+  clientApp.end('first bytes up')
+  serverApp.end('first bytes down')
+  assert.equal((await r.done).reason, 'normal')
+  assert.equal((await up).sha, sha(Buffer.from('first bytes up')))
+  assert.equal((await down).sha, sha(Buffer.from('first bytes down')))
+  await p.stop()
+  assert.equal(p.engineRunning(), false)
 })
 
 test('8 MiB each way at once, byte-exact, counters equal to the bytes, both FINs passed on', async (t) => {
@@ -93,6 +118,61 @@ test('an idle relayed connection holds no pipe: fds back to the socket pair afte
   assert.equal(r.progress().up, burst.length)
   r.abort('drain')
   assert.equal((await r.done).reason, 'drain')
+})
+
+test('a burst on many connections at once: the pool grows, then is trimmed back to 4 pipes once idle', async (t) => {
+  const relays = []
+  const readers: net.Socket[] = []
+  const sinks: Array<Promise<void>> = []
+  const burst = randomBytes(1 << 20)
+  for (let i = 0; i < 12; i++) {
+    const { a, b, clientApp, serverApp } = await setup(t)
+    // The drain at the end resets both apps' connections.
+    for (const s of [clientApp, serverApp]) s.on('error', () => {})
+    // Small socket buffers towards a reader that has not started: each direction's pipe stays busy (its bytes cannot leave).
+    setsockoptInt(socketFd(b), 1, 7 /* SO_SNDBUF */, 4096, 'SO_SNDBUF')
+    setsockoptInt(socketFd(serverApp), 1, 8 /* SO_RCVBUF */, 4096, 'SO_RCVBUF')
+    relays.push(relay(a, b, { idleTimeoutMs: 10_000, halfCloseTimeoutMs: 10_000, dataPlane }))
+    let got = 0
+    serverApp.pause()
+    readers.push(serverApp)
+    sinks.push(new Promise<void>((resolve) => { serverApp.on('data', (c: Buffer) => { got += c.length; if (got >= burst.length) resolve() }) }))
+    clientApp.write(burst)
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const peak = dataPlane.pipesOpen()
+  assert.ok(peak > 4, `${peak} pipes open during the burst`)
+  assert.ok(relays.some((r) => r.buffered().server > 0), 'bytes wait in the pipes')
+  for (const s of readers) s.resume()
+  await Promise.all(sinks)
+  // Back in the pool at once; closed down to 4 after 300 ms without a pipe taken.
+  await new Promise((resolve) => setTimeout(resolve, 1200))
+  assert.ok(dataPlane.pipesOpen() <= 4, `${dataPlane.pipesOpen()} pipes still open`)
+  for (const r of relays) r.abort('drain')
+  await Promise.all(relays.map(async (r) => r.done))
+})
+
+test('the started engine reserves its pipe budget in the fd budget; a maxConnections that does not fit is warned about', async () => {
+  assert.equal(reservedFds(), engineFds(defaultMaxPipes()))
+  const warnings: string[] = []
+  const log = { warn: (_o: unknown, msg: string) => { warnings.push(msg) }, info: () => {} } as unknown as Logger
+  const p = createDataPlane('splice', { log, maxPipes: 64, maxConnections: 1000, openFilesLimit: () => 2000 })
+  await p.start()
+  try {
+    assert.equal(p.kind(), 'splice')
+    assert.match(warnings.join('\n'), /fd budget: limits\.maxConnections 1000 × 2 sockets \+ \d+ reserved \(splice pipes\) \+ 64 = \d+ fds, but RLIMIT_NOFILE is 2000/)
+  } finally {
+    await p.stop()
+  }
+  assert.equal(reservedFds(), engineFds(defaultMaxPipes()), 'stopping one data plane releases only its own reservation')
+  const quiet: string[] = []
+  const fits = createDataPlane('stream', { log: { warn: (_o: unknown, msg: string) => { quiet.push(msg) } } as unknown as Logger, maxConnections: 0 })
+  await fits.start()
+  assert.deepEqual(quiet, [], 'the derived cap always fits')
+  const tooMany = createDataPlane('stream', { log, maxConnections: 10_000, openFilesLimit: () => 2000 })
+  warnings.length = 0
+  await tooMany.start()
+  assert.match(warnings[0] ?? '', /limits\.maxConnections 10000 × 2 sockets/)
 })
 
 test('a peer reset ends the relay as an error and resets the other leg', async (t) => {
