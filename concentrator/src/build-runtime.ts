@@ -25,6 +25,8 @@ export interface BuildRuntimeDeps {
   resolver?: HostResolver
   /** The open-file limit (tests); default /proc/self/limits. */
   openFilesLimit?: () => number
+  /** fds the data plane budgets apart from the sockets (its splice pipes): they come off the derived cap. */
+  reservedFds?: () => number
   now?: () => number
   /** The host's addresses, kept current by the daemon (refused unless `policy.hostAddresses.refuse: false`). */
   hostAddresses?: AddressMembership
@@ -90,7 +92,7 @@ export async function buildRuntime (config: Config, deps: BuildRuntimeDeps, prev
       maxMs: a.backoffMaxMs,
       ...(deps.now === undefined ? {} : { now: deps.now })
     })
-  const maxConnections = effectiveMaxConnections(config.limits.maxConnections, deps.openFilesLimit)
+  const maxConnections = effectiveMaxConnections(config.limits.maxConnections, deps.openFilesLimit, deps.reservedFds?.() ?? 0)
   const unauthenticatedMaxConnections = config.limits.unauthenticatedMaxConnections > 0
     ? Math.min(config.limits.unauthenticatedMaxConnections, maxConnections)
     : Math.max(1, Math.floor(maxConnections / 4))

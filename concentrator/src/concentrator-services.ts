@@ -6,7 +6,7 @@
 import { ConfigError } from '../../shared/src/errors.ts'
 import { formatCheckProblem } from '../../shared/src/config/problem.ts'
 import { childFor } from '../../shared/src/log.ts'
-import { createDataPlane } from '../../shared/src/net/data-plane.ts'
+import { createDataPlane, type DataPlane } from '../../shared/src/net/data-plane.ts'
 import type { CapLimits } from '../../shared/src/net/connection-caps.ts'
 import { runCommand } from '../../shared/src/sys/command.ts'
 import { OverloadManager } from '../../shared/src/daemon/overload.ts'
@@ -89,7 +89,7 @@ export function createServices (state: ConcentratorState, deps: ConcentratorDeps
     machine: createMachineSetup(initial, { log, run: deps.run ?? runCommand, check: () => { checkConfig(initial) } }),
     inWorker,
     processMetrics,
-    runtimeDeps: runtimeDeps(deps, metrics, now),
+    runtimeDeps: runtimeDeps(deps, metrics, now, dataPlane),
     current,
     connDeps: { metrics, sessions, errorLog, runtime: current, dataPlane },
     overload,
@@ -115,10 +115,11 @@ export function createServices (state: ConcentratorState, deps: ConcentratorDeps
   return services
 }
 
-function runtimeDeps (deps: ConcentratorDeps, metrics: ConcentratorServices['metrics'], now: () => number): BuildRuntimeDeps {
+function runtimeDeps (deps: ConcentratorDeps, metrics: ConcentratorServices['metrics'], now: () => number, dataPlane: DataPlane): BuildRuntimeDeps {
   return {
     metrics,
     now,
+    reservedFds: dataPlane.reservedFds,
     ...(deps.resolver === undefined ? {} : { resolver: deps.resolver }),
     ...(deps.openFilesLimit === undefined ? {} : { openFilesLimit: deps.openFilesLimit })
   }

@@ -119,7 +119,18 @@ const uplinksPart = ({ s, state, journal, stopHeld }: Kit): Startable => ({
 
 const redialsPart = ({ s }: Kit): Startable => ({ name: 'redials', start: () => {}, stop: () => { s.redials.stop() } })
 
-const dataPlanePart = ({ s }: Kit): Startable => ({ name: 'data plane', start: s.dataPlane.start, stop: s.dataPlane.stop })
+// The caps were made before the data plane started: once it has (its splice pipes reserved), the
+// derived connection cap leaves room for them.
+const dataPlanePart = ({ s, state }: Kit): Startable => ({
+  name: 'data plane',
+  start: async () => {
+    await s.dataPlane.start()
+    const l = state.initial.limits
+    const maxConnections = effectiveMaxConnections(l.maxConnections, undefined, s.dataPlane.reservedFds())
+    state.caps?.setLimits({ maxConnections, perSourceMaxConnections: l.perSourceMaxConnections })
+  },
+  stop: s.dataPlane.stop
+})
 
 const pathsPart = ({ s, state }: Kit): Startable => ({
   name: 'path monitor and health',

@@ -36,7 +36,7 @@ export function cpeReloader (s: CpeServices, state: CpeState): Reloader {
     state.config = next
     state.upstream = nextUpstream
     state.caps?.setLimits({
-      maxConnections: effectiveMaxConnections(next.limits.maxConnections),
+      maxConnections: effectiveMaxConnections(next.limits.maxConnections, undefined, s.dataPlane.reservedFds()),
       perSourceMaxConnections: next.limits.perSourceMaxConnections
     })
     s.overload.update(next.overload)

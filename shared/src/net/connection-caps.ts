@@ -52,31 +52,11 @@ export function readOpenFilesLimit (read: () => string = () => readFileSync('/pr
 /** fds kept for listeners, management, stdio, the journal and Node itself (docs/data-plane.md, "Pipes and the fd budget"). */
 export const FD_RESERVE = 64
 
-/** fds budgeted apart from the relayed connections' sockets, by owner (the splice engine's pipes). */
-const reserved = new Map<string, number>()
-
-/**
- * Set the fds `owner` may hold on top of the connections' sockets (0 removes it). The splice data
- * plane reserves its pipe budget when it starts (2 × maxPipes + its epoll and eventfd), so that the
- * derived connection cap and the pipe budget together fit in RLIMIT_NOFILE.
- */
-export function reserveFds (owner: string, fds: number): void {
-  if (fds > 0) reserved.set(owner, fds)
-  else reserved.delete(owner)
-}
-
-/** All fds reserved by `reserveFds`. */
-export function reservedFds (): number {
-  let n = 0
-  for (const v of reserved.values()) n += v
-  return n
-}
-
 /**
  * Connections an fd limit allows: floor((nofile − 64 − reserved) / 2) (two fds per relayed
  * connection; `reserved`: the splice engine's pipe budget), at least 1, at most 1,048,576.
  */
-export function connectionsForFdLimit (nofile: number, reservedCount: number = reservedFds()): number {
+export function connectionsForFdLimit (nofile: number, reservedCount = 0): number {
   if (!Number.isFinite(nofile)) return MaxDerivedConnections
   return Math.max(1, Math.min(MaxDerivedConnections, Math.floor((nofile - FD_RESERVE - reservedCount) / 2)))
 }
@@ -104,9 +84,12 @@ export function fdBudget (maxConnections: number, nofile: number, reservedCount:
   }
 }
 
-/** `configured` when > 0 (`limits.maxConnections`), else derived from the fd limit. */
-export function effectiveMaxConnections (configured: number, nofile: () => number = readOpenFilesLimit): number {
-  return configured > 0 ? configured : connectionsForFdLimit(nofile())
+/**
+ * `configured` when > 0 (`limits.maxConnections`), else derived from the fd limit less the fds
+ * budgeted elsewhere (`reserved`: the data plane's `reservedFds()`, its pipe budget).
+ */
+export function effectiveMaxConnections (configured: number, nofile: () => number = readOpenFilesLimit, reserved = 0): number {
+  return configured > 0 ? configured : connectionsForFdLimit(nofile(), reserved)
 }
 
 export class ConnectionCaps {

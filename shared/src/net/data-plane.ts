@@ -14,7 +14,7 @@ import net from 'node:net'
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
 import type { Logger } from 'pino'
 import { HybridError } from '../errors.ts'
-import { effectiveMaxConnections, fdBudget, readOpenFilesLimit, reservedFds, reserveFds } from './connection-caps.ts'
+import { effectiveMaxConnections, fdBudget, readOpenFilesLimit } from './connection-caps.ts'
 import { spliceLibc } from './libc.ts'
 import type { Relay, RelayOptions } from './relay.ts'
 import { SLOT_FIELDS, SLOTS_PER_CHUNK, type EngineCommand, type EngineEvent } from './splice-protocol.ts'
@@ -35,6 +35,12 @@ export interface DataPlane {
   readonly pipesOpen: () => number
   /** Whether the splice engine's worker thread runs (it starts with the first spliced relay). */
   readonly engineRunning: () => boolean
+  /**
+   * fds this data plane budgets apart from the connections' sockets: the splice engine's pipes,
+   * epoll and eventfd once the probe passed, else 0. The derived connection cap leaves room for
+   * them (connection-caps.ts `effectiveMaxConnections`).
+   */
+  readonly reservedFds: () => number
 }
 
 export interface DataPlaneOptions {
@@ -62,8 +68,6 @@ export function engineFds (maxPipes: number): number {
   return 2 * maxPipes + 2
 }
 
-let planes = 0
-
 /** The pipes the fd budget allows by default: 1/16 of RLIMIT_NOFILE, between 16 and 4096. */
 export function defaultMaxPipes (nofile: number = readOpenFilesLimit()): number {
   if (!Number.isFinite(nofile)) return 4096
@@ -77,23 +81,23 @@ export const streamDataPlane: DataPlane = {
   stop: async () => {},
   relay: () => { throw new Error('the stream data plane has no splice relay') },
   pipesOpen: () => 0,
-  engineRunning: () => false
+  engineRunning: () => false,
+  reservedFds: () => 0
 }
 
 /** At start: warn when maxConnections × 2 + the reserved fds (pipes) + 64 exceed RLIMIT_NOFILE. */
-function checkFdBudget (opts: DataPlaneOptions): void {
+function checkFdBudget (opts: DataPlaneOptions, reserved: number): void {
   if (opts.maxConnections === undefined) return
   const nofile = opts.openFilesLimit ?? readOpenFilesLimit
-  const budget = fdBudget(effectiveMaxConnections(opts.maxConnections, nofile), nofile(), reservedFds())
+  const budget = fdBudget(effectiveMaxConnections(opts.maxConnections, nofile, reserved), nofile(), reserved)
   if (!budget.fits) opts.log?.warn({ fdsNeeded: budget.needed, nofile: budget.nofile }, budget.message ?? 'fd budget exceeds RLIMIT_NOFILE')
 }
 
 export function createDataPlane (mode: DataPlaneMode, opts: DataPlaneOptions = {}): DataPlane {
-  if (mode === 'stream') return opts.maxConnections === undefined ? streamDataPlane : { ...streamDataPlane, start: async () => { checkFdBudget(opts) } }
+  if (mode === 'stream') return opts.maxConnections === undefined ? streamDataPlane : { ...streamDataPlane, start: async () => { checkFdBudget(opts, 0) } }
   /** The probe passed: relays are spliced (the engine itself starts with the first of them). */
   let params: { maxPipes: number, pipeSize: number } | undefined
   let engine: EngineHost | undefined
-  const fdOwner = `splice data plane ${++planes}`
   return {
     kind: () => params === undefined ? 'stream' : 'splice',
     start: async () => {
@@ -114,21 +118,19 @@ export function createDataPlane (mode: DataPlaneMode, opts: DataPlaneOptions = {
             { cause: err, detail: { problems: [`splice data plane: ${why}`] } })
         }
         opts.log?.warn({ err: { message: why } }, 'splice data plane unavailable, relaying with the stream data plane (dataPlane: auto)')
-        checkFdBudget(opts)
+        checkFdBudget(opts, 0)
         return
       } finally {
         await probeHost.stop()
       }
       params = { maxPipes, pipeSize }
-      // The pipe budget is counted against RLIMIT_NOFILE: the derived connection cap leaves room for it.
-      reserveFds(fdOwner, engineFds(maxPipes))
+      // The pipe budget is counted against RLIMIT_NOFILE: the derived connection cap leaves room for it (reservedFds).
       opts.log?.info({ dataPlane: 'splice', maxPipes, pipeSize, reservedFds: engineFds(maxPipes) }, 'data plane')
-      checkFdBudget(opts)
+      checkFdBudget(opts, engineFds(maxPipes))
     },
     stop: async () => {
       const e = engine
       engine = undefined
-      if (params !== undefined) reserveFds(fdOwner, 0)
       params = undefined
       await e?.stop()
     },
@@ -143,7 +145,8 @@ export function createDataPlane (mode: DataPlaneMode, opts: DataPlaneOptions = {
       return spliceRelay(engine, client, server, relayOpts)
     },
     pipesOpen: () => engine?.pipesOpen() ?? 0,
-    engineRunning: () => engine !== undefined
+    engineRunning: () => engine !== undefined,
+    reservedFds: () => (params === undefined ? 0 : engineFds(params.maxPipes))
   }
 }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { ConnectionCaps, connectionsForFdLimit, effectiveMaxConnections, fdBudget, parseOpenFilesLimit, reservedFds, reserveFds } from '../../../../shared/src/net/connection-caps.ts'
+import { ConnectionCaps, connectionsForFdLimit, effectiveMaxConnections, fdBudget, parseOpenFilesLimit } from '../../../../shared/src/net/connection-caps.ts'
 import { SourcePrefixes, sourceKey } from '../../../../concentrator/src/accept/source-address.ts'
 import { capSourceKey } from '../../../../shared/src/net/source-prefix.ts'
 
@@ -37,15 +37,8 @@ test('fd limit: parsed from /proc/self/limits, cap = floor((n - 64) / 2)', () =>
 
 test('reserved fds (the splice pipe budget) come off the derived cap, not off an explicit one', () => {
   assert.equal(connectionsForFdLimit(20000, 2502), 8717)
-  reserveFds('test', 2502)
-  try {
-    assert.equal(reservedFds(), 2502)
-    assert.equal(effectiveMaxConnections(0, () => 20000), 8717)
-    assert.equal(effectiveMaxConnections(9968, () => 20000), 9968)
-  } finally {
-    reserveFds('test', 0)
-  }
-  assert.equal(reservedFds(), 0)
+  assert.equal(effectiveMaxConnections(0, () => 20000, 2502), 8717)
+  assert.equal(effectiveMaxConnections(9968, () => 20000, 2502), 9968)
   assert.equal(effectiveMaxConnections(0, () => 20000), 9968)
 })
 

@@ -10,8 +10,7 @@ import { once } from 'node:events'
 import { readdirSync } from 'node:fs'
 import type net from 'node:net'
 import type { Logger } from 'pino'
-import { createDataPlane, defaultMaxPipes, engineFds } from '../../../../shared/src/net/data-plane.ts'
-import { reservedFds } from '../../../../shared/src/net/connection-caps.ts'
+import { createDataPlane, defaultMaxPipes, engineFds, streamDataPlane } from '../../../../shared/src/net/data-plane.ts'
 import { socketFd } from '../../../../shared/src/net/sockopt.ts'
 import { setsockoptInt } from '../../../../shared/src/net/syscall.ts'
 import { relay } from '../../../../shared/src/net/relay.ts'
@@ -153,18 +152,19 @@ test('a burst on many connections at once: the pool grows, then is trimmed back 
 })
 
 test('the started engine reserves its pipe budget in the fd budget; a maxConnections that does not fit is warned about', async () => {
-  assert.equal(reservedFds(), engineFds(defaultMaxPipes()))
   const warnings: string[] = []
   const log = { warn: (_o: unknown, msg: string) => { warnings.push(msg) }, info: () => {} } as unknown as Logger
   const p = createDataPlane('splice', { log, maxPipes: 64, maxConnections: 1000, openFilesLimit: () => 2000 })
   await p.start()
   try {
     assert.equal(p.kind(), 'splice')
+    assert.equal(p.reservedFds(), engineFds(64), 'the started splice plane reserves its pipes, epoll and eventfd')
     assert.match(warnings.join('\n'), /fd budget: limits\.maxConnections 1000 × 2 sockets \+ \d+ reserved \(splice pipes\) \+ 64 = \d+ fds, but RLIMIT_NOFILE is 2000/)
   } finally {
     await p.stop()
   }
-  assert.equal(reservedFds(), engineFds(defaultMaxPipes()), 'stopping one data plane releases only its own reservation')
+  assert.equal(p.reservedFds(), 0, 'a stopped data plane reserves nothing')
+  assert.equal(streamDataPlane.reservedFds(), 0)
   const quiet: string[] = []
   const fits = createDataPlane('stream', { log: { warn: (_o: unknown, msg: string) => { quiet.push(msg) } } as unknown as Logger, maxConnections: 0 })
   await fits.start()
