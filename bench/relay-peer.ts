@@ -5,6 +5,10 @@
  *   sink --listen <ip:port>                          discard server; prints {"type":"conn",bytes,ms} per closed connection
  *   bulk --proxy <ip:port> [--socks <ip:port>] --seconds <s>   one connection (SOCKS5 CONNECT first when --socks), writes for s seconds
  *   idle --proxy <ip:port> --socks <ip:port> --count <n> [--concurrency <c>]   n SOCKS5 relays held until SIGTERM
+ *   rr --listen <ip:port>                            request/response server: reads 64 bytes, answers 64, ends
+ *   churn --proxy <ip:port> [--socks <ip:port>] --seconds <s> [--concurrency <c>] [--count <max>]
+ *        short connections (connect, SOCKS5 CONNECT when --socks, 64 bytes each way, close) for s seconds or at most
+ *        max (≤ 20000) connections; {"type":"result",count,failed,ms}
  */
 import net from 'node:net'
 import { parseArgs } from 'node:util'
@@ -122,10 +126,65 @@ async function idle (): Promise<void> {
   out({ type: 'result', closed: held.length })
 }
 
-const commands: Record<string, () => void | Promise<void>> = { sink, bulk, idle }
+const RR_BYTES = 64
+
+function rr (): void {
+  const { host, port } = hostPort(values.listen)
+  const reply = Buffer.alloc(RR_BYTES, 0x62)
+  const server = net.createServer((s) => {
+    let got = 0
+    s.on('data', (b: Buffer) => {
+      const before = got
+      got += b.length
+      if (before < RR_BYTES && got >= RR_BYTES) s.end(reply)
+    })
+    s.on('error', () => {})
+  })
+  server.maxConnections = 100_000
+  server.listen({ host, port, backlog: 4096 }, () => { out({ type: 'ready', host, port }) })
+}
+
+/** One short connection: connect (+ SOCKS5), 64 bytes out, 64 bytes back, closed by the server's FIN. */
+async function oneShort (proxy: { host: string, port: number }, socks: { host: string, port: number } | undefined): Promise<void> {
+  const s = await open(proxy, socks)
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let got = 0
+      s.on('data', (b: Buffer) => { got += b.length })
+      s.once('end', () => { if (got >= RR_BYTES) resolve(); else reject(new Error(`short answer: ${got} bytes`)) })
+      s.once('error', reject)
+      s.setTimeout(5000, () => { reject(new Error('ETIMEDOUT')) })
+      s.resume()
+      s.end(Buffer.alloc(RR_BYTES, 0x61))
+    })
+  } finally {
+    s.destroy()
+  }
+}
+
+async function churn (): Promise<void> {
+  const proxy = hostPort(values.proxy)
+  const socks = values.socks === undefined ? undefined : hostPort(values.socks)
+  const max = Math.min(Number(values.count) > 1 ? Number(values.count) : 20_000, 20_000)
+  const started = performance.now()
+  const until = started + Math.min(Number(values.seconds), 30) * 1000
+  let count = 0
+  let failed = 0
+  let begun = 0
+  const worker = async (): Promise<void> => {
+    while (performance.now() < until && begun < max) {
+      begun++
+      try { await oneShort(proxy, socks); count++ } catch { failed++ }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(Number(values.concurrency), 512) }, worker))
+  out({ type: 'result', count, failed, ms: Math.round(performance.now() - started) })
+}
+
+const commands: Record<string, () => void | Promise<void>> = { sink, bulk, idle, rr, churn }
 const command = commands[positionals[0] ?? '']
 if (command === undefined) {
-  process.stderr.write('usage: relay-peer.ts sink|bulk|idle …\n')
+  process.stderr.write('usage: relay-peer.ts sink|bulk|idle|rr|churn …\n')
   process.exit(2)
 }
 Promise.resolve(command()).catch((err: unknown) => {

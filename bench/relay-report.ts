@@ -70,8 +70,13 @@ export function summariseProfile (profile: CpuProfile, top = 15, windowUs?: read
     .map(([name, t]) => ({ name, selfPercent: total === 0 ? 0 : Math.round((t / total) * 1000) / 10 }))
 }
 
-/** *ours*: the concentrator on the stream (JS) data plane; *splice*: the same on the splice data plane. */
-export type RelayPath = 'ours' | 'splice' | 'socat'
+/**
+ * *ours*: the concentrator on the stream (JS) data plane; *splice*: the same on the splice data
+ * plane; *socat* and *haproxy*: the reference relays.
+ */
+export type RelayPath = 'ours' | 'splice' | 'socat' | 'haproxy'
+/** The order the paths run in within a round, and are reported in. */
+export const RELAY_PATHS: readonly RelayPath[] = ['ours', 'splice', 'socat', 'haproxy']
 
 export interface ThroughputRun {
   path: RelayPath
@@ -88,6 +93,8 @@ export interface ThroughputRun {
   mptcpAccepted: number
   /** Client start → sink saw the end, CLOCK_MONOTONIC µs (to cut the CPU profile). */
   windowUs: [number, number]
+  /** CPU seconds per thread name of the relay process over the run (socat's forked children are not in it). */
+  threads?: Array<{ name: string, seconds: number }>
 }
 
 export interface IdleResult {
@@ -115,6 +122,7 @@ export interface RelayBenchResult {
   seconds: number
   rounds: number
   runs: ThroughputRun[]
+  churn?: ChurnRun[]
   summary: Partial<Record<RelayPath, { gbpsMedian: number, gbpsPerCoreMedian: number, userShare: number }>>
   /** ours / socat, Gbit/s per core (NaN when ours was not run). */
   ratioPerCore: number
@@ -128,12 +136,9 @@ export interface RelayBenchResult {
   notes: string[]
 }
 
-export function median (xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  if (s.length === 0) return NaN
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2
-}
+import { median, pairedRatios, spreadOf, type ChurnRun } from './relay-stats.ts'
+
+export { median }
 
 /** Medians per path and the user-space share of the relay's CPU. */
 export function summariseRuns (runs: readonly ThroughputRun[]): RelayBenchResult['summary'] {
@@ -148,7 +153,7 @@ export function summariseRuns (runs: readonly ThroughputRun[]): RelayBenchResult
     }
   }
   const out: RelayBenchResult['summary'] = {}
-  for (const p of ['ours', 'splice', 'socat'] as const) if (runs.some((x) => x.path === p)) out[p] = one(p)
+  for (const p of RELAY_PATHS) if (runs.some((x) => x.path === p)) out[p] = one(p)
   return out
 }
 
@@ -167,7 +172,8 @@ export function renderMarkdown (r: RelayBenchResult): string {
     '',
     'Node bulk client (under `mptcpize run`, 128 KiB writes) → relay → Node discard sink. *ours*: the concentrator',
     '(SOCKS5 CONNECT, then relay) with `dataPlane: stream` (the JS relay); *splice*: the same with `dataPlane: splice`',
-    '(docs/data-plane.md); *socat*: `socat -b 131072 SOCKET-LISTEN:2:262:<hex>,fork TCP:<sink>` (no SOCKS).',
+    '(docs/data-plane.md); *socat*: `socat -b 131072 SOCKET-LISTEN:2:262:<hex>,fork TCP:<sink>` (no SOCKS);',
+    '*haproxy*: HAProxy `mode tcp`, one thread, default buffers (no splice), under `mptcpize run` (no SOCKS).',
     'CPU: utime + stime of the relay process, all its threads (socat: its forked child, via cutime/cstime) over the run.',
     '',
     '| Round | Path | Goodput Gbit/s | Relay CPU s (user / sys) | Gbit/s per core | MPTCP accepts |',
@@ -176,7 +182,7 @@ export function renderMarkdown (r: RelayBenchResult): string {
     '',
     '| Path | Median goodput Gbit/s | Median Gbit/s per core | User-space share of relay CPU |',
     '|---|---|---|---|',
-    ...(['ours', 'splice', 'socat'] as const).flatMap((p) => {
+    ...RELAY_PATHS.flatMap((p) => {
       const s = r.summary[p]
       return s === undefined ? [] : [`| ${p} | ${r2(s.gbpsMedian)} | ${r2(s.gbpsPerCoreMedian)} | ${Math.round(s.userShare * 100)} % |`]
     }),
@@ -185,7 +191,10 @@ export function renderMarkdown (r: RelayBenchResult): string {
     ...(r.spliceRatioPerCore === undefined
       ? []
       : ['', `**Splice / socat, Gbit/s per core: ${r2(r.spliceRatioPerCore.socat)}; splice / ours (stream): ${r2(r.spliceRatioPerCore.ours)}**`]),
-    ''
+    '',
+    ...stabilityLines(r),
+    ...threadLines(r),
+    ...churnLines(r)
   ]
   for (const [i, plane] of [[r.idle, 'stream'], [r.spliceIdle, 'splice']] as const) {
     if (i === undefined) continue
@@ -257,4 +266,65 @@ export function diffHeap (before: HeapAggregate, after: HeapAggregate, n: number
   }
   rows.sort((x, y) => y.bytesPerConnection - x.bytesPerConnection)
   return { rows: rows.slice(0, top), totalPerConnection: Math.round(total) }
+}
+
+const pct = (x: number): string => Number.isFinite(x) ? `${Math.round(x * 100)} %` : '–'
+
+/** How stable the figures are: spread over the rounds per path, and the ratios paired within a round. */
+function stabilityLines (r: RelayBenchResult): string[] {
+  const perCore = r.runs.map((x) => ({ path: x.path, round: x.round, value: x.gbpsPerCore }))
+  const paths = RELAY_PATHS.filter((p) => r.runs.some((x) => x.path === p))
+  const lines = ['### Stability over the rounds', '',
+    'Spread = (max − min) / median. A ratio is paired within one round (both measured seconds apart), then summarised.', '',
+    '| Path | Gbit/s per core: min / median / max | spread |', '|---|---|---|']
+  for (const p of paths) {
+    const s = spreadOf(perCore.filter((x) => x.path === p).map((x) => x.value))
+    lines.push(`| ${p} | ${r2(s.min)} / ${r2(s.median)} / ${r2(s.max)} | ${pct(s.spread)} |`)
+  }
+  lines.push('', '| Ratio (Gbit/s per core) | per round | median (min–max) |', '|---|---|---|')
+  for (const [of, to] of [['splice', 'socat'], ['splice', 'haproxy'], ['ours', 'socat'], ['splice', 'ours']] as const) {
+    const xs = pairedRatios(perCore, of, to)
+    if (xs.length === 0) continue
+    const s = spreadOf(xs)
+    lines.push(`| ${of} / ${to} | ${xs.map(r2).join(', ')} | **${r2(s.median)}** (${r2(s.min)}–${r2(s.max)}) |`)
+  }
+  lines.push('')
+  return lines
+}
+
+/** CPU per thread of our relays (median over the rounds of each thread's share). */
+function threadLines (r: RelayBenchResult): string[] {
+  const rows: string[] = []
+  for (const p of ['ours', 'splice'] as const) {
+    const mine = r.runs.filter((x) => x.path === p && x.threads !== undefined)
+    if (mine.length === 0) continue
+    const names = [...new Set(mine.flatMap((x) => (x.threads ?? []).map((t) => t.name)))]
+    const shares = names.map((n) => ({
+      n,
+      share: median(mine.map((x) => ((x.threads ?? []).find((t) => t.name === n)?.seconds ?? 0) / (x.cpuSeconds || 1)))
+    })).filter((x) => x.share >= 0.01).sort((a, b) => b.share - a.share)
+    rows.push(`| ${p} | ${shares.map((x) => `${x.n} ${pct(x.share)}`).join(', ')} |`)
+  }
+  if (rows.length === 0) return []
+  return ['### CPU by thread (the kernel\'s accounting per thread, /proc/<pid>/task/<tid>/stat; median share of the relay\'s CPU)', '',
+    '| Path | Threads |', '|---|---|', ...rows, '']
+}
+
+function churnLines (r: RelayBenchResult): string[] {
+  const runs = r.churn ?? []
+  if (runs.length === 0) return []
+  const paths = RELAY_PATHS.filter((p) => runs.some((x) => x.path === p))
+  const lines = ['## Many short connections (connections per second per relay core)', '',
+    'A Node client under `mptcpize run`, 32 at a time: connect (SOCKS5 CONNECT for ours and splice: one more round trip),',
+    '64 bytes out, 64 bytes back, close; the relay\'s CPU over the run.', '',
+    '| Round | Path | Connections (failed) | Conn/s | Relay CPU s | Conn per core-second |', '|---|---|---|---|---|---|',
+    ...runs.map((x) => `| ${x.round} | ${x.path} | ${x.connections} (${x.failed}) | ${Math.round(x.perSecond)} | ${r2(x.cpuSeconds)} | ${Math.round(x.perCoreSecond)} |`),
+    '', '| Path | Median conn/s | Median conn per core-second | spread |', '|---|---|---|---|']
+  for (const p of paths) {
+    const mine = runs.filter((x) => x.path === p)
+    const s = spreadOf(mine.map((x) => x.perCoreSecond))
+    lines.push(`| ${p} | ${Math.round(median(mine.map((x) => x.perSecond)))} | **${Math.round(s.median)}** | ${pct(s.spread)} |`)
+  }
+  lines.push('')
+  return lines
 }

@@ -1,14 +1,20 @@
 /**
- * `npm run bench -- relay [--seconds 5] [--rounds 3] [--conns 10000] [--no-idle] [--profile
- * auto|always|never] [--heap 2000] [--out bench/results] [--note text]`
+ * `npm run bench -- relay [--seconds 5] [--rounds 5] [--conns 10000] [--no-idle] [--profile
+ * auto|always|never] [--heap 2000] [--data-plane stream,splice] [--refs socat,haproxy]
+ * [--churn-seconds 4] [--pin auto|on|off] [--out bench/results] [--note text]`
  *
  * MPTCP → TCP relay benchmark in one namespace (`hat-bench-relay`, loopback, documentation
  * addresses only, removed at the end and on failure):
  * 1. idle: N SOCKS5 relays held open through the built concentrator to an idle sink; the
  *    concentrator's VmRSS before and after → KiB per connection (goal ≤ 12).
- * 2. throughput: a Node bulk client under `mptcpize run` → concentrator (SOCKS5) or socat
- *    (`SOCKET-LISTEN:2:262:<hex>` = MPTCP listener, `TCP:` to the sink) → Node discard sink,
- *    alternating ours/socat (ABAB); goodput and the relay's CPU from /proc/<pid>/stat.
+ * 2. throughput: a Node bulk client under `mptcpize run` → concentrator (SOCKS5), socat
+ *    (`SOCKET-LISTEN:2:262:<hex>` = MPTCP listener, `TCP:` to the sink) or HAProxy (mode tcp, under
+ *    `mptcpize run`) → Node discard sink, in rounds (ours, splice, socat, haproxy, ours, …); goodput,
+ *    the relay's CPU from /proc/<pid>/stat and per thread from /proc/<pid>/task/<tid>/stat; the
+ *    spread of every figure over the rounds and the ratios paired within a round (relay-stats.ts).
+ *    With two or more cores (`--pin auto`) the relay runs on CPU 1 and the load generators on CPU 0.
+ * 2b. churn: short connections (connect, SOCKS5 for ours, 64 bytes each way, close) through each
+ *    relay for `--churn-seconds`: connections per second per relay core.
  * 3. profile: when ours relays fewer Gbit per CPU-second than socat (or `--profile always`), one
  *    more run under `--cpu-prof`, summarised by self time.
  * 4. heap (`--heap n`, off by default): JS objects per idle relay from two heap snapshots (relay-heap.ts).
@@ -24,9 +30,10 @@ import { createNamespace, ownPrefix, removeNamespaces, removeStaleRuns, run, typ
 import { startDaemon, type DaemonHandle } from '../lab/daemons.ts'
 import { REPO_ROOT } from '../lab/topology.ts'
 import { heapBreakdown } from './relay-heap.ts'
+import { churnRun, parseThreadStat, threadDelta, type ChurnRun } from './relay-stats.ts'
 import {
   netstatCounter, summariseRuns, parseProcStat, parseSockstat, parseVmRss, renderMarkdown, summariseProfile, type CpuProfile,
-  type IdleResult, type RelayBenchResult, type RelayPath, type ThroughputRun
+  type IdleResult, type RelayBenchResult, type RelayPath, type ThroughputRun, RELAY_PATHS
 } from './relay-report.ts'
 
 const BASE = 'hat-bench-'
@@ -35,7 +42,14 @@ const PREFIX = ownPrefix(BASE)
 const NS = `${PREFIX}relay`
 const SVC = '203.0.113.200'
 const SINK = '203.0.113.10'
-const PORTS = { ours: 1080, socat: 1081, splice: 1082, sink: 5001, mgmt: 9090, mgmtSplice: 9091 } as const
+const PORTS = { ours: 1080, socat: 1081, splice: 1082, haproxy: 1083, sink: 5001, rr: 5002, mgmt: 9090, mgmtSplice: 9091 } as const
+/** CPU the relays run on and CPU the load generators (clients, sinks) run on, when pinned. */
+const RELAY_CPU = '1'
+const LOAD_CPU = '0'
+/** Where each relay listens for the churn (socat and HAProxy: a second listener towards the request/response server). */
+const CHURN_PORTS: Record<RelayPath, number> = { ours: PORTS.ours, splice: PORTS.splice, socat: PORTS.socat + 100, haproxy: PORTS.haproxy + 100 }
+/** Paths that relay SOCKS5 (the client does the handshake first). */
+const SOCKS_PATHS: ReadonlySet<RelayPath> = new Set(['ours', 'splice'])
 /** RLIMIT_NOFILE wanted for the sink, the idle client and the concentrator; capped at the hard limit. */
 const NOFILE_WANTED = 65_536
 const PEER = 'bench/relay-peer.ts'
@@ -92,7 +106,13 @@ export class Bench {
   readonly ns: Netns
   readonly #children = new Set<ChildProcess>()
   readonly #clk: number
-  constructor (ns: Netns, clk: number) { this.ns = ns; this.#clk = clk }
+  readonly #pin: boolean
+  constructor (ns: Netns, clk: number, pin = false) { this.ns = ns; this.#clk = clk; this.#pin = pin }
+
+  /** argv of a relay (on RELAY_CPU when pinned; threads and forks inherit it). */
+  relayArgv (argv: readonly string[]): string[] { return this.#pin ? ['taskset', '-c', RELAY_CPU, ...argv] : [...argv] }
+  /** argv of a load generator (on LOAD_CPU when pinned). */
+  loadArgv (argv: readonly string[]): string[] { return this.#pin ? ['taskset', '-c', LOAD_CPU, ...argv] : [...argv] }
 
   spawn (argv: readonly string[]): ChildProcess {
     const child = this.ns.spawn(argv, { cwd: REPO_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -110,6 +130,21 @@ export class Bench {
     return { user: (t.user + t.childUser) / this.#clk, system: (t.system + t.childSystem) / this.#clk }
   }
 
+  /** The kernel's CPU accounting of every thread of `pid` (thread id → name, ticks). */
+  threads (pid: number): Map<string, { name: string, ticks: number }> {
+    const out = new Map<string, { name: string, ticks: number }>()
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const t = parseThreadStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'))
+        // Node names its worker threads like the main thread ("node"): the main thread is the one whose id is the pid.
+        out.set(tid, tid === String(pid) ? { ...t, name: 'main' } : t)
+      } catch { /* the thread ended */ }
+    }
+    return out
+  }
+
+  get clk (): number { return this.#clk }
+
   async mptcpAccepted (): Promise<number> {
     return netstatCounter(await this.ns.exec(['cat', '/proc/net/netstat']), 'MPTcpExt', 'MPCapableSYNRX')
   }
@@ -119,7 +154,7 @@ export class Bench {
     return startDaemon({
       daemon: 'concentrator',
       ns: this.ns,
-      spawn: (argv) => this.spawn(argv),
+      spawn: (argv) => this.spawn(this.relayArgv(argv)),
       nofile,
       nodeFlags,
       config: {
@@ -141,15 +176,17 @@ export class Bench {
   async throughput (path: RelayPath, round: number, pid: number, sink: Proc, seconds: number): Promise<ThroughputRun> {
     const start = monotonicUs()
     const cpu0 = this.cpuSeconds(pid)
+    const threads0 = this.threads(pid)
     const mp0 = await this.mptcpAccepted()
     const args = ['bulk', '--proxy', `${SVC}:${PORTS[path]}`, '--seconds', String(seconds),
-      ...(path === 'socat' ? [] : ['--socks', `${SINK}:${PORTS.sink}`])]
-    const client = new Proc(this.spawn(['mptcpize', 'run', ...nodePeer(args)]))
+      ...(SOCKS_PATHS.has(path) ? ['--socks', `${SINK}:${PORTS.sink}`] : [])]
+    const client = new Proc(this.spawn(this.loadArgv(['mptcpize', 'run', ...nodePeer(args)])))
     await client.next('result', (seconds + 30) * 1000)
     const conn = await sink.next('conn', 10_000)
     const end = monotonicUs()
     await sleep(300)
     const cpu1 = this.cpuSeconds(pid)
+    const threads = threadDelta(threads0, this.threads(pid), this.#clk)
     const bytes = conn['bytes'] as number
     const ms = conn['ms'] as number
     const user = cpu1.user - cpu0.user
@@ -166,14 +203,28 @@ export class Bench {
       systemSeconds: system,
       gbpsPerCore: bits / (user + system),
       mptcpAccepted: await this.mptcpAccepted() - mp0,
-      windowUs: [start, end]
+      windowUs: [start, end],
+      threads
     }
+  }
+
+  /** Short connections through `path` for `seconds`; the relay's CPU over the run (socat: its reaped children too). */
+  async churn (path: RelayPath, round: number, pid: number, seconds: number): Promise<ChurnRun> {
+    const cpu0 = this.cpuSeconds(pid)
+    const args = ['churn', '--proxy', `${SVC}:${CHURN_PORTS[path]}`, '--seconds', String(seconds), '--concurrency', '32',
+      ...(SOCKS_PATHS.has(path) ? ['--socks', `${SINK}:${PORTS.rr}`] : [])]
+    const client = new Proc(this.spawn(this.loadArgv(['mptcpize', 'run', ...nodePeer(args)])))
+    const res = await client.next('result', (seconds + 60) * 1000)
+    await sleep(300)
+    const cpu1 = this.cpuSeconds(pid)
+    const cpu = cpu1.user - cpu0.user + cpu1.system - cpu0.system
+    return churnRun(path, round, { count: res['count'] as number, failed: res['failed'] as number, ms: res['ms'] as number }, cpu)
   }
 
   /** n idle SOCKS5 relays through the concentrator (MPTCP client), held until `stop()`. */
   openIdle (n: number, port: number = PORTS.ours): Proc {
-    return new Proc(this.spawn(withNofile(['mptcpize', 'run',
-      ...nodePeer(['idle', '--proxy', `${SVC}:${port}`, '--socks', `${SINK}:${PORTS.sink}`, '--count', String(n)])])))
+    return new Proc(this.spawn(this.loadArgv(withNofile(['mptcpize', 'run',
+      ...nodePeer(['idle', '--proxy', `${SVC}:${port}`, '--socks', `${SINK}:${PORTS.sink}`, '--count', String(n)])]))))
   }
 
   async idle (conc: DaemonHandle, count: number, port: number = PORTS.ours): Promise<IdleResult> {
@@ -221,15 +272,43 @@ export class Bench {
   }
 
   /** A socat MPTCP listener relaying to the sink, forking per connection. */
-  async socat (): Promise<Proc> {
-    const p = new Proc(this.spawn(['socat', '-b', '131072', `SOCKET-LISTEN:2:262:x${sockaddrHex(SVC, PORTS.socat)},reuseaddr,fork`,
-      `TCP:${SINK}:${PORTS.sink}`]))
+  async socat (target: number = PORTS.sink, port: number = PORTS.socat): Promise<Proc> {
+    const p = new Proc(this.spawn(this.relayArgv(['socat', '-b', '131072', `SOCKET-LISTEN:2:262:x${sockaddrHex(SVC, port)},reuseaddr,fork`,
+      `TCP:${SINK}:${target}`])))
+    await this.listening(port, p)
+    return p
+  }
+
+  /**
+   * HAProxy (mode tcp, one thread, defaults otherwise) under `mptcpize run`: Debian's 2.6 has no
+   * MPTCP listener, so mptcpize makes its sockets MPTCP; towards the plain-TCP sink the connection
+   * falls back to TCP at the handshake.
+   */
+  async haproxy (): Promise<Proc> {
+    const cfg = `/tmp/${NS}-haproxy.cfg`
+    writeFileSync(cfg, haproxyConfig(nofile))
+    const p = new Proc(this.spawn(this.relayArgv(withNofile(['mptcpize', 'run', 'haproxy', '-db', '-f', cfg]))))
+    await this.listening(PORTS.haproxy, p)
+    return p
+  }
+
+  async listening (port: number, p: Proc): Promise<void> {
     for (let i = 0; i < 50; i++) {
-      if ((await this.ns.exec(['ss', '-Hltn', `sport = :${PORTS.socat}`])).trim() !== '') return p
+      if ((await this.ns.exec(['ss', '-Hltn', `sport = :${port}`])).trim() !== '') return
       await sleep(100)
     }
-    throw new Error(`socat did not listen: ${p.stderr}`)
+    throw new Error(`nothing listens on ${port}: ${p.stderr}`)
   }
+}
+
+/** `nofile`: the RLIMIT_NOFILE it runs with; HAProxy wants about two fds per connection and refuses a maxconn it cannot hold. */
+export function haproxyConfig (nofile: number): string {
+  return [
+    'global', '  nbthread 1', `  maxconn ${Math.max(100, Math.floor(nofile / 2) - 200)}`, '',
+    'defaults', '  mode tcp', '  timeout connect 5s', '  timeout client 120s', '  timeout server 120s', '',
+    'listen relay', `  bind ${SVC}:${PORTS.haproxy}`, `  server sink ${SINK}:${PORTS.sink}`, '',
+    'listen rr', `  bind ${SVC}:${CHURN_PORTS.haproxy}`, `  server rr ${SINK}:${PORTS.rr}`, ''
+  ].join('\n')
 }
 
 /** sockaddr_in without the family: port (network order), address, 8 zero bytes, as hex. */
@@ -261,6 +340,11 @@ interface RelayOptions {
   notes: string[]
   /** The concentrator's data planes to run side by side (`--data-plane stream,splice`). */
   planes: Array<'stream' | 'splice'>
+  /** Reference relays (`--refs socat,haproxy`). */
+  refs: Array<'socat' | 'haproxy'>
+  /** Seconds of short connections per path and round (0: no churn). */
+  churnSeconds: number
+  pin: 'auto' | 'on' | 'off'
 }
 
 function parseOptions (argv: readonly string[]): RelayOptions {
@@ -268,16 +352,21 @@ function parseOptions (argv: readonly string[]): RelayOptions {
     args: [...argv],
     options: {
       seconds: { type: 'string', default: '5' },
-      rounds: { type: 'string', default: '3' },
+      rounds: { type: 'string', default: '5' },
       conns: { type: 'string', default: '10000' },
       'no-idle': { type: 'boolean', default: false },
       profile: { type: 'string', default: 'auto' },
       heap: { type: 'string', default: '0' },
       out: { type: 'string', default: join(REPO_ROOT, 'bench', 'results') },
       note: { type: 'string', multiple: true },
-      'data-plane': { type: 'string', default: 'stream,splice' }
+      'data-plane': { type: 'string', default: 'stream,splice' },
+      refs: { type: 'string', default: 'socat,haproxy' },
+      'churn-seconds': { type: 'string', default: '4' },
+      pin: { type: 'string', default: 'auto' }
     }
   })
+  const refs = values.refs.split(',').filter((p): p is 'socat' | 'haproxy' => p === 'socat' || p === 'haproxy')
+  if (!['auto', 'on', 'off'].includes(values.pin)) throw new Error('--pin: auto, on or off')
   const planes = values['data-plane'].split(',').filter((p): p is 'stream' | 'splice' => p === 'stream' || p === 'splice')
   if (planes.length === 0) throw new Error('--data-plane: stream, splice or stream,splice')
   const clamp = (x: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, Number.isFinite(x) ? x : lo))
@@ -290,15 +379,18 @@ function parseOptions (argv: readonly string[]): RelayOptions {
     heap: Number(values.heap) > 0 ? clamp(Number(values.heap), 100, 5000) : 0,
     out: values.out,
     notes: values.note ?? [],
-    planes: [...new Set(planes)]
+    planes: [...new Set(planes)],
+    refs: [...new Set(refs)],
+    churnSeconds: Number(values['churn-seconds']) > 0 ? clamp(Number(values['churn-seconds']), 1, 20) : 0,
+    pin: values.pin as RelayOptions['pin']
   }
 }
 
-/** ours, splice, socat, ours, splice, socat, … on the same sink (the paths in `pids`). */
+/** ours, splice, socat, haproxy, ours, splice, … on the same sink (the paths in `pids`). */
 async function abab (bench: Bench, pids: Partial<Record<RelayPath, number>>, sink: Proc, o: RelayOptions): Promise<ThroughputRun[]> {
   const runs: ThroughputRun[] = []
   for (let r = 1; r <= o.rounds; r++) {
-    for (const path of ['ours', 'splice', 'socat'] as const) {
+    for (const path of RELAY_PATHS) {
       const pid = pids[path]
       if (pid === undefined) continue
       const res = await bench.throughput(path, r, pid, sink, o.seconds)
@@ -309,14 +401,35 @@ async function abab (bench: Bench, pids: Partial<Record<RelayPath, number>>, sin
   return runs
 }
 
-type Measured = Pick<RelayBenchResult, 'runs' | 'summary' | 'ratioPerCore' | 'spliceRatioPerCore' | 'idle' | 'spliceIdle' | 'profile' | 'heap'>
+/** Churn rounds (at most 3) over the same paths, interleaved like the throughput rounds. */
+async function churnRounds (bench: Bench, pids: Partial<Record<RelayPath, number>>, o: RelayOptions): Promise<ChurnRun[]> {
+  const runs: ChurnRun[] = []
+  if (o.churnSeconds === 0) return runs
+  for (let r = 1; r <= Math.min(3, o.rounds); r++) {
+    for (const path of RELAY_PATHS) {
+      const pid = pids[path]
+      if (pid === undefined) continue
+      const res = await bench.churn(path, r, pid, o.churnSeconds)
+      process.stderr.write(`${path} churn ${r}: ${Math.round(res.perSecond)} conn/s, ${Math.round(res.perCoreSecond)} per core-second, ${res.failed} failed\n`)
+      runs.push(res)
+    }
+  }
+  return runs
+}
+
+type Measured = Pick<RelayBenchResult, 'runs' | 'churn' | 'summary' | 'ratioPerCore' | 'spliceRatioPerCore' | 'idle' | 'spliceIdle' | 'profile' | 'heap'>
 
 /** Everything measured inside the namespace: idle memory, ABAB throughput, profile, heap. */
 async function measure (bench: Bench, o: RelayOptions, conns: number, notes: string[]): Promise<Measured> {
   await bench.ns.exec(['ip', 'addr', 'add', `${SVC}/32`, 'dev', 'lo'])
   await bench.ns.exec(['ip', 'addr', 'add', `${SINK}/32`, 'dev', 'lo'])
-  const sink = new Proc(bench.spawn(withNofile(nodePeer(['sink', '--listen', `${SINK}:${PORTS.sink}`]))))
+  // The churn opens thousands of connections per second between the same two addresses: the
+  // namespace's own port range and TIME_WAIT reuse keep a later path from running out of ports.
+  await bench.ns.exec(['sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=1024 65535', 'net.ipv4.tcp_tw_reuse=1'])
+  const sink = new Proc(bench.spawn(bench.loadArgv(withNofile(nodePeer(['sink', '--listen', `${SINK}:${PORTS.sink}`])))))
   await sink.next('ready', 30_000)
+  const rr = new Proc(bench.spawn(bench.loadArgv(withNofile(nodePeer(['rr', '--listen', `${SINK}:${PORTS.rr}`])))))
+  await rr.next('ready', 30_000)
   const conc = o.planes.includes('stream') ? await bench.concentrator() : undefined
   const spliced = o.planes.includes('splice') ? await bench.concentrator([], 'splice') : undefined
   const idleOf = async (c: DaemonHandle | undefined, port: number, plane: string): Promise<IdleResult | undefined> => {
@@ -328,17 +441,18 @@ async function measure (bench: Bench, o: RelayOptions, conns: number, notes: str
   }
   const idle = await idleOf(conc, PORTS.ours, 'stream')
   const spliceIdle = await idleOf(spliced, PORTS.splice, 'splice')
-  const socat = await bench.socat()
-  const pids: Partial<Record<RelayPath, number>> = { socat: socat.child.pid ?? 0 }
+  const refs = await startRefs(bench, o, notes)
+  const pids: Partial<Record<RelayPath, number>> = { ...refs.pids }
   if (conc !== undefined) pids.ours = conc.pid
   if (spliced !== undefined) pids.splice = spliced.pid
   const runs = await abab(bench, pids, sink, o)
+  const churn = await churnRounds(bench, { ...pids, ...refs.churnPids }, o)
   for (const c of [conc, spliced]) {
     if (c !== undefined && await c.metric('hybrid_mptcp_fallbacks_total') > 0) notes.push('some connections fell back to TCP (hybrid_mptcp_fallbacks_total > 0)')
   }
   await conc?.stop()
   await spliced?.stop()
-  socat.kill('SIGTERM')
+  for (const p of refs.procs) p.kill('SIGTERM')
   const summary = summariseRuns(runs)
   const perCore = (p: RelayPath): number => summary[p]?.gbpsPerCoreMedian ?? NaN
   const ratioPerCore = perCore('ours') / perCore('socat')
@@ -348,6 +462,7 @@ async function measure (bench: Bench, o: RelayOptions, conns: number, notes: str
   const heap = o.heap > 0 ? { connections: o.heap, ...await heapBreakdown(bench, o.heap, PROFILE_DIR) } : undefined
   return {
     runs,
+    churn,
     summary,
     ratioPerCore,
     ...(spliceRatioPerCore !== undefined ? { spliceRatioPerCore } : {}),
@@ -356,6 +471,33 @@ async function measure (bench: Bench, o: RelayOptions, conns: number, notes: str
     ...(profile !== undefined ? { profile } : {}),
     ...(heap !== undefined ? { heap } : {})
   }
+}
+
+/** socat and HAProxy as asked by `--refs`; a missing HAProxy is a note, not a failure. */
+async function startRefs (bench: Bench, o: RelayOptions, notes: string[]) {
+  const procs: Proc[] = []
+  const pids: Partial<Record<RelayPath, number>> = {}
+  const churnPids: Partial<Record<RelayPath, number>> = {}
+  if (o.refs.includes('socat')) {
+    const socat = await bench.socat()
+    procs.push(socat)
+    pids.socat = socat.child.pid ?? 0
+    if (o.churnSeconds > 0) {
+      const socatRr = await bench.socat(PORTS.rr, CHURN_PORTS.socat)
+      procs.push(socatRr)
+      churnPids.socat = socatRr.child.pid ?? 0
+    }
+  }
+  if (o.refs.includes('haproxy')) {
+    if ((await run(['sh', '-c', 'command -v haproxy || true'])).trim() === '') {
+      notes.push('HAProxy not installed (Debian package haproxy; `node scripts/system-deps.mjs --for bench`): not measured')
+    } else {
+      const h = await bench.haproxy()
+      procs.push(h)
+      pids.haproxy = h.child.pid ?? 0
+    }
+  }
+  return { procs, pids, churnPids }
 }
 
 export async function runRelayBench (argv: readonly string[]): Promise<number> {
@@ -377,7 +519,9 @@ export async function runRelayBench (argv: readonly string[]): Promise<number> {
   const notes: string[] = [...o.notes]
   if (o.idle && conns < o.wanted) notes.push(`idle connections reduced from ${o.wanted} to ${conns}: the hard RLIMIT_NOFILE here is ${nofile} (two fds per relayed connection); raise it (e.g. LimitNOFILE) to run ${o.wanted}`)
   await removeStaleRuns(BASE)
-  const bench = new Bench(await createNamespace(NS), clk)
+  const pin = o.pin === 'on' || (o.pin === 'auto' && cpus().length >= 2)
+  if (pin) notes.push(`pinned: the relays on CPU ${RELAY_CPU}, the load generators (clients, sinks) on CPU ${LOAD_CPU} (taskset)`)
+  const bench = new Bench(await createNamespace(NS), clk, pin)
   mkdirSync(PROFILE_DIR, { recursive: true })
   try {
     const measured = await measure(bench, o, conns, notes)

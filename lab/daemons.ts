@@ -19,6 +19,7 @@ import type { Netns } from './netns.ts'
 import { ADDRESS_PLAN, ACCESS_NAMES, type AddressPlan } from './addresses.ts'
 import { LAB_MGMT_PORTS } from './prometheus-config.ts'
 import { REPO_ROOT, type Lab } from './topology.ts'
+import { daemonLaunch, envWords } from '../shared/src/node-flags.ts'
 
 /** Ports of the concentrator's listeners in the lab (the convert port is reserved for the Convert listener). */
 export const LAB_CONCENTRATOR_PORTS = { socks5: 1080, convert: 1234 } as const
@@ -34,8 +35,15 @@ export interface DaemonSpec {
   readonly spawn: (argv: readonly string[]) => ChildProcess
   /** RLIMIT_NOFILE for the daemon (via `ulimit -n` in a shell that execs node). Default: inherited. */
   readonly nofile?: number
-  /** Extra node flags, e.g. `--cpu-prof`. */
+  /** Extra node flags, e.g. `--cpu-prof` (after the deployed ones). */
   readonly nodeFlags?: readonly string[]
+  /**
+   * Launch with the daemon's deployed node flags and environment (shared/src/node-flags.ts: the
+   * CPE's footprint settings; none for the concentrator). Default true; false: Node's defaults.
+   */
+  readonly deployedFlags?: boolean
+  /** Extra environment variables (`KEY=value`, through `env`, which execs node: the PID stays node's). */
+  readonly env?: Readonly<Record<string, string>>
   /** Deadline for `/readyz` to answer 200. Default 15 s. */
   readonly readyTimeoutMs?: number
   /**
@@ -79,7 +87,9 @@ export async function startDaemon (spec: DaemonSpec): Promise<DaemonHandle> {
   const configFile = join(dir, `${spec.daemon}.yaml`)
   const logFile = join(dir, `${spec.daemon}.log`)
   writeFileSync(configFile, stringify(spec.config), { mode: 0o600 })
-  const node = [process.execPath, ...(spec.nodeFlags ?? []), main, '--config', configFile]
+  const deployed = spec.deployedFlags === false ? { nodeFlags: [], env: {} } : daemonLaunch(spec.daemon)
+  const env = envWords({ ...deployed.env, ...spec.env })
+  const node = [...(env.length === 0 ? [] : ['env', ...env]), process.execPath, ...deployed.nodeFlags, ...(spec.nodeFlags ?? []), main, '--config', configFile]
   const argv = spec.nofile === undefined
     ? node
     : ['sh', '-c', `ulimit -n ${spec.nofile} && exec "$@"`, 'sh', ...node]

@@ -30,7 +30,9 @@ export const LIST_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', 'sh
 export const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin']
 
 /** Services that packages start on install; the tests and the lab start their own instances. */
-export const SERVICES_STARTED_ON_INSTALL = { 'dante-server': ['danted'], prometheus: ['prometheus'] }
+export const SERVICES_STARTED_ON_INSTALL = {
+  'dante-server': ['danted'], prometheus: ['prometheus'], haproxy: ['haproxy'], 'shadowsocks-libev': ['shadowsocks-libev']
+}
 
 /** Directories whose binaries come from Debian packages; a binary elsewhere is reported as such. */
 const DEBIAN_DIRS = new Set(['/usr/bin', '/usr/sbin', '/bin', '/sbin'])

@@ -193,17 +193,11 @@ export class OverloadManager {
     this.#monitors.start(this.#config.intervalMs)
     this.#timer = setInterval(() => { this.tick() }, this.#config.intervalMs)
     this.#timer.unref()
-    // A first reading now: until the first interval the status and the pressure gauges read 0 open
-    // files, which a client (or a test taking its baseline) takes for the truth.
-    this.#sampleResources()
-  }
-
-  /** The resource readings and pressures only (no action changes): the readings are true from start. */
-  #sampleResources (): void {
+    // A first reading of heap and open files now (no action changes): until the first interval the
+    // status said 0 open files, which a client (or a test taking its baseline) takes for the truth.
     const r = this.#monitors.read()
     this.#readings = { ...this.#readings, heapBytes: r.heapBytes, openFiles: r.openFiles }
-    const limits = this.#limits()
-    this.#pressure = { ...this.#pressure, heap: r.heapBytes / limits.heapBytes, fds: r.openFiles / limits.openFiles }
+    this.#pressure = pressuresOf(this.#readings, 0, this.#limits())
   }
 
   stop (): void {
@@ -255,12 +249,7 @@ export class OverloadManager {
     }
     this.#loopDelays.push(r.eventLoopDelayMs)
     if (this.#loopDelays.length > EVENT_LOOP_SUSTAIN_TICKS) this.#loopDelays.shift()
-    this.#pressure = {
-      event_loop: Math.min(...this.#loopDelays) / limits.eventLoopDelayMs,
-      heap: this.#readings.heapBytes / limits.heapBytes,
-      fds: this.#readings.openFiles / limits.openFiles,
-      buffered: this.#readings.bufferedBytes / limits.bufferedBytes
-    }
+    this.#pressure = pressuresOf(this.#readings, Math.min(...this.#loopDelays), limits)
     const m = this.#deps.metrics
     for (const [resource, p] of Object.entries(this.#pressure) as Array<[OverloadResource, number]>) m.overloadPressure.set({ resource }, round(p))
     m.bufferedBytes.set({ side: 'client' }, buffered.client)
@@ -331,4 +320,14 @@ function round (v: number): number { return Math.round(v * 1000) / 1000 }
 
 function mapValues<K extends string> (o: Record<K, number>, f: (v: number) => number): Record<K, number> {
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v as number)])) as Record<K, number>
+}
+
+/** Pressure per resource: reading ÷ limit (the event loop's: the sustained delay ÷ its limit). */
+function pressuresOf (r: ResourceReading, eventLoopDelayMs: number, limits: ResourceReading): Pressures {
+  return {
+    event_loop: eventLoopDelayMs / limits.eventLoopDelayMs,
+    heap: r.heapBytes / limits.heapBytes,
+    fds: r.openFiles / limits.openFiles,
+    buffered: r.bufferedBytes / limits.bufferedBytes
+  }
 }
