@@ -33,6 +33,11 @@ export interface CpeConnectionInfo {
   readonly onDone: () => void
 }
 
+/** The connection a mode runs on: `lan` itself when it is one already (a Convert fallback), else a new one. */
+export function cpeConnectionOf (lan: net.Socket | CpeConnection, mode: Mode, info: CpeConnectionInfo, deps: CpeConnectionDeps): CpeConnection {
+  return lan instanceof ProxiedConnection ? lan : createCpeConnection(lan, mode, info, deps)
+}
+
 /** The lifecycle of one intercepted LAN connection; the `mptcp` of its sessions is the upstream's. */
 export function createCpeConnection (lan: net.Socket, mode: Mode, info: CpeConnectionInfo, deps: CpeConnectionDeps): CpeConnection {
   return new ProxiedConnection<CpeSessionEntry>(lan, {
