@@ -262,6 +262,23 @@ function dataPlane ({ S, ts, RI, q }) {
     [0.5, 0.95].map((p) => [q(p, 'hybrid_connection_duration_seconds', 'le', S), `p${p * 100}`]))
 }
 
+/** UDP flows (docs/udp.md): the same metrics in both daemons. */
+function udp ({ S, ts, stat, RI }) {
+  stat('UDP flows', 'hybrid_udp_flows_active: UDP flows (5-tuples) open now.', 'short',
+    [[`sum(hybrid_udp_flows_active{${S}})`, 'flows']], { w: 4, h: 8 })
+  ts('UDP flows created and ended/s', 'hybrid_udp_flows_created_total and hybrid_udp_flows_ended_total by reason (idle, refused, closed, stopped).', 'short',
+    [[`sum(rate(hybrid_udp_flows_created_total{${S}}[${RI}]))`, 'created'],
+      [`sum by (reason) (rate(hybrid_udp_flows_ended_total{${S}}[${RI}]))`, 'ended {{reason}}']], { w: 10 })
+  ts('UDP flows refused/s', 'hybrid_udp_flows_refused_total by reason: caps, policy, authorisation, unavailable, upstream error, malformed.', 'short',
+    [[`sum by (reason) (rate(hybrid_udp_flows_refused_total{${S}}[${RI}]))`, '{{reason}}']], { w: 10 })
+  ts('UDP throughput', 'rate(hybrid_udp_bytes_total) * 8 by direction: UDP payload bits per second.', 'bps',
+    [[`sum by (direction) (rate(hybrid_udp_bytes_total{${S}}[${RI}])) * 8`, '{{direction}}']])
+  ts('UDP datagrams/s', 'hybrid_udp_datagrams_total by direction.', 'short',
+    [[`sum by (direction) (rate(hybrid_udp_datagrams_total{${S}}[${RI}]))`, '{{direction}}']])
+  ts('UDP drops/s by reason', 'hybrid_udp_datagrams_dropped_total: malformed, fragment, queue full, backpressure, flow refused, cap, oversized, unknown context or capsule.', 'short',
+    [[`sum by (reason) (rate(hybrid_udp_datagrams_dropped_total{${S}}[${RI}]))`, '{{reason}}']], { stack: true })
+}
+
 function resources ({ S, ts, stat, timeline, RI, onOff }) {
   ts('Resident memory', 'process_resident_memory_bytes.', 'bytes', [[`process_resident_memory_bytes{${S}}`, '{{instance}}']], { w: 6 })
   ts('V8 heap', 'Heap used and total.', 'bytes',
@@ -417,6 +434,8 @@ const cpe = {
       [[`sum by (path, result) (rate(hybrid_tfo_outcomes_total{${P}}[${RI}]))`, '{{path}} {{result}}']], { w: 24 })
     row('Data plane')
     dataPlane(c)
+    row('UDP')
+    udp(c)
     row('Resources')
     resources(c)
     row('Control plane')

@@ -23,6 +23,7 @@ import { UplinkManager } from './uplink/uplink-manager.ts'
 import { uplinkSpecs } from './uplink/uplink-plan.ts'
 import { FailoverController } from './failover/failover-controller.ts'
 import { startSteering } from './steering/steering-wiring.ts'
+import { startUdpAgent } from './udp/udp-wiring.ts'
 
 /**
  * The loader already ran these checks (main.ts passes `check: cpeConfigProblems`); repeated here for
@@ -46,7 +47,7 @@ const defaultStartUplinks = async (config: Config, log: Logger, journal: Journal
 const defaultStartInterceptor = async (config: Config, log: Logger, onConnection: OnLanConnection, onRefused: RefusedHandler,
   journal: JournalRecorder): Promise<InterceptorLike> =>
   Interceptor.start({
-    config: { intercept: config.intercept, concentrator: { host: config.concentrator.host } },
+    config: { intercept: config.intercept, concentrator: { host: config.concentrator.host }, udp: config.udp },
     log: childFor(log, 'intercept'),
     onConnection,
     onRefused,
@@ -80,7 +81,7 @@ export interface PartsContext {
   readonly onNotIntercepted: RefusedHandler
 }
 
-type Held = 'uplinks' | 'interceptor' | 'failover' | 'steering'
+type Held = 'uplinks' | 'interceptor' | 'failover' | 'steering' | 'udp'
 
 /** What every part factory gets. */
 interface Kit {
@@ -164,6 +165,12 @@ const interceptionPart = ({ s, state, ctx, journal, stopHeld }: Kit): Startable 
   }
 })
 
+const udpPart = ({ s, state, journal, stopHeld }: Kit): Startable => ({
+  name: 'LAN UDP',
+  start: async () => { state.udp = await startUdpAgent(s, state.initial, journal) },
+  stop: async () => { await stopHeld('UDP', 'udp') }
+})
+
 const mgmtListenerPart = ({ s, state, ctx }: Kit): Startable => ({
   name: 'management listener',
   start: async () => { if (s.deps.listenManagement !== false) await listenMgmt(ctx.mgmt, state.initial.management.listen) }
@@ -176,7 +183,7 @@ const overloadPart = ({ s, state }: Kit): Startable => ({
 })
 
 const PARTS = [
-  journalPart, mgmtPart, uplinksPart, redialsPart, dataPlanePart, pathsPart, steeringPart, interceptionPart, mgmtListenerPart, overloadPart
+  journalPart, mgmtPart, uplinksPart, redialsPart, dataPlanePart, pathsPart, steeringPart, interceptionPart, udpPart, mgmtListenerPart, overloadPart
 ]
 
 export function cpeParts (s: CpeServices, state: CpeState, ctx: PartsContext): Startable[] {

@@ -30,7 +30,7 @@ export function cpeReloader (s: CpeServices, state: CpeState): Reloader {
     const plan = planReload(state.config, next)
     const nextUpstream = checkConcentratorPath(next, log)
     if (plan.rulesetChanged && state.interceptor !== undefined) {
-      await state.interceptor.updateRuleset({ intercept: next.intercept, concentrator: { host: next.concentrator.host } })
+      await state.interceptor.updateRuleset({ intercept: next.intercept, concentrator: { host: next.concentrator.host }, udp: next.udp })
     }
     if (plan.modeChanged && state.uplinks !== undefined) await state.uplinks.setMode(next.multipath.mode)
     state.config = next

@@ -4,6 +4,7 @@
  * (cpe-parts.ts) fill in and a reload (cpe-reload.ts) swaps. One object each, passed explicitly:
  * no module-level state.
  */
+import type { UdpAgent } from './udp/udp-agent.ts'
 import type net from 'node:net'
 import type { Registry } from 'prom-client'
 import type { Logger } from '../../shared/src/log.ts'
@@ -56,7 +57,7 @@ export interface CpeDeps {
 export interface InterceptorLike {
   readonly listening: boolean
   readonly tableInstalled: boolean
-  updateRuleset: (config: { intercept: Config['intercept'], concentrator: { host: string } }) => Promise<void>
+  updateRuleset: (config: { intercept: Config['intercept'], concentrator: { host: string }, udp?: Config['udp'] }) => Promise<void>
   stopAccepting: () => void
   stop: () => Promise<void>
   on: (event: 'holderExit', fn: () => void) => unknown
@@ -98,6 +99,8 @@ export interface CpeState {
   interceptor: InterceptorLike | undefined
   failover: FailoverController | undefined
   steering: SteeringController | undefined
+  /** LAN UDP over CONNECT-UDP (udp.enabled; docs/udp.md). */
+  udp: UdpAgent | undefined
   /** What start changes in the namespace, on disk (crash-journal.ts). */
   journal: CrashJournal | undefined
   started: boolean
@@ -113,6 +116,7 @@ export function initialState (config: Config): CpeState {
     interceptor: undefined,
     failover: undefined,
     steering: undefined,
+    udp: undefined,
     journal: undefined,
     started: false
   }

@@ -9,6 +9,7 @@ import { runDaemonProcess } from '../../shared/src/daemon/daemon-process.ts'
 import { ConfigSchema, ENV_PREFIX } from './config/config.ts'
 import { cpePrerequisites } from './prerequisites.ts'
 import { cpeConfigProblems } from './config/check.ts'
+import { printRules } from './intercept/print-rules.ts'
 
 await runDaemonProcess({
   name: 'hybrid-cpe',
@@ -17,6 +18,7 @@ await runDaemonProcess({
   moduleUrl: import.meta.url,
   check: cpeConfigProblems,
   prerequisites: cpePrerequisites,
+  printRules,
   // Loaded only once the prerequisites are met: a failing start stays well under a second.
   create: async (config, deps) => (await import('./cpe.ts')).createCpe(config, deps)
 })

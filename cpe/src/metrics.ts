@@ -15,6 +15,7 @@ import type { DaemonMetricsReference } from '../../shared/src/metrics/metrics-re
 import { createRegistry } from '../../shared/src/metrics/registry.ts'
 import { Mode } from '../../shared/src/metrics/labels.ts'
 import { RedialReason } from './modes/redial-plan.ts'
+import { createUdpMetrics, udpMetricSpecList } from '../../shared/src/metrics/udp-metrics.ts'
 
 const PATH = { describe: 'configured uplink name (uplinks[].name, ≤ 4)' } as const
 
@@ -180,7 +181,7 @@ export const cpeMetricSpecs = {
   })
 } as const
 
-export const cpeMetricSpecList: readonly MetricSpec[] = Object.values(cpeMetricSpecs)
+export const cpeMetricSpecList: readonly MetricSpec[] = [...Object.values(cpeMetricSpecs), ...udpMetricSpecList]
 
 /** The spec with its `path`-like labels closed to the configured names (zero-filled series). */
 function withPaths<S extends LabelSets> (spec: MetricSpec<S>, paths: readonly string[]): MetricSpec<{ [K in keyof S]: string[] }> {
@@ -210,7 +211,8 @@ function createOwnMetrics (registry: Registry, paths: readonly string[]) {
     upstreamRedials: createCounter(registry, withPaths(s.upstreamRedials, paths)),
     steeringMode: createGauge(registry, withPaths(s.steeringMode, paths)),
     steeringBackupChanges: createCounter(registry, withPaths(s.steeringBackupChanges, paths)),
-    steeringDslLoad: createPlainGauge(registry, s.steeringDslLoad)
+    steeringDslLoad: createPlainGauge(registry, s.steeringDslLoad),
+    ...createUdpMetrics(registry)
   }
 }
 

@@ -7,7 +7,8 @@
  *   tables;
  * - `multipath.rules: managed` → `ip` (source routing, MPTCP endpoints and limits) and `sysctl`
  *   (rp_filter); `off` → still `ip` (the uplink observer reads `ip -j addr` / `ip -j mptcp endpoint`);
- * - `mptcp.onUnavailable: fail` → kernel MPTCP (every upstream connection is an MPTCP socket).
+ * - `mptcp.onUnavailable: fail` → kernel MPTCP (every upstream connection is an MPTCP socket);
+ * - `udp.enabled` → `/dev/net/tun` (LAN UDP is routed into a TUN device) and `ip` (its policy routing).
  */
 import type { Requirement } from '../../shared/src/sys/prerequisites.ts'
 import type { CpeConfig } from './config/config.ts'
@@ -25,5 +26,9 @@ export function cpePrerequisites (config: CpeConfig): Requirement[] {
     out.push({ kind: 'binary', name: 'ip', for: 'uplink observation (multipath.rules: off)' })
   }
   if (config.mptcp.onUnavailable === 'fail') out.push({ kind: 'mptcp', for: 'MPTCP towards the concentrator (mptcp.onUnavailable: fail)' })
+  if (config.udp.enabled) {
+    const why = 'LAN UDP over the hybrid line (udp.enabled)'
+    out.push({ kind: 'tun', for: why }, { kind: 'binary', name: 'ip', for: why })
+  }
   return out
 }

@@ -10,6 +10,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fc from 'fast-check'
+import { encodeCapsule, encodeDatagramCapsule } from '../../shared/src/codec/capsule.ts'
+import { connectUdpPath, ConnectUdpPathPrefix } from '../../shared/src/codec/connect-udp.ts'
 import { encodeConvertMessage } from '../../shared/src/codec/convert.ts'
 import {
   encodeAuthRequest, encodeAuthResponse, encodeGreeting, encodeMethodSelection, encodeReply, encodeRequest
@@ -67,6 +69,15 @@ for (const v of positiveVectors) write('convert', b(v.side === 'client' ? 1 : 0,
 for (const v of negativeVectors) write('convert', b(0, 0), hex(v.hex))
 for (const m of fc.sample(clientMessage, { seed: 1, numRuns: 20 })) write('convert', b(2, 5), encodeConvertMessage(m))
 for (const m of fc.sample(converterMessage, { seed: 2, numRuns: 20 })) write('convert', b(3, 7), encodeConvertMessage(m))
+
+// udp-wire: [selector: even capsules, odd :path][split seed] + bytes
+write('udp-wire', b(0, 3), encodeDatagramCapsule(Buffer.from('hello')), encodeCapsule(0x17, b()), encodeDatagramCapsule(Buffer.alloc(300, 7), 2))
+write('udp-wire', b(0, 0), encodeDatagramCapsule(Buffer.alloc(0)), b(0x00, 0x80, 0x00, 0xff, 0xff))
+write('udp-wire', b(2, 9), encodeCapsule(0x29 * 3 + 0x17, Buffer.alloc(40, 1)), b(0x00, 0x05, 0x00))
+for (const [host, port] of [['192.0.2.6', 443], ['2001:db8::42', 443], ['www.example.com', 53]] as const) {
+  write('udp-wire', b(1, 0), Buffer.from(connectUdpPath(host, port).slice(ConnectUdpPathPrefix.length), 'latin1'))
+}
+write('udp-wire', b(1, 0), Buffer.from('fe80%3A%3A1%25eth0/443/', 'latin1'))
 
 // config: [daemon] + YAML
 for (const mode of ['socks5', 'convert', 'transparent']) {

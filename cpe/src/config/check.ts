@@ -42,6 +42,24 @@ export function cpeConfigProblems (config: CpeConfig): CheckProblem[] {
   out.push(...interceptProblems({ intercept: config.intercept as Config['intercept'] })) // read only
   out.push(...uplinkProblems(config))
   out.push(...steeringProblems(config))
+  out.push(...udpProblems(config))
+  return out
+}
+
+/** UDP interception shares the agent's nft table and policy routing: its mark, table and rule must not collide. */
+function udpProblems (config: CpeConfig): CheckProblem[] {
+  const u = config.udp
+  if (!u.enabled) return []
+  const out: CheckProblem[] = []
+  const i = config.intercept
+  if (u.port === undefined) out.push({ path: ['udp', 'port'], message: 'required with /udp/enabled (the concentrator\'s CONNECT-UDP port)' })
+  if (i.rules === 'off') out.push({ path: ['udp', 'enabled'], message: 'needs /intercept/rules managed or external (the UDP marking lives in the interception table)' })
+  if (u.mark === i.mark || u.mark === i.socketMark) out.push({ path: ['udp', 'mark'], message: 'must differ from /intercept/mark and /intercept/socketMark' })
+  if (u.routeTable === i.routeTable) out.push({ path: ['udp', 'routeTable'], message: 'must differ from /intercept/routeTable' })
+  if (u.rulePriority === i.rulePriority) out.push({ path: ['udp', 'rulePriority'], message: 'must differ from /intercept/rulePriority' })
+  if (config.uplinks.some((l) => l.interface === u.device) || i.lanInterfaces.includes(u.device)) {
+    out.push({ path: ['udp', 'device'], message: 'names an uplink or LAN interface (the agent creates this TUN device itself)' })
+  }
   return out
 }
 

@@ -15,6 +15,7 @@ import { ConvertClientSchema } from './convert.ts'
 import { HealthSchema } from './health.ts'
 import { FailoverSchema } from './failover.ts'
 import { SteeringSchema } from './steering.ts'
+import { UdpSchema } from './udp.ts'
 import { OverloadSchema } from '../../../shared/src/config/overload-schema.ts'
 
 export { LogSchema, UplinkSchema }
@@ -58,7 +59,9 @@ export const ConfigSchema = Type.Object({
   /** Steering modes (3GPP ATSSS names) and destination classes; docs/steering.md. */
   steering: SteeringSchema,
   /** Overload manager: resources, thresholds, hysteresis; see docs/overload.md. */
-  overload: OverloadSchema
+  overload: OverloadSchema,
+  /** LAN UDP over the hybrid line (CONNECT-UDP to the concentrator); off by default; docs/udp.md. */
+  udp: UdpSchema
 }, { additionalProperties: false })
 
 export type Config = Static<typeof ConfigSchema>

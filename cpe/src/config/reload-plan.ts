@@ -38,6 +38,8 @@ const FIXED: StartOnlyKeys<Config> = [
   ['intercept.socketMark', (c) => c.intercept.socketMark],
   ['intercept.routeTable', (c) => c.intercept.routeTable],
   ['intercept.rulePriority', (c) => c.intercept.rulePriority],
+  // the TUN device, its routing and the flow table are set up once (docs/udp.md)
+  ['udp', (c) => c.udp],
   ['health', (c) => c.health],
   ['failover', (c) => c.failover],
   // the mode can change at run time through PUT /api/v1/steering (docs/steering.md)

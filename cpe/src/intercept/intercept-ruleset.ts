@@ -19,6 +19,7 @@ import ipaddr from 'ipaddr.js'
 import { ConfigError } from '../../../shared/src/errors.ts'
 import { formatCheckProblem, type CheckProblem } from '../../../shared/src/config/problem.ts'
 import type { InterceptConfig } from '../config/intercept.ts'
+import type { UdpConfig } from '../config/udp.ts'
 
 export const NFT_FAMILY = 'inet'
 export const NFT_TABLE = 'hybrid_cpe'
@@ -27,6 +28,8 @@ export interface InterceptRulesetInput {
   intercept: InterceptConfig
   /** Never intercepted (the concentrator is reached directly by the agent anyway). */
   concentrator?: { host: string }
+  /** LAN UDP interception (chain `lan_udp`, docs/udp.md); absent or disabled: TCP only. */
+  udp?: UdpConfig | undefined
 }
 
 export interface SplitPrefixes { v4: string[], v6: string[] }
@@ -106,11 +109,14 @@ export function buildInterceptRuleset (input: InterceptRulesetInput): string {
   lines.push(...setBlock('bypass_dst4', 'ipv4_addr', dst.v4, true), ...setBlock('bypass_src4', 'ipv4_addr', src.v4, true))
   if (c.ipv6) lines.push(...setBlock('bypass_dst6', 'ipv6_addr', dst.v6, true), ...setBlock('bypass_src6', 'ipv6_addr', src.v6, true))
   lines.push(...setBlock('bypass_ports', 'inet_service', ports, false))
+  const udp = input.udp?.enabled === true ? input.udp : undefined
+  if (udp !== undefined) lines.push(...udpChain(udp, c))
   lines.push(
     '  chain prerouting {',
     '    type filter hook prerouting priority mangle; policy accept;',
     `    fib daddr type local tcp dport ${c.port} drop`,
     `    iifname != { ${c.lanInterfaces.map((i) => `"${i}"`).join(', ')} } return`,
+    ...(udp === undefined ? [] : ['    meta l4proto udp jump lan_udp']),
     '    meta l4proto != tcp return',
     ...(c.ipv6 ? [] : ['    meta nfproto ipv6 return']),
     `    meta mark ${hex(c.socketMark)} return`,
@@ -126,6 +132,45 @@ export function buildInterceptRuleset (input: InterceptRulesetInput): string {
     '}'
   )
   return lines.join('\n') + '\n'
+}
+
+/**
+ * LAN UDP (docs/udp.md): marked for the policy route into the agent's TUN device, except the
+ * agent's own packets, traffic to the CPE itself or to broadcast/multicast addresses (DNS to the
+ * CPE, DHCP, mDNS, SSDP), DHCP/DHCPv6 ports, link-local IPv6, the bypass sets (shared with TCP) and
+ * the UDP bypass ports. Without the TUN device the route table is empty and the marked packets are
+ * routed natively (fail-open).
+ */
+function udpChain (u: UdpConfig, c: InterceptConfig): string[] {
+  const ports = [...new Set(u.bypassPorts)].sort((a, b) => a - b)
+  return [
+    ...setBlock('bypass_udp_ports', 'inet_service', ports, false),
+    '  chain lan_udp {',
+    `    meta mark ${hex(c.socketMark)} return`,
+    '    fib daddr type { local, broadcast, multicast } return',
+    '    udp dport { 67, 68, 546, 547 } return',
+    '    ip daddr @bypass_dst4 return',
+    '    ip saddr @bypass_src4 return',
+    ...(c.ipv6 ? ['    ip6 daddr fe80::/10 return', '    ip6 daddr @bypass_dst6 return', '    ip6 saddr @bypass_src6 return'] : ['    meta nfproto ipv6 return']),
+    '    udp dport @bypass_udp_ports return',
+    `    meta mark set ${hex(u.mark)}`,
+    '  }'
+  ]
+}
+
+/**
+ * Policy routing of marked LAN UDP into the TUN device `u.device` (v4 and, with ipv6, v6). Added
+ * after the device is up; the routes vanish with the device, the rule is then inert.
+ */
+export function buildUdpRouting (u: UdpConfig, ipv6: boolean): RoutingPlan {
+  const plan: RoutingPlan = { remove: [], add: [] }
+  for (const fam of ipv6 ? ['-4', '-6'] : ['-4']) {
+    const rule = ['fwmark', hex(u.mark), 'lookup', String(u.routeTable), 'priority', String(u.rulePriority)]
+    const route = ['default', 'dev', u.device, 'table', String(u.routeTable)]
+    plan.remove.push(['ip', fam, 'rule', 'del', ...rule], ['ip', fam, 'route', 'del', ...route])
+    plan.add.push(['ip', fam, 'rule', 'add', ...rule], ['ip', fam, 'route', 'add', ...route])
+  }
+  return plan
 }
 
 export interface RoutingPlan {

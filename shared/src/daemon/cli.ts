@@ -48,6 +48,12 @@ export interface DaemonCliOptions<T extends TObject> {
    * start and every reload (SIGHUP, POST /api/v1/reload).
    */
   check?: ConfigCheck<LoadedConfig<T>>
+  /**
+   * `--print-rules`: the host rules this configuration installs (the CPE's nft table and policy
+   * routing), for operators who install them themselves (`intercept.rules: external`). A daemon
+   * without it refuses the flag.
+   */
+  printRules?: (config: LoadedConfig<T>) => string
   /** Arguments after the script name (`process.argv.slice(2)`). */
   argv: readonly string[]
   env: Readonly<Record<string, string | undefined>>
@@ -69,20 +75,22 @@ const cliOptions = {
   config: { type: 'string', short: 'c' },
   validate: { type: 'boolean' },
   'print-config': { type: 'boolean' },
+  'print-rules': { type: 'boolean' },
   'log-level': { type: 'string' },
   set: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' }
 } as const
 
-export function usage (name: string, envPrefix: string): string {
+export function usage (name: string, envPrefix: string, printRules = false): string {
+  const rules = printRules ? '      --print-rules        print the nft ruleset and policy-routing commands this configuration installs, and exit\n' : ''
   return `Usage: ${name} [options]
 
 Options:
   -c, --config <file>      YAML configuration file
       --validate           check the configuration, print every problem; exit 0 if valid, 2 if not
       --print-config       print the effective configuration (secrets redacted) and exit
-      --log-level <level>  ${LogLevels.join(' | ')} (overrides log.level)
+${rules}      --log-level <level>  ${LogLevels.join(' | ')} (overrides log.level)
       --set <key=value>    override one option, e.g. --set limits.idleTimeoutMs=60000 (repeatable)
   -h, --help               show this help
   -V, --version            show the version
@@ -103,7 +111,11 @@ export async function runDaemonCli<T extends TObject> (opts: DaemonCliOptions<T>
     opts.stderr.write(`${opts.name}: ${(err as Error).message}\nTry --help.\n`)
     return ExitCode.Config
   }
-  if (args.help === true) return done(opts.stdout, usage(opts.name, opts.envPrefix), ExitCode.Ok)
+  if (args.help === true) return done(opts.stdout, usage(opts.name, opts.envPrefix, opts.printRules !== undefined), ExitCode.Ok)
+  if (args['print-rules'] === true && opts.printRules === undefined) {
+    opts.stderr.write(`${opts.name}: --print-rules: this daemon installs no host rules of its own\nTry --help.\n`)
+    return ExitCode.Config
+  }
   if (args.version === true) return done(opts.stdout, `${opts.name} ${opts.version}\n`, ExitCode.Ok)
 
   const load = (): LoadedConfig<T> => loadConfig(opts.schema, {
@@ -123,6 +135,7 @@ export async function runDaemonCli<T extends TObject> (opts: DaemonCliOptions<T>
   if (args.validate === true) return done(opts.stdout, 'ok\n', ExitCode.Ok)
   const redacted = redactConfig(opts.schema, config)
   if (args['print-config'] === true) return done(opts.stdout, toYaml(redacted), ExitCode.Ok)
+  if (args['print-rules'] === true && opts.printRules !== undefined) return done(opts.stdout, opts.printRules(config), ExitCode.Ok)
   return runService(opts, config, redacted, load)
 }
 

@@ -49,6 +49,8 @@ export interface DaemonProcessOptions<T extends TObject> {
   create: (config: LoadedConfig<T>, deps: DaemonProcessDeps) => DaemonService<T> | Promise<DaemonService<T>>
   /** What this configuration needs from the host (binaries, kernel features); checked before `create`. */
   prerequisites?: (config: LoadedConfig<T>) => readonly Requirement[]
+  /** `--print-rules` (cli.ts); pure, never touches the host. */
+  printRules?: (config: LoadedConfig<T>) => string
 }
 
 /** The package version, from the nearest package.json above `moduleUrl` (source or dist/). */
@@ -110,6 +112,7 @@ export async function runDaemonProcess<T extends TObject> (opts: DaemonProcessOp
     schema: opts.schema,
     envPrefix: opts.envPrefix,
     ...(opts.check === undefined ? {} : { check: opts.check }),
+    ...(opts.printRules === undefined ? {} : { printRules: opts.printRules }),
     argv: process.argv.slice(2),
     env: process.env,
     stdout: process.stdout,

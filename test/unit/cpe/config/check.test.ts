@@ -65,6 +65,22 @@ const cases: Case[] = [
     path: '/intercept/bypass/sources/0',
     message: /not an IP address or prefix/
   },
+  { name: 'udp.enabled without udp.port', extra: { udp: { enabled: true } }, path: '/udp/port', message: /required with \/udp\/enabled/ },
+  {
+    name: 'udp with intercept.rules off',
+    extra: { intercept: { rules: 'off' }, udp: { enabled: true, port: 7400 } },
+    path: '/udp/enabled',
+    message: /needs \/intercept\/rules managed or external/
+  },
+  { name: 'udp.mark equal to intercept.mark', extra: { udp: { enabled: true, port: 7400, mark: 1 } }, path: '/udp/mark', message: /must differ/ },
+  { name: 'udp.routeTable equal to intercept.routeTable', extra: { udp: { enabled: true, port: 7400, routeTable: 300 } }, path: '/udp/routeTable', message: /must differ/ },
+  {
+    name: 'udp.rulePriority equal to intercept.rulePriority',
+    extra: { udp: { enabled: true, port: 7400, rulePriority: 50 } },
+    path: '/udp/rulePriority',
+    message: /must differ/
+  },
+  { name: 'udp.device naming an uplink', extra: { udp: { enabled: true, port: 7400, device: 'eth1' } }, path: '/udp/device', message: /uplink or LAN interface/ },
   {
     name: 'uplink name not usable as a metric label',
     extra: { uplinks: [uplinks[0], { ...uplinks[1], name: 'lte-1' }] },

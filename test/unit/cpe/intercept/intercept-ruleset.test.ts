@@ -2,7 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Value } from 'typebox/value'
 import { InterceptSchema, type InterceptConfig } from '../../../../cpe/src/config/intercept.ts'
-import { buildInterceptRouting, buildInterceptRuleset, interceptProblems, splitPrefixes } from '../../../../cpe/src/intercept/intercept-ruleset.ts'
+import { buildInterceptRouting, buildInterceptRuleset, buildUdpRouting, interceptProblems, splitPrefixes } from '../../../../cpe/src/intercept/intercept-ruleset.ts'
+import { UdpSchema, type UdpConfig } from '../../../../cpe/src/config/udp.ts'
 import { flattenRuleset } from '../../../../shared/src/sys/nft-owner.ts'
 
 const defaults = (): InterceptConfig => Value.Default(InterceptSchema, {}) as InterceptConfig
@@ -83,4 +84,39 @@ test('policy routing: fwmark rule and local default route, v4 and v6, delete pla
   ])
   assert.deepEqual(plan.remove, plan.add.map((a) => a.map((x) => x === 'add' ? 'del' : x)))
   assert.equal(buildInterceptRouting(withBypass({}, { ipv6: false })).add.length, 2)
+})
+
+const udpDefaults = (over: Partial<UdpConfig> = {}): UdpConfig =>
+  ({ ...(Value.Default(UdpSchema, {}) as UdpConfig), enabled: true, port: 7400, ...over })
+
+test('udp disabled or absent: no UDP chain, no UDP jump (the TCP ruleset is unchanged)', () => {
+  const plain = buildInterceptRuleset({ intercept: defaults() })
+  assert.equal(buildInterceptRuleset({ intercept: defaults(), udp: udpDefaults({ enabled: false }) }), plain)
+  assert.ok(!plain.includes('udp'))
+})
+
+test('udp enabled: LAN UDP jumps to lan_udp, which skips the agent, the CPE itself, broadcast/multicast, DHCP, link-local and bypasses, then marks', () => {
+  const text = buildInterceptRuleset({ intercept: defaults(), udp: udpDefaults({ bypassPorts: [4500, 123, 4500] }) })
+  const lines = text.split('\n').map((l) => l.trim())
+  const jump = lines.indexOf('meta l4proto udp jump lan_udp')
+  assert.ok(jump > lines.findIndex((l) => l.startsWith('iifname != ')), 'the jump comes after the LAN interface check')
+  assert.ok(jump < lines.indexOf('meta l4proto != tcp return'))
+  const chain = lines.slice(lines.indexOf('chain lan_udp {'), lines.indexOf('chain prerouting {'))
+  assert.deepEqual(chain.slice(1, 4), ['meta mark 0x00000002 return', 'fib daddr type { local, broadcast, multicast } return', 'udp dport { 67, 68, 546, 547 } return'])
+  assert.ok(chain.includes('ip6 daddr fe80::/10 return'))
+  assert.equal(chain.filter((l) => l.startsWith('meta mark set')).join(), 'meta mark set 0x00000003')
+  assert.ok(chain.indexOf('meta mark set 0x00000003') > chain.indexOf('udp dport @bypass_udp_ports return'))
+  assert.ok(text.includes('elements = { 123, 4500 }'))
+})
+
+test('udp routing: fwmark rule and a default route into the TUN device, v4 and v6; deletes mirror adds', () => {
+  const plan = buildUdpRouting(udpDefaults(), true)
+  assert.deepEqual(plan.add, [
+    ['ip', '-4', 'rule', 'add', 'fwmark', '0x00000003', 'lookup', '301', 'priority', '51'],
+    ['ip', '-4', 'route', 'add', 'default', 'dev', 'hyb-udp0', 'table', '301'],
+    ['ip', '-6', 'rule', 'add', 'fwmark', '0x00000003', 'lookup', '301', 'priority', '51'],
+    ['ip', '-6', 'route', 'add', 'default', 'dev', 'hyb-udp0', 'table', '301']
+  ])
+  assert.deepEqual(plan.remove.map((a) => a.join(' ').replace(' del ', ' add ')), plan.add.map((a) => a.join(' ')))
+  assert.equal(buildUdpRouting(udpDefaults(), false).add.length, 2)
 })

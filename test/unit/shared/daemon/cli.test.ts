@@ -90,6 +90,22 @@ test('unknown flags and positionals are usage errors: exit 2', async () => {
   }
 })
 
+test('--print-rules: printed by a daemon that has rules, refused (exit 2) by one that has none', async () => {
+  const none = harness(['-c', fixture('concentrator.yaml'), '--print-rules'])
+  assert.equal(await runDaemonCli(none.opts), ExitCode.Config)
+  assert.match(none.err(), /--print-rules: this daemon installs no host rules/)
+  assert.ok(!none.out().includes('--print-rules'))
+  const h = harness(['-c', fixture('concentrator.yaml'), '--print-rules'])
+  h.opts.printRules = (c) => `rules for ${c.log.level}\n`
+  assert.equal(await runDaemonCli(h.opts), ExitCode.Ok)
+  assert.equal(h.out(), 'rules for warn\n') // the fixture's log.level: the daemon's function got the loaded configuration
+  assert.deepEqual(h.calls, [])
+  const help = harness(['--help'])
+  help.opts.printRules = () => ''
+  await runDaemonCli(help.opts)
+  assert.match(help.out(), /--print-rules/)
+})
+
 test('--print-config prints the effective config with secrets redacted', async () => {
   const h = harness(['-c', fixture('concentrator.yaml'), '--print-config', '--log-level', 'debug'], undefined,
     { HYBRID_CONC_LIMITS__DRAIN_TIMEOUT_MS: '1000' })
