@@ -32,10 +32,10 @@ export const ConfigSchema = Type.Object({
   /** Crash journal directory; default /run/hybrid-cpe. */
   stateDir: stateDirSchema('cpe'),
   /**
-   * Relay data plane: splice, stream or auto (docs/data-plane.md). Start only. Default stream (an open
-   * splice issue in the CPE's Convert retry and pipelined paths).
+   * Relay data plane: splice, stream or auto (docs/data-plane.md). Start only. Default auto (splice
+   * when the probe passes), as in the concentrator.
    */
-  dataPlane: dataPlaneSchema('stream'),
+  dataPlane: dataPlaneSchema('auto'),
   /** WAN accesses bonded with MPTCP (one MPTCP endpoint each). Required, 1–8 entries. */
   uplinks: Type.Array(UplinkSchema, { minItems: 1, maxItems: 8, description: 'WAN accesses bonded with MPTCP (one endpoint each)' }),
   /** Concentrator address (IP literal) and port of its listener for `mode`. Required. */

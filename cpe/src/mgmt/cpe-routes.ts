@@ -7,6 +7,7 @@
  *   GET  /api/v1/steering        steering mode, DSL load, LTE backup flags, classes (docs/steering.md)
  *   PUT  /api/v1/steering        { mode: active-standby|priority-based|load-balancing|smallest-delay } (bearer token)
  *   GET  /api/v1/sessions        relayed connections, largest first (paginated)
+ *   GET  /api/v1/udp/flows       LAN UDP flows, largest first (paginated; docs/udp.md)
  *   POST /api/v1/reload          re-read and apply the configuration (the SIGHUP path; bearer token)
  *
  * `mode` is global in the kernel's path manager (LTE endpoints flagged backup or not), so a PUT with
@@ -28,6 +29,7 @@ export interface CpeRouteDeps {
   uplinks: () => Array<{ name: string, access: string }>
   setUplink: (name: string, change: UplinkChange) => Promise<void>
   sessions: (offset: number, limit: number) => CpeSessionPage
+  udpFlows: (offset: number, limit: number) => object
   reload: () => Promise<void>
   /** The steering controller once the agent runs (undefined before start). */
   steering: () => SteeringApi | undefined

@@ -88,10 +88,11 @@ export class UdpAgent {
   get flows (): number { return this.#table.size }
   get sessionUp (): boolean { return this.#client.sessionUp }
 
-  /** The flows for the sessions API. */
+  /** The flows for the management API, largest (bytes both ways) first. */
   list (): UdpFlowView[] {
     return [...this.#table.entries()].map(({ key, flow, lastSeen }) =>
       ({ key, state: flow.state, createdAt: flow.createdAt, lastSeen, counters: { ...flow.counters } }))
+      .sort((a, b) => (b.counters.bytesUp + b.counters.bytesDown) - (a.counters.bytesUp + a.counters.bytesDown))
   }
 
   async stop (): Promise<void> {

@@ -111,8 +111,7 @@ export function endpointProperties (what: string) {
  * `dataPlane`: who moves the bytes of established relayed connections (docs/data-plane.md).
  * `splice`: the zero-copy splice(2) engine, refuse to start when its probe fails; `stream`: the JS
  * relay; `auto`: splice when the probe passes, else stream (logged). Read at start only.
- * Default: auto in the concentrator, stream in the CPE agent until its open splice issue is fixed
- * (docs/data-plane.md, "Open points").
+ * Default: auto in both daemons (a daemon passes its own, so that one can differ again).
  */
 export function dataPlaneSchema (defaultPlane: 'auto' | 'stream') {
   return stringEnum(['splice', 'stream', 'auto'],

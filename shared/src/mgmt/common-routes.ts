@@ -1,6 +1,7 @@
 /**
  * Routes both daemons serve the same way (registered from their own route modules):
  *   GET  /api/v1/sessions  relayed connections, largest (bytes both ways) first, paginated
+ *   GET  /api/v1/udp/flows UDP flows (docs/udp.md), largest first, paginated; only where the daemon carries UDP
  *   POST /api/v1/reload    re-read and apply the configuration (the SIGHUP path); bearer token
  */
 import { Type } from 'typebox'
@@ -17,6 +18,11 @@ const SessionsQuery = Type.Object({
 
 export interface CommonRouteDeps {
   sessions: (offset: number, limit: number) => object
+  /**
+   * UDP flows, apart from the sessions: those are relayed TCP connections, which the overload
+   * manager and the status count as relays.
+   */
+  udpFlows?: (offset: number, limit: number) => object
   /** Resolves when the new configuration is applied; rejects (ConfigError) when it is refused. */
   reload: () => Promise<void>
 }
@@ -30,6 +36,18 @@ export function registerCommonRoutes (app: MgmtApp, deps: CommonRouteDeps): void
       response: { 200: AnyObject }
     }
   }, async (request) => deps.sessions(request.query.offset, request.query.limit))
+
+  const udpFlows = deps.udpFlows
+  if (udpFlows !== undefined) {
+    app.get('/api/v1/udp/flows', {
+      schema: {
+        summary: 'UDP flows (5-tuples) with their state and counters, largest (bytes both ways) first',
+        tags: ['status'],
+        querystring: SessionsQuery,
+        response: { 200: AnyObject }
+      }
+    }, async (request) => udpFlows(request.query.offset, request.query.limit))
+  }
 
   app.post('/api/v1/reload', {
     schema: { summary: 'Re-read the configuration file and apply it (same path as SIGHUP)', tags: ['control'], response: { 200: AnyObject } }

@@ -83,15 +83,23 @@ export function socketFd (target: SocketTarget): number {
 }
 
 /**
- * Stop libuv reading a socket now (uv_read_stop), as Node does itself when a stream's buffer is
- * full. `socket.pause()` alone does not: a paused net.Socket keeps reading until its readable
- * buffer reaches highWaterMark. The splice data plane calls this before it takes the fd over
- * (splice-relay.ts); the second place, beside `socketFd`, that touches Node's `_handle`.
+ * Stop libuv reading a socket for good (uv_read_stop, and it stays stopped): the splice data plane
+ * calls this before it takes the fd over (splice-relay.ts); the second place, beside `socketFd`,
+ * that touches Node's `_handle`.
+ *
+ * `socket.pause()` alone does not stop the reads: a paused net.Socket keeps reading until its
+ * readable buffer reaches highWaterMark. And a stopped read does not stay stopped by itself: every
+ * `socket.read()` and `resume()` restarts it, and so does the `read(0)` that Readable's push()
+ * queues on process.nextTick (`maybeReadMore`) — a relay started inside a 'data' handler (the CPE's
+ * modes, at the concentrator's reply) had its read restarted a tick later, and Node took the next
+ * bytes off the fd before the engine could (they stayed in the paused socket's buffer: lost). So
+ * the handle's `readStart` is replaced by a no-op: the Socket is never read again.
  */
 export function stopReading (s: net.Socket): void {
   s.pause()
-  const h = (s as unknown as { _handle?: { reading?: boolean, readStop?: () => number } | null })._handle
+  const h = (s as unknown as { _handle?: { reading?: boolean, readStop?: () => number, readStart?: () => number } | null })._handle
   if (h === null || h === undefined || typeof h.readStop !== 'function') return
+  h.readStart = () => 0
   h.reading = false
   h.readStop()
 }

@@ -3,8 +3,10 @@
  * with the bytes moved by the splice engine's worker instead of JS 'data' events.
  *
  * The handover (the point where no byte may be lost or reordered):
- * 1. both legs stop reading at once (`stopReading`: libuv's read is stopped, not just the stream
- *    paused — a paused net.Socket still reads up to its highWaterMark);
+ * 1. both legs stop reading at once and for good (`stopReading`: libuv's read is stopped, not just
+ *    the stream paused — a paused net.Socket still reads up to its highWaterMark — and cannot be
+ *    restarted by a later read()/resume() or by the read(0) Readable queues after a push, which
+ *    a relay started inside a 'data' handler would otherwise get one tick later);
  * 2. whatever Node already holds in a leg's readable buffer (bytes read past the handshake,
  *    `unshift`ed leftovers) is taken out synchronously, in the same tick, so libuv cannot read more
  *    in between, and written to the other leg with the early data: through Node, in order;
@@ -57,13 +59,11 @@ export function spliceRelay (engine: SpliceEngineLink, client: Socket, server: S
   const started = Date.now()
   client.allowHalfOpen = true
   server.allowHalfOpen = true
-  // Stop both legs before anything else, then drain Node's buffers in this same tick.
+  // Stop both legs (for good) before anything else, then drain Node's buffers in this same tick.
   stopReading(client)
   stopReading(server)
   const upBuffered = takeBuffered(client)
   const downBuffered = takeBuffered(server)
-  stopReading(client)
-  stopReading(server)
   const clientEnded = opts.clientEnded === true || readEof(client)
   const serverEnded = readEof(server)
   const upBase = server.bytesWritten

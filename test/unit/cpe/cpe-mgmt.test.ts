@@ -106,6 +106,7 @@ test('readyz, status, uplinks; readiness off synchronously on stop', async (t) =
   }
   assert.deepEqual(up.uplinks.map((u) => [u.name, u.role, u.endpointConfigured]), [['dsl', 'primary', true], ['lte', 'primary', true]])
   assert.equal(((await cpe.mgmt.inject({ url: '/api/v1/sessions?limit=5' })).json() as { total: number }).total, 0)
+  assert.deepEqual((await cpe.mgmt.inject({ url: '/api/v1/udp/flows' })).json(), { enabled: false, total: 0, offset: 0, limit: 50, flows: [] })
   const stopping = cpe.stop()
   assert.equal(cpe.ready(), false)
   await stopping
