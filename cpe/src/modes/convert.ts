@@ -1,6 +1,7 @@
 /**
  * RFC 8803 Convert towards the Transport Converter for one intercepted LAN connection (mode
- * `convert`). Same shape as `Socks5Upstream` (abort, relaying, one onDone).
+ * `convert`). Like `Socks5Upstream`, a strategy on the shared lifecycle object (cpe-connection.ts:
+ * the LAN socket's handlers, the reply deadline, the reset, the relay, the single `done()`).
  *
  *   accept ─┬─ dial the converter (MPTCP, TFO, SO_MARK: nothing is sent yet)
  *           └─ collect the LAN client's first bytes for ≤ convert.coalesceMs
@@ -9,22 +10,19 @@
  *   success → relay (bytes after the reply header go to the LAN client first); Error 96/97/32 and
  *   the rest → LAN reset; Error 3 → cache the cookie, retry once; Error 64/65 → back off this
  *   converter for convert.backoffMs and fall back. Converter unreachable (connect error, or no reply
- *   byte by the deadline) → `convert.fallback`: socks5 (handed to the caller), direct (dialled here,
- *   marked so it is not intercepted) or none (reset).
+ *   byte by the deadline) → `convert.fallback`: socks5 (`fallbackSocks5`, run on this same
+ *   connection and counted as socks5 from then on), direct (direct.ts: dialled marked so it is not
+ *   intercepted) or none (reset).
  */
 import type net from 'node:net'
 import { createClientSideReader } from '../../../shared/src/codec/convert-reader.ts'
 import type { ConvertReader } from '../../../shared/src/codec/convert-reader.ts'
 import type { ConvertMessage } from '../../../shared/src/codec/convert.ts'
 import { convertErrorLabel, type UpstreamFailureReason } from '../../../shared/src/metrics/labels.ts'
-import { dial } from '../../../shared/src/net/dial.ts'
-import { relay } from '../../../shared/src/net/relay.ts'
 import type { DataPlane } from '../../../shared/src/net/data-plane.ts'
 import { errnoOf, upstreamFailureReason } from '../../../shared/src/net/connect-error.ts'
-import { formatEndpoint, formatRemote } from '../../../shared/src/net/endpoint.ts'
-import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
-import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
-import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
+import { formatEndpoint } from '../../../shared/src/net/endpoint.ts'
+import type { RelayEndReason } from '../../../shared/src/net/relay.ts'
 import type { CpeLimits } from '../config/limits.ts'
 import type { ConvertClientConfig } from '../config/convert.ts'
 import type { CpeSessionTable } from '../mgmt/session-table.ts'
@@ -32,6 +30,8 @@ import type { CpeMetrics } from '../metrics.ts'
 import type { PathMonitor } from '../paths/path-monitor.ts'
 import { buildFirstWrite, convertReplyAction, replyErrorCode } from './convert-reply.ts'
 import type { ConverterMemory, ConvertReplyAction } from './convert-reply.ts'
+import { cpeConnectionOf, relayUpstream, type CpeConnection } from './cpe-connection.ts'
+import { relayDirect } from './direct.ts'
 import { collectFirstBytes, type FirstBytes } from './first-bytes.ts'
 import type { PendingDials } from './pending-dials.ts'
 import type { Socks5ConnInfo } from './socks5.ts'
@@ -51,10 +51,10 @@ export interface ConvertDeps {
   readonly paths: PathMonitor
   readonly memory: ConverterMemory
   /**
-   * fallback `socks5`: take over the LAN connection with the first bytes already collected (handed
+   * fallback `socks5`: run SOCKS5 on this connection with the first bytes already collected (handed
    * over, not pushed back: after the client's FIN was read a stream refuses `unshift`).
    */
-  readonly fallbackSocks5?: (lan: net.Socket, first: FirstBytes) => { abort: (reason: RelayEndReason) => void, readonly relaying: boolean }
+  readonly fallbackSocks5?: (conn: CpeConnection, first: FirstBytes) => void
   /** Re-dial once when the access of a still unanswered connect dies (pending-dials.ts). */
   readonly redials?: PendingDials
   readonly dial?: DialFn
@@ -63,7 +63,7 @@ export interface ConvertDeps {
 }
 
 export class ConvertUpstream {
-  readonly #lan: net.Socket
+  readonly #conn: CpeConnection
   readonly #info: Socks5ConnInfo
   readonly #deps: ConvertDeps
   readonly #s: ConvertSettings
@@ -74,29 +74,25 @@ export class ConvertUpstream {
   #first: Buffer | undefined
   /** The LAN client half-closed while its first bytes were collected (the relay passes the FIN on). */
   #lanEnded = false
-  #timer: NodeJS.Timeout | undefined
-  #relay: Relay | undefined
-  #delegate: { abort: (reason: RelayEndReason) => void, readonly relaying: boolean } | undefined
+  /** Handed to the SOCKS5 or direct fallback: the converter attempt is over. */
+  #fellBack = false
   #gotReplyByte = false
   /** Fallback decided before the first bytes were collected. */
   #wantFallback: string | undefined
   #retried = false
   #redialled = false
   #unwatch: (() => void) | undefined
-  #mptcp = false
-  #finished = false
 
-  constructor (lan: net.Socket, info: Socks5ConnInfo, settings: ConvertSettings, deps: ConvertDeps) {
-    this.#lan = lan
+  constructor (lan: net.Socket | CpeConnection, info: Socks5ConnInfo, settings: ConvertSettings, deps: ConvertDeps) {
+    this.#conn = cpeConnectionOf(lan, 'convert', info, deps)
     this.#info = info
     this.#deps = deps
     this.#s = settings
     this.#key = concentratorKey(settings.concentrator.host, settings.concentrator.port)
-    lan.on('error', () => {})
-    lan.on('close', this.#onLanClose)
+    this.#conn.signal.addEventListener('abort', () => { this.#dropSocket() }, { once: true }) // refused or gone
     const backedOff = deps.memory.backedOff(this.#key)
     if (!backedOff) this.#dial()
-    collectFirstBytes(lan, { windowMs: settings.convert.coalesceMs, maxBytes: settings.limits.earlyDataMaxBytes })
+    collectFirstBytes(this.#conn.socket, { windowMs: settings.convert.coalesceMs, maxBytes: settings.limits.earlyDataMaxBytes })
       .then(({ data, ended }) => {
         this.#first = data
         this.#lanEnded = ended
@@ -105,17 +101,13 @@ export class ConvertUpstream {
       }, () => {})
   }
 
-  get relaying (): boolean { return this.#relay !== undefined || (this.#delegate?.relaying ?? false) }
+  /** The converter's, a fallback's or the direct relay: all run on the one connection. */
+  get relaying (): boolean { return this.#conn.relaying }
 
+  /** Shutdown: a relay ends with `reason` (after a last path sample); a handshake is reset, not counted. */
   abort (reason: RelayEndReason): void {
-    if (this.#delegate !== undefined) { this.#delegate.abort(reason); return }
-    if (this.#relay !== undefined) {
-      this.#deps.paths.sampleOne(this.#info.id) // last path sample while the fd is open
-      this.#relay.abort(reason)
-      return
-    }
-    this.#lan.resetAndDestroy()
-    this.#socket?.destroy()
+    if (this.#conn.relaying) this.#conn.abort(reason)
+    else this.#conn.refuse({ close: 'reset', why: `aborted (${reason})` })
   }
 
   #dial (): void {
@@ -123,9 +115,10 @@ export class ConvertUpstream {
     if (!r.ok) { queueMicrotask(() => { this.#unreachable(r.errno) }); return }
     const socket = r.socket
     this.#socket = socket
-    socket.on('error', (err: Error) => { if (this.#socket === socket && this.#relay === undefined && !this.#gotReplyByte) this.#unreachable(errnoOf(err)) })
-    socket.on('close', () => { if (this.#socket === socket && this.#relay === undefined) this.#onUpClose() })
-    socket.on('end', () => { if (this.#socket === socket && this.#relay === undefined) this.#onUpEnd() })
+    const mine = (): boolean => this.#socket === socket && !this.#conn.relaying
+    socket.on('error', (err: Error) => { if (mine() && !this.#gotReplyByte) this.#unreachable(errnoOf(err)) })
+    socket.on('close', () => { if (mine()) this.#onUpClose() })
+    socket.on('end', () => { if (mine()) this.#onUpEnd() })
     this.#unwatch = this.#redialled
       ? undefined
       : this.#deps.redials?.add({
@@ -139,7 +132,7 @@ export class ConvertUpstream {
 
   /** Drop the unanswered attempt (its SYN left over a dead access) and dial again: the steering has moved. */
   #redial (socket: net.Socket): void {
-    if (this.#finished || this.#relay !== undefined || this.#delegate !== undefined || this.#socket !== socket) return
+    if (this.#conn.settled || this.#conn.relaying || this.#fellBack || this.#socket !== socket) return
     this.#redialled = true
     this.#unwatch = undefined
     this.#dropSocket()
@@ -148,11 +141,11 @@ export class ConvertUpstream {
 
   #begin (): void {
     const socket = this.#socket
-    if (this.#finished || socket === undefined || this.#first === undefined || this.#reader !== undefined) return
+    if (this.#conn.settled || socket === undefined || this.#first === undefined || this.#reader !== undefined) return
     const reader = createClientSideReader()
     this.#reader = reader
     socket.on('data', (chunk: Buffer) => { if (this.#reader === reader) this.#onUpData(reader, chunk) })
-    this.#timer = setTimeout(() => { this.#onDeadline() }, this.#s.convert.replyTimeoutMs)
+    this.#conn.deadline(this.#s.convert.replyTimeoutMs, () => { this.#onDeadline() })
     socket.write(buildFirstWrite(this.#info.destination, this.#first, this.#deps.memory.cookie(this.#key)))
   }
 
@@ -160,7 +153,7 @@ export class ConvertUpstream {
     this.#gotReplyByte = true
     const r = reader.feed(chunk)
     if (r.status === 'need-more' || r.status === 'closed') return
-    clearTimeout(this.#timer)
+    this.#conn.clearDeadline()
     this.#reader = undefined
     if (r.status === 'failed') { this.#reset({ kind: 'upstream', reason: 'other' }, `bad reply: ${r.failure.detail}`); return }
     this.#onReply(r.message, Buffer.from(r.rest.buffer, r.rest.byteOffset, r.rest.byteLength))
@@ -200,64 +193,27 @@ export class ConvertUpstream {
     const path = this.#deps.paths.pathOf(socket.localAddress)
     if (facts.tfo !== undefined && path !== undefined) m.tfoOutcomes.inc({ path, result: facts.tfo })
     if (facts.fallback !== undefined) m.mptcpFallbacks.inc({ reason: facts.fallback })
-    this.#mptcp = facts.mptcp
-    if (facts.mptcp) m.mptcpConnectionsActive.inc()
     m.handshakeDuration.observe({ mode: 'convert' }, (performance.now() - this.#accepted) / 1000)
-    this.#relayTo(socket, Buffer.alloc(0), path)
-  }
-
-  #relayTo (socket: net.Socket, earlyData: Buffer, path: string | undefined): void {
-    const { limits } = this.#s
-    const sentFirst = earlyData.length === 0 ? this.#first?.length ?? 0 : 0
-    const r = relay(this.#lan, socket, {
-      ...relayMetricHooks(this.#deps.metrics),
-      idleTimeoutMs: limits.idleTimeoutMs,
-      halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
-      keepalive: relayKeepalive(limits),
-      dataPlane: this.#deps.dataPlane,
-      onFin: () => { this.#deps.paths.sampleOne(this.#info.id) },
-      ...(earlyData.length > 0 ? { earlyData } : {})
-    })
-    this.#relay = r
+    const sent = this.#first?.length ?? 0 // the first bytes went in the first write
     this.#first = undefined
-    const id = this.#info.id
-    // onFin samples the path on FIN in either direction while the fd is open: at relay end (untrack)
-    // it is closed, so the bytes since the last periodic sample would be lost (as socks5.ts does).
-    if (path !== undefined) this.#deps.paths.track(id, socket)
-    const dst = this.#info.destination
-    this.#deps.sessions.add({
-      id,
-      src: formatRemote(this.#lan),
-      dst: formatEndpoint(dst),
-      upstream: path === undefined ? 'direct' : this.#key,
-      started: Date.now(),
-      mptcp: this.#mptcp,
-      pipelined: true,
-      tfo: 'none',
-      path,
-      progress: () => { const p = r.progress(); return { up: p.up + sentFirst, down: p.down } },
-      buffered: r.buffered,
-      abort: r.abort
-    })
-    r.done.then((res) => { this.#onRelayEnd(res, sentFirst) }, () => {})
-  }
-
-  #onRelayEnd (res: RelayResult, sentFirst: number): void {
-    const m = this.#deps.metrics
-    this.#deps.paths.untrack(this.#info.id)
-    const up = res.bytesUp + sentFirst
-    countRelayEnd(m, 'convert', { reason: res.reason, durationMs: res.durationMs, bytesUp: up, bytesDown: res.bytesDown })
-    this.#done()
+    relayUpstream(this.#conn, socket, {
+      limits: this.#s.limits,
+      // the session lists a converter on an unknown path as `direct` (as it always has)
+      session: { dst: formatEndpoint(this.#info.destination), upstream: path === undefined ? 'direct' : this.#key, pipelined: true, tfo: 'none', path },
+      mptcp: facts.mptcp,
+      track: path !== undefined,
+      sentInHandshake: sent
+    }, this.#deps)
   }
 
   #onDeadline (): void {
-    if (this.#finished || this.#relay !== undefined) return
+    if (this.#conn.settled || this.#conn.relaying) return
     if (this.#gotReplyByte) this.#reset({ kind: 'upstream', reason: 'timeout' }, 'incomplete reply at the deadline')
     else this.#unreachable('ETIMEDOUT')
   }
 
   #onUpClose (): void {
-    if (this.#finished || this.#delegate !== undefined) return
+    if (this.#conn.settled || this.#fellBack) return
     if (this.#gotReplyByte) this.#reset({ kind: 'upstream', reason: 'reset' }, 'converter closed mid-reply')
     else this.#unreachable(undefined)
   }
@@ -267,68 +223,47 @@ export class ConvertUpstream {
    * this the deadline would notice): mid-reply → reset; before any reply byte → like unreachable.
    */
   #onUpEnd (): void {
-    if (this.#finished || this.#delegate !== undefined) return
+    if (this.#conn.settled || this.#fellBack) return
     if (this.#gotReplyByte) this.#reset({ kind: 'upstream', reason: 'closed' }, 'converter sent FIN mid-reply')
     else this.#unreachable(undefined, 'closed')
   }
 
   /** The converter cannot be reached (no reply byte): count and fall back. */
   #unreachable (errno: string | undefined, reason: UpstreamFailureReason = upstreamFailureReason(errno)): void {
-    if (this.#finished || this.#delegate !== undefined || this.#relay !== undefined) return
-    clearTimeout(this.#timer)
+    if (this.#conn.settled || this.#fellBack || this.#conn.relaying) return
+    this.#conn.clearDeadline()
     this.#deps.metrics.upstreamConnectFailures.inc({ reason })
     this.#dropSocket()
     this.#fallback(`converter unreachable (${errno ?? reason})`)
   }
 
   #fallback (why: string): void {
-    if (this.#finished) return
+    if (this.#conn.settled) return
     const kind = this.#s.convert.fallback
     this.#info.log.debug({ why, fallback: kind }, 'falling back')
     if (this.#first === undefined) { this.#wantFallback = why; return } // resumed once the first bytes are in
+    const first = this.#first
     if (kind === 'socks5' && this.#deps.fallbackSocks5 !== undefined) {
-      const first = { data: this.#first, ended: this.#lanEnded }
       this.#first = undefined
-      this.#finished = true // the delegate owns onDone from here
-      this.#delegate = this.#deps.fallbackSocks5(this.#lan, first)
+      this.#fellBack = true
+      this.#conn.countAs('socks5') // counted as SOCKS5 from here, as a SOCKS5 connection would be
+      this.#deps.fallbackSocks5(this.#conn, { data: first, ended: this.#lanEnded })
       return
     }
-    if (kind === 'direct') { this.#direct(); return }
+    if (kind === 'direct') {
+      this.#first = undefined
+      this.#fellBack = true
+      relayDirect(this.#conn, this.#info.destination, first, this.#s, this.#deps)
+      return
+    }
     this.#reset({ kind: 'upstream', reason: 'other' }, 'no fallback')
   }
 
-  /** Dial the destination directly, marked so the interceptor leaves it alone; no bonding. */
-  #direct (): void {
-    const d = this.#info.destination
-    let socket: net.Socket
-    try {
-      socket = (this.#deps.dial ?? dial)({
-        host: d.address,
-        port: d.port,
-        protocol: 'tcp',
-        mark: this.#s.socketMark,
-        allowHalfOpen: true,
-        noDelay: true,
-        highWaterMark: this.#s.highWaterMark
-      })
-    } catch (err) {
-      this.#reset({ kind: 'upstream', reason: upstreamFailureReason(errnoOf(err)) }, 'direct dial refused')
-      return
-    }
-    this.#socket = socket
-    socket.on('error', (err: Error) => { if (this.#relay === undefined) this.#reset({ kind: 'upstream', reason: upstreamFailureReason(errnoOf(err)) }, 'direct connect failed') })
-    socket.once('connect', () => { if (!this.#finished) this.#relayTo(socket, this.#first ?? Buffer.alloc(0), undefined) })
-  }
-
   #reset (count: Extract<ConvertReplyAction, { type: 'reset' }>['count'], why: string): void {
-    if (this.#finished || this.#relay !== undefined) return
-    const m = this.#deps.metrics
-    if (count.kind === 'rejected') m.connectionsRejected.inc({ mode: 'convert', reason: count.reason })
-    else m.upstreamConnectFailures.inc({ reason: count.reason })
-    this.#info.log.debug({ why, count }, 'resetting the LAN connection')
+    if (this.#conn.settled || this.#conn.relaying) return
+    if (count.kind !== 'rejected') this.#deps.metrics.upstreamConnectFailures.inc({ reason: count.reason })
     this.#dropSocket()
-    if (!this.#lan.destroyed) this.#lan.resetAndDestroy()
-    this.#done()
+    this.#conn.refuse({ close: 'reset', ...(count.kind === 'rejected' ? { count: count.reason } : {}), why: `${why}; resetting the LAN connection` })
   }
 
   #stopWatching (): void {
@@ -338,26 +273,10 @@ export class ConvertUpstream {
 
   #dropSocket (): void {
     this.#stopWatching()
-    clearTimeout(this.#timer)
+    this.#conn.clearDeadline()
     this.#reader = undefined
     const s = this.#socket
     this.#socket = undefined
     s?.destroy()
-  }
-
-  readonly #onLanClose = (): void => {
-    if (this.#relay !== undefined || this.#delegate !== undefined) return
-    this.#dropSocket()
-    this.#done()
-  }
-
-  #done (): void {
-    if (this.#finished) return
-    this.#finished = true
-    clearTimeout(this.#timer)
-    this.#stopWatching()
-    if (this.#mptcp) this.#deps.metrics.mptcpConnectionsActive.dec()
-    this.#deps.sessions.delete(this.#info.id)
-    this.#info.onDone()
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The signalling mode, chosen once at start (`mode` is restart-only, reload-plan.ts): one function
  * per mode takes an intercepted LAN connection through the admission (lan-admission.ts) and hands
- * it to that mode's upstream (signalling/). Settings are read from the current configuration per
+ * it, on its lifecycle object (cpe-connection.ts), to that mode's strategy. Settings are read from the current configuration per
  * connection, so a reload reaches new connections and never touches running ones.
  */
 import { childFor } from '../../../shared/src/log.ts'
@@ -16,6 +16,7 @@ import type { PathMonitor } from '../paths/path-monitor.ts'
 import type { PendingDials } from './pending-dials.ts'
 import type { DialFn } from './upstream.ts'
 import type { DataPlane } from '../../../shared/src/net/data-plane.ts'
+import { createCpeConnection, type CpeConnection } from './cpe-connection.ts'
 import { lanAdmitter, type LanAdmit } from './lan-admission.ts'
 
 /** The SOCKS5 (and Convert) settings from the configuration in force. */
@@ -52,10 +53,14 @@ function upstreamDeps (s: CpeServices): UpstreamDeps {
 const socks5: Strategy = (s, state, admit) => (lan, destination) => {
   const info = admit(lan, destination)
   if (info === undefined) return
-  info.attach(new Socks5Upstream(lan, info, socks5Settings(state), { ...upstreamDeps(s), pipelining: s.pipelining }))
+  const deps = { ...upstreamDeps(s), pipelining: s.pipelining }
+  info.attach(new Socks5Upstream(createCpeConnection(lan, 'socks5', info, deps), info, socks5Settings(state), deps))
 }
 
-/** RFC 8803 towards the Transport Converter; a converter found missing falls back to SOCKS5 (a plain call). */
+/**
+ * RFC 8803 towards the Transport Converter; a converter found missing falls back to SOCKS5: a plain
+ * call that runs SOCKS5 on the same connection (no redials: the Convert attempt had its own).
+ */
 const convert: Strategy = (s, state, admit) => (lan, destination) => {
   const info = admit(lan, destination)
   if (info === undefined) return
@@ -63,10 +68,11 @@ const convert: Strategy = (s, state, admit) => (lan, destination) => {
   const { config } = state
   const converter = { ...base.concentrator, host: config.convert.host ?? base.concentrator.host, port: config.convert.port ?? base.concentrator.port }
   const { redials: _redials, ...fallbackDeps } = upstreamDeps(s)
-  const fallbackSocks5 = (l: typeof lan, first: FirstBytes): Socks5Upstream =>
-    new Socks5Upstream(l, info, socks5Settings(state), { ...fallbackDeps, pipelining: s.pipelining }, first)
+  const fallbackSocks5 = (conn: CpeConnection, first: FirstBytes): Socks5Upstream =>
+    new Socks5Upstream(conn, info, socks5Settings(state), { ...fallbackDeps, pipelining: s.pipelining }, first)
   const deps = { ...upstreamDeps(s), memory: s.converterMemory, fallbackSocks5 }
-  info.attach(new ConvertUpstream(lan, info, { ...base, concentrator: converter, convert: config.convert }, deps))
+  const conn = createCpeConnection(lan, 'convert', info, deps)
+  info.attach(new ConvertUpstream(conn, info, { ...base, concentrator: converter, convert: config.convert }, deps))
 }
 
 /** MPTCP straight to the original destination (docs/transparent.md). */
@@ -75,7 +81,8 @@ const transparent: Strategy = (s, state, admit) => (lan, destination) => {
   if (info === undefined) return
   const { intercept, mptcp, limits } = state.config
   const settings = { socketMark: intercept.socketMark, onMptcpUnavailable: mptcp.onUnavailable, highWaterMark: limits.highWaterMark, limits }
-  info.attach(new TransparentUpstream(lan, info, settings, upstreamDeps(s)))
+  const deps = upstreamDeps(s)
+  info.attach(new TransparentUpstream(createCpeConnection(lan, 'transparent', info, deps), info, settings, deps))
 }
 
 const STRATEGIES: Record<CpeState['initial']['mode'], Strategy> = { socks5, convert, transparent }

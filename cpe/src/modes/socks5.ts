@@ -16,26 +16,26 @@
  * A FIN from the concentrator before its reply ends the attempt at once (the upstream runs
  * allowHalfOpen, so no 'close' follows): counted `closed`, LAN reset (docs/cpe.md).
  *
- * Error discipline (as the concentrator's): handlers attached synchronously, nothing thrown out of
- * them, one `#done()` per connection.
+ * The lifecycle (LAN socket handlers, the reply deadline, the reset, the relay with its session entry
+ * and path accounting, the single `done()`) is the shared `ProxiedConnection` (cpe-connection.ts);
+ * this class is the strategy: dial, handshake, judge, retry. A Convert fallback runs it on the
+ * Convert connection's own lifecycle object. Nothing is thrown out of a handler.
  */
 import type net from 'node:net'
 import { Socks5ClientParser } from '../../../shared/src/codec/socks5-client-parser.ts'
 import type { Socks5ClientEvent } from '../../../shared/src/codec/socks5-client-parser.ts'
 import type { Logger } from '../../../shared/src/log.ts'
-import { relay } from '../../../shared/src/net/relay.ts'
 import type { DataPlane } from '../../../shared/src/net/data-plane.ts'
 import { errnoOf } from '../../../shared/src/net/connect-error.ts'
-import { formatEndpoint, formatRemote } from '../../../shared/src/net/endpoint.ts'
-import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
-import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
-import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
+import { formatEndpoint } from '../../../shared/src/net/endpoint.ts'
+import type { RelayEndReason } from '../../../shared/src/net/relay.ts'
 import type { CpeLimits } from '../config/limits.ts'
 import type { Socks5Config } from '../config/socks5.ts'
 import type { OriginalDestination } from '../intercept/interceptor.ts'
 import type { CpeSessionTable } from '../mgmt/session-table.ts'
 import type { CpeMetrics } from '../metrics.ts'
 import type { PathMonitor } from '../paths/path-monitor.ts'
+import { cpeConnectionOf, relayUpstream, type CpeConnection } from './cpe-connection.ts'
 import { collectFirstBytes, type FirstBytes } from './first-bytes.ts'
 import type { PendingDials } from './pending-dials.ts'
 import { concentratorKey, type PipeliningMemory } from './pipelining-memory.ts'
@@ -79,7 +79,7 @@ interface Attempt {
 }
 
 export class Socks5Upstream {
-  readonly #lan: net.Socket
+  readonly #conn: CpeConnection
   readonly #info: Socks5ConnInfo
   readonly #deps: Socks5Deps
   readonly #s: Socks5Settings
@@ -89,51 +89,40 @@ export class Socks5Upstream {
   #socket: net.Socket | undefined
   #attempt: Attempt | undefined
   #first: Buffer | undefined
-  #timer: NodeJS.Timeout | undefined
   #probe: NodeJS.Timeout | undefined
-  #relay: Relay | undefined
   #retried = false
   /** Why the pipelined attempt looked like a refusal that the stepwise retry must confirm. */
   #suspect: string | undefined
   #redialled = false
   #unwatch: (() => void) | undefined
-  #mptcp = false
-  /** First bytes sent inside the pipelined handshake (not seen by the relay's counters). */
-  #earlyInHandshake = 0
-  #finished = false
 
   /**
-   * `collected`: the LAN client's first bytes already read by a Convert fallback (they cannot be
-   * pushed back once the client's FIN was read), so no second collection window.
+   * `lan`: the LAN socket, or the lifecycle object of a Convert connection falling back (`collected`:
+   * the LAN client's first bytes it already read — they cannot be pushed back once the client's FIN
+   * was read — so no second collection window).
    */
-  constructor (lan: net.Socket, info: Socks5ConnInfo, settings: Socks5Settings, deps: Socks5Deps, collected?: FirstBytes) {
-    this.#lan = lan
+  constructor (lan: net.Socket | CpeConnection, info: Socks5ConnInfo, settings: Socks5Settings, deps: Socks5Deps, collected?: FirstBytes) {
+    this.#conn = cpeConnectionOf(lan, 'socks5', info, deps)
     this.#info = info
     this.#deps = deps
     this.#s = settings
     this.#key = concentratorKey(settings.concentrator.host, settings.concentrator.port)
-    lan.on('error', this.#onLanError)
-    lan.on('close', this.#onLanClose)
+    this.#conn.signal.addEventListener('abort', this.#onGone, { once: true })
     this.#dial()
     const first = collected === undefined
-      ? collectFirstBytes(lan,
+      ? collectFirstBytes(this.#conn.socket,
         { windowMs: settings.socks5.coalesceMs, maxBytes: settings.limits.earlyDataMaxBytes })
       : Promise.resolve(collected)
     first.then(({ data }) => { this.#first = data; this.#begin() }, () => {})
     info.log.debug({ dst: formatEndpoint(info.destination) }, 'open')
   }
 
-  get relaying (): boolean { return this.#relay !== undefined }
+  get relaying (): boolean { return this.#conn.relaying }
 
-  /** Shutdown: a relay ends with `reason` (after a last path sample); a handshake is reset. */
+  /** Shutdown: a relay ends with `reason` (after a last path sample); a handshake is reset, not counted. */
   abort (reason: RelayEndReason): void {
-    if (this.#relay !== undefined) {
-      this.#deps.paths.sampleOne(this.#info.id)
-      this.#relay.abort(reason)
-    } else {
-      this.#lan.resetAndDestroy()
-      this.#socket?.destroy()
-    }
+    if (this.#conn.relaying) this.#conn.abort(reason)
+    else this.#conn.refuse({ close: 'reset', why: `aborted (${reason})` })
   }
 
   #dial (): void {
@@ -173,7 +162,7 @@ export class Socks5Upstream {
 
   /** Drop the unanswered attempt (its SYN left over a dead access) and dial again: the steering has moved. */
   #redial (socket: net.Socket): void {
-    if (this.#finished || this.#relay !== undefined || this.#socket !== socket) return
+    if (this.#conn.settled || this.#conn.relaying || this.#socket !== socket) return
     this.#redialled = true
     this.#unwatch = undefined
     this.#dropAttempt(socket)
@@ -190,7 +179,7 @@ export class Socks5Upstream {
   /** Both the socket and the first bytes are there: write the handshake. */
   #begin (): void {
     const socket = this.#socket
-    if (this.#finished || socket === undefined || this.#first === undefined || this.#attempt !== undefined) return
+    if (this.#conn.settled || socket === undefined || this.#first === undefined || this.#attempt !== undefined) return
     const pipelined = this.#suspect === undefined && this.#deps.pipelining.shouldPipeline(this.#s.socks5.pipelining, this.#key)
     const { username, password } = this.#s.socks5
     const auth = username !== undefined && password !== undefined ? { username, password } : undefined
@@ -211,14 +200,14 @@ export class Socks5Upstream {
     const attempt: Attempt = { socket, parser, pipelined, started: performance.now(), firstByteAt: undefined, errno: undefined }
     this.#attempt = attempt
     socket.on('data', (chunk: Buffer) => { if (this.#attempt === attempt) this.#onUpData(attempt, chunk) })
-    this.#timer = setTimeout(() => { this.#onDeadline(attempt) }, this.#s.socks5.replyTimeoutMs)
+    this.#conn.deadline(this.#s.socks5.replyTimeoutMs, () => { this.#onDeadline(attempt) })
     socket.write(parser.initial)
   }
 
   #onUpData (a: Attempt, chunk: Buffer): void {
     a.firstByteAt ??= performance.now()
     for (const ev of a.parser.feed(chunk)) {
-      if (this.#finished || this.#attempt !== a) return
+      if (this.#conn.settled || this.#attempt !== a) return
       this.#handle(a, ev)
     }
   }
@@ -240,7 +229,7 @@ export class Socks5Upstream {
   #onUpError (socket: net.Socket, err: Error): void {
     const errno = errnoOf(err)
     if (this.#attempt !== undefined && this.#attempt.socket === socket) this.#attempt.errno = errno
-    if (this.#relay === undefined && this.#attempt === undefined) this.#fail({ type: 'connect', errno })
+    if (!this.#conn.relaying && this.#attempt === undefined) this.#fail({ type: 'connect', errno })
   }
 
   /** A failure reply: a wrong-shaped one to a pipelined handshake may mean the server misread it. */
@@ -252,7 +241,7 @@ export class Socks5Upstream {
 
   /** The concentrator closed before the relay started. */
   #onUpClose (): void {
-    if (this.#relay !== undefined || this.#finished) return
+    if (this.#conn.relaying || this.#conn.settled) return
     const a = this.#attempt
     if (a === undefined) { this.#fail({ type: 'connect', errno: undefined }); return }
     this.#judge(a, 'close', a.firstByteAt === undefined && a.errno !== undefined ? { type: 'connect', errno: a.errno } : { type: 'closed' })
@@ -260,11 +249,11 @@ export class Socks5Upstream {
 
   /** FIN from the concentrator before its reply: nothing more will come, fail now (not at the deadline). */
   #onUpEnd (): void {
-    if (this.#relay === undefined && !this.#finished) this.#judge(this.#attempt, 'fin', { type: 'fin' })
+    if (!this.#conn.relaying && !this.#conn.settled) this.#judge(this.#attempt, 'fin', { type: 'fin' })
   }
 
   #onDeadline (a: Attempt): void {
-    if (this.#attempt === a && !this.#finished) this.#judge(a, 'deadline', { type: 'timeout' })
+    if (this.#attempt === a && !this.#conn.settled) this.#judge(a, 'deadline', { type: 'timeout' })
   }
 
   /** A pipelined attempt (`auto`) that may have failed for want of pipelining is retried stepwise; else `failure`. */
@@ -282,7 +271,7 @@ export class Socks5Upstream {
    * left, the attempt fails as `failure`.
    */
   #pipeliningRefused (a: Attempt, why: string, failure: AttemptFailure, conclusive: boolean): void {
-    if (this.#attempt !== a || this.#finished) return
+    if (this.#attempt !== a || this.#conn.settled) return
     if (conclusive) this.#deps.pipelining.recordRefused(this.#key)
     this.#info.log[conclusive ? 'info' : 'debug']({ concentrator: this.#key, why, conclusive },
       'pipelined SOCKS5 handshake not answered; retrying stepwise')
@@ -316,94 +305,47 @@ export class Socks5Upstream {
     const path = this.#deps.paths.pathOf(socket.localAddress)
     if (facts.tfo !== undefined && path !== undefined) m.tfoOutcomes.inc({ path, result: facts.tfo })
     if (facts.fallback !== undefined) m.mptcpFallbacks.inc({ reason: facts.fallback })
-    this.#mptcp = facts.mptcp
-    if (facts.mptcp) m.mptcpConnectionsActive.inc()
     m.upstreamConnectDuration.observe({ mode: 'socks5' }, ((a.firstByteAt ?? performance.now()) - a.started) / 1000)
     m.handshakeDuration.observe({ mode: 'socks5' }, (performance.now() - this.#accepted) / 1000)
-    this.#startRelay(a, path, facts.tfo ?? 'none')
+    this.#startRelay(a, path, facts.tfo ?? 'none', facts.mptcp)
   }
 
-  #startRelay (a: Attempt, path: string | undefined, tfo: string): void {
-    const { limits } = this.#s
-    const early = !a.pipelined && this.#first !== undefined && this.#first.length > 0 ? { earlyData: this.#first } : {}
-    this.#earlyInHandshake = a.pipelined ? this.#first?.length ?? 0 : 0
-    const r = relay(this.#lan, a.socket, {
-      ...relayMetricHooks(this.#deps.metrics),
-      idleTimeoutMs: limits.idleTimeoutMs,
-      halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
-      keepalive: relayKeepalive(limits),
-      dataPlane: this.#deps.dataPlane,
-      onFin: () => { this.#deps.paths.sampleOne(this.#info.id) },
-      ...early
-    })
-    this.#relay = r
+  /** Stepwise, the first bytes are the relay's early data; pipelined, they went inside the handshake. */
+  #startRelay (a: Attempt, path: string | undefined, tfo: string, mptcp: boolean): void {
+    const first = this.#first ?? Buffer.alloc(0)
     this.#first = undefined
-    const id = this.#info.id
-    const paths = this.#deps.paths
-    paths.track(id, a.socket)
-    const dst = this.#info.destination
-    this.#deps.sessions.add({
-      id,
-      src: formatRemote(this.#lan),
-      dst: formatEndpoint(dst),
-      upstream: this.#key,
-      started: this.#acceptedAt,
-      mptcp: this.#mptcp,
-      pipelined: a.pipelined,
-      tfo,
-      path,
-      progress: () => { const p = r.progress(); return { up: p.up + this.#earlyInHandshake, down: p.down } },
-      buffered: r.buffered,
-      abort: r.abort
-    })
-    this.#info.log.debug({ pipelined: a.pipelined, mptcp: this.#mptcp, tfo, path }, 'relaying')
-    r.done.then((res) => { this.#onRelayEnd(res) }, () => {})
+    relayUpstream(this.#conn, a.socket, {
+      limits: this.#s.limits,
+      session: { dst: formatEndpoint(this.#info.destination), upstream: this.#key, pipelined: a.pipelined, tfo, path },
+      mptcp,
+      track: true,
+      ...(a.pipelined ? { sentInHandshake: first.length } : { earlyData: first }),
+      started: this.#acceptedAt
+    }, this.#deps)
+    this.#info.log.debug({ pipelined: a.pipelined, mptcp, tfo, path }, 'relaying')
   }
 
-  #onRelayEnd (res: RelayResult): void {
-    const m = this.#deps.metrics
-    this.#deps.paths.untrack(this.#info.id)
-    const bytesUp = res.bytesUp + this.#earlyInHandshake
-    countRelayEnd(m, 'socks5', { reason: res.reason, durationMs: res.durationMs, bytesUp, bytesDown: res.bytesDown })
-    this.#info.log.debug({ reason: res.reason, bytesUp, bytesDown: res.bytesDown, ms: res.durationMs }, 'close')
-    this.#done()
-  }
-
-  /** Count, reset the LAN connection (the application sees a failed connect), close the upstream. */
+  /** Count, reset the LAN connection (the application sees a failed connect); the upstream closes on the abort. */
   #fail (f: AttemptFailure): void {
-    if (this.#finished || this.#relay !== undefined) return
-    const outcome = outcomeFor(f)
-    const m = this.#deps.metrics
-    if (outcome.count.kind === 'rejected') m.connectionsRejected.inc({ mode: 'socks5', reason: outcome.count.reason })
-    else m.upstreamConnectFailures.inc({ reason: outcome.count.reason })
-    this.#info.log.debug({ failure: f, outcome: outcome.count }, 'concentrator refused or failed; resetting the LAN connection')
-    this.#socket?.destroy()
-    if (!this.#lan.destroyed) this.#lan.resetAndDestroy()
-    this.#done()
+    if (this.#conn.settled || this.#conn.relaying) return
+    const { count } = outcomeFor(f)
+    if (count.kind !== 'rejected') this.#deps.metrics.upstreamConnectFailures.inc({ reason: count.reason })
+    this.#conn.refuse({
+      close: 'reset',
+      ...(count.kind === 'rejected' ? { count: count.reason } : {}),
+      why: `concentrator refused or failed: ${JSON.stringify(f)}; resetting the LAN connection`
+    })
   }
 
-  readonly #onLanError = (err: Error): void => {
-    if (this.#relay === undefined) this.#info.log.debug({ err: { code: errnoOf(err), message: err.message } }, 'LAN socket error')
-  }
-
-  readonly #onLanClose = (): void => {
-    if (this.#relay !== undefined) return
-    this.#socket?.destroy()
-    this.#done()
+  /** Refused or gone (the connection's signal): drop the attempt and the timers. */
+  readonly #onGone = (): void => {
+    clearTimeout(this.#probe)
+    this.#stopWatching()
+    if (!this.#conn.relaying) this.#socket?.destroy()
   }
 
   #clearTimers (): void {
-    clearTimeout(this.#timer)
+    this.#conn.clearDeadline()
     clearTimeout(this.#probe)
-  }
-
-  #done (): void {
-    if (this.#finished) return
-    this.#finished = true
-    this.#clearTimers()
-    this.#stopWatching()
-    if (this.#mptcp) this.#deps.metrics.mptcpConnectionsActive.dec()
-    this.#deps.sessions.delete(this.#info.id)
-    this.#info.onDone()
   }
 }

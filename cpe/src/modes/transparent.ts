@@ -8,26 +8,25 @@
  * — the connection still works, single path — or, rarely, MPTCP end to end.
  *
  * The LAN socket is paused by the interceptor's listener until the relay starts. A failed connect
- * resets the LAN connection (what the destination's refusal looks like). Error discipline as in
- * socks5.ts: handlers attached synchronously, one `#done()`.
+ * resets the LAN connection (what the destination's refusal looks like). The lifecycle (LAN socket
+ * handlers, the connect deadline, the reset, the relay, the single `done()`) is the shared
+ * `ProxiedConnection` (cpe-connection.ts); this class dials and decides.
  */
 import type net from 'node:net'
 import type { Logger } from '../../../shared/src/log.ts'
 import type { FallbackReason } from '../../../shared/src/metrics/labels.ts'
 import { dial } from '../../../shared/src/net/dial.ts'
-import { relay } from '../../../shared/src/net/relay.ts'
 import type { DataPlane } from '../../../shared/src/net/data-plane.ts'
 import { errnoOf, upstreamFailureReason } from '../../../shared/src/net/connect-error.ts'
-import { formatEndpoint, formatRemote } from '../../../shared/src/net/endpoint.ts'
-import { countRelayEnd, relayMetricHooks } from '../../../shared/src/metrics/relay-hooks.ts'
-import { relayKeepalive } from '../../../shared/src/config/common-schema.ts'
-import type { Relay, RelayEndReason, RelayResult } from '../../../shared/src/net/relay.ts'
+import { formatEndpoint } from '../../../shared/src/net/endpoint.ts'
+import type { RelayEndReason } from '../../../shared/src/net/relay.ts'
 import type { CpeLimits } from '../config/limits.ts'
 import type { OriginalDestination } from '../intercept/interceptor.ts'
 import type { CpeSessionTable } from '../mgmt/session-table.ts'
 import type { CpeMetrics } from '../metrics.ts'
 import type { PathMonitor } from '../paths/path-monitor.ts'
 import type { PendingDials } from './pending-dials.ts'
+import { cpeConnectionOf, relayUpstream, type CpeConnection } from './cpe-connection.ts'
 import { upstreamFacts, type DialFn } from './upstream.ts'
 
 const MODE = 'transparent'
@@ -65,39 +64,31 @@ export function transparentFallbackReason (facts: { mptcp: boolean, fallback: Fa
 }
 
 export class TransparentUpstream {
-  readonly #lan: net.Socket
+  readonly #conn: CpeConnection
   readonly #info: TransparentConnInfo
   readonly #deps: TransparentDeps
   readonly #s: TransparentSettings
   readonly #acceptedAt = Date.now()
   readonly #started = performance.now()
   #socket: net.Socket | undefined
-  #timer: NodeJS.Timeout | undefined
-  #relay: Relay | undefined
   #redialled = false
   #unwatch: (() => void) | undefined
-  #mptcp = false
-  #finished = false
 
-  constructor (lan: net.Socket, info: TransparentConnInfo, settings: TransparentSettings, deps: TransparentDeps) {
-    this.#lan = lan
+  constructor (lan: net.Socket | CpeConnection, info: TransparentConnInfo, settings: TransparentSettings, deps: TransparentDeps) {
+    this.#conn = cpeConnectionOf(lan, MODE, info, deps)
     this.#info = info
     this.#deps = deps
     this.#s = settings
-    lan.on('error', this.#onLanError)
-    lan.on('close', this.#onLanClose)
+    this.#conn.signal.addEventListener('abort', this.#onGone, { once: true })
     this.#dial()
   }
 
-  get relaying (): boolean { return this.#relay !== undefined }
+  get relaying (): boolean { return this.#conn.relaying }
 
+  /** Shutdown: a relay ends with `reason` (after a last path sample); a connect is counted ECANCELED and reset. */
   abort (reason: RelayEndReason): void {
-    if (this.#relay !== undefined) {
-      this.#deps.paths.sampleOne(this.#info.id)
-      this.#relay.abort(reason)
-    } else {
-      this.#fail('ECANCELED')
-    }
+    if (this.#conn.relaying) this.#conn.abort(reason)
+    else this.#fail('ECANCELED')
   }
 
   #dial (): void {
@@ -119,9 +110,9 @@ export class TransparentUpstream {
       return
     }
     this.#socket = socket
-    socket.on('error', (err: Error) => { if (this.#relay === undefined && this.#socket === socket) this.#fail(errnoOf(err) ?? 'EIO') })
+    socket.on('error', (err: Error) => { if (!this.#conn.relaying && this.#socket === socket) this.#fail(errnoOf(err) ?? 'EIO') })
     socket.once('connect', () => { if (this.#socket === socket) this.#onConnect(socket) })
-    this.#timer = setTimeout(() => { this.#fail('ETIMEDOUT') }, this.#s.limits.connectTimeoutMs)
+    this.#conn.deadline(this.#s.limits.connectTimeoutMs, () => { this.#fail('ETIMEDOUT') })
     this.#unwatch = this.#redialled
       ? undefined
       : this.#deps.redials?.add({
@@ -134,11 +125,10 @@ export class TransparentUpstream {
 
   /** Drop the unanswered attempt (its MPTCP SYN left over a dead access) and dial again: the steering has moved. */
   #redial (socket: net.Socket): void {
-    if (this.#finished || this.#relay !== undefined || this.#socket !== socket) return
+    if (this.#conn.settled || this.#conn.relaying || this.#socket !== socket) return
     this.#redialled = true
     this.#unwatch = undefined
-    clearTimeout(this.#timer)
-    this.#timer = undefined
+    this.#conn.clearDeadline()
     this.#socket = undefined
     socket.destroy()
     this.#dial()
@@ -150,92 +140,38 @@ export class TransparentUpstream {
   }
 
   #onConnect (socket: net.Socket): void {
-    clearTimeout(this.#timer)
-    this.#timer = undefined
+    this.#conn.clearDeadline()
     this.#stopWatching()
-    if (this.#finished) { socket.destroy(); return }
+    if (this.#conn.settled) { socket.destroy(); return }
     const m = this.#deps.metrics
     const facts = upstreamFacts(socket)
     const fallback = transparentFallbackReason(facts)
     if (fallback !== undefined) m.mptcpFallbacks.inc({ reason: fallback })
-    this.#mptcp = facts.mptcp
-    if (facts.mptcp) m.mptcpConnectionsActive.inc()
     const seconds = (performance.now() - this.#started) / 1000
     m.upstreamConnectDuration.observe({ mode: MODE }, seconds)
     m.handshakeDuration.observe({ mode: MODE }, seconds)
-    this.#startRelay(socket)
-  }
-
-  #startRelay (socket: net.Socket): void {
-    const { limits } = this.#s
-    const r = relay(this.#lan, socket, {
-      ...relayMetricHooks(this.#deps.metrics),
-      idleTimeoutMs: limits.idleTimeoutMs,
-      halfCloseTimeoutMs: limits.halfCloseTimeoutMs,
-      keepalive: relayKeepalive(limits),
-      dataPlane: this.#deps.dataPlane,
-      onFin: () => { this.#deps.paths.sampleOne(this.#info.id) }
-    })
-    this.#relay = r
-    const id = this.#info.id
-    const paths = this.#deps.paths
-    const path = paths.pathOf(socket.localAddress)
-    paths.track(id, socket)
+    const path = this.#deps.paths.pathOf(socket.localAddress)
     const dst = formatEndpoint(this.#info.destination)
-    this.#deps.sessions.add({
-      id,
-      src: formatRemote(this.#lan),
-      dst,
-      upstream: dst,
-      started: this.#acceptedAt,
-      mptcp: this.#mptcp,
-      pipelined: false,
-      tfo: 'none',
-      path,
-      progress: r.progress,
-      buffered: r.buffered,
-      abort: r.abort
-    })
-    this.#info.log.debug({ mptcp: this.#mptcp, path }, 'relaying')
-    r.done.then((res) => { this.#onRelayEnd(res) }, () => {})
+    relayUpstream(this.#conn, socket, {
+      limits: this.#s.limits,
+      session: { dst, upstream: dst, pipelined: false, tfo: 'none', path },
+      mptcp: facts.mptcp,
+      track: true,
+      started: this.#acceptedAt
+    }, this.#deps)
+    this.#info.log.debug({ mptcp: facts.mptcp, path }, 'relaying')
   }
 
-  #onRelayEnd (res: RelayResult): void {
-    const m = this.#deps.metrics
-    this.#deps.paths.untrack(this.#info.id)
-    countRelayEnd(m, MODE, { reason: res.reason, durationMs: res.durationMs, bytesUp: res.bytesUp, bytesDown: res.bytesDown })
-    this.#info.log.debug({ reason: res.reason, bytesUp: res.bytesUp, bytesDown: res.bytesDown, ms: res.durationMs }, 'close')
-    this.#done()
-  }
-
-  /** Count, reset the LAN connection, close the upstream attempt. */
+  /** Count, reset the LAN connection; the upstream attempt closes on the abort. */
   #fail (errno: string): void {
-    if (this.#finished || this.#relay !== undefined) return
+    if (this.#conn.settled || this.#conn.relaying) return
     this.#deps.metrics.upstreamConnectFailures.inc({ reason: upstreamFailureReason(errno) })
-    this.#info.log.debug({ errno }, 'destination connect failed; resetting the LAN connection')
-    this.#socket?.destroy()
-    if (!this.#lan.destroyed) this.#lan.resetAndDestroy()
-    this.#done()
+    this.#conn.refuse({ close: 'reset', why: `destination connect failed (${errno}); resetting the LAN connection` })
   }
 
-  readonly #onLanError = (err: Error): void => {
-    if (this.#relay === undefined) this.#info.log.debug({ err: { code: errnoOf(err), message: err.message } }, 'LAN socket error')
-  }
-
-  readonly #onLanClose = (): void => {
-    if (this.#relay !== undefined) return
-    this.#socket?.destroy()
-    this.#done()
-  }
-
-  #done (): void {
-    if (this.#finished) return
-    this.#finished = true
-    clearTimeout(this.#timer)
-    this.#timer = undefined
+  /** Refused or gone (the connection's signal): drop the attempt. */
+  readonly #onGone = (): void => {
     this.#stopWatching()
-    if (this.#mptcp) this.#deps.metrics.mptcpConnectionsActive.dec()
-    this.#deps.sessions.delete(this.#info.id)
-    this.#info.onDone()
+    if (!this.#conn.relaying) this.#socket?.destroy()
   }
 }

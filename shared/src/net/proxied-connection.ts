@@ -11,6 +11,12 @@
  * - `relayTo(upstream, …)`: the shared relay with the data-plane metric hooks, the session table
  *   entry, relay-end accounting (`countRelayEnd`) and the close log; `done()` when it settles.
  * - `abort(reason)`: a drain or shedding; the relay ends with that reason, a handshake is destroyed.
+ * - `countAs(mode)`: from then on outcomes are counted under another mode (the CPE's Convert → SOCKS5
+ *   fallback runs inside the same lifecycle and is counted as SOCKS5).
+ *
+ * The CPE relays to an upstream it opened itself: `relayTo` takes the upstream's MPTCP state, the
+ * bytes already sent inside the handshake (counted up), the accept time and a `RelayObserver` (its
+ * per-path accounting: a sample on FIN and before an abort, the end before the relay-end count).
  *
  * Error discipline: nothing from the network throws out of a handler; every path ends in `done()`,
  * which clears the deadline, aborts the signal, removes the session entry and calls `onDone` once.
@@ -63,6 +69,14 @@ export interface RelayLimits {
   userTimeoutMs: number
 }
 
+/** Hooks around one relay (the CPE's per-path accounting, cpe/src/modes/cpe-connection.ts). */
+export interface RelayObserver {
+  /** On a FIN either way and before an abort, while the upstream fd is open. */
+  readonly sample: () => void
+  /** The relay has settled: before the relay-end accounting and `done()`. */
+  readonly end: () => void
+}
+
 export interface RelayTo<E extends SessionEntry> {
   readonly limits: RelayLimits
   readonly session: SessionFields<E>
@@ -70,6 +84,13 @@ export interface RelayTo<E extends SessionEntry> {
   readonly earlyData?: Uint8Array
   /** The client's FIN was read before the relay started. */
   readonly clientEnded?: boolean
+  /** Client bytes already sent upstream inside the handshake: added to the up count (session, relay end). */
+  readonly sentInHandshake?: number
+  /** The session's start (epoch ms); absent: now. */
+  readonly started?: number
+  /** The session's MPTCP flag; absent: the connection's `mptcp` (the client leg). */
+  readonly mptcp?: boolean
+  readonly observer?: RelayObserver
 }
 
 export interface Refusal {
@@ -86,14 +107,18 @@ export class ProxiedConnection<E extends SessionEntry = SessionEntry> {
   readonly socket: net.Socket
   readonly #o: ProxiedConnectionOptions<E>
   readonly #abort = new AbortController()
+  #mode: Mode
   #timer: NodeJS.Timeout | undefined
   #relay: Relay | undefined
+  #observer: RelayObserver | undefined
+  #sentInHandshake = 0
   #refused = false
   #finished = false
 
   constructor (socket: net.Socket, options: ProxiedConnectionOptions<E>) {
     this.socket = socket
     this.#o = options
+    this.#mode = options.mode
     socket.on('error', this.#onError)
     socket.on('close', this.#onClose)
   }
@@ -105,6 +130,9 @@ export class ProxiedConnection<E extends SessionEntry = SessionEntry> {
   get relaying (): boolean { return this.#relay !== undefined }
   /** Refused or gone: a late result (policy, dial) must be dropped. */
   get settled (): boolean { return this.#refused || this.#finished }
+
+  /** Count what follows (refusals, the relay end) under `mode`. */
+  countAs (mode: Mode): void { this.#mode = mode }
 
   /** The one deadline (handshake, connect): replaces any earlier one; cleared by refuse, relay and done. */
   deadline (ms: number, onExpire: () => void): void {
@@ -132,8 +160,9 @@ export class ProxiedConnection<E extends SessionEntry = SessionEntry> {
 
   /** Drain or shedding: a relay ends with `reason`, a handshake is destroyed. */
   abort (reason: RelayEndReason): void {
-    if (this.#relay !== undefined) this.#relay.abort(reason)
-    else this.socket.destroy()
+    if (this.#relay === undefined) { this.socket.destroy(); return }
+    this.#observer?.sample()
+    this.#relay.abort(reason)
   }
 
   /** Refuse once (later calls are ignored and return false). */
@@ -142,7 +171,7 @@ export class ProxiedConnection<E extends SessionEntry = SessionEntry> {
     this.#refused = true
     this.#abort.abort() // a dial in progress is abandoned
     this.clearDeadline()
-    if (r.count !== undefined) this.#o.metrics.connectionsRejected.inc({ mode: this.#o.mode, reason: r.count })
+    if (r.count !== undefined) this.#o.metrics.connectionsRejected.inc({ mode: this.#mode, reason: r.count })
     this.#o.log.debug({ reason: r.count ?? 'upstream', why: r.why }, 'refused')
     const s = this.socket
     if (r.close === 'reset') {
@@ -180,7 +209,7 @@ export class ProxiedConnection<E extends SessionEntry = SessionEntry> {
   /** Relay to `upstream` until both legs are closed; then count, log and `done()`. */
   relayTo (upstream: net.Socket, r: RelayTo<E>): Relay {
     this.clearDeadline()
-    const { limits } = r
+    const { limits, observer } = r
     const active = relay(this.socket, upstream, {
       ...relayMetricHooks(this.#o.metrics),
       idleTimeoutMs: limits.idleTimeoutMs,
@@ -188,16 +217,20 @@ export class ProxiedConnection<E extends SessionEntry = SessionEntry> {
       keepalive: relayKeepalive(limits),
       dataPlane: this.#o.dataPlane,
       ...(r.earlyData !== undefined && r.earlyData.length > 0 ? { earlyData: r.earlyData } : {}),
-      ...(r.clientEnded === true ? { clientEnded: true } : {})
+      ...(r.clientEnded === true ? { clientEnded: true } : {}),
+      ...(observer === undefined ? {} : { onFin: observer.sample })
     })
     this.#relay = active
+    this.#observer = observer
+    const sent = r.sentInHandshake ?? 0
+    this.#sentInHandshake = sent
     const entry = {
       ...r.session,
       id: this.#o.id,
       src: formatRemote(this.socket),
-      started: Date.now(),
-      mptcp: this.#o.mptcp,
-      progress: active.progress,
+      started: r.started ?? Date.now(),
+      mptcp: r.mptcp ?? this.#o.mptcp,
+      progress: sent === 0 ? active.progress : () => { const p = active.progress(); return { up: p.up + sent, down: p.down } },
       buffered: active.buffered,
       abort: active.abort
     } as unknown as E
@@ -227,9 +260,11 @@ export class ProxiedConnection<E extends SessionEntry = SessionEntry> {
   }
 
   #onRelayEnd (res: RelayResult): void {
-    const { metrics, mode, log, errorLog } = this.#o
-    countRelayEnd(metrics, mode, { reason: res.reason, durationMs: res.durationMs, bytesUp: res.bytesUp, bytesDown: res.bytesDown })
-    const fields = { reason: res.reason, bytesUp: res.bytesUp, bytesDown: res.bytesDown, ms: res.durationMs }
+    const { metrics, log, errorLog } = this.#o
+    this.#observer?.end()
+    const bytesUp = res.bytesUp + this.#sentInHandshake
+    countRelayEnd(metrics, this.#mode, { reason: res.reason, durationMs: res.durationMs, bytesUp, bytesDown: res.bytesDown })
+    const fields = { reason: res.reason, bytesUp, bytesDown: res.bytesDown, ms: res.durationMs }
     if (res.error !== undefined && (errorLog === undefined || errorLog.allow(log))) {
       log.debug({ ...fields, err: { code: errnoOf(res.error), message: res.error.message } }, 'close')
     } else {

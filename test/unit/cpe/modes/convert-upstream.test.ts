@@ -5,13 +5,13 @@
  */
 import { afterEach, test } from 'node:test'
 import assert from 'node:assert/strict'
-import type net from 'node:net'
 import { createConverterSideReader } from '../../../../shared/src/codec/convert-reader.ts'
 import { buildConvertSuccess } from '../../../../shared/src/codec/convert.ts'
 import { Socks5ServerParser } from '../../../../shared/src/codec/socks5-server-parser.ts'
 import { encodeReply, Socks5Reply } from '../../../../shared/src/codec/socks5.ts'
 import { ConverterMemory } from '../../../../cpe/src/modes/convert-reply.ts'
 import { ConvertUpstream, type ConvertSettings } from '../../../../cpe/src/modes/convert.ts'
+import type { CpeConnection } from '../../../../cpe/src/modes/cpe-connection.ts'
 import type { FirstBytes } from '../../../../cpe/src/modes/first-bytes.ts'
 import { PipeliningMemory } from '../../../../cpe/src/modes/pipelining-memory.ts'
 import { Socks5Upstream } from '../../../../cpe/src/modes/socks5.ts'
@@ -82,7 +82,7 @@ async function start (converterPort: number, convert: Partial<ConvertClientConfi
   const settings: ConvertSettings = { ...base, concentrator: endpoint(converterPort), convert: convertConfig({ replyTimeoutMs: 3000, ...convert }) }
   const fallbackSocks5 = socks5Port === undefined
     ? undefined
-    : (lan: net.Socket,
+    : (lan: CpeConnection,
         first: FirstBytes) => new Socks5Upstream(lan, info, { ...base, concentrator: endpoint(socks5Port), socks5: socks5Config({ coalesceMs: 0 }) },
         { ...deps, pipelining: new PipeliningMemory(600_000) }, first)
   const conn = new ConvertUpstream(pair.lan, info, settings,
