@@ -5,13 +5,14 @@ import { createLogger } from '../../../shared/src/log.ts'
 import { warmUp } from '../../../shared/src/daemon/warm-up.ts'
 import { createServices } from '../../../cpe/src/cpe-services.ts'
 import { initialState } from '../../../cpe/src/cpe-state.ts'
+import { asConfig } from '../../../cpe/src/cpe-reload.ts'
 import { cpeWarmUpSteps } from '../../../cpe/src/cpe-warm-up.ts'
 import { makeCpeConfig } from '../../helpers/cpe-harness.ts'
 
 for (const mode of ['socks5', 'transparent'] as const) {
   test(`${mode}: the warm-up relays through the mode's upstream on loopback and counts nothing`, async () => {
     const config = makeCpeConfig({ mode, concentrator: { host: '192.0.2.1', port: 1080 } })
-    const state = initialState(config)
+    const state = initialState(asConfig(config))
     const registry = new Registry()
     const s = createServices(state, { log: createLogger({ level: 'silent', name: 'test' }), registry, kernelMib: false, listenManagement: false })
     const r = await warmUp(cpeWarmUpSteps(s, state), { budgetMs: 3000 })
