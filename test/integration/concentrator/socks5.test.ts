@@ -33,6 +33,28 @@ test('pipelined greeting + CONNECT + data in one write reaches the echo server',
   assert.equal(await metricValue(conc, 'hybrid_auth_attempts_total', { method: 'none', result: 'success' }), 1)
 })
 
+/** The first chunk the client reads after writing `bytes` in one write. */
+async function firstChunk (port: number, bytes: Buffer): Promise<Buffer> {
+  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+  socket.on('error', () => {})
+  await once(socket, 'connect')
+  socket.write(bytes)
+  const [chunk] = await once(socket, 'data') as [Buffer]
+  socket.destroy()
+  return chunk
+}
+
+test('pipelined request: the method reply and the CONNECT reply (or refusal) leave in one write', async (t) => {
+  const echo = await echoServer(t)
+  const { port } = await startConcentrator(t, makeConfig({}))
+  const ok = await firstChunk(port(), Buffer.concat([GREETING_NOAUTH, connectRequest(ECHO_HOST, echo.port), Buffer.from('hello')]))
+  assert.equal(ok.subarray(0, 6).toString('hex'), '050005000001', 'method reply, then REP 00, in the first chunk')
+  assert.ok(ok.length >= 12)
+  const refused = await firstChunk(port(), Buffer.concat([GREETING_NOAUTH, connectRequest('10.0.0.1', 80)]))
+  assert.equal(refused.toString('hex').slice(0, 8), '05000502', 'method reply, then REP 02, in the first chunk')
+  assert.equal(refused.length, 12)
+})
+
 test('stepwise handshake, one message per write', async (t) => {
   const echo = await echoServer(t)
   const { port } = await startConcentrator(t, makeConfig({}))
