@@ -19,6 +19,7 @@ import type { ConcentratorServices, ConcentratorState } from './concentrator-sta
 import { updateListenerGauge } from './concentrator-reload.ts'
 import { createTransparentMode } from './modes/transparent-mode.ts'
 import { startProbeResponder } from './probe/probe-responder.ts'
+import { udpProxyPart } from './udp/udp-proxy-part.ts'
 
 const SWEEP_MS = 5000
 
@@ -129,6 +130,6 @@ export function concentratorParts (s: ConcentratorServices, state: ConcentratorS
     ...(s.inWorker ? [{ name: 'config check', start: () => { checkConfig(state.initial) } }] : [...machine.journalParts, ...machine.kernelParts]),
     ...own([hostAddressesPart, dataPlanePart, runtimePart]),
     ...(s.inWorker ? [] : machine.joinParts),
-    ...own([listenersPart, transparentPart, probePart, mgmtPart, timersPart])
+    ...own([listenersPart, udpProxyPart, transparentPart, probePart, mgmtPart, timersPart])
   ]
 }

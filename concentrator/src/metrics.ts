@@ -14,6 +14,7 @@ import type { MetricSpec } from '../../shared/src/metrics/metric-spec.ts'
 import type { DaemonMetricsReference } from '../../shared/src/metrics/metrics-reference.ts'
 import { createRegistry } from '../../shared/src/metrics/registry.ts'
 import { ProbeDropReason } from './probe/probe-gate.ts'
+import { createUdpMetrics, udpMetricSpecs } from './udp/udp-metrics.ts'
 
 /** SOCKS5 REP values 0–8 (RFC 1928 §6) as label values. */
 export const Socks5RepLabel = ['0', '1', '2', '3', '4', '5', '6', '7', '8'] as const
@@ -86,7 +87,8 @@ export const concentratorMetricSpecs = {
     unit: 'listeners',
     help: 'Proxy listeners currently bound, by socket protocol actually in use.',
     labels: { protocol: ['mptcp', 'tcp'] }
-  })
+  }),
+  ...udpMetricSpecs
 } as const
 
 /** Specs for docs/metrics.md (scripts/metrics-reference.mjs). */
@@ -103,7 +105,8 @@ function createOwnMetrics (registry: Registry) {
     connectionsMax: createPlainGauge(registry, s.connectionsMax),
     listenersBound: createGauge(registry, s.listenersBound),
     probesAnswered: createPlainCounter(registry, s.probesAnswered),
-    probesDropped: createCounter(registry, s.probesDropped)
+    probesDropped: createCounter(registry, s.probesDropped),
+    ...createUdpMetrics(registry)
   }
 }
 
