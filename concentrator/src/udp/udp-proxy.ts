@@ -87,6 +87,10 @@ export async function startUdpProxy (config: UdpConfig, deps: UdpProxyDeps): Pro
     // A session that fails (a bad preface, a GOAWAY) must not leave its socket open.
     const session = created as http2.Http2Session | undefined
     session?.on('close', () => { socket.destroy() })
+    // The client's preface and SETTINGS within limits.handshakeTimeoutMs, as for a SOCKS5 greeting.
+    const deadline = setTimeout(() => { socket.destroy() }, deps.runtime().limits.handshakeTimeoutMs).unref()
+    session?.once('remoteSettings', () => { clearTimeout(deadline) })
+    socket.once('close', () => { clearTimeout(deadline) })
   })
   server.on('error', (err) => { log.error({ err }, 'udp proxy listener error') })
   const a = server.address()

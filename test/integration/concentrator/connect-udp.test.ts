@@ -290,9 +290,9 @@ test('a stream ending inside a capsule, or a capsule over the budget, is reset (
   assert.equal(p.flowCount(), 0)
 })
 
-test('garbage, resets and vanished clients never crash the proxy', async (t) => {
+test('garbage, silence, resets and vanished clients never crash the proxy', async (t) => {
   const echo = await udpEcho(t)
-  const p = await startProxy(t, udpConfig())
+  const p = await startProxy(t, udpConfig({}, { limits: { handshakeTimeoutMs: 500 } }))
   // Not HTTP/2 at all.
   const raw = net.connect(p.port, '127.0.0.1')
   raw.on('error', () => {})
@@ -301,6 +301,13 @@ test('garbage, resets and vanished clients never crash the proxy', async (t) => 
   await eventually(() => p.connections() === 1)
   raw.end(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))
   await eventually(() => p.connections() === 0)
+  // Silent after connecting: closed at the handshake deadline (limits.handshakeTimeoutMs, 500 ms here).
+  const silent = net.connect(p.port, '127.0.0.1')
+  silent.on('error', () => {})
+  t.after(() => { silent.destroy() })
+  await once(silent, 'connect')
+  await eventually(() => p.connections() === 1)
+  await eventually(() => p.connections() === 0, 3000)
   const session = await h2(t, p.port)
   for (let i = 0; i < 20; i++) {
     const flow = await request(session, connectUdp(ECHO_HOST, echo.port))
