@@ -19,6 +19,8 @@ import { buildRuntime } from '../../../concentrator/src/build-runtime.ts'
 import type { ConcentratorConfig } from '../../../concentrator/src/config/config.ts'
 import { createConcentratorMetrics } from '../../../concentrator/src/metrics.ts'
 import { startUdpProxy } from '../../../concentrator/src/udp/udp-proxy.ts'
+import { dial } from '../../../shared/src/net/dial.ts'
+import { isMptcpFallback, socketProtocol } from '../../../shared/src/net/sockopt.ts'
 import { ECHO_HOST, eventually, makeConfig, metricValue, silentLogger, startConcentrator, tempDir } from '../../helpers/concentrator-harness.ts'
 
 interface Proxy { port: number, registry: Registry, flowCount: () => number, connections: () => number }
@@ -348,4 +350,28 @@ test('the concentrator starts the proxy from `udp` and ends its flows on stop (r
   await conc.stop()
   await flow.closed
   assert.equal(await metricValue(conc, 'hybrid_udp_flows_ended_total', { reason: 'shutdown' }), 1)
+})
+
+test('over MPTCP: an MPTCP client reaches the MPTCP listener without fallback and relays datagrams', async (t) => {
+  const echo = await udpEcho(t)
+  let p: Proxy
+  try {
+    p = await startProxy(t, udpConfig({ protocol: 'mptcp' }))
+  } catch (err) {
+    t.skip(`no kernel MPTCP here: ${(err as Error).message}`)
+    return
+  }
+  const socket = dial({ host: '127.0.0.1', port: p.port, protocol: 'mptcp', onMptcpUnavailable: 'fail' })
+  socket.on('error', () => {})
+  await once(socket, 'connect')
+  const session = http2.connect(`http://127.0.0.1:${p.port}`, { createConnection: () => socket })
+  session.on('error', () => {})
+  t.after(() => { session.destroy() })
+  await once(session, 'remoteSettings')
+  const flow = await request(session, connectUdp(ECHO_HOST, echo.port))
+  assert.equal(flow.status, 200)
+  flow.stream.write(encodeDatagramCapsule(Buffer.from('bonded')))
+  await eventually(() => flow.datagrams.length === 1)
+  assert.equal(socketProtocol(socket), 'mptcp')
+  assert.equal(isMptcpFallback(socket), false, 'the connection to the proxy is MPTCP end to end')
 })
