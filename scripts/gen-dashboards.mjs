@@ -489,14 +489,15 @@ const concentrator = {
       [[`sum(hybrid_udp_flows_active{${S}})`, 'active'], [`sum(rate(hybrid_udp_flows_created_total{${S}}[${RI}]))`, 'opened/s'],
         [`sum by (reason) (rate(hybrid_udp_flows_ended_total{${S}}[${RI}]))`, 'ended/s {{reason}}']], { w: 12 })
     ts('UDP requests refused/s by reason',
-      'hybrid_udp_requests_refused_total: request checks (400/404/405), authorisation (407/403), flow caps (503/429), the destination policy\'s reasons (403; DNS 502/504/503), socket (503).', 'short',
-      [[`sum by (reason) (rate(hybrid_udp_requests_refused_total{${S}}[${RI}]))`, '{{reason}}']], { w: 12, stack: true })
+      'hybrid_udp_flows_refused_total (malformed 400/404/405, auth 407/403, global_cap 503, source_cap 429, policy, unavailable), and the policy\'s own reasons from hybrid_udp_policy_refusals_total.', 'short',
+      [[`sum by (reason) (rate(hybrid_udp_flows_refused_total{${S}}[${RI}]))`, '{{reason}}'],
+        [`sum by (reason) (rate(hybrid_udp_policy_refusals_total{${S}}[${RI}]))`, 'policy {{reason}}']], { w: 12 })
     ts('UDP datagrams/s by direction', 'hybrid_udp_datagrams_total relayed (up: client to target).', 'short',
       [[`sum by (direction) (rate(hybrid_udp_datagrams_total{${S}}[${RI}]))`, '{{direction}}']], { w: 8 })
     ts('UDP throughput by direction', 'hybrid_udp_bytes_total: UDP payload bytes per second (up: client to target).', 'Bps',
       [[`sum by (direction) (rate(hybrid_udp_bytes_total{${S}}[${RI}]))`, '{{direction}}']], { w: 8 })
-    ts('UDP drops/s by reason', 'hybrid_udp_datagrams_dropped_total by direction and reason (oversized, unknown_context, unknown_capsule, malformed, backpressure, send_error).', 'short',
-      [[`sum by (direction, reason) (rate(hybrid_udp_datagrams_dropped_total{${S}}[${RI}]))`, '{{direction}} {{reason}}']], { w: 8 })
+    ts('UDP drops/s by reason', 'hybrid_udp_datagrams_dropped_total by reason (oversized, unknown_context, unknown_capsule, malformed, backpressure, send_error).', 'short',
+      [[`sum by (reason) (rate(hybrid_udp_datagrams_dropped_total{${S}}[${RI}]))`, '{{reason}}']], { w: 8 })
     row('MPTCP health')
     mptcpCommon(c, S)
     row('Data plane')

@@ -17,15 +17,14 @@ export const UdpSchema = Type.Object({
   listen: UdpListenSchema,
   /** Socket protocol of the listener: `mptcp` (production; plain-TCP clients are accepted too) or `tcp`. Default `mptcp`. */
   protocol: stringEnum(['mptcp', 'tcp'], 'socket protocol of the CONNECT-UDP listener: mptcp (also accepts plain-TCP clients), or tcp', 'mptcp'),
-  /** A flow with no datagram either way for this long ends. Unit ms. Default 30000 (DNS, NTP, short exchanges). */
+  /** A flow with no datagram either way for this long ends. Unit ms. Default 30000 (Linux conntrack's UDP default; docs/udp-wire.md). */
   idleTimeoutMs: msOption(30_000, 'a flow with no datagram either way for this long ends (its socket is closed, the stream ended)', 1000, 3_600_000),
   /**
-   * Idle timeout of flows to a port in `quicPorts`. Unit ms. Default 120000: QUIC connections stay
-   * open between requests and keep NAT bindings alive with sparse PINGs; RFC 4787 REQ-5 asks UDP
-   * bindings to live at least two minutes, and a shorter timer would cut HTTP/3 connections a
-   * browser keeps for reuse.
+   * Idle timeout of flows to a port in `quicPorts`. Unit ms. Default 120000: Linux conntrack's
+   * default for a two-way UDP stream, and the upper end of common QUIC idle timeouts; a shorter
+   * timer would cut quiet HTTP/3 connections a browser keeps for reuse (docs/udp-wire.md).
    */
-  quicIdleTimeoutMs: msOption(120_000, 'idle timeout of flows to a port in quicPorts (QUIC keeps connections idle between requests; RFC 4787 REQ-5: at least 2 min)', 1000, 3_600_000),
+  quicIdleTimeoutMs: msOption(120_000, 'idle timeout of flows to a port in quicPorts (quiet QUIC connections; Linux conntrack\'s two-way UDP default)', 1000, 3_600_000),
   /** Target ports treated as QUIC for the idle timeout. Default [443]. */
   quicPorts: Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }),
     { default: [443], maxItems: 64, uniqueItems: true, description: 'target ports whose flows get quicIdleTimeoutMs (HTTP/3, QUIC)' }),

@@ -17,7 +17,7 @@ import type { Runtime } from '../runtime.ts'
 import { authoriseUdpRequest } from './udp-auth.ts'
 import { UdpFlow } from './udp-flow.ts'
 import type { FlowSlot, UdpFlowTable } from './udp-flow-table.ts'
-import type { UdpRefusalReason } from './udp-metrics.ts'
+import { isPolicyRefusal, refusalLabel, type UdpRefusalReason } from './udp-metrics.ts'
 import { checkRefusalReason, udpRefusal } from './udp-refusal.ts'
 
 export type OpenUdpSocket = (target: EndpointAddress, port: number) => Promise<dgram.Socket>
@@ -50,7 +50,8 @@ function gone (stream: http2.ServerHttp2Stream): boolean {
 /** Answer a refusal (if the stream is still there) and count it. */
 export function refuseStream (stream: http2.ServerHttp2Stream, reason: UdpRefusalReason, detail: string,
   deps: Pick<UdpStreamDeps, 'metrics' | 'log'>): void {
-  deps.metrics.udpRequestsRefused.inc({ reason })
+  deps.metrics.udpFlowsRefused.inc({ reason: refusalLabel(reason) })
+  if (isPolicyRefusal(reason)) deps.metrics.udpPolicyRefusals.inc({ reason })
   const r = udpRefusal(reason, detail)
   deps.log.debug({ err: { code: r.code, message: `${reason}: ${detail}` }, status: r.status }, 'connect-udp refused')
   if (gone(stream) || stream.headersSent) return

@@ -11,14 +11,15 @@ import type dgram from 'node:dgram'
 import http2 from 'node:http2'
 import { CapsuleReader, CapsuleType, decodeHttpDatagram, encodeDatagramCapsule, UdpPayloadContextId } from '../../../shared/src/codec/capsule.ts'
 import type { Logger } from '../../../shared/src/log.ts'
-import type { UdpDropReason, UdpFlowEndReason, UdpMetrics } from './udp-metrics.ts'
+import type { UdpDrop } from '../../../shared/src/metrics/udp-metrics.ts'
+import { endLabel, type UdpFlowEndReason, type UdpProxyMetrics } from './udp-metrics.ts'
 
 export interface UdpFlowOptions {
   readonly idleTimeoutMs: number
   readonly maxDatagramBytes: number
   readonly streamBufferMaxBytes: number
   readonly socketQueueMaxDatagrams: number
-  readonly metrics: UdpMetrics
+  readonly metrics: UdpProxyMetrics
   readonly log: Logger
   readonly now?: () => number
   /** Called exactly once, after the socket is closed. */
@@ -66,14 +67,14 @@ export class UdpFlow {
     try { this.#socket.close() } catch { /* already closed */ }
     if (!this.#stream.closed && !this.#stream.destroyed) this.#stream.close(reason === 'capsule_fault' ? NGHTTP2_PROTOCOL_ERROR : NGHTTP2_NO_ERROR)
     this.#o.metrics.udpFlowsActive.dec()
-    this.#o.metrics.udpFlowsEnded.inc({ reason })
+    this.#o.metrics.udpFlowsEnded.inc({ reason: endLabel(reason) })
     this.#o.log.debug({ reason }, 'udp flow ended')
     this.#o.onEnd(reason)
   }
 
   /** ICMP port unreachable (ECONNREFUSED on a connected socket) is a lost datagram, not the flow's end. */
   readonly #onSocketError = (err: NodeJS.ErrnoException): void => {
-    if (err.code === 'ECONNREFUSED') { this.#drop('up', 'send_error'); return }
+    if (err.code === 'ECONNREFUSED') { this.#drop('send_error'); return }
     this.#o.log.debug({ err }, 'udp flow socket error')
     this.end('socket_error')
   }
@@ -89,8 +90,9 @@ export class UdpFlow {
     else this.#arm(this.#o.idleTimeoutMs - idle)
   }
 
-  #drop (direction: 'up' | 'down', reason: UdpDropReason): void {
-    this.#o.metrics.udpDropped.inc({ direction, reason })
+  /** Counted by reason (the shared drop series has no direction label). */
+  #drop (reason: UdpDrop): void {
+    this.#o.metrics.udpDropped.inc({ reason })
   }
 
   readonly #onStreamData = (chunk: Buffer): void => {
@@ -99,7 +101,7 @@ export class UdpFlow {
       const next = this.#reader.next()
       if ('need' in next) return
       if ('fault' in next) { this.#fault(next.fault); return }
-      if (next.capsule.type !== CapsuleType.Datagram) this.#drop('up', 'unknown_capsule')
+      if (next.capsule.type !== CapsuleType.Datagram) this.#drop('unknown_capsule')
       else this.#toTarget(next.capsule.value)
       if (this.#ended !== undefined) return
     }
@@ -118,26 +120,26 @@ export class UdpFlow {
 
   #toTarget (value: Uint8Array): void {
     const d = decodeHttpDatagram(value)
-    if (!d.ok) { this.#drop('up', d.fault === 'short' ? 'malformed' : 'oversized'); return }
-    if (d.contextId !== UdpPayloadContextId) { this.#drop('up', 'unknown_context'); return }
-    if (d.payload.length > this.#o.maxDatagramBytes) { this.#drop('up', 'oversized'); return }
-    if (this.#socket.getSendQueueCount() >= this.#o.socketQueueMaxDatagrams) { this.#drop('up', 'backpressure'); return }
+    if (!d.ok) { this.#drop(d.fault === 'short' ? 'malformed' : 'oversized'); return }
+    if (d.contextId !== UdpPayloadContextId) { this.#drop('unknown_context'); return }
+    if (d.payload.length > this.#o.maxDatagramBytes) { this.#drop('oversized'); return }
+    if (this.#socket.getSendQueueCount() >= this.#o.socketQueueMaxDatagrams) { this.#drop('backpressure'); return }
     this.#last = this.#now()
     const bytes = d.payload.length
     try {
       this.#socket.send(d.payload, (err) => {
-        if (err !== null && err !== undefined) { this.#drop('up', 'send_error'); return }
+        if (err !== null && err !== undefined) { this.#drop('send_error'); return }
         this.#o.metrics.udpDatagrams.inc({ direction: 'up' })
         this.#o.metrics.udpBytes.inc({ direction: 'up' }, bytes)
       })
     } catch {
-      this.#drop('up', 'send_error')
+      this.#drop('send_error')
     }
   }
 
   readonly #onTargetDatagram = (msg: Buffer): void => {
-    if (msg.length > this.#o.maxDatagramBytes) { this.#drop('down', 'oversized'); return }
-    if (this.#stream.writableLength > this.#o.streamBufferMaxBytes) { this.#drop('down', 'backpressure'); return }
+    if (msg.length > this.#o.maxDatagramBytes) { this.#drop('oversized'); return }
+    if (this.#stream.writableLength > this.#o.streamBufferMaxBytes) { this.#drop('backpressure'); return }
     this.#last = this.#now()
     this.#stream.write(encodeDatagramCapsule(msg))
     this.#o.metrics.udpDatagrams.inc({ direction: 'down' })

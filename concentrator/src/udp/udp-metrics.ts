@@ -1,22 +1,18 @@
 /**
- * Metrics of the CONNECT-UDP proxy (docs/udp-wire.md): flows, datagrams and bytes per direction,
- * drops and refusals by reason. `up` is client → target, `down` target → client. Every label
- * value is from the closed sets below, never from the network.
+ * Metrics of the CONNECT-UDP proxy (docs/udp-wire.md). The flow, datagram, byte, drop and refusal
+ * series are the UDP set both daemons share (shared/src/metrics/udp-metrics.ts; `up` is client →
+ * target); the proxy's finer reasons below map onto its labels, and the destination policy's
+ * refusals are counted once more by policy reason (`hybrid_udp_policy_refusals_total`). Every
+ * label value is from a closed set, never from the network.
  */
 import type { Registry } from 'prom-client'
-import { createCounter, createPlainCounter, createPlainGauge, metricSpec } from '../../../shared/src/metrics/metric-spec.ts'
+import { createUdpMetrics, type UdpEndReason, type UdpRefusal } from '../../../shared/src/metrics/udp-metrics.ts'
+import { createCounter, metricSpec } from '../../../shared/src/metrics/metric-spec.ts'
 import { RefusalReason } from '../policy/refusal.ts'
 
-export const UdpDirection = ['up', 'down'] as const
-export type UdpDirection = (typeof UdpDirection)[number]
-
-/** Why a flow ended (one end path: udp-flow.ts). */
+/** Why a flow ended (one end path: udp-flow.ts); logged, and counted as its `UdpEndReason`. */
 export const UdpFlowEndReason = ['idle_timeout', 'client_closed', 'stream_reset', 'capsule_fault', 'socket_error', 'shutdown'] as const
 export type UdpFlowEndReason = (typeof UdpFlowEndReason)[number]
-
-/** Why a datagram (or a capsule that is no datagram) was not relayed. */
-export const UdpDropReason = ['oversized', 'unknown_context', 'unknown_capsule', 'malformed', 'backpressure', 'send_error'] as const
-export type UdpDropReason = (typeof UdpDropReason)[number]
 
 /** Why a CONNECT-UDP request got no flow: request checks, authorisation, caps, the policy's reasons, the socket. */
 export const UdpRefusalReason = [
@@ -25,57 +21,53 @@ export const UdpRefusalReason = [
 ] as const
 export type UdpRefusalReason = (typeof UdpRefusalReason)[number]
 
-export const udpMetricSpecs = {
-  udpFlowsActive: metricSpec({ name: 'hybrid_udp_flows_active', type: 'gauge', unit: 'flows', help: 'CONNECT-UDP flows open (one UDP socket each).', labels: {} }),
-  udpFlowsCreated: metricSpec({ name: 'hybrid_udp_flows_created_total', type: 'counter', unit: 'flows', help: 'CONNECT-UDP flows opened (answered 200).', labels: {} }),
-  udpFlowsEnded: metricSpec({
-    name: 'hybrid_udp_flows_ended_total',
-    type: 'counter',
-    unit: 'flows',
-    help: 'CONNECT-UDP flows ended, by reason (idle timeout, client closed its stream, stream reset, capsule fault, UDP socket error, shutdown).',
-    labels: { reason: UdpFlowEndReason }
-  }),
-  udpRequestsRefused: metricSpec({
-    name: 'hybrid_udp_requests_refused_total',
+export function endLabel (r: UdpFlowEndReason): UdpEndReason {
+  if (r === 'idle_timeout') return 'idle'
+  return r === 'shutdown' ? 'stopped' : 'closed'
+}
+
+const RefusalLabel: Readonly<Record<UdpRefusalReason, UdpRefusal>> = {
+  bad_request: 'malformed',
+  not_found: 'malformed',
+  method_not_allowed: 'malformed',
+  auth_required: 'auth',
+  not_trusted: 'auth',
+  max_flows: 'global_cap',
+  subscriber_max_flows: 'source_cap',
+  invalid_destination: 'policy',
+  ssrf_blocked: 'policy',
+  acl_denied: 'policy',
+  port_denied: 'policy',
+  dns_failed: 'policy',
+  dns_timeout: 'policy',
+  dns_busy: 'policy',
+  socket_error: 'unavailable'
+}
+
+export function refusalLabel (r: UdpRefusalReason): UdpRefusal {
+  return RefusalLabel[r]
+}
+
+export function isPolicyRefusal (r: UdpRefusalReason): r is RefusalReason {
+  return (Object.values(RefusalReason) as string[]).includes(r)
+}
+
+export const udpProxyMetricSpecs = {
+  udpPolicyRefusals: metricSpec({
+    name: 'hybrid_udp_policy_refusals_total',
     type: 'counter',
     unit: 'requests',
-    help: 'CONNECT-UDP requests refused, by reason: request checks (400/404/405), authorisation (407/403), caps (503/429), the destination policy\'s reasons (403, DNS 502/504/503), socket (503).',
-    labels: { reason: UdpRefusalReason }
-  }),
-  udpDatagrams: metricSpec({
-    name: 'hybrid_udp_datagrams_total',
-    type: 'counter',
-    unit: 'datagrams',
-    help: 'UDP datagrams relayed by the CONNECT-UDP proxy, by direction (up: client to target).',
-    labels: { direction: UdpDirection }
-  }),
-  udpBytes: metricSpec({
-    name: 'hybrid_udp_bytes_total',
-    type: 'counter',
-    unit: 'bytes',
-    help: 'UDP payload bytes relayed by the CONNECT-UDP proxy, by direction (up: client to target).',
-    labels: { direction: UdpDirection }
-  }),
-  udpDropped: metricSpec({
-    name: 'hybrid_udp_datagrams_dropped_total',
-    type: 'counter',
-    unit: 'datagrams',
-    help: 'Datagrams and capsules the CONNECT-UDP proxy dropped, by direction and reason (oversized, unknown context ID, unknown capsule type, malformed, backpressure, send error).',
-    labels: { direction: UdpDirection, reason: UdpDropReason }
+    help: 'CONNECT-UDP requests the destination policy refused, by policy reason (403; DNS failures 502/504/503); also in hybrid_udp_flows_refused_total{reason="policy"}.',
+    labels: { reason: Object.values(RefusalReason) }
   })
 } as const
 
-export function createUdpMetrics (registry: Registry) {
-  const s = udpMetricSpecs
+/** The shared UDP set plus the proxy's own counter (tests; the daemon gets them from createConcentratorMetrics). */
+export function createUdpProxyMetrics (registry: Registry) {
   return {
-    udpFlowsActive: createPlainGauge(registry, s.udpFlowsActive),
-    udpFlowsCreated: createPlainCounter(registry, s.udpFlowsCreated),
-    udpFlowsEnded: createCounter(registry, s.udpFlowsEnded),
-    udpRequestsRefused: createCounter(registry, s.udpRequestsRefused),
-    udpDatagrams: createCounter(registry, s.udpDatagrams),
-    udpBytes: createCounter(registry, s.udpBytes),
-    udpDropped: createCounter(registry, s.udpDropped)
+    ...createUdpMetrics(registry),
+    udpPolicyRefusals: createCounter(registry, udpProxyMetricSpecs.udpPolicyRefusals)
   }
 }
 
-export type UdpMetrics = ReturnType<typeof createUdpMetrics>
+export type UdpProxyMetrics = ReturnType<typeof createUdpProxyMetrics>

@@ -127,7 +127,7 @@ test('datagrams make the round trip through one outside binding, counted per dir
   assert.equal(await value(p, 'hybrid_udp_flows_active'), 1)
   flow.stream.end()
   await flow.closed
-  await eventually(async () => await value(p, 'hybrid_udp_flows_ended_total', { reason: 'client_closed' }) === 1)
+  await eventually(async () => await value(p, 'hybrid_udp_flows_ended_total', { reason: 'closed' }) === 1)
   assert.equal(await value(p, 'hybrid_udp_flows_active'), 0)
   assert.equal(p.flowCount(), 0)
 })
@@ -145,9 +145,7 @@ test('request checks answer 400, 404 and 405', async (t) => {
   assert.equal(get.status, 405)
   await get.closed
   assert.match(get.body(), /method_not_allowed/)
-  assert.equal(await value(p, 'hybrid_udp_requests_refused_total', { reason: 'bad_request' }), 2)
-  assert.equal(await value(p, 'hybrid_udp_requests_refused_total', { reason: 'not_found' }), 1)
-  assert.equal(await value(p, 'hybrid_udp_requests_refused_total', { reason: 'method_not_allowed' }), 1)
+  assert.equal(await value(p, 'hybrid_udp_flows_refused_total', { reason: 'malformed' }), 4)
 })
 
 test('the destination policy refuses with 403 and a Proxy-Status naming the reason', async (t) => {
@@ -164,8 +162,9 @@ test('the destination policy refuses with 403 and a Proxy-Status naming the reas
   assert.match(String(port.headers['proxy-status']), /error=http_request_denied; details="port_denied/)
   const loopbackName = await request(session, connectUdp('localhost', 53))
   assert.equal(loopbackName.status, 403)
-  assert.equal(await value(p, 'hybrid_udp_requests_refused_total', { reason: 'ssrf_blocked' }), 3)
-  assert.equal(await value(p, 'hybrid_udp_requests_refused_total', { reason: 'port_denied' }), 1)
+  assert.equal(await value(p, 'hybrid_udp_policy_refusals_total', { reason: 'ssrf_blocked' }), 3)
+  assert.equal(await value(p, 'hybrid_udp_policy_refusals_total', { reason: 'port_denied' }), 1)
+  assert.equal(await value(p, 'hybrid_udp_flows_refused_total', { reason: 'policy' }), 4)
   assert.equal(p.flowCount(), 0, 'refused requests leave no slot behind')
 })
 
@@ -208,7 +207,7 @@ test('407 without or with wrong Basic credentials, 200 with the right ones (auth
   assert.equal(right.status, 200)
   assert.equal(await value(p, 'hybrid_auth_attempts_total', { method: 'userpass', result: 'failure' }), 1)
   assert.equal(await value(p, 'hybrid_auth_attempts_total', { method: 'userpass', result: 'success' }), 1)
-  assert.equal(await value(p, 'hybrid_udp_requests_refused_total', { reason: 'auth_required' }), 2)
+  assert.equal(await value(p, 'hybrid_udp_flows_refused_total', { reason: 'auth' }), 2)
 })
 
 test('an untrusted source without configured credentials gets 403 not_trusted', async (t) => {
@@ -230,7 +229,7 @@ test('a flow without datagrams ends at its idle timeout', async (t) => {
   await flow.closed
   const took = Date.now() - started
   assert.ok(took >= 900 && took < 5000, `ended after ${took} ms`)
-  assert.equal(await value(p, 'hybrid_udp_flows_ended_total', { reason: 'idle_timeout' }), 1)
+  assert.equal(await value(p, 'hybrid_udp_flows_ended_total', { reason: 'idle' }), 1)
   assert.equal(await value(p, 'hybrid_udp_flows_active'), 0)
 })
 
@@ -251,8 +250,8 @@ test('caps: per subscriber 429, in total 503, each with connection_limit_reached
   await first.closed
   await eventually(() => total.flowCount() === 0)
   assert.equal((await request(s2, connectUdp(ECHO_HOST, echo.port))).status, 200, 'the slot is free again')
-  assert.equal(await value(per, 'hybrid_udp_requests_refused_total', { reason: 'subscriber_max_flows' }), 1)
-  assert.equal(await value(total, 'hybrid_udp_requests_refused_total', { reason: 'max_flows' }), 1)
+  assert.equal(await value(per, 'hybrid_udp_flows_refused_total', { reason: 'source_cap' }), 1)
+  assert.equal(await value(total, 'hybrid_udp_flows_refused_total', { reason: 'global_cap' }), 1)
 })
 
 test('oversized, unknown-context and unknown-type capsules are dropped and counted; the flow goes on', async (t) => {
@@ -267,7 +266,7 @@ test('oversized, unknown-context and unknown-type capsules are dropped and count
   flow.stream.write(encodeDatagramCapsule(Buffer.from('after')))
   await eventually(() => flow.datagrams.length === 1)
   assert.equal(flow.datagrams[0]?.toString(), 'after')
-  const dropped = async (reason: string): Promise<number> => value(p, 'hybrid_udp_datagrams_dropped_total', { direction: 'up', reason })
+  const dropped = async (reason: string): Promise<number> => value(p, 'hybrid_udp_datagrams_dropped_total', { reason })
   assert.equal(await dropped('oversized'), 1)
   assert.equal(await dropped('unknown_context'), 1)
   assert.equal(await dropped('unknown_capsule'), 1)
@@ -284,11 +283,11 @@ test('a stream ending inside a capsule, or a capsule over the budget, is reset (
   // this client sees a plain close; the fault is visible in the end reason.
   truncated.stream.end(encodeDatagramCapsule(Buffer.from('cut short')).subarray(0, 5))
   await truncated.closed
-  await eventually(async () => await value(p, 'hybrid_udp_flows_ended_total', { reason: 'capsule_fault' }) === 1)
+  await eventually(async () => await value(p, 'hybrid_udp_flows_ended_total', { reason: 'closed' }) === 1)
   const large = await request(session, connectUdp(ECHO_HOST, echo.port))
   large.stream.write(Buffer.concat([Buffer.from([0x00]), encodeVarint(70_000)]))
   assert.equal(await large.closed, http2.constants.NGHTTP2_PROTOCOL_ERROR)
-  assert.equal(await value(p, 'hybrid_udp_flows_ended_total', { reason: 'capsule_fault' }), 2)
+  assert.equal(await value(p, 'hybrid_udp_flows_ended_total', { reason: 'closed' }), 2)
   assert.equal(p.flowCount(), 0)
 })
 
@@ -338,7 +337,7 @@ async function freePort (): Promise<number> {
   return port
 }
 
-test('the concentrator starts the proxy from `udp` and ends its flows on stop (reason shutdown)', async (t) => {
+test('the concentrator starts the proxy from `udp` and ends its flows on stop (reason stopped)', async (t) => {
   const echo = await udpEcho(t)
   const config = makeConfig({ udp: { listen: { host: '127.0.0.1', port: await freePort() }, protocol: 'tcp' } })
   const { conc } = await startConcentrator(t, config)
@@ -349,7 +348,7 @@ test('the concentrator starts the proxy from `udp` and ends its flows on stop (r
   await eventually(() => flow.datagrams.length === 1)
   await conc.stop()
   await flow.closed
-  assert.equal(await metricValue(conc, 'hybrid_udp_flows_ended_total', { reason: 'shutdown' }), 1)
+  assert.equal(await metricValue(conc, 'hybrid_udp_flows_ended_total', { reason: 'stopped' }), 1)
 })
 
 test('over MPTCP: an MPTCP client reaches the MPTCP listener without fallback and relays datagrams', async (t) => {

@@ -11,7 +11,7 @@ import { Registry } from 'prom-client'
 import { CapsuleReader, encodeCapsule, encodeDatagramCapsule } from '../../../../shared/src/codec/capsule.ts'
 import { createLogger } from '../../../../shared/src/log.ts'
 import { UdpFlow, type UdpFlowOptions } from '../../../../concentrator/src/udp/udp-flow.ts'
-import { createUdpMetrics } from '../../../../concentrator/src/udp/udp-metrics.ts'
+import { createUdpProxyMetrics } from '../../../../concentrator/src/udp/udp-metrics.ts'
 import type { UdpFlowEndReason } from '../../../../concentrator/src/udp/udp-metrics.ts'
 
 class FakeStream extends EventEmitter {
@@ -48,7 +48,7 @@ function makeFlow (over: Partial<UdpFlowOptions> = {}) {
     maxDatagramBytes: 1000,
     streamBufferMaxBytes: 4096,
     socketQueueMaxDatagrams: 4,
-    metrics: createUdpMetrics(registry),
+    metrics: createUdpProxyMetrics(registry),
     log: createLogger({ level: 'silent', name: 't' }),
     onEnd: (r) => { ends.push(r) },
     ...over
@@ -72,7 +72,7 @@ test('to the target: dropped while the socket has its queue full, never queued h
   socket.queue = 4
   for (let i = 0; i < 1000; i++) stream.emit('data', encodeDatagramCapsule(Buffer.alloc(500)))
   assert.equal(socket.sent.length, 0)
-  assert.equal(await counter(registry, 'hybrid_udp_datagrams_dropped_total', { direction: 'up', reason: 'backpressure' }), 1000)
+  assert.equal(await counter(registry, 'hybrid_udp_datagrams_dropped_total', { reason: 'backpressure' }), 1000)
   socket.queue = 0
   stream.emit('data', encodeDatagramCapsule(Buffer.from('ok')))
   assert.equal(socket.sent.length, 1)
@@ -91,8 +91,8 @@ test('to the client: dropped while the stream holds more than its limit unsent',
   const n = r.next()
   assert.ok('capsule' in n)
   assert.equal(Buffer.from(n.capsule.value).toString('hex'), `00${Buffer.from('first').toString('hex')}`)
-  assert.equal(await counter(registry, 'hybrid_udp_datagrams_dropped_total', { direction: 'down', reason: 'backpressure' }), 100)
-  assert.equal(await counter(registry, 'hybrid_udp_datagrams_dropped_total', { direction: 'down', reason: 'oversized' }), 1)
+  assert.equal(await counter(registry, 'hybrid_udp_datagrams_dropped_total', { reason: 'backpressure' }), 100)
+  assert.equal(await counter(registry, 'hybrid_udp_datagrams_dropped_total', { reason: 'oversized' }), 1)
   flow.end('shutdown')
 })
 
@@ -104,7 +104,7 @@ test('one end path: idempotent, socket closed, stream closed once, counted once'
   assert.deepEqual(ends, ['idle_timeout'])
   assert.equal(socket.open, false)
   assert.equal(stream.rstCode, http2.constants.NGHTTP2_NO_ERROR)
-  assert.equal(await counter(registry, 'hybrid_udp_flows_ended_total', { reason: 'idle_timeout' }), 1)
+  assert.equal(await counter(registry, 'hybrid_udp_flows_ended_total', { reason: 'idle' }), 1)
   assert.equal(await counter(registry, 'hybrid_udp_flows_active'), 0)
   assert.equal(await counter(registry, 'hybrid_udp_flows_created_total'), 1)
 })
@@ -135,7 +135,7 @@ test('a reset from the client ends the flow stream_reset; ICMP unreachable is a 
   const b = makeFlow()
   b.socket.emit('error', Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }))
   assert.deepEqual(b.ends, [])
-  assert.equal(await counter(b.registry, 'hybrid_udp_datagrams_dropped_total', { direction: 'up', reason: 'send_error' }), 1)
+  assert.equal(await counter(b.registry, 'hybrid_udp_datagrams_dropped_total', { reason: 'send_error' }), 1)
   b.socket.emit('error', Object.assign(new Error('boom'), { code: 'EIO' }))
   assert.deepEqual(b.ends, ['socket_error'])
 })
