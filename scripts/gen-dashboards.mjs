@@ -484,6 +484,20 @@ const concentrator = {
       'UDP probe responder: hybrid_probe_replies_total answered, hybrid_probe_dropped_total by reason (untrusted, oversized, malformed, not_request, rate_limited).', 'short',
       [[`sum(rate(hybrid_probe_replies_total{${S}}[${RI}]))`, 'answered'],
         [`sum by (reason) (rate(hybrid_probe_dropped_total{${S}}[${RI}]))`, 'dropped {{reason}}']], { w: 24 })
+    row('CONNECT-UDP proxy')
+    ts('UDP flows', 'CONNECT-UDP flows (docs/udp-wire.md): hybrid_udp_flows_active open, hybrid_udp_flows_created_total opened/s, hybrid_udp_flows_ended_total ended/s by reason.', 'short',
+      [[`sum(hybrid_udp_flows_active{${S}})`, 'active'], [`sum(rate(hybrid_udp_flows_created_total{${S}}[${RI}]))`, 'opened/s'],
+        [`sum by (reason) (rate(hybrid_udp_flows_ended_total{${S}}[${RI}]))`, 'ended/s {{reason}}']], { w: 12 })
+    ts('UDP requests refused/s by reason',
+      'hybrid_udp_flows_refused_total (malformed 400/404/405, auth 407/403, global_cap 503, source_cap 429, policy, unavailable), and the policy\'s own reasons from hybrid_udp_policy_refusals_total.', 'short',
+      [[`sum by (reason) (rate(hybrid_udp_flows_refused_total{${S}}[${RI}]))`, '{{reason}}'],
+        [`sum by (reason) (rate(hybrid_udp_policy_refusals_total{${S}}[${RI}]))`, 'policy {{reason}}']], { w: 12 })
+    ts('UDP datagrams/s by direction', 'hybrid_udp_datagrams_total relayed (up: client to target).', 'short',
+      [[`sum by (direction) (rate(hybrid_udp_datagrams_total{${S}}[${RI}]))`, '{{direction}}']], { w: 8 })
+    ts('UDP throughput by direction', 'hybrid_udp_bytes_total: UDP payload bytes per second (up: client to target).', 'Bps',
+      [[`sum by (direction) (rate(hybrid_udp_bytes_total{${S}}[${RI}]))`, '{{direction}}']], { w: 8 })
+    ts('UDP drops/s by reason', 'hybrid_udp_datagrams_dropped_total by reason (oversized, unknown_context, unknown_capsule, malformed, backpressure, send_error).', 'short',
+      [[`sum by (reason) (rate(hybrid_udp_datagrams_dropped_total{${S}}[${RI}]))`, '{{reason}}']], { w: 8 })
     row('MPTCP health')
     mptcpCommon(c, S)
     row('Data plane')

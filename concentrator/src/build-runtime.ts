@@ -73,7 +73,7 @@ export async function buildRuntime (config: Config, deps: BuildRuntimeDeps, prev
   const file = config.auth.credentialsFile
   const verifier = file === undefined ? undefined : new CredentialVerifier(await loadCredentialsFile(file))
   // Explicit listen addresses are always refused; a wildcard's real addresses come from hostAddresses.
-  const hosts = [...config.listeners.map((l) => l.host), config.management.listen.host]
+  const hosts = [...config.listeners.map((l) => l.host), config.management.listen.host, ...(config.udp === undefined ? [] : [config.udp.listen.host])]
   const listenAddresses = hosts.filter((h) => isIP(h) !== 0 && h !== '0.0.0.0' && h !== '::')
   const resolver = timedResolver(deps.resolver ?? defaultResolver(config), deps.metrics)
   const policy = createDestinationPolicy({

@@ -21,6 +21,7 @@ import { updateListenerGauge } from './concentrator-reload.ts'
 import { concentratorWarmUpSteps } from './concentrator-warm-up.ts'
 import { createTransparentMode } from './modes/transparent-mode.ts'
 import { startProbeResponder } from './probe/probe-responder.ts'
+import { udpProxyPart } from './udp/udp-proxy-part.ts'
 
 const SWEEP_MS = 5000
 
@@ -140,6 +141,6 @@ export function concentratorParts (s: ConcentratorServices, state: ConcentratorS
     ...(s.inWorker ? [{ name: 'config check', start: () => { checkConfig(state.initial) } }] : [...machine.journalParts, ...machine.kernelParts]),
     ...own([hostAddressesPart, dataPlanePart, runtimePart]),
     ...(s.inWorker ? [] : machine.joinParts),
-    ...own([warmUpPart, listenersPart, transparentPart, probePart, mgmtPart, timersPart])
+    ...own([warmUpPart, listenersPart, udpProxyPart, transparentPart, probePart, mgmtPart, timersPart])
   ]
 }

@@ -14,6 +14,8 @@ import type { MetricSpec } from '../../shared/src/metrics/metric-spec.ts'
 import type { DaemonMetricsReference } from '../../shared/src/metrics/metrics-reference.ts'
 import { createRegistry } from '../../shared/src/metrics/registry.ts'
 import { ProbeDropReason } from './probe/probe-gate.ts'
+import { createUdpMetrics } from '../../shared/src/metrics/udp-metrics.ts'
+import { udpProxyMetricSpecs } from './udp/udp-metrics.ts'
 
 /** SOCKS5 REP values 0–8 (RFC 1928 §6) as label values. */
 export const Socks5RepLabel = ['0', '1', '2', '3', '4', '5', '6', '7', '8'] as const
@@ -86,7 +88,8 @@ export const concentratorMetricSpecs = {
     unit: 'listeners',
     help: 'Proxy listeners currently bound, by socket protocol actually in use.',
     labels: { protocol: ['mptcp', 'tcp'] }
-  })
+  }),
+  ...udpProxyMetricSpecs
 } as const
 
 /** Specs for docs/metrics.md (scripts/metrics-reference.mjs). */
@@ -103,7 +106,8 @@ function createOwnMetrics (registry: Registry) {
     connectionsMax: createPlainGauge(registry, s.connectionsMax),
     listenersBound: createGauge(registry, s.listenersBound),
     probesAnswered: createPlainCounter(registry, s.probesAnswered),
-    probesDropped: createCounter(registry, s.probesDropped)
+    probesDropped: createCounter(registry, s.probesDropped),
+    udpPolicyRefusals: createCounter(registry, s.udpPolicyRefusals)
   }
 }
 
@@ -112,7 +116,7 @@ export const concentratorMetricsReference: DaemonMetricsReference = {
   register: (registry) => { createOwnMetrics(registry) },
   section: {
     title: 'Concentrator metrics',
-    intro: 'Created by `createConcentratorMetrics(registry)` (concentrator/src/metrics.ts) next to the common metrics and the kernel MIB.',
+    intro: 'Created by `createConcentratorMetrics(registry)` (concentrator/src/metrics.ts) next to the common metrics and the kernel MIB. The CONNECT-UDP proxy also exports the UDP set both daemons share (`hybrid_udp_*`, shared/src/metrics/udp-metrics.ts), listed once, in the CPE section below.',
     specs: concentratorMetricSpecList
   }
 }
@@ -120,7 +124,7 @@ export const concentratorMetricsReference: DaemonMetricsReference = {
 export function createConcentratorMetrics (registry: Registry, options: { kernelMib?: boolean } = {}) {
   const common = createCommonMetrics(registry)
   if (options.kernelMib !== false) registerKernelMib(registry)
-  return { ...common, ...createOwnMetrics(registry) }
+  return { ...common, ...createOwnMetrics(registry), ...createUdpMetrics(registry) }
 }
 
 export type ConcentratorMetrics = ReturnType<typeof createConcentratorMetrics>

@@ -45,6 +45,12 @@ export const ErrorCodes = {
   HYBRID_ERR_DNS_FAILED: 'name resolution failed',
   HYBRID_ERR_DNS_TIMEOUT: 'name resolution timed out',
   HYBRID_ERR_DNS_BUSY: 'no DNS lookup slot free',
+  // --- udp (CONNECT-UDP proxy, RFC 9298) -----------------------------------------------------
+  HYBRID_ERR_UDP_BAD_REQUEST: 'CONNECT-UDP request is malformed or not for the UDP proxy',
+  HYBRID_ERR_UDP_AUTH_FAILED: 'CONNECT-UDP request is not authorised',
+  HYBRID_ERR_UDP_FLOW_LIMIT: 'CONNECT-UDP flow cap reached',
+  HYBRID_ERR_UDP_SOCKET: 'UDP socket of a flow cannot be opened',
+  HYBRID_ERR_UDP_CAPSULE_FAULT: 'CONNECT-UDP capsule stream is malformed',
   // --- convert (RFC 8803) --------------------------------------------------------------------
   HYBRID_ERR_CONVERT_BAD_MAGIC: 'Convert header magic number is not 0x2263',
   HYBRID_ERR_CONVERT_BAD_LENGTH: 'Convert header Total Length is 0',

@@ -58,7 +58,7 @@ function prefixProblems (path: readonly string[], texts: readonly string[] | und
 }
 
 /**
- * Two listeners (or one and the management API) on the same address and port: the second bind fails at start
+ * Two listeners (or one and the management API or the CONNECT-UDP listener) on the same address and port: the second bind fails at start
  * (EADDRINUSE). Port 0 (ephemeral) never clashes.
  */
 function listenerProblems (config: ConcentratorConfig): CheckProblem[] {
@@ -66,7 +66,8 @@ function listenerProblems (config: ConcentratorConfig): CheckProblem[] {
   const seen = new Map<string, string>()
   const endpoints = [
     ...config.listeners.map((l, i) => ({ host: l.host, port: l.port, path: ['listeners', i, 'port'] })),
-    { host: config.management.listen.host, port: config.management.listen.port, path: ['management', 'listen', 'port'] }
+    { host: config.management.listen.host, port: config.management.listen.port, path: ['management', 'listen', 'port'] },
+    ...(config.udp === undefined ? [] : [{ host: config.udp.listen.host, port: config.udp.listen.port, path: ['udp', 'listen', 'port'] }])
   ]
   for (const e of endpoints) {
     if (e.port === 0) continue

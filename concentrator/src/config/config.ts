@@ -16,6 +16,7 @@ import { OverloadSchema } from '../../../shared/src/config/overload-schema.ts'
 import { KernelSchema } from './kernel.ts'
 import { DestinationPolicySchema } from '../policy/destination-policy-schema.ts'
 import { WorkersSchema } from './workers.ts'
+import { UdpSchema } from './udp.ts'
 
 export { LogSchema }
 
@@ -134,7 +135,9 @@ export const ConfigSchema = Type.Object({
   /** Overload manager: resources, thresholds, hysteresis; see docs/overload.md. */
   overload: OverloadSchema,
   /** Worker processes sharing the listeners (SO_REUSEPORT); 1 = one process, 0 = one per CPU; read at start only; see docs/scale-out.md. */
-  workers: WorkersSchema
+  workers: WorkersSchema,
+  /** CONNECT-UDP proxy (RFC 9298 over HTTP/2), off when absent; read at start only; see docs/udp-wire.md. */
+  udp: Type.Optional(UdpSchema)
 }, { additionalProperties: false })
 
 export type Config = Static<typeof ConfigSchema>

@@ -1,7 +1,7 @@
 /**
  * What a reload may change in a running concentrator (pure). Applied in place (concentrator.ts):
  * log level, limits, auth, policy, convert, listeners (changed ones re-bound). Read at start only:
- * `management`, `mptcp`, `transparent`, `join`, `probe`, `kernel`, `stateDir`, `dataPlane`, `workers`
+ * `management`, `mptcp`, `transparent`, `join`, `probe`, `kernel`, `stateDir`, `dataPlane`, `workers`, `udp`
  * and `policy.hostAddresses.refuse` — a reload that changes one of them is refused as a whole with
  * HYBRID_ERR_CONFIG_INVALID naming the first key that differs ("needs a restart"), and the running
  * configuration stays (the CPE's reload plan does the same: cpe/src/config/reload-plan.ts).
@@ -20,6 +20,7 @@ const FIXED: StartOnlyKeys<ConcentratorConfig> = [
   ['dataPlane', (c) => c.dataPlane],
   // The supervisor forks the workers at start (concentrator/src/workers/supervisor.ts).
   ['workers', (c) => c.workers],
+  ['udp', (c) => c.udp],
   // Whether the host's addresses are read and watched at all (the `except` list reloads).
   ['policy.hostAddresses.refuse', (c) => c.policy.hostAddresses.refuse]
 ]

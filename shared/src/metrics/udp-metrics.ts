@@ -15,7 +15,7 @@ export const UdpRefusal = ['global_cap', 'source_cap', 'policy', 'auth', 'unavai
 export type UdpRefusal = (typeof UdpRefusal)[number]
 /** Why a datagram was dropped. */
 export const UdpDrop = [
-  'malformed', 'fragment', 'queue_full', 'backpressure', 'flow_refused', 'cap', 'oversized', 'unknown_context', 'unknown_capsule'
+  'malformed', 'fragment', 'queue_full', 'backpressure', 'flow_refused', 'cap', 'oversized', 'unknown_context', 'unknown_capsule', 'send_error'
 ] as const
 export type UdpDrop = (typeof UdpDrop)[number]
 
@@ -66,7 +66,7 @@ export const udpMetricSpecs = {
     name: 'hybrid_udp_datagrams_dropped_total',
     type: 'counter',
     unit: 'datagrams',
-    help: 'UDP datagrams dropped, by reason: malformed packet, IP fragment, open queue full, stream backpressure, flow refused, flow cap, oversized, unknown context ID or capsule type.',
+    help: 'UDP datagrams dropped, by reason: malformed packet, IP fragment, open queue full, stream backpressure, flow refused, flow cap, oversized, unknown context ID or capsule type, send error (the concentrator\'s UDP socket refused it, or ICMP unreachable).',
     labels: { reason: UdpDrop }
   })
 } as const

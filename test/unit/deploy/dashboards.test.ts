@@ -12,6 +12,7 @@ import {
 } from '../../helpers/dashboard-metrics.ts'
 import { PLANNED_METRICS, SCRAPE_GENERATED_METRICS } from '../../fixtures/planned-metrics.ts'
 import type { MetricOwner } from '../../fixtures/planned-metrics.ts'
+import { udpMetricSpecList } from '../../../shared/src/metrics/udp-metrics.ts'
 
 const root = new URL('../../../', import.meta.url)
 const read = (path: string): string => readFileSync(new URL(path, root), 'utf8')
@@ -42,6 +43,8 @@ function implementedMetrics (): Map<string, MetricOwner | undefined> {
     const owner: MetricOwner | undefined = /both/i.test(heading) ? 'both' : /cpe/i.test(heading) ? 'cpe' : /concentrator/i.test(heading) ? 'concentrator' : undefined
     for (const m of section.matchAll(/^\| `([a-zA-Z_:][\w:]*)` \|/gm)) if (m[1] !== undefined) out.set(m[1], owner)
   }
+  // The shared UDP set is exported by both daemons; docs/metrics.md lists it once, under the CPE.
+  for (const spec of udpMetricSpecList) out.set(spec.name, 'both')
   return out
 }
 

@@ -34,6 +34,7 @@ const cases: Case[] = [
   { name: 'kernel.rtoMaxMs below 120000 without tcpRetries2', extra: { kernel: { rtoMaxMs: 5000 } }, path: '/kernel/tcpRetries2', message: /rtoMaxMs below 120000/ },
   { name: 'two listeners on the same host and port', extra: { listeners: [listener, { ...listener, mode: 'convert' }] }, path: '/listeners/1/port', message: /already used by \/listeners\/0\/port/ },
   { name: 'management API on a listener\'s host and port', extra: { management: { listen: { host: '192.0.2.1', port: 1080 } } }, path: '/management/listen/port', message: /already used/ },
+  { name: 'CONNECT-UDP listener on a listener\'s host and port', extra: { udp: { listen: { host: '192.0.2.1', port: 1080 } } }, path: '/udp/listen/port', message: /already used by \/listeners\/0\/port/ },
   { name: 'management headersTimeoutMs above requestTimeoutMs', extra: { management: { limits: { headersTimeoutMs: 20_000, requestTimeoutMs: 10_000 } } }, path: '/management/limits/headersTimeoutMs', message: /must not exceed/ },
   { name: 'auth.trustedPrefixes entry that is no prefix', extra: { auth: { trustedPrefixes: ['192.0.2.0/24', '10.0.0.0/33'] } }, path: '/auth/trustedPrefixes/1', message: /invalid prefix/ },
   { name: 'policy.ownAddresses entry that is no prefix', extra: { policy: { ownAddresses: ['nope'] } }, path: '/policy/ownAddresses/0', message: /invalid prefix/ },
