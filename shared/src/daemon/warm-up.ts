@@ -35,12 +35,15 @@ export async function warmUp (steps: readonly WarmUpStep[], opts: { log?: Logger
   const started = performance.now()
   const deadline = started + (opts.budgetMs ?? WARM_UP_BUDGET_MS)
   const results: WarmUpStepResult[] = []
+  // Set by the budget timer: a timer may fire a fraction of a millisecond before `deadline` by
+  // performance.now(), and the next step must not then start with that fraction left.
+  let spent = false
   for (const step of steps) {
     const t0 = performance.now()
     const left = deadline - t0
-    if (left <= 0) { results.push({ name: step.name, ms: 0, ok: false, error: 'budget spent' }); continue }
+    if (spent || left <= 0) { results.push({ name: step.name, ms: 0, ok: false, error: 'budget spent' }); continue }
     const ac = new AbortController()
-    const timer = setTimeout(() => { ac.abort(new Error(`warm-up step over budget (${Math.round(left)} ms)`)) }, left)
+    const timer = setTimeout(() => { spent = true; ac.abort(new Error(`warm-up step over budget (${Math.round(left)} ms)`)) }, left)
     try {
       await abortable(step.run(ac.signal), ac.signal)
       results.push({ name: step.name, ms: performance.now() - t0, ok: true })
