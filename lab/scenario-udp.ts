@@ -37,6 +37,8 @@ export async function startUdpEcho (lab: Lab): Promise<{ child: ChildProcess, so
       if (l.type === 'source') sources.push({ address: l.address, port: l.port })
     }
   })
+  // startScript's ready wait closed its line reader, which paused the stream.
+  child.stdout?.resume()
   return { child, sources }
 }
 

@@ -89,8 +89,9 @@ describe('LAN UDP over CONNECT-UDP', { skip: skip ?? false, concurrency: false, 
 
   test('a destination the concentrator\'s policy refuses costs the flow, not the daemons', async () => {
     const s = session as ModeSession
-    // The service address is in policy.ownAddresses: refused as a destination (403).
-    const r = await udpStream(lab, lab.plan.service.v4, ['--seconds', '1'])
+    // hag's internet-side address is one of the concentrator host's own: refused as a destination
+    // (403). (Not the service address: the CPE never intercepts traffic to its concentrator.)
+    const r = await udpStream(lab, lab.plan.internet.hag.v4, ['--seconds', '1'])
     assert.equal(r.received, 0)
     assert.ok(await s.cpe.metric('hybrid_udp_flows_refused_total', { reason: 'policy' }) >= 1)
     assert.equal((await udpStream(lab, inet().v4, ['--seconds', '1'])).lost, 0, 'the next flow works')

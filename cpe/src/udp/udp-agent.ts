@@ -41,6 +41,14 @@ export interface UdpAgentOptions {
 
 const MAX_DELETE_REPEATS = 8
 
+/**
+ * A link-local /32 on the TUN device. The kernel's reverse-path check refuses every packet that
+ * arrives on a device without an IPv4 address whenever rp_filter is on (strict or loose:
+ * `fib_validate_source` goes to its last resort), and the replies enter from this device; with an
+ * address, the loose check passes as for any interface. Nothing is routed to it.
+ */
+export const UDP_DEVICE_ADDRESS = '169.254.77.1/32'
+
 export interface UdpFlowView {
   readonly key: FlowKey
   readonly state: UdpFlow['state']
@@ -119,8 +127,10 @@ export class UdpAgent {
   async #startDevice (): Promise<void> {
     const c = this.#o.config
     this.#dev = openTun(c.device)
+    await this.#o.run(['ip', 'addr', 'add', UDP_DEVICE_ADDRESS, 'dev', c.device, 'scope', 'link'])
     await this.#o.run(['ip', 'link', 'set', c.device, 'up'])
-    // Replies enter from this device with Internet sources: strict reverse-path filtering would drop them.
+    // Replies enter from this device with Internet sources: strict reverse-path filtering would drop
+    // them, loose lets them in (the effective value is the higher of `all` and the device's).
     writeFileSync(`/proc/sys/net/ipv4/conf/${c.device}/rp_filter`, '2')
     this.#o.log.info({ device: c.device }, 'UDP TUN device up')
   }
