@@ -2,7 +2,8 @@
  * `npm run lab -- --scenario udp`: LAN UDP over the hybrid line (docs/udp.md). Socks5 mode with
  * `udp.enabled` on the CPE and the CONNECT-UDP proxy on the concentrator's service address; a UDP
  * echo server on inet (lab/udp-flow.ts serve). Runs, one after the other:
- *   baseline      a 50 pps, 160-byte flow (like a voice call) for 5 s: loss, longest gap, RTT;
+ *   native        a 50 pps, 160-byte flow (like a voice call) for 5 s to a port the CPE bypasses;
+ *   baseline      the same flow through the concentrator: loss, longest gap, RTT;
  *   dsl-blackhole the same flow for 10 s, DSL blackholed from 3 s to 7 s: loss and longest gap;
  *   dsl-carrier   the same with DSL's carrier down instead;
  *   short-flows   200 DNS-like flows (a new 5-tuple each, one datagram and its echo), 20 at a time;
@@ -18,6 +19,8 @@ import type { BulkResult, FlowsResult, StreamResult } from './udp-flow.ts'
 
 export const UDP_PROXY_PORT = 7400
 export const UDP_ECHO_PORT = 9000
+/** The same echo server on a port the CPE bypasses (udp.bypassPorts): the native path, for comparison. */
+export const UDP_NATIVE_PORT = 9001
 
 const sleep = async (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -26,7 +29,7 @@ export interface UdpSource { readonly address: string, readonly port: number }
 /** The echo server on inet (v4 and v6), with the sources it has seen so far. */
 export async function startUdpEcho (lab: Lab): Promise<{ child: ChildProcess, sources: UdpSource[] }> {
   const inet = lab.plan.internet.servers[0] as { v4: string, v6: string }
-  const child = await lab.startScript('inet', 'lab/udp-flow.ts', ['serve', '--listen', inet.v4, '--listen', inet.v6, '--port', String(UDP_ECHO_PORT)])
+  const child = await lab.startScript('inet', 'lab/udp-flow.ts', ['serve', '--listen', inet.v4, '--listen', inet.v6, '--port', String(UDP_ECHO_PORT), '--port', String(UDP_NATIVE_PORT)])
   const sources: UdpSource[] = []
   let buf = ''
   child.stdout?.on('data', (d: Buffer) => {
@@ -47,7 +50,7 @@ export async function startUdpSession (lab: Lab, log?: (m: string) => void): Pro
   return startModeSession(lab, 'socks5', {
     ...(log === undefined ? {} : { log }),
     overrides: {
-      cpe: { udp: { enabled: true, port: UDP_PROXY_PORT } },
+      cpe: { udp: { enabled: true, port: UDP_PROXY_PORT, bypassPorts: [UDP_NATIVE_PORT] } },
       concentrator: { udp: { listen: { host: lab.plan.service.v4, port: UDP_PROXY_PORT } } }
     }
   })
@@ -60,9 +63,9 @@ async function runTool<T> (lab: Lab, args: readonly string[], type: string): Pro
   return line as unknown as T
 }
 
-/** A constant-rate flow from the LAN host to `host` (the echo port). */
-export async function udpStream (lab: Lab, host: string, args: readonly string[] = []): Promise<StreamResult> {
-  return runTool<StreamResult>(lab, ['stream', '--host', host, '--port', String(UDP_ECHO_PORT), ...args], 'result')
+/** A constant-rate flow from the LAN host to `host` (the echo port; `port` UDP_NATIVE_PORT for the native path). */
+export async function udpStream (lab: Lab, host: string, args: readonly string[] = [], port = UDP_ECHO_PORT): Promise<StreamResult> {
+  return runTool<StreamResult>(lab, ['stream', '--host', host, '--port', String(port), ...args], 'result')
 }
 
 /** Many short flows from the LAN host to `host`. */
@@ -90,6 +93,8 @@ export async function streamThroughFault (lab: Lab, host: string, state: 'blackh
 }
 
 export interface UdpScenarioReport {
+  /** The same flow on the native path (a bypassed port: DSL only, no concentrator). */
+  readonly native: StreamResult
   readonly baseline: StreamResult
   readonly dslBlackhole: StreamResult
   readonly dslCarrier: StreamResult
@@ -106,7 +111,8 @@ export async function runUdpScenario (lab: Lab, log: (m: string) => void): Promi
   const session = await startUdpSession(lab, log)
   const host = (lab.plan.internet.servers[0] as { v4: string }).v4
   try {
-    log('udp: baseline, 50 pps for 5 s')
+    log('udp: native path (bypassed port), then through the concentrator: 50 pps for 5 s each')
+    const native = await udpStream(lab, host, ['--seconds', '5'], UDP_NATIVE_PORT)
     const baseline = await udpStream(lab, host, ['--seconds', '5'])
     log('udp: DSL blackhole during a 50 pps flow')
     const dslBlackhole = await streamThroughFault(lab, host, 'blackhole')
@@ -124,7 +130,7 @@ export async function runUdpScenario (lab: Lab, log: (m: string) => void): Promi
     const bulkDown = await udpBulk(lab, host, 'down', 0.9 * (rates.down.dsl + rates.down.lte))
     const bulkUp = await udpBulk(lab, host, 'up', 0.9 * (rates.up.dsl + rates.up.lte))
     const concentratorFlows = await session.concentrator.metric('hybrid_udp_flows_created_total')
-    return { baseline, dslBlackhole, dslCarrier, shortFlows, bulkDown, bulkUp, rates, concentratorFlows }
+    return { native, baseline, dslBlackhole, dslCarrier, shortFlows, bulkDown, bulkUp, rates, concentratorFlows }
   } finally {
     await session.stop()
     echo.child.kill('SIGTERM')
@@ -140,7 +146,8 @@ export function formatUdpReport (r: UdpScenarioReport): string {
     '',
     '| Run | Sent | Lost | Dup | Reordered | Longest gap ms | RTT p50 ms | RTT p99 ms | RTT max ms |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
-    row('baseline', r.baseline),
+    row('native path (bypassed port, DSL)', r.native),
+    row('through the concentrator', r.baseline),
     row('DSL blackhole 4 s', r.dslBlackhole),
     row('DSL carrier loss 4 s', r.dslCarrier),
     '',

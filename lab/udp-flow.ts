@@ -1,7 +1,7 @@
 /**
  * UDP flow tool of the lab (docs/udp.md), run inside a lab namespace:
  *
- *   serve --listen H [--listen H6] --port P
+ *   serve --listen H [--listen H6] --port P [--port P2]
  *        echo server: every datagram goes back unchanged to its sender; prints {"type":"ready"},
  *        then {"type":"source", address, port} for each new sender (what the far end sees)
  *   stream --host H --port P [--pps 50] [--size 160] [--seconds 10] [--src-port N]
@@ -65,10 +65,10 @@ function sendBulk (s: Socket, id: string, req: Buffer, address: string, port: nu
 
 function print (o: Record<string, unknown>): void { process.stdout.write(JSON.stringify(o) + '\n') }
 
-async function serve (hosts: readonly string[], port: number): Promise<void> {
+async function serve (hosts: readonly string[], ports: readonly number[]): Promise<void> {
   const seen = new Set<string>()
   const sockets: Socket[] = []
-  for (const host of hosts) {
+  for (const [host, port] of hosts.flatMap((h) => ports.map((p) => [h, p] as const))) {
     const s = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: isIPv6(host) })
     s.on('message', (msg, rinfo) => {
       const id = `${rinfo.address}|${rinfo.port}`
@@ -271,7 +271,7 @@ function bulkResult (direction: 'up' | 'down', mbps: number, seconds: number, se
 const OPTIONS = {
   listen: { type: 'string', multiple: true },
   host: { type: 'string' },
-  port: { type: 'string' },
+  port: { type: 'string', multiple: true },
   pps: { type: 'string', default: '50' },
   size: { type: 'string' },
   seconds: { type: 'string', default: '10' },
@@ -290,8 +290,8 @@ function hostOf (v: Values): string {
   return v.host
 }
 
-const COMMANDS: Record<string, (v: Values, port: number) => Promise<void>> = {
-  serve: async (v, port) => { await serve(v.listen ?? [], port) },
+const COMMANDS: Record<string, (v: Values, port: number, ports: readonly number[]) => Promise<void>> = {
+  serve: async (v, _port, ports) => { await serve(v.listen ?? [], ports) },
   stream: async (v, port) => {
     const pps = Number(v.pps)
     const seconds = Number(v.seconds)
@@ -314,11 +314,11 @@ const COMMANDS: Record<string, (v: Values, port: number) => Promise<void>> = {
 async function main (): Promise<void> {
   const [cmd = '', ...rest] = process.argv.slice(2)
   const { values } = parseArgs({ args: rest, options: OPTIONS })
-  const port = Number(values.port)
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error('--port 1–65535 required')
+  const ports = (values.port ?? []).map(Number)
+  if (ports.length === 0 || ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) throw new Error('--port 1–65535 required')
   const run = COMMANDS[cmd]
   if (run === undefined) throw new Error(`usage: udp-flow.ts ${Object.keys(COMMANDS).join('|')} … (got ${JSON.stringify(cmd)})`)
-  await run(values, port)
+  await run(values, ports[0] as number, ports)
 }
 
 main().catch((err: unknown) => {
