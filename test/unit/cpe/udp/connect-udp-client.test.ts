@@ -65,6 +65,20 @@ function client (port: number, over: Partial<ConstructorParameters<typeof Connec
   })
 }
 
+/** A client whose connects are counted. */
+function countingClient (port: number): { c: ConnectUdpClient, connects: () => number } {
+  let n = 0
+  const c = client(port, {
+    connect: async () => {
+      n++
+      const s = net.connect(port, '127.0.0.1')
+      await once(s, 'connect')
+      return s
+    }
+  })
+  return { c, connects: () => n }
+}
+
 interface Recorder extends TunnelHandlers {
   readonly got: string[]
   readonly drops: UdpDrop[]
@@ -117,24 +131,14 @@ test('datagrams sent before the 2xx are held, then echoed back in order; the req
 })
 
 test('one HTTP/2 session carries many flows', async (t) => {
-  let connects = 0
   const srv = await server(t, echo())
-  const base = client(srv.port)
-  t.after(async () => { await base.close() })
-  const c = client(srv.port, {
-    connect: async () => {
-      connects++
-      const s = net.connect(srv.port, '127.0.0.1')
-      await once(s, 'connect')
-      return s
-    }
-  })
+  const { c, connects } = countingClient(srv.port)
   t.after(async () => { await c.close() })
   const recs = Array.from({ length: 5 }, () => recorder())
   recs.forEach((r, i) => { c.open({ host: '192.0.2.7', port: 1000 + i }, r).send(Buffer.from(`flow ${i}`)) })
   for (const r of recs) await r.until(() => r.got.length === 1)
   assert.deepEqual(recs.map((r) => r.got[0]), [0, 1, 2, 3, 4].map((i) => `flow ${i}`))
-  assert.equal(connects, 1)
+  assert.equal(connects(), 1)
 })
 
 test('refusals by status: 403 policy, 407 auth, 503 unavailable, 400 malformed, 500 upstream_error', async (t) => {
@@ -190,15 +194,7 @@ test('a malformed capsule stream from the concentrator resets the flow', async (
 
 test('a server without extended CONNECT, then no server: flows are refused as unavailable, with a back-off', async (t) => {
   const srv = await server(t, echo(), false)
-  let connects = 0
-  const c = client(srv.port, {
-    connect: async () => {
-      connects++
-      const s = net.connect(srv.port, '127.0.0.1')
-      await once(s, 'connect')
-      return s
-    }
-  })
+  const { c, connects } = countingClient(srv.port)
   t.after(async () => { await c.close() })
   const a = recorder()
   c.open({ host: '192.0.2.7', port: 9 }, a)
@@ -209,7 +205,7 @@ test('a server without extended CONNECT, then no server: flows are refused as un
   c.open({ host: '192.0.2.7', port: 10 }, b)
   assert.equal(b.ends.length, 1, 'refused at once during the back-off')
   assert.match((b.ends[0] as { detail: string }).detail, /back-off/)
-  assert.equal(connects, 1)
+  assert.equal(connects(), 1)
 
   const dead = client(1) // nothing listens on port 1 of 127.0.0.1
   t.after(async () => { await dead.close() })
