@@ -48,10 +48,9 @@ export interface UdpProxy {
 export const UDP_STREAM_WINDOW_BYTES = 512 * 1024
 export const UDP_SESSION_WINDOW_BYTES = 2 * 1024 * 1024
 
-export async function startUdpProxy (config: UdpConfig, deps: UdpProxyDeps): Promise<UdpProxy> {
+/** The h2c server: sessions with the raised windows, each stream to connect-udp-stream.ts. */
+function createH2Server (config: UdpConfig, deps: UdpProxyDeps, flows: UdpFlowTable, onSession: (s: http2.Http2Session) => void): http2.Http2Server {
   const log = deps.log
-  const flows = new UdpFlowTable(config)
-  const sockets = new Set<net.Socket>()
   const sources = new WeakMap<http2.Http2Session, string>()
   // Flow-control windows far above HTTP/2's 64 KiB default: at 40 ms RTT 64 KiB caps one flow at
   // ~13 Mbit/s. What each end buffers stays bounded by the datagram-dropping limits, not by the window.
@@ -67,12 +66,11 @@ export async function startUdpProxy (config: UdpConfig, deps: UdpProxyDeps): Pro
     ...(deps.now === undefined ? {} : { now: deps.now }),
     ...(deps.openSocket === undefined ? {} : { openSocket: deps.openSocket })
   }
-  let created: http2.Http2Session | undefined
   h2.on('session', (session) => {
-    created = session
     session.setLocalWindowSize(UDP_SESSION_WINDOW_BYTES)
     session.on('error', (err) => { log.debug({ err }, 'udp proxy session error'); session.destroy() })
     sources.set(session, sourceKey(session.socket.remoteAddress))
+    onSession(session)
   })
   h2.on('stream', (stream, headers) => {
     stream.on('error', (err) => { log.debug({ err }, 'udp proxy stream error') })
@@ -83,6 +81,30 @@ export async function startUdpProxy (config: UdpConfig, deps: UdpProxyDeps): Pro
     })
   })
   h2.on('sessionError', (err) => { log.debug({ err }, 'udp proxy session error') })
+  return h2
+}
+
+/** One accepted connection into the h2c server, with the preface deadline and Nagle off. */
+function acceptH2 (socket: net.Socket, h2: http2.Http2Server, sessionOf: () => http2.Http2Session | undefined, handshakeTimeoutMs: number): void {
+  // Datagrams are small writes that must leave at once: Nagle would hold a reply until the
+  // previous one is acknowledged (the lab measured +18 ms RTT with it).
+  socket.setNoDelay(true)
+  h2.emit('connection', socket) // emits 'session' synchronously
+  // A session that fails (a bad preface, a GOAWAY) must not leave its socket open.
+  const session = sessionOf()
+  session?.on('close', () => { socket.destroy() })
+  // The client's preface and SETTINGS within limits.handshakeTimeoutMs, as for a SOCKS5 greeting.
+  const deadline = setTimeout(() => { socket.destroy() }, handshakeTimeoutMs).unref()
+  session?.once('remoteSettings', () => { clearTimeout(deadline) })
+  socket.once('close', () => { clearTimeout(deadline) })
+}
+
+export async function startUdpProxy (config: UdpConfig, deps: UdpProxyDeps): Promise<UdpProxy> {
+  const log = deps.log
+  const flows = new UdpFlowTable(config)
+  const sockets = new Set<net.Socket>()
+  let created: http2.Http2Session | undefined
+  const h2 = createH2Server(config, deps, flows, (session) => { created = session })
   let accepting = true
   let protocol: 'mptcp' | 'tcp' = config.protocol
   const server = await listen({
@@ -95,20 +117,10 @@ export async function startUdpProxy (config: UdpConfig, deps: UdpProxyDeps): Pro
   }, (socket) => {
     socket.on('error', () => {})
     if (!accepting || sockets.size >= config.maxConnections) { socket.destroy(); return }
-    // Datagrams are small writes that must leave at once: Nagle would hold a reply until the
-    // previous one is acknowledged (the lab measured +18 ms RTT with it).
-    socket.setNoDelay(true)
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
     created = undefined
-    h2.emit('connection', socket) // emits 'session' synchronously, which sets `created`
-    // A session that fails (a bad preface, a GOAWAY) must not leave its socket open.
-    const session = created as http2.Http2Session | undefined
-    session?.on('close', () => { socket.destroy() })
-    // The client's preface and SETTINGS within limits.handshakeTimeoutMs, as for a SOCKS5 greeting.
-    const deadline = setTimeout(() => { socket.destroy() }, deps.runtime().limits.handshakeTimeoutMs).unref()
-    session?.once('remoteSettings', () => { clearTimeout(deadline) })
-    socket.once('close', () => { clearTimeout(deadline) })
+    acceptH2(socket, h2, () => created, deps.runtime().limits.handshakeTimeoutMs)
   })
   server.on('error', (err) => { log.error({ err }, 'udp proxy listener error') })
   const a = server.address()
