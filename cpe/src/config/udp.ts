@@ -29,8 +29,8 @@ export const UdpSchema = Type.Object({
   maxFlows: integerOption({ default: 4096, minimum: 1, maximum: 1_000_000, unit: 'flows', description: 'UDP flows at once' }),
   /** UDP flows at once per LAN host. Default 512. */
   maxFlowsPerHost: integerOption({ default: 512, minimum: 1, maximum: 1_000_000, unit: 'flows', description: 'UDP flows at once per LAN source address' }),
-  /** Datagrams held per flow while its CONNECT-UDP stream opens; more are dropped and counted. Default 32. */
-  openQueue: integerOption({ default: 32, minimum: 0, maximum: 4096, unit: 'datagrams', description: 'datagrams held per flow while its stream opens' }),
+  /** Datagrams held per flow until its CONNECT-UDP stream exists (the session being set up); more are dropped and counted. Default 32. */
+  openQueue: integerOption({ default: 32, minimum: 0, maximum: 4096, unit: 'datagrams', description: 'datagrams held per flow until its stream exists (session set-up)' }),
   /** Bytes a flow's stream may hold unsent before datagrams are dropped (UDP semantics, no unbounded buffering). Default 262144. */
   maxBufferedBytes: integerOption({
     default: 262_144, minimum: 1500, maximum: 67_108_864, unit: 'bytes', description: 'bytes a flow may hold unsent towards the concentrator before datagrams are dropped'
