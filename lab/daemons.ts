@@ -116,6 +116,13 @@ export async function startDaemon (spec: DaemonSpec): Promise<DaemonHandle> {
   }
   // A temporary directory goes after a clean exit; a failed daemon's logs stay for diagnosis.
   const cleanUp = async (code: number | null): Promise<void> => {
+    // The daemon's children may hold its stdout after it died (a SIGKILLed supervisor's workers
+    // log their own drain): stop copying into the log before ending it, and discard the rest,
+    // or a late chunk is a 'write after end' thrown in the test process.
+    for (const out of [child.stdout, child.stderr]) {
+      out?.unpipe(log)
+      out?.resume()
+    }
     await new Promise((resolve) => { log.end(resolve) })
     if (!ownDir || code !== 0) return
     removedTail = logTail(LOG_TAIL_KEPT)
