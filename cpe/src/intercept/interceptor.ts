@@ -24,6 +24,7 @@ import { runCommand, type CommandRunner } from '../../../shared/src/sys/command.
 import type { JournalRecorder } from '../../../shared/src/sys/crash-journal.ts'
 import { NftOwner } from '../../../shared/src/sys/nft-owner.ts'
 import { localEndpoint, type Endpoint } from '../../../shared/src/net/endpoint.ts'
+import { installRoutingPlan, removeRoutingPlan } from './routing-plan.ts'
 import { buildInterceptRouting, buildInterceptRuleset, NFT_FAMILY, NFT_TABLE, type InterceptRulesetInput } from './intercept-ruleset.ts'
 
 /** The address the LAN client connected to (the TPROXY socket's local side). */
@@ -50,8 +51,6 @@ export interface InterceptorOptions {
   /** The fwmark rule and the local route are recorded before they are added (crash-journal.ts). */
   journal?: JournalRecorder
 }
-
-const MAX_DELETE_REPEATS = 8
 
 /** The socket's local side, IPv4-mapped prefix of a dual-stack socket stripped. */
 export function originalDestinationOf (socket: net.Socket): OriginalDestination | undefined {
@@ -160,10 +159,8 @@ export class Interceptor extends EventEmitter<{ holderExit: [code: number | null
 
   async #installRouting (): Promise<void> {
     const plan = buildInterceptRouting(this.#opts.config.intercept)
-    await this.#removeAll(plan.remove)
     this.#routingInstalled = true
-    for (const undo of plan.remove) this.#opts.journal?.record({ kind: 'command', undo })
-    for (const argv of plan.add) await this.#run(argv)
+    await installRoutingPlan(plan, this.#run, this.#opts.journal)
     this.#opts.log.info({ commands: plan.add.length }, 'interception policy routing installed')
   }
 
@@ -185,15 +182,6 @@ export class Interceptor extends EventEmitter<{ holderExit: [code: number | null
     this.#opts.log.info({ holderPid: owner.pid, table: `${NFT_FAMILY} ${NFT_TABLE}` }, 'interception ruleset installed')
   }
 
-  /** Each delete repeated until it fails (nothing left to delete). */
-  async #removeAll (commands: readonly string[][]): Promise<void> {
-    for (const argv of commands) {
-      for (let i = 0; i < MAX_DELETE_REPEATS; i++) {
-        try { await this.#run(argv) } catch { break }
-      }
-    }
-  }
-
   /** Close the listeners: new connections flow natively, intercepted ones keep working. */
   stopAccepting (): void {
     const servers = this.#servers
@@ -213,9 +201,7 @@ export class Interceptor extends EventEmitter<{ holderExit: [code: number | null
     if (owner !== undefined) await owner.close()
     if (this.#routingInstalled) {
       this.#routingInstalled = false
-      const remove = buildInterceptRouting(this.#opts.config.intercept).remove
-      await this.#removeAll(remove)
-      for (const undo of remove) this.#opts.journal?.forget({ kind: 'command', undo })
+      await removeRoutingPlan(buildInterceptRouting(this.#opts.config.intercept), this.#run, this.#opts.journal)
     }
   }
 }

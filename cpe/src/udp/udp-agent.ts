@@ -23,6 +23,7 @@ import { FlowTable, type FlowKey } from '../../../shared/src/udp/flow-table.ts'
 import type { UdpMetrics } from '../../../shared/src/metrics/udp-metrics.ts'
 import type { UdpConfig } from '../config/udp.ts'
 import { buildUdpRouting } from '../intercept/intercept-ruleset.ts'
+import { installRoutingPlan, removeRoutingPlan } from '../intercept/routing-plan.ts'
 import { ConnectUdpClient, type ConnectUdpClientOptions } from './connect-udp-client.ts'
 import { UdpFlow } from './udp-flow.ts'
 
@@ -38,8 +39,6 @@ export interface UdpAgentOptions {
   /** Sweep period of idle flows. Default 1000 ms. */
   readonly sweepMs?: number
 }
-
-const MAX_DELETE_REPEATS = 8
 
 /**
  * A link-local /32 on the TUN device. The kernel's reverse-path check refuses every packet that
@@ -136,28 +135,15 @@ export class UdpAgent {
   }
 
   async #installRouting (): Promise<void> {
-    const plan = buildUdpRouting(this.#o.config, this.#o.ipv6)
-    await this.#removeAll(plan.remove)
     this.#routing = true
-    for (const undo of plan.remove) this.#o.journal?.record({ kind: 'command', undo })
-    for (const argv of plan.add) await this.#o.run(argv)
+    await installRoutingPlan(buildUdpRouting(this.#o.config, this.#o.ipv6), this.#o.run, this.#o.journal)
     this.#o.log.info({ table: this.#o.config.routeTable, mark: this.#o.config.mark }, 'LAN UDP policy routing installed')
   }
 
   async #removeRouting (): Promise<void> {
     if (!this.#routing) return
     this.#routing = false
-    const remove = buildUdpRouting(this.#o.config, this.#o.ipv6).remove
-    await this.#removeAll(remove)
-    for (const undo of remove) this.#o.journal?.forget({ kind: 'command', undo })
-  }
-
-  async #removeAll (commands: readonly string[][]): Promise<void> {
-    for (const argv of commands) {
-      for (let i = 0; i < MAX_DELETE_REPEATS; i++) {
-        try { await this.#o.run(argv) } catch { break }
-      }
-    }
+    await removeRoutingPlan(buildUdpRouting(this.#o.config, this.#o.ipv6), this.#o.run, this.#o.journal)
   }
 
   #startReader (): void {
