@@ -100,8 +100,6 @@ const journalPart = ({ s, state }: Kit): Startable => ({
   start: async () => {
     const { initial } = state
     checkMode(initial)
-    const l = initial.limits
-    state.caps = new ConnectionCaps({ maxConnections: effectiveMaxConnections(l.maxConnections), perSourceMaxConnections: l.perSourceMaxConnections })
     state.journal = await openJournalAndRecover({ dir: initial.stateDir, name: 'cpe', log: s.log, run: runCommand })
   }
 })
@@ -121,15 +119,15 @@ const uplinksPart = ({ s, state, journal, stopHeld }: Kit): Startable => ({
 
 const redialsPart = ({ s }: Kit): Startable => ({ name: 'redials', start: () => {}, stop: () => { s.redials.stop() } })
 
-// The caps were made before the data plane started: once it has (its splice pipes reserved), the
-// derived connection cap leaves room for them.
+// The caps are made once the data plane has started: with its splice pipes reserved, the derived
+// connection cap leaves room for them. No connection is admitted before (interception comes later).
 const dataPlanePart = ({ s, state }: Kit): Startable => ({
   name: 'data plane',
   start: async () => {
     await s.dataPlane.start()
     const l = state.initial.limits
     const maxConnections = effectiveMaxConnections(l.maxConnections, undefined, s.dataPlane.reservedFds())
-    state.caps?.setLimits({ maxConnections, perSourceMaxConnections: l.perSourceMaxConnections })
+    state.caps = new ConnectionCaps({ maxConnections, perSourceMaxConnections: l.perSourceMaxConnections })
   },
   stop: s.dataPlane.stop
 })
