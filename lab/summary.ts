@@ -69,6 +69,12 @@ export function profileRate (p: AccessProfile, direction: FlowDirection): number
   return direction === 'download' ? p.down.rateMbit : p.up.rateMbit
 }
 
+/** The value at quantile `q` (0..1) of an ascending array (index ⌊q·n⌋, clamped); NaN for none. */
+export function quantile (sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number
+}
+
 export function median (xs: readonly number[]): number | null {
   if (xs.length === 0) return null
   const s = [...xs].sort((a, b) => a - b)

@@ -11,6 +11,9 @@ import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 import type { ChildProcess } from 'node:child_process'
 import { createNamespace, removeNamespace, veth, type Netns } from './netns.ts'
+import { quantile } from './summary.ts'
+
+export { quantile }
 
 export const ADDR = {
   client4: '192.0.2.2',
@@ -131,10 +134,4 @@ async function iperfOnce (lab: ThreeNodeLab, host: string, o: { seconds: number,
   const bps = j.end?.sum_received?.bits_per_second
   if (bps === undefined) throw new Error(`iperf3 to ${host}: ${j.error ?? 'no result'}`)
   return bps / 1e6
-}
-
-/** Parse a quantile from a sorted array. */
-export function quantile (sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number
 }

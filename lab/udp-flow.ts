@@ -23,6 +23,7 @@ import { createSocket, type Socket } from 'node:dgram'
 import { once } from 'node:events'
 import { isIPv6 } from 'node:net'
 import { parseArgs } from 'node:util'
+import { quantile } from './summary.ts'
 
 const MAX_DATAGRAMS = 100_000
 const TAIL_MS = 2000
@@ -63,6 +64,9 @@ function sendBulk (s: Socket, id: string, req: Buffer, address: string, port: nu
   tick()
 }
 
+/** Two decimals, for the printed figures. */
+const r2 = (x: number): number => Math.round(x * 100) / 100
+
 function print (o: Record<string, unknown>): void { process.stdout.write(JSON.stringify(o) + '\n') }
 
 async function serve (hosts: readonly string[], ports: readonly number[]): Promise<void> {
@@ -97,11 +101,6 @@ export interface StreamResult {
   readonly rttP50Ms: number
   readonly rttP99Ms: number
   readonly rttMaxMs: number
-}
-
-function quantile (sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number
 }
 
 async function stream (host: string, port: number, pps: number, size: number, seconds: number, srcPort: number): Promise<StreamResult> {
@@ -144,7 +143,6 @@ async function stream (host: string, port: number, pps: number, size: number, se
   await new Promise((resolve) => setTimeout(resolve, TAIL_MS))
   s.close()
   const sorted = rtts.sort((a, b) => a - b)
-  const r2 = (x: number): number => Math.round(x * 100) / 100
   return {
     sent: total,
     received,
@@ -190,7 +188,6 @@ async function flows (host: string, port: number, count: number, parallel: numbe
   }
   await Promise.all(Array.from({ length: Math.max(1, Math.min(parallel, count)) }, worker))
   const sorted = rtts.sort((a, b) => a - b)
-  const r2 = (x: number): number => Math.round(x * 100) / 100
   return {
     count,
     answered: rtts.length,
@@ -256,7 +253,6 @@ async function bulkDown (host: string, port: number, mbps: number, seconds: numb
 }
 
 function bulkResult (direction: 'up' | 'down', mbps: number, seconds: number, sent: number, received: number, size: number): BulkResult {
-  const r2 = (x: number): number => Math.round(x * 100) / 100
   return {
     direction,
     offeredMbps: mbps,
