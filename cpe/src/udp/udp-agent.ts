@@ -161,10 +161,12 @@ export class UdpAgent {
     const pk = d.packet
     const key: FlowKey = { family: pk.family, src: pk.src, srcPort: pk.srcPort, dst: pk.dst, dstPort: pk.dstPort }
     const now = this.#now()
-    const existing = this.#table.get(key)
-    if (existing?.holdOver(now) === true) {
+    const flow = this.#table.touch(key, now)
+    if (flow !== undefined && !flow.holdOver(now)) { flow.up(pk.payload); return }
+    if (flow !== undefined) {
+      // A refused flow whose hold is over: a new request for the next datagram.
       this.#table.delete(key)
-      existing.finish('refused')
+      flow.finish('refused')
     }
     const r = this.#table.admit(key, pk.src, now, () => this.#newFlow(key))
     if ('refused' in r) {
@@ -172,11 +174,9 @@ export class UdpAgent {
       m.udpDropped.inc({ reason: 'cap' })
       return
     }
-    if (r.created) {
-      m.udpFlowsCreated.inc()
-      m.udpFlowsActive.set(this.#table.size)
-      r.flow.attach(this.#client.open({ host: key.dst, port: key.dstPort }, r.flow.handlers))
-    }
+    m.udpFlowsCreated.inc()
+    m.udpFlowsActive.set(this.#table.size)
+    r.flow.attach(this.#client.open({ host: key.dst, port: key.dstPort }, r.flow.handlers))
     r.flow.up(pk.payload)
   }
 

@@ -88,8 +88,8 @@ export const streamDataPlane: DataPlane = {
 /** At start: warn when maxConnections × 2 + the reserved fds (pipes) + 64 exceed RLIMIT_NOFILE. */
 function checkFdBudget (opts: DataPlaneOptions, reserved: number): void {
   if (opts.maxConnections === undefined) return
-  const nofile = opts.openFilesLimit ?? readOpenFilesLimit
-  const budget = fdBudget(effectiveMaxConnections(opts.maxConnections, nofile, reserved), nofile(), reserved)
+  const nofile = (opts.openFilesLimit ?? readOpenFilesLimit)()
+  const budget = fdBudget(effectiveMaxConnections(opts.maxConnections, () => nofile, reserved), nofile, reserved)
   if (!budget.fits) opts.log?.warn({ fdsNeeded: budget.needed, nofile: budget.nofile }, budget.message ?? 'fd budget exceeds RLIMIT_NOFILE')
 }
 
