@@ -191,14 +191,13 @@ class Tunnel implements UdpTunnel {
     }
     this.#stream = stream
     this.#flushHeld()
-    const timer = setTimeout(() => { this.#refuse('unavailable', undefined, 'no response to CONNECT-UDP'); stream.close(http2.constants.NGHTTP2_CANCEL) },
-      this.#o.timeoutMs ?? 5000)
+    // end() (through #refuse) resets the stream.
+    const timer = setTimeout(() => { this.#refuse('unavailable', undefined, 'no response to CONNECT-UDP') }, this.#o.timeoutMs ?? 5000)
     stream.on('response', (headers) => {
       clearTimeout(timer)
       const status = Number(headers[':status'])
       if (status >= 200 && status < 300) { this.#opened(); return }
       this.#refuse(refusalOf(status), status, String(headers['proxy-status'] ?? ''))
-      stream.close(http2.constants.NGHTTP2_NO_ERROR)
     })
     stream.on('data', (chunk: Buffer) => { this.#onData(chunk, stream) })
     stream.on('error', () => {})
